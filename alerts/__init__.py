@@ -1,0 +1,1 @@
+"""Alert engine: archive-room standards as data, rules, alert lifecycle and notifications."""

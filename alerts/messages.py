@@ -1,0 +1,66 @@
+"""Bilingual alert titles (Chinese and English): a small message catalogue keyed by rule and detail."""
+
+from __future__ import annotations
+
+from alerts.model import Condition
+
+__all__ = ["QUANTITY_NAMES", "STATE_NAMES", "title"]
+
+QUANTITY_NAMES: dict[str, tuple[str, str]] = {
+    "temperature": ("温度", "temperature"),
+    "humidity": ("相对湿度", "relative humidity"),
+    "smoke": ("烟雾", "smoke"),
+    "door": ("门", "door"),
+    "leak": ("漏水", "water leak"),
+    "light": ("光照", "light"),
+    "uv": ("紫外线", "UV"),
+    "battery": ("电池", "battery"),
+}
+
+STATE_NAMES: dict[str, tuple[str, str]] = {
+    "pending": ("待定", "pending"),
+    "active": ("告警中", "active"),
+    "acknowledged": ("已确认", "acknowledged"),
+    "cleared": ("已恢复", "cleared"),
+    "closed": ("已关闭", "closed"),
+    "cancelled": ("已撤销", "cancelled"),
+}
+
+_TITLES: dict[str, tuple[str, str]] = {
+    "band/low": ("{where}{q_zh}低于下限 {limit}", "{where}{q_en} below the lower limit {limit}"),
+    "band/high": ("{where}{q_zh}高于上限 {limit}", "{where}{q_en} above the upper limit {limit}"),
+    "stability": ("{where}{q_zh}日波动超限（每昼夜 ≤ {limit}）", "{where}daily {q_en} fluctuation over {limit}"),
+    "stability_24h": ("{where}{q_zh}24 小时波动接近超限", "{where}{q_en} fluctuation over {limit} in the last 24 h"),
+    "rate": ("{where}{q_zh}变化过快", "{where}{q_en} changing too fast"),
+    "mould": ("{where}霉变风险：相对湿度 ≥ {limit}%", "{where}mould risk: RH ≥ {limit} %"),
+    "stale": ("{where}传感器离线/无数据", "{where}sensor offline / no data"),
+    "battery": ("{where}电池电量低", "{where}battery low"),
+    "stuck": ("{where}{q_zh}读数长时间不变（传感器疑似故障）", "{where}{q_en} reading stuck"),
+    "smoke": ("{where}检测到烟雾！", "{where}SMOKE detected!"),
+    "leak": ("{where}检测到漏水！", "{where}WATER LEAK detected!"),
+    "door_open": ("{where}库房门长时间未关", "{where}door left open"),
+    "door_hours": ("{where}非工作时间开门", "{where}door opened outside working hours"),
+}
+
+
+def title(condition: Condition, language: str) -> tuple[str, str]:
+    """Titles of the alert a condition drives.
+
+    Args:
+        condition: the condition.
+        language: unused for the pair; kept so callers state which one they show first.
+
+    Returns:
+        ``(chinese, english)``.
+    """
+    del language
+    key = f"{condition.rule}/{condition.detail}"
+    zh, en = _TITLES.get(key) or _TITLES.get(condition.rule) or ("{where}告警 " + condition.rule,
+                                                                   "{where}alert " + condition.rule)
+    q_zh, q_en = QUANTITY_NAMES.get(condition.quantity or "", (condition.quantity or "", condition.quantity or ""))
+    where = f"{condition.room} {condition.sensor or ''}".strip()
+    limit = "" if condition.limit is None else f"{condition.limit:g}"
+    return (
+        zh.format(where=f"{where}：", q_zh=q_zh, limit=limit),
+        en.format(where=f"{where}: ", q_en=q_en, limit=limit),
+    )

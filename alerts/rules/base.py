@@ -1,0 +1,85 @@
+"""The rule interface: a rule turns readings and time into conditions; the engine runs the lifecycle."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from alerts.model import Condition, RuleContext, SensorInfo
+from alerts.settings import Severity
+from archmon.domain import Reading
+
+__all__ = ["Rule", "hysteresis"]
+
+
+class Rule:
+    """Base class of every rule kind.
+
+    A rule is a small state machine over its own memory (last values, windows, timers). It reports
+    :class:`Condition` objects; delays, clear delays and the alert lifecycle are the engine's job, so
+    every rule gets them the same way.
+
+    Attributes:
+        name: registry name (``band``, ``stale``...), also the ``rule`` field of alerts.
+        default_severity: severity unless the site's ``[alerts.rules.<name>]`` sets another.
+    """
+
+    name: ClassVar[str] = ""
+    default_severity: ClassVar[Severity] = "major"
+
+    def __init__(self, ctx: RuleContext, severity: Severity | None = None) -> None:
+        self.ctx = ctx
+        self.severity: Severity = severity or self.default_severity
+
+    def start(self, now_ms: int) -> None:
+        """Called once with the engine's first notion of time (after :meth:`restore`)."""
+
+    def on_reading(self, reading: Reading, sensor: SensorInfo) -> list[Condition]:
+        """Judge one reading of a configured sensor."""
+        return []
+
+    def on_availability(self, sensor: SensorInfo, state: str, ts_ms: int) -> list[Condition]:
+        """Judge an availability (``online``/``offline``) message."""
+        return []
+
+    def next_due(self) -> int | None:
+        """The next time (ms) this rule wants :meth:`on_due` called, or None."""
+        return None
+
+    def on_due(self, now_ms: int) -> list[Condition]:
+        """Time-driven judgements that fall due at or before ``now_ms``."""
+        return []
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able memory to survive a restart."""
+        return {}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Reload what :meth:`snapshot` returned."""
+
+    def condition(self, sensor: SensorInfo, key: str, state: bool | None, ts_ms: int, **extra: Any) -> Condition:
+        """A condition of this rule about ``sensor`` (room and severity filled in)."""
+        return Condition(
+            rule=self.name, key=key, room=sensor.room, sensor=sensor.id, state=state, ts_ms=ts_ms,
+            severity=self.severity, **{"quantity": None, **extra},
+        )
+
+
+def hysteresis(value: float, limit: float, margin: float, *, above: bool) -> bool | None:
+    """Position of ``value`` against a limit with a clear margin.
+
+    Args:
+        value: the measured value.
+        limit: the limit.
+        margin: how far back inside the value must be to count as clearly fine.
+        above: True when exceeding the limit upwards is the violation.
+
+    Returns:
+        True past the limit, False past the clear margin, None in between.
+    """
+    if above:
+        if value > limit:
+            return True
+        return False if value <= limit - margin else None
+    if value < limit:
+        return True
+    return False if value >= limit + margin else None

@@ -1,0 +1,25 @@
+"""Battery low: a battery below ``alerts.battery.low`` %."""
+
+from __future__ import annotations
+
+from alerts.model import Condition, SensorInfo
+from alerts.rules.base import Rule, hysteresis
+from archmon.domain import Reading
+
+__all__ = ["BatteryRule"]
+
+
+class BatteryRule(Rule):
+    """Fires at once below ``low`` %; clears at ``low + clear_margin`` % (a new battery)."""
+
+    name = "battery"
+    default_severity = "warning"
+
+    def on_reading(self, reading: Reading, sensor: SensorInfo) -> list[Condition]:
+        if reading.quantity != "battery":
+            return []
+        settings = self.ctx.settings.battery
+        state = hysteresis(reading.value, settings.low, settings.clear_margin, above=False)
+        return [self.condition(
+            sensor, sensor.id, state, reading.ts_ms, quantity="battery", value=reading.value, limit=settings.low,
+        )]

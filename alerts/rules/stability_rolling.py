@@ -1,0 +1,56 @@
+"""24 h stability, early warning: the same limit applied to a rolling 24 h window."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alerts.model import Condition, SensorInfo
+from alerts.rules._window import Window
+from alerts.rules.base import Rule, hysteresis
+from alerts.rules.stability import day_fluctuation
+from archmon.domain import Reading
+
+__all__ = ["RollingStabilityRule"]
+
+_DAY_MS = 86_400_000
+_MARGIN = 0.2  # clears at 80 % of the limit
+
+
+class RollingStabilityRule(Rule):
+    """Warns as soon as the last 24 h already break the day's stability limit.
+
+    Interpretation A compares the window's max − min with the limit; B compares the current value's
+    deviation from the set-point (or the window's mean). Clears once below 80 % of the limit.
+    """
+
+    name = "stability_24h"
+    default_severity = "warning"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._windows: dict[tuple[str, str], Window] = {}
+
+    def on_reading(self, reading: Reading, sensor: SensorInfo) -> list[Condition]:
+        limits = sensor.profile.stability
+        limit = limits.limit(reading.quantity)
+        if limit is None or not limits.rolling:
+            return []
+        window = self._windows.setdefault((sensor.id, reading.quantity), Window(_DAY_MS))
+        window.add(reading.ts_ms, reading.value)
+        if limits.interpretation == "A":
+            value = day_fluctuation(window.min, window.max, window.mean, interpretation="A")
+        else:
+            centre = limits.setpoint(reading.quantity)
+            value = abs(reading.value - (window.mean if centre is None else centre))
+        state = hysteresis(value, limit, limit * _MARGIN, above=True)
+        return [self.condition(
+            sensor, f"{sensor.id}/{reading.quantity}", state, reading.ts_ms, quantity=reading.quantity,
+            value=value, limit=limit, clear_delay_s=sensor.profile.timing.clear_delay_s,
+            detail=limits.interpretation,
+        )]
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"windows": [[s, q, w.dump()] for (s, q), w in self._windows.items()]}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self._windows = {(s, q): Window.load(_DAY_MS, items) for s, q, items in data.get("windows", [])}

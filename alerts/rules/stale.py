@@ -1,0 +1,90 @@
+"""Stale/offline: no reading for N × the sensor's expected interval; availability messages add evidence."""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+from alerts.model import Condition, SensorInfo
+from alerts.rules.base import Rule
+from archmon.domain import Reading
+
+__all__ = ["StaleRule"]
+
+
+class StaleRule(Rule):
+    """A sensor is online while it reported within its timeout (``stale.factor`` × expected interval).
+
+    The timeout runs from the last reading (or from the engine's start for a sensor never heard of).
+    An ``offline`` availability message marks the sensor stale at once; ``online`` alone does not
+    clear it, only a reading does (availability is extra evidence, not the only one).
+    """
+
+    name = "stale"
+    default_severity = "major"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._last: dict[str, int] = {}
+        self._offline: set[str] = set()
+        self._heap: list[tuple[int, str]] = []
+
+    def _timeout_ms(self, sensor: SensorInfo) -> int:
+        stale = self.ctx.settings.stale
+        return int(max(stale.factor * sensor.expected_interval_s, stale.min_timeout_s) * 1000)
+
+    def start(self, now_ms: int) -> None:
+        for sensor in self.ctx.sensors.values():
+            last = self._last.setdefault(sensor.id, now_ms)
+            heapq.heappush(self._heap, (last + self._timeout_ms(sensor), sensor.id))
+
+    def on_reading(self, reading: Reading, sensor: SensorInfo) -> list[Condition]:
+        last = self._last.get(sensor.id)
+        if last is not None and reading.ts_ms <= last and sensor.id not in self._offline:
+            return []
+        self._last[sensor.id] = max(reading.ts_ms, last or reading.ts_ms)
+        self._offline.discard(sensor.id)
+        heapq.heappush(self._heap, (self._last[sensor.id] + self._timeout_ms(sensor), sensor.id))
+        return [self.condition(sensor, sensor.id, False, reading.ts_ms, limit=self._timeout_ms(sensor) / 1000)]
+
+    def on_availability(self, sensor: SensorInfo, state: str, ts_ms: int) -> list[Condition]:
+        timeout = self._timeout_ms(sensor)
+        last = self._last.get(sensor.id, ts_ms)
+        if state == "offline":
+            self._offline.add(sensor.id)
+            return [self.condition(
+                sensor, sensor.id, True, ts_ms, value=(ts_ms - last) / 1000, limit=timeout / 1000,
+                detail="offline",
+            )]
+        self._offline.discard(sensor.id)
+        silent = ts_ms - last >= timeout
+        return [self.condition(
+            sensor, sensor.id, True if silent else None, ts_ms, value=(ts_ms - last) / 1000, limit=timeout / 1000,
+        )]
+
+    def next_due(self) -> int | None:
+        while self._heap:
+            due, sensor_id = self._heap[0]
+            sensor = self.ctx.sensors.get(sensor_id)
+            if sensor is not None and due == self._last.get(sensor_id, 0) + self._timeout_ms(sensor):
+                return due
+            heapq.heappop(self._heap)  # superseded by a later reading
+        return None
+
+    def on_due(self, now_ms: int) -> list[Condition]:
+        out = []
+        while (due := self.next_due()) is not None and due <= now_ms:
+            _, sensor_id = heapq.heappop(self._heap)
+            sensor = self.ctx.sensors[sensor_id]
+            timeout = self._timeout_ms(sensor)
+            out.append(self.condition(
+                sensor, sensor_id, True, due, value=timeout / 1000, limit=timeout / 1000, detail="silent",
+            ))
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"last": self._last, "offline": sorted(self._offline)}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self._last = {k: int(v) for k, v in data.get("last", {}).items()}
+        self._offline = set(data.get("offline", []))

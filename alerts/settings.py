@@ -1,0 +1,166 @@
+"""Site-level alert settings: the ``[alerts]`` table of ``archmon.toml``, validated with pydantic.
+
+Environmental limits live in the standard profiles (see :mod:`alerts.profiles`); this table holds what
+is about the site: rule switches and severities, stale/battery/stuck/door parameters, working hours and
+holidays, repeat and escalation intervals, and site-wide profile overrides.
+
+Example::
+
+    [alerts]
+    language = "zh"
+    [alerts.rules.rate]
+    enabled = false
+    [alerts.stale]
+    factor = 3
+    [alerts.working_hours]
+    start = "08:30"
+    end = "17:30"
+    holidays = [2024-10-01, 2024-10-02]
+    [alerts.profiles.paper]
+    humidity = { high = 65 }
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "SEVERITIES",
+    "AlertSettings",
+    "BatterySettings",
+    "DoorSettings",
+    "NotifySettings",
+    "RuleSettings",
+    "Severity",
+    "StaleSettings",
+    "StuckSettings",
+    "WorkingHours",
+]
+
+Severity = Literal["critical", "major", "minor", "warning"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "major", "minor", "warning")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RuleSettings(_Model):
+    """Switch a rule off or change its severity."""
+
+    enabled: bool = True
+    severity: Severity | None = None
+
+
+class StaleSettings(_Model):
+    """A sensor is stale after ``factor`` × its expected interval without a reading (at least ``min_timeout_s``)."""
+
+    factor: float = Field(default=3.0, gt=1)
+    min_timeout_s: float = Field(default=0.0, ge=0)
+
+
+class BatterySettings(_Model):
+    """Battery low below ``low`` %, cleared at ``low + clear_margin``."""
+
+    low: float = Field(default=20.0, gt=0, le=100)
+    clear_margin: float = Field(default=5.0, ge=0)
+
+
+class StuckSettings(_Model):
+    """A quantity that always varies reports the same value (within ``tolerance``) for ``hours``."""
+
+    hours: float = Field(default=6.0, gt=0)
+    tolerance: float = Field(default=0.0, ge=0)
+    quantities: list[str] = Field(default_factory=lambda: ["temperature", "humidity"])
+
+
+class DoorSettings(_Model):
+    """A door open longer than ``open_max_s`` raises an alert."""
+
+    open_max_s: float = Field(default=600.0, gt=0)
+
+
+class WorkingHours(_Model):
+    """Site working hours in the site's time zone, with holidays and make-up working days (调休).
+
+    Attributes:
+        start: ``HH:MM`` start of the working day.
+        end: ``HH:MM`` end of the working day.
+        weekdays: ISO weekdays that are working days (1 = Monday).
+        holidays: dates that are not working days even on a weekday.
+        workdays: dates that are working days even on a weekend (调休上班).
+    """
+
+    start: dt.time = dt.time(8, 30)
+    end: dt.time = dt.time(17, 30)
+    weekdays: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])
+    holidays: list[dt.date] = Field(default_factory=list)
+    workdays: list[dt.date] = Field(default_factory=list)
+
+    @field_validator("weekdays")
+    @classmethod
+    def _iso_weekdays(cls, value: list[int]) -> list[int]:
+        bad = [day for day in value if not 1 <= day <= 7]
+        if bad:
+            raise ValueError(f"weekdays are 1 (Monday) .. 7 (Sunday), got {bad}")
+        return value
+
+    def is_working_time(self, moment: dt.datetime) -> bool:
+        """Whether a local (site zone) time falls inside working hours."""
+        day = moment.date()
+        if day in self.workdays:
+            working_day = True
+        else:
+            working_day = moment.isoweekday() in self.weekdays and day not in self.holidays
+        return working_day and self.start <= moment.time() < self.end
+
+
+class NotifySettings(_Model):
+    """Repeat and escalation timers for notification requests.
+
+    Attributes:
+        repeat_s: per severity, repeat an unacknowledged active alert every so many seconds (0: never).
+        escalation_after_s: an alert still unacknowledged this long after it fired escalates to level
+            1, 2, ... (one entry per level).
+    """
+
+    repeat_s: dict[Severity, float] = Field(
+        default_factory=lambda: {"critical": 900.0, "major": 3600.0, "minor": 0.0, "warning": 0.0}
+    )
+    escalation_after_s: list[float] = Field(default_factory=lambda: [1800.0, 3600.0])
+
+    @field_validator("escalation_after_s")
+    @classmethod
+    def _increasing(cls, value: list[float]) -> list[float]:
+        if any(v <= 0 for v in value) or value != sorted(value):
+            raise ValueError(f"must be positive and increasing, got {value}")
+        return value
+
+
+class AlertSettings(_Model):
+    """The validated ``[alerts]`` table.
+
+    Attributes:
+        language: language of alert titles (None: the site's language).
+        tick_s: period of the live service's timer tick (delays, stale detection, daily verdicts).
+        rules: per rule name (see ``alerts.rules.RULES``): enabled and severity.
+        profiles: site-wide overrides per profile id, merged under each room's own overrides.
+    """
+
+    language: Literal["zh", "en"] | None = None
+    tick_s: float = Field(default=1.0, gt=0, le=60)
+    rules: dict[str, RuleSettings] = Field(default_factory=dict)
+    stale: StaleSettings = StaleSettings()
+    battery: BatterySettings = BatterySettings()
+    stuck: StuckSettings = StuckSettings()
+    door: DoorSettings = DoorSettings()
+    working_hours: WorkingHours = WorkingHours()
+    notify: NotifySettings = NotifySettings()
+    profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def rule(self, name: str) -> RuleSettings:
+        """Settings of one rule (defaults if the site does not mention it)."""
+        return self.rules.get(name, RuleSettings())

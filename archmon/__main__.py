@@ -1,0 +1,7 @@
+"""``python -m archmon``."""
+
+import sys
+
+from archmon.cli import main
+
+sys.exit(main())

@@ -1,0 +1,214 @@
+"""Service wiring: builds stores, the pipeline, sources and schedules from a Config and runs them.
+
+This module (with ``archmon/cli.py``) is the one place in the core that imports the other packages.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from archmon.config import Config
+from archmon.errors import ConfigError
+from archmon.timeutil import now_ms
+from collector.modbus import ModbusDevice, ModbusSource
+from collector.mqtt import MqttSource
+from collector.pipeline import Pipeline
+from collector.records import Batch, WriteResult
+from collector.serial_line import SerialLineSource
+from collector.store import SqliteStore
+from collector.writer import StoreWriter
+from devices.formats import DECODERS
+from devices.modbus import get_register_map, read_plan
+
+__all__ = ["Service", "check_references"]
+
+log = logging.getLogger(__name__)
+
+STATS_INTERVAL_S = 10.0
+_GAUGES = frozenset({"connected", "pending", "queued"})  # states, not counters: not summed into the store
+
+
+class _Source(Protocol):
+    def stats(self) -> dict[str, int]: ...
+
+
+def check_references(config: Config) -> list[str]:
+    """Problems the schema cannot see: unknown formats, presets and profiles, mixed presets per address."""
+    problems: list[str] = []
+    where = str(config.path or "<config>")
+    for m in config.mqtt:
+        for i, sub in enumerate(m.subscriptions):
+            if sub.format not in DECODERS:
+                problems.append(f"{where}: mqtt ({m.id}).subscriptions[{i}].format: unknown format "
+                                f"{sub.format!r}; known: {sorted(DECODERS)}")
+    presets: dict[tuple[str, int], str] = {}
+    for i, sensor in enumerate(config.sensors):
+        key = f"{where}: sensors[{i}] ({sensor.id})"
+        if sensor.format is not None and sensor.format not in DECODERS:
+            problems.append(f"{key}.format: unknown format {sensor.format!r}; known: {sorted(DECODERS)}")
+        if sensor.preset is not None:
+            try:
+                get_register_map(sensor.preset, config.modbus_maps)
+            except KeyError as exc:
+                problems.append(f"{key}.preset: {exc.args[0] if exc.args else exc}")
+            if sensor.address is not None:
+                other = presets.setdefault((sensor.source, sensor.address), sensor.preset)
+                if other != sensor.preset:
+                    problems.append(f"{key}.preset: address {sensor.address} on {sensor.source!r} already "
+                                    f"uses preset {other!r}; one device has one register map")
+    try:
+        from alerts import check_config as check_alerts
+    except ImportError:  # the alert engine is optional at this layer
+        check_alerts = None
+    if check_alerts is not None:
+        problems += [f"{where}: {p}" for p in check_alerts(config)]
+    return problems
+
+
+class Service:
+    """Everything ``archmon run`` starts, in order, and stops in reverse with a final flush.
+
+    Args:
+        config: validated configuration.
+        on_stored: extra listeners called after each commit (live views, tests).
+    """
+
+    def __init__(self, config: Config, *, on_stored: list[Callable[[WriteResult], None]] | None = None) -> None:
+        problems = check_references(config)
+        if problems:
+            raise ConfigError(problems)
+        self.config = config
+        self.db_path: Path = config.resolve(config.storage.sqlite_path)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.store = SqliteStore(self.db_path, tz=config.site.tz)
+        self.writer = StoreWriter(
+            self.store, batch_size=config.storage.batch_size, flush_interval_ms=config.storage.flush_interval_ms
+        )
+        for listener in on_stored or []:
+            self.writer.add_listener(listener)
+        self.pipeline = Pipeline(config, self.writer.submit)
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=max(4, len(config.serial) + 2))},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+            timezone=config.site.tz,
+        )
+        self.mqtt = [
+            MqttSource(m, self.pipeline.process, site=config.site.name, topics=self.pipeline.router.mqtt_topics(m.id))
+            for m in config.mqtt
+        ]
+        self.modbus = [ModbusSource(s, self._modbus_devices(s.id), self.pipeline.process)
+                       for s in config.serial if s.protocol == "modbus"]
+        self.lines = [SerialLineSource(s, self.pipeline.process) for s in config.serial if s.protocol == "line"]
+        self.alerts: Any = self._alert_service()
+        self._reported: dict[str, dict[str, int]] = defaultdict(dict)
+        self._stopped = threading.Event()
+
+    def _modbus_devices(self, source: str) -> list[ModbusDevice]:
+        by_address: dict[int, list[Any]] = defaultdict(list)
+        for sensor in self.config.sensors:
+            if sensor.enabled and sensor.source == source and sensor.address is not None:
+                by_address[sensor.address].append(sensor)
+        devices = []
+        for address, sensors in sorted(by_address.items()):
+            regmap = get_register_map(sensors[0].preset or "", self.config.modbus_maps)
+            timeouts = [s.timeout_s for s in sensors if s.timeout_s is not None]
+            devices.append(ModbusDevice(address=address, blocks=read_plan(regmap),
+                                        timeout_s=max(timeouts) if timeouts else None,
+                                        name=",".join(s.id for s in sensors)))
+        return devices
+
+    def _alert_service(self) -> Any:
+        try:
+            from alerts import AlertService
+        except ImportError:
+            return None
+        service = AlertService(self.config, self.db_path)
+        self.writer.add_listener(lambda result: service.on_readings(result.stored))
+        return service
+
+    def start(self) -> None:
+        """Start the writer, the sources and the schedules (never blocks on an unreachable device)."""
+        self.writer.start()
+        for source in self.mqtt:
+            source.start()
+        for line in self.lines:
+            line.start()
+        for bus in self.modbus:
+            interval = next(s.poll_interval_s for s in self.config.serial if s.id == bus.config.id)
+            self.scheduler.add_job(bus.gather, "interval", seconds=interval, id=f"modbus:{bus.config.id}",
+                                   next_run_time=_now_dt(self.config))
+        self.scheduler.add_job(self.report_stats, "interval", seconds=STATS_INTERVAL_S, id="stats")
+        self.scheduler.add_job(self.apply_retention, "interval", hours=1, id="retention",
+                               next_run_time=_now_dt(self.config))
+        if self.alerts is not None:
+            self.alerts.start(self.scheduler)
+        self.scheduler.start()
+        log.info("archmon started: %d MQTT, %d Modbus, %d line sources; data in %s",
+                 len(self.mqtt), len(self.modbus), len(self.lines), self.db_path)
+
+    def sources(self) -> dict[str, _Source]:
+        """Every running source by id."""
+        out: dict[str, _Source] = {}
+        for m in self.mqtt:
+            out[m.config.id] = m
+        for b in self.modbus:
+            out[b.config.id] = b
+        for line in self.lines:
+            out[line.config.id] = line
+        return out
+
+    def report_stats(self) -> None:
+        """Persist the sources' counters (as deltas) so ``archmon status`` can show them."""
+        batch = Batch()
+        for source_id, source in self.sources().items():
+            for name, value in source.stats().items():
+                if not isinstance(value, int) or isinstance(value, bool) or name in _GAUGES or name.endswith("_ms"):
+                    continue
+                last = self._reported[source_id].get(name, 0)
+                if value != last:
+                    batch.count(f"source.{source_id}.{name}", value - last)
+                    self._reported[source_id][name] = value
+        if batch:
+            self.writer.submit(batch)
+
+    def apply_retention(self) -> None:
+        """Drop raw readings and quarantine entries past their retention (rollups are kept)."""
+        storage = self.config.storage
+        removed = self.store.apply_retention(now_ms(), storage.raw_retention_days, storage.quarantine_retention_days)
+        if any(removed.values()):
+            log.info("retention removed %s", removed)
+
+    def stop(self) -> None:
+        """Stop sources first, then flush every accepted reading to the store, then close it."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        for line in self.lines:
+            line.stop()
+        for bus in self.modbus:
+            bus.close()
+        self.report_stats()
+        self.writer.flush(timeout=30)
+        for source in self.mqtt:
+            source.stop()
+        if self.alerts is not None:
+            self.alerts.stop()
+        self.writer.close(timeout=30)
+        self.store.close()
+        log.info("archmon stopped; every accepted reading is stored")
+
+
+def _now_dt(config: Config) -> Any:
+    from datetime import datetime
+
+    return datetime.now(config.site.tz)

@@ -1,0 +1,247 @@
+"""The ``archmon`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from archmon import __version__
+from archmon.config import Config, load_config
+from archmon.errors import ConfigError
+
+__all__ = ["main"]
+
+log = logging.getLogger("archmon")
+
+CONFIG_ENV = "ARCHMON_CONFIG"
+
+
+def config_path(args: argparse.Namespace) -> Path:
+    """The config file to use: ``--config``, else ``$ARCHMON_CONFIG``, else ``./archmon.toml``."""
+    return Path(args.config or os.environ.get(CONFIG_ENV) or "archmon.toml")
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(config_path(args))
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from archmon.app import check_references
+
+    path = config_path(args)
+    try:
+        config = load_config(path)
+        problems = check_references(config)
+    except ConfigError as exc:
+        problems = exc.problems
+    if problems:
+        for line in problems:
+            print(line, file=sys.stderr)
+        print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
+        return 2
+    from archmon.summary import config_summary
+
+    print(config_summary(config))
+    return 0
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    from archmon.errors import DecodeError
+    from devices.formats import decode_to_json
+
+    payload = args.payload.encode("utf-8") if args.payload is not None else sys.stdin.buffer.read()
+    options = json.loads(args.options) if args.options else None
+    try:
+        rows = decode_to_json(args.format, args.topic, payload, options)
+    except (DecodeError, KeyError, ValueError) as exc:
+        print(f"archmon decode: {args.format} {args.topic}: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 1
+    for row in rows:
+        print(json.dumps(row, ensure_ascii=False))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from archmon.app import Service
+
+    config = _load(args)
+    service = Service(config)
+    stop = threading.Event()
+    _on_signals(stop)
+    service.start()
+    print(f"archmon running; data in {service.db_path}; Ctrl-C to stop", file=sys.stderr)
+    try:
+        stop.wait()
+    finally:
+        service.stop()
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from archmon.demo import run_demo
+
+    return run_demo(Path(args.data_dir), duration_s=args.duration, interval_s=args.interval)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from archmon.summary import status_report
+
+    config = _load(args)
+    report = status_report(config)
+    if args.format == "json":
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        from archmon.summary import format_status
+
+        print(format_status(report))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from archmon.timeutil import parse_iso_ms
+    from collector.export import export
+    from collector.store import SqliteStore
+
+    config = _load(args)
+    tz = config.site.tz
+    start = parse_iso_ms(args.start, tz)
+    end = parse_iso_ms(args.end, tz)
+    sensors = set(args.sensor or [])
+    if args.room:
+        known_rooms = {r.id for r in config.rooms}
+        unknown = set(args.room) - known_rooms
+        if unknown:
+            print(f"archmon export: unknown room(s) {sorted(unknown)}; known: {sorted(known_rooms)}",
+                  file=sys.stderr)
+            return 2
+    store = SqliteStore(config.resolve(config.storage.sqlite_path), tz=tz, readonly=True)
+    try:
+        out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout  # noqa: SIM115
+        try:
+            rows = export(store, out, start_ms=start, end_ms=end, site=config.site.name,
+                          rooms=set(args.room) if args.room else None, sensors=sensors or None, fmt=args.format)
+        finally:
+            if out is not sys.stdout:
+                out.close()
+    finally:
+        store.close()
+    print(f"{rows} reading(s) exported", file=sys.stderr)
+    return 0
+
+
+def _cmd_quarantine(args: argparse.Namespace) -> int:
+    from archmon.summary import quarantine_report
+
+    config = _load(args)
+    print(quarantine_report(config, limit=args.limit))
+    return 0
+
+
+def _on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _options_parser(suppress: bool) -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--config", "-c", metavar="FILE",
+                         default=argparse.SUPPRESS if suppress else None,
+                         help=f"configuration file (default ${CONFIG_ENV} or ./archmon.toml)")
+    options.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                         default=argparse.SUPPRESS if suppress else os.environ.get("ARCHMON_LOG_LEVEL", "INFO"))
+    return options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``archmon`` command."""
+    top = _options_parser(suppress=False)
+    # Sub-commands repeat the options with SUPPRESS defaults so `archmon --config X status` keeps X.
+    common = _options_parser(suppress=True)
+    parser = argparse.ArgumentParser(
+        prog="archmon", parents=[top],
+        description="Environmental monitoring and compliance for archive storage rooms (档案库房环境监测).",
+    )
+    parser.add_argument("--version", action="version", version=f"archmon {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", parents=[common], help="collect, store and judge readings until stopped")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("demo", parents=[common],
+                       help="run everything against built-in simulators (no config, no broker needed)")
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long")
+    p.add_argument("--data-dir", default="archmon-data", metavar="DIR", help="where the demo keeps its data")
+    p.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
+                   help="simulated sensors report this often (default 2)")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("check-config", parents=[common], help="validate a config file; exit 2 on problems")
+    p.add_argument("file", nargs="?", help="config file (overrides --config)")
+    p.set_defaults(func=_cmd_check_config)
+
+    p = sub.add_parser("decode", parents=[common], help="decode one MQTT payload and print its readings as JSON")
+    p.add_argument("--format", required=True, help="zigbee2mqtt, tasmota, shelly-gen1, shelly-gen2, esphome, json")
+    p.add_argument("--topic", required=True)
+    p.add_argument("--payload", help="payload text (default: read from stdin)")
+    p.add_argument("--options", help="decoder options as JSON, e.g. '{\"fields\": {\"temperature\": \"$.t\"}}'")
+    p.set_defaults(func=_cmd_decode)
+
+    p = sub.add_parser("status", parents=[common], help="last value, last seen and state of every sensor")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("export", parents=[common], help="write stored readings as CSV or JSON lines")
+    p.add_argument("--from", dest="start", required=True, metavar="ISO")
+    p.add_argument("--to", dest="end", required=True, metavar="ISO")
+    p.add_argument("--room", action="append", metavar="ID", help="only this room (repeatable)")
+    p.add_argument("--sensor", action="append", metavar="ID", help="only this sensor (repeatable)")
+    p.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("quarantine", parents=[common], help="list rejected messages with their raw payloads")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=_cmd_quarantine)
+
+    try:
+        from alerts.cli import add_commands
+    except ImportError:
+        add_commands = None
+    if add_commands is not None:
+        add_commands(sub, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``archmon`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "file", None) and args.command == "check-config":
+        args.config = args.file
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("amqtt").setLevel(logging.WARNING)
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

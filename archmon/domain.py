@@ -1,0 +1,49 @@
+"""Domain value objects shared by every package: raw messages and readings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["Availability", "RawMessage", "Reading"]
+
+Availability = Literal["online", "offline"]
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """One message as a source received it, before decoding.
+
+    Attributes:
+        source: id of the configured source (MQTT broker or serial port) it came from.
+        topic: the MQTT topic; for serial sources ``modbus/<port>/<address>`` or ``line/<port>``.
+        payload: the raw bytes, kept verbatim for quarantine.
+        received_ms: UTC epoch milliseconds when archmon received it.
+        retained: True for an MQTT retained message replayed by the broker.
+    """
+
+    source: str
+    topic: str
+    payload: bytes
+    received_ms: int
+    retained: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One stored measurement: ``(sensor, quantity, ts)`` is its identity.
+
+    Attributes:
+        sensor: configured sensor id.
+        quantity: ``temperature`` (°C), ``humidity`` (%RH), ``smoke``/``door``/``leak`` (0/1; door 1 = open),
+            ``light`` (lx), ``uv`` (µW/lm), ``battery`` (%), or a free-form extra.
+        value: value in the canonical unit, after calibration.
+        ts_ms: UTC epoch milliseconds.
+        room: room id of the sensor ("" for none).
+    """
+
+    sensor: str
+    quantity: str
+    value: float
+    ts_ms: int
+    room: str = field(default="")

@@ -1,0 +1,138 @@
+"""Human-readable views of a configuration and of a running site's state (``check-config``, ``status``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archmon.config import Config
+from archmon.timeutil import now_ms, to_iso
+
+__all__ = ["STALE_FACTOR", "config_summary", "format_status", "quarantine_report", "status_report"]
+
+STALE_FACTOR = 3.0
+"""A sensor is stale when it has not reported for this many expected intervals."""
+
+COUNTERS = ("received", "readings", "stored", "duplicates", "rejected", "quarantined", "unassigned",
+            "retained_skipped", "empty", "availability")
+
+
+def config_summary(config: Config) -> str:
+    """A few lines saying what a valid configuration contains."""
+    lines = [
+        f"{config.path}: ok",
+        f"site {config.site.name!r}, time zone {config.site.timezone}, language {config.site.language}",
+        f"storage: {config.resolve(config.storage.sqlite_path)} (raw retention "
+        f"{config.storage.raw_retention_days or 'forever'}{' days' if config.storage.raw_retention_days else ''})",
+        f"{len(config.rooms)} room(s): " + ", ".join(f"{r.id} [{r.profile}]" for r in config.rooms),
+        f"{len(config.mqtt)} MQTT broker(s): " + ", ".join(f"{m.id} {m.host}:{m.port}" for m in config.mqtt),
+        f"{len(config.serial)} serial port(s): " + ", ".join(f"{s.id} {s.device} ({s.protocol})"
+                                                             for s in config.serial),
+        f"{len(config.sensors)} sensor(s)",
+    ]
+    return "\n".join(lines)
+
+
+def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
+    """Per sensor: last values, last seen, state (ok/stale/never/offline); plus counters.
+
+    Reads the database without writing, so it is safe while ``archmon run`` is running.
+    """
+    from collector.store import SqliteStore
+
+    now = now_ms() if now is None else now
+    path = config.resolve(config.storage.sqlite_path)
+    if not path.exists():
+        return {"database": str(path), "sensors": [], "counters": {}, "error": "no database yet"}
+    store = SqliteStore(path, tz=config.site.tz, readonly=True)
+    try:
+        latest = store.latest()
+        last_seen = store.last_seen()
+        availability = store.availability()
+        counters = store.counters()
+        quarantined = store.quarantine_count()
+        unassigned = store.unassigned()
+    finally:
+        store.close()
+    values: dict[str, dict[str, Any]] = {}
+    for item in latest:
+        values.setdefault(item.sensor, {})[item.quantity] = item.value
+    sensors = []
+    for sensor in config.sensors:
+        seen = last_seen.get(sensor.id)
+        avail = availability.get(sensor.id)
+        if seen is None:
+            state = "never"
+        elif now - seen > STALE_FACTOR * sensor.expected_interval_s * 1000:
+            state = "stale"
+        else:
+            state = "ok"
+        if avail is not None and avail[0] == "offline" and (seen is None or avail[1] >= seen):
+            state = "offline" if state == "ok" else state
+        sensors.append({
+            "sensor": sensor.id, "room": sensor.room, "kind": sensor.kind, "source": sensor.source,
+            "values": values.get(sensor.id, {}), "last_seen": to_iso(seen) if seen else None,
+            "age_s": round((now - seen) / 1000, 1) if seen else None, "state": state,
+        })
+    return {
+        "database": str(path),
+        "site": config.site.name,
+        "sensors": sensors,
+        "counters": counters,
+        "quarantine_entries": quarantined,
+        "unassigned_devices": len(unassigned),
+    }
+
+
+def _fmt_values(values: dict[str, float]) -> str:
+    units = {"temperature": "°C", "humidity": "%RH", "battery": "%", "light": "lx"}
+    parts = []
+    for quantity, value in sorted(values.items()):
+        if quantity == "door":
+            parts.append("door " + ("OPEN" if value else "closed"))
+        elif quantity in ("smoke", "leak"):
+            parts.append(f"{quantity} " + ("ALARM" if value else "ok"))
+        else:
+            parts.append(f"{quantity} {value:g}{units.get(quantity, '')}")
+    return ", ".join(parts) or "-"
+
+
+def format_status(report: dict[str, Any]) -> str:
+    """The status report as a table for a terminal."""
+    if report.get("error"):
+        return f"{report['database']}: {report['error']}"
+    lines = [f"site {report['site']} — {report['database']}", ""]
+    width = max([len(s["sensor"]) for s in report["sensors"]] + [6])
+    lines.append(f"{'sensor':<{width}}  {'room':<12} {'state':<7} {'last seen':<25} values")
+    for s in report["sensors"]:
+        lines.append(f"{s['sensor']:<{width}}  {s['room']:<12} {s['state']:<7} {s['last_seen'] or '-':<25} "
+                     f"{_fmt_values(s['values'])}")
+    counters = report["counters"]
+    lines.append("")
+    lines.append("counters: " + ", ".join(f"{name} {counters.get(name, 0)}" for name in COUNTERS))
+    source_counters = sorted((k, v) for k, v in counters.items() if k.startswith("source."))
+    if source_counters:
+        lines.append("sources:  " + ", ".join(f"{k.removeprefix('source.')} {v}" for k, v in source_counters))
+    lines.append(f"quarantine entries: {report['quarantine_entries']}; unassigned devices: "
+                 f"{report['unassigned_devices']}")
+    return "\n".join(lines)
+
+
+def quarantine_report(config: Config, *, limit: int = 20) -> str:
+    """The newest quarantined messages with source, reason and raw payload."""
+    from collector.store import SqliteStore
+
+    store = SqliteStore(config.resolve(config.storage.sqlite_path), tz=config.site.tz, readonly=True)
+    try:
+        records = store.quarantine(limit=limit)
+        unassigned = store.unassigned()
+    finally:
+        store.close()
+    lines = [f"{len(records)} newest quarantined message(s):"]
+    for rec in records:
+        payload = rec.payload[:200].decode("utf-8", "backslashreplace")
+        lines.append(f"- {to_iso(rec.received_ms)} {rec.source} {rec.topic} [{rec.stage}] {rec.reason}\n"
+                     f"    payload: {payload}")
+    lines.append(f"{len(unassigned)} unassigned device(s):")
+    for dev in unassigned:
+        lines.append(f"- {dev}")
+    return "\n".join(lines)

@@ -1,0 +1,100 @@
+"""Benchmark of the SQLite store: durable write throughput per batch size and bytes per stored reading.
+
+Run: ``.venv/bin/python bench/bench_store.py [--dir DIR]``. Every commit is durable (WAL,
+``synchronous=FULL``), so the batch-size-1 figure is bounded by the disk's fsync rate. The figures
+printed come from one run on one machine; compare the ratios, not the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from archmon.domain import Reading
+from collector.records import Batch
+from collector.store import SqliteStore
+
+TZ = ZoneInfo("Asia/Shanghai")
+T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
+MINUTE = 60_000
+
+
+def _readings(start: int, count: int, sensors: int) -> list[Reading]:
+    """``count`` readings of ``sensors`` temperature sensors at one reading a minute each."""
+    return [
+        Reading(
+            f"th{i % sensors:03d}", "temperature", 18.0 + (i % 97) / 10, T0 + ((start + i) // sensors) * MINUTE, "r1"
+        )
+        for i in range(count)
+    ]
+
+
+def throughput(folder: Path, batch_size: int, seconds: float) -> tuple[float, int]:
+    """Readings per second written in durable transactions of ``batch_size`` readings, for ~``seconds``."""
+    store = SqliteStore(folder / f"throughput-{batch_size}.db", tz=TZ)
+    written = 0
+    try:
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            store.write(Batch(readings=_readings(written, batch_size, 50)))
+            written += batch_size
+        elapsed = time.perf_counter() - started
+    finally:
+        store.close()
+    return written / elapsed, written
+
+
+def bytes_per_reading(folder: Path, count: int, sensors: int) -> tuple[float, float]:
+    """File size per stored reading, with rollups, and after raw retention removed everything."""
+    path = folder / "size.db"
+    store = SqliteStore(path, tz=TZ)
+    try:
+        for start in range(0, count, 5000):
+            store.write(Batch(readings=_readings(start, min(5000, count - start), sensors)))
+    finally:
+        store.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        total = path.stat().st_size
+        conn.execute("DELETE FROM readings")
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        rollups_only = path.stat().st_size
+    finally:
+        conn.close()
+    return total / count, rollups_only / count
+
+
+def main() -> None:
+    """Print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dir", type=Path, default=None, help="folder for the database files (default: a tmp dir)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="time spent per batch size")
+    parser.add_argument("--size-readings", type=int, default=500_000, help="readings written for the size figure")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        folder = Path(tmp)
+        print(f"SQLite {sqlite3.sqlite_version}, WAL, synchronous=FULL, files in {folder}")
+        base = None
+        for batch_size in (1, 100, 1000):
+            rate, written = throughput(folder, batch_size, args.seconds)
+            base = base or rate
+            print(
+                f"batch size {batch_size:>5}: {rate:>10,.0f} readings/s durable"
+                f"  ({written:,} readings, x{rate / base:,.1f} vs batch size 1)"
+            )
+        per_reading, rollups = bytes_per_reading(folder, args.size_readings, 50)
+        print(
+            f"bytes per stored reading: {per_reading:.1f} (raw + hour/day rollups + series;"
+            f" {args.size_readings:,} readings of 50 sensors at 1/min); rollups alone: {rollups:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

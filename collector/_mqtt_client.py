@@ -1,0 +1,142 @@
+"""Building a configured paho client for ``collector.mqtt``: protocol, session, TLS, auth, will, topics.
+
+Nothing here touches the network: ``build_client`` only sets options, ``connect_async`` is the caller's.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Sequence
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from archmon.config import MqttSourceConfig
+from archmon.errors import ConfigError
+
+__all__ = [
+    "OFFLINE",
+    "ONLINE",
+    "build_client",
+    "connect_properties",
+    "default_client_id",
+    "default_status_topic",
+    "subscription_list",
+    "validate_filter",
+]
+
+ONLINE = b"online"
+OFFLINE = b"offline"
+
+
+def default_client_id(site: str, source_id: str) -> str:
+    """``archmon-<site>-<source id>``: fixed, so the broker keeps the session across restarts."""
+    return f"archmon-{'_'.join(site.split())}-{source_id}"
+
+
+def default_status_topic(site: str, source_id: str) -> str:
+    """``archmon/<site>/status/<source id>``: where birth (``online``) and LWT (``offline``) go."""
+    return f"archmon/{site}/status/{source_id}"
+
+
+def validate_filter(topic_filter: str, where: str) -> str:
+    """Check an MQTT topic filter (wildcards ``+`` and ``#`` in whole levels, ``#`` last).
+
+    Raises:
+        ConfigError: naming ``where`` and the bad filter.
+    """
+    problem = None
+    if not topic_filter:
+        problem = "is empty"
+    elif "\x00" in topic_filter:
+        problem = "contains a NUL character"
+    elif len(topic_filter.encode("utf-8")) > 65535:
+        problem = "is longer than 65535 bytes"
+    else:
+        levels = topic_filter.split("/")
+        for i, level in enumerate(levels):
+            if "#" in level and (level != "#" or i != len(levels) - 1):
+                problem = "uses '#' other than as the whole last level"
+            elif "+" in level and level != "+":
+                problem = "uses '+' other than as a whole level"
+    if problem:
+        raise ConfigError(f"{where}: topic filter {topic_filter!r} {problem}")
+    return topic_filter
+
+
+def connect_properties(config: MqttSourceConfig) -> Properties | None:
+    """MQTT 5 CONNECT properties: the session expiry interval (None for MQTT 3.1.1)."""
+    if config.protocol != "5":
+        return None
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = min(config.session_expiry_s, 0xFFFFFFFF)
+    return props
+
+
+def subscription_list(
+    config: MqttSourceConfig, topics: Sequence[str]
+) -> list[tuple[str, int]] | list[tuple[str, SubscribeOptions]]:
+    """The (filter, QoS) pairs for SUBSCRIBE.
+
+    For MQTT 5 retained messages are only sent when the subscription is new (retain handling 1), so
+    a resumed session does not replay old retained values as if they were news.
+    """
+    if config.protocol == "5":
+        return [
+            (topic, SubscribeOptions(qos=config.qos, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB))
+            for topic in topics
+        ]
+    return [(topic, config.qos) for topic in topics]
+
+
+def build_client(config: MqttSourceConfig, *, client_id: str, status_topic: str, password: str | None) -> mqtt.Client:
+    """A paho client with persistent session, manual ack, backoff, auth, TLS and the LWT set.
+
+    Raises:
+        ConfigError: a TLS file cannot be loaded.
+    """
+    if config.protocol == "5":
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+    else:
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+    client.enable_logger(logging.getLogger("collector.mqtt.paho"))
+    # paho annotates the delays as int; it only multiplies and compares them, so fractions work.
+    client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)  # type: ignore[arg-type]
+    if config.username is not None or password is not None:
+        client.username_pw_set(config.username or "", password)
+    if config.tls.enabled:
+        _set_tls(client, config)
+    client.will_set(status_topic, OFFLINE, qos=1, retain=True)
+    return client
+
+
+def _set_tls(client: mqtt.Client, config: MqttSourceConfig) -> None:
+    tls = config.tls
+    if (tls.cert_file is None) != (tls.key_file is None):
+        raise ConfigError(f"mqtt[{config.id}].tls: cert_file and key_file go together")
+    try:
+        client.tls_set(
+            ca_certs=str(tls.ca_file) if tls.ca_file else None,
+            certfile=str(tls.cert_file) if tls.cert_file else None,
+            keyfile=str(tls.key_file) if tls.key_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"mqtt[{config.id}].tls: cannot load certificates: {exc}") from exc
+    if tls.insecure:
+        client.tls_insecure_set(True)

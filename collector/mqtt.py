@@ -1,0 +1,357 @@
+"""The MQTT source: subscribe to a broker and hand every message to the pipeline, acknowledging late.
+
+``MqttSource`` runs paho-mqtt's network loop in its own thread. Each PUBLISH becomes a
+:class:`archmon.domain.RawMessage` passed to ``handler``, which returns a future that resolves once
+the readings are durable (store or spool). Only then is the message acknowledged (paho
+``manual_ack``), so a crash, a store outage or a broker restart cannot lose it: the broker keeps an
+unacknowledged message and sends it again when the session resumes. Writes downstream are idempotent,
+so a redelivery is harmless.
+
+How:
+- Persistent session: a fixed client id (``archmon-<site>-<source id>`` by default), QoS 1,
+  MQTT 3.1.1 ``clean_session=False`` or MQTT 5 ``clean_start=False`` with a Session Expiry Interval
+  of ``session_expiry_s``.
+- Subscriptions are renewed on every (re)connect; ``session_present`` is not trusted (a broker
+  that lost its state reports no session, but an ACL change or a broker bug can also drop them).
+  With MQTT 5 they use retain handling 1, so a resumed session does not replay retained messages.
+- Birth and will: ``online`` (retained) on the status topic after every connect, a retained
+  ``offline`` LWT if the connection dies, and ``offline`` published on a clean :meth:`MqttSource.stop`.
+- Reconnect with exponential backoff between ``reconnect_min_s`` and ``reconnect_max_s``; an
+  unreachable broker or a refused login is counted and retried, never raised.
+- Acknowledgements are sent from the future's callback, in whatever thread resolves it: paho's
+  ``ack`` only appends the PUBACK to its outgoing queue and wakes the network thread, like
+  ``publish``. An acknowledgement for a message received on an earlier connection is skipped: the
+  broker sends that message again on the new connection (maybe under the same packet id), and the
+  new copy is acknowledged when it is durable. Acknowledgements go out in the order futures resolve.
+- QoS 2 works but gives no more than QoS 1 here: paho answers PUBREC itself and keeps QoS 2 state in
+  memory only, so use QoS 1 (the default) and idempotent writes.
+
+Broker settings archmon needs (Mosquitto names; see ``collector/mqtt.sample.toml``):
+- ``persistence true`` with a ``persistence_location``: sessions, queued and unacknowledged
+  messages and retained messages survive a broker restart. Without it a broker restart loses them.
+- ``max_queued_messages``: how many messages the broker queues for archmon while it is down (default
+  1000 drops the rest; 100000 or more covers a long outage of a busy site). ``max_queued_bytes`` if
+  memory matters.
+- ``max_inflight_messages``: unacknowledged QoS 1 messages the broker sends before waiting for acks
+  (default 20). archmon acks after a store commit, so this caps throughput: make it at least the
+  store batch size (``storage.batch_size``), or 0 for unlimited. MQTT 5 clients can lower it with
+  Receive Maximum; archmon does not.
+- ``persistent_client_expiration`` (MQTT 3.1.1 sessions never expire otherwise) longer than any
+  outage you want to survive; for MQTT 5 ``session_expiry_s`` sets it.
+- ``allow_anonymous false`` with a ``password_file`` and a TLS listener on untrusted networks; an
+  ACL that lets archmon's user read the sensor topics and write its status topic.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from archmon.config import MqttSourceConfig
+from archmon.domain import RawMessage
+from archmon.errors import ConfigError
+from archmon.timeutil import now_ms
+from collector._mqtt_client import (
+    OFFLINE,
+    ONLINE,
+    build_client,
+    connect_properties,
+    default_client_id,
+    default_status_topic,
+    subscription_list,
+    validate_filter,
+)
+
+__all__ = ["MqttHandler", "MqttSource"]
+
+_LOG = logging.getLogger(__name__)
+
+MqttHandler = Callable[[RawMessage], "concurrent.futures.Future[Any]"]
+"""Takes a raw message, returns a future resolved when its readings are durable (failed if not)."""
+
+_COUNTERS = (
+    "received",
+    "retained",
+    "acked",
+    "ack_skipped",
+    "handler_errors",
+    "handler_failures",
+    "pending",
+    "connects",
+    "connect_failures",
+    "disconnects",
+    "subscribe_failures",
+)
+
+
+class MqttSource:
+    """Subscribes to one MQTT broker and hands each message to ``handler``, acking once it is durable.
+
+    Building it validates the options and reads the password; it does not touch the network.
+
+    Args:
+        config: the validated ``[[mqtt]]`` table.
+        handler: called in paho's network thread with each message; must return quickly with a
+            future that resolves once the readings are durable. It must not raise.
+        site: the site name, used in the default client id and status topic.
+        topics: topic filters derived from configured sensors; ``config.subscriptions`` filters are
+            added, duplicates removed.
+
+    Raises:
+        ConfigError: a bad topic filter, a missing password variable/file or unreadable TLS files.
+    """
+
+    def __init__(
+        self,
+        config: MqttSourceConfig,
+        handler: MqttHandler,
+        *,
+        site: str,
+        topics: Sequence[str] = (),
+    ) -> None:
+        self.config = config
+        self._handler = handler
+        self._name = f"mqtt[{config.id}]"
+        self.client_id = config.client_id or default_client_id(site, config.id)
+        self.status_topic = config.status_topic or default_status_topic(site, config.id)
+        wanted = [*topics, *(sub.filter for sub in config.subscriptions)]
+        self.topics: tuple[str, ...] = tuple(dict.fromkeys(validate_filter(t, f"{self._name} topics") for t in wanted))
+        validate_filter(self.status_topic, f"{self._name}.status_topic")
+        if "+" in self.status_topic or "#" in self.status_topic:
+            raise ConfigError(f"{self._name}.status_topic: {self.status_topic!r} must not contain wildcards")
+        if config.protocol == "5" and config.session_expiry_s == 0:
+            _LOG.warning("%s: session_expiry_s = 0: messages sent while archmon is down are lost", self._name)
+        self._client = build_client(
+            config, client_id=self.client_id, status_topic=self.status_topic, password=config.password()
+        )
+        self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._lock = threading.Lock()
+        self._stats = dict.fromkeys(_COUNTERS, 0)
+        self._generation = 0  # bumped on every connect and disconnect; acks must match it
+        self._ready = threading.Event()
+        self._subscribe_mid: int | None = None
+        self._failing_since_ok = 0
+        self._started = False
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start connecting in the background; never raises for an unreachable broker (it retries)."""
+        if self._started:
+            return
+        self._started = True
+        _LOG.info(
+            "%s: connecting to %s:%d as %r (MQTT %s, QoS %d, TLS %s), topics %s",
+            self._name,
+            self.config.host,
+            self.config.port,
+            self.client_id,
+            self.config.protocol,
+            self.config.qos,
+            "on" if self.config.tls.enabled else "off",
+            list(self.topics),
+        )
+        self._client.connect_async(
+            self.config.host,
+            self.config.port,
+            keepalive=self.config.keepalive_s,
+            clean_start=False if self.config.protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=connect_properties(self.config),
+        )
+        self._client.loop_start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Publish ``offline``, disconnect cleanly (no LWT) and stop the network thread.
+
+        Messages still waiting for their future stay unacknowledged; the broker sends them again
+        when a source with the same client id connects.
+        """
+        if not self._started:
+            return
+        self._started = False
+        if self._client.is_connected():
+            info = self._client.publish(self.status_topic, OFFLINE, qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout / 2)
+            except (RuntimeError, ValueError) as exc:
+                _LOG.warning("%s: could not publish offline status: %s", self._name, exc)
+            self._client.disconnect()
+        self._client.loop_stop()  # also ends a reconnect wait or a connection attempt
+        sock = self._client.socket()
+        if sock is not None:  # stopped while a connection attempt was waiting for CONNACK
+            sock.close()
+        self._ready.clear()
+        _LOG.info("%s: stopped (%s)", self._name, self.stats())
+
+    @property
+    def connected(self) -> bool:
+        """True once connected and the subscriptions were answered, until the connection drops."""
+        return self._ready.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Wait until :attr:`connected` (for tests and the CLI); False after ``timeout`` seconds."""
+        return self._ready.wait(timeout)
+
+    def stats(self) -> dict[str, int]:
+        """Counters: received, retained, acked, ack_skipped (stale connection), handler_errors (raised),
+        handler_failures (future failed), pending (futures not resolved yet), connects,
+        connect_failures, disconnects, subscribe_failures."""
+        with self._lock:
+            return dict(self._stats)
+
+    def _count(self, name: str, delta: int = 1) -> None:
+        with self._lock:
+            self._stats[name] += delta
+
+    # -- paho callbacks (network thread) -----------------------------------------------------------
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            self._connect_failed(f"broker refused the connection: {reason_code}")
+            return
+        with self._lock:
+            self._generation += 1
+            self._stats["connects"] += 1
+            failures, self._failing_since_ok = self._failing_since_ok, 0
+        _LOG.info(
+            "%s: connected to %s:%d (session present: %s%s)",
+            self._name,
+            self.config.host,
+            self.config.port,
+            flags.session_present,
+            f", after {failures} failed attempts" if failures else "",
+        )
+        client.publish(self.status_topic, ONLINE, qos=1, retain=True)
+        if not self.topics:
+            self._ready.set()
+            return
+        result, mid = client.subscribe(subscription_list(self.config, self.topics))
+        if result != mqtt.MQTT_ERR_SUCCESS:
+            self._count("subscribe_failures", len(self.topics))
+            _LOG.error("%s: subscribe failed: %s", self._name, mqtt.error_string(result))
+            return
+        self._subscribe_mid = mid
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._connect_failed(f"cannot reach {self.config.host}:{self.config.port}")
+
+    def _connect_failed(self, why: str) -> None:
+        with self._lock:
+            self._stats["connect_failures"] += 1
+            self._failing_since_ok += 1
+            first = self._failing_since_ok == 1
+        # warn once per outage, then count
+        _LOG.log(logging.WARNING if first else logging.DEBUG, "%s: %s; retrying", self._name, why)
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = [(t, rc) for t, rc in zip(self.topics, reason_codes, strict=False) if rc.is_failure]
+        if refused:
+            self._count("subscribe_failures", len(refused))
+            for topic, code in refused:
+                _LOG.error("%s: broker refused subscription to %r: %s", self._name, topic, code)
+        self._ready.set()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        was_ready = self._ready.is_set()
+        self._ready.clear()
+        with self._lock:
+            self._generation += 1
+            self._stats["disconnects"] += 1
+        if self._started and was_ready:
+            _LOG.warning("%s: connection lost (%s); reconnecting", self._name, reason_code)
+        else:
+            _LOG.debug("%s: disconnected (%s)", self._name, reason_code)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:  # brokers reject these; never let paho's thread die on one
+            self._count("handler_errors")
+            _LOG.error("%s: message with a topic that is not UTF-8; not acknowledged", self._name)
+            return
+        raw = RawMessage(
+            source=self.config.id,
+            topic=topic,
+            payload=bytes(msg.payload),
+            received_ms=now_ms(),
+            retained=bool(msg.retain),
+        )
+        with self._lock:
+            self._stats["received"] += 1
+            self._stats["retained"] += raw.retained
+            generation = self._generation
+        try:
+            future = self._handler(raw)
+            if not isinstance(future, concurrent.futures.Future):
+                raise TypeError(f"handler returned {type(future).__name__}, not a concurrent.futures.Future")
+        except Exception:
+            self._count("handler_errors")
+            _LOG.exception("%s: handler failed on topic %r; message not acknowledged", self._name, raw.topic)
+            return
+        self._count("pending")
+        future.add_done_callback(functools.partial(self._on_durable, msg.mid, msg.qos, generation, raw.topic))
+
+    # -- acknowledgement (any thread) --------------------------------------------------------------
+
+    def _on_durable(
+        self, mid: int, qos: int, generation: int, topic: str, future: concurrent.futures.Future[Any]
+    ) -> None:
+        with self._lock:
+            self._stats["pending"] -= 1
+            current = generation == self._generation
+        if future.cancelled() or future.exception() is not None:
+            self._count("handler_failures")
+            _LOG.error(
+                "%s: message on %r not stored (%s); not acknowledged, the broker will send it again",
+                self._name,
+                topic,
+                "cancelled" if future.cancelled() else future.exception(),
+            )
+            return
+        if qos == 0:
+            return
+        if not current:
+            self._count("ack_skipped")
+            _LOG.debug("%s: mid %d came on an earlier connection; not acknowledged", self._name, mid)
+            return
+        result = self._client.ack(mid, qos)
+        if result == mqtt.MQTT_ERR_SUCCESS:
+            self._count("acked")
+        else:
+            self._count("ack_skipped")
+            _LOG.debug("%s: ack of mid %d failed: %s", self._name, mid, mqtt.error_string(result))

@@ -1,0 +1,273 @@
+"""The ingest pipeline: raw message → decode → route → validate → calibrate → stamp → store.
+
+``Pipeline.process`` never raises: whatever cannot become a reading is quarantined with its raw
+payload, source and reason, and counted. It returns the store writer's future, which resolves when
+everything the message produced is durable (the MQTT source acknowledges the message only then).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+
+from archmon.config import Config, SensorConfig
+from archmon.domain import RawMessage, Reading
+from archmon.errors import DecodeError
+from archmon.quantities import BINARY_QUANTITIES, check_value
+from archmon.timeutil import now_ms
+from collector.records import AvailabilityRecord, Batch, QuarantineRecord, UnassignedRecord, WriteResult
+from collector.routing import Router
+from devices.decoded import Decoded, DecodedValue, DecodeOptions
+from devices.formats import get_decoder
+from devices.line import LineFormat
+from devices.modbus import decode_modbus_payload, get_register_map
+
+__all__ = ["Pipeline"]
+
+log = logging.getLogger(__name__)
+
+MAX_DEVICE_AGE_MS = 7 * 86_400_000
+MAX_DEVICE_SKEW_MS = 5 * 60_000
+SWITCH_KINDS = {"door", "smoke", "leak"}
+
+
+class Pipeline:
+    """Turns raw messages into durable readings; see the module docstring.
+
+    Args:
+        config: the validated configuration.
+        submit: hands a batch to the store writer and returns a future resolved once it is durable.
+        clock: current time in UTC epoch ms (injected by tests).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        submit: Callable[[Batch], Future[WriteResult]],
+        *,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self._config = config
+        self._submit = submit
+        self._clock = clock
+        self.router = Router(config)
+        self._lines = {
+            s.id: LineFormat(s.line_pattern or "", units=s.line_units, scale=s.line_scale, encoding=s.line_encoding)
+            for s in config.serial
+            if s.protocol == "line"
+        }
+        self._warned: set[str] = set()
+
+    def process(self, message: RawMessage) -> Future[WriteResult]:
+        """Handle one raw message and submit what it produced; see the module docstring."""
+        return self._submit(self.handle(message))
+
+    def handle(self, message: RawMessage) -> Batch:
+        """Turn one raw message into a batch (readings, rejects, counters) without storing it."""
+        batch = Batch()
+        batch.count("received")
+        try:
+            if self.router.is_mqtt(message.source):
+                self._mqtt(message, batch)
+            elif message.topic.startswith("modbus/"):
+                self._modbus(message, batch)
+            elif message.topic.startswith("line/"):
+                self._line(message, batch)
+            else:
+                self._reject(batch, message, f"unknown source {message.source!r}", "route")
+        except Exception as exc:  # a bug must cost one message, never the collector
+            log.exception("pipeline error on %s %s", message.source, message.topic)
+            self._reject(batch, message, f"internal error: {type(exc).__name__}: {exc}", "internal")
+        return batch
+
+    # -- per source kind -------------------------------------------------------------------------
+
+    def _mqtt(self, message: RawMessage, batch: Batch) -> None:
+        sensor = self.router.mqtt_sensor(message.source, message.topic)
+        if sensor is not None:
+            assert sensor.format is not None
+            decoded = self._decode(message, batch, sensor.format, self.router.options[sensor.id], sensor)
+            if decoded is None:
+                return
+            if decoded.availability is not None:
+                batch.count("availability")
+                batch.availability.append(AvailabilityRecord(sensor.id, decoded.availability, message.received_ms))
+                return
+            self._accept(message, batch, sensor, decoded.values)
+            return
+        subscription = self.router.subscription(message.source, message.topic)
+        if subscription is None:
+            self._reject(batch, message, f"no sensor and no subscription format for topic {message.topic!r}", "route")
+            return
+        decoded = self._decode(message, batch, subscription.format, subscription.options, None)
+        if decoded is None:
+            return
+        batch.count("unassigned")
+        self._warn_once(
+            f"unassigned:{message.source}:{decoded.device_topic}",
+            "message from unassigned device %s (%s) on %s: configure a sensor with topic = %r to adopt it",
+            decoded.device,
+            subscription.format,
+            message.source,
+            decoded.device_topic,
+        )
+        readings = [
+            {"quantity": v.quantity, "value": v.value, "unit": v.unit, "ts_ms": v.ts_ms} for v in decoded.values
+        ]
+        if decoded.availability:
+            readings.append({"availability": decoded.availability})
+        batch.unassigned.append(
+            UnassignedRecord(
+                message.received_ms,
+                message.source,
+                decoded.device_topic,
+                subscription.format,
+                message.payload,
+                json.dumps(readings, allow_nan=True),
+            )
+        )
+
+    def _modbus(self, message: RawMessage, batch: Batch) -> None:
+        try:
+            address = int(message.topic.rsplit("/", 1)[1])
+        except ValueError:
+            self._reject(batch, message, f"bad Modbus topic {message.topic!r}", "route")
+            return
+        sensors = self.router.bus_sensors(message.source, address)
+        if not sensors:
+            self._reject(
+                batch, message, f"no sensor configured at Modbus address {address} on {message.source!r}", "route"
+            )
+            return
+        preset = sensors[0].preset or ""
+        try:
+            regmap = get_register_map(preset, self._config.modbus_maps)
+            values = decode_modbus_payload(regmap, message.payload)
+        except (DecodeError, KeyError) as exc:
+            self._reject(batch, message, f"Modbus {preset}: {_reason(exc)}", "decode", sensors[0].id)
+            return
+        for sensor in sensors:
+            self._accept(message, batch, sensor, _channel_values(sensor, values))
+
+    def _line(self, message: RawMessage, batch: Batch) -> None:
+        line_format = self._lines.get(message.source)
+        sensors = self.router.port_sensors(message.source)
+        if line_format is None or not sensors:
+            self._reject(batch, message, f"no line sensor configured on {message.source!r}", "route")
+            return
+        try:
+            sensor_id, values = line_format.decode(message.payload)
+        except DecodeError as exc:
+            self._reject(batch, message, f"line: {exc}", "decode", sensors[0].id if len(sensors) == 1 else None)
+            return
+        if sensor_id is None and len(sensors) == 1:
+            sensor = sensors[0]
+        else:
+            found = [s for s in sensors if s.id == sensor_id]
+            if not found:
+                self._reject(
+                    batch,
+                    message,
+                    f"line names sensor {sensor_id!r}, not one of {[s.id for s in sensors]} on {message.source!r}",
+                    "route",
+                )
+                return
+            sensor = found[0]
+        self._accept(message, batch, sensor, values)
+
+    # -- shared steps ----------------------------------------------------------------------------
+
+    def _decode(
+        self, message: RawMessage, batch: Batch, fmt: str, options: DecodeOptions, sensor: SensorConfig | None
+    ) -> Decoded | None:
+        try:
+            return get_decoder(fmt).decode(message.topic, message.payload, options)
+        except DecodeError as exc:
+            who = f"sensor {sensor.id} " if sensor else ""
+            self._reject(batch, message, f"{who}{fmt}: {exc}", "decode", sensor.id if sensor else None)
+        return None
+
+    def _accept(self, message: RawMessage, batch: Batch, sensor: SensorConfig, values: Sequence[DecodedValue]) -> None:
+        if not values:
+            batch.count("empty")  # well-formed, but nothing archmon stores (e.g. only linkquality)
+            return
+        now = self._clock()
+        for item in values:
+            try:
+                value = check_value(item.quantity, item.value)
+                value = _calibrate(sensor, item.quantity, value)
+            except ValueError as exc:
+                batch.count("rejected")
+                self._reject(batch, message, f"sensor {sensor.id}: {exc}", "validate", sensor.id)
+                continue
+            ts = self._stamp(item.ts_ms, message.received_ms, now)
+            if ts is None:
+                if message.retained:
+                    batch.count("retained_skipped")
+                    continue
+                ts = message.received_ms
+            batch.count("readings")
+            batch.readings.append(Reading(sensor.id, item.quantity, value, ts, sensor.room))
+
+    @staticmethod
+    def _stamp(device_ts: int | None, received_ms: int, now: int) -> int | None:
+        """The device's own time if plausible, else None (the caller uses the receive time)."""
+        if device_ts is None:
+            return None
+        if received_ms - MAX_DEVICE_AGE_MS <= device_ts <= max(received_ms, now) + MAX_DEVICE_SKEW_MS:
+            return int(device_ts)
+        return None
+
+    def _reject(self, batch: Batch, message: RawMessage, reason: str, stage: str, sensor: str | None = None) -> None:
+        batch.count("quarantined")
+        batch.quarantine.append(
+            QuarantineRecord(message.received_ms, message.source, message.topic, message.payload, reason, stage, sensor)
+        )
+        self._warn_once(
+            f"{stage}:{message.source}:{sensor or message.topic}",
+            "quarantined message from %s topic %s: %s",
+            message.source,
+            message.topic,
+            reason,
+        )
+
+    def _warn_once(self, key: str, fmt: str, *args: object) -> None:
+        if key in self._warned:
+            log.debug(fmt, *args)
+            return
+        if len(self._warned) < 10_000:
+            self._warned.add(key)
+        log.warning(fmt, *args)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
+def _calibrate(sensor: SensorConfig, quantity: str, value: float) -> float:
+    if quantity in BINARY_QUANTITIES:
+        return value
+    cal = sensor.calibration.get(quantity)
+    if cal is None:
+        return value
+    corrected = value * cal.scale + cal.offset
+    if quantity == "humidity":
+        return min(100.0, max(0.0, corrected))  # a corrected hygrometer saturates, it does not exceed 100 %
+    return check_value(quantity, corrected)
+
+
+def _channel_values(sensor: SensorConfig, values: Sequence[DecodedValue]) -> list[DecodedValue]:
+    """For a digital-input module, the sensor's channel as its own quantity (door/smoke/leak)."""
+    if sensor.channel is None:
+        return list(values)
+    wanted = f"input{sensor.channel}"
+    quantity = sensor.kind if sensor.kind in SWITCH_KINDS else wanted
+    invert = bool(sensor.options.get("invert", False))
+    out = []
+    for item in values:
+        if item.quantity == wanted:
+            value = 1.0 - item.value if invert and item.value in (0.0, 1.0) else item.value
+            out.append(DecodedValue(quantity, value, "", item.ts_ms))
+    return out

@@ -1,0 +1,87 @@
+"""What the pipeline hands to the store writer: a batch of readings, rejects and counter deltas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from archmon.domain import Reading
+
+__all__ = ["AvailabilityRecord", "Batch", "QuarantineRecord", "UnassignedRecord", "WriteResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRecord:
+    """A message or value that was rejected, kept verbatim with the reason.
+
+    Attributes:
+        received_ms: when the raw message arrived (UTC epoch ms).
+        source: source id; topic: MQTT topic or serial pseudo-topic.
+        payload: the raw bytes as received.
+        reason: one line saying what was wrong, naming the field and the bad value.
+        stage: ``decode``, ``validate``, ``route`` or ``stamp``.
+        sensor: the configured sensor, when one was identified.
+    """
+
+    received_ms: int
+    source: str
+    topic: str
+    payload: bytes
+    reason: str
+    stage: str
+    sensor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnassignedRecord:
+    """A message from a device no sensor is configured for, with the readings it would give."""
+
+    received_ms: int
+    source: str
+    device_topic: str
+    format: str
+    payload: bytes
+    readings_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityRecord:
+    """An availability/LWT message for a configured sensor."""
+
+    sensor: str
+    state: str
+    ts_ms: int
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one raw message (or several, merged by the writer) produced, written in one transaction."""
+
+    readings: list[Reading] = field(default_factory=list)
+    quarantine: list[QuarantineRecord] = field(default_factory=list)
+    unassigned: list[UnassignedRecord] = field(default_factory=list)
+    availability: list[AvailabilityRecord] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str, delta: int = 1) -> None:
+        """Add ``delta`` to counter ``name``."""
+        self.counters[name] = self.counters.get(name, 0) + delta
+
+    def extend(self, other: Batch) -> None:
+        """Merge another batch into this one."""
+        self.readings.extend(other.readings)
+        self.quarantine.extend(other.quarantine)
+        self.unassigned.extend(other.unassigned)
+        self.availability.extend(other.availability)
+        for name, delta in other.counters.items():
+            self.count(name, delta)
+
+    def __bool__(self) -> bool:
+        return bool(self.readings or self.quarantine or self.unassigned or self.availability or self.counters)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What a committed write did: newly stored readings and duplicates ignored."""
+
+    stored: tuple[Reading, ...] = ()
+    duplicates: int = 0

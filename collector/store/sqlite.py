@@ -1,0 +1,326 @@
+"""SqliteStore: readings, rollups, quarantine and store state in one SQLite file (WAL, synchronous=FULL).
+
+Writes go through one write connection guarded by a lock (in production only the ``StoreWriter``
+thread writes); reads use a small pool of read-only connections, so any thread, or another process
+opening the same file, can read while a write runs.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import sqlite3
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from collector.records import Batch, WriteResult
+from collector.store._schema import check_schema, ensure_schema
+from collector.store._types import Bucket, LatestValue, SchemaError, StoredQuarantine, UnassignedDevice
+from collector.store._write import DayCalendar, SeriesCache, write_batches
+
+__all__ = ["SqliteStore"]
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+_MAX_IDLE_READERS = 4
+
+
+class SqliteStore:
+    """The embedded store.
+
+    Args:
+        path: the database file (created with its schema on first open unless ``readonly``).
+        tz: the site's time zone; day rollups are calendar days in it.
+        readonly: open an existing file for reading only; never creates it.
+        busy_timeout_s: how long a write waits for a lock held by another connection before it fails
+            with ``sqlite3.OperationalError: database is locked`` (the ``StoreWriter`` then retries).
+
+    Raises:
+        FileNotFoundError: ``readonly`` and the file does not exist.
+        SchemaError: the file is not an archmon store, or has a newer schema.
+        sqlite3.Error: the file cannot be opened.
+    """
+
+    def __init__(self, path: Path, *, tz: ZoneInfo, readonly: bool = False, busy_timeout_s: float = 5.0) -> None:
+        self.path = Path(path)
+        self.tz = tz
+        self.readonly = readonly
+        self._uri = self.path.absolute().as_uri() + "?mode=ro"
+        self._closed = False
+        self._pool_lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._write_lock = threading.Lock()
+        self._writer: sqlite3.Connection | None = None
+        self._series = SeriesCache()
+        self._calendar = DayCalendar(tz)
+        if readonly:
+            if not self.path.is_file():
+                raise FileNotFoundError(f"archmon database {self.path} does not exist (opened read-only, not created)")
+            with self._reader() as conn:
+                check_schema(conn, str(self.path))
+            return
+        conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise SchemaError(f"{self.path}: cannot switch to WAL journal mode (got {mode})")
+            conn.execute("PRAGMA synchronous=FULL")
+            ensure_schema(conn, str(self.path), tz.key)
+        except BaseException:
+            conn.close()
+            raise
+        self._writer = conn
+
+    # -- connections -------------------------------------------------------------------------------
+
+    def _open_reader(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._uri, uri=True, timeout=10.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA query_only=ON")
+        return conn
+
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        with self._pool_lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError(f"store {self.path} is closed")
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._open_reader()
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            with self._pool_lock:
+                keep = not self._closed and len(self._idle) < _MAX_IDLE_READERS
+                if keep:
+                    self._idle.append(conn)
+            if not keep:
+                conn.close()
+
+    def close(self) -> None:
+        """Close every connection (readers in use close when their query ends). Idempotent."""
+        with self._pool_lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def write(self, batch: Batch) -> WriteResult:
+        """Write one batch in one durable transaction.
+
+        Returns:
+            The newly stored readings and the number of duplicates ignored.
+
+        Raises:
+            sqlite3.OperationalError: disk I/O error, disk full, database locked (retry later).
+            sqlite3.Error: anything else the database refused; nothing of the batch was written.
+        """
+        return self.write_many([batch])[0]
+
+    def write_many(self, batches: Sequence[Batch]) -> list[WriteResult]:
+        """Write several batches in one durable transaction; one ``WriteResult`` per batch, in order.
+
+        Raises:
+            sqlite3.Error: as for :meth:`write`; on error nothing is written.
+        """
+        with self._write_lock:
+            conn = self._require_writer()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                results = write_batches(conn, batches, self._series, self._calendar)
+                conn.execute("COMMIT")
+            except BaseException:
+                self._series.clear()
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return results
+
+    def _require_writer(self) -> sqlite3.Connection:
+        if self._writer is None:
+            what = "read-only" if self.readonly else "closed"
+            raise sqlite3.ProgrammingError(f"store {self.path} is {what}: cannot write")
+        return self._writer
+
+    def apply_retention(self, now_ms: int, raw_retention_days: int, quarantine_retention_days: int) -> dict[str, int]:
+        """Delete raw readings and quarantine records older than their retention (0 days keeps forever).
+
+        Rollups are kept forever. Each series is trimmed in its own short transaction so the writer is
+        never blocked for long.
+
+        Returns:
+            Rows deleted: ``{"readings": n, "quarantine": m}``.
+        """
+        deleted = {"readings": 0, "quarantine": 0}
+        if raw_retention_days > 0:
+            cutoff = now_ms - raw_retention_days * DAY_MS
+            with self._reader() as rconn:
+                ids = [row[0] for row in rconn.execute("SELECT id FROM series ORDER BY id")]
+            for sid in ids:
+                with self._write_lock:
+                    cur = self._require_writer().execute(
+                        "DELETE FROM readings WHERE series_id = ? AND ts < ?", (sid, cutoff)
+                    )
+                    deleted["readings"] += cur.rowcount
+        if quarantine_retention_days > 0:
+            cutoff = now_ms - quarantine_retention_days * DAY_MS
+            with self._write_lock:
+                cur = self._require_writer().execute("DELETE FROM quarantine WHERE received_ms < ?", (cutoff,))
+                deleted["quarantine"] += cur.rowcount
+        if any(deleted.values()):
+            log.info(
+                "retention: deleted %d raw readings and %d quarantine records",
+                deleted["readings"],
+                deleted["quarantine"],
+            )
+        return deleted
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def series(self, sensor: str, quantity: str, start_ms: int, end_ms: int) -> list[tuple[int, float]]:
+        """Raw ``(ts_ms, value)`` of one series with ``start_ms <= ts < end_ms``, oldest first."""
+        with self._reader() as conn:
+            rows = conn.execute(
+                "SELECT r.ts, r.value FROM readings r JOIN series s ON s.id = r.series_id"
+                " WHERE s.sensor = ? AND s.quantity = ? AND r.ts >= ? AND r.ts < ? ORDER BY r.ts",
+                (sensor, quantity, start_ms, end_ms),
+            ).fetchall()
+        return [(int(ts), float(value)) for ts, value in rows]
+
+    def buckets(
+        self, sensor: str, quantity: str, start_ms: int, end_ms: int, resolution: Literal["hour", "day"]
+    ) -> list[Bucket]:
+        """Rollup buckets of one series whose start lies in ``[start_ms, end_ms)``, oldest first.
+
+        Args:
+            resolution: ``hour`` (UTC hours) or ``day`` (calendar days in the site's zone; ``start_ms`` of a
+                day bucket is its local midnight).
+        """
+        table = {"hour": "rollup_hour", "day": "rollup_day"}.get(resolution)
+        if table is None:
+            raise ValueError(f"resolution must be 'hour' or 'day', got {resolution!r}")
+        with self._reader() as conn:
+            rows = conn.execute(
+                f"SELECT b.start_ms, b.min, b.max, b.sum, b.count FROM {table} b"
+                " JOIN series s ON s.id = b.series_id"
+                " WHERE s.sensor = ? AND s.quantity = ? AND b.start_ms >= ? AND b.start_ms < ?"
+                " ORDER BY b.start_ms",
+                (sensor, quantity, start_ms, end_ms),
+            ).fetchall()
+        return [Bucket(int(a), float(b), float(c), float(d), int(e)) for a, b, c, d, e in rows]
+
+    def latest(self) -> list[LatestValue]:
+        """The newest raw reading of every series, ordered by sensor and quantity."""
+        with self._reader() as conn:
+            rows = conn.execute(
+                "SELECT s.sensor, s.quantity, r.value, r.ts, s.room FROM series s"
+                " JOIN readings r ON r.series_id = s.id"
+                " AND r.ts = (SELECT max(ts) FROM readings WHERE series_id = s.id)"
+                " ORDER BY s.sensor, s.quantity"
+            ).fetchall()
+        return [LatestValue(str(a), str(b), float(c), int(d), str(e)) for a, b, c, d, e in rows]
+
+    def last_seen(self) -> dict[str, int]:
+        """Per sensor, the newest reading's ts over all its series (UTC epoch ms)."""
+        with self._reader() as conn:
+            rows = conn.execute(
+                "SELECT sensor, max(last) FROM (SELECT s.sensor AS sensor,"
+                " (SELECT max(ts) FROM readings WHERE series_id = s.id) AS last FROM series s)"
+                " WHERE last IS NOT NULL GROUP BY sensor"
+            ).fetchall()
+        return {str(sensor): int(ts) for sensor, ts in rows}
+
+    def availability(self) -> dict[str, tuple[str, int]]:
+        """Per sensor, the latest availability state and its ts: ``{"s1": ("online", ts_ms)}``."""
+        with self._reader() as conn:
+            rows = conn.execute("SELECT sensor, state, ts_ms FROM availability").fetchall()
+        return {str(sensor): (str(state), int(ts)) for sensor, state, ts in rows}
+
+    def counters(self) -> dict[str, int]:
+        """Persisted counters (``stored``, ``duplicates`` and whatever the pipeline counted)."""
+        with self._reader() as conn:
+            rows = conn.execute("SELECT name, value FROM counters").fetchall()
+        return {str(name): int(value) for name, value in rows}
+
+    def quarantine(self, limit: int = 100) -> list[StoredQuarantine]:
+        """The newest ``limit`` quarantine records, newest first."""
+        with self._reader() as conn:
+            rows = conn.execute(
+                "SELECT id, received_ms, source, topic, payload, reason, stage, sensor FROM quarantine"
+                " ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [StoredQuarantine(int(r[0]), int(r[1]), r[2], r[3], bytes(r[4]), r[5], r[6], r[7]) for r in rows]
+
+    def quarantine_count(self) -> int:
+        """Number of quarantine records kept."""
+        with self._reader() as conn:
+            return int(conn.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+
+    def unassigned(self) -> list[UnassignedDevice]:
+        """Devices seen but not configured, most recently seen first."""
+        with self._reader() as conn:
+            rows = conn.execute(
+                "SELECT source, device_topic, format, first_seen_ms, last_seen_ms, count, last_payload,"
+                " last_readings_json FROM unassigned ORDER BY last_seen_ms DESC, source, device_topic"
+            ).fetchall()
+        return [UnassignedDevice(r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5]), bytes(r[6]), r[7]) for r in rows]
+
+    def count_readings(self, sensor: str | None = None, quantity: str | None = None) -> int:
+        """Number of raw readings stored, optionally for one sensor and/or one quantity."""
+        with self._reader() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM readings r JOIN series s ON s.id = r.series_id"
+                " WHERE (?1 IS NULL OR s.sensor = ?1) AND (?2 IS NULL OR s.quantity = ?2)",
+                (sensor, quantity),
+            ).fetchone()
+        return int(row[0])
+
+    def readings(
+        self,
+        start_ms: int,
+        end_ms: int,
+        sensors: Collection[str] | None = None,
+        *,
+        rooms: Collection[str] | None = None,
+    ) -> Iterator[tuple[int, str, str, str, float]]:
+        """Stream raw readings with ``start_ms <= ts < end_ms`` as ``(ts, room, sensor, quantity, value)``.
+
+        Ordered by ts (ties by room, sensor, quantity). Memory stays constant in the number of readings:
+        one cursor per series is merged. The whole iteration reads one consistent snapshot.
+
+        Args:
+            sensors: only these sensor ids (None: all).
+            rooms: only series of these rooms (None: all).
+        """
+        with self._reader() as conn:
+            conn.execute("BEGIN")
+            chosen = [
+                (int(sid), str(room), str(sensor), str(quantity))
+                for sid, sensor, quantity, room in conn.execute("SELECT id, sensor, quantity, room FROM series")
+                if (sensors is None or sensor in sensors) and (rooms is None or room in rooms)
+            ]
+            cursors = [
+                conn.execute(
+                    "SELECT ts, ?, ?, ?, value FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts",
+                    (room, sensor, quantity, sid, start_ms, end_ms),
+                )
+                for sid, room, sensor, quantity in chosen
+            ]
+            try:
+                yield from heapq.merge(*cursors)
+            finally:
+                for cursor in cursors:
+                    cursor.close()

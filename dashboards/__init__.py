@@ -1,0 +1,1 @@
+"""What people see: the web dashboard, Grafana boards and compliance reports."""

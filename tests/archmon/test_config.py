@@ -1,0 +1,100 @@
+"""Configuration: samples validate, errors name file, key path and bad value, secrets stay out of files."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from archmon.cli import main
+from archmon.config import load_config, parse_config
+from archmon.errors import ConfigError
+from collector.sources import SOURCES, sample_path
+
+ROOT = Path(__file__).resolve().parents[2]
+MINIMAL = """
+[site]
+name = "t"
+[[rooms]]
+id = "paper"
+[[mqtt]]
+id = "b"
+[[sensors]]
+id = "th1"
+room = "paper"
+source = "b"
+topic = "zigbee2mqtt/th1"
+format = "zigbee2mqtt"
+"""
+
+
+def test_full_sample_config_validates() -> None:
+    config = load_config(ROOT / "docs" / "archmon.sample.toml")
+    assert {s.id for s in config.sensors} >= {"paper-th-1", "film-th", "film-door"}
+    assert config.sensors[0].calibration["temperature"].offset == -0.2
+
+
+@pytest.mark.parametrize("kind", sorted(SOURCES))
+def test_every_source_kind_has_a_sample_that_validates(kind: str) -> None:
+    data = tomllib.loads(sample_path(kind).read_text(encoding="utf-8"))
+    config = parse_config(data, source=str(sample_path(kind)))
+    assert config.mqtt or config.serial
+
+
+def test_error_names_file_key_path_and_value(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(MINIMAL.replace('room = "paper"', 'room = "paper"\nexpected_interval_s = "often"'))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    (line,) = info.value.problems
+    assert str(path) in line and "sensors[0] (th1).expected_interval_s" in line and "'often'" in line
+
+
+def test_unknown_reference_and_unknown_option_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(MINIMAL.replace('source = "b"', 'source = "nope"') + "\n[storage]\nbogus = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value)
+    assert "storage.bogus: unknown option" in text
+
+
+def test_cross_reference_errors(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(MINIMAL.replace('source = "b"', 'source = "nope"'))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "sensors[0] (th1).source: unknown source 'nope'" in str(info.value)
+
+
+def test_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[site\nname=1")
+    with pytest.raises(ConfigError, match=r"broken\.toml: not valid TOML"):
+        load_config(path)
+
+
+def test_password_comes_from_environment_or_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    config = parse_config({"mqtt": [{"id": "a", "password_env": "T_ARCHMON_PW"},
+                                    {"id": "b", "password_file": str(secret)}]})
+    monkeypatch.setenv("T_ARCHMON_PW", "from-env")
+    assert config.mqtt[0].password() == "from-env"
+    assert config.mqtt[1].password() == "s3cret"
+    monkeypatch.delenv("T_ARCHMON_PW")
+    with pytest.raises(ConfigError, match="T_ARCHMON_PW is not set"):
+        config.mqtt[0].password()
+
+
+def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(MINIMAL)
+    assert main(["check-config", str(good)]) == 0
+    assert "1 sensor(s)" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text(MINIMAL.replace('format = "zigbee2mqtt"', 'format = "zigbee3000"'))
+    assert main(["check-config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "sensors[0] (th1).format: unknown format 'zigbee3000'" in err and "1 problem(s)" in err

@@ -1,0 +1,486 @@
+"""MqttSource against a real Mosquitto: retained flags, late acks, persistent sessions, restarts, LWT,
+auth, TLS, MQTT 5. The handler is a recorder (no pipeline, no store)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from archmon.config import MqttSourceConfig, TlsConfig, parse_config
+from archmon.domain import RawMessage
+from archmon.errors import ConfigError
+from collector._mqtt_client import connect_properties
+from collector.mqtt import MqttSource
+from tests.fixtures.mosquitto import MosquittoBroker, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "collector" / "mqtt.sample.toml"
+PROTOCOLS = pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``condition`` until true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+class Recorder:
+    """A handler that records messages and returns futures, resolved at once unless ``hold``."""
+
+    def __init__(self, hold: bool = False, raise_on: str | None = None) -> None:
+        self.hold = hold
+        self.raise_on = raise_on
+        self.messages: list[RawMessage] = []
+        self.futures: list[concurrent.futures.Future[Any]] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, raw: RawMessage) -> concurrent.futures.Future[Any]:
+        with self._cond:
+            self.messages.append(raw)
+            self._cond.notify_all()
+        if raw.topic == self.raise_on:
+            raise RuntimeError("handler bug")
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        if not self.hold:
+            future.set_result(None)
+        self.futures.append(future)
+        return future
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[RawMessage]:
+        with self._cond:
+            ok = self._cond.wait_for(lambda: len(self.messages) >= count, timeout)
+            assert ok, f"got {len(self.messages)} messages, expected {count}: {self.messages}"
+            return list(self.messages)
+
+    def until_payload(self, payload: bytes, timeout: float = 10.0) -> list[RawMessage]:
+        """Messages received before ``payload`` arrived (a sentinel published last)."""
+        with self._cond:
+            ok = self._cond.wait_for(lambda: any(m.payload == payload for m in self.messages), timeout)
+            assert ok, f"{payload!r} never arrived: {self.messages}"
+            return [m for m in self.messages if m.payload != payload]
+
+
+class Client:
+    """A plain paho client for publishing and watching, with its own network thread."""
+
+    def __init__(self, broker: MosquittoBroker, client_id: str = "", topic: str | None = None) -> None:
+        self.seen: list[tuple[bytes, bool]] = []
+        self._cond = threading.Condition()
+        persistent = bool(client_id)
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent)
+        self._client.reconnect_delay_set(0.1, 0.5)  # type: ignore[arg-type]
+        self._topic = topic
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._client.connect(broker.host, broker.port)
+        self._client.loop_start()
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, rc: Any, _p: Any) -> None:
+        if self._topic and not flags.session_present:  # a persistent watcher subscribes once
+            client.subscribe(self._topic, qos=1)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._cond:
+            self.seen.append((bytes(msg.payload), bool(msg.retain)))
+            self._cond.notify_all()
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        info.wait_for_publish(10)
+        assert info.is_published()
+
+    def wait_seen(self, predicate: Callable[[list[tuple[bytes, bool]]], bool], timeout: float = 10.0) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: predicate(self.seen), timeout), f"saw only {self.seen}"
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+@pytest.fixture
+def clients() -> Iterator[Callable[..., Client]]:
+    made: list[Client] = []
+
+    def make(broker: MosquittoBroker, client_id: str = "", topic: str | None = None) -> Client:
+        made.append(Client(broker, client_id, topic))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def sources() -> Iterator[Callable[..., MqttSource]]:
+    made: list[MqttSource] = []
+
+    def make(config: MqttSourceConfig, handler: Any, topics: tuple[str, ...] = ("t/#",)) -> MqttSource:
+        source = MqttSource(config, handler, site="lab", topics=topics)
+        made.append(source)
+        source.start()
+        return source
+
+    yield make
+    for source in made:
+        source.stop(timeout=2)
+
+
+def config_for(broker: MosquittoBroker, **options: Any) -> MqttSourceConfig:
+    values: dict[str, Any] = {
+        "id": "bus",
+        "host": broker.host,
+        "port": broker.port,
+        "client_id": "archmon-test",
+        "reconnect_min_s": 0.1,
+        "reconnect_max_s": 0.5,
+        "keepalive_s": 5,
+    }
+    return MqttSourceConfig(**{**values, **options})
+
+
+# -- without a broker ------------------------------------------------------------------------------
+
+
+def test_sample_validates_and_shows_the_real_defaults() -> None:
+    text = SAMPLE.read_text(encoding="utf-8")
+    config = parse_config(tomllib.loads(text), source=str(SAMPLE))
+    (source,) = config.mqtt
+    assert source.id == "site-broker"
+    assert [s.filter for s in source.subscriptions] == ["zigbee2mqtt/+", "tele/+/SENSOR"]
+    shown = 0
+    models = {"[[mqtt]]": MqttSourceConfig, "[mqtt.tls]": TlsConfig}
+    section = None
+    for line in text.splitlines():
+        if line.startswith("["):
+            section = line.strip()
+        model = models.get(section or "")
+        if model is None or not line.startswith("# ") or " = " not in line:
+            continue
+        key, value = line[2:].split(" = ", 1)
+        default = model.model_fields[key].default
+        if default is not None:  # examples of optional settings are not defaults
+            assert tomllib.loads(f"v = {value}")["v"] == default, f"{section} {key} shows {value}"
+            shown += 1
+    assert shown >= 12
+
+
+def test_identity_topics_and_bad_options_are_checked_when_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = MqttSourceConfig(id="bus", subscriptions=[{"filter": "a/+", "format": "x"}])  # type: ignore[list-item]
+    source = MqttSource(config, Recorder(), site="lab", topics=("z/#", "a/+", "z/#"))
+    assert source.client_id == "archmon-lab-bus"
+    assert source.status_topic == "archmon/lab/status/bus"
+    assert source.topics == ("z/#", "a/+")
+    assert not source.connected
+    with pytest.raises(ConfigError, match="'a/#/b'"):
+        MqttSource(config, Recorder(), site="lab", topics=("a/#/b",))
+    monkeypatch.delenv("ARCHMON_TEST_NOPE", raising=False)
+    with pytest.raises(ConfigError, match="ARCHMON_TEST_NOPE"):
+        MqttSource(config.model_copy(update={"password_env": "ARCHMON_TEST_NOPE"}), Recorder(), site="lab")
+
+
+def test_unreachable_broker_is_retried_not_raised(sources: Callable[..., MqttSource]) -> None:
+    config = MqttSourceConfig(id="bus", port=free_port(), reconnect_min_s=0.05, reconnect_max_s=0.1)
+    source = sources(config, Recorder())
+    wait_until(lambda: source.stats()["connect_failures"] >= 3, what="three connection attempts")
+    assert not source.connected
+
+
+# -- against mosquitto -----------------------------------------------------------------------------
+
+
+@pytest.mark.mosquitto
+@PROTOCOLS
+def test_retained_flag_and_fields(
+    protocol: str, mosquitto: MosquittoBroker, sources: Callable[..., MqttSource], clients: Callable[..., Client]
+) -> None:
+    pub = clients(mosquitto)
+    pub.publish("t/door", b'{"contact": true}', retain=True)
+    recorder = Recorder()
+    source = sources(config_for(mosquitto, protocol=protocol), recorder)
+    assert source.wait_connected(10)
+    pub.publish("t/room1", b"21.5")
+    first, second = recorder.wait_for(2)
+    assert (first.topic, first.payload, first.retained, first.source) == ("t/door", b'{"contact": true}', True, "bus")
+    assert (second.topic, second.payload, second.retained) == ("t/room1", b"21.5", False)
+    assert abs(second.received_ms - time.time() * 1000) < 60_000
+    assert source.stats()["retained"] == 1
+
+
+@pytest.mark.mosquitto
+@PROTOCOLS
+def test_ack_only_after_the_future_resolves(
+    protocol: str, mosquitto: MosquittoBroker, sources: Callable[..., MqttSource], clients: Callable[..., Client]
+) -> None:
+    config = config_for(mosquitto, protocol=protocol)
+    holding = Recorder(hold=True)
+    first = sources(config, holding)
+    assert first.wait_connected(10)
+    pub = clients(mosquitto)
+    for i in range(4):
+        pub.publish("t/x", f"m{i}".encode())
+    holding.wait_for(4)
+    holding.futures[0].set_result(None)
+    holding.futures[1].set_result(None)
+    holding.futures[2].set_exception(OSError("disk full"))  # m3 stays pending
+    wait_until(lambda: first.stats()["acked"] == 2, what="two acks")
+    assert first.stats()["handler_failures"] == 1 and first.stats()["pending"] == 1
+    first.stop()
+    holding.futures[3].set_result(None)  # resolves after its connection is gone: must not be acked
+    assert first.stats()["ack_skipped"] == 1 and first.stats()["acked"] == 2
+
+    again = Recorder()
+    second = sources(config, again)
+    assert second.wait_connected(10)
+    pub.publish("t/x", b"end")
+    assert sorted(m.payload for m in again.until_payload(b"end")) == [b"m2", b"m3"]
+
+
+@pytest.mark.mosquitto
+def test_ack_is_not_sent_on_a_later_connection(
+    mosquitto: MosquittoBroker, sources: Callable[..., MqttSource], clients: Callable[..., Client]
+) -> None:
+    config = config_for(mosquitto)
+    holding = Recorder(hold=True)
+    source = sources(config, holding)
+    assert source.wait_connected(10)
+    clients(mosquitto).publish("t/x", b"m0")
+    holding.wait_for(1)
+    mosquitto.restart()  # the session survives; the unacknowledged message comes again
+    redelivered = holding.wait_for(2)
+    assert [m.payload for m in redelivered] == [b"m0", b"m0"]
+    holding.futures[0].set_result(None)  # durable, but its packet id belongs to the old connection
+    assert source.stats()["ack_skipped"] == 1 and source.stats()["acked"] == 0
+    holding.futures[1].set_result(None)
+    assert source.stats()["acked"] == 1
+    source.stop()
+    again = Recorder()
+    assert sources(config, again).wait_connected(10)
+    clients(mosquitto).publish("t/x", b"end")
+    assert again.until_payload(b"end") == []
+
+
+@pytest.mark.mosquitto
+@PROTOCOLS
+def test_subscribes_even_when_the_broker_reports_a_session(
+    protocol: str, mosquitto: MosquittoBroker, sources: Callable[..., MqttSource], clients: Callable[..., Client]
+) -> None:
+    config = config_for(mosquitto, protocol=protocol)
+    first = sources(config, Recorder())
+    assert first.wait_connected(10)
+    first.stop()
+    # something else took the session over and dropped the subscription; the session stays
+    if protocol == "5":
+        intruder = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, config.client_id, protocol=mqtt.MQTTv5)
+        props = connect_properties(config)
+        intruder.connect(mosquitto.host, mosquitto.port, clean_start=False, properties=props)
+    else:
+        intruder = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, config.client_id, clean_session=False)
+        intruder.connect(mosquitto.host, mosquitto.port)
+    intruder.loop_start()
+    try:
+        wait_until(intruder.is_connected, what="intruder connected")
+        unsubscribed = threading.Event()
+        intruder.on_unsubscribe = lambda *_: unsubscribed.set()
+        intruder.unsubscribe("t/#")
+        assert unsubscribed.wait(10)
+    finally:
+        intruder.disconnect()
+        intruder.loop_stop()
+    recorder = Recorder()
+    second = sources(config, recorder)
+    assert second.wait_connected(10)
+    clients(mosquitto).publish("t/z", b"after takeover")
+    assert recorder.wait_for(1)[0].payload == b"after takeover"
+
+
+@pytest.mark.mosquitto
+def test_handler_exception_is_logged_and_not_acked(
+    mosquitto: MosquittoBroker,
+    sources: Callable[..., MqttSource],
+    clients: Callable[..., Client],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = config_for(mosquitto)
+    first = sources(config, Recorder(raise_on="t/bad"))
+    assert first.wait_connected(10)
+    pub = clients(mosquitto)
+    pub.publish("t/bad", b"boom")
+    pub.publish("t/good", b"fine")
+    wait_until(lambda: first.stats()["acked"] == 1, what="ack of the good message")
+    assert first.stats()["handler_errors"] == 1
+    assert any("t/bad" in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records)
+    first.stop()
+    again = Recorder()
+    assert sources(config, again).wait_connected(10)
+    pub.publish("t/x", b"end")
+    assert [m.payload for m in again.until_payload(b"end")] == [b"boom"]
+
+
+@pytest.mark.mosquitto
+@PROTOCOLS
+def test_messages_sent_while_stopped_arrive_after_start(
+    protocol: str, mosquitto: MosquittoBroker, sources: Callable[..., MqttSource], clients: Callable[..., Client]
+) -> None:
+    config = config_for(mosquitto, protocol=protocol)
+    first = sources(config, Recorder())
+    assert first.wait_connected(10)
+    first.stop()
+    pub = clients(mosquitto)
+    for i in range(3):
+        pub.publish("t/y", f"p{i}".encode())
+    recorder = Recorder()
+    assert sources(config, recorder).wait_connected(10)
+    got = recorder.wait_for(3)
+    assert [(m.payload, m.retained) for m in got] == [(b"p0", False), (b"p1", False), (b"p2", False)]
+
+
+@pytest.mark.mosquitto
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_broker_restart_reconnects_resubscribes_and_announces(
+    how: str, mosquitto: MosquittoBroker, sources: Callable[..., MqttSource], clients: Callable[..., Client]
+) -> None:
+    """``stop`` keeps the sessions (persistence); ``kill`` loses them, so only resubscribing helps."""
+    recorder = Recorder()
+    source = sources(config_for(mosquitto), recorder)
+    assert source.wait_connected(10)
+    watcher = clients(mosquitto, client_id="watcher", topic=source.status_topic)
+    watcher.wait_seen(lambda seen: (b"online", True) in seen or (b"online", False) in seen)
+    before = len(watcher.seen)
+
+    if how == "stop":
+        mosquitto.restart()
+    else:
+        mosquitto.kill()
+        mosquitto.start()
+    wait_until(lambda: source.stats()["connects"] >= 2 and source.connected, what="reconnect")
+    assert source.stats()["disconnects"] >= 1
+    if how == "stop":  # a live (not retained) birth reaches the watcher's persisted subscription
+        watcher.wait_seen(lambda seen: (b"online", False) in seen[before:])
+    else:  # the watcher subscribes again and finds the new retained birth (or sees it live)
+        watcher.wait_seen(lambda seen: any(payload == b"online" for payload, _ in seen[before:]))
+    clients(mosquitto).publish("t/after", b"1")
+    assert recorder.wait_for(1)[-1].topic == "t/after"
+
+
+_CHILD = """
+import json, sys, threading, concurrent.futures
+from archmon.config import MqttSourceConfig
+from collector._mqtt_client import connect_properties
+from collector.mqtt import MqttSource
+def done(raw):
+    f = concurrent.futures.Future(); f.set_result(None); return f
+source = MqttSource(MqttSourceConfig(**json.loads(sys.argv[1])), done, site="lab", topics=["t/#"])
+source.start()
+print("ready" if source.wait_connected(10) else "failed", flush=True)
+threading.Event().wait()
+"""
+
+
+@pytest.mark.mosquitto
+def test_will_says_offline_when_the_process_dies(mosquitto: MosquittoBroker, clients: Callable[..., Client]) -> None:
+    watcher = clients(mosquitto, client_id="watcher", topic="archmon/lab/status/bus")
+    config = config_for(mosquitto).model_dump(mode="json")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, json.dumps(config)], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        watcher.wait_seen(lambda seen: (b"online", False) in seen)
+        child.kill()  # no DISCONNECT: the broker publishes the will
+        child.wait(10)
+        watcher.wait_seen(lambda seen: seen[-1] == (b"offline", False))
+    finally:
+        child.kill()
+        child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
+    late = clients(mosquitto, topic="archmon/lab/status/bus")
+    late.wait_seen(lambda seen: seen == [(b"offline", True)])
+
+
+@pytest.mark.mosquitto
+def test_clean_stop_publishes_offline(
+    mosquitto: MosquittoBroker, sources: Callable[..., MqttSource], clients: Callable[..., Client]
+) -> None:
+    source = sources(config_for(mosquitto), Recorder())
+    assert source.wait_connected(10)
+    source.stop()
+    assert not source.connected
+    late = clients(mosquitto, topic=source.status_topic)
+    late.wait_seen(lambda seen: seen == [(b"offline", True)])
+
+
+@pytest.mark.mosquitto
+def test_wrong_password_is_counted_and_retried_right_one_connects(
+    mosquitto_factory: Callable[..., MosquittoBroker],
+    sources: Callable[..., MqttSource],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    broker = mosquitto_factory(allow_anonymous=False, users={"archmon": "right-Pw-1"})
+    config = config_for(broker, username="archmon", password_env="ARCHMON_TEST_MQTT_PW")
+    monkeypatch.setenv("ARCHMON_TEST_MQTT_PW", "wrong-Pw-2")
+    refused = sources(config, Recorder())
+    wait_until(lambda: refused.stats()["connect_failures"] >= 3, what="repeated refused logins")
+    assert not refused.connected and refused.stats()["connects"] == 0
+    refused.stop()
+    monkeypatch.setenv("ARCHMON_TEST_MQTT_PW", "right-Pw-1")
+    accepted = sources(config, Recorder())
+    assert accepted.wait_connected(10)
+    assert accepted.stats()["connect_failures"] == 0
+    assert "Pw-" not in caplog.text
+
+
+@pytest.mark.mosquitto
+@pytest.mark.parametrize("client_cert", [False, True])
+def test_tls_with_the_generated_ca(
+    client_cert: bool,
+    mosquitto_factory: Callable[..., MosquittoBroker],
+    sources: Callable[..., MqttSource],
+    clients: Callable[..., Client],
+) -> None:
+    broker = mosquitto_factory(tls=True, require_client_cert=client_cert)
+    tls = {"enabled": True, "ca_file": broker.ca_file}
+    if client_cert:
+        tls |= {"cert_file": broker.client_cert, "key_file": broker.client_key}
+    recorder = Recorder()
+    source = sources(config_for(broker, port=broker.tls_port, tls=tls), recorder)
+    assert source.wait_connected(10)
+    clients(broker).publish("t/tls", b"secret")
+    assert recorder.wait_for(1)[0].payload == b"secret"
+
+
+@pytest.mark.mosquitto
+# paho 2.2 does not close the socket when the TLS handshake fails (Client._ssl_wrap_socket); the
+# garbage collector does, with a ResourceWarning that pytest reports as unraisable.
+@pytest.mark.filterwarnings("ignore:Exception ignored in. <ssl.SSLSocket:pytest.PytestUnraisableExceptionWarning")
+def test_tls_refuses_a_broker_it_cannot_verify(
+    mosquitto_factory: Callable[..., MosquittoBroker], sources: Callable[..., MqttSource]
+) -> None:
+    broker = mosquitto_factory(tls=True)
+    config = config_for(broker, client_id="other", port=broker.tls_port, tls={"enabled": True})  # system CAs
+    source = sources(config, Recorder())
+    wait_until(lambda: source.stats()["connect_failures"] >= 2, what="failed TLS handshakes")
+    assert not source.connected and source.stats()["connects"] == 0

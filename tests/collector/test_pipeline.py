@@ -1,0 +1,218 @@
+"""The ingest pipeline on real decoders: routing, validation, calibration, stamping, quarantine."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import Future
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from archmon.config import Config, parse_config
+from archmon.domain import RawMessage
+from collector.pipeline import Pipeline
+from collector.records import Batch, WriteResult
+from devices.modbus import ReadBlock, encode_modbus_payload
+
+NOW = 1_764_000_000_000  # 2025-11-24T16:00:00Z
+
+
+def make_config() -> Config:
+    return parse_config({
+        "site": {"name": "t", "timezone": "Asia/Shanghai"},
+        "rooms": [{"id": "paper"}, {"id": "film", "profile": "film-masters"}],
+        "mqtt": [{"id": "b", "subscriptions": [{"filter": "zigbee2mqtt/#", "format": "zigbee2mqtt"}]}],
+        "serial": [
+            {"id": "bus", "device": "/dev/null", "protocol": "modbus"},
+            {"id": "log", "device": "/dev/null", "protocol": "line",
+             "line_pattern": r"T=(?P<temperature>-?\d+(?:\.\d+)?),H=(?P<humidity>-?\d+(?:\.\d+)?)"},
+        ],
+        "sensors": [
+            {"id": "th1", "room": "paper", "source": "b", "topic": "zigbee2mqtt/th1", "format": "zigbee2mqtt",
+             "calibration": {"temperature": {"offset": -0.5}, "humidity": {"offset": 2.0}}},
+            {"id": "door1", "room": "paper", "kind": "door", "source": "b", "topic": "zigbee2mqtt/door1",
+             "format": "zigbee2mqtt"},
+            {"id": "film-th", "room": "film", "source": "bus", "address": 1, "preset": "renke-rs-ws-n01"},
+            {"id": "film-door", "room": "film", "kind": "door", "source": "bus", "address": 2, "preset": "di8",
+             "channel": 0},
+            {"id": "film-smoke", "room": "film", "kind": "smoke", "source": "bus", "address": 2, "preset": "di8",
+             "channel": 1, "options": {"invert": True}},
+            {"id": "logger", "room": "film", "source": "log"},
+        ],
+    })
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.batches: list[Batch] = []
+
+    def __call__(self, batch: Batch) -> Future[WriteResult]:
+        self.batches.append(batch)
+        future: Future[WriteResult] = Future()
+        future.set_result(WriteResult(tuple(batch.readings)))
+        return future
+
+
+def pipeline() -> tuple[Pipeline, Recorder]:
+    recorder = Recorder()
+    return Pipeline(make_config(), recorder, clock=lambda: NOW), recorder
+
+
+def msg(topic: str, payload: str | bytes, *, source: str = "b", retained: bool = False) -> RawMessage:
+    data = payload.encode() if isinstance(payload, str) else payload
+    return RawMessage(source, topic, data, NOW, retained)
+
+
+def test_known_zigbee_sensor_is_calibrated_and_stamped_with_receive_time() -> None:
+    p, _ = pipeline()
+    batch = p.handle(msg("zigbee2mqtt/th1", '{"temperature": 20.0, "humidity": 50, "battery": 90}'))
+    got = {r.quantity: r for r in batch.readings}
+    assert got["temperature"].value == 19.5
+    assert got["humidity"].value == 52.0
+    assert got["battery"].value == 90
+    assert {r.ts_ms for r in batch.readings} == {NOW}
+    assert {r.room for r in batch.readings} == {"paper"}
+    assert not batch.quarantine
+
+
+def test_door_contact_true_is_closed() -> None:
+    p, _ = pipeline()
+    batch = p.handle(msg("zigbee2mqtt/door1", '{"contact": false}'))
+    assert [(r.quantity, r.value) for r in batch.readings] == [("door", 1.0)]
+
+
+def test_out_of_range_value_is_quarantined_and_the_rest_kept() -> None:
+    p, _ = pipeline()
+    batch = p.handle(msg("zigbee2mqtt/th1", '{"temperature": 21.0, "humidity": 180}'))
+    assert [r.quantity for r in batch.readings] == ["temperature"]
+    assert len(batch.quarantine) == 1
+    rec = batch.quarantine[0]
+    assert rec.stage == "validate" and rec.sensor == "th1"
+    assert "humidity" in rec.reason and "180" in rec.reason
+    assert rec.payload == b'{"temperature": 21.0, "humidity": 180}'
+    assert batch.counters["rejected"] == 1 and batch.counters["quarantined"] == 1
+
+
+def test_malformed_payload_is_quarantined_with_source_and_raw_bytes() -> None:
+    p, _ = pipeline()
+    batch = p.handle(msg("zigbee2mqtt/th1", b"\xff{not json"))
+    assert not batch.readings
+    (rec,) = batch.quarantine
+    assert rec.stage == "decode" and rec.source == "b" and rec.payload == b"\xff{not json"
+    assert "th1" in rec.reason
+
+
+def test_unknown_device_is_listed_as_unassigned_with_its_readings() -> None:
+    p, _ = pipeline()
+    batch = p.handle(msg("zigbee2mqtt/new_sensor", '{"temperature": 18.2, "humidity": 47}'))
+    assert not batch.readings and not batch.quarantine
+    (rec,) = batch.unassigned
+    assert rec.device_topic == "zigbee2mqtt/new_sensor" and rec.format == "zigbee2mqtt"
+    assert {r["quantity"] for r in json.loads(rec.readings_json)} == {"temperature", "humidity"}
+    assert batch.counters["unassigned"] == 1
+
+
+def test_topic_without_sensor_or_format_is_quarantined() -> None:
+    p, _ = pipeline()
+    batch = p.handle(msg("random/topic", "42"))
+    (rec,) = batch.quarantine
+    assert rec.stage == "route" and "random/topic" in rec.reason
+
+
+def test_retained_replay_without_device_time_is_not_stored_as_new_reading() -> None:
+    p, _ = pipeline()
+    batch = p.handle(msg("zigbee2mqtt/door1", '{"contact": true}', retained=True))
+    assert not batch.readings
+    assert batch.counters["retained_skipped"] == 1
+
+
+def test_retained_replay_with_device_time_is_stored_at_device_time() -> None:
+    p, _ = pipeline()
+    device_ts = NOW - 3_600_000
+    payload = json.dumps({"contact": True, "last_seen": device_ts})
+    batch = p.handle(msg("zigbee2mqtt/door1", payload, retained=True))
+    assert [(r.quantity, r.value, r.ts_ms) for r in batch.readings] == [("door", 0.0, device_ts)]
+
+
+def test_implausible_device_time_falls_back_to_receive_time() -> None:
+    p, _ = pipeline()
+    batch = p.handle(msg("zigbee2mqtt/th1", '{"temperature": 20, "last_seen": "2001-01-01T00:00:00Z"}'))
+    assert [r.ts_ms for r in batch.readings] == [NOW]
+
+
+def test_availability_message_is_recorded_for_the_sensor() -> None:
+    p, _ = pipeline()
+    batch = p.handle(msg("zigbee2mqtt/th1/availability", '{"state":"offline"}'))
+    assert [(a.sensor, a.state) for a in batch.availability] == [("th1", "offline")]
+    assert not batch.readings and not batch.quarantine
+
+
+def test_modbus_transmitter_and_input_module_channels() -> None:
+    p, _ = pipeline()
+    th = encode_modbus_payload(1, [(ReadBlock(3, 0, 2), [523, 0xFF33])])
+    batch = p.handle(RawMessage("bus", "modbus/bus/1", th, NOW))
+    assert {r.quantity: r.value for r in batch.readings} == {"humidity": 52.3, "temperature": -20.5}
+    di = encode_modbus_payload(2, [(ReadBlock(2, 0, 8), [1, 1, 0, 0, 0, 0, 0, 0])])
+    batch = p.handle(RawMessage("bus", "modbus/bus/2", di, NOW))
+    assert sorted((r.sensor, r.quantity, r.value) for r in batch.readings) == [
+        ("film-door", "door", 1.0), ("film-smoke", "smoke", 0.0)]
+
+
+def test_line_sensor_good_and_garbage_lines() -> None:
+    p, _ = pipeline()
+    batch = p.handle(RawMessage("log", "line/log", b"T=21.5,H=52.1", NOW))
+    assert {r.quantity: r.value for r in batch.readings} == {"temperature": 21.5, "humidity": 52.1}
+    assert {r.sensor for r in batch.readings} == {"logger"}
+    batch = p.handle(RawMessage("log", "line/log", b"\x00garbage", NOW))
+    assert not batch.readings and batch.quarantine[0].stage == "decode"
+
+
+def test_process_submits_the_batch_and_returns_the_writers_future() -> None:
+    p, recorder = pipeline()
+    future = p.process(msg("zigbee2mqtt/th1", '{"temperature": 20}'))
+    assert future.result(timeout=1).stored[0].sensor == "th1"
+    assert recorder.batches[0].counters["received"] == 1
+
+
+TOPICS = st.sampled_from([
+    "zigbee2mqtt/th1", "zigbee2mqtt/th1/availability", "zigbee2mqtt/door1", "zigbee2mqtt/other",
+    "zigbee2mqtt/bridge/state", "tele/x/SENSOR", "other",
+])
+JSON = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=10),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.sampled_from(["temperature", "humidity", "contact", "battery", "last_seen", "state",
+                                       "smoke", "water_leak", "x"]), children, max_size=5),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(topic=TOPICS, payload=st.binary(max_size=200) | JSON.map(lambda v: json.dumps(v).encode()),
+       retained=st.booleans())
+def test_fuzz_mqtt_nothing_raises_and_every_reject_has_a_reason(topic: str, payload: bytes,
+                                                               retained: bool) -> None:
+    p, _ = pipeline()
+    batch = p.handle(RawMessage("b", topic, payload, NOW, retained))
+    for reading in batch.readings:
+        assert reading.value == reading.value  # not NaN
+    for rec in batch.quarantine:
+        assert rec.reason and rec.payload == payload and rec.source == "b"
+    produced = len(batch.readings) + len(batch.quarantine) + len(batch.unassigned) + len(batch.availability)
+    accounted = batch.counters.get("retained_skipped", 0) + batch.counters.get("empty", 0)
+    assert produced > 0 or accounted > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(source=st.sampled_from(["bus", "log"]), address=st.integers(0, 300), payload=st.binary(max_size=120))
+def test_fuzz_serial_nothing_raises(source: str, address: int, payload: bytes) -> None:
+    p, _ = pipeline()
+    topic = f"modbus/bus/{address}" if source == "bus" else "line/log"
+    batch = p.handle(RawMessage(source, topic, payload, NOW))
+    assert batch.readings or batch.quarantine
+
+
+def test_subscriptions_do_not_overlap() -> None:
+    p, _ = pipeline()
+    # the sensors' own topics are covered by the source's zigbee2mqtt/# subscription
+    assert p.router.mqtt_topics("b") == ["zigbee2mqtt/#"]

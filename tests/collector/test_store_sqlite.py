@@ -1,0 +1,384 @@
+"""SqliteStore on real SQLite files: idempotent writes, rollups across zones, retention, read API."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import tracemalloc
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from archmon.domain import Reading
+from collector.records import AvailabilityRecord, Batch, QuarantineRecord, UnassignedRecord
+from collector.store import SchemaError, SqliteStore
+
+UTC_TZ = ZoneInfo("UTC")
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+HOUR = 3_600_000
+
+
+def ms(text: str) -> int:
+    """ISO text with offset -> epoch ms."""
+    return round(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+def reading(ts: int, value: float, sensor: str = "th1", quantity: str = "temperature", room: str = "r1") -> Reading:
+    return Reading(sensor=sensor, quantity=quantity, value=value, ts_ms=ts, room=room)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    s = SqliteStore(tmp_path / "archmon.db", tz=SHANGHAI)
+    yield s
+    s.close()
+
+
+def test_file_is_wal_full_sync_and_versioned(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    s = SqliteStore(path, tz=SHANGHAI)
+    try:
+        assert s._writer is not None
+        assert s._writer.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        s.close()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        meta = dict(conn.execute("SELECT key, value FROM store_meta"))
+        assert meta == {"schema_version": "1", "timezone": "Asia/Shanghai"}
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        expected = {"series", "readings", "rollup_hour", "rollup_day", "quarantine", "unassigned"}
+        assert expected | {"availability", "counters"} <= tables
+        # a newer schema is refused with a clear message
+        conn.execute("UPDATE store_meta SET value = '99' WHERE key = 'schema_version'")
+        conn.commit()
+    finally:
+        conn.close()
+    with pytest.raises(SchemaError, match="version 99"):
+        SqliteStore(path, tz=SHANGHAI)
+
+
+def test_data_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    s = SqliteStore(path, tz=SHANGHAI)
+    s.write(Batch(readings=[reading(1000, 20.0)]))
+    s.close()
+    s = SqliteStore(path, tz=SHANGHAI)
+    try:
+        assert s.series("th1", "temperature", 0, 2000) == [(1000, 20.0)]
+        result = s.write(Batch(readings=[reading(1000, 20.0), reading(2000, 21.0)]))
+        assert result.duplicates == 1 and [r.ts_ms for r in result.stored] == [2000]
+    finally:
+        s.close()
+
+
+def test_readonly_never_creates_and_never_writes(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.db"
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        SqliteStore(missing, tz=SHANGHAI, readonly=True)
+    assert not missing.exists()
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE x (a)")
+    conn.close()
+    with pytest.raises(SchemaError, match="not an archmon database"):
+        SqliteStore(other, tz=SHANGHAI, readonly=True)
+    path = tmp_path / "a.db"
+    SqliteStore(path, tz=SHANGHAI).close()
+    ro = SqliteStore(path, tz=SHANGHAI, readonly=True)
+    try:
+        with pytest.raises(sqlite3.ProgrammingError, match="read-only"):
+            ro.write(Batch(readings=[reading(1, 1.0)]))
+        assert ro.count_readings() == 0
+    finally:
+        ro.close()
+
+
+def test_duplicates_are_ignored_counted_and_never_overwrite(store: SqliteStore) -> None:
+    first = store.write(Batch(readings=[reading(1000, 21.5), reading(1000, 99.0), reading(2000, 22.0)]))
+    assert [(r.ts_ms, r.value) for r in first.stored] == [(1000, 21.5), (2000, 22.0)]
+    assert first.duplicates == 1
+    second = store.write(Batch(readings=[reading(2000, 23.0), reading(3000, 24.0)]))
+    assert [r.ts_ms for r in second.stored] == [3000] and second.duplicates == 1
+    assert store.series("th1", "temperature", 0, 10_000) == [(1000, 21.5), (2000, 22.0), (3000, 24.0)]
+    counters = store.counters()
+    assert counters["stored"] == 3 and counters["duplicates"] == 2
+    assert counters["duplicates_conflicting"] == 2
+    # same ts on another quantity or sensor is not a duplicate
+    third = store.write(Batch(readings=[reading(1000, 50.0, quantity="humidity"), reading(1000, 1.0, sensor="x")]))
+    assert len(third.stored) == 2 and third.duplicates == 0
+
+
+def test_rollups_only_count_new_rows(store: SqliteStore) -> None:
+    base = ms("2025-01-10T10:00:00+00:00")
+    batch = Batch(readings=[reading(base + i * 60_000, v) for i, v in enumerate([20.0, 22.5, 19.5])])
+    store.write(batch)
+    store.write(batch)  # all duplicates: rollups unchanged
+    store.write(Batch(readings=[reading(base + HOUR, 30.0)]))
+    hours = store.buckets("th1", "temperature", base, base + 2 * HOUR, "hour")
+    assert [(b.start_ms, b.min, b.max, b.sum, b.count) for b in hours] == [
+        (base, 19.5, 22.5, 62.0, 3),
+        (base + HOUR, 30.0, 30.0, 30.0, 1),
+    ]
+    assert hours[0].mean == pytest.approx(62.0 / 3)
+    days = store.buckets("th1", "temperature", 0, base + 10 * 86_400_000, "day")
+    assert len(days) == 1
+    assert days[0].start_ms == ms("2025-01-10T00:00:00+08:00")
+    assert (days[0].min, days[0].max, days[0].count) == (19.5, 30.0, 4)
+    with pytest.raises(ValueError, match="resolution"):
+        store.buckets("th1", "temperature", 0, 1, "week")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("zone", "day_start", "next_day_start", "inside"),
+    [
+        # +5:30: the day starts at 18:30 UTC the evening before
+        ("Asia/Kolkata", "2025-03-10T00:00:00+05:30", "2025-03-11T00:00:00+05:30", "2025-03-10T23:59:00+05:30"),
+        # spring forward: a 23 h day
+        ("Europe/Berlin", "2024-03-31T00:00:00+01:00", "2024-04-01T00:00:00+02:00", "2024-03-31T23:30:00+02:00"),
+        # fall back: a 25 h day, the repeated hour belongs to it
+        ("Europe/Berlin", "2024-10-27T00:00:00+02:00", "2024-10-28T00:00:00+01:00", "2024-10-27T02:30:00+01:00"),
+        # DST starts at midnight: local 00:00 does not exist, the day starts at 01:00 -03 = 04:00 UTC
+        ("America/Santiago", "2023-09-03T00:00:00-04:00", "2023-09-04T00:00:00-03:00", "2023-09-03T23:59:00-03:00"),
+    ],
+)
+def test_day_buckets_are_local_calendar_days(
+    tmp_path: Path, zone: str, day_start: str, next_day_start: str, inside: str
+) -> None:
+    s = SqliteStore(tmp_path / "z.db", tz=ZoneInfo(zone))
+    try:
+        start, end = ms(day_start), ms(next_day_start)
+        s.write(
+            Batch(
+                readings=[
+                    reading(start - 1, 1.0),  # last ms of the day before
+                    reading(start, 2.0),
+                    reading(ms(inside), 3.0),
+                    reading(end - 1, 4.0),
+                    reading(end, 5.0),  # first ms of the next day
+                ]
+            )
+        )
+        days = s.buckets("th1", "temperature", start - 3 * 86_400_000, end + 3 * 86_400_000, "day")
+        assert [(b.start_ms, b.count, b.min, b.max) for b in days][1] == (start, 3, 2.0, 4.0)
+        assert [b.count for b in days] == [1, 3, 1]
+        assert days[2].start_ms == end
+    finally:
+        s.close()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b"]),
+            st.integers(min_value=ms("2024-10-25T00:00:00+00:00"), max_value=ms("2024-10-29T00:00:00+00:00")),
+            st.floats(min_value=-40, max_value=85, allow_nan=False),
+        ),
+        max_size=60,
+    ),
+    split=st.integers(min_value=0, max_value=60),
+)
+def test_rollups_match_raw_data(rows: list[tuple[str, int, float]], split: int) -> None:
+    """Whatever arrives, in whatever batches, with duplicates: rollups equal aggregates of stored rows."""
+    tz = ZoneInfo("Australia/Lord_Howe")  # +10:30/+11 with a 30-minute DST shift
+    with tempfile.TemporaryDirectory() as tmp:
+        s = SqliteStore(Path(tmp) / "h.db", tz=tz)
+        try:
+            readings = [reading(ts, v, sensor=sensor) for sensor, ts, v in rows]
+            s.write(Batch(readings=readings[:split]))
+            s.write(Batch(readings=readings[split:] + readings[: split // 2]))
+            for sensor in ("a", "b"):
+                raw = s.series(sensor, "temperature", 0, 2**62)
+                first: dict[int, float] = {}
+                for r in readings:
+                    if r.sensor == sensor:
+                        first.setdefault(r.ts_ms, r.value)
+                assert raw == sorted(first.items())
+                for resolution in ("hour", "day"):
+                    expected: dict[int, list[float]] = {}
+                    for ts, v in raw:
+                        if resolution == "hour":
+                            key = ts - ts % HOUR
+                        else:
+                            local = datetime.fromtimestamp(ts / 1000, tz).date()
+                            key = ms(datetime(local.year, local.month, local.day, tzinfo=tz).isoformat())
+                        expected.setdefault(key, []).append(v)
+                    got = s.buckets(sensor, "temperature", 0, 2**62, resolution)  # type: ignore[arg-type]
+                    assert [b.start_ms for b in got] == sorted(expected)
+                    for b in got:
+                        values = expected[b.start_ms]
+                        assert (b.min, b.max, b.count) == (min(values), max(values), len(values))
+                        assert math.isclose(b.sum, math.fsum(values), abs_tol=1e-9)
+        finally:
+            s.close()
+
+
+def test_failed_batch_writes_nothing_and_store_recovers(store: SqliteStore) -> None:
+    bad = Batch(
+        readings=[reading(1000, 20.0, sensor="new"), reading(2000, math.nan, sensor="new")],
+        quarantine=[QuarantineRecord(1, "src", "t", b"x", "bad", "decode")],
+        counters={"received": 2},
+    )
+    with pytest.raises(ValueError, match=r"new/temperature at 2000: value nan"):
+        store.write(bad)
+    assert store.count_readings() == 0 and store.quarantine_count() == 0 and store.counters() == {}
+    # the series created inside the rolled-back transaction must not linger in the id cache
+    store.write(Batch(readings=[reading(1000, 20.0, sensor="new")]))
+    assert store.series("new", "temperature", 0, 5000) == [(1000, 20.0)]
+
+
+def test_quarantine_unassigned_availability_counters(store: SqliteStore) -> None:
+    payload = b"\xff\xfe{not json"
+    store.write(
+        Batch(
+            quarantine=[
+                QuarantineRecord(100, "b1", "zigbee2mqtt/x", payload, "not JSON at byte 0", "decode"),
+                QuarantineRecord(
+                    200, "b1", "zigbee2mqtt/th1", b"{}", "temperature: 999 out of range", "validate", "th1"
+                ),
+            ],
+            unassigned=[
+                UnassignedRecord(500, "b1", "zigbee2mqtt/new", "zigbee2mqtt", b'{"t":2}', '[{"q":"t"}]'),
+                UnassignedRecord(300, "b1", "zigbee2mqtt/new", "zigbee2mqtt", b'{"t":1}', "[]"),
+            ],
+            availability=[AvailabilityRecord("th1", "offline", 2000), AvailabilityRecord("th1", "online", 1000)],
+            counters={"received": 3, "quarantined": 2},
+        )
+    )
+    store.write(Batch(availability=[AvailabilityRecord("th1", "online", 3000)], counters={"received": 1}))
+    q = store.quarantine()
+    assert [r.topic for r in q] == ["zigbee2mqtt/th1", "zigbee2mqtt/x"]
+    assert q[0].id > q[1].id and q[0].sensor == "th1" and q[0].stage == "validate"
+    assert q[1].payload == payload and q[1].sensor is None and q[1].reason == "not JSON at byte 0"
+    assert [r.id for r in store.quarantine(limit=1)] == [q[0].id]
+    assert store.quarantine_count() == 2
+    (device,) = store.unassigned()
+    assert (device.first_seen_ms, device.last_seen_ms, device.count) == (300, 500, 2)
+    assert device.last_payload == b'{"t":2}' and device.last_readings_json == '[{"q":"t"}]'
+    assert store.availability() == {"th1": ("online", 3000)}
+    assert store.counters() == {"received": 4, "quarantined": 2}
+
+
+def test_latest_last_seen_and_counts(store: SqliteStore) -> None:
+    store.write(
+        Batch(
+            readings=[
+                reading(1000, 20.0),
+                reading(3000, 21.0),
+                reading(2000, 50.0, quantity="humidity"),
+                reading(5000, 1.0, sensor="door1", quantity="door", room="r2"),
+            ]
+        )
+    )
+    latest = {(v.sensor, v.quantity): (v.value, v.ts_ms, v.room) for v in store.latest()}
+    assert latest == {
+        ("th1", "temperature"): (21.0, 3000, "r1"),
+        ("th1", "humidity"): (50.0, 2000, "r1"),
+        ("door1", "door"): (1.0, 5000, "r2"),
+    }
+    assert store.last_seen() == {"th1": 3000, "door1": 5000}
+    assert store.count_readings() == 4
+    assert store.count_readings(sensor="th1") == 3
+    assert store.count_readings(quantity="temperature") == 2
+    assert store.count_readings(sensor="th1", quantity="humidity") == 1
+
+
+def test_retention_deletes_old_raw_but_keeps_rollups(store: SqliteStore) -> None:
+    day = 86_400_000
+    now = ms("2025-06-30T12:00:00+00:00")
+    store.write(
+        Batch(
+            readings=[reading(now - 40 * day, 18.0), reading(now - 20 * day, 19.0), reading(now - 1, 20.0)],
+            quarantine=[QuarantineRecord(now - 100 * day, "s", "t", b"", "r", "decode")],
+        )
+    )
+    assert store.apply_retention(now, 0, 0) == {"readings": 0, "quarantine": 0}
+    assert store.apply_retention(now, 30, 90) == {"readings": 1, "quarantine": 1}
+    assert [ts for ts, _ in store.series("th1", "temperature", 0, now)] == [now - 20 * day, now - 1]
+    days = store.buckets("th1", "temperature", 0, now + day, "day")
+    assert [b.min for b in days] == [18.0, 19.0, 20.0]
+    assert store.quarantine_count() == 0
+
+
+def test_readings_stream_is_ordered_filtered_and_half_open(store: SqliteStore) -> None:
+    store.write(
+        Batch(
+            readings=[
+                reading(3000, 1.0, sensor="b", room="r2"),
+                reading(1000, 2.0, sensor="a"),
+                reading(2000, 3.0, sensor="a", quantity="humidity"),
+                reading(2000, 4.0, sensor="b", room="r2"),
+                reading(4000, 5.0, sensor="a"),
+            ]
+        )
+    )
+    rows = list(store.readings(1000, 4000))
+    assert rows == [
+        (1000, "r1", "a", "temperature", 2.0),
+        (2000, "r1", "a", "humidity", 3.0),
+        (2000, "r2", "b", "temperature", 4.0),
+        (3000, "r2", "b", "temperature", 1.0),
+    ]
+    assert [r[0] for r in store.readings(0, 10_000, sensors={"b"})] == [2000, 3000]
+    assert [r[2] for r in store.readings(0, 10_000, rooms=["r1"])] == ["a", "a", "a"]
+    assert list(store.readings(0, 10_000, sensors=[])) == []
+
+
+def test_readings_stream_in_constant_memory(store: SqliteStore) -> None:
+    n = 30_000
+    store.write(Batch(readings=[reading(i * 1000, 20.0 + i % 7, sensor=f"s{i % 3}") for i in range(n)]))
+    tracemalloc.start()
+    try:
+        seen = 0
+        last = -1
+        for row in store.readings(0, n * 1000):
+            assert row[0] >= last
+            last = row[0]
+            seen += 1
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert seen == n
+    assert peak < 500_000  # a list of 30k row tuples alone would take several MB
+
+
+def test_other_process_reads_while_a_write_is_open(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    s = SqliteStore(path, tz=SHANGHAI)
+    try:
+        s.write(Batch(readings=[reading(1000, 20.0)]))
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        blocker.execute("INSERT INTO counters (name, value) VALUES ('x', 1)")
+        code = (
+            "import sys; from pathlib import Path; from zoneinfo import ZoneInfo;"
+            "from collector.store import SqliteStore;"
+            "s = SqliteStore(Path(sys.argv[1]), tz=ZoneInfo('UTC'), readonly=True);"
+            "print(s.count_readings(), s.counters().get('x'), s.series('th1', 'temperature', 0, 9999)); s.close()"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=30, check=True
+        )
+        assert out.stdout.split("\n")[0] == "1 None [(1000, 20.0)]"
+        # and another thread of this process reads too
+        assert s.count_readings() == 1
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    finally:
+        s.close()
+
+
+def test_moved_sensor_takes_its_new_room(store: SqliteStore) -> None:
+    store.write(Batch(readings=[reading(1000, 20.0, room="old")]))
+    store.write(Batch(readings=[reading(2000, 21.0, room="new")]))
+    assert [r[1] for r in store.readings(0, 5000)] == ["new", "new"]
+    assert datetime.fromtimestamp(0, UTC).year == 1970
