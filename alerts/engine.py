@@ -81,7 +81,7 @@ class AlertEngine:
         self._seq = 0
         self._states: dict[str, _KeyState] = {}
         self._clock: int | None = None
-        self._target = 0
+        self._started_ms: int | None = None
         self._load_states()
 
     # -- public API ------------------------------------------------------------------------------
@@ -126,11 +126,10 @@ class AlertEngine:
     def advance(self, now_ms: int) -> list[Transition]:
         """Run every timer and time-driven rule due at or before ``now_ms``, in time order."""
         if self._clock is None:
-            self._clock = now_ms
+            self._clock = self._started_ms = now_ms
             for rule in self.rules:
                 rule.start(now_ms)
             self._schedule_notifications()
-        self._target = max(self._target, now_ms)
         out: list[Transition] = []
         while True:
             due, source = self._next_due()
@@ -255,13 +254,13 @@ class AlertEngine:
             self._save(ks)
             return out
         if existing is not None:
-            out.append(self.store.set_state(existing["id"], "pending", ts, value=cond.value, limit=cond.limit,
-                                            note="re-fired"))
-            ks.alert_id = existing["id"]
+            first = self.store.set_state(existing["id"], "pending", ts, value=cond.value, limit=cond.limit,
+                                         note="re-fired")
         else:
             first = self.store.create_alert(cond, ts, "pending", title(cond, self.language))
+        ks.alert_id = first.alert
+        if delay > 0:  # with no delay the alert goes straight to active: pending is not reported
             out.append(first)
-            ks.alert_id = first.alert
         ks.phase, ks.since_ms, ks.wait_ms = "pending", ts, delay
         if delay == 0:
             out.extend(self._activate(ks, ts))
@@ -356,7 +355,7 @@ class AlertEngine:
         if repeat > 0:
             self._push((notified_ms or active_ms) + int(repeat * 1000), "repeat", str(alert_id))
         steps = self.settings.notify.escalation_after_s
-        if level < len(steps):
+        if level < len(steps) and severity in self.settings.notify.escalate:
             self._push(active_ms + int(steps[level] * 1000), "escalate", f"{alert_id}:{level + 1}")
 
     def _schedule_notifications(self) -> None:
@@ -379,7 +378,7 @@ class AlertEngine:
             repeat_ms = int(self.settings.notify.repeat_s.get(alert["severity"], 0.0) * 1000)  # type: ignore[call-overload]
             if alert["notified_ms"] is not None and alert["notified_ms"] + repeat_ms > due:
                 return  # superseded by a later notification
-            if self._target - due < repeat_ms:  # not a backlog after downtime
+            if self._started_ms is not None and due >= self._started_ms:  # not a backlog of the downtime
                 self._notify(transition, "repeat", alert["escalation_level"])
             else:
                 self.store.mark_notified(alert["id"], due)

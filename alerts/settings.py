@@ -125,12 +125,14 @@ class NotifySettings(_Model):
         repeat_s: per severity, repeat an unacknowledged active alert every so many seconds (0: never).
         escalation_after_s: an alert still unacknowledged this long after it fired escalates to level
             1, 2, ... (one entry per level).
+        escalate: severities that escalate at all.
     """
 
     repeat_s: dict[Severity, float] = Field(
         default_factory=lambda: {"critical": 900.0, "major": 3600.0, "minor": 0.0, "warning": 0.0}
     )
     escalation_after_s: list[float] = Field(default_factory=lambda: [1800.0, 3600.0])
+    escalate: list[Severity] = Field(default_factory=lambda: ["critical", "major"])
 
     @field_validator("escalation_after_s")
     @classmethod

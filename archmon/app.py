@@ -9,6 +9,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -94,7 +95,7 @@ class Service:
         )
         for listener in on_stored or []:
             self.writer.add_listener(listener)
-        self.pipeline = Pipeline(config, self.writer.submit)
+        self.pipeline = Pipeline(config, self._submit)
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=max(4, len(config.serial) + 2))},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
@@ -110,6 +111,19 @@ class Service:
         self.alerts: Any = self._alert_service()
         self._reported: dict[str, dict[str, int]] = defaultdict(dict)
         self._stopped = threading.Event()
+
+    def _submit(self, batch: Batch) -> Future[WriteResult]:
+        future = self.writer.submit(batch)
+        if batch.availability and self.alerts is not None:
+            records, alerts = list(batch.availability), self.alerts
+
+            def forward(done: Future[WriteResult]) -> None:
+                if done.exception() is None:
+                    for record in records:
+                        alerts.on_availability(record.sensor, record.state, record.ts_ms)
+
+            future.add_done_callback(forward)
+        return future
 
     def _modbus_devices(self, source: str) -> list[ModbusDevice]:
         by_address: dict[int, list[Any]] = defaultdict(list)
@@ -201,9 +215,9 @@ class Service:
         self.writer.flush(timeout=30)
         for source in self.mqtt:
             source.stop()
-        if self.alerts is not None:
-            self.alerts.stop()
         self.writer.close(timeout=30)
+        if self.alerts is not None:
+            self.alerts.stop()  # after the final flush, so the last readings are judged and saved
         self.store.close()
         log.info("archmon stopped; every accepted reading is stored")
 

@@ -56,11 +56,18 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     from devices.formats import decode_to_json
 
     payload = args.payload.encode("utf-8") if args.payload is not None else sys.stdin.buffer.read()
-    options = json.loads(args.options) if args.options else None
     try:
+        options = json.loads(args.options) if args.options else {}
+        if not isinstance(options, dict):
+            raise ValueError("--options must be a JSON object")
+        options.setdefault("device_tz", args.tz)
         rows = decode_to_json(args.format, args.topic, payload, options)
-    except (DecodeError, KeyError, ValueError) as exc:
+    except (DecodeError, KeyError, ValueError, TypeError) as exc:
         print(f"archmon decode: {args.format} {args.topic}: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 1
+    errors = [row["error"] for row in rows if "error" in row]
+    if errors:
+        print(f"archmon decode: {args.format} {args.topic}: {errors[0]}", file=sys.stderr)
         return 1
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))
@@ -194,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topic", required=True)
     p.add_argument("--payload", help="payload text (default: read from stdin)")
     p.add_argument("--options", help="decoder options as JSON, e.g. '{\"fields\": {\"temperature\": \"$.t\"}}'")
+    p.add_argument("--tz", default="UTC", help="zone of device times without offset (Tasmota Time); default UTC")
     p.set_defaults(func=_cmd_decode)
 
     p = sub.add_parser("status", parents=[common], help="last value, last seen and state of every sensor")
@@ -233,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("amqtt").setLevel(logging.WARNING)
     logging.getLogger("transitions").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # pymodbus logs every timeout at ERROR with a frame dump; the Modbus source reports them once itself.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

@@ -64,7 +64,7 @@ profile = "paper"
 id = "film"
 name_zh = "胶片母片库"
 name_en = "Film master store"
-profile = "film-masters"
+profile = "film_master"
 
 [[rooms]]
 id = "reading"

@@ -118,8 +118,7 @@ def parse_preset(text: str, source: str) -> PresetFile:
         return PresetFile.model_validate(data)
     except pydantic.ValidationError as exc:
         problems = [
-            f"{source}: {'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-            for err in exc.errors()
+            f"{source}: {'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
         ]
         raise ConfigError(problems) from None
 
@@ -202,9 +201,7 @@ def encode_modbus_payload(address: int, reads: Sequence[tuple[ReadBlock, Sequenc
     out: list[dict[str, Any]] = []
     for block, values in reads:
         if len(values) < block.count:
-            raise ValueError(
-                f"read FC{block.function:02d}@{block.start}: {len(values)} values for {block.count}"
-            )
+            raise ValueError(f"read FC{block.function:02d}@{block.start}: {len(values)} values for {block.count}")
         out.append(
             {
                 "function": block.function,

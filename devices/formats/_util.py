@@ -17,15 +17,21 @@ from devices.decoded import DecodedValue
 MAX_TS_MS = 253_402_300_799_999
 # Epoch values at or above this are milliseconds, below are seconds (1e11 s is the year 5138).
 _MS_THRESHOLD = 100_000_000_000
-_NUMBER = re.compile(
-    r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE
-)
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 _MAX_TEXT = 64
 
 
 def short(value: object) -> str:
     """``repr`` of a value, cut to a length fit for a one-line message."""
     text = repr(value)
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
+
+
+def label(what: object) -> str:
+    """A name (key, quantity, topic level) fit for a one-line message: control characters escaped, cut short."""
+    text = what if isinstance(what, str) else repr(what)
+    if not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii")
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
 
 
@@ -47,7 +53,7 @@ def load_json(payload: bytes) -> Any:
     except RecursionError:
         raise DecodeError("payload JSON is nested too deeply") from None
     except ValueError as exc:
-        raise DecodeError(f"payload is not JSON: {str(exc).splitlines()[0][:80]}") from None
+        raise DecodeError(f"payload is not JSON: {(str(exc).splitlines() or [type(exc).__name__])[0][:80]}") from None
 
 
 def load_object(payload: bytes) -> dict[str, Any]:
@@ -61,27 +67,27 @@ def load_object(payload: bytes) -> dict[str, Any]:
 def to_number(value: object, what: str) -> float:
     """A JSON number or a numeric string as a float (NaN and inf pass through for the pipeline to reject)."""
     if isinstance(value, bool):
-        raise DecodeError(f"{what}: expected a number, got boolean {value!r}")
+        raise DecodeError(f"{label(what)}: expected a number, got boolean {value!r}")
     if isinstance(value, int):
         try:
             return float(value)
         except OverflowError:
-            raise DecodeError(f"{what}: number {short(value)} is too large") from None
+            raise DecodeError(f"{label(what)}: number {short(value)} is too large") from None
     if isinstance(value, float):
         return value
     if isinstance(value, str):
         text = value.strip()
         if _NUMBER.fullmatch(text):
             return float(text)
-        raise DecodeError(f"{what}: {short(value)} is not a number")
-    raise DecodeError(f"{what}: expected a number, got {type(value).__name__} {short(value)}")
+        raise DecodeError(f"{label(what)}: {short(value)} is not a number")
+    raise DecodeError(f"{label(what)}: expected a number, got {type(value).__name__} {short(value)}")
 
 
 def to_bool(value: object, what: str) -> bool:
     """A JSON boolean (the formats that use booleans send real ones)."""
     if isinstance(value, bool):
         return value
-    raise DecodeError(f"{what}: expected true/false, got {short(value)}")
+    raise DecodeError(f"{label(what)}: expected true/false, got {short(value)}")
 
 
 def word(value: str, choices: dict[str, int], what: str) -> int:
@@ -89,7 +95,7 @@ def word(value: str, choices: dict[str, int], what: str) -> int:
     key = value.strip().lower()
     if key in choices:
         return choices[key]
-    raise DecodeError(f"{what}: expected one of {'/'.join(choices)}, got {short(value)}")
+    raise DecodeError(f"{label(what)}: expected one of {'/'.join(choices)}, got {short(value)}")
 
 
 def zone(name: object) -> ZoneInfo:
@@ -104,18 +110,18 @@ def zone(name: object) -> ZoneInfo:
 
 def _checked(ts_ms: int, what: str, raw: object) -> int:
     if not 0 <= ts_ms <= MAX_TS_MS:
-        raise DecodeError(f"{what}: timestamp {short(raw)} is out of range")
+        raise DecodeError(f"{label(what)}: timestamp {short(raw)} is out of range")
     return ts_ms
 
 
 def iso_ts(value: object, what: str, tz: ZoneInfo | None = None) -> int:
     """An ISO-8601 string to epoch ms (a time without offset is read in ``tz``, UTC if None)."""
     if not isinstance(value, str):
-        raise DecodeError(f"{what}: expected an ISO-8601 time, got {short(value)}")
+        raise DecodeError(f"{label(what)}: expected an ISO-8601 time, got {short(value)}")
     try:
         ts_ms = parse_iso_ms(value, tz)
     except (ValueError, OverflowError, OSError):
-        raise DecodeError(f"{what}: {short(value)} is not an ISO-8601 time") from None
+        raise DecodeError(f"{label(what)}: {short(value)} is not an ISO-8601 time") from None
     return _checked(ts_ms, what, value)
 
 
@@ -123,7 +129,7 @@ def epoch_ts(value: object, what: str, unit: str = "auto") -> int:
     """An epoch number (``s``, ``ms``, or ``auto``: ms when ≥ 1e11) to epoch ms."""
     number = to_number(value, what)
     if not math.isfinite(number):
-        raise DecodeError(f"{what}: timestamp {short(value)} is not a finite number")
+        raise DecodeError(f"{label(what)}: timestamp {short(value)} is not a finite number")
     if unit == "s" or (unit == "auto" and abs(number) < _MS_THRESHOLD):
         number *= 1000.0
     return _checked(round(number), what, value)
@@ -155,7 +161,7 @@ def convert_unit(number: float, unit: object, what: str) -> float:
         return number
     if key == "F":
         return fahrenheit_to_celsius(number)
-    raise DecodeError(f"{what}: unknown temperature unit {short(unit)} (use C or F)")
+    raise DecodeError(f"{label(what)}: unknown temperature unit {short(unit)} (use C or F)")
 
 
 def extra_str(extra: object, key: str, default: str) -> str:

@@ -57,9 +57,7 @@ class EsphomeDecoder:
             state = word(text_payload(payload), {"online": 1, "offline": 0}, "status payload")
             return Decoded(parts[-2], prefix, availability="online" if state else "offline")
         if len(parts) < 4 or parts[-1] != "state" or parts[-3] not in ("sensor", "binary_sensor"):
-            raise DecodeError(
-                f"topic {short(topic)} is not <prefix>/sensor|binary_sensor/<name>/state or /status"
-            )
+            raise DecodeError(f"topic {short(topic)} is not <prefix>/sensor|binary_sensor/<name>/state or /status")
         prefix = "/".join(parts[:-3])
         if not all(parts[:-3]) or not parts[-2]:
             raise DecodeError(f"topic {short(topic)} has an empty level")

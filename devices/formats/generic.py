@@ -100,9 +100,7 @@ def _by_paths(data: Any, fields: dict[Any, Any]) -> list[tuple[str, Any]]:
     found = []
     for quantity, path in fields.items():
         if not isinstance(quantity, str) or not isinstance(path, str):
-            raise DecodeError(
-                f"fields must map quantities to JSON paths, got {short(quantity)}: {short(path)}"
-            )
+            raise DecodeError(f"fields must map quantities to JSON paths, got {short(quantity)}: {short(path)}")
         try:
             raw = json_path(data, path)
         except KeyError:
@@ -114,9 +112,7 @@ def _by_paths(data: Any, fields: dict[Any, Any]) -> list[tuple[str, Any]]:
 
 def _by_aliases(data: Any) -> list[tuple[str, Any]]:
     if not isinstance(data, dict):
-        raise DecodeError(
-            f"payload JSON is a {type(data).__name__}; without options.fields it must be an object"
-        )
+        raise DecodeError(f"payload JSON is a {type(data).__name__}; without options.fields it must be an object")
     found: dict[str, Any] = {}
     for key, raw in data.items():
         quantity = ALIASES.get(key.lower()) if isinstance(key, str) else None
@@ -131,7 +127,7 @@ def _convert(quantity: str, raw: Any, options: DecodeOptions) -> float:
     scale = options.scale.get(quantity) if isinstance(options.scale, dict) else None
     if scale is not None:
         if isinstance(scale, bool) or not isinstance(scale, int | float):
-            raise DecodeError(f"scale for {quantity} must be a number, got {short(scale)}")
+            raise DecodeError(f"scale for {quantity!r} must be a number, got {short(scale)}")
         number *= scale
     unit = options.units.get(quantity) if isinstance(options.units, dict) else None
     if unit is not None and quantity == "temperature":

@@ -52,13 +52,13 @@ class ShellyGen1Decoder:
         base = extra_str(options.extra, "base_topic", "shellies").rstrip("/")
         parts = topic[len(base) + 1 :].split("/") if topic.startswith(base + "/") else []
         if not parts or not parts[0]:
-            raise DecodeError(f"topic {short(topic)} is not {base}/<id>/...")
+            raise DecodeError(f"topic {short(topic)} is not {base!r}/<id>/...")
         device = parts[0]
         prefix = f"{base}/{device}"
         if parts[1:] == ["online"]:
             return Decoded(device, prefix, availability=_online(payload))
         if len(parts) != 3 or parts[1] != "sensor":
-            raise DecodeError(f"topic {short(topic)} is not a sensor topic ({base}/<id>/sensor/<kind>)")
+            raise DecodeError(f"topic {short(topic)} is not a sensor topic ({base!r}/<id>/sensor/<kind>)")
         kind = parts[2]
         if kind not in _GEN1_KINDS:
             raise DecodeError(f"sensor/{short(kind)} is not a measured quantity")
@@ -112,9 +112,7 @@ def _last(prefix: str) -> str:
     return prefix.rsplit("/", 1)[-1]
 
 
-def _components(
-    params: dict[str, Any], ts_ms: int | None, options: DecodeOptions
-) -> tuple[DecodedValue, ...]:
+def _components(params: dict[str, Any], ts_ms: int | None, options: DecodeOptions) -> tuple[DecodedValue, ...]:
     chosen: dict[str, tuple[int, str]] = {}
     wanted = options.extra.get("instance") if isinstance(options.extra, dict) else None
     if wanted is not None and (isinstance(wanted, bool) or not isinstance(wanted, int)):

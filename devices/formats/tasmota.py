@@ -57,7 +57,7 @@ class TasmotaDecoder:
                 raise DecodeError(f"LWT payload {short(text)} is not Online/Offline")
             return Decoded(device, prefix, availability="online" if text == "online" else "offline")
         if kind != "SENSOR":
-            raise DecodeError(f"{kind} message, not a sensor message (expected SENSOR or LWT)")
+            raise DecodeError(f"{short(kind)} message, not a sensor message (expected SENSOR or LWT)")
         data = load_object(payload)
         return Decoded(device, prefix, values=self._values(data, prefix, options))
 
@@ -69,9 +69,7 @@ class TasmotaDecoder:
         blocks = {
             key: block
             for key, block in data.items()
-            if isinstance(block, dict)
-            and key not in _CHIP_BLOCKS
-            and ("Temperature" in block or "Humidity" in block)
+            if isinstance(block, dict) and key not in _CHIP_BLOCKS and ("Temperature" in block or "Humidity" in block)
         }
         wanted = options.extra.get("block") if isinstance(options.extra, dict) else None
         if wanted is not None:

@@ -118,7 +118,7 @@ class _CallableStore:
             raise NoSuchIdException(f"device {device_id} is absent or silenced")
         return device
 
-    async def async_getValues(  # noqa: N802 - pymodbus' name
+    async def async_getValues(  # pymodbus' method name
         self, device_id: int, func_code: int, address: int, count: int = 1
     ) -> list[int] | list[bool] | ExcCodes:
         table = self._device(device_id).table(func_code)
@@ -139,7 +139,7 @@ class _CallableStore:
             return [bool(v) for v in values]
         return values
 
-    async def async_setValues(  # noqa: N802 - pymodbus' name
+    async def async_setValues(  # pymodbus' method name
         self, device_id: int, func_code: int, address: int, values: Sequence[int] | Sequence[bool]
     ) -> ExcCodes | None:
         self._device(device_id)

@@ -1,12 +1,9 @@
 """Simulated MQTT sensors (Zigbee2MQTT, Tasmota, Shelly Gen1/Gen2, ESPHome) and a fleet that publishes them.
 
-Each simulator turns values into the messages the real device would publish (formats in DESIGN.md §9
-and ``notes/devices.md``) through a pure :meth:`payloads` method, testable without a broker.
-:class:`SimulatorFleet` owns one paho client (QoS 1) and publishes every device every ``interval_s``
-in a background thread; values come from a :class:`RoomModel` per device.
-
-A ``values`` mapping uses archmon's quantity names: ``temperature`` (°C), ``humidity`` (%RH),
-``door`` (1 = open), ``smoke`` (0/1), ``leak`` (0/1). A device reads only the keys it needs.
+Each simulator's pure :meth:`payloads` gives the messages the real device would publish (DESIGN.md §9,
+``notes/devices.md``) for ``values``: ``temperature`` (°C), ``humidity`` (%RH), ``door`` (1 = open),
+``smoke``, ``leak`` (0/1). :class:`SimulatorFleet` publishes every device every ``interval_s`` over one
+paho client (QoS 1) in a background thread, with values from a :class:`RoomModel` per device.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -26,20 +22,12 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from archmon import climate
+from archmon.quantities import BINARY_QUANTITIES
 from archmon.timeutil import from_ms, now_ms, to_iso
 from devices.simulators.climate import RoomModel
 
-__all__ = [
-    "EsphomeNode",
-    "FleetCounters",
-    "Message",
-    "MqttDevice",
-    "ShellyGen1HT",
-    "ShellyGen2HT",
-    "SimulatorFleet",
-    "TasmotaSensor",
-    "Zigbee2MqttSensor",
-]
+__all__ = ["EsphomeNode", "FleetCounters", "Message", "MqttDevice", "ShellyGen1HT", "ShellyGen2HT",
+           "SimulatorFleet", "TasmotaSensor", "Zigbee2MqttSensor"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +35,6 @@ Message = tuple[str, bytes, bool]
 """One MQTT message: ``(topic, payload, retain)``."""
 
 ZigbeeKind = Literal["temperature_humidity", "door", "smoke", "leak"]
-_BINARY = frozenset({"door", "smoke", "leak"})
 _ZIGBEE_MODELS = {"temperature_humidity": "WSDCGQ11LM", "door": "MCCGQ11LM", "smoke": "JTYJ-GD-01LM/BW",
                   "leak": "SJCGQ11LM"}
 
@@ -130,10 +117,8 @@ class Zigbee2MqttSensor(MqttDevice):
             state.update(smoke=bool(_need(values, "smoke", self.name)), battery_low=False, tamper=False)
         else:
             state.update(water_leak=bool(_need(values, "leak", self.name)), battery_low=False)
-        state["battery"] = self.battery
-        state["voltage"] = 2700 + 3 * self.battery
-        state["linkquality"] = 100 + (ts_ms // 60_000 + len(self.name)) % 45
-        state["last_seen"] = to_iso(ts_ms)
+        state.update(battery=self.battery, voltage=2700 + 3 * self.battery,
+                     linkquality=100 + (ts_ms // 60_000 + len(self.name)) % 45, last_seen=to_iso(ts_ms))
         return [(self.topic, _json(state), self.retain_state)]
 
     def availability(self, online: bool) -> list[Message]:
@@ -169,7 +154,7 @@ class TasmotaSensor(MqttDevice):
         if self.sensor == "SHT3X":
             dew_point = climate.dew_point(_need(values, "temperature", self.topic), block["Humidity"])
             block["DewPoint"] = round(dew_point or 0.0, 1)
-        local: datetime = from_ms(ts_ms).astimezone(ZoneInfo(self.timezone))
+        local = from_ms(ts_ms).astimezone(ZoneInfo(self.timezone))
         body = {"Time": local.replace(tzinfo=None).isoformat(timespec="seconds"), self.sensor: block,
                 "TempUnit": self.temp_unit}
         return [(f"tele/{self.topic}/SENSOR", _json(body), False)]
@@ -251,8 +236,7 @@ class EsphomeNode(MqttDevice):
     """
 
     prefix: str
-    sensors: dict[str, str] = field(default_factory=lambda: {"temperature": "temperature",
-                                                             "humidity": "humidity"})
+    sensors: dict[str, str] = field(default_factory=lambda: {"temperature": "temperature", "humidity": "humidity"})
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -262,7 +246,7 @@ class EsphomeNode(MqttDevice):
         messages: list[Message] = []
         for sensor, quantity in self.sensors.items():
             value = _need(values, quantity, self.prefix)
-            if quantity in _BINARY:
+            if quantity in BINARY_QUANTITIES:
                 text, component = ("ON" if value else "OFF"), "binary_sensor"
             else:
                 text, component = f"{value:.1f}", "sensor"
@@ -300,12 +284,14 @@ class SimulatorFleet:
         client_id: MQTT client id.
         clock: source of the devices' time (UTC epoch ms), e.g. a ``SimClock`` for a sped-up demo.
         max_queued: most messages kept while disconnected.
+        reconnect_delay_s: paho's first and longest wait between reconnection attempts.
     """
 
     def __init__(
         self, host: str, port: int, devices: Sequence[MqttDevice], *, interval_s: float = 10.0,
         room: RoomModel | None = None, rooms: Mapping[str, RoomModel] | None = None,
         client_id: str = "archmon-simulator", clock: Callable[[], int] = now_ms, max_queued: int = 10_000,
+        reconnect_delay_s: tuple[float, float] = (1.0, 5.0),
     ) -> None:
         if interval_s <= 0:
             raise ValueError(f"SimulatorFleet.interval_s must be > 0, got {interval_s!r}")
@@ -321,15 +307,10 @@ class SimulatorFleet:
         self._thread: threading.Thread | None = None
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
         self._client.max_queued_messages_set(max_queued)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=5)
+        self._client.reconnect_delay_set(*reconnect_delay_s)  # type: ignore[arg-type]  # floats work
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
-
-    @property
-    def connected(self) -> bool:
-        """True while the client is connected to the broker."""
-        return self._connected.is_set()
 
     def wait_connected(self, timeout_s: float) -> bool:
         """Wait until the client is connected; False on timeout."""
@@ -352,12 +333,10 @@ class SimulatorFleet:
             self._thread.join(timeout_s)
             self._thread = None
         if self._connected.is_set():
-            goodbye = [message for device in self.devices for message in device.availability(False)]
-            infos = [self._publish(message) for message in goodbye]
+            infos = [self._publish(message) for device in self.devices for message in device.availability(False)]
             deadline = time.monotonic() + timeout_s
-            for info in infos:
-                if info is not None and info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            for info in (i for i in infos if i is not None and i.rc == MQTTErrorCode.MQTT_ERR_SUCCESS):
+                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
         self._client.disconnect()
         self._client.loop_stop()
 

@@ -82,7 +82,7 @@ def _bus(climate: Climate) -> dict[int, SimDevice]:
 PRESETS = {1: "renke-rs-ws-n01", 2: "xy-md02", 3: "kincony-sht30", 4: "di8"}
 
 
-def _devices(timeout_s: float | None = 0.2) -> list[ModbusDevice]:
+def _devices(timeout_s: float | None = 0.5) -> list[ModbusDevice]:
     return [
         ModbusDevice(address, read_plan(get_register_map(preset)), timeout_s=timeout_s, name=preset)
         for address, preset in PRESETS.items()
@@ -90,7 +90,7 @@ def _devices(timeout_s: float | None = 0.2) -> list[ModbusDevice]:
 
 
 def _config(device: str, **extra: object) -> SerialSourceConfig:
-    return SerialSourceConfig(id="bus1", device=device, protocol="modbus", baudrate=4800, timeout_s=0.3, **extra)
+    return SerialSourceConfig(id="bus1", device=device, protocol="modbus", baudrate=4800, timeout_s=0.6, **extra)
 
 
 @pytest.fixture
@@ -187,7 +187,7 @@ def test_device_timeout_overrides_the_source_timeout(pty_pair: PtyPair, slave: M
 
         src._poll = spy  # type: ignore[method-assign]
         src.gather()
-        assert seen == [0.15, 0.3]
+        assert seen == [0.15, 0.6]
     finally:
         src.close()
 

@@ -406,10 +406,10 @@ def test_will_says_offline_when_the_process_dies(mosquitto: MosquittoBroker, cli
     )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-        watcher.wait_seen(lambda seen: (b"online", False) in seen)
+        watcher.wait_seen(lambda seen: any(payload == b"online" for payload, _ in seen))
         child.kill()  # no DISCONNECT: the broker publishes the will
         child.wait(10)
-        watcher.wait_seen(lambda seen: seen[-1] == (b"offline", False))
+        watcher.wait_seen(lambda seen: bool(seen) and seen[-1] == (b"offline", False))
     finally:
         child.kill()
         child.wait(10)

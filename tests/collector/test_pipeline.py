@@ -20,7 +20,7 @@ NOW = 1_764_000_000_000  # 2025-11-24T16:00:00Z
 def make_config() -> Config:
     return parse_config({
         "site": {"name": "t", "timezone": "Asia/Shanghai"},
-        "rooms": [{"id": "paper"}, {"id": "film", "profile": "film-masters"}],
+        "rooms": [{"id": "paper"}, {"id": "film", "profile": "film_master"}],
         "mqtt": [{"id": "b", "subscriptions": [{"filter": "zigbee2mqtt/#", "format": "zigbee2mqtt"}]}],
         "serial": [
             {"id": "bus", "device": "/dev/null", "protocol": "modbus"},

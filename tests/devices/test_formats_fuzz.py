@@ -120,7 +120,7 @@ def test_arbitrary_json_and_options(fmt: str, data: st.DataObject, document: obj
 @FUZZ
 @given(
     fmt=FORMATS,
-    topic=st.text(alphabet=string.ascii_letters + "/:-_$#+", max_size=40),
+    topic=st.text(alphabet=string.ascii_letters + "/:-_$#+", max_size=40) | st.text(max_size=40),
     payload=st.binary(max_size=60) | st.sampled_from([b"21.5", b"ON", b"true", b"online", b"Offline", b"{}"]),
 )
 def test_arbitrary_topics(fmt: str, topic: str, payload: bytes) -> None:

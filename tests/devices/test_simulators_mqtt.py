@@ -439,11 +439,14 @@ def test_fleet_survives_a_broker_that_is_down_at_first(listeners: list[Listener]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    fleet = SimulatorFleet("127.0.0.1", port, [TasmotaSensor("late")], interval_s=60, client_id="t-late-fleet")
+    fleet = SimulatorFleet(
+        "127.0.0.1", port, [TasmotaSensor("late")], interval_s=60, client_id="t-late-fleet",
+        reconnect_delay_s=(0.1, 0.5),
+    )
     fleet.start()
     try:
         assert wait_until(lambda: fleet.counters.rounds >= 1)
-        assert not fleet.connected
+        assert not fleet.wait_connected(0)
         with EmbeddedBroker(port=port) as broker:
             listener = Listener(broker.port, "t-late-sub").connect("tele/#")
             listeners.append(listener)

@@ -1,0 +1,191 @@
+"""SerialLineSource against the ASCII line-sensor simulator on real pseudo-terminals."""
+
+from __future__ import annotations
+
+import re
+import threading
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from archmon.config import SerialSourceConfig, parse_config
+from archmon.domain import RawMessage
+from collector.serial_line import SerialLineSource
+from devices.simulators.line_sensor import LineSensorSimulator
+from devices.simulators.pty_pair import PtyPair
+from tests.fixtures.serial_ports import SocatPair, wait_until
+
+pytestmark = pytest.mark.serial
+
+SAMPLE = Path(__file__).parents[2] / "collector" / "serial_line.sample.toml"
+PATTERN = r"T=(?P<temperature>-?\d+(?:\.\d+)?),H=(?P<humidity>\d+(?:\.\d+)?)"
+
+
+class Recorder:
+    """A thread-safe handler that records messages."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.messages: list[RawMessage] = []
+        self.fail_on: bytes | None = None
+
+    def __call__(self, message: RawMessage) -> None:
+        with self._lock:
+            self.messages.append(message)
+        if message.payload == self.fail_on:
+            raise RuntimeError("sink rejected it")
+
+    @property
+    def payloads(self) -> list[bytes]:
+        with self._lock:
+            return [m.payload for m in self.messages]
+
+
+def _config(device: str, **extra: object) -> SerialSourceConfig:
+    return SerialSourceConfig(
+        id="logger1", device=device, protocol="line", line_pattern=PATTERN, reconnect_max_s=0.2, **extra
+    )
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def sensor(pty_pair: PtyPair) -> Iterator[LineSensorSimulator]:
+    sim = LineSensorSimulator(pty_pair.b, lambda: {"temperature": 21.5, "humidity": 52.1}, interval_s=None)
+    sim.open()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+def source(pty_pair: PtyPair, recorder: Recorder) -> Iterator[SerialLineSource]:
+    src = SerialLineSource(_config(pty_pair.a), recorder)
+    src.start()
+    try:
+        assert wait_until(lambda: src.stats()["connected"] == 1)
+        yield src
+    finally:
+        src.stop()
+
+
+def test_lines_are_delivered_in_order_without_line_endings(
+    source: SerialLineSource, sensor: LineSensorSimulator, recorder: Recorder
+) -> None:
+    expected = [f"T={t / 10:.1f},H=50.0".encode() for t in range(-50, 150, 7)]
+    for line in expected:
+        sensor.write_line(line)
+    assert wait_until(lambda: len(recorder.payloads) >= len(expected))
+    assert recorder.payloads == expected
+    message = recorder.messages[0]
+    assert (message.source, message.topic) == ("logger1", "line/logger1")
+    assert message.received_ms > 0
+    assert source.stats()["lines"] == len(expected)
+
+
+def test_partial_line_is_held_until_its_line_ending(
+    source: SerialLineSource, sensor: LineSensorSimulator, recorder: Recorder
+) -> None:
+    sensor.write_raw(b"T=21")
+    assert wait_until(lambda: source.stats()["bytes"] >= 4)
+    assert recorder.payloads == []  # half a line is not a line
+    sensor.write_raw(b".5,H=5")
+    assert wait_until(lambda: source.stats()["bytes"] >= 10)
+    sensor.write_raw(b"2.1\r\nT=22.0,H=53.0\r")
+    sensor.write_raw(b"\nT=23.0,H=54.0\n\r\n\n")  # bare LF, and empty lines are skipped
+    assert wait_until(lambda: len(recorder.payloads) >= 3)
+    assert recorder.payloads == [b"T=21.5,H=52.1", b"T=22.0,H=53.0", b"T=23.0,H=54.0"]
+
+
+def test_garbage_lines_are_still_delivered(
+    source: SerialLineSource, sensor: LineSensorSimulator, recorder: Recorder
+) -> None:
+    sensor.emit()
+    garbage = sensor.write_garbage(3)
+    sensor.emit()
+    assert wait_until(lambda: len(recorder.payloads) >= 5)
+    assert recorder.payloads == [b"T=21.5,H=52.1", *garbage, b"T=21.5,H=52.1"]
+
+
+def test_handler_failure_is_counted_and_reading_goes_on(
+    source: SerialLineSource, sensor: LineSensorSimulator, recorder: Recorder
+) -> None:
+    recorder.fail_on = b"BAD"
+    sensor.write_line("BAD")
+    sensor.write_line("T=1.0,H=2.0")
+    assert wait_until(lambda: len(recorder.payloads) >= 2)
+    assert recorder.payloads == [b"BAD", b"T=1.0,H=2.0"]
+    assert source.stats()["handler_errors"] == 1
+
+
+def test_overlong_line_without_ending_is_handed_on(
+    source: SerialLineSource, sensor: LineSensorSimulator, recorder: Recorder
+) -> None:
+    sensor.write_raw(b"x" * 5000)
+    assert wait_until(lambda: source.stats()["overlong_lines"] == 1)
+    assert wait_until(lambda: len(recorder.payloads) == 1)
+    assert recorder.payloads[0].startswith(b"xxxx")
+
+
+def test_reconnects_after_unplug_and_replug(socat_pair: SocatPair, recorder: Recorder) -> None:
+    src = SerialLineSource(_config(socat_pair.a), recorder)
+    sim = LineSensorSimulator(socat_pair.b, lambda: {"temperature": 20.0, "humidity": 50.0}, interval_s=None)
+    src.start()
+    try:
+        assert wait_until(lambda: src.stats()["connected"] == 1)
+        sim.open()
+        sim.write_line("T=20.0,H=50.0")
+        assert wait_until(lambda: len(recorder.payloads) == 1)
+        sim.write_raw(b"T=20.")  # a partial line when the cable goes
+        assert wait_until(lambda: src.stats()["bytes"] >= 20)
+        sim.stop()
+        socat_pair.unplug()
+        assert wait_until(lambda: src.stats()["connected"] == 0)
+        socat_pair.replug()
+        assert wait_until(lambda: src.stats()["connected"] == 1)
+        sim.open()
+        sim.write_line("T=21.0,H=51.0")
+        assert wait_until(lambda: len(recorder.payloads) == 2)
+        assert recorder.payloads == [b"T=20.0,H=50.0", b"T=21.0,H=51.0"]  # the torn line is not glued on
+        stats = src.stats()
+        assert stats["reconnects"] == 1
+        assert stats["partial_dropped"] == 1
+    finally:
+        sim.stop()
+        src.stop()
+
+
+def test_missing_port_is_retried_and_stop_is_prompt(tmp_path: Path, recorder: Recorder) -> None:
+    link = tmp_path / "ttyS9"
+    src = SerialLineSource(_config(str(link)), recorder)
+    src.start()
+    try:
+        assert wait_until(lambda: src.stats()["open_failures"] >= 3)  # backoff capped at 0.2 s
+        with PtyPair() as pair:
+            link.symlink_to(pair.a)
+            assert wait_until(lambda: src.stats()["connected"] == 1)
+            thread = src._thread
+            src.stop(timeout=10)
+            assert thread is not None
+            assert not thread.is_alive()
+            assert src.stats()["connected"] == 0
+            assert src.stats()["reconnects"] == 0  # the first open is not a reconnect
+    finally:
+        src.stop()
+
+
+def test_sample_config_validates() -> None:
+    data = tomllib.loads(SAMPLE.read_text(encoding="utf-8"))
+    config = parse_config({"serial": data["serial"]}, source=str(SAMPLE))
+    (serial_cfg,) = config.serial
+    assert serial_cfg.protocol == "line"
+
+    match = re.fullmatch(serial_cfg.line_pattern or "", "T=-3.5,H=52.1")
+    assert match is not None
+    assert match.groupdict() == {"temperature": "-3.5", "humidity": "52.1"}
