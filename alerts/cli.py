@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from alerts.engine import acknowledge, clear_by_hand
+from alerts.actions import acknowledge, clear_by_hand
 from alerts.messages import STATE_NAMES
 from alerts.profiles import StandardProfile, list_profiles, load_profile
 from alerts.replay import profile_config, read_readings_csv, run_replay

@@ -8,8 +8,11 @@ Example::
 
     [alerts]
     language = "zh"
+    close_after_s = 3600
     [alerts.rules.rate]
     enabled = false
+    [alerts.rules.stale]
+    close_after_s = 600
     [alerts.stale]
     factor = 3
     [alerts.working_hours]
@@ -49,10 +52,18 @@ class _Model(BaseModel):
 
 
 class RuleSettings(_Model):
-    """Switch a rule off or change its severity."""
+    """Switch a rule off, change its severity or how long its cleared alerts stay open.
+
+    Attributes:
+        enabled: whether the rule runs at all.
+        severity: severity of its alerts (None: the rule's default).
+        close_after_s: this rule's cleared alerts close after so many seconds (None: the site's
+            ``alerts.close_after_s``).
+    """
 
     enabled: bool = True
     severity: Severity | None = None
+    close_after_s: float | None = Field(default=None, ge=0)
 
 
 class StaleSettings(_Model):
@@ -148,12 +159,15 @@ class AlertSettings(_Model):
     Attributes:
         language: language of alert titles (None: the site's language).
         tick_s: period of the live service's timer tick (delays, stale detection, daily verdicts).
+        close_after_s: a cleared alert that nobody acknowledged closes after this many seconds without
+            firing again (0: at the clear); until then the condition returning re-opens the same alert.
         rules: per rule name (see ``alerts.rules.RULES``): enabled and severity.
         profiles: site-wide overrides per profile id, merged under each room's own overrides.
     """
 
     language: Literal["zh", "en"] | None = None
     tick_s: float = Field(default=1.0, gt=0, le=60)
+    close_after_s: float = Field(default=3600.0, ge=0)
     rules: dict[str, RuleSettings] = Field(default_factory=dict)
     stale: StaleSettings = StaleSettings()
     battery: BatterySettings = BatterySettings()
@@ -166,3 +180,8 @@ class AlertSettings(_Model):
     def rule(self, name: str) -> RuleSettings:
         """Settings of one rule (defaults if the site does not mention it)."""
         return self.rules.get(name, RuleSettings())
+
+    def close_after_ms(self, name: str) -> int:
+        """How long a cleared alert of rule ``name`` stays open (ms): the rule's setting, else the site's."""
+        own = self.rule(name).close_after_s
+        return int((self.close_after_s if own is None else own) * 1000)

@@ -198,6 +198,12 @@ class AlertStore:
             rows = self.conn.execute(f"SELECT * FROM alert_alerts {where} ORDER BY id DESC LIMIT ?", (limit,))
             return [dict(row) for row in rows]
 
+    def cleared_alerts(self) -> list[dict[str, Any]]:
+        """Alerts cleared but not closed (each waits for an acknowledgement or its close time)."""
+        with self._lock:
+            rows = self.conn.execute("SELECT * FROM alert_alerts WHERE state = 'cleared' ORDER BY id")
+            return [dict(row) for row in rows]
+
     def comments(self, alert_id: int) -> list[dict[str, Any]]:
         """Comments of one alert, oldest first."""
         with self._lock:
@@ -221,9 +227,13 @@ class AlertStore:
 
     def set_state(
         self, alert_id: int, state: str, ts_ms: int, *, value: float | None = None, limit: float | None = None,
-        by: str | None = None, note: str = "",
+        by: str | None = None, note: str = "", detail: str | None = None,
     ) -> Transition:
-        """Move an alert to ``state``, record the transition and its audit entry."""
+        """Move an alert to ``state``, record the transition and its audit entry.
+
+        ``value``/``limit`` and ``detail`` (when given) replace the alert's, so the transition carries the
+        judgement that caused it (e.g. the day a stability verdict judged).
+        """
         with self.tx() as conn:
             row = conn.execute("SELECT state FROM alert_alerts WHERE id = ?", (alert_id,)).fetchone()
             if row is None:
@@ -231,6 +241,8 @@ class AlertStore:
             sets = ["state = :state", "updated_ms = :ts"]
             if value is not None:
                 sets += ["value = :value", "limit_value = :limit"]
+            if detail is not None:
+                sets += ["detail = :detail"]
             if state == "active":
                 sets += ["active_ms = :ts", "fire_count = fire_count + 1", "escalation_level = 0",
                          "acked_by = NULL", "acked_ms = NULL"]
@@ -242,10 +254,20 @@ class AlertStore:
                 sets += ["closed_ms = :ts"]
             conn.execute(
                 f"UPDATE alert_alerts SET {', '.join(sets)} WHERE id = :id",
-                {"state": state, "ts": ts_ms, "value": value, "limit": limit, "by": by, "id": alert_id},
+                {"state": state, "ts": ts_ms, "value": value, "limit": limit, "by": by, "id": alert_id,
+                 "detail": detail},
             )
             self._record(alert_id, row["state"], state, ts_ms, value, limit, by, note)
             return self._transition(alert_id, state, ts_ms, value, limit, by)
+
+    def update_judgement(self, alert_id: int, ts_ms: int, *, value: float | None, limit: float | None,
+                         detail: str) -> None:
+        """A new judgement of an open alert that changes no state (e.g. another failing day): keep it."""
+        with self.tx() as conn:
+            conn.execute(
+                "UPDATE alert_alerts SET value = ?, limit_value = ?, detail = ?, updated_ms = ? WHERE id = ?",
+                (value, limit, detail, ts_ms, alert_id),
+            )
 
     def _record(
         self, alert_id: int, old: str | None, new: str, ts_ms: int, value: float | None, limit: float | None,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -17,6 +18,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from archmon.config import Config
+from archmon.domain import RawMessage
 from archmon.errors import ConfigError
 from archmon.timeutil import now_ms
 from collector.modbus import ModbusDevice, ModbusSource
@@ -27,6 +29,7 @@ from collector.serial_line import SerialLineSource
 from collector.store import SqliteStore
 from collector.writer import StoreWriter
 from devices.formats import DECODERS
+from devices.line import LineFormat
 from devices.modbus import get_register_map, read_plan
 
 __all__ = ["Service", "check_references"]
@@ -50,6 +53,19 @@ def check_references(config: Config) -> list[str]:
             if sub.format not in DECODERS:
                 problems.append(f"{where}: mqtt ({m.id}).subscriptions[{i}].format: unknown format "
                                 f"{sub.format!r}; known: {sorted(DECODERS)}")
+    for i, serial in enumerate(config.serial):
+        if serial.protocol != "line":
+            continue
+        try:
+            line_format = LineFormat(serial.line_pattern or "", units=serial.line_units, scale=serial.line_scale,
+                                     encoding=serial.line_encoding)
+        except ConfigError as exc:
+            problems += [f"{where}: serial[{i}] ({serial.id}): {p}" for p in exc.problems]
+            continue
+        on_port = [s.id for s in config.sensors if s.source == serial.id and s.enabled]
+        if len(on_port) > 1 and "(?P<sensor>" not in line_format.pattern:
+            problems.append(f"{where}: serial[{i}] ({serial.id}).line_pattern: {len(on_port)} sensors {on_port} "
+                            "share this port, so the pattern needs a (?P<sensor>...) group naming the sensor")
     presets: dict[tuple[str, int], str] = {}
     for i, sensor in enumerate(config.sensors):
         key = f"{where}: sensors[{i}] ({sensor.id})"
@@ -57,9 +73,16 @@ def check_references(config: Config) -> list[str]:
             problems.append(f"{key}.format: unknown format {sensor.format!r}; known: {sorted(DECODERS)}")
         if sensor.preset is not None:
             try:
-                get_register_map(sensor.preset, config.modbus_maps)
+                regmap = get_register_map(sensor.preset, config.modbus_maps)
             except KeyError as exc:
                 problems.append(f"{key}.preset: {exc.args[0] if exc.args else exc}")
+            else:
+                inputs = [r.quantity for r in regmap.registers if r.quantity.startswith("input")]
+                if inputs and sensor.channel is None:
+                    problems.append(f"{key}.channel: preset {sensor.preset!r} is a digital-input module; "
+                                    f"say which input ({inputs[0]}..{inputs[-1]}) with channel = N")
+                elif sensor.channel is not None and f"input{sensor.channel}" not in inputs:
+                    problems.append(f"{key}.channel: preset {sensor.preset!r} has no input {sensor.channel}")
             if sensor.address is not None:
                 other = presets.setdefault((sensor.source, sensor.address), sensor.preset)
                 if other != sensor.preset:
@@ -101,8 +124,10 @@ class Service:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
             timezone=config.site.tz,
         )
+        self._accepting = True
+        self._deferred: dict[str, int] = defaultdict(int)
         self.mqtt = [
-            MqttSource(m, self.pipeline.process, site=config.site.name, topics=self.pipeline.router.mqtt_topics(m.id))
+            MqttSource(m, self._on_mqtt, site=config.site.name, topics=self.pipeline.router.mqtt_topics(m.id))
             for m in config.mqtt
         ]
         self.modbus = [ModbusSource(s, self._modbus_devices(s.id), self.pipeline.process)
@@ -111,6 +136,13 @@ class Service:
         self.alerts: Any = self._alert_service()
         self._reported: dict[str, dict[str, int]] = defaultdict(dict)
         self._stopped = threading.Event()
+
+    def _on_mqtt(self, message: RawMessage) -> Future[WriteResult]:
+        if self._accepting:
+            return self.pipeline.process(message)
+        # Stopping: leave the message unacknowledged; the broker delivers it again on the next start.
+        self._deferred[message.source] += 1
+        return Future()
 
     def _submit(self, batch: Batch) -> Future[WriteResult]:
         future = self.writer.submit(batch)
@@ -201,10 +233,11 @@ class Service:
             log.info("retention removed %s", removed)
 
     def stop(self) -> None:
-        """Stop sources first, then flush every accepted reading to the store, then close it."""
+        """Stop taking messages, store and acknowledge every accepted one, then disconnect and close."""
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self._accepting = False
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         for line in self.lines:
@@ -214,12 +247,23 @@ class Service:
         self.report_stats()
         self.writer.flush(timeout=30)
         for source in self.mqtt:
+            # Wait until every stored message is acknowledged (deferred ones stay unacknowledged on purpose).
+            _wait_for(lambda s=source: s.stats().get("pending", 0) <= self._deferred[s.config.id], timeout_s=5.0)
             source.stop()
         self.writer.close(timeout=30)
         if self.alerts is not None:
             self.alerts.stop()  # after the final flush, so the last readings are judged and saved
         self.store.close()
         log.info("archmon stopped; every accepted reading is stored")
+
+
+def _wait_for(condition: Callable[[], bool], *, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _now_dt(config: Config) -> Any:

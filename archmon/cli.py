@@ -10,10 +10,14 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from archmon import __version__
 from archmon.config import Config, load_config
 from archmon.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collector.store import SqliteStore
 
 __all__ = ["main"]
 
@@ -69,8 +73,14 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     if errors:
         print(f"archmon decode: {args.format} {args.topic}: {errors[0]}", file=sys.stderr)
         return 1
-    for row in rows:
-        print(json.dumps(row, ensure_ascii=False))
+    try:
+        lines = [json.dumps(row, ensure_ascii=False, allow_nan=False) for row in rows]
+    except ValueError:
+        print(f"archmon decode: {args.format} {args.topic}: a value is not a finite number (NaN or infinity)",
+              file=sys.stderr)
+        return 1
+    for line in lines:
+        print(line)
     return 0
 
 
@@ -113,21 +123,23 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from archmon.timeutil import parse_iso_ms
     from collector.export import export
-    from collector.store import SqliteStore
 
     config = _load(args)
     tz = config.site.tz
-    start = parse_iso_ms(args.start, tz)
-    end = parse_iso_ms(args.end, tz)
+    try:
+        start = parse_iso_ms(args.start, tz)
+        end = parse_iso_ms(args.end, tz)
+    except ValueError as exc:
+        return _fail("export", f"--from/--to must be ISO-8601 dates or times: {exc}")
+    if end <= start:
+        return _fail("export", f"--to ({args.end}) must be after --from ({args.start})")
     sensors = set(args.sensor or [])
-    if args.room:
-        known_rooms = {r.id for r in config.rooms}
-        unknown = set(args.room) - known_rooms
+    for what, given, known in (("room", args.room, {r.id for r in config.rooms}),
+                               ("sensor", args.sensor, {s.id for s in config.sensors})):
+        unknown = set(given or []) - known
         if unknown:
-            print(f"archmon export: unknown room(s) {sorted(unknown)}; known: {sorted(known_rooms)}",
-                  file=sys.stderr)
-            return 2
-    store = SqliteStore(config.resolve(config.storage.sqlite_path), tz=tz, readonly=True)
+            return _fail("export", f"unknown {what}(s) {sorted(unknown)}; known: {sorted(known)}")
+    store = _open_store(config)
     try:
         out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout  # noqa: SIM115
         try:
@@ -140,6 +152,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
         store.close()
     print(f"{rows} reading(s) exported", file=sys.stderr)
     return 0
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"archmon {command}: {message}", file=sys.stderr)
+    return 2
+
+
+def _open_store(config: Config) -> SqliteStore:
+    from collector.store import SqliteStore
+
+    path = config.resolve(config.storage.sqlite_path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no database yet (has `archmon run` or `archmon demo` stored anything?)")
+    return SqliteStore(path, tz=config.site.tz, readonly=True)
 
 
 def _cmd_quarantine(args: argparse.Namespace) -> int:
@@ -209,8 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("export", parents=[common], help="write stored readings as CSV or JSON lines")
-    p.add_argument("--from", dest="start", required=True, metavar="ISO")
-    p.add_argument("--to", dest="end", required=True, metavar="ISO")
+    p.add_argument("--from", dest="start", required=True, metavar="ISO",
+                   help="first time included (ISO-8601; without an offset, in the site's time zone)")
+    p.add_argument("--to", dest="end", required=True, metavar="ISO", help="end, excluded (same form)")
     p.add_argument("--room", action="append", metavar="ID", help="only this room (repeatable)")
     p.add_argument("--sensor", action="append", metavar="ID", help="only this sensor (repeatable)")
     p.add_argument("--format", choices=["csv", "jsonl"], default="csv")
@@ -251,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `archmon export ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

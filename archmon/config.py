@@ -17,6 +17,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from archmon.errors import ConfigError
+from archmon.quantities import QUANTITIES
 
 __all__ = [
     "Calibration",
@@ -32,9 +33,16 @@ __all__ = [
     "TlsConfig",
     "load_config",
     "parse_config",
+    "reference_problems",
 ]
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+MIN_RAW_RETENTION_DAYS = 8
+DECODE_OPTION_KEYS = frozenset({
+    "device_tz", "temperature_unit", "fields", "scale", "units", "ts_field",  # DecodeOptions fields
+    "base_topic", "block", "instance",  # format-specific extras (zigbee2mqtt/shelly-gen1, tasmota, shelly-gen2)
+    "invert",  # digital-input channels: input 1 means the opposite state
+})
 
 
 class _Model(BaseModel):
@@ -72,6 +80,15 @@ class StorageConfig(_Model):
     batch_size: int = Field(default=500, ge=1, le=100_000)
     flush_interval_ms: int = Field(default=200, ge=1, le=60_000)
 
+    @field_validator("raw_retention_days")
+    @classmethod
+    def _retention_beyond_redelivery(cls, value: int) -> int:
+        # A reading may arrive up to 7 days late (device time, broker backlog); deleting raw data sooner
+        # would let a late duplicate be stored again and counted twice in the rollups.
+        if 0 < value < MIN_RAW_RETENTION_DAYS:
+            raise ValueError(f"must be 0 (keep forever) or at least {MIN_RAW_RETENTION_DAYS} days")
+        return value
+
 
 class RoomConfig(_Model):
     """A room (库房) and the standard profile it is judged against."""
@@ -93,12 +110,21 @@ class TlsConfig(_Model):
     insecure: bool = False
 
 
+def _known_option_keys(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(options) - DECODE_OPTION_KEYS)
+    if unknown:
+        raise ValueError(f"unknown decoder option(s) {unknown}; known: {sorted(DECODE_OPTION_KEYS)}")
+    return options
+
+
 class MqttSubscription(_Model):
     """A topic filter and the payload format of what arrives on it."""
 
     filter: str
     format: str
     options: dict[str, Any] = Field(default_factory=dict)
+
+    _options = field_validator("options")(_known_option_keys)
 
 
 def _secret(env_name: str | None, file: Path | None, what: str) -> str | None:
@@ -136,6 +162,14 @@ class MqttSourceConfig(_Model):
     device_tz: str | None = None
     subscriptions: list[MqttSubscription] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _backoff_order(self) -> MqttSourceConfig:
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError(
+                f"reconnect_min_s ({self.reconnect_min_s}) is above reconnect_max_s ({self.reconnect_max_s})"
+            )
+        return self
+
     def password(self) -> str | None:
         """The broker password from the environment or a file (never from the config file itself)."""
         return _secret(self.password_env, self.password_file, f"mqtt[{self.id}].password")
@@ -158,6 +192,7 @@ class SerialSourceConfig(_Model):
     line_units: dict[str, str] = Field(default_factory=dict)
     line_scale: dict[str, float] = Field(default_factory=dict)
     line_encoding: str = "ascii"
+    device_tz: str | None = None
 
     @model_validator(mode="after")
     def _line_needs_pattern(self) -> SerialSourceConfig:
@@ -205,7 +240,7 @@ class SensorConfig(_Model):
     name: str = ""
     topic: str | None = None
     format: str | None = None
-    address: int | None = Field(default=None, ge=0, le=247)
+    address: int | None = Field(default=None, ge=1, le=247)
     preset: str | None = None
     channel: int | None = Field(default=None, ge=0, le=63)
     timeout_s: float | None = Field(default=None, gt=0, le=30)
@@ -213,6 +248,17 @@ class SensorConfig(_Model):
     calibration: dict[str, Calibration] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
+
+    _options = field_validator("options")(_known_option_keys)
+
+    @model_validator(mode="after")
+    def _calibrated_quantities(self) -> SensorConfig:
+        fields = self.options.get("fields") or {}
+        known = set(QUANTITIES) | (set(fields) if isinstance(fields, dict) else set())
+        unknown = sorted(set(self.calibration) - known)
+        if unknown:
+            raise ValueError(f"calibration for unknown quantity {unknown}; known: {sorted(known)}")
+        return self
 
 
 class Config(_Model):
@@ -228,35 +274,6 @@ class Config(_Model):
     alerts: dict[str, Any] = Field(default_factory=dict)
     path: Path | None = Field(default=None, exclude=True)
 
-    @model_validator(mode="after")
-    def _references(self) -> Config:
-        problems: list[str] = []
-        _unique(problems, "rooms", [r.id for r in self.rooms])
-        _unique(problems, "sensors", [s.id for s in self.sensors])
-        sources = {s.id: s for s in [*self.mqtt, *self.serial]}
-        _unique(problems, "mqtt/serial", [s.id for s in [*self.mqtt, *self.serial]])
-        rooms = {r.id for r in self.rooms}
-        for i, sensor in enumerate(self.sensors):
-            where = f"sensors[{i}] ({sensor.id})"
-            if sensor.room not in rooms:
-                problems.append(f"{where}.room: unknown room {sensor.room!r}; known: {sorted(rooms)}")
-            source = sources.get(sensor.source)
-            if source is None:
-                problems.append(f"{where}.source: unknown source {sensor.source!r}; known: {sorted(sources)}")
-            elif isinstance(source, MqttSourceConfig):
-                if not sensor.topic:
-                    problems.append(f"{where}.topic: required for a sensor on MQTT source {source.id!r}")
-                if not sensor.format:
-                    problems.append(f"{where}.format: required for a sensor on MQTT source {source.id!r}")
-            elif source.protocol == "modbus":
-                if sensor.address is None:
-                    problems.append(f"{where}.address: required for a sensor on Modbus bus {source.id!r}")
-                if not sensor.preset:
-                    problems.append(f"{where}.preset: required for a sensor on Modbus bus {source.id!r}")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
     def room(self, room_id: str) -> RoomConfig:
         """The room with this id (KeyError if none)."""
         for room in self.rooms:
@@ -269,6 +286,45 @@ class Config(_Model):
         if path.is_absolute() or self.path is None:
             return path
         return self.path.parent / path
+
+
+def reference_problems(config: Config) -> list[str]:
+    """Problems between sections: unknown rooms and sources, missing topics/addresses, duplicates."""
+    problems: list[str] = []
+    _unique(problems, "rooms", [r.id for r in config.rooms])
+    _unique(problems, "sensors", [s.id for s in config.sensors])
+    sources = {s.id: s for s in [*config.mqtt, *config.serial]}
+    _unique(problems, "mqtt/serial", [s.id for s in [*config.mqtt, *config.serial]])
+    rooms = {r.id for r in config.rooms}
+    claimed: dict[tuple[str, str], str] = {}
+    for i, sensor in enumerate(config.sensors):
+        where = f"sensors[{i}] ({sensor.id})"
+        if sensor.room not in rooms:
+            problems.append(f"{where}.room: unknown room {sensor.room!r}; known: {sorted(rooms)}")
+        source = sources.get(sensor.source)
+        if source is None:
+            problems.append(f"{where}.source: unknown source {sensor.source!r}; known: {sorted(sources)}")
+            continue
+        if isinstance(source, MqttSourceConfig):
+            if not sensor.topic:
+                problems.append(f"{where}.topic: required for a sensor on MQTT source {source.id!r}")
+            if not sensor.format:
+                problems.append(f"{where}.format: required for a sensor on MQTT source {source.id!r}")
+            key = (source.id, (sensor.topic or "").rstrip("/"))
+        elif source.protocol == "modbus":
+            if sensor.address is None:
+                problems.append(f"{where}.address: required for a sensor on Modbus bus {source.id!r}")
+            if not sensor.preset:
+                problems.append(f"{where}.preset: required for a sensor on Modbus bus {source.id!r}")
+            key = (source.id, f"{sensor.address}/{sensor.channel}")
+        else:
+            key = (source.id, f"line/{sensor.id}")
+        if sensor.enabled and key in claimed:
+            problems.append(f"{where}: same device as sensor {claimed[key]!r} (source {key[0]!r}, "
+                            f"{'topic' if isinstance(source, MqttSourceConfig) else 'address/channel'} "
+                            f"{key[1]!r}); one of them would never receive data")
+        claimed.setdefault(key, sensor.id)
+    return problems
 
 
 def _unique(problems: list[str], what: str, ids: list[str]) -> None:
@@ -301,7 +357,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>", path: Path | No
         ConfigError: one line per problem: ``FILE: key.path: message (got VALUE)``.
     """
     try:
-        return Config.model_validate({**data, "path": path})
+        config = Config.model_validate({**data, "path": path})
     except pydantic.ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -312,6 +368,28 @@ def parse_config(data: dict[str, Any], source: str = "<config>", path: Path | No
             got = "" if err["type"] in ("missing", "value_error") else f" (got {err['input']!r})"
             problems.append(f"{source}: {key}: {message}{got}")
         raise ConfigError(problems) from None
+    problems = reference_problems(config)
+    if problems:
+        raise ConfigError([f"{source}: {p}" for p in problems])
+    return config if path is None else _absolute_paths(config, path.parent)
+
+
+def _absolute_paths(config: Config, base: Path) -> Config:
+    """Paths in the file are relative to the file's folder, not to the working directory."""
+
+    def fix(value: Path | None) -> Path | None:
+        return value if value is None or value.is_absolute() else base / value
+
+    mqtt = [
+        m.model_copy(update={
+            "password_file": fix(m.password_file),
+            "tls": m.tls.model_copy(update={"ca_file": fix(m.tls.ca_file), "cert_file": fix(m.tls.cert_file),
+                                            "key_file": fix(m.tls.key_file)}),
+        })
+        for m in config.mqtt
+    ]
+    storage = config.storage.model_copy(update={"sqlite_path": fix(config.storage.sqlite_path)})
+    return config.model_copy(update={"mqtt": mqtt, "storage": storage})
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

@@ -71,11 +71,13 @@ def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
         sensors.append({
             "sensor": sensor.id, "room": sensor.room, "kind": sensor.kind, "source": sensor.source,
             "values": values.get(sensor.id, {}), "last_seen": to_iso(seen) if seen else None,
+            "last_seen_local": to_iso(seen, config.site.tz)[:23] if seen else None,
             "age_s": round((now - seen) / 1000, 1) if seen else None, "state": state,
         })
     return {
         "database": str(path),
         "site": config.site.name,
+        "timezone": config.site.timezone,
         "sensors": sensors,
         "counters": counters,
         "quarantine_entries": quarantined,
@@ -100,11 +102,11 @@ def format_status(report: dict[str, Any]) -> str:
     """The status report as a table for a terminal."""
     if report.get("error"):
         return f"{report['database']}: {report['error']}"
-    lines = [f"site {report['site']} — {report['database']}", ""]
+    lines = [f"site {report['site']} — {report['database']} (times in {report['timezone']})", ""]
     width = max([len(s["sensor"]) for s in report["sensors"]] + [6])
-    lines.append(f"{'sensor':<{width}}  {'room':<12} {'state':<7} {'last seen':<25} values")
+    lines.append(f"{'sensor':<{width}}  {'room':<12} {'state':<7} {'last seen':<23} values")
     for s in report["sensors"]:
-        lines.append(f"{s['sensor']:<{width}}  {s['room']:<12} {s['state']:<7} {s['last_seen'] or '-':<25} "
+        lines.append(f"{s['sensor']:<{width}}  {s['room']:<12} {s['state']:<7} {s['last_seen_local'] or '-':<23} "
                      f"{_fmt_values(s['values'])}")
     counters = report["counters"]
     lines.append("")
@@ -121,7 +123,10 @@ def quarantine_report(config: Config, *, limit: int = 20) -> str:
     """The newest quarantined messages with source, reason and raw payload."""
     from collector.store import SqliteStore
 
-    store = SqliteStore(config.resolve(config.storage.sqlite_path), tz=config.site.tz, readonly=True)
+    path = config.resolve(config.storage.sqlite_path)
+    if not path.exists():
+        return f"{path}: no database yet"
+    store = SqliteStore(path, tz=config.site.tz, readonly=True)
     try:
         records = store.quarantine(limit=limit)
         unassigned = store.unassigned()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -20,6 +20,7 @@ from archmon.errors import ConfigError
 __all__ = [
     "OFFLINE",
     "ONLINE",
+    "LoopClient",
     "build_client",
     "connect_properties",
     "default_client_id",
@@ -92,21 +93,41 @@ def subscription_list(
     return [(topic, config.qos) for topic in topics]
 
 
-def build_client(config: MqttSourceConfig, *, client_id: str, status_topic: str, password: str | None) -> mqtt.Client:
+class LoopClient(mqtt.Client):
+    """paho's client with one hook: ``on_loop_misc`` runs in the network thread on every loop pass.
+
+    paho calls ``loop_misc`` (public API) at the end of each pass of its loop, after reading and writing
+    the socket. ``collector.mqtt`` uses the hook to send acknowledgements queued by other threads from the
+    network thread, in one go, instead of one cross-thread wake-up per message.
+    """
+
+    on_loop_misc: Callable[[], None] | None = None
+
+    def loop_misc(self) -> mqtt.MQTTErrorCode:
+        """Run ``on_loop_misc``, then paho's own housekeeping (keepalive, ping)."""
+        hook = self.on_loop_misc
+        if hook is not None:
+            hook()
+        return super().loop_misc()
+
+
+def build_client(
+    config: MqttSourceConfig, *, client_id: str, status_topic: str, password: str | None
+) -> LoopClient:
     """A paho client with persistent session, manual ack, backoff, auth, TLS and the LWT set.
 
     Raises:
         ConfigError: a TLS file cannot be loaded.
     """
     if config.protocol == "5":
-        client = mqtt.Client(
+        client = LoopClient(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
     else:
-        client = mqtt.Client(
+        client = LoopClient(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=False,

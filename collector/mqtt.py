@@ -18,11 +18,14 @@ How:
   ``offline`` LWT if the connection dies, and ``offline`` published on a clean :meth:`MqttSource.stop`.
 - Reconnect with exponential backoff between ``reconnect_min_s`` and ``reconnect_max_s``; an
   unreachable broker or a refused login is counted and retried, never raised.
-- Acknowledgements are sent from the future's callback, in whatever thread resolves it: paho's
-  ``ack`` only appends the PUBACK to its outgoing queue and wakes the network thread, like
-  ``publish``. An acknowledgement for a message received on an earlier connection is skipped: the
-  broker sends that message again on the new connection (maybe under the same packet id), and the
-  new copy is acknowledged when it is durable. Acknowledgements go out in the order futures resolve.
+- Acknowledgements: the future's callback (in whatever thread resolves it, usually the store
+  writer's) queues the packet id; the network thread sends the queued PUBACKs at the end of each
+  pass of its loop. Only the first of a run is sent by the resolving thread itself (paho's ``ack``
+  appends the PUBACK to its outgoing queue and wakes the network thread), so a commit of a few
+  hundred messages costs one wake-up, not one per message. An acknowledgement for a message
+  received on an earlier connection is skipped: the broker sends that message again on the new
+  connection (maybe under the same packet id), and the new copy is acknowledged when it is
+  durable. Acknowledgements go out in the order futures resolve.
 - QoS 2 works but gives no more than QoS 1 here: paho answers PUBREC itself and keeps QoS 2 state in
   memory only, so use QoS 1 (the default) and idempotent writes.
 
@@ -48,6 +51,7 @@ import concurrent.futures
 import functools
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -137,7 +141,11 @@ class MqttSource:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
+        self._client.on_loop_misc = self._send_queued_acks
         self._lock = threading.Lock()
+        self._ack_lock = threading.Lock()
+        self._acks: deque[tuple[int, int, int]] = deque()  # (mid, qos, generation) waiting for the network thread
+        self._ack_woken = False  # the network thread was woken for the queued acks
         self._stats = dict.fromkeys(_COUNTERS, 0)
         self._generation = 0  # bumped on every connect and disconnect; acks must match it
         self._ready = threading.Event()
@@ -181,6 +189,7 @@ class MqttSource:
         if not self._started:
             return
         self._started = False
+        self._send_queued_acks()  # before DISCONNECT, so they go out first
         if self._client.is_connected():
             info = self._client.publish(self.status_topic, OFFLINE, qos=1, retain=True)
             try:
@@ -304,54 +313,88 @@ class MqttSource:
             self._count("handler_errors")
             _LOG.error("%s: message with a topic that is not UTF-8; not acknowledged", self._name)
             return
-        raw = RawMessage(
-            source=self.config.id,
-            topic=topic,
-            payload=bytes(msg.payload),
-            received_ms=now_ms(),
-            retained=bool(msg.retain),
-        )
+        retained = bool(msg.retain)
+        raw = RawMessage(self.config.id, topic, bytes(msg.payload), now_ms(), retained)
+        stats = self._stats
         with self._lock:
-            self._stats["received"] += 1
-            self._stats["retained"] += raw.retained
+            stats["received"] += 1
+            stats["retained"] += retained
+            stats["pending"] += 1
             generation = self._generation
         try:
             future = self._handler(raw)
             if not isinstance(future, concurrent.futures.Future):
                 raise TypeError(f"handler returned {type(future).__name__}, not a concurrent.futures.Future")
         except Exception:
-            self._count("handler_errors")
+            with self._lock:
+                stats["pending"] -= 1
+                stats["handler_errors"] += 1
             _LOG.exception("%s: handler failed on topic %r; message not acknowledged", self._name, raw.topic)
             return
-        self._count("pending")
-        future.add_done_callback(functools.partial(self._on_durable, msg.mid, msg.qos, generation, raw.topic))
+        future.add_done_callback(functools.partial(self._on_durable, msg.mid, msg.qos, generation, topic))
 
-    # -- acknowledgement (any thread) --------------------------------------------------------------
+    # -- acknowledgement ---------------------------------------------------------------------------
 
     def _on_durable(
         self, mid: int, qos: int, generation: int, topic: str, future: concurrent.futures.Future[Any]
     ) -> None:
-        with self._lock:
-            self._stats["pending"] -= 1
-            current = generation == self._generation
-        if future.cancelled() or future.exception() is not None:
-            self._count("handler_failures")
+        """Future callback (any thread): queue the acknowledgement, or count and log a failed write."""
+        try:
+            error: object = future.exception()
+        except concurrent.futures.CancelledError:
+            error = "cancelled"
+        if error is not None:
+            with self._lock:
+                self._stats["pending"] -= 1
+                self._stats["handler_failures"] += 1
             _LOG.error(
                 "%s: message on %r not stored (%s); not acknowledged, the broker will send it again",
                 self._name,
                 topic,
-                "cancelled" if future.cancelled() else future.exception(),
+                error,
             )
             return
         if qos == 0:
+            self._count("pending", -1)
             return
-        if not current:
-            self._count("ack_skipped")
+        with self._ack_lock:
+            if self._ack_woken:  # the network thread will send it with the others
+                self._acks.append((mid, qos, generation))
+                return
+            # Sending this one wakes the network thread, which then sends whatever queues up behind it.
+            acked, skipped = self._ack(mid, qos, generation)
+            self._ack_woken = acked == 1  # a skipped ack woke nobody: the next one is sent here too
+        with self._lock:
+            self._stats["pending"] -= 1
+            self._stats["acked"] += acked
+            self._stats["ack_skipped"] += skipped
+
+    def _send_queued_acks(self) -> None:
+        """Send the queued acknowledgements (network thread, each loop pass; and on stop)."""
+        if not self._ack_woken:
+            return
+        acked = skipped = 0
+        with self._ack_lock:
+            acks = self._acks
+            while acks:
+                mid, qos, generation = acks.popleft()
+                ok, stale = self._ack(mid, qos, generation)
+                acked += ok
+                skipped += stale
+            self._ack_woken = False
+        if acked or skipped:
+            with self._lock:
+                self._stats["pending"] -= acked + skipped
+                self._stats["acked"] += acked
+                self._stats["ack_skipped"] += skipped
+
+    def _ack(self, mid: int, qos: int, generation: int) -> tuple[int, int]:
+        """Hand one PUBACK to paho; returns (1, 0) if sent, (0, 1) if skipped."""
+        if generation != self._generation:
             _LOG.debug("%s: mid %d came on an earlier connection; not acknowledged", self._name, mid)
-            return
+            return 0, 1
         result = self._client.ack(mid, qos)
         if result == mqtt.MQTT_ERR_SUCCESS:
-            self._count("acked")
-        else:
-            self._count("ack_skipped")
-            _LOG.debug("%s: ack of mid %d failed: %s", self._name, mid, mqtt.error_string(result))
+            return 1, 0
+        _LOG.debug("%s: ack of mid %d failed: %s", self._name, mid, mqtt.error_string(result))
+        return 0, 1

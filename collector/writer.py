@@ -203,10 +203,13 @@ class StoreWriter:
             if self._closing:
                 raise RuntimeError("store writer is closed")
             self._submitted_seq += 1
+            wake = not self._queue  # the writer thread waits for a first item ...
             self._queue.append(_Item(batch, future, self._submitted_seq, weight, time.monotonic()))
             self._queued_weight += weight
             self._pending_weight += weight
-            self._cond.notify_all()
+            # ... or for a full transaction; waking it for every submit costs a thread switch per message.
+            if wake or self._queued_weight >= self._batch_size:
+                self._cond.notify_all()
         return future
 
     def flush(self, timeout: float | None = None) -> bool:

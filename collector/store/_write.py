@@ -7,6 +7,7 @@ import math
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from itertools import chain
 from zoneinfo import ZoneInfo
 
 from archmon.domain import Reading
@@ -51,16 +52,16 @@ class SeriesCache:
     """``(sensor, quantity) -> (series id, room)`` for the write connection; cleared on rollback."""
 
     def __init__(self) -> None:
-        self._ids: dict[tuple[str, str], tuple[int, str]] = {}
+        self.ids: dict[tuple[str, str], tuple[int, str]] = {}
 
     def clear(self) -> None:
         """Forget everything (a rolled-back transaction may have created series rows)."""
-        self._ids.clear()
+        self.ids.clear()
 
     def series_id(self, cur: sqlite3.Cursor, reading: Reading) -> int:
         """The series id of ``reading``, creating the series (or updating its room) as needed."""
         key = (reading.sensor, reading.quantity)
-        known = self._ids.get(key)
+        known = self.ids.get(key)
         if known is None:
             row = cur.execute("SELECT id, room FROM series WHERE sensor = ? AND quantity = ?", key).fetchone()
             if row is None:
@@ -72,23 +73,12 @@ class SeriesCache:
                 known = (cur.lastrowid, reading.room)
             else:
                 known = (int(row[0]), str(row[1]))
-            self._ids[key] = known
+            self.ids[key] = known
         if reading.room and reading.room != known[1]:
             cur.execute("UPDATE series SET room = ? WHERE id = ?", (reading.room, known[0]))
             known = (known[0], reading.room)
-            self._ids[key] = known
+            self.ids[key] = known
         return known[0]
-
-
-def _add(agg: _Agg, key: tuple[int, int], value: float) -> None:
-    cell = agg.get(key)
-    if cell is None:
-        agg[key] = [value, value, value, 1]
-    else:
-        cell[0] = min(cell[0], value)
-        cell[1] = max(cell[1], value)
-        cell[2] += value
-        cell[3] += 1
 
 
 _ROLLUP_UPSERT = """
@@ -143,6 +133,99 @@ def _duplicate(cur: sqlite3.Cursor, series_id: int, reading: Reading, counters: 
         )
 
 
+_INSERT_ONE = "INSERT INTO readings (series_id, ts, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+_CHUNK = 100
+_INSERT_CHUNK = (
+    "INSERT INTO readings (series_id, ts, value) VALUES "
+    + ", ".join(["(?, ?, ?)"] * _CHUNK)
+    + " ON CONFLICT DO NOTHING"
+)
+_QUARANTINE_INSERT = (
+    "INSERT INTO quarantine (received_ms, source, topic, sensor, stage, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_COUNTER_ADD = (
+    "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"
+)
+
+_Row = tuple[int, int, float]  # (series id, ts, value)
+
+
+def _rows(cur: sqlite3.Cursor, readings: Sequence[Reading], series: SeriesCache) -> list[_Row]:
+    """``(series id, ts, value)`` of each reading; raises ValueError for a value that is not finite."""
+    ids = series.ids
+    rows: list[_Row] = []
+    append = rows.append
+    for reading in readings:
+        known = ids.get((reading.sensor, reading.quantity))
+        fresh = known is not None and (not reading.room or reading.room == known[1])
+        sid = known[0] if fresh and known is not None else series.series_id(cur, reading)
+        value = float(reading.value)
+        if not math.isfinite(value):
+            raise ValueError(
+                f"{reading.sensor}/{reading.quantity} at {reading.ts_ms}: value {value!r} is not a finite number"
+            )
+        append((sid, reading.ts_ms, value))
+    return rows
+
+
+def _insert_all_new(conn: sqlite3.Connection, rows: list[_Row]) -> bool:
+    """Insert ``rows`` if none of them is a duplicate (the usual case) and return True; else insert nothing.
+
+    Multi-row statements: the sqlite3 module releases the GIL around every statement step, and each release
+    lets the MQTT thread in, so one step per 100 rows instead of one per row keeps the writer going.
+    """
+    conn.execute("SAVEPOINT readings_fast")
+    try:
+        inserted = 0
+        full = len(rows) - len(rows) % _CHUNK
+        for start in range(0, full, _CHUNK):
+            inserted += conn.execute(_INSERT_CHUNK, list(chain.from_iterable(rows[start : start + _CHUNK]))).rowcount
+        if full < len(rows):
+            inserted += conn.executemany(_INSERT_ONE, rows[full:]).rowcount
+        all_new = inserted == len(rows)
+        if not all_new:
+            conn.execute("ROLLBACK TO readings_fast")
+    finally:
+        conn.execute("RELEASE readings_fast")
+    return all_new
+
+
+def _aggregate(rows: list[_Row], calendar: DayCalendar, hours: _Agg, days: _Agg) -> None:
+    """Add newly stored rows to the hour and day aggregates (min, max, sum, count per bucket)."""
+    groups: dict[tuple[int, int], list[float]] = {}
+    for sid, ts, value in rows:
+        key = (sid, ts - ts % HOUR_MS)
+        values = groups.get(key)
+        if values is None:
+            groups[key] = [value]
+        else:
+            values.append(value)
+    straddling: set[tuple[int, int]] = set()
+    for (sid, hour), values in groups.items():
+        cell = (min(values), max(values), sum(values), len(values))
+        _merge(hours, (sid, hour), cell)
+        day = calendar.day_start(hour)
+        if calendar.day_start(hour + HOUR_MS - 1) == day:
+            _merge(days, (sid, day), cell)
+        else:  # a UTC hour cut by local midnight (zones with a half-hour offset): per reading
+            straddling.add((sid, hour))
+    if straddling:
+        for sid, ts, value in rows:
+            if (sid, ts - ts % HOUR_MS) in straddling:
+                _merge(days, (sid, calendar.day_start(ts)), (value, value, value, 1))
+
+
+def _merge(agg: _Agg, key: tuple[int, int], cell: tuple[float, float, float, int]) -> None:
+    old = agg.get(key)
+    if old is None:
+        agg[key] = list(cell)
+    else:
+        old[0] = min(old[0], cell[0])
+        old[1] = max(old[1], cell[1])
+        old[2] += cell[2]
+        old[3] += cell[3]
+
+
 def write_batches(
     conn: sqlite3.Connection, batches: Sequence[Batch], series: SeriesCache, calendar: DayCalendar
 ) -> list[WriteResult]:
@@ -150,65 +233,57 @@ def write_batches(
 
     Duplicate readings (same sensor, quantity, ts) are ignored and counted; rollups are updated only for
     newly inserted rows. Counter deltas are added, plus ``stored`` and ``duplicates``.
+
+    Readings of all batches are first inserted together; only if that finds a duplicate is it undone and
+    redone reading by reading to tell which ones were new.
     """
     cur = conn.cursor()
+    counters: dict[str, int] = {}
+    per_batch = [_rows(cur, batch.readings, series) for batch in batches]
+    everything = [row for rows in per_batch for row in rows]
+    results: list[WriteResult] = []
+    new_rows: list[_Row]
+    if not everything or _insert_all_new(conn, everything):
+        new_rows = everything
+        results = [WriteResult(stored=tuple(batch.readings)) for batch in batches]
+    else:
+        new_rows = []
+        for batch, rows in zip(batches, per_batch, strict=True):
+            stored: list[Reading] = []
+            duplicates = 0
+            for reading, row in zip(batch.readings, rows, strict=True):
+                if cur.execute(_INSERT_ONE, row).rowcount == 1:
+                    stored.append(reading)
+                    new_rows.append(row)
+                else:
+                    duplicates += 1
+                    _duplicate(cur, row[0], reading, counters)
+            results.append(WriteResult(stored=tuple(stored), duplicates=duplicates))
     hours: _Agg = {}
     days: _Agg = {}
-    counters: dict[str, int] = {}
-    results: list[WriteResult] = []
-    for batch in batches:
-        stored: list[Reading] = []
-        duplicates = 0
-        for reading in batch.readings:
-            sid = series.series_id(cur, reading)
-            value = float(reading.value)
-            if not math.isfinite(value):
-                raise ValueError(
-                    f"{reading.sensor}/{reading.quantity} at {reading.ts_ms}: value {value!r} is not a finite number"
-                )
-            cur.execute(
-                "INSERT INTO readings (series_id, ts, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                (sid, reading.ts_ms, value),
-            )
-            if cur.rowcount == 1:
-                stored.append(reading)
-                _add(hours, (sid, reading.ts_ms - reading.ts_ms % HOUR_MS), value)
-                _add(days, (sid, calendar.day_start(reading.ts_ms)), value)
-            else:
-                duplicates += 1
-                _duplicate(cur, sid, reading, counters)
-        if batch.quarantine:
-            cur.executemany(
-                "INSERT INTO quarantine (received_ms, source, topic, sensor, stage, reason, payload)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (q.received_ms, q.source, q.topic, q.sensor, q.stage, q.reason, bytes(q.payload))
-                    for q in batch.quarantine
-                ],
-            )
-        if batch.unassigned:
-            cur.executemany(
-                _UNASSIGNED_UPSERT,
-                [
-                    (
-                        u.source,
-                        u.device_topic,
-                        u.format,
-                        u.received_ms,
-                        u.received_ms,
-                        bytes(u.payload),
-                        u.readings_json,
-                    )
-                    for u in batch.unassigned
-                ],
-            )
-        if batch.availability:
-            cur.executemany(_AVAILABILITY_UPSERT, [(a.sensor, a.state, a.ts_ms) for a in batch.availability])
+    _aggregate(new_rows, calendar, hours, days)
+    quarantine = [
+        (q.received_ms, q.source, q.topic, q.sensor, q.stage, q.reason, bytes(q.payload))
+        for batch in batches
+        for q in batch.quarantine
+    ]
+    if quarantine:
+        cur.executemany(_QUARANTINE_INSERT, quarantine)
+    unassigned = [
+        (u.source, u.device_topic, u.format, u.received_ms, u.received_ms, bytes(u.payload), u.readings_json)
+        for batch in batches
+        for u in batch.unassigned
+    ]
+    if unassigned:
+        cur.executemany(_UNASSIGNED_UPSERT, unassigned)
+    availability = [(a.sensor, a.state, a.ts_ms) for batch in batches for a in batch.availability]
+    if availability:
+        cur.executemany(_AVAILABILITY_UPSERT, availability)
+    for batch, result in zip(batches, results, strict=True):
         for name, delta in batch.counters.items():
             counters[name] = counters.get(name, 0) + delta
-        counters["stored"] = counters.get("stored", 0) + len(stored)
-        counters["duplicates"] = counters.get("duplicates", 0) + duplicates
-        results.append(WriteResult(stored=tuple(stored), duplicates=duplicates))
+        counters["stored"] = counters.get("stored", 0) + len(result.stored)
+        counters["duplicates"] = counters.get("duplicates", 0) + result.duplicates
     for table, agg in (("rollup_hour", hours), ("rollup_day", days)):
         if agg:
             cur.executemany(
@@ -217,9 +292,5 @@ def write_batches(
             )
     deltas = [(name, delta) for name, delta in counters.items() if delta]
     if deltas:
-        cur.executemany(
-            "INSERT INTO counters (name, value) VALUES (?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-            deltas,
-        )
+        cur.executemany(_COUNTER_ADD, deltas)
     return results

@@ -27,6 +27,8 @@ Deviations of amqtt 0.12 from Mosquitto, and what this module does about them:
   socket open.
 * amqtt waits only 5 s for a PUBACK from a subscriber; a collector that holds its manual ack longer
   makes amqtt log a warning and forget the message (no redelivery).
+* amqtt's shutdown can hang on a client's reader task; :meth:`EmbeddedBroker.stop` aborts every client
+  connection first and bounds the shutdown.
 * No persistence to disk, no TLS, no authentication, no ``$SYS`` topics.
 """
 
@@ -244,8 +246,21 @@ class EmbeddedBroker:
             self._ready.set()
             await self._stop_event.wait()
         finally:
-            await broker.shutdown()
+            _abort_client_connections(broker)
+            try:
+                await asyncio.wait_for(broker.shutdown(), timeout=5.0)
+            except TimeoutError:
+                logger.warning("embedded MQTT broker: amqtt did not shut down within 5 s; cancelling its tasks")
             await _cancel_leftover_tasks()
+
+
+def _abort_client_connections(broker: Broker) -> None:
+    """Drop every client connection first: amqtt's shutdown can hang on a reader that never wakes up."""
+    for _session, handler in list(broker._sessions.values()):
+        stream_writer = getattr(getattr(handler, "writer", None), "_writer", None)
+        transport = getattr(stream_writer, "transport", None)
+        if transport is not None:
+            transport.abort()
 
 
 async def _cancel_leftover_tasks() -> None:

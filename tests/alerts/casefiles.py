@@ -37,7 +37,8 @@ class Case:
         rows = read_readings_csv(self.folder / "readings.csv", tz)
         alerts = dict(self.spec.get("alerts", {}))
         if "rules" in self.spec:
-            alerts["rules"] = {name: {"enabled": name in self.spec["rules"]} for name in RULES}
+            own = alerts.get("rules", {})
+            alerts["rules"] = {name: {**own.get(name, {}), "enabled": name in self.spec["rules"]} for name in RULES}
         config = profile_config(self.spec["profile"], rows, tz.key, overrides=self.spec.get("overrides"),
                                 alerts=alerts)
         actions = [

@@ -99,3 +99,87 @@ def test_unknown_sensor_is_ignored(tmp_path: Path) -> None:
     engine, store = _engine(tmp_path)
     assert engine.feed(Reading("ghost", "smoke", 1.0, SHANGHAI_NOON, "A1")) == []
     store.close()
+
+
+BAND_ONLY = {name: {"enabled": name == "band"} for name in RULES}
+NO_DELAYS = {"humidity": {"delay_s": 0, "clear_delay_s": 0}}
+
+
+def _band_now(tmp_path: Path, *, overrides: dict = NO_DELAYS, **alerts_settings) -> tuple[AlertEngine, AlertStore]:
+    """An engine running only the band rule, whose humidity alert fires and clears at once by default."""
+    rules = {name: {**BAND_ONLY[name], **alerts_settings.pop("rules", {}).get(name, {})} for name in RULES}
+    config = site_config(tmp_path, alerts={**alerts_settings, "rules": rules}, overrides=overrides)
+    store = AlertStore(tmp_path / "alerts.db")
+    return AlertEngine(config, store), store
+
+
+def test_restart_after_the_close_time_closes_then_opens_a_new_alert(tmp_path: Path) -> None:
+    engine, store = _band_now(tmp_path)
+    t0 = SHANGHAI_NOON
+    engine.feed(Reading("T1", "humidity", 65.0, t0, "A1"))
+    out = engine.feed(Reading("T1", "humidity", 55.0, t0 + 10 * MIN, "A1"))
+    assert [(t.alert, t.state) for t in out] == [(1, "cleared")]
+    store.close()  # crash 10 min after the clear; down for two hours
+    store = AlertStore(tmp_path / "alerts.db")
+    engine = AlertEngine(site_config(tmp_path, alerts={"rules": BAND_ONLY}, overrides=NO_DELAYS), store)
+    out = engine.feed(Reading("T1", "humidity", 66.0, t0 + 130 * MIN, "A1"))
+    assert [(t.alert, t.state, (t.ts_ms - t0) // MIN) for t in out] == [(1, "closed", 70), (2, "active", 130)]
+    closed = store.alert(1)
+    assert closed is not None and (closed["closed_ms"] - t0) // MIN == 70 and closed["acked_by"] is None
+    notes = [r["note"] for r in store.conn.execute("SELECT note FROM alert_transitions WHERE to_state = 'closed'")]
+    assert notes == ["cleared for 3600 s"]
+    audited = store.conn.execute("SELECT COUNT(*) FROM audit_log WHERE payload LIKE '%\"to\": \"closed\"%'")
+    assert audited.fetchone()[0] == 1
+    assert store.verify_audit().ok
+    # closing is not notified: fired, recovered, fired
+    assert [(n["alert_id"], n["transition"]) for n in store.notifications()] == [
+        (1, "fired"), (1, "recovered"), (2, "fired")]
+    store.close()
+
+
+def test_close_after_zero_closes_at_the_clear_and_per_rule_setting_wins(tmp_path: Path) -> None:
+    engine, store = _band_now(tmp_path, close_after_s=7200, rules={"band": {"close_after_s": 0}})
+    t0 = SHANGHAI_NOON
+    engine.feed(Reading("T1", "humidity", 65.0, t0, "A1"))
+    out = engine.feed(Reading("T1", "humidity", 55.0, t0 + MIN, "A1"))
+    assert [(t.alert, t.state) for t in out] == [(1, "cleared"), (1, "closed")]
+    out = engine.feed(Reading("T1", "humidity", 65.0, t0 + 2 * MIN, "A1"))
+    assert [(t.alert, t.state) for t in out] == [(2, "active")]
+    assert engine.settings.close_after_ms("band") == 0 and engine.settings.close_after_ms("stale") == 7_200_000
+    store.close()
+
+
+def test_close_after_must_not_be_negative(tmp_path: Path) -> None:
+    from alerts.site import check_config
+
+    bad = {"close_after_s": -1, "rules": {"band": {"close_after_s": -5}}}
+    problems = check_config(site_config(tmp_path, alerts=bad))
+    assert any(p.startswith("alerts.close_after_s:") and "-1" in p for p in problems)
+    assert any(p.startswith("alerts.rules.band.close_after_s:") for p in problems)
+
+
+def test_cleared_by_hand_closes_after_the_quiet_period(tmp_path: Path) -> None:
+    engine, store = _band_now(tmp_path, overrides={"humidity": {"delay_s": 0, "clear_delay_s": 600}})
+    t0 = SHANGHAI_NOON
+    engine.feed(Reading("T1", "humidity", 65.0, t0, "A1"))
+    assert engine.feed(Reading("T1", "humidity", 55.0, t0 + MIN, "A1")) == []  # clear delay running
+    out = engine.clear(1, "wang", "back inside, no need to wait", t0 + 2 * MIN)
+    assert [(t.alert, t.state) for t in out] == [(1, "cleared")]  # 55 % no longer violates: not re-raised
+    out = engine.advance(t0 + 62 * MIN)
+    assert [(t.alert, t.state, (t.ts_ms - t0) // MIN) for t in out] == [(1, "closed", 62)]
+    store.close()
+
+
+def test_stability_alert_row_names_the_latest_failing_day(tmp_path: Path) -> None:
+    enabled = {name: {"enabled": name == "stability"} for name in RULES}
+    engine, store = _engine(tmp_path, rules=enabled)
+    day = 24 * 60 * MIN
+    t0 = SHANGHAI_NOON  # Monday 4 March, noon
+    out = []
+    for offset, value in ((0, 20.0), (60 * MIN, 23.0), (day, 20.0), (day + 60 * MIN, 24.0)):
+        out += engine.feed(Reading("T1", "temperature", value, t0 + offset, "A1"))
+    out += engine.advance(t0 + 2 * day)  # past the midnights ending 4 and 5 March: both days fail
+    assert [(t.state, t.detail) for t in out] == [("active", "A 2024-03-04")]
+    alert = store.alert(out[0].alert)
+    assert alert is not None and (alert["detail"], alert["value"]) == ("A 2024-03-05", 4.0)
+    store.close()

@@ -56,3 +56,25 @@ def test_smoke_is_immediate_and_delays_run_on_the_scheduler(tmp_path: Path) -> N
         assert store.verify_audit().ok
     finally:
         store.close()
+
+
+def test_scheduler_tick_closes_a_quiet_cleared_alert(tmp_path: Path) -> None:
+    """Live, the close time runs on the APScheduler tick like every other timer."""
+    config = site_config(tmp_path, alerts={"tick_s": 0.05, "close_after_s": 0.5})
+    db = tmp_path / "archmon.db"
+    service = AlertService(config, db)
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.start()
+    reader = AlertStore(db)
+    try:
+        service.start(scheduler)
+        service.on_readings([Reading("S1", "smoke", 1.0, now_ms(), "A1")])
+        service.on_readings([Reading("S1", "smoke", 0.0, now_ms(), "A1")])
+        assert reader.alert(1)["state"] == "cleared"
+        assert _wait_for(lambda: reader.alert(1)["state"] == "closed")
+        service.on_readings([Reading("S1", "smoke", 1.0, now_ms(), "A1")])
+        assert reader.open_alert("smoke:S1")["id"] == 2
+    finally:
+        reader.close()
+        service.stop()
+        scheduler.shutdown(wait=True)

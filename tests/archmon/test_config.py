@@ -98,3 +98,66 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["check-config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "sensors[0] (th1).format: unknown format 'zigbee3000'" in err and "1 problem(s)" in err
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ('format = "zigbee2mqtt"', "sensors[0] (th1).options: Value error, unknown decoder option(s) ['temprature_unit']"),
+    ('calibration = { temprature = { offset = 1 } }', "calibration for unknown quantity ['temprature']"),
+])
+def test_typos_in_options_and_calibration_are_errors(tmp_path: Path, change: str, expected: str) -> None:
+    text = MINIMAL + ('options = { temprature_unit = "F" }\n' if "format" in change else change + "\n")
+    path = tmp_path / "typo.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert expected.replace("Value error, ", "") in str(info.value)
+
+
+def test_every_reference_problem_is_its_own_line(tmp_path: Path) -> None:
+    path = tmp_path / "refs.toml"
+    path.write_text(MINIMAL.replace('room = "paper"', 'room = "attic"').replace('source = "b"', 'source = "x"'))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert len(info.value.problems) == 2
+    assert all(line.startswith(str(path)) for line in info.value.problems)
+
+
+def test_two_sensors_on_one_topic_are_reported(tmp_path: Path) -> None:
+    twin = MINIMAL.split("[[sensors]]")[1].replace('id = "th1"', 'id = "th2"')
+    path = tmp_path / "twin.toml"
+    path.write_text(MINIMAL + "[[sensors]]" + twin)
+    with pytest.raises(ConfigError, match=r"sensors\[1\] \(th2\): same device as sensor 'th1'"):
+        load_config(path)
+
+
+def test_short_raw_retention_is_refused() -> None:
+    with pytest.raises(ConfigError, match="raw_retention_days: .*at least 8 days"):
+        parse_config({"storage": {"raw_retention_days": 3}})
+
+
+def test_relative_secret_and_database_paths_follow_the_config_file(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pw").write_text("s3cret")
+    path = tmp_path / "archmon.toml"
+    path.write_text('[storage]\nsqlite_path = "data/a.db"\n[[mqtt]]\nid = "b"\npassword_file = "pw"\n')
+    monkeypatch.chdir("/")
+    config = load_config(path)
+    assert config.mqtt[0].password() == "s3cret"
+    assert config.resolve(config.storage.sqlite_path) == tmp_path / "data" / "a.db"
+
+
+def test_check_config_finds_line_and_input_module_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "serial.toml"
+    path.write_text(
+        '[[rooms]]\nid = "r"\n'
+        '[[serial]]\nid = "bus"\ndevice = "/dev/null"\nprotocol = "modbus"\n'
+        '[[serial]]\nid = "log"\ndevice = "/dev/null"\nprotocol = "line"\nline_pattern = "T=(?P<temperature>.*)"\n'
+        'line_encoding = "klingon"\n'
+        '[[sensors]]\nid = "door"\nroom = "r"\nkind = "door"\nsource = "bus"\naddress = 2\npreset = "di8"\n'
+        '[[sensors]]\nid = "t"\nroom = "r"\nsource = "log"\n'
+    )
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "serial[1] (log): line_encoding 'klingon' is not a known text encoding" in err
+    assert "sensors[0] (door).channel: preset 'di8' is a digital-input module" in err
+    assert "2 problem(s)" in err

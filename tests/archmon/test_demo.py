@@ -37,6 +37,7 @@ def test_demo_stores_readings_from_every_simulated_sensor(tmp_path: Path) -> Non
     assert set(by_sensor) == SENSORS
     for sensor in SENSORS:
         assert by_sensor[sensor]["last_seen"] is not None, sensor
+        assert by_sensor[sensor]["state"] == "ok", by_sensor[sensor]
     assert 10 < by_sensor["film-th"]["values"]["temperature"] < 20  # Modbus RTU, Renke preset
     assert 15 < by_sensor["reading-th"]["values"]["temperature"] < 30  # ASCII line sensor
     assert 40 <= by_sensor["paper-th"]["values"]["humidity"] <= 65  # Zigbee2MQTT

@@ -1,0 +1,269 @@
+"""The lifecycle of every alert: phases of each ``rule:key`` and the alert rows they drive.
+
+Phase of one ``rule:key`` (persisted in ``alert_conditions``)::
+
+    normal --violated--> pending --delay elapsed--> active --fine past margin--> clearing
+       ^                    |                         ^                            |
+       |     fine (cancel)  |                         +--------violated/hold-------+
+       +--------------------+<--------------------------- clear delay elapsed -----+
+
+Alert row (``alert_alerts``):
+
+- pending → active (delay elapsed; no delay: created active) or → cancelled (ended before the delay and
+  never fired; a re-fire that had fired before goes back to cleared);
+- active → acknowledged (someone acknowledges) → cleared → closed at the same moment;
+- active → cleared → closed (acknowledged, or ``close_after_s`` elapsed without firing again), or
+  → pending/active again (the condition returns before the close: same alert).
+
+A cleared alert stays open (and a returning condition re-opens it: anti-flap) until it is acknowledged or
+has stayed cleared for ``close_after_s`` (site setting, per rule overridable); a condition that returns
+after that opens a new alert. The close time is derived from the persisted ``cleared_ms``, so it survives
+a restart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+
+from alerts._requests import NotificationRequests
+from alerts._timers import Timer, TimerQueue
+from alerts.messages import title
+from alerts.model import Condition, Transition
+from alerts.settings import AlertSettings
+from alerts.store import AlertStore
+from archmon.timeutil import to_iso
+
+__all__ = ["KINDS", "KeyState", "Lifecycle"]
+
+log = logging.getLogger(__name__)
+
+KINDS = ("delay", "clear", "hold", "close")
+
+
+@dataclass(slots=True)
+class KeyState:
+    """Lifecycle state of one ``rule:key``."""
+
+    ident: str
+    phase: str = "normal"  # normal | pending | active | clearing
+    since_ms: int = 0
+    wait_ms: int = 0  # delay (pending) or clear delay (clearing) in force
+    alert_id: int | None = None
+    held_until: int | None = None  # a violation silenced by a maintenance window until then
+    last: Condition | None = None
+
+
+class Lifecycle:
+    """Moves conditions through their phases and alerts through their states; every change is persisted.
+
+    Args:
+        store: the alert store.
+        settings: the site's alert settings (``close_after_s``).
+        language: language of new alerts' titles.
+        timers: the engine's timer queue (``delay``, ``clear``, ``hold``, ``close`` timers go there).
+        requests: where notification requests go.
+    """
+
+    def __init__(self, store: AlertStore, settings: AlertSettings, language: str, timers: TimerQueue,
+                 requests: NotificationRequests) -> None:
+        self.store = store
+        self.settings = settings
+        self.language = language
+        self.timers = timers
+        self.requests = requests
+        self.states: dict[str, KeyState] = {}
+
+    # -- entry points ----------------------------------------------------------------------------
+    def load(self) -> None:
+        """Resume persisted phases, delays, maintenance holds and close times (after a restart)."""
+        for row in self.store.conditions():
+            last = Condition(**json.loads(row["last"])) if row["last"] else None
+            ks = KeyState(row["ident"], row["phase"], row["since_ms"], row["wait_ms"], row["alert_id"],
+                          row["held_until"], last)
+            self.states[ks.ident] = ks
+            if ks.phase == "pending":
+                self.timers.push(ks.since_ms + ks.wait_ms, "delay", ks.ident)
+            elif ks.phase == "clearing":
+                self.timers.push(ks.since_ms + ks.wait_ms, "clear", ks.ident)
+            if ks.held_until is not None:
+                self.timers.push(ks.held_until, "hold", ks.ident)
+        for alert in self.store.cleared_alerts():
+            self._arm_close(alert["id"], alert["rule"], alert["cleared_ms"])
+
+    def apply(self, cond: Condition, clock_ms: int | None) -> list[Transition]:
+        """Take one condition reported by a rule (stamped no earlier than the engine's clock)."""
+        ts = max(cond.ts_ms, clock_ms or cond.ts_ms)
+        ks = self.states.get(cond.ident)
+        if ks is None:
+            if not cond.state:
+                return []
+            ks = self.states[cond.ident] = KeyState(cond.ident)
+        if cond.state is None:
+            if ks.phase == "clearing":
+                ks.phase = "active"
+                self._save(ks)
+            return []
+        previous, ks.last = ks.last, cond
+        if cond.state:
+            if ks.phase == "normal":
+                return self._start(ks, cond, ts)
+            if ks.phase in ("active", "clearing"):
+                self._rejudged(ks, previous, cond, ts)
+            if ks.phase == "clearing":
+                ks.phase = "active"
+                self._save(ks)
+            return []
+        if ks.held_until is not None:
+            ks.held_until = None
+            self._save(ks)
+        if ks.phase == "pending":
+            return self._cancel(ks, ts)
+        if ks.phase == "active":
+            ks.phase, ks.since_ms, ks.wait_ms = "clearing", ts, int(cond.clear_delay_s * 1000)
+            if ks.wait_ms == 0:
+                return self._clear(ks, ts)
+            self._save(ks)
+            self.timers.push(ts + ks.wait_ms, "clear", ks.ident)
+        return []
+
+    def on_timer(self, timer: Timer) -> list[Transition]:
+        """A ``delay``, ``clear``, ``hold`` or ``close`` timer fell due."""
+        due, kind, ref = timer
+        if kind == "close":
+            return self._on_close_timer(due, int(ref))
+        ks = self.states.get(ref)
+        if ks is None:
+            return []
+        if kind == "delay" and ks.phase == "pending" and ks.since_ms + ks.wait_ms == due:
+            return self._activate(ks, due)
+        if kind == "clear" and ks.phase == "clearing" and ks.since_ms + ks.wait_ms == due:
+            return self._clear(ks, due)
+        if kind == "hold" and ks.held_until == due:
+            ks.held_until = None
+            self._save(ks)
+            if ks.last is not None and ks.last.state and ks.phase == "normal":
+                log.info("maintenance ended for %s with the condition still violated", ks.ident)
+                return self._start(ks, ks.last, due)
+        return []
+
+    def sync_manual_clears(self, clock_ms: int | None) -> list[Transition]:
+        """Take alerts cleared by hand (here or by another process): re-raise a condition that still holds,
+        otherwise let the cleared alert wait for its close time."""
+        out: list[Transition] = []
+        for alert in self.store.manual_clears():
+            self.store.set_manual_clear(alert["id"], False)
+            ks = self.states.get(alert["ident"])
+            if ks is not None and ks.alert_id == alert["id"] and ks.phase in ("active", "clearing"):
+                ks.phase = "normal"
+                self._save(ks)
+                if ks.last is not None and ks.last.state:
+                    log.warning("alert %s cleared by hand while %s still holds: raising it again", alert["id"],
+                                ks.ident)
+                    now = clock_ms or alert["cleared_ms"]
+                    out.extend(self._start(ks, dataclasses.replace(ks.last, ts_ms=now), now))
+            after = self.store.alert(alert["id"])
+            if after is not None and after["state"] == "cleared":
+                out.extend(self._arm_close(after["id"], after["rule"], after["cleared_ms"]))
+        return out
+
+    # -- phases ----------------------------------------------------------------------------------
+    def _save(self, ks: KeyState) -> None:
+        self.store.save_condition(ks.ident, ks.phase, ks.since_ms, ks.wait_ms, ks.alert_id, ks.held_until, ks.last)
+
+    def _start(self, ks: KeyState, cond: Condition, ts: int) -> list[Transition]:
+        if cond.severity != "critical":
+            until = self.store.maintenance_until(cond.room, ts)
+            if until is not None:
+                if ks.held_until != until:
+                    ks.held_until = until
+                    self._save(ks)
+                    self.timers.push(until, "hold", ks.ident)
+                    log.info("%s violated during maintenance of room %s: silenced until %s",
+                             ks.ident, cond.room, to_iso(until))
+                return []
+        ks.held_until = None
+        delay = int(cond.delay_s * 1000)
+        existing = self.store.open_alert(cond.ident)
+        out: list[Transition] = []
+        if existing is not None and existing["state"] in ("active", "acknowledged"):
+            ks.phase, ks.alert_id = "active", existing["id"]  # lifecycle row lost: resume the open alert
+            self._save(ks)
+            return out
+        if existing is not None:  # cleared and not yet closed: the same alert again (anti-flap)
+            first = self.store.set_state(existing["id"], "pending", ts, value=cond.value, limit=cond.limit,
+                                         detail=cond.detail or None, note="re-fired")
+        else:
+            first = self.store.create_alert(cond, ts, "pending", title(cond, self.language))
+        ks.alert_id = first.alert
+        if delay > 0:  # with no delay the alert goes straight to active: pending is not reported
+            out.append(first)
+        ks.phase, ks.since_ms, ks.wait_ms = "pending", ts, delay
+        if delay == 0:
+            out.extend(self._activate(ks, ts))
+            return out
+        self._save(ks)
+        self.timers.push(ts + delay, "delay", ks.ident)
+        return out
+
+    def _rejudged(self, ks: KeyState, previous: Condition | None, cond: Condition, ts: int) -> None:
+        """Still violated, judged on something new (another day, offline after silent): update the alert."""
+        if ks.alert_id is None or not cond.detail or (previous is not None and previous.detail == cond.detail):
+            return
+        self.store.update_judgement(ks.alert_id, ts, value=cond.value, limit=cond.limit, detail=cond.detail)
+
+    def _activate(self, ks: KeyState, ts: int) -> list[Transition]:
+        assert ks.alert_id is not None and ks.last is not None
+        ks.phase = "active"
+        self._save(ks)
+        transition = self.store.set_state(ks.alert_id, "active", ts, value=ks.last.value, limit=ks.last.limit,
+                                          detail=ks.last.detail or None)
+        self.requests.fired(transition)
+        return [transition]
+
+    def _cancel(self, ks: KeyState, ts: int) -> list[Transition]:
+        assert ks.alert_id is not None and ks.last is not None
+        alert = self.store.alert(ks.alert_id)
+        back = "cleared" if alert and alert["fire_count"] > 0 else "cancelled"
+        ks.phase = "normal"
+        self._save(ks)
+        out = [self.store.set_state(ks.alert_id, back, ts, value=ks.last.value, limit=ks.last.limit,
+                                    detail=ks.last.detail or None, note="condition ended before the delay")]
+        if back == "cleared":
+            out.extend(self._arm_close(ks.alert_id, ks.last.rule, ts))
+        return out
+
+    def _clear(self, ks: KeyState, ts: int) -> list[Transition]:
+        assert ks.alert_id is not None and ks.last is not None
+        ks.phase = "normal"
+        self._save(ks)
+        alert = self.store.alert(ks.alert_id)
+        out = [self.store.set_state(ks.alert_id, "cleared", ts, value=ks.last.value, limit=ks.last.limit,
+                                    detail=ks.last.detail or None)]
+        acknowledged = alert is not None and alert["state"] == "acknowledged"
+        if acknowledged:
+            out.append(self.store.set_state(ks.alert_id, "closed", ts, note="cleared after acknowledgement"))
+        self.requests.request(out[0], "recovered")
+        if not acknowledged:
+            out.extend(self._arm_close(ks.alert_id, ks.last.rule, ts))
+        return out
+
+    # -- closing ---------------------------------------------------------------------------------
+    def _arm_close(self, alert_id: int, rule: str, cleared_ms: int) -> list[Transition]:
+        """An alert is cleared since ``cleared_ms``: close it now if its rule says 0 s, else arm the timer."""
+        wait = self.settings.close_after_ms(rule)
+        if wait == 0:
+            return self._on_close_timer(cleared_ms, alert_id)
+        self.timers.push(cleared_ms + wait, "close", str(alert_id))
+        return []
+
+    def _on_close_timer(self, due: int, alert_id: int) -> list[Transition]:
+        alert = self.store.alert(alert_id)
+        if alert is None or alert["state"] != "cleared":
+            return []  # closed by an acknowledgement, or fired again
+        wait = self.settings.close_after_ms(alert["rule"])
+        if alert["cleared_ms"] + wait > due:
+            return []  # cleared again since this timer was armed: a later timer closes it
+        return [self.store.set_state(alert_id, "closed", due, note=f"cleared for {wait / 1000:g} s")]
