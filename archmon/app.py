@@ -21,6 +21,7 @@ from archmon.config import Config
 from archmon.domain import RawMessage
 from archmon.errors import ConfigError
 from archmon.timeutil import now_ms
+from collector.fanout import ConsumerThread
 from collector.modbus import ModbusDevice, ModbusSource
 from collector.mqtt import MqttSource
 from collector.pipeline import Pipeline
@@ -152,7 +153,8 @@ class Service:
             def forward(done: Future[WriteResult]) -> None:
                 if done.exception() is None:
                     for record in records:
-                        alerts.on_availability(record.sensor, record.state, record.ts_ms)
+                        self._alert_feed.submit(
+                            lambda r=record: alerts.on_availability(r.sensor, r.state, r.ts_ms))
 
             future.add_done_callback(forward)
         return future
@@ -177,7 +179,15 @@ class Service:
         except ImportError:
             return None
         service = AlertService(self.config, self.db_path)
-        self.writer.add_listener(lambda result: service.on_readings(result.stored))
+        # Readings and availability reach the engine in commit order, on its own thread, so judging
+        # never holds up the next commit (and the MQTT acks that wait for it).
+        self._alert_feed: ConsumerThread[Callable[[], None]] = ConsumerThread(lambda call: call(), name="alerts-feed")
+
+        def judge(result: WriteResult) -> None:
+            if result.stored:
+                self._alert_feed.submit(lambda: service.on_readings(result.stored))
+
+        self.writer.add_listener(judge)
         return service
 
     def start(self) -> None:
@@ -195,6 +205,7 @@ class Service:
         self.scheduler.add_job(self.apply_retention, "interval", hours=1, id="retention",
                                next_run_time=_now_dt(self.config))
         if self.alerts is not None:
+            self._alert_feed.start()
             self.alerts.start(self.scheduler)
         self.scheduler.start()
         log.info("archmon started: %d MQTT, %d Modbus, %d line sources; data in %s",
@@ -252,7 +263,8 @@ class Service:
             source.stop()
         self.writer.close(timeout=30)
         if self.alerts is not None:
-            self.alerts.stop()  # after the final flush, so the last readings are judged and saved
+            self._alert_feed.stop()  # judge the last readings before the engine saves its state
+            self.alerts.stop()
         self.store.close()
         log.info("archmon stopped; every accepted reading is stored")
 

@@ -207,7 +207,8 @@ def run_demo(data_dir: Path, *, duration_s: float | None, interval_s: float = 2.
         modbus = ModbusSlaveSimulator(bus.b, baudrate=4800, devices={
             1: SimDevice(holding={0: lambda: encode_uint16_x10(film.values()["humidity"]),
                                   1: lambda: encode_int16_x10(film.values()["temperature"])}),
-            2: SimDevice(discrete={0: lambda: int(film.values()["door"]), **{i: 0 for i in range(1, 8)}}),
+            # input 0: the door's reed contact, closed (1) while the door is closed
+            2: SimDevice(discrete={0: lambda: int(not film.values()["door"]), **{i: 0 for i in range(1, 8)}}),
         })
         line = LineSensorSimulator(line_pair.b, lambda: reading.values(), interval_s=interval_s)
         fleet = SimulatorFleet(

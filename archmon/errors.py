@@ -7,6 +7,7 @@ __all__ = [
     "ConfigError",
     "DecodeError",
     "DeviceBusy",
+    "NotSensorData",
     "PartialWrite",
     "RetryLater",
     "TransportError",
@@ -32,6 +33,13 @@ class ConfigError(ArchmonError):
 
 class DecodeError(ArchmonError):
     """A payload could not be decoded; the message says why. The raw payload goes to quarantine."""
+
+
+class NotSensorData(DecodeError):
+    """A well-formed message that carries no measurement: device status, commands, diagnostics.
+
+    The pipeline counts these as ``ignored`` instead of quarantining them.
+    """
 
 
 class ValidationError(ArchmonError):

@@ -14,7 +14,7 @@ from concurrent.futures import Future
 
 from archmon.config import Config, SensorConfig
 from archmon.domain import RawMessage, Reading
-from archmon.errors import DecodeError
+from archmon.errors import DecodeError, NotSensorData
 from archmon.quantities import BINARY_QUANTITIES, check_value
 from archmon.timeutil import now_ms
 from collector.records import AvailabilityRecord, Batch, QuarantineRecord, UnassignedRecord, WriteResult
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 MAX_DEVICE_AGE_MS = 7 * 86_400_000
 MAX_DEVICE_SKEW_MS = 5 * 60_000
 SWITCH_KINDS = {"door", "smoke", "leak"}
+HUMIDITY_OVERSHOOT = 105.0
 
 
 class Pipeline:
@@ -54,7 +55,8 @@ class Pipeline:
         self._clock = clock
         self.router = Router(config)
         self._lines = {
-            s.id: LineFormat(s.line_pattern or "", units=s.line_units, scale=s.line_scale, encoding=s.line_encoding)
+            s.id: LineFormat(s.line_pattern or "", units=s.line_units, scale=s.line_scale, encoding=s.line_encoding,
+                             device_tz=s.device_tz or config.site.timezone)
             for s in config.serial
             if s.protocol == "line"
         }
@@ -184,6 +186,12 @@ class Pipeline:
     ) -> Decoded | None:
         try:
             return get_decoder(fmt).decode(message.topic, message.payload, options)
+        except NotSensorData as exc:
+            batch.count("ignored")  # routine status/command/diagnostic traffic: counted, not an error
+            key = f"ignored:{message.source}:{sensor.id if sensor else message.topic}"
+            if key not in self._warned and len(self._warned) < 10_000:
+                self._warned.add(key)
+                log.info("ignoring non-measurement messages like %s on %s: %s", message.topic, message.source, exc)
         except DecodeError as exc:
             who = f"sensor {sensor.id} " if sensor else ""
             self._reject(batch, message, f"{who}{fmt}: {exc}", "decode", sensor.id if sensor else None)
@@ -196,7 +204,11 @@ class Pipeline:
         now = self._clock()
         for item in values:
             try:
-                value = check_value(item.quantity, item.value)
+                raw = item.value
+                if item.quantity == "humidity" and 100.0 < raw <= HUMIDITY_OVERSHOOT:
+                    batch.count("clamped")  # condensing sensors report a little over 100 %: saturation, not an error
+                    raw = 100.0
+                value = check_value(item.quantity, raw)
                 value = _calibrate(sensor, item.quantity, value)
             except ValueError as exc:
                 batch.count("rejected")
@@ -258,6 +270,13 @@ def _calibrate(sensor: SensorConfig, quantity: str, value: float) -> float:
     return check_value(quantity, corrected)
 
 
+def _switch_value(kind: str, active: float, invert: bool) -> float:
+    """A digital input as door/smoke/leak. A door contact is closed (input 1) while the door is closed, so
+    door = 1 - input; a detector's relay closes (input 1) on alarm. ``invert`` is for the opposite wiring."""
+    value = 1.0 - active if kind == "door" else active
+    return 1.0 - value if invert else value
+
+
 def _channel_values(sensor: SensorConfig, values: Sequence[DecodedValue]) -> list[DecodedValue]:
     """For a digital-input module, the sensor's channel as its own quantity (door/smoke/leak)."""
     if sensor.channel is None:
@@ -268,6 +287,6 @@ def _channel_values(sensor: SensorConfig, values: Sequence[DecodedValue]) -> lis
     out = []
     for item in values:
         if item.quantity == wanted:
-            value = 1.0 - item.value if invert and item.value in (0.0, 1.0) else item.value
+            value = _switch_value(quantity, item.value, invert) if item.value in (0.0, 1.0) else item.value
             out.append(DecodedValue(quantity, value, "", item.ts_ms))
     return out

@@ -156,6 +156,8 @@ class StoreWriter:
     def add_listener(self, fn: Listener) -> None:
         """Call ``fn(result)`` in the writer thread after each commit that stored or ignored readings.
 
+        It runs after the futures of that commit were resolved and before the next transaction starts.
+
         ``result`` holds every reading newly stored by that transaction. Listeners must be quick (hand work
         to another thread or loop); one that raises is logged and counted, and the writer goes on.
         """
@@ -349,6 +351,9 @@ class StoreWriter:
             self._committed_readings += len(stored)
             self._duplicates += duplicates
             listeners = list(self._listeners)
+        # Futures first: their sources acknowledge now and can take new messages while listeners run.
+        for item, result in zip(items, results, strict=True):
+            item.future.set_result(result)
         if stored or duplicates:
             combined = WriteResult(stored=stored, duplicates=duplicates)
             for listener in listeners:
@@ -358,8 +363,6 @@ class StoreWriter:
                     with self._cond:
                         self._listener_errors += 1
                     log.exception("store writer: listener %r failed", listener)
-        for item, result in zip(items, results, strict=True):
-            item.future.set_result(result)
 
     def _refuse(self, items: list[_Item], exc: Exception) -> None:
         if len(items) > 1:

@@ -81,13 +81,6 @@ class SeriesCache:
         return known[0]
 
 
-_ROLLUP_UPSERT = """
-INSERT INTO {table} (series_id, start_ms, min, max, sum, count) VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (series_id, start_ms) DO UPDATE SET
-    min = min(min, excluded.min), max = max(max, excluded.max),
-    sum = sum + excluded.sum, count = count + excluded.count
-"""
-
 _UNASSIGNED_UPSERT = """
 INSERT INTO unassigned (source, device_topic, format, first_seen_ms, last_seen_ms, count,
                         last_payload, last_readings_json)
@@ -133,13 +126,13 @@ def _duplicate(cur: sqlite3.Cursor, series_id: int, reading: Reading, counters: 
         )
 
 
-_INSERT_ONE = "INSERT INTO readings (series_id, ts, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
-_CHUNK = 100
-_INSERT_CHUNK = (
-    "INSERT INTO readings (series_id, ts, value) VALUES "
-    + ", ".join(["(?, ?, ?)"] * _CHUNK)
-    + " ON CONFLICT DO NOTHING"
-)
+_READINGS_HEAD = "INSERT INTO readings (series_id, ts, value)"
+_INSERT_ONE = f"{_READINGS_HEAD} VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+_ROLLUP_COLUMNS = "(series_id, start_ms, min, max, sum, count)"
+_ROLLUP_CONFLICT = """ON CONFLICT (series_id, start_ms) DO UPDATE SET
+    min = min(min, excluded.min), max = max(max, excluded.max),
+    sum = sum + excluded.sum, count = count + excluded.count"""
+_MAX_ROWS_PER_STATEMENT = 128  # 128 rows x 6 columns stays under SQLite's oldest limit of 999 parameters
 _QUARANTINE_INSERT = (
     "INSERT INTO quarantine (received_ms, source, topic, sensor, stage, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
@@ -168,21 +161,33 @@ def _rows(cur: sqlite3.Cursor, readings: Sequence[Reading], series: SeriesCache)
     return rows
 
 
-def _insert_all_new(conn: sqlite3.Connection, rows: list[_Row]) -> bool:
-    """Insert ``rows`` if none of them is a duplicate (the usual case) and return True; else insert nothing.
+def _insert_rows(conn: sqlite3.Connection, head: str, tail: str, rows: Sequence[tuple[object, ...]]) -> int:
+    """Run ``{head} VALUES (...), (...) {tail}`` for ``rows`` in few statements; returns rows changed.
 
-    Multi-row statements: the sqlite3 module releases the GIL around every statement step, and each release
-    lets the MQTT thread in, so one step per 100 rows instead of one per row keeps the writer going.
+    The sqlite3 module releases the GIL around every statement step, and each release lets the MQTT thread
+    in, so a transaction is written in a handful of multi-row statements (128, 64, ... rows, so at most
+    eight different statements are ever cached) instead of one step per row.
     """
+    if not rows:
+        return 0
+    placeholder = "(" + ", ".join("?" * len(rows[0])) + ")"
+    changed = 0
+    start = 0
+    size = _MAX_ROWS_PER_STATEMENT
+    while start < len(rows):
+        while size > len(rows) - start:
+            size //= 2
+        sql = f"{head} VALUES {', '.join([placeholder] * size)} {tail}"
+        changed += conn.execute(sql, list(chain.from_iterable(rows[start : start + size]))).rowcount
+        start += size
+    return changed
+
+
+def _insert_all_new(conn: sqlite3.Connection, rows: list[_Row]) -> bool:
+    """Insert ``rows`` if none of them is a duplicate (the usual case) and return True; else insert nothing."""
     conn.execute("SAVEPOINT readings_fast")
     try:
-        inserted = 0
-        full = len(rows) - len(rows) % _CHUNK
-        for start in range(0, full, _CHUNK):
-            inserted += conn.execute(_INSERT_CHUNK, list(chain.from_iterable(rows[start : start + _CHUNK]))).rowcount
-        if full < len(rows):
-            inserted += conn.executemany(_INSERT_ONE, rows[full:]).rowcount
-        all_new = inserted == len(rows)
+        all_new = _insert_rows(conn, _READINGS_HEAD, "ON CONFLICT DO NOTHING", rows) == len(rows)
         if not all_new:
             conn.execute("ROLLBACK TO readings_fast")
     finally:
@@ -285,11 +290,8 @@ def write_batches(
         counters["stored"] = counters.get("stored", 0) + len(result.stored)
         counters["duplicates"] = counters.get("duplicates", 0) + result.duplicates
     for table, agg in (("rollup_hour", hours), ("rollup_day", days)):
-        if agg:
-            cur.executemany(
-                _ROLLUP_UPSERT.format(table=table),
-                [(k[0], k[1], v[0], v[1], v[2], int(v[3])) for k, v in agg.items()],
-            )
+        rollups = [(k[0], k[1], v[0], v[1], v[2], int(v[3])) for k, v in agg.items()]
+        _insert_rows(conn, f"INSERT INTO {table} {_ROLLUP_COLUMNS}", _ROLLUP_CONFLICT, rollups)
     deltas = [(name, delta) for name, delta in counters.items() if delta]
     if deltas:
         cur.executemany(_COUNTER_ADD, deltas)

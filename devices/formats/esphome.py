@@ -10,7 +10,7 @@ reading; it passes through for the pipeline to reject. Temperatures are in ``opt
 
 from __future__ import annotations
 
-from archmon.errors import DecodeError
+from archmon.errors import DecodeError, NotSensorData
 from archmon.quantities import QUANTITIES
 from devices.decoded import Decoded, DecodeOptions
 from devices.formats._util import make_value, short, temperature, text_payload, to_number, word
@@ -57,7 +57,7 @@ class EsphomeDecoder:
             state = word(text_payload(payload), {"online": 1, "offline": 0}, "status payload")
             return Decoded(parts[-2], prefix, availability="online" if state else "offline")
         if len(parts) < 4 or parts[-1] != "state" or parts[-3] not in ("sensor", "binary_sensor"):
-            raise DecodeError(f"topic {short(topic)} is not <prefix>/sensor|binary_sensor/<name>/state or /status")
+            raise NotSensorData(f"topic {short(topic)} is not <prefix>/sensor|binary_sensor/<name>/state or /status")
         prefix = "/".join(parts[:-3])
         if not all(parts[:-3]) or not parts[-2]:
             raise DecodeError(f"topic {short(topic)} has an empty level")
@@ -82,7 +82,7 @@ class EsphomeDecoder:
             return configured
         quantity = infer_quantity(name)
         if quantity is None:
-            raise DecodeError(
+            raise NotSensorData(
                 f"sensor {short(name)}: cannot tell its quantity from the name; map it in options.fields "
                 f"(quantities: {', '.join(QUANTITIES)})"
             )

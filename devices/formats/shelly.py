@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from archmon.errors import DecodeError
+from archmon.errors import DecodeError, NotSensorData
 from devices.decoded import Decoded, DecodedValue, DecodeOptions
 from devices.formats._util import (
     epoch_ts,
@@ -58,10 +58,10 @@ class ShellyGen1Decoder:
         if parts[1:] == ["online"]:
             return Decoded(device, prefix, availability=_online(payload))
         if len(parts) != 3 or parts[1] != "sensor":
-            raise DecodeError(f"topic {short(topic)} is not a sensor topic ({base!r}/<id>/sensor/<kind>)")
+            raise NotSensorData(f"topic {short(topic)} is not a sensor topic ({base!r}/<id>/sensor/<kind>)")
         kind = parts[2]
         if kind not in _GEN1_KINDS:
-            raise DecodeError(f"sensor/{short(kind)} is not a measured quantity")
+            raise NotSensorData(f"sensor/{short(kind)} is not a measured quantity")
         text = text_payload(payload)
         if kind == "temperature":
             value = make_value("temperature", temperature(text, kind, options.temperature_unit))
@@ -93,12 +93,12 @@ class ShellyGen2Decoder:
         if prefix and _COMPONENT.fullmatch(component):
             status = load_object(payload)
             return Decoded(_last(prefix), prefix, values=_components({component: status}, None, options))
-        raise DecodeError(f"topic {short(topic)} is not <prefix>/events/rpc, /online or /status/<component>")
+        raise NotSensorData(f"topic {short(topic)} is not <prefix>/events/rpc, /online or /status/<component>")
 
     def _rpc(self, prefix: str, data: dict[str, Any], options: DecodeOptions) -> Decoded:
         method = data.get("method")
         if method not in ("NotifyStatus", "NotifyFullStatus"):
-            raise DecodeError(f"RPC method {short(method)} is not NotifyStatus/NotifyFullStatus")
+            raise NotSensorData(f"RPC method {short(method)} is not NotifyStatus/NotifyFullStatus")
         params = data.get("params")
         if not isinstance(params, dict):
             raise DecodeError(f"{method}: params is {short(params)}, expected an object")

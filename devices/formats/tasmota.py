@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from archmon.errors import DecodeError
+from archmon.errors import DecodeError, NotSensorData
 from devices.decoded import Decoded, DecodedValue, DecodeOptions
 from devices.formats._util import (
     iso_ts,
@@ -57,7 +57,7 @@ class TasmotaDecoder:
                 raise DecodeError(f"LWT payload {short(text)} is not Online/Offline")
             return Decoded(device, prefix, availability="online" if text == "online" else "offline")
         if kind != "SENSOR":
-            raise DecodeError(f"{short(kind)} message, not a sensor message (expected SENSOR or LWT)")
+            raise NotSensorData(f"{short(kind)} message, not a sensor message (expected SENSOR or LWT)")
         data = load_object(payload)
         return Decoded(device, prefix, values=self._values(data, prefix, options))
 

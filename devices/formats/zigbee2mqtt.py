@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from archmon.errors import DecodeError
+from archmon.errors import DecodeError, NotSensorData
 from devices.decoded import Decoded, DecodedValue, DecodeOptions
 from devices.formats._util import (
     epoch_ts,
@@ -43,12 +43,12 @@ class Zigbee2MqttDecoder:
             raise DecodeError(f"topic {short(topic)} is not under the base topic {base!r}")
         rest = topic[len(base) + 1 :]
         if rest == "bridge" or rest.startswith("bridge/"):
-            raise DecodeError("bridge message, not a device")
+            raise NotSensorData("bridge message, not a device")
         if rest.endswith("/availability"):
             name = rest[: -len("/availability")]
             return Decoded(name, f"{base}/{name}", availability=_availability(payload))
         if any(segment in _COMMANDS for segment in rest.split("/")[1:]):
-            raise DecodeError(f"command topic {short(topic)}, not a device state")
+            raise NotSensorData(f"command topic {short(topic)}, not a device state")
         data = load_json(payload)
         if not isinstance(data, dict):
             raise DecodeError(f"state payload is a {type(data).__name__}, expected a JSON object")

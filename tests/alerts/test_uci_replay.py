@@ -27,7 +27,12 @@ HOUR = 3_600_000
 
 @pytest.fixture(scope="module", autouse=True)
 def _data_present() -> None:
-    assert (DATA / FILES[0]).is_file(), f"UCI data missing at {DATA} (set ARCHMON_SHARED_DATA to shared/data)"
+    if (DATA / FILES[0]).is_file():
+        return
+    message = f"UCI data missing at {DATA} (set ARCHMON_SHARED_DATA to the shared/data folder)"
+    if os.environ.get("CI"):
+        pytest.fail(message)  # CI always has shared/ beside the checkout: a missing file is a failure there
+    pytest.skip(message)
 
 
 def convert(target: Path) -> None:

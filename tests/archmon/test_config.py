@@ -131,7 +131,7 @@ def test_two_sensors_on_one_topic_are_reported(tmp_path: Path) -> None:
 
 
 def test_short_raw_retention_is_refused() -> None:
-    with pytest.raises(ConfigError, match="raw_retention_days: .*at least 8 days"):
+    with pytest.raises(ConfigError, match=r"raw_retention_days: .*at least 8 days"):
         parse_config({"storage": {"raw_retention_days": 3}})
 
 

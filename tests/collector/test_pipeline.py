@@ -152,10 +152,15 @@ def test_modbus_transmitter_and_input_module_channels() -> None:
     th = encode_modbus_payload(1, [(ReadBlock(3, 0, 2), [523, 0xFF33])])
     batch = p.handle(RawMessage("bus", "modbus/bus/1", th, NOW))
     assert {r.quantity: r.value for r in batch.readings} == {"humidity": 52.3, "temperature": -20.5}
+    # input 0: door contact closed (1) = door closed; input 1: smoke relay, wired the other way (invert)
     di = encode_modbus_payload(2, [(ReadBlock(2, 0, 8), [1, 1, 0, 0, 0, 0, 0, 0])])
     batch = p.handle(RawMessage("bus", "modbus/bus/2", di, NOW))
     assert sorted((r.sensor, r.quantity, r.value) for r in batch.readings) == [
-        ("film-door", "door", 1.0), ("film-smoke", "smoke", 0.0)]
+        ("film-door", "door", 0.0), ("film-smoke", "smoke", 0.0)]
+    di = encode_modbus_payload(2, [(ReadBlock(2, 0, 8), [0, 0, 0, 0, 0, 0, 0, 0])])
+    batch = p.handle(RawMessage("bus", "modbus/bus/2", di, NOW))
+    assert sorted((r.sensor, r.quantity, r.value) for r in batch.readings) == [
+        ("film-door", "door", 1.0), ("film-smoke", "smoke", 1.0)]
 
 
 def test_line_sensor_good_and_garbage_lines() -> None:
@@ -199,7 +204,7 @@ def test_fuzz_mqtt_nothing_raises_and_every_reject_has_a_reason(topic: str, payl
     for rec in batch.quarantine:
         assert rec.reason and rec.payload == payload and rec.source == "b"
     produced = len(batch.readings) + len(batch.quarantine) + len(batch.unassigned) + len(batch.availability)
-    accounted = batch.counters.get("retained_skipped", 0) + batch.counters.get("empty", 0)
+    accounted = sum(batch.counters.get(name, 0) for name in ("retained_skipped", "empty", "ignored"))
     assert produced > 0 or accounted > 0
 
 
@@ -216,3 +221,29 @@ def test_subscriptions_do_not_overlap() -> None:
     p, _ = pipeline()
     # the sensors' own topics are covered by the source's zigbee2mqtt/# subscription
     assert p.router.mqtt_topics("b") == ["zigbee2mqtt/#"]
+
+
+def test_routine_device_chatter_is_ignored_not_quarantined() -> None:
+    p, _ = pipeline()
+    batch = p.handle(msg("zigbee2mqtt/th1/set", '{"state": "ON"}'))
+    assert not batch.quarantine and not batch.readings
+    assert batch.counters["ignored"] == 1
+
+
+def test_humidity_slightly_over_100_is_saturation() -> None:
+    p, _ = pipeline()
+    batch = p.handle(msg("zigbee2mqtt/door1", '{"humidity": 101.3}'))
+    assert [(r.quantity, r.value) for r in batch.readings] == [("humidity", 100.0)]
+    assert batch.counters["clamped"] == 1
+    batch = p.handle(msg("zigbee2mqtt/door1", '{"humidity": 130}'))
+    assert not batch.readings and batch.quarantine
+
+
+def test_line_timestamps_without_offset_are_site_local() -> None:
+    config = make_config()
+    data = config.model_dump()
+    data["serial"][1]["line_pattern"] = r"(?P<ts>\S+) T=(?P<temperature>-?\d+(?:\.\d+)?)"
+    data.pop("path", None)
+    p = Pipeline(parse_config(data), Recorder(), clock=lambda: NOW)
+    batch = p.handle(RawMessage("log", "line/log", b"2025-11-24T23:30:00 T=20.5", NOW))
+    assert [r.ts_ms for r in batch.readings] == [NOW - 30 * 60_000]  # 23:30 in Shanghai = 15:30Z

@@ -1,0 +1,84 @@
+"""The whole service on a real Mosquitto: bad input is quarantined, routine chatter ignored, and the
+collector keeps storing good readings."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from archmon.app import Service
+from archmon.config import load_config
+from tests.fixtures.mosquitto import MosquittoBroker
+
+pytestmark = pytest.mark.mosquitto
+
+GARBAGE = [
+    ("zigbee2mqtt/paper_th", b"\xff\xfe not json"),
+    ("zigbee2mqtt/paper_th", b'{"temperature": "hot"}'),
+    ("zigbee2mqtt/paper_th", b'{"temperature": 21.0, "humidity": 180}'),  # humidity quarantined, temperature kept
+    ("zigbee2mqtt/paper_th", b"[1, 2, 3]"),
+    ("tele/unknown_device/SENSOR", b'{"AM2301": {"Temperature": 20}}'),  # no sensor and no format for it
+    ("zigbee2mqtt/paper_th", b"{" * 100_000),
+]
+CHATTER = [("tele/film_th/STATE", b'{"Time":"2026-01-05T08:00:00","Uptime":"0T01:00:00"}')]
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_bad_input_is_quarantined_and_good_readings_still_land(tmp_path: Path, mosquitto: MosquittoBroker) -> None:
+    path = tmp_path / "archmon.toml"
+    path.write_text(
+        f'[site]\nname = "t"\n[[rooms]]\nid = "paper"\n'
+        f'[[mqtt]]\nid = "b"\nport = {mosquitto.port}\nclient_id = "svc-test"\n'
+        f'[[mqtt.subscriptions]]\nfilter = "tele/#"\nformat = "json"\n'
+        f'[[sensors]]\nid = "paper-th"\nroom = "paper"\nsource = "b"\ntopic = "zigbee2mqtt/paper_th"\n'
+        f'format = "zigbee2mqtt"\n'
+        f'[[sensors]]\nid = "film-th"\nroom = "paper"\nsource = "b"\ntopic = "tele/film_th"\nformat = "tasmota"\n',
+        encoding="utf-8",
+    )
+    service = Service(load_config(path))
+    service.start()
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="svc-test-pub")
+    try:
+        assert service.mqtt[0].wait_connected(15)
+        publisher.connect("127.0.0.1", mosquitto.port)
+        publisher.loop_start()
+        for topic, payload in GARBAGE + CHATTER:
+            publisher.publish(topic, payload, qos=1).wait_for_publish(10)
+        publisher.publish("zigbee2mqtt/paper_th", b'{"temperature": 19.5, "humidity": 51}', qos=1).wait_for_publish(10)
+
+        def stored(quantity: str) -> int:
+            return service.store.count_readings("paper-th", quantity)
+
+        wait_for(lambda: stored("humidity") == 1, "the good reading after the garbage")
+        assert service.writer.flush(10)
+        counters = service.store.counters()
+        quarantine = service.store.quarantine(limit=50)
+        temperatures = stored("temperature")
+    finally:
+        publisher.loop_stop()
+        publisher.disconnect()
+        service.stop()
+
+    assert temperatures == 2  # 21.0 from the message whose humidity was impossible, then 19.5
+    reasons = [q.reason for q in quarantine]
+    assert len(quarantine) == len(GARBAGE), reasons
+    assert all(q.reason and q.source == "b" for q in quarantine)
+    assert any("humidity" in r and "180" in r for r in reasons)
+    assert any(q.topic == "tele/unknown_device/SENSOR" for q in quarantine)
+    assert {bytes(q.payload) for q in quarantine} >= {b"\xff\xfe not json", b"[1, 2, 3]"}
+    assert counters["quarantined"] == len(GARBAGE)
+    assert counters["ignored"] == 1  # the Tasmota STATE message is routine chatter, not an error
+    with sqlite3.connect(service.db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 3
