@@ -75,6 +75,10 @@ class Lifecycle:
         self.timers = timers
         self.requests = requests
         self.states: dict[str, KeyState] = {}
+        # rule -> keys whose conditions can change something even when not violated: every key not known
+        # to be normal and unsilenced. For any other key a condition that is fine (False) or within the
+        # margin (None) changes nothing, so rules may leave it out (see ``Rule.quiet``).
+        self._watched: dict[str, set[str]] = {}
 
     # -- entry points ----------------------------------------------------------------------------
     def load(self) -> None:
@@ -84,6 +88,7 @@ class Lifecycle:
             ks = KeyState(row["ident"], row["phase"], row["since_ms"], row["wait_ms"], row["alert_id"],
                           row["held_until"], last)
             self.states[ks.ident] = ks
+            self._watch(ks)
             if ks.phase == "pending":
                 self.timers.push(ks.since_ms + ks.wait_ms, "delay", ks.ident)
             elif ks.phase == "clearing":
@@ -101,6 +106,7 @@ class Lifecycle:
             if not cond.state:
                 return []
             ks = self.states[cond.ident] = KeyState(cond.ident)
+            self.watched(cond.rule).add(cond.key)
         if cond.state is None:
             if ks.phase == "clearing":
                 ks.phase = "active"
@@ -170,7 +176,20 @@ class Lifecycle:
         return out
 
     # -- phases ----------------------------------------------------------------------------------
+    def watched(self, rule: str) -> set[str]:
+        """The keys of ``rule`` whose conditions count even when not violated (a live set)."""
+        return self._watched.setdefault(rule, set())
+
+    def _watch(self, ks: KeyState) -> None:
+        """Stop watching a key once it is normal and unsilenced (it is watched from its creation)."""
+        rule, _, key = ks.ident.partition(":")
+        if ks.phase == "normal" and ks.held_until is None:
+            self.watched(rule).discard(key)
+        else:
+            self.watched(rule).add(key)
+
     def _save(self, ks: KeyState) -> None:
+        self._watch(ks)
         self.store.save_condition(ks.ident, ks.phase, ks.since_ms, ks.wait_ms, ks.alert_id, ks.held_until, ks.last)
 
     def _start(self, ks: KeyState, cond: Condition, ts: int) -> list[Transition]:

@@ -7,12 +7,16 @@ through its phases and each alert through pending → active → acknowledged �
 the live service drives ``advance`` from a scheduler tick. Every timer (delays, clear delays, maintenance
 holds, close times, repeats, escalations) sits on one queue and fires in time order, stamped with its own
 due time.
+
+Judging a reading is in-memory work: rules skip conditions that would change nothing (a key that is normal
+and clearly fine, see ``Rule.quiet``) and only transitions touch the store. ``feed_many`` judges a batch
+with one look for alerts cleared by hand, not one per reading.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from alerts._lifecycle import KINDS as LIFECYCLE_TIMERS
 from alerts._lifecycle import Lifecycle
@@ -64,6 +68,11 @@ class AlertEngine:
         self.timers = TimerQueue()
         self.requests = NotificationRequests(store, self.settings, self.tz, self.timers)
         self.lifecycle = Lifecycle(store, self.settings, self.language, self.timers, self.requests)
+        for rule in self.rules:
+            rule.watched = self.lifecycle.watched(rule.name)
+        # rules with deadlines of their own, in registry order (ties go to the first)
+        self._timed_rules = [rule for rule in self.rules if type(rule).next_due is not Rule.next_due]
+        self._rules_for: dict[str, list[Rule]] = {}  # quantity -> the rules judging it, in registry order
         self._clock: int | None = None
         self.lifecycle.load()
 
@@ -80,19 +89,40 @@ class AlertEngine:
         "unassigned" devices).
         """
         out = self.advance(reading.ts_ms)
-        sensor = self.sensors.get(reading.sensor)
-        if sensor is None:
-            return out
-        for rule in self.rules:
-            for cond in rule.on_reading(reading, sensor):
-                out.extend(self.lifecycle.apply(cond, self._clock))
+        out.extend(self._judge(reading))
         return out
 
-    def feed_many(self, readings: Iterable[Reading]) -> list[Transition]:
-        """Feed readings in the order given."""
+    def feed_many(
+        self, readings: Iterable[Reading], *, on_error: Callable[[Reading, Exception], None] | None = None
+    ) -> list[Transition]:
+        """Feed a batch of readings in the order given.
+
+        The same as :meth:`feed` for each, except that alerts cleared by hand (possibly by another process)
+        are taken once, after the timers due at the first reading, instead of before every reading. After
+        each reading, a notification request it queued is committed at once (see ``AlertStore.batch``).
+
+        Args:
+            readings: the batch, in time order.
+            on_error: called with a reading whose judgement raised, and the exception; the batch goes on
+                (None: the exception propagates).
+
+        Returns:
+            The transitions of the batch, in order.
+        """
         out: list[Transition] = []
+        first = True
         for reading in readings:
-            out.extend(self.feed(reading))
+            try:
+                out.extend(self._run_due(reading.ts_ms))
+                if first:
+                    first = False
+                    out.extend(self.lifecycle.sync_manual_clears(self._clock))
+                out.extend(self._judge(reading))
+                self.store.flush_requests()
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(reading, exc)
         return out
 
     def availability(self, sensor_id: str, state: str, ts_ms: int) -> list[Transition]:
@@ -107,6 +137,29 @@ class AlertEngine:
         return out
 
     def advance(self, now_ms: int) -> list[Transition]:
+        """Run every timer and time-driven rule due at or before ``now_ms``, in time order, then take alerts
+        cleared by hand."""
+        out = self._run_due(now_ms)
+        out.extend(self.lifecycle.sync_manual_clears(self._clock))
+        return out
+
+    def _judge(self, reading: Reading) -> list[Transition]:
+        """Judge one reading at the engine's clock (already advanced to it)."""
+        sensor = self.sensors.get(reading.sensor)
+        if sensor is None:
+            return []
+        rules = self._rules_for.get(reading.quantity)
+        if rules is None:
+            rules = self._rules_for[reading.quantity] = [
+                rule for rule in self.rules if rule.quantities is None or reading.quantity in rule.quantities
+            ]
+        out: list[Transition] = []
+        for rule in rules:
+            for cond in rule.on_reading(reading, sensor):
+                out.extend(self.lifecycle.apply(cond, self._clock))
+        return out
+
+    def _run_due(self, now_ms: int) -> list[Transition]:
         """Run every timer and time-driven rule due at or before ``now_ms``, in time order."""
         if self._clock is None:
             self._clock = now_ms
@@ -129,7 +182,6 @@ class AlertEngine:
             else:
                 self.requests.on_timer(timer)
         self._clock = max(self._clock, now_ms)
-        out.extend(self.lifecycle.sync_manual_clears(self._clock))
         return out
 
     def acknowledge(self, alert_id: int, by: str, comment: str, now_ms: int | None = None) -> list[Transition]:
@@ -172,7 +224,7 @@ class AlertEngine:
     def _next_due(self) -> tuple[int | None, Rule | None]:
         """The earliest deadline: a queued timer (``rule`` None) or a rule's own; timers first at a tie."""
         best, source = self.timers.next_due(), None
-        for rule in self.rules:
+        for rule in self._timed_rules:
             due = rule.next_due()
             if due is not None and (best is None or due < best):
                 best, source = due, rule

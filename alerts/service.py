@@ -3,6 +3,10 @@
 Timers (delays, clear delays, stale detection, daily verdicts, repeats, escalations) run from one short
 periodic job (``alerts.tick_s``, default 1 s) that calls ``engine.advance(now)``; smoke and leak are judged
 in ``on_readings`` itself, with no polling delay. A second job checkpoints the rules' memory every minute.
+
+``on_readings`` judges the whole batch in memory and writes only transitions, in one transaction per call
+(``AlertStore.batch``); a notification request (a smoke alarm firing) is committed as soon as the reading
+that caused it has been judged, before the rest of the batch.
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ def _config_digest(config: Config) -> str:
     return hashlib.sha256(config.model_dump_json().encode()).hexdigest()
 
 
+def _reading_failed(reading: Reading, exc: Exception) -> None:
+    """One bad reading must not stop the writer (nor the rest of its batch)."""
+    log.error("alert engine failed on %s", reading, exc_info=exc)
+
+
 class AlertService:
     """The alert engine as a service of ``archmon run``.
 
@@ -68,7 +77,7 @@ class AlertService:
 
     def tick(self) -> list[Transition]:
         """Advance the engine to the wall clock."""
-        with self._lock:
+        with self._lock, self.store.batch():
             return self._log(self.engine.advance(now_ms()))
 
     def checkpoint(self) -> None:
@@ -77,13 +86,17 @@ class AlertService:
             self.engine.checkpoint()
 
     def on_readings(self, readings: Sequence[Reading]) -> None:
-        """Judge readings just made durable (called from the store writer's thread; never raises)."""
+        """Judge readings just made durable (called from the store writer's thread; never raises).
+
+        The batch is judged in memory; its transitions are written in one transaction (a notification
+        request is committed right after the reading that caused it).
+        """
         with self._lock:
-            for reading in readings:
-                try:
-                    self._log(self.engine.feed(reading))
-                except Exception:  # one bad reading must not stop the writer
-                    log.exception("alert engine failed on %s", reading)
+            try:
+                with self.store.batch():
+                    self._log(self.engine.feed_many(readings, on_error=_reading_failed))
+            except Exception:  # the batch's commit failed: the store logged what was lost
+                log.exception("alert engine failed to commit a batch of %d readings", len(readings))
 
     def on_availability(self, sensor: str, state: str, ts_ms: int) -> None:
         """An availability/LWT message for a configured sensor (never raises)."""

@@ -1,7 +1,8 @@
 """Persistence of alerts, transitions, comments, maintenance windows, notification requests and the
 audit log, in the shared SQLite file (tables prefixed ``alert_``, ``audit_``, ``maintenance_``,
 ``notification_``). Plain ``sqlite3``, WAL, ``synchronous=FULL``; every state change and its audit entry
-are written in one transaction.
+are written in one transaction. Inside :meth:`AlertStore.batch` (the live engine judging one committed batch
+of readings) those units share one transaction, each in its own savepoint, so a batch costs one commit.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ CREATE TABLE IF NOT EXISTS alert_alerts (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS alert_alerts_one_open ON alert_alerts(ident) WHERE state IN {_OPEN};
 CREATE INDEX IF NOT EXISTS alert_alerts_state ON alert_alerts(state);
+CREATE INDEX IF NOT EXISTS alert_alerts_manual_clear ON alert_alerts(id) WHERE manual_clear = 1;
 CREATE TABLE IF NOT EXISTS alert_transitions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     alert_id INTEGER NOT NULL REFERENCES alert_alerts(id),
@@ -136,6 +138,9 @@ class AlertStore:
         self.conn.execute("PRAGMA busy_timeout=10000")
         self.conn.executescript(SCHEMA + AUDIT_SCHEMA)
         self._depth = 0
+        self._batching = False
+        self._units = 0  # units written in the batch's open transaction
+        self._requests = False  # a notification request is in the batch's open transaction
 
     def close(self) -> None:
         """Close the connection."""
@@ -144,7 +149,11 @@ class AlertStore:
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (re-entrant: nested uses join the outer one)."""
+        """A write transaction (re-entrant: nested uses join the outer one).
+
+        Inside :meth:`batch` it is a savepoint of the batch's transaction (begun at the first write): it
+        is undone alone if it fails, and committed with the batch.
+        """
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -152,6 +161,10 @@ class AlertStore:
                     yield self.conn
                 finally:
                     self._depth -= 1
+                return
+            if self._batching:
+                with self._unit():
+                    yield self.conn
                 return
             self.conn.execute("BEGIN IMMEDIATE")
             self._depth = 1
@@ -164,6 +177,69 @@ class AlertStore:
                 self.conn.execute("COMMIT")
             finally:
                 self._depth = 0
+
+    @contextlib.contextmanager
+    def _unit(self) -> Iterator[None]:
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._units = 0
+        self.conn.execute("SAVEPOINT unit")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK TO unit")
+                self.conn.execute("RELEASE unit")
+            elif self._units:
+                log.error("SQLite rolled back the alert batch's transaction: %d earlier write(s) of this "
+                          "batch are lost", self._units)
+            raise
+        else:
+            self.conn.execute("RELEASE unit")
+            self._units += 1
+        finally:
+            self._depth = 0
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group every write made inside into one transaction, begun at the first write (none: no SQL).
+
+        Each :meth:`tx` inside is a savepoint, undone alone if it fails, as it would have been alone. The
+        transaction commits when the block ends (also when it raises: what was written stays written) or
+        earlier through :meth:`flush_requests`. The store is held by this thread for the whole block.
+        Nested batches join the outer one.
+        """
+        with self._lock:
+            if self._batching or self._depth:
+                yield
+                return
+            self._batching = True
+            try:
+                yield
+            finally:
+                self._batching = False
+                self._commit_batch()
+
+    def flush_requests(self) -> None:
+        """Inside :meth:`batch`: commit now if a notification request was queued (channels see it at once)."""
+        if self._requests and not self._depth:
+            with self._lock:
+                self._commit_batch()
+
+    def _commit_batch(self) -> None:
+        self._requests = False
+        if not self.conn.in_transaction:
+            return
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            log.error("commit of the alert batch failed: %d write(s) lost", self._units)
+            raise
+        finally:
+            self._units = 0
 
     # -- audit -----------------------------------------------------------------------------------
     def audit(self, ts_ms: int, kind: str, actor: str, subject: str, payload: dict[str, Any]) -> None:
@@ -386,6 +462,7 @@ class AlertStore:
                 "VALUES (?,?,?,?,?,?,?)",
                 (alert_id, transition, severity, route, level, ts_ms, json.dumps(payload, ensure_ascii=False)),
             )
+            self._requests = self._batching
             return int(cursor.lastrowid or 0)
 
     def notifications(self, status: str | None = None) -> list[dict[str, Any]]:

@@ -119,7 +119,7 @@ class Service:
         )
         for listener in on_stored or []:
             self.writer.add_listener(listener)
-        self.pipeline = Pipeline(config, self._submit)
+        self.pipeline = Pipeline(config, self._submit, receipt_lookup=self.store.receipt_time)
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=max(4, len(config.serial) + 2))},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
@@ -237,9 +237,12 @@ class Service:
             self.writer.submit(batch)
 
     def apply_retention(self) -> None:
-        """Drop raw readings and quarantine entries past their retention (rollups are kept)."""
+        """Drop raw readings and quarantine entries past their retention (rollups are kept), and MQTT
+        receipts older than 24 h."""
         storage = self.config.storage
-        removed = self.store.apply_retention(now_ms(), storage.raw_retention_days, storage.quarantine_retention_days)
+        now = now_ms()
+        removed = self.store.apply_retention(now, storage.raw_retention_days, storage.quarantine_retention_days)
+        removed["mqtt_receipts"] = self.store.prune_receipts(now)
         if any(removed.values()):
             log.info("retention removed %s", removed)
 

@@ -242,8 +242,11 @@ def run_demo(data_dir: Path, *, duration_s: float | None, interval_s: float = 2.
         print("", flush=True)
     report = status_report(config)
     _print_summary(report, final=True)
-    print(f"\nlook at the data:\n  archmon status --config {config_path}\n"
-          f"  archmon export --config {config_path} --from 2000-01-01 --to 2100-01-01 --format csv",
+    exe = Path(sys.executable).with_name("archmon")
+    cmd = str(exe) if exe.exists() else "archmon"
+    print(f"\nlook at the data:\n  {cmd} status --config {config_path}\n"
+          f"  {cmd} export --config {config_path} --from 2000-01-01 --to 2100-01-01 --format csv\n"
+          f"  {cmd} alerts list --config {config_path}",
           flush=True)
     return 0
 

@@ -20,6 +20,8 @@ class RawMessage:
         payload: the raw bytes, kept verbatim for quarantine.
         received_ms: UTC epoch milliseconds when archmon received it.
         retained: True for an MQTT retained message replayed by the broker.
+        mid: the MQTT packet id of a QoS 1/2 message (None for QoS 0 and other sources).
+        dup: True when the broker marked a QoS 1/2 message as a redelivery (DUP flag).
     """
 
     source: str
@@ -27,6 +29,8 @@ class RawMessage:
     payload: bytes
     received_ms: int
     retained: bool = False
+    mid: int | None = None
+    dup: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -323,6 +323,16 @@ class ModbusSource:
             log.info("modbus %s: device %s answers again", self.config.id, device.label)
 
 
+_LAYOUT_WARNED: list[bool] = []
+
+
+def _warn_layout_once() -> None:
+    if not _LAYOUT_WARNED:
+        _LAYOUT_WARNED.append(True)
+        log.warning("this pymodbus version has no comm_params.timeout_connect: per-device timeouts fall back "
+                     "to the bus timeout")
+
+
 def _apply_timeout(client: ModbusSerialClient, timeout_s: float) -> None:
     """Set the reply timeout of the next requests.
 
@@ -334,8 +344,12 @@ def _apply_timeout(client: ModbusSerialClient, timeout_s: float) -> None:
     Raises:
         serial.SerialException: if the port is gone.
     """
-    client.comm_params.timeout_connect = timeout_s
-    client.transaction.comm_params.timeout_connect = timeout_s
+    for holder in (client, getattr(client, "transaction", None)):
+        params = getattr(holder, "comm_params", None)
+        if params is not None and hasattr(params, "timeout_connect"):
+            params.timeout_connect = timeout_s
+        elif holder is client:  # another pymodbus layout: the client's own timeout still applies
+            _warn_layout_once()
     port = client.socket
     if port is not None and port.timeout != timeout_s:
         port.timeout = timeout_s

@@ -5,7 +5,8 @@
 the readings are durable (store or spool). Only then is the message acknowledged (paho
 ``manual_ack``), so a crash, a store outage or a broker restart cannot lose it: the broker keeps an
 unacknowledged message and sends it again when the session resumes. Writes downstream are idempotent,
-so a redelivery is harmless.
+so a redelivery is harmless: each message carries its packet id and DUP flag (QoS 1/2), with which the
+pipeline gives a redelivered message without device time its first receive time again.
 
 How:
 - Persistent session: a fixed client id (``archmon-<site>-<source id>`` by default), QoS 1,
@@ -14,7 +15,8 @@ How:
 - Subscriptions are renewed on every (re)connect; ``session_present`` is not trusted (a broker
   that lost its state reports no session, but an ACL change or a broker bug can also drop them).
   With MQTT 5 they use retain handling 1, so a resumed session does not replay retained messages.
-- Birth and will: ``online`` (retained) on the status topic after every connect, a retained
+- Birth and will: ``online`` (retained) on the status topic after every connect, once the
+  subscriptions are confirmed, a retained
   ``offline`` LWT if the connection dies, and ``offline`` published on a clean :meth:`MqttSource.stop`.
 - Reconnect with exponential backoff between ``reconnect_min_s`` and ``reconnect_max_s``; an
   unreachable broker or a refused login is counted and retried, never raised.
@@ -249,10 +251,11 @@ class MqttSource:
             flags.session_present,
             f", after {failures} failed attempts" if failures else "",
         )
-        client.publish(self.status_topic, ONLINE, qos=1, retain=True)
         if not self.topics:
+            client.publish(self.status_topic, ONLINE, qos=1, retain=True)
             self._ready.set()
             return
+        # "online" goes out once the subscriptions are confirmed: it means archmon is collecting.
         result, mid = client.subscribe(subscription_list(self.config, self.topics))
         if result != mqtt.MQTT_ERR_SUCCESS:
             self._count("subscribe_failures", len(self.topics))
@@ -286,6 +289,7 @@ class MqttSource:
             self._count("subscribe_failures", len(refused))
             for topic, code in refused:
                 _LOG.error("%s: broker refused subscription to %r: %s", self._name, topic, code)
+        client.publish(self.status_topic, ONLINE, qos=1, retain=True)
         self._ready.set()
 
     def _on_disconnect(
@@ -314,7 +318,9 @@ class MqttSource:
             _LOG.error("%s: message with a topic that is not UTF-8; not acknowledged", self._name)
             return
         retained = bool(msg.retain)
-        raw = RawMessage(self.config.id, topic, bytes(msg.payload), now_ms(), retained)
+        qos1 = msg.qos > 0  # packet id and DUP flag only mean something for QoS 1 and 2
+        raw = RawMessage(self.config.id, topic, bytes(msg.payload), now_ms(), retained,
+                         mid=msg.mid if qos1 else None, dup=bool(msg.dup) and qos1)
         stats = self._stats
         with self._lock:
             stats["received"] += 1

@@ -3,10 +3,18 @@
 ``Pipeline.process`` never raises: whatever cannot become a reading is quarantined with its raw
 payload, source and reason, and counted. It returns the store writer's future, which resolves when
 everything the message produced is durable (the MQTT source acknowledges the message only then).
+
+Redelivered MQTT messages: a QoS 1/2 message whose readings are stamped with the receive time (no
+device time) adds a receipt ``(source, packet id, digest, receive time)`` to its batch, stored in the
+same transaction. When the broker sends a message again with the DUP flag (its PUBACK never arrived),
+the pipeline looks the receipt up and stamps the copy with the first receive time, so its readings
+hit their idempotent keys and count as duplicates (``redelivered_restamped``) instead of being
+stored a second time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -17,14 +25,22 @@ from archmon.domain import RawMessage, Reading
 from archmon.errors import DecodeError, NotSensorData
 from archmon.quantities import BINARY_QUANTITIES, check_value
 from archmon.timeutil import now_ms
-from collector.records import AvailabilityRecord, Batch, QuarantineRecord, UnassignedRecord, WriteResult
+from collector.records import (
+    AvailabilityRecord,
+    Batch,
+    MqttReceipt,
+    QuarantineRecord,
+    UnassignedRecord,
+    WriteResult,
+    mqtt_messages_counter,
+)
 from collector.routing import Router
 from devices.decoded import Decoded, DecodedValue, DecodeOptions
 from devices.formats import get_decoder
 from devices.line import LineFormat
 from devices.modbus import decode_modbus_payload, get_register_map
 
-__all__ = ["Pipeline"]
+__all__ = ["Pipeline", "ReceiptLookup", "message_digest"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +48,14 @@ MAX_DEVICE_AGE_MS = 7 * 86_400_000
 MAX_DEVICE_SKEW_MS = 5 * 60_000
 SWITCH_KINDS = {"door", "smoke", "leak"}
 HUMIDITY_OVERSHOOT = 105.0
+
+ReceiptLookup = Callable[[str, int, bytes], "int | None"]
+"""``(source, packet id, digest) -> receive time`` of a stored receipt, or None (``SqliteStore.receipt_time``)."""
+
+
+def message_digest(topic: str, payload: bytes) -> bytes:
+    """SHA-256 of the topic, a NUL byte (never part of a topic) and the payload: a receipt's message identity."""
+    return hashlib.sha256(topic.encode("utf-8") + b"\0" + payload).digest()
 
 
 class Pipeline:
@@ -41,6 +65,8 @@ class Pipeline:
         config: the validated configuration.
         submit: hands a batch to the store writer and returns a future resolved once it is durable.
         clock: current time in UTC epoch ms (injected by tests).
+        receipt_lookup: finds the receive time stored for a redelivered MQTT message (see the module
+            docstring); None: no lookup, a redelivered message without device time gets a new time.
     """
 
     def __init__(
@@ -49,10 +75,12 @@ class Pipeline:
         submit: Callable[[Batch], Future[WriteResult]],
         *,
         clock: Callable[[], int] = now_ms,
+        receipt_lookup: ReceiptLookup | None = None,
     ) -> None:
         self._config = config
         self._submit = submit
         self._clock = clock
+        self._receipt_lookup = receipt_lookup
         self.router = Router(config)
         self._lines = {
             s.id: LineFormat(s.line_pattern or "", units=s.line_units, scale=s.line_scale, encoding=s.line_encoding,
@@ -61,6 +89,7 @@ class Pipeline:
             if s.protocol == "line"
         }
         self._warned: set[str] = set()
+        self._last_receive_ms: dict[str, int] = {}
 
     def process(self, message: RawMessage) -> Future[WriteResult]:
         """Handle one raw message and submit what it produced; see the module docstring."""
@@ -87,6 +116,10 @@ class Pipeline:
     # -- per source kind -------------------------------------------------------------------------
 
     def _mqtt(self, message: RawMessage, batch: Batch) -> None:
+        if message.mid is not None:
+            batch.count(mqtt_messages_counter(message.source))
+            if message.dup:
+                batch.count("redelivered")
         sensor = self.router.mqtt_sensor(message.source, message.topic)
         if sensor is not None:
             assert sensor.format is not None
@@ -97,7 +130,10 @@ class Pipeline:
                 batch.count("availability")
                 batch.availability.append(AvailabilityRecord(sensor.id, decoded.availability, message.received_ms))
                 return
-            self._accept(message, batch, sensor, decoded.values)
+            if message.mid is None:
+                self._accept(message, batch, sensor, decoded.values)
+            else:
+                self._accept_with_receipt(message, message.mid, batch, sensor, decoded.values)
             return
         subscription = self.router.subscription(message.source, message.topic)
         if subscription is None:
@@ -197,10 +233,56 @@ class Pipeline:
             self._reject(batch, message, f"{who}{fmt}: {exc}", "decode", sensor.id if sensor else None)
         return None
 
-    def _accept(self, message: RawMessage, batch: Batch, sensor: SensorConfig, values: Sequence[DecodedValue]) -> None:
+    def _accept_with_receipt(
+        self, message: RawMessage, mid: int, batch: Batch, sensor: SensorConfig, values: Sequence[DecodedValue]
+    ) -> None:
+        """``_accept`` for a QoS 1/2 MQTT message: reuse the first receive time of a redelivery, keep a receipt."""
+        digest = message_digest(message.topic, message.payload)
+        first_ms = self._first_receive_time(message, mid, digest, batch) if message.dup else None
+        received_ms = self._distinct_receive_ms(sensor.id, message.received_ms) if first_ms is None else first_ms
+        if self._accept(message, batch, sensor, values, received_ms=received_ms):
+            if first_ms is not None:
+                batch.count("redelivered_restamped")
+            batch.receipts.append(MqttReceipt(message.source, mid, digest, received_ms))
+
+    def _first_receive_time(self, message: RawMessage, mid: int, digest: bytes, batch: Batch) -> int | None:
+        if self._receipt_lookup is None:
+            return None
+        try:
+            return self._receipt_lookup(message.source, mid, digest)
+        except Exception as exc:  # a failed lookup costs at worst a duplicate, never the message
+            batch.count("receipt_lookup_errors")
+            self._warn_once(
+                f"receipt:{message.source}",
+                "cannot look up the receipt of redelivered message %d on %s (%s: %s); stamped with the receive "
+                "time, so it may be stored twice",
+                mid,
+                message.source,
+                type(exc).__name__,
+                exc,
+            )
+            return None
+
+    def _accept(
+        self,
+        message: RawMessage,
+        batch: Batch,
+        sensor: SensorConfig,
+        values: Sequence[DecodedValue],
+        *,
+        received_ms: int | None = None,
+    ) -> int:
+        """Validate, calibrate and stamp ``values``; returns how many readings got the receive time.
+
+        Args:
+            received_ms: the receive time to stamp with when the device gave none (default: the message's).
+        """
         if not values:
             batch.count("empty")  # well-formed, but nothing archmon stores (e.g. only linkquality)
-            return
+            return 0
+        if received_ms is None:
+            received_ms = self._distinct_receive_ms(sensor.id, message.received_ms)
+        receive_stamped = 0
         now = self._clock()
         for item in values:
             try:
@@ -219,9 +301,20 @@ class Pipeline:
                 if message.retained:
                     batch.count("retained_skipped")
                     continue
-                ts = message.received_ms
+                ts = received_ms
+                receive_stamped += 1
             batch.count("readings")
             batch.readings.append(Reading(sensor.id, item.quantity, value, ts, sensor.room))
+        return receive_stamped
+
+    def _distinct_receive_ms(self, sensor: str, received_ms: int) -> int:
+        """The receive time, moved 1 ms past the sensor's previous one if needed: two messages of one sensor
+        received in the same millisecond (a backlog delivered in a burst) must not share an idempotency key."""
+        last = self._last_receive_ms.get(sensor, 0)
+        if received_ms <= last:
+            received_ms = last + 1
+        self._last_receive_ms[sensor] = received_ms
+        return received_ms
 
     @staticmethod
     def _stamp(device_ts: int | None, received_ms: int, now: int) -> int | None:

@@ -6,7 +6,15 @@ from dataclasses import dataclass, field
 
 from archmon.domain import Reading
 
-__all__ = ["AvailabilityRecord", "Batch", "QuarantineRecord", "UnassignedRecord", "WriteResult"]
+__all__ = [
+    "AvailabilityRecord",
+    "Batch",
+    "MqttReceipt",
+    "QuarantineRecord",
+    "UnassignedRecord",
+    "WriteResult",
+    "mqtt_messages_counter",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +60,38 @@ class AvailabilityRecord:
     ts_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class MqttReceipt:
+    """The receive time given to a QoS 1/2 MQTT message without device time, kept for its redelivery.
+
+    If archmon stores the message's readings but dies (or loses the connection) before its PUBACK
+    reaches the broker, the broker sends the message again with the same packet id and the DUP flag;
+    the pipeline then finds this receipt and stamps the copy with the same time, so its readings hit
+    their idempotent keys instead of being stored twice.
+
+    Attributes:
+        source: MQTT source id.
+        mid: the packet id the broker sent the message under.
+        digest: SHA-256 of the topic, a NUL byte and the payload (``collector.pipeline.message_digest``).
+        received_ms: the receive time its readings were stamped with (UTC epoch ms).
+    """
+
+    source: str
+    mid: int
+    digest: bytes
+    received_ms: int
+
+
+def mqtt_messages_counter(source: str) -> str:
+    """Name of the counter of QoS 1/2 messages an MQTT source handed to the pipeline.
+
+    It is committed with each message's batch, so the store can tell how many messages came after a
+    receipt: packet ids are 16 bits and come back, so a receipt some 65,535 messages old belongs to
+    an earlier message that merely had the same packet id.
+    """
+    return f"source.{source}.qos_messages"
+
+
 @dataclass(slots=True)
 class Batch:
     """Everything one raw message (or several, merged by the writer) produced, written in one transaction."""
@@ -60,6 +100,7 @@ class Batch:
     quarantine: list[QuarantineRecord] = field(default_factory=list)
     unassigned: list[UnassignedRecord] = field(default_factory=list)
     availability: list[AvailabilityRecord] = field(default_factory=list)
+    receipts: list[MqttReceipt] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
 
     def count(self, name: str, delta: int = 1) -> None:
@@ -72,11 +113,14 @@ class Batch:
         self.quarantine.extend(other.quarantine)
         self.unassigned.extend(other.unassigned)
         self.availability.extend(other.availability)
+        self.receipts.extend(other.receipts)
         for name, delta in other.counters.items():
             self.count(name, delta)
 
     def __bool__(self) -> bool:
-        return bool(self.readings or self.quarantine or self.unassigned or self.availability or self.counters)
+        return bool(
+            self.readings or self.quarantine or self.unassigned or self.availability or self.receipts or self.counters
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,10 @@ class DetectorRule(Rule):
     def on_reading(self, reading: Reading, sensor: SensorInfo) -> list[Condition]:
         if reading.quantity != self.quantity:
             return []
+        state = reading.value >= 1.0
+        if self.quiet(sensor.id, state):
+            return []
         return [self.condition(
-            sensor, sensor.id, reading.value >= 1.0, reading.ts_ms, quantity=self.quantity,
+            sensor, sensor.id, state, reading.ts_ms, quantity=self.quantity,
             value=reading.value, limit=1.0,
         )]

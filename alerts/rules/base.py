@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any, ClassVar
 
 from alerts.model import Condition, RuleContext, SensorInfo
@@ -9,6 +10,16 @@ from alerts.settings import Severity
 from archmon.domain import Reading
 
 __all__ = ["Rule", "hysteresis"]
+
+
+class _EveryKey:
+    """The keys a rule outside an engine reports: all of them."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+_EVERY_KEY = _EveryKey()
 
 
 class Rule:
@@ -21,14 +32,29 @@ class Rule:
     Attributes:
         name: registry name (``band``, ``stale``...), also the ``rule`` field of alerts.
         default_severity: severity unless the site's ``[alerts.rules.<name>]`` sets another.
+        quantities: the quantities whose readings the rule judges (None: all); the engine hands it no
+            others, so :meth:`on_reading` must ignore every other quantity.
+        watched: this rule's keys whose conditions count even when not violated (the engine sets its
+            lifecycle's live set; by default every key), see :meth:`quiet`.
     """
 
     name: ClassVar[str] = ""
     default_severity: ClassVar[Severity] = "major"
+    quantities: frozenset[str] | None = None
 
     def __init__(self, ctx: RuleContext, severity: Severity | None = None) -> None:
         self.ctx = ctx
         self.severity: Severity = severity or self.default_severity
+        self.watched: Container[str] = _EVERY_KEY
+
+    def quiet(self, key: str, state: bool | None) -> bool:
+        """Whether a condition about ``key`` in ``state`` would change nothing, so need not be reported.
+
+        A violation (True) always counts; fine (False) or within the margin (None) counts only for a key
+        the engine watches (an alert phase under way or a maintenance hold). Rules check this before
+        building a condition, so a reading inside every limit costs no objects.
+        """
+        return state is not True and key not in self.watched
 
     def start(self, now_ms: int) -> None:
         """Called once with the engine's first notion of time (after :meth:`restore`)."""

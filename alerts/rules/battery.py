@@ -14,12 +14,15 @@ class BatteryRule(Rule):
 
     name = "battery"
     default_severity = "warning"
+    quantities = frozenset({"battery"})
 
     def on_reading(self, reading: Reading, sensor: SensorInfo) -> list[Condition]:
         if reading.quantity != "battery":
             return []
         settings = self.ctx.settings.battery
         state = hysteresis(reading.value, settings.low, settings.clear_margin, above=False)
+        if self.quiet(sensor.id, state):
+            return []
         return [self.condition(
             sensor, sensor.id, state, reading.ts_ms, quantity="battery", value=reading.value, limit=settings.low,
         )]

@@ -20,6 +20,7 @@ class DoorAfterHoursRule(Rule):
 
     name = "door_hours"
     default_severity = "major"
+    quantities = frozenset({"door"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -38,6 +39,8 @@ class DoorAfterHoursRule(Rule):
         else:
             local = from_ms(reading.ts_ms).astimezone(self.ctx.tz)
             state = None if self.ctx.settings.working_hours.is_working_time(local) else True
+        if self.quiet(sensor.id, state):
+            return []
         return [self.condition(sensor, sensor.id, state, reading.ts_ms, quantity="door", value=reading.value)]
 
     def snapshot(self) -> dict[str, Any]:

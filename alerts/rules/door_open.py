@@ -14,12 +14,16 @@ class DoorOpenRule(Rule):
 
     name = "door_open"
     default_severity = "major"
+    quantities = frozenset({"door"})
 
     def on_reading(self, reading: Reading, sensor: SensorInfo) -> list[Condition]:
         if reading.quantity != "door":
             return []
         open_max = self.ctx.settings.door.open_max_s
+        state = reading.value >= 1.0
+        if self.quiet(sensor.id, state):
+            return []
         return [self.condition(
-            sensor, sensor.id, reading.value >= 1.0, reading.ts_ms, quantity="door", value=reading.value,
+            sensor, sensor.id, state, reading.ts_ms, quantity="door", value=reading.value,
             limit=open_max, delay_s=open_max,
         )]

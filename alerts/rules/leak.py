@@ -12,3 +12,4 @@ class LeakRule(DetectorRule):
 
     name = "leak"
     quantity = "leak"
+    quantities = frozenset({"leak"})

@@ -17,6 +17,7 @@ class MouldRule(Rule):
 
     name = "mould"
     default_severity = "major"
+    quantities = frozenset({"temperature", "humidity"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -35,6 +36,8 @@ class MouldRule(Rule):
         else:
             # at the threshold counts as risk: shift the strict comparison by an epsilon
             state = hysteresis(reading.value, mould.rh - 1e-9, mould.clear_margin, above=True)
+        if self.quiet(sensor.id, state):
+            return []
         return [self.condition(
             sensor, sensor.id, state, reading.ts_ms, quantity="humidity", value=reading.value,
             limit=mould.rh, delay_s=mould.delay_s, clear_delay_s=sensor.profile.timing.clear_delay_s,

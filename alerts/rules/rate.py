@@ -20,25 +20,34 @@ class RateOfChangeRule(Rule):
 
     name = "rate"
     default_severity = "minor"
+    quantities = frozenset({"temperature", "humidity"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._windows: dict[tuple[str, str], Window] = {}
+        self._limits: dict[tuple[str, str], tuple[float, int] | None] = {}  # -> (limit, window ms) or None
 
     def on_reading(self, reading: Reading, sensor: SensorInfo) -> list[Condition]:
-        rate = sensor.profile.rate
-        limit = rate.limit(reading.quantity)
-        if limit is None:
+        subject = (sensor.id, reading.quantity)
+        if subject not in self._limits:
+            rate = sensor.profile.rate
+            limit = rate.limit(reading.quantity)
+            self._limits[subject] = None if limit is None else (limit, int(rate.window_s * 1000))
+        known = self._limits[subject]
+        if known is None:
             return []
-        span_ms = int(rate.window_s * 1000)
-        window = self._windows.get((sensor.id, reading.quantity))
+        limit, span_ms = known
+        window = self._windows.get(subject)
         if window is None or window.span_ms != span_ms:
-            window = self._windows[(sensor.id, reading.quantity)] = Window(span_ms)
+            window = self._windows[subject] = Window(span_ms)
         window.add(reading.ts_ms, reading.value)
         swing = window.max - window.min
         state = hysteresis(swing, limit, limit * 0.2, above=True)
+        key = f"{sensor.id}/{reading.quantity}"
+        if self.quiet(key, state):
+            return []
         return [self.condition(
-            sensor, f"{sensor.id}/{reading.quantity}", state, reading.ts_ms, quantity=reading.quantity,
+            sensor, key, state, reading.ts_ms, quantity=reading.quantity,
             value=swing, limit=limit, clear_delay_s=sensor.profile.timing.clear_delay_s,
         )]
 

@@ -12,3 +12,4 @@ class SmokeRule(DetectorRule):
 
     name = "smoke"
     quantity = "smoke"
+    quantities = frozenset({"smoke"})

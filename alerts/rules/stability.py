@@ -8,7 +8,6 @@ from typing import Any
 from alerts.model import Condition, SensorInfo
 from alerts.rules.base import Rule
 from archmon.domain import Reading
-from archmon.timeutil import from_ms
 
 __all__ = ["StabilityRule", "day_fluctuation"]
 
@@ -44,21 +43,41 @@ class StabilityRule(Rule):
 
     name = "stability"
     default_severity = "minor"
+    quantities = frozenset({"temperature", "humidity"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # (sensor, quantity) -> [day ordinal, min, max, sum, count]
         self._days: dict[tuple[str, str], list[float]] = {}
+        self._ends: dict[int, int] = {}  # day ordinal -> its end (ms)
+        self._due: int | None = None  # next_due, valid while _due_known
+        self._due_known = False
+        self._day_of: tuple[int, int] = (-1, 0)  # the last (ts_ms, local day ordinal) worked out
+        self._judged: dict[tuple[str, str], bool] = {}  # (sensor, quantity) -> has a stability limit
+
+    def _ordinal(self, ts_ms: int) -> int:
+        """The local (site zone) day of ``ts_ms`` as an ordinal (a sensor's T and RH share a timestamp)."""
+        if self._day_of[0] != ts_ms:
+            self._day_of = (ts_ms, dt.datetime.fromtimestamp(ts_ms / 1000, self.ctx.tz).toordinal())
+        return self._day_of[1]
 
     def _day_end_ms(self, ordinal: int) -> int:
-        day = dt.date.fromordinal(ordinal + 1)
-        return int(dt.datetime.combine(day, dt.time(0), tzinfo=self.ctx.tz).timestamp() * 1000)
+        end = self._ends.get(ordinal)
+        if end is None:
+            day = dt.date.fromordinal(ordinal + 1)
+            end = self._ends[ordinal] = int(dt.datetime.combine(day, dt.time(0), tzinfo=self.ctx.tz).timestamp() * 1000)
+        return end
 
     def on_reading(self, reading: Reading, sensor: SensorInfo) -> list[Condition]:
-        if reading.quantity not in _QUANTITIES or sensor.profile.stability.limit(reading.quantity) is None:
-            return []
-        ordinal = from_ms(reading.ts_ms).astimezone(self.ctx.tz).date().toordinal()
         key = (sensor.id, reading.quantity)
+        judged = self._judged.get(key)
+        if judged is None:
+            judged = self._judged[key] = (
+                reading.quantity in _QUANTITIES and sensor.profile.stability.limit(reading.quantity) is not None
+            )
+        if not judged:
+            return []
+        ordinal = self._ordinal(reading.ts_ms)
         out: list[Condition] = []
         stats = self._days.get(key)
         if stats is not None and ordinal < stats[0]:
@@ -68,6 +87,7 @@ class StabilityRule(Rule):
             stats = None
         if stats is None:
             self._days[key] = [ordinal, reading.value, reading.value, reading.value, 1]
+            self._due_known = False
         else:
             stats[1] = min(stats[1], reading.value)
             stats[2] = max(stats[2], reading.value)
@@ -94,9 +114,10 @@ class StabilityRule(Rule):
         )]
 
     def next_due(self) -> int | None:
-        if not self._days:
-            return None
-        return self._day_end_ms(int(min(stats[0] for stats in self._days.values())))
+        if not self._due_known:  # the days kept change only when a day starts or is judged
+            self._due = self._day_end_ms(int(min(s[0] for s in self._days.values()))) if self._days else None
+            self._due_known = True
+        return self._due
 
     def on_due(self, now_ms: int) -> list[Condition]:
         out: list[Condition] = []
@@ -104,6 +125,7 @@ class StabilityRule(Rule):
             if self._day_end_ms(int(stats[0])) <= now_ms:
                 out.extend(self._verdict(key, stats))
                 del self._days[key]
+                self._due_known = False
         return out
 
     def snapshot(self) -> dict[str, Any]:
@@ -111,3 +133,4 @@ class StabilityRule(Rule):
 
     def restore(self, data: dict[str, Any]) -> None:
         self._days = {(row[0], row[1]): list(row[2:]) for row in data.get("days", [])}
+        self._due_known = False

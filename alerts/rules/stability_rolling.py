@@ -25,26 +25,36 @@ class RollingStabilityRule(Rule):
 
     name = "stability_24h"
     default_severity = "warning"
+    quantities = frozenset({"temperature", "humidity"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._windows: dict[tuple[str, str], Window] = {}
+        self._limits: dict[tuple[str, str], float | None] = {}  # (sensor, quantity) -> limit if judged
 
     def on_reading(self, reading: Reading, sensor: SensorInfo) -> list[Condition]:
         limits = sensor.profile.stability
-        limit = limits.limit(reading.quantity)
-        if limit is None or not limits.rolling:
+        subject = (sensor.id, reading.quantity)
+        if subject not in self._limits:
+            self._limits[subject] = limits.limit(reading.quantity) if limits.rolling else None
+        limit = self._limits[subject]
+        if limit is None:
             return []
-        window = self._windows.setdefault((sensor.id, reading.quantity), Window(_DAY_MS))
+        window = self._windows.get(subject)
+        if window is None:
+            window = self._windows[subject] = Window(_DAY_MS)
         window.add(reading.ts_ms, reading.value)
         if limits.interpretation == "A":
-            value = day_fluctuation(window.min, window.max, window.mean, interpretation="A")
+            value = day_fluctuation(window.min, window.max, 0.0, interpretation="A")  # A needs no mean
         else:
             centre = limits.setpoint(reading.quantity)
             value = abs(reading.value - (window.mean if centre is None else centre))
         state = hysteresis(value, limit, limit * _MARGIN, above=True)
+        key = f"{sensor.id}/{reading.quantity}"
+        if self.quiet(key, state):
+            return []
         return [self.condition(
-            sensor, f"{sensor.id}/{reading.quantity}", state, reading.ts_ms, quantity=reading.quantity,
+            sensor, key, state, reading.ts_ms, quantity=reading.quantity,
             value=value, limit=limit, clear_delay_s=sensor.profile.timing.clear_delay_s,
             detail=limits.interpretation,
         )]

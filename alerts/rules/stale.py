@@ -28,24 +28,35 @@ class StaleRule(Rule):
         self._last: dict[str, int] = {}
         self._offline: set[str] = set()
         self._heap: list[tuple[int, str]] = []
+        self._timeouts: dict[str, int] = {}
+        self._due: dict[str, int] = {}  # sensor -> its deadline: last reading + timeout (heap entries match it)
 
     def _timeout_ms(self, sensor: SensorInfo) -> int:
-        stale = self.ctx.settings.stale
-        return int(max(stale.factor * sensor.expected_interval_s, stale.min_timeout_s) * 1000)
+        timeout = self._timeouts.get(sensor.id)
+        if timeout is None:
+            stale = self.ctx.settings.stale
+            timeout = int(max(stale.factor * sensor.expected_interval_s, stale.min_timeout_s) * 1000)
+            self._timeouts[sensor.id] = timeout
+        return timeout
 
     def start(self, now_ms: int) -> None:
         for sensor in self.ctx.sensors.values():
             last = self._last.setdefault(sensor.id, now_ms)
-            heapq.heappush(self._heap, (last + self._timeout_ms(sensor), sensor.id))
+            due = self._due[sensor.id] = last + self._timeout_ms(sensor)
+            heapq.heappush(self._heap, (due, sensor.id))
 
     def on_reading(self, reading: Reading, sensor: SensorInfo) -> list[Condition]:
         last = self._last.get(sensor.id)
         if last is not None and reading.ts_ms <= last and sensor.id not in self._offline:
             return []
-        self._last[sensor.id] = max(reading.ts_ms, last or reading.ts_ms)
+        latest = self._last[sensor.id] = max(reading.ts_ms, last or reading.ts_ms)
         self._offline.discard(sensor.id)
-        heapq.heappush(self._heap, (self._last[sensor.id] + self._timeout_ms(sensor), sensor.id))
-        return [self.condition(sensor, sensor.id, False, reading.ts_ms, limit=self._timeout_ms(sensor) / 1000)]
+        timeout = self._timeout_ms(sensor)
+        due = self._due[sensor.id] = latest + timeout
+        heapq.heappush(self._heap, (due, sensor.id))
+        if self.quiet(sensor.id, False):
+            return []
+        return [self.condition(sensor, sensor.id, False, reading.ts_ms, limit=timeout / 1000)]
 
     def on_availability(self, sensor: SensorInfo, state: str, ts_ms: int) -> list[Condition]:
         timeout = self._timeout_ms(sensor)
@@ -65,8 +76,7 @@ class StaleRule(Rule):
     def next_due(self) -> int | None:
         while self._heap:
             due, sensor_id = self._heap[0]
-            sensor = self.ctx.sensors.get(sensor_id)
-            if sensor is not None and due == self._last.get(sensor_id, 0) + self._timeout_ms(sensor):
+            if due == self._due.get(sensor_id):
                 return due
             heapq.heappop(self._heap)  # superseded by a later reading
         return None

@@ -21,6 +21,7 @@ class StuckRule(Rule):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._flat: dict[str, list[float]] = {}  # "sensor/quantity" -> [value, since_ms]
+        self.quantities = frozenset(self.ctx.settings.stuck.quantities)
 
     def on_reading(self, reading: Reading, sensor: SensorInfo) -> list[Condition]:
         settings = self.ctx.settings.stuck
@@ -35,6 +36,8 @@ class StuckRule(Rule):
         else:
             hours = (reading.ts_ms - flat[1]) / 3_600_000
             state = True if hours >= settings.hours else None
+        if self.quiet(key, state):
+            return []
         return [self.condition(
             sensor, key, state, reading.ts_ms, quantity=reading.quantity, value=hours, limit=settings.hours,
         )]

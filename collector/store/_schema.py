@@ -3,6 +3,9 @@
 Every table here belongs to the store; other components (alerts, users, audit) add their own tables to
 the same file and must not reuse these names. The schema version lives in ``store_meta`` rather than in
 ``PRAGMA user_version`` so that the file's single user_version slot stays free for others.
+
+Tables added later that older code simply does not use (``_ADDED_DDL``) are created when missing on
+every open, without a version bump: an older archmon still reads the file.
 """
 
 from __future__ import annotations
@@ -87,6 +90,19 @@ CREATE TABLE IF NOT EXISTS counters (
 );
 """
 
+# Receive times of QoS 1/2 MQTT messages without device time, so a redelivery gets the same stamp
+# (collector.records.MqttReceipt). seq: the source's message counter when the receipt was written.
+_ADDED_DDL = """
+CREATE TABLE IF NOT EXISTS mqtt_receipts (
+    source TEXT NOT NULL,
+    mid INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    received_ms INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (source, mid, digest)
+) WITHOUT ROWID
+"""
+
 
 def _meta(conn: sqlite3.Connection, key: str) -> str | None:
     row = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'store_meta'").fetchone()
@@ -151,6 +167,9 @@ def ensure_schema(conn: sqlite3.Connection, where: str, tz_name: str) -> None:
                     tz_name,
                 )
                 conn.execute("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('timezone', ?)", (tz_name,))
+        for statement in _ADDED_DDL.split(";"):
+            if statement.strip():
+                conn.execute(statement)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

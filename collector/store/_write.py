@@ -11,7 +11,7 @@ from itertools import chain
 from zoneinfo import ZoneInfo
 
 from archmon.domain import Reading
-from collector.records import Batch, WriteResult
+from collector.records import Batch, MqttReceipt, WriteResult, mqtt_messages_counter
 
 __all__ = ["HOUR_MS", "DayCalendar", "SeriesCache", "write_batches"]
 
@@ -140,6 +140,12 @@ _COUNTER_ADD = (
     "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"
 )
 
+_RECEIPTS_HEAD = "INSERT INTO mqtt_receipts (source, mid, digest, received_ms, seq)"
+# A packet id comes back after 65,535 messages: the newest message with the same id and content wins.
+_RECEIPTS_CONFLICT = (
+    "ON CONFLICT (source, mid, digest) DO UPDATE SET received_ms = excluded.received_ms, seq = excluded.seq"
+)
+
 _Row = tuple[int, int, float]  # (series id, ts, value)
 
 
@@ -237,7 +243,8 @@ def write_batches(
     """Write ``batches`` inside the caller's open transaction; one result per batch.
 
     Duplicate readings (same sensor, quantity, ts) are ignored and counted; rollups are updated only for
-    newly inserted rows. Counter deltas are added, plus ``stored`` and ``duplicates``.
+    newly inserted rows. Counter deltas are added, plus ``stored`` and ``duplicates``. MQTT receipts are
+    upserted (the newest receipt of a packet id and content wins).
 
     Readings of all batches are first inserted together; only if that finds a duplicate is it undone and
     redone reading by reading to tell which ones were new.
@@ -295,4 +302,17 @@ def write_batches(
     deltas = [(name, delta) for name, delta in counters.items() if delta]
     if deltas:
         cur.executemany(_COUNTER_ADD, deltas)
+    receipts = [receipt for batch in batches for receipt in batch.receipts]
+    if receipts:
+        _write_receipts(conn, receipts)
     return results
+
+
+def _write_receipts(conn: sqlite3.Connection, receipts: Sequence[MqttReceipt]) -> None:
+    """Upsert receipts, each numbered with its source's message counter as of this transaction."""
+    seqs: dict[str, int] = {}
+    for source in {receipt.source for receipt in receipts}:
+        row = conn.execute("SELECT value FROM counters WHERE name = ?", (mqtt_messages_counter(source),)).fetchone()
+        seqs[source] = 0 if row is None else int(row[0])
+    rows = [(r.source, r.mid, bytes(r.digest), r.received_ms, seqs[r.source]) for r in receipts]
+    _insert_rows(conn, _RECEIPTS_HEAD, _RECEIPTS_CONFLICT, rows)

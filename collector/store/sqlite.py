@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from collector.records import Batch, WriteResult
+from collector.records import Batch, WriteResult, mqtt_messages_counter
 from collector.store._schema import check_schema, ensure_schema
 from collector.store._types import Bucket, LatestValue, SchemaError, StoredQuarantine, UnassignedDevice
 from collector.store._write import DayCalendar, SeriesCache, write_batches
@@ -27,6 +27,10 @@ __all__ = ["SqliteStore"]
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
+RECEIPT_MAX_AGE_MS = DAY_MS
+"""MQTT receipts older than this are pruned: a redelivery after a longer outage may be stored twice."""
+RECEIPT_SEQ_WINDOW = 32_768
+"""A receipt followed by this many messages of its source is stale: its packet id has come back since."""
 _MAX_IDLE_READERS = 4
 
 
@@ -187,7 +191,42 @@ class SqliteStore:
             )
         return deleted
 
+    def prune_receipts(self, now_ms: int, max_age_ms: int = RECEIPT_MAX_AGE_MS) -> int:
+        """Delete MQTT receipts received more than ``max_age_ms`` before ``now_ms``; returns how many.
+
+        A message the broker redelivers after its receipt was pruned is stamped with a new receive time
+        and stored a second time (the collector was down for longer than ``max_age_ms``).
+        """
+        with self._write_lock:
+            cur = self._require_writer().execute(
+                "DELETE FROM mqtt_receipts WHERE received_ms < ?", (now_ms - max_age_ms,)
+            )
+            return int(cur.rowcount)
+
     # -- reads -------------------------------------------------------------------------------------
+
+    def receipt_time(self, source: str, mid: int, digest: bytes) -> int | None:
+        """The receive time stored for an MQTT message, to stamp its redelivery with (``Pipeline`` lookup).
+
+        Args:
+            source: MQTT source id.
+            mid: the packet id of the redelivered message.
+            digest: ``collector.pipeline.message_digest`` of its topic and payload.
+
+        Returns:
+            The receipt's ``received_ms``; None when there is none, or when ``RECEIPT_SEQ_WINDOW`` or more
+            messages of the source were stored after it (the packet id was used again since, so the
+            receipt belongs to an earlier message with the same content, not to this one).
+        """
+        with self._reader() as conn:
+            row = conn.execute(
+                "SELECT r.received_ms, c.value - r.seq FROM mqtt_receipts r LEFT JOIN counters c ON c.name = ?"
+                " WHERE r.source = ? AND r.mid = ? AND r.digest = ?",
+                (mqtt_messages_counter(source), source, mid, bytes(digest)),
+            ).fetchone()
+        if row is None or row[1] is None or not 0 <= int(row[1]) < RECEIPT_SEQ_WINDOW:
+            return None
+        return int(row[0])
 
     def series(self, sensor: str, quantity: str, start_ms: int, end_ms: int) -> list[tuple[int, float]]:
         """Raw ``(ts_ms, value)`` of one series with ``start_ms <= ts < end_ms``, oldest first."""

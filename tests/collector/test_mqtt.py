@@ -223,7 +223,19 @@ def test_retained_flag_and_fields(
     assert (first.topic, first.payload, first.retained, first.source) == ("t/door", b'{"contact": true}', True, "bus")
     assert (second.topic, second.payload, second.retained) == ("t/room1", b"21.5", False)
     assert abs(second.received_ms - time.time() * 1000) < 60_000
+    assert second.mid is not None and not second.dup
     assert source.stats()["retained"] == 1
+
+
+@pytest.mark.mosquitto
+def test_qos0_message_has_no_packet_id(
+    mosquitto: MosquittoBroker, sources: Callable[..., MqttSource], clients: Callable[..., Client]
+) -> None:
+    recorder = Recorder()
+    assert sources(config_for(mosquitto, qos=0), recorder).wait_connected(10)
+    clients(mosquitto).publish("t/room1", b"21.5")
+    (message,) = recorder.wait_for(1)
+    assert (message.payload, message.mid, message.dup) == (b"21.5", None, False)
 
 
 @pytest.mark.mosquitto
@@ -268,6 +280,9 @@ def test_ack_is_not_sent_on_a_later_connection(
     mosquitto.restart()  # the session survives; the unacknowledged message comes again
     redelivered = holding.wait_for(2)
     assert [m.payload for m in redelivered] == [b"m0", b"m0"]
+    # same packet id, DUP set: what the pipeline's receipts recognise a redelivery by
+    assert redelivered[0].mid is not None and redelivered[1].mid == redelivered[0].mid
+    assert [m.dup for m in redelivered] == [False, True]
     holding.futures[0].set_result(None)  # durable, but its packet id belongs to the old connection
     assert source.stats()["ack_skipped"] == 1 and source.stats()["acked"] == 0
     holding.futures[1].set_result(None)

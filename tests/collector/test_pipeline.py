@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from concurrent.futures import Future
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archmon.config import Config, parse_config
 from archmon.domain import RawMessage
-from collector.pipeline import Pipeline
-from collector.records import Batch, WriteResult
+from collector.pipeline import Pipeline, message_digest
+from collector.records import Batch, MqttReceipt, WriteResult
+from collector.store import SqliteStore
 from devices.modbus import ReadBlock, encode_modbus_payload
 
 NOW = 1_764_000_000_000  # 2025-11-24T16:00:00Z
@@ -247,3 +251,106 @@ def test_line_timestamps_without_offset_are_site_local() -> None:
     p = Pipeline(parse_config(data), Recorder(), clock=lambda: NOW)
     batch = p.handle(RawMessage("log", "line/log", b"2025-11-24T23:30:00 T=20.5", NOW))
     assert [r.ts_ms for r in batch.readings] == [NOW - 30 * 60_000]  # 23:30 in Shanghai = 15:30Z
+
+
+# -- redelivered MQTT messages without device time ---------------------------------------------------
+
+def qos1(topic: str, payload: str, *, mid: int = 7, dup: bool = False, received_ms: int = NOW) -> RawMessage:
+    return RawMessage("b", topic, payload.encode(), received_ms, mid=mid, dup=dup)
+
+
+def test_qos1_message_stamped_with_receive_time_leaves_a_receipt() -> None:
+    p, _ = pipeline()
+    batch = p.handle(qos1("zigbee2mqtt/th1", '{"temperature": 20, "humidity": 50}'))
+    assert batch.receipts == [
+        MqttReceipt("b", 7, message_digest("zigbee2mqtt/th1", b'{"temperature": 20, "humidity": 50}'), NOW)]
+    assert batch.counters["source.b.qos_messages"] == 1
+    assert "redelivered" not in batch.counters
+
+
+def test_no_receipt_for_device_time_qos0_or_nothing_stored() -> None:
+    p, _ = pipeline()
+    device_time = p.handle(qos1("zigbee2mqtt/th1", json.dumps({"temperature": 20, "last_seen": NOW - 1000})))
+    assert device_time.readings and not device_time.receipts
+    qos0 = p.handle(msg("zigbee2mqtt/th1", '{"temperature": 20}'))
+    assert qos0.readings and not qos0.receipts and "source.b.qos_messages" not in qos0.counters
+    rejected = p.handle(qos1("zigbee2mqtt/th1", '{"temperature": 500}'))
+    assert not rejected.readings and not rejected.receipts
+    availability = p.handle(qos1("zigbee2mqtt/th1/availability", '{"state":"online"}'))
+    assert not availability.receipts and availability.counters["source.b.qos_messages"] == 1
+
+
+def test_redelivery_is_stamped_with_the_first_receive_time() -> None:
+    looked_up: list[tuple[str, int, bytes]] = []
+
+    def lookup(source: str, mid: int, digest: bytes) -> int | None:
+        looked_up.append((source, mid, digest))
+        return NOW - 5000
+
+    recorder = Recorder()
+    p = Pipeline(make_config(), recorder, clock=lambda: NOW, receipt_lookup=lookup)
+    payload = '{"temperature": 20}'
+    first = p.handle(qos1("zigbee2mqtt/th1", payload))  # not a redelivery: no lookup
+    assert not looked_up and [r.ts_ms for r in first.readings] == [NOW]
+    again = p.handle(qos1("zigbee2mqtt/th1", payload, dup=True))
+    digest = message_digest("zigbee2mqtt/th1", payload.encode())
+    assert looked_up == [("b", 7, digest)]
+    assert [r.ts_ms for r in again.readings] == [NOW - 5000]
+    assert again.counters["redelivered"] == 1 and again.counters["redelivered_restamped"] == 1
+    assert again.receipts == [MqttReceipt("b", 7, digest, NOW - 5000)]
+
+
+def test_redelivery_without_receipt_or_lookup_gets_the_receive_time() -> None:
+    def failing(source: str, mid: int, digest: bytes) -> int | None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    for lookup, counter in ((lambda *_: None, None), (None, None), (failing, "receipt_lookup_errors")):
+        p = Pipeline(make_config(), Recorder(), clock=lambda: NOW, receipt_lookup=lookup)
+        batch = p.handle(qos1("zigbee2mqtt/th1", '{"temperature": 20}', dup=True))
+        assert [r.ts_ms for r in batch.readings] == [NOW]
+        assert batch.counters["redelivered"] == 1 and "redelivered_restamped" not in batch.counters
+        assert [r.received_ms for r in batch.receipts] == [NOW]
+        if counter:
+            assert batch.counters[counter] == 1
+
+
+def test_redelivery_with_device_time_needs_no_receipt() -> None:
+    p = Pipeline(make_config(), Recorder(), clock=lambda: NOW, receipt_lookup=lambda *_: NOW - 5000)
+    batch = p.handle(qos1("zigbee2mqtt/th1", json.dumps({"temperature": 20, "last_seen": NOW - 1000}), dup=True))
+    assert [r.ts_ms for r in batch.readings] == [NOW - 1000]
+    assert not batch.receipts and "redelivered_restamped" not in batch.counters
+
+
+def test_redelivery_after_a_crash_is_a_duplicate_in_the_store(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "a.db", tz=ZoneInfo("Asia/Shanghai"))
+    try:
+        p = Pipeline(make_config(), lambda b: _done(store.write(b)), clock=lambda: NOW,
+                     receipt_lookup=store.receipt_time)
+        payload = '{"temperature": 20, "humidity": 50}'
+        p.process(qos1("zigbee2mqtt/th1", payload, mid=41, received_ms=NOW - 2000))
+        # ... killed before the PUBACK: the broker sends it again, same packet id, DUP set
+        result = p.process(qos1("zigbee2mqtt/th1", payload, mid=41, dup=True)).result()
+        assert result.stored == () and result.duplicates == 2
+        # a different message that happens to reuse the packet id is new data
+        result = p.process(qos1("zigbee2mqtt/th1", '{"temperature": 21}', mid=41, dup=True)).result()
+        assert [(r.value, r.ts_ms) for r in result.stored] == [(20.5, NOW)]  # calibrated -0.5
+        assert store.count_readings() == 3
+        counters = store.counters()
+        assert counters["redelivered_restamped"] == 1 and counters["duplicates"] == 2
+    finally:
+        store.close()
+
+
+def _done(result: WriteResult) -> Future[WriteResult]:
+    future: Future[WriteResult] = Future()
+    future.set_result(result)
+    return future
+
+
+def test_messages_received_in_the_same_millisecond_keep_distinct_keys() -> None:
+    p, _ = pipeline()
+    burst = [p.handle(msg("zigbee2mqtt/th1", f'{{"temperature": {20 + i}}}')) for i in range(3)]
+    stamps = [b.readings[0].ts_ms for b in burst]
+    assert stamps == [NOW, NOW + 1, NOW + 2]  # a backlog delivered at once is not collapsed into one reading
+    other = p.handle(msg("zigbee2mqtt/door1", '{"contact": true}'))
+    assert other.readings[0].ts_ms == NOW  # per sensor: other sensors keep the real receive time

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archmon.domain import Reading
-from collector.records import AvailabilityRecord, Batch, QuarantineRecord, UnassignedRecord
+from collector.records import AvailabilityRecord, Batch, MqttReceipt, QuarantineRecord, UnassignedRecord
 from collector.store import SchemaError, SqliteStore
 
 UTC_TZ = ZoneInfo("UTC")
@@ -382,3 +382,66 @@ def test_moved_sensor_takes_its_new_room(store: SqliteStore) -> None:
     store.write(Batch(readings=[reading(2000, 21.0, room="new")]))
     assert [r[1] for r in store.readings(0, 5000)] == ["new", "new"]
     assert datetime.fromtimestamp(0, UTC).year == 1970
+
+
+# -- MQTT receipts ------------------------------------------------------------------------------------
+
+def receipt_batch(mid: int, digest: bytes, received_ms: int, *, messages: int = 1) -> Batch:
+    batch = Batch(readings=[reading(received_ms, 20.0)], receipts=[MqttReceipt("b", mid, digest, received_ms)])
+    batch.count("source.b.qos_messages", messages)
+    return batch
+
+
+def test_receipt_is_written_with_the_readings_and_found_by_packet_id_and_digest(store: SqliteStore) -> None:
+    digest = bytes(range(32))
+    store.write(receipt_batch(7, digest, 1000))
+    assert store.receipt_time("b", 7, digest) == 1000
+    assert store.receipt_time("b", 8, digest) is None
+    assert store.receipt_time("b", 7, bytes(32)) is None
+    assert store.receipt_time("other", 7, digest) is None
+    # the packet id came back for the same content: the newest receipt wins
+    store.write_many([receipt_batch(7, digest, 2000), receipt_batch(7, digest, 3000)])
+    assert store.receipt_time("b", 7, digest) == 3000
+
+
+def test_receipt_is_not_written_when_the_transaction_fails(store: SqliteStore) -> None:
+    bad = receipt_batch(7, bytes(32), 1000)
+    bad.readings.append(reading(1001, math.nan))
+    with pytest.raises(ValueError):
+        store.write(bad)
+    assert store.receipt_time("b", 7, bytes(32)) is None
+
+
+def test_receipt_followed_by_a_packet_id_cycle_of_messages_is_stale(store: SqliteStore) -> None:
+    from collector.store.sqlite import RECEIPT_SEQ_WINDOW
+
+    digest = bytes(32)
+    store.write(receipt_batch(7, digest, 1000))
+    store.write(Batch(counters={"source.b.qos_messages": RECEIPT_SEQ_WINDOW - 1}))
+    assert store.receipt_time("b", 7, digest) == 1000
+    store.write(Batch(counters={"source.b.qos_messages": 1}))
+    assert store.receipt_time("b", 7, digest) is None  # an earlier message with the same id and content
+
+
+def test_receipts_are_pruned_by_age(store: SqliteStore) -> None:
+    day = 86_400_000
+    now = ms("2025-06-30T12:00:00+00:00")
+    store.write_many([receipt_batch(1, bytes(32), now - day - 1), receipt_batch(2, bytes(32), now - day + 1)])
+    assert store.prune_receipts(now) == 1
+    assert store.receipt_time("b", 1, bytes(32)) is None
+    assert store.receipt_time("b", 2, bytes(32)) == now - day + 1
+
+
+def test_receipts_table_is_added_to_an_existing_store(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    SqliteStore(path, tz=SHANGHAI).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE mqtt_receipts")  # a file written before receipts existed
+    s = SqliteStore(path, tz=SHANGHAI)
+    try:
+        s.write(receipt_batch(7, bytes(32), 1000))
+        assert s.receipt_time("b", 7, bytes(32)) == 1000
+    finally:
+        s.close()
+    with sqlite3.connect(path) as conn:
+        assert dict(conn.execute("SELECT key, value FROM store_meta"))["schema_version"] == "1"
