@@ -82,3 +82,43 @@ def test_bad_input_is_quarantined_and_good_readings_still_land(tmp_path: Path, m
     assert counters["ignored"] == 1  # the Tasmota STATE message is routine chatter, not an error
     with sqlite3.connect(service.db_path) as conn:
         assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 3
+
+
+def test_smoke_over_mqtt_raises_a_critical_alert_and_a_notification_request(
+    tmp_path: Path, mosquitto: MosquittoBroker
+) -> None:
+    """Live wiring: a smoke message through the broker, the pipeline and the store reaches the alert
+    engine at once (no polling), which raises a critical alert and queues a notification request."""
+    path = tmp_path / "archmon.toml"
+    path.write_text(
+        f'[site]\nname = "t"\n[[rooms]]\nid = "paper"\n'
+        f'[[mqtt]]\nid = "b"\nport = {mosquitto.port}\nclient_id = "svc-smoke"\n'
+        f'[[sensors]]\nid = "paper-smoke"\nroom = "paper"\nkind = "smoke"\nsource = "b"\n'
+        f'topic = "zigbee2mqtt/paper_smoke"\nformat = "zigbee2mqtt"\n',
+        encoding="utf-8",
+    )
+    service = Service(load_config(path))
+    service.start()
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="svc-smoke-pub")
+    db = service.db_path
+
+    def smoke_alert() -> tuple[str, str, str] | None:
+        with sqlite3.connect(db) as conn:
+            return conn.execute(
+                "SELECT a.severity, a.state, q.status FROM alert_alerts a JOIN notification_queue q "
+                "ON q.alert_id = a.id WHERE a.rule = 'smoke' AND a.sensor = 'paper-smoke'"
+            ).fetchone()
+
+    try:
+        assert service.mqtt[0].wait_connected(15)
+        publisher.connect("127.0.0.1", mosquitto.port)
+        publisher.loop_start()
+        publisher.publish("zigbee2mqtt/paper_smoke", b'{"smoke": false, "battery": 90}', qos=1).wait_for_publish(10)
+        publisher.publish("zigbee2mqtt/paper_smoke", b'{"smoke": true, "battery": 90}', qos=1).wait_for_publish(10)
+        wait_for(lambda: smoke_alert() is not None, "the smoke alert and its notification request")
+        severity, state, status = smoke_alert()  # type: ignore[misc]
+    finally:
+        publisher.loop_stop()
+        publisher.disconnect()
+        service.stop()
+    assert (severity, state, status) == ("critical", "active", "pending")
