@@ -4,8 +4,6 @@ collector keeps storing good readings."""
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -14,6 +12,7 @@ import pytest
 from archmon.app import Service
 from archmon.config import load_config
 from tests.fixtures.mosquitto import MosquittoBroker
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.mosquitto
 
@@ -26,14 +25,6 @@ GARBAGE = [
     ("zigbee2mqtt/paper_th", b"{" * 100_000),
 ]
 CHATTER = [("tele/film_th/STATE", b'{"Time":"2026-01-05T08:00:00","Uptime":"0T01:00:00"}')]
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_bad_input_is_quarantined_and_good_readings_still_land(tmp_path: Path, mosquitto: MosquittoBroker) -> None:

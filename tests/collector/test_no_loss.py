@@ -18,13 +18,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 
 from tests.fixtures.mosquitto import MosquittoBroker
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
 
@@ -58,14 +58,6 @@ def count(db: Path) -> int:
             return conn.execute("SELECT count(*) FROM readings").fetchone()[0]
     except sqlite3.OperationalError:  # schema not created yet
         return 0
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Collector:
