@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from alerts._requests import NotificationRequests
 from alerts._timers import Timer, TimerQueue
 from alerts.messages import title
-from alerts.model import Condition, Transition
+from alerts.model import Condition, Transition, is_exempt
 from alerts.settings import AlertSettings
 from alerts.store import AlertStore
 from archmon.timeutil import to_iso
@@ -65,11 +65,13 @@ class Lifecycle:
         language: language of new alerts' titles.
         timers: the engine's timer queue (``delay``, ``clear``, ``hold``, ``close`` timers go there).
         requests: where notification requests go.
+        room_names: room id -> ``(name_zh, name_en)`` for titles.
     """
 
     def __init__(self, store: AlertStore, settings: AlertSettings, language: str, timers: TimerQueue,
-                 requests: NotificationRequests) -> None:
+                 requests: NotificationRequests, room_names: dict[str, tuple[str, str]] | None = None) -> None:
         self.store = store
+        self.room_names = room_names or {}
         self.settings = settings
         self.language = language
         self.timers = timers
@@ -153,6 +155,9 @@ class Lifecycle:
             if ks.last is not None and ks.last.state and ks.phase == "normal":
                 log.info("maintenance ended for %s with the condition still violated", ks.ident)
                 return self._start(ks, ks.last, due)
+            if ks.last is not None and ks.last.state and ks.phase == "pending":
+                log.info("maintenance ended for %s, its delay served during the window: firing", ks.ident)
+                return self._activate(ks, due)
         return []
 
     def sync_manual_clears(self, clock_ms: int | None) -> list[Transition]:
@@ -169,7 +174,7 @@ class Lifecycle:
                     log.warning("alert %s cleared by hand while %s still holds: raising it again", alert["id"],
                                 ks.ident)
                     now = clock_ms or alert["cleared_ms"]
-                    out.extend(self._start(ks, dataclasses.replace(ks.last, ts_ms=now), now))
+                    out.extend(self._reraise(ks, dataclasses.replace(ks.last, ts_ms=now), now))
             after = self.store.alert(alert["id"])
             if after is not None and after["state"] == "cleared":
                 out.extend(self._arm_close(after["id"], after["rule"], after["cleared_ms"]))
@@ -192,17 +197,25 @@ class Lifecycle:
         self._watch(ks)
         self.store.save_condition(ks.ident, ks.phase, ks.since_ms, ks.wait_ms, ks.alert_id, ks.held_until, ks.last)
 
+    def _hold(self, ks: KeyState, cond: Condition, ts: int) -> bool:
+        """Put a violated key on hold if its room is in maintenance at ``ts`` (smoke and leak never are);
+        the ``hold`` timer judges it again when the window ends. Returns whether it is held."""
+        if is_exempt(cond.rule, cond.severity):
+            return False
+        until = self.store.maintenance_until(cond.room, ts)
+        if until is None:
+            return False
+        if ks.held_until != until:
+            ks.held_until = until
+            self._save(ks)
+            self.timers.push(until, "hold", ks.ident)
+            log.info("%s violated during maintenance of room %s: silenced until %s", ks.ident, cond.room,
+                     to_iso(until))
+        return True
+
     def _start(self, ks: KeyState, cond: Condition, ts: int) -> list[Transition]:
-        if cond.severity != "critical":
-            until = self.store.maintenance_until(cond.room, ts)
-            if until is not None:
-                if ks.held_until != until:
-                    ks.held_until = until
-                    self._save(ks)
-                    self.timers.push(until, "hold", ks.ident)
-                    log.info("%s violated during maintenance of room %s: silenced until %s",
-                             ks.ident, cond.room, to_iso(until))
-                return []
+        if self._hold(ks, cond, ts):
+            return []
         ks.held_until = None
         delay = int(cond.delay_s * 1000)
         existing = self.store.open_alert(cond.ident)
@@ -215,7 +228,7 @@ class Lifecycle:
             first = self.store.set_state(existing["id"], "pending", ts, value=cond.value, limit=cond.limit,
                                          detail=cond.detail or None, note="re-fired")
         else:
-            first = self.store.create_alert(cond, ts, "pending", title(cond, self.language))
+            first = self.store.create_alert(cond, ts, "pending", title(cond, self.language, self.room_names))
         ks.alert_id = first.alert
         if delay > 0:  # with no delay the alert goes straight to active: pending is not reported
             out.append(first)
@@ -233,8 +246,28 @@ class Lifecycle:
             return
         self.store.update_judgement(ks.alert_id, ts, value=cond.value, limit=cond.limit, detail=cond.detail)
 
+    def _reraise(self, ks: KeyState, cond: Condition, ts: int) -> list[Transition]:
+        """An alert cleared by hand while its condition still holds: its delay was served already, so it is
+        active again at once (with its ``fired`` request), unless a maintenance window holds it."""
+        assert ks.alert_id is not None
+        if self._hold(ks, cond, ts):
+            return []
+        ks.held_until = None
+        ks.phase, ks.since_ms, ks.wait_ms = "active", ts, 0
+        self._save(ks)
+        transition = self.store.set_state(ks.alert_id, "active", ts, value=cond.value, limit=cond.limit,
+                                          detail=cond.detail or None,
+                                          note="cleared by hand while the condition holds: raised again")
+        self.requests.fired(transition)
+        return [transition]
+
     def _activate(self, ks: KeyState, ts: int) -> list[Transition]:
+        """The delay of a pending key is served: fire, unless a maintenance window holds it (then the
+        ``hold`` timer fires it at the window's end if it is still violated)."""
         assert ks.alert_id is not None and ks.last is not None
+        if self._hold(ks, ks.last, ts):
+            return []
+        ks.held_until = None
         ks.phase = "active"
         self._save(ks)
         transition = self.store.set_state(ks.alert_id, "active", ts, value=ks.last.value, limit=ks.last.limit,

@@ -3,7 +3,8 @@
 A request (``fired``, ``repeat``, ``escalate``, ``recovered``) is a row of ``notification_queue`` with
 status ``pending``; the channels drain it. Repeats and escalations are timers on the engine's queue that
 stop by themselves once the alert is no longer active (acknowledged, cleared or closed). Maintenance
-windows silence every request of a non-critical alert.
+windows silence every request of an alert that is not exempt (smoke, leak, critical); an escalation falling
+due inside a window waits for its end instead of being used up.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from zoneinfo import ZoneInfo
 
 from alerts._timers import Timer, TimerQueue
-from alerts.model import Transition
+from alerts.model import Transition, is_exempt
 from alerts.settings import AlertSettings
 from alerts.store import AlertStore
 from archmon.timeutil import to_iso
@@ -49,8 +50,8 @@ class NotificationRequests:
                               alert["notified_ms"])
 
     def request(self, transition: Transition, kind: str, level: int = 0) -> None:
-        """Queue one request for a transition (unless its room is in maintenance and it is not critical)."""
-        if transition.severity != "critical":
+        """Queue one request for a transition (unless its room is in maintenance and it is not exempt)."""
+        if not is_exempt(transition.rule, transition.severity):
             until = self.store.maintenance_until(transition.room, transition.ts_ms)
             if until is not None:
                 log.info("alert %s %s: no notification, room %s in maintenance until %s",
@@ -104,5 +105,10 @@ class NotificationRequests:
         level = int(level_text)
         if alert["escalation_level"] >= level:
             return
+        if not is_exempt(alert["rule"], alert["severity"]):
+            until = self.store.maintenance_until(alert["room"], due)
+            if until is not None:  # silenced: the level is not used up, it falls due when the window ends
+                self.timers.push(until, "escalate", ref)
+                return
         self.request(transition, "escalate", level)
         self.schedule(alert["id"], alert["active_ms"], alert["severity"], level, due)

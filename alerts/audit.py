@@ -72,18 +72,21 @@ class AuditVerdict:
     entries: int
     broken_seq: int | None = None
     reason: str = ""
+    head: str = GENESIS  # hash of the last entry (GENESIS for an empty log): record it outside the database
 
     def __str__(self) -> str:
         if self.ok:
-            return f"ok ({self.entries} entries)"
+            return f"ok ({self.entries} entries, head {self.head})"
         return f"broken at entry {self.broken_seq}: {self.reason}"
 
 
 def verify_audit(conn: sqlite3.Connection) -> AuditVerdict:
     """Walk the chain from the first entry and report the first entry that does not link or hash.
 
-    Detects an edited entry (its hash no longer matches), a deleted entry (sequence gap / the next
-    entry's previous hash no longer matches) and a rewritten tail.
+    Detects an edited entry (its hash no longer matches) and a deleted entry (sequence gap / the next
+    entry's previous hash no longer matches). It cannot detect entries cut off the end (a truncated tail
+    is still a valid chain) nor a tail rewritten from some entry on with fresh hashes: only comparing the
+    returned ``head`` with one recorded outside the database (paper, the monthly report) shows that.
     """
     prev = GENESIS
     expected_seq = 1
@@ -101,4 +104,4 @@ def verify_audit(conn: sqlite3.Connection) -> AuditVerdict:
         prev = digest
         expected_seq += 1
         count += 1
-    return AuditVerdict(True, count)
+    return AuditVerdict(True, count, head=prev)

@@ -67,7 +67,8 @@ class AlertEngine:
                 rule.restore(snapshots[rule.name])
         self.timers = TimerQueue()
         self.requests = NotificationRequests(store, self.settings, self.tz, self.timers)
-        self.lifecycle = Lifecycle(store, self.settings, self.language, self.timers, self.requests)
+        room_names = {room.id: (room.name_zh, room.name_en) for room in config.rooms}
+        self.lifecycle = Lifecycle(store, self.settings, self.language, self.timers, self.requests, room_names)
         for rule in self.rules:
             rule.watched = self.lifecycle.watched(rule.name)
         # rules with deadlines of their own, in registry order (ties go to the first)

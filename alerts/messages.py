@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from alerts.model import Condition
 
-__all__ = ["QUANTITY_NAMES", "STATE_NAMES", "title"]
+__all__ = ["QUANTITY_NAMES", "STATE_NAMES", "UNITS", "title"]
 
 QUANTITY_NAMES: dict[str, tuple[str, str]] = {
     "temperature": ("温度", "temperature"),
@@ -18,7 +20,7 @@ QUANTITY_NAMES: dict[str, tuple[str, str]] = {
 }
 
 STATE_NAMES: dict[str, tuple[str, str]] = {
-    "pending": ("待定", "pending"),
+    "pending": ("待触发", "pending"),
     "active": ("告警中", "active"),
     "acknowledged": ("已确认", "acknowledged"),
     "cleared": ("已恢复", "cleared"),
@@ -26,13 +28,17 @@ STATE_NAMES: dict[str, tuple[str, str]] = {
     "cancelled": ("已撤销", "cancelled"),
 }
 
+# units of the limits named in titles (a limit of another quantity is shown bare)
+UNITS: dict[str, str] = {"temperature": "℃", "humidity": "%RH"}
+
 _TITLES: dict[str, tuple[str, str]] = {
     "band/low": ("{where}{q_zh}低于下限 {limit}", "{where}{q_en} below the lower limit {limit}"),
     "band/high": ("{where}{q_zh}高于上限 {limit}", "{where}{q_en} above the upper limit {limit}"),
     "stability": ("{where}{q_zh}日波动超限（每昼夜 ≤ {limit}）", "{where}daily {q_en} fluctuation over {limit}"),
-    "stability_24h": ("{where}{q_zh}24 小时波动接近超限", "{where}{q_en} fluctuation over {limit} in the last 24 h"),
+    "stability_24h": ("{where}{q_zh} 24 小时波动超限（≤ {limit}）",
+                      "{where}{q_en} fluctuation over {limit} in the last 24 h"),
     "rate": ("{where}{q_zh}变化过快", "{where}{q_en} changing too fast"),
-    "mould": ("{where}霉变风险：相对湿度 ≥ {limit}%", "{where}mould risk: RH ≥ {limit} %"),
+    "mould": ("{where}霉变风险：相对湿度 ≥ {limit}", "{where}mould risk: humidity ≥ {limit}"),
     "stale": ("{where}传感器离线/无数据", "{where}sensor offline / no data"),
     "battery": ("{where}电池电量低", "{where}battery low"),
     "stuck": ("{where}{q_zh}读数长时间不变（传感器疑似故障）", "{where}{q_en} reading stuck"),
@@ -43,12 +49,15 @@ _TITLES: dict[str, tuple[str, str]] = {
 }
 
 
-def title(condition: Condition, language: str) -> tuple[str, str]:
+def title(condition: Condition, language: str,
+          room_names: Mapping[str, tuple[str, str]] | None = None) -> tuple[str, str]:
     """Titles of the alert a condition drives.
 
     Args:
         condition: the condition.
         language: unused for the pair; kept so callers state which one they show first.
+        room_names: room id -> ``(name_zh, name_en)`` as configured; the Chinese title names the room by
+            ``name_zh``, the English one by ``name_en``, each falling back to the room id.
 
     Returns:
         ``(chinese, english)``.
@@ -58,9 +67,15 @@ def title(condition: Condition, language: str) -> tuple[str, str]:
     zh, en = _TITLES.get(key) or _TITLES.get(condition.rule) or ("{where}告警 " + condition.rule,
                                                                    "{where}alert " + condition.rule)
     q_zh, q_en = QUANTITY_NAMES.get(condition.quantity or "", (condition.quantity or "", condition.quantity or ""))
-    where = f"{condition.room} {condition.sensor or ''}".strip()
-    limit = "" if condition.limit is None else f"{condition.limit:g}"
+    name_zh, name_en = (room_names or {}).get(condition.room, ("", ""))
+    sensor = condition.sensor or ""
+    where_zh = f"{name_zh or condition.room} {sensor}".strip()
+    where_en = f"{name_en or condition.room} {sensor}".strip()
+    limit = ""
+    if condition.limit is not None:
+        unit = UNITS.get(condition.quantity or "")
+        limit = f"{condition.limit:g} {unit}" if unit else f"{condition.limit:g}"
     return (
-        zh.format(where=f"{where}：", q_zh=q_zh, limit=limit),
-        en.format(where=f"{where}: ", q_en=q_en, limit=limit),
+        zh.format(where=f"{where_zh}：", q_zh=q_zh, limit=limit),
+        en.format(where=f"{where_en}: ", q_en=q_en, limit=limit),
     )

@@ -11,10 +11,21 @@ from alerts.profiles import StandardProfile
 from alerts.settings import AlertSettings, Severity
 from archmon.timeutil import to_iso
 
-__all__ = ["OPEN_STATES", "AlertState", "Condition", "RuleContext", "SensorInfo", "Transition"]
+__all__ = ["EXEMPT_RULES", "OPEN_STATES", "AlertState", "Condition", "RuleContext", "SensorInfo", "Transition",
+           "is_exempt"]
 
 AlertState = Literal["pending", "active", "acknowledged", "cleared", "closed", "cancelled"]
 OPEN_STATES: tuple[AlertState, ...] = ("pending", "active", "acknowledged", "cleared")
+
+# Rules that are never silenced by a maintenance window, never disabled and never below critical
+# (``check_config`` rejects both): fire and water are what the archive must always hear about.
+EXEMPT_RULES: frozenset[str] = frozenset({"smoke", "leak"})
+
+
+def is_exempt(rule: str, severity: str) -> bool:
+    """Whether a maintenance window leaves an alert alone: smoke and leak always, and any alert the site
+    made critical."""
+    return rule in EXEMPT_RULES or severity == "critical"
 
 
 @dataclass(frozen=True, slots=True)

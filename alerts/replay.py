@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import itertools
 import logging
+import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -77,7 +78,10 @@ def read_readings_csv(path: Path, tz: ZoneInfo) -> list[ReplayRow]:
                 if quantity == "availability":
                     rows.append(ReplayRow(ts, row["sensor"].strip(), quantity, None, row["value"].strip()))
                 else:
-                    rows.append(ReplayRow(ts, row["sensor"].strip(), quantity, float(row["value"])))
+                    value = float(row["value"])
+                    if not math.isfinite(value):  # as the live path: nan/inf is not a measurement
+                        raise ValueError(f"value {row['value'].strip()!r} is not a finite number")
+                    rows.append(ReplayRow(ts, row["sensor"].strip(), quantity, value))
             except (ValueError, TypeError, AttributeError) as exc:
                 raise ConfigError(f"{path}:{line}: bad row {row!r}: {exc}") from None
     rows.sort(key=lambda r: r.ts_ms)

@@ -38,6 +38,7 @@ __all__ = [
     "NotifySettings",
     "RuleSettings",
     "Severity",
+    "StabilitySettings",
     "StaleSettings",
     "StuckSettings",
     "WorkingHours",
@@ -88,6 +89,13 @@ class StuckSettings(_Model):
     quantities: list[str] = Field(default_factory=lambda: ["temperature", "humidity"])
 
 
+class StabilitySettings(_Model):
+    """The day verdict (24 h stability) needs data: readings spanning at least ``min_coverage`` of the day
+    (first to last reading, as a fraction of the local day); a day with less is "insufficient data"."""
+
+    min_coverage: float = Field(default=0.8, ge=0, le=1)
+
+
 class DoorSettings(_Model):
     """A door open longer than ``open_max_s`` raises an alert."""
 
@@ -99,7 +107,7 @@ class WorkingHours(_Model):
 
     Attributes:
         start: ``HH:MM`` start of the working day.
-        end: ``HH:MM`` end of the working day.
+        end: ``HH:MM`` end of the working day (before ``start``: the shift ends the next morning).
         weekdays: ISO weekdays that are working days (1 = Monday).
         holidays: dates that are not working days even on a weekday.
         workdays: dates that are working days even on a weekend (调休上班).
@@ -120,13 +128,25 @@ class WorkingHours(_Model):
         return value
 
     def is_working_time(self, moment: dt.datetime) -> bool:
-        """Whether a local (site zone) time falls inside working hours."""
-        day = moment.date()
-        if day in self.workdays:
-            working_day = True
+        """Whether a local (site zone) time falls inside working hours.
+
+        ``start`` after ``end`` is a shift across midnight (night shift, e.g. 22:00-06:00): the part after
+        midnight belongs to the shift that started the day before, so that day must be a working day.
+        """
+        now = moment.time()
+        if self.start <= self.end:
+            if not self.start <= now < self.end:
+                return False
+            day = moment.date()
+        elif now >= self.start:
+            day = moment.date()
+        elif now < self.end:
+            day = moment.date() - dt.timedelta(days=1)
         else:
-            working_day = moment.isoweekday() in self.weekdays and day not in self.holidays
-        return working_day and self.start <= moment.time() < self.end
+            return False
+        if day in self.workdays:
+            return True
+        return day.isoweekday() in self.weekdays and day not in self.holidays
 
 
 class NotifySettings(_Model):
@@ -172,6 +192,7 @@ class AlertSettings(_Model):
     stale: StaleSettings = StaleSettings()
     battery: BatterySettings = BatterySettings()
     stuck: StuckSettings = StuckSettings()
+    stability: StabilitySettings = StabilitySettings()
     door: DoorSettings = DoorSettings()
     working_hours: WorkingHours = WorkingHours()
     notify: NotifySettings = NotifySettings()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pydantic
 
-from alerts.model import SensorInfo
+from alerts.model import EXEMPT_RULES, SensorInfo
 from alerts.profiles import StandardProfile, resolve_profile
 from alerts.settings import AlertSettings
 from archmon.config import Config
 from archmon.errors import ConfigError
 
-__all__ = ["check_config", "load_settings", "room_profiles", "sensor_infos"]
+__all__ = ["check_config", "exempt_rule_problems", "load_settings", "room_profiles", "sensor_infos"]
 
 
 def load_settings(config: Config) -> AlertSettings:
@@ -36,6 +36,25 @@ def load_settings(config: Config) -> AlertSettings:
     if unknown:
         raise ConfigError([f"alerts.rules.{name}: unknown rule; known: {sorted(RULES)}" for name in unknown])
     return settings
+
+
+def exempt_rule_problems(settings: AlertSettings) -> list[str]:
+    """Smoke and leak alerts must always reach someone: they cannot be disabled or made less than critical
+    (a lower severity would let the routes treat them as ordinary alerts). Checked by :func:`check_config`,
+    which ``archmon run`` and ``archmon check-config`` apply; the engine itself (replay, tests judging one
+    rule) takes the settings as given."""
+    problems = []
+    for name in sorted(EXEMPT_RULES):
+        rule = settings.rules.get(name)
+        if rule is None:
+            continue
+        if not rule.enabled:
+            problems.append(f"alerts.rules.{name}.enabled: the {name} rule cannot be disabled; smoke and leak "
+                            f"alerts are always on (got False)")
+        if rule.severity is not None and rule.severity != "critical":
+            problems.append(f"alerts.rules.{name}.severity: {name} alerts are always critical and cannot be "
+                            f"lowered (got {rule.severity!r})")
+    return problems
 
 
 def room_profiles(config: Config, settings: AlertSettings) -> dict[str, StandardProfile]:
@@ -73,21 +92,33 @@ def sensor_infos(config: Config, profiles: dict[str, StandardProfile]) -> dict[s
 def check_config(config: Config) -> list[str]:
     """Problems in the alert part of a configuration (empty when it is fine).
 
-    Checks the ``[alerts]`` table, every room's profile id and overrides, and site-wide profile overrides
+    Checks the ``[alerts]`` table (smoke and leak cannot be disabled or lowered below critical), every
+    room's profile id and overrides (a ``custom`` room needs band limits), and site-wide profile overrides
     for unknown profile ids. Each problem names the key path and the bad value.
     """
     try:
         settings = load_settings(config)
     except ConfigError as exc:
         return list(exc.problems)
-    problems: list[str] = []
+    problems: list[str] = exempt_rule_problems(settings)
     for profile_id, layer in settings.profiles.items():
         try:
             resolve_profile(profile_id, layer, where=f"alerts.profiles.{profile_id}")
         except ConfigError as exc:
             problems.extend(exc.problems)
     try:
-        room_profiles(config, settings)
+        profiles = room_profiles(config, settings)
     except ConfigError as exc:
         problems.extend(exc.problems)
+        profiles = {}
+    for index, room in enumerate(config.rooms):
+        profile = profiles.get(room.id)
+        if room.profile == "custom" and profile is not None and not any(
+            limit is not None for band in (profile.temperature, profile.humidity) for limit in (band.low, band.high)
+        ):
+            problems.append(
+                f"rooms[{index}] ({room.id}).overrides: profile 'custom' with no band overrides: temperature and "
+                f"humidity are not judged in this room; set e.g. overrides = {{ temperature = {{ low = 14, high = 24 "
+                f"}}, humidity = {{ low = 45, high = 60 }} }} (got {room.overrides!r})"
+            )
     return problems

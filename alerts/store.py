@@ -69,6 +69,10 @@ CREATE TABLE IF NOT EXISTS alert_transitions (
     note TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS alert_transitions_alert ON alert_transitions(alert_id);
+CREATE TRIGGER IF NOT EXISTS alert_transitions_no_update BEFORE UPDATE ON alert_transitions
+BEGIN SELECT RAISE(ABORT, 'alert_transitions is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS alert_transitions_no_delete BEFORE DELETE ON alert_transitions
+BEGIN SELECT RAISE(ABORT, 'alert_transitions is append-only'); END;
 CREATE TABLE IF NOT EXISTS alert_comments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     alert_id INTEGER NOT NULL REFERENCES alert_alerts(id),
@@ -338,12 +342,18 @@ class AlertStore:
 
     def update_judgement(self, alert_id: int, ts_ms: int, *, value: float | None, limit: float | None,
                          detail: str) -> None:
-        """A new judgement of an open alert that changes no state (e.g. another failing day): keep it."""
+        """A new judgement of an open alert that changes no state (e.g. another failing day): keep it, and
+        audit it (the alert row's value and detail change, so the change is on the hash chain)."""
         with self.tx() as conn:
+            row = conn.execute("SELECT value, limit_value, detail FROM alert_alerts WHERE id = ?",
+                               (alert_id,)).fetchone()
             conn.execute(
                 "UPDATE alert_alerts SET value = ?, limit_value = ?, detail = ?, updated_ms = ? WHERE id = ?",
                 (value, limit, detail, ts_ms, alert_id),
             )
+            before = dict(row) if row is not None else {}
+            append_audit(conn, ts_ms, "judgement", "system", f"alert:{alert_id}",
+                         {"value": value, "limit": limit, "detail": detail, "before": before})
 
     def _record(
         self, alert_id: int, old: str | None, new: str, ts_ms: int, value: float | None, limit: float | None,

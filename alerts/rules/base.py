@@ -9,7 +9,7 @@ from alerts.model import Condition, RuleContext, SensorInfo
 from alerts.settings import Severity
 from archmon.domain import Reading
 
-__all__ = ["Rule", "hysteresis"]
+__all__ = ["RESOLUTION_DECIMALS", "Rule", "at_resolution", "hysteresis"]
 
 
 class _EveryKey:
@@ -90,22 +90,38 @@ class Rule:
         )
 
 
-def hysteresis(value: float, limit: float, margin: float, *, above: bool) -> bool | None:
+RESOLUTION_DECIMALS = 3  # finer than any sensor's resolution (0.01 ℃, 0.1 %RH), coarser than float noise
+
+
+def at_resolution(value: float) -> float:
+    """A computed value (a difference, a swing) rounded to sensor resolution before it meets a limit, so
+    float noise does not turn "exactly at the limit" into "over" (16.1 − 14.1 = 2.0000000000000018)."""
+    return round(value, RESOLUTION_DECIMALS)
+
+
+def hysteresis(value: float, limit: float, margin: float, *, above: bool, inclusive: bool = False) -> bool | None:
     """Position of ``value`` against a limit with a clear margin.
+
+    Values and thresholds are compared at sensor resolution (:func:`at_resolution`): a limit is "not
+    greater than" (不得大于), so a value exactly at it is fine.
 
     Args:
         value: the measured value.
         limit: the limit.
         margin: how far back inside the value must be to count as clearly fine.
         above: True when exceeding the limit upwards is the violation.
+        inclusive: the limit itself is a violation (``≥``/``≤``, e.g. RH ≥ 65 % mould risk); clearly fine
+            is then strictly past the clear margin.
 
     Returns:
         True past the limit, False past the clear margin, None in between.
     """
-    if above:
-        if value > limit:
-            return True
-        return False if value <= limit - margin else None
-    if value < limit:
+    value = at_resolution(value)
+    limit = at_resolution(limit)
+    back = at_resolution(limit - margin if above else limit + margin)
+    if not above:
+        value, limit, back = -value, -limit, -back
+    if value > limit or (inclusive and value == limit):
         return True
-    return False if value >= limit + margin else None
+    fine = value < back if inclusive else value <= back
+    return False if fine else None

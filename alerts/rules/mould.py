@@ -34,8 +34,8 @@ class MouldRule(Rule):
         if temperature is not None and not mould.t_low <= temperature <= mould.t_high:
             state: bool | None = False
         else:
-            # at the threshold counts as risk: shift the strict comparison by an epsilon
-            state = hysteresis(reading.value, mould.rh - 1e-9, mould.clear_margin, above=True)
+            # at the threshold counts as risk (RH ≥ 65 %)
+            state = hysteresis(reading.value, mould.rh, mould.clear_margin, above=True, inclusive=True)
         if self.quiet(sensor.id, state):
             return []
         return [self.condition(

@@ -6,7 +6,7 @@ from typing import Any
 
 from alerts.model import Condition, SensorInfo
 from alerts.rules._window import Window
-from alerts.rules.base import Rule, hysteresis
+from alerts.rules.base import Rule, at_resolution, hysteresis
 from archmon.domain import Reading
 
 __all__ = ["RateOfChangeRule"]
@@ -41,7 +41,7 @@ class RateOfChangeRule(Rule):
         if window is None or window.span_ms != span_ms:
             window = self._windows[subject] = Window(span_ms)
         window.add(reading.ts_ms, reading.value)
-        swing = window.max - window.min
+        swing = at_resolution(window.max - window.min)
         state = hysteresis(swing, limit, limit * 0.2, above=True)
         key = f"{sensor.id}/{reading.quantity}"
         if self.quiet(key, state):

@@ -6,10 +6,10 @@ import datetime as dt
 from typing import Any
 
 from alerts.model import Condition, SensorInfo
-from alerts.rules.base import Rule
+from alerts.rules.base import Rule, at_resolution
 from archmon.domain import Reading
 
-__all__ = ["StabilityRule", "day_fluctuation"]
+__all__ = ["INSUFFICIENT", "StabilityRule", "day_coverage", "day_fluctuation"]
 
 _QUANTITIES = ("temperature", "humidity")
 
@@ -33,12 +33,24 @@ def day_fluctuation(
     return max(high - centre, centre - low)
 
 
+INSUFFICIENT = "insufficient data"
+
+
+def day_coverage(first_ms: int, last_ms: int, day_start_ms: int, day_end_ms: int) -> float:
+    """How much of a day its readings span: (last − first) / the day's length (23 h or 25 h days count as
+    they are), 0..1."""
+    length = day_end_ms - day_start_ms
+    return max(0.0, min(1.0, (last_ms - first_ms) / length)) if length > 0 else 0.0
+
+
 class StabilityRule(Rule):
     """Judges each finished calendar day (site zone) per sensor and quantity.
 
     At local midnight the day's min/max/mean give the fluctuation under the profile's interpretation
     (A: max − min; B: deviation from the set-point or the day's mean). A failing day fires at once; the
-    alert clears at the end of the next day that passes.
+    alert clears at the end of the next day that passes. A day whose readings span less than
+    ``alerts.stability.min_coverage`` of it (default 80 %) is "insufficient data": its condition is
+    neither violated nor fine (it neither fires nor clears), with detail ``A 2024-03-04 insufficient data``.
     """
 
     name = "stability"
@@ -47,7 +59,7 @@ class StabilityRule(Rule):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # (sensor, quantity) -> [day ordinal, min, max, sum, count]
+        # (sensor, quantity) -> [day ordinal, min, max, sum, count, first ts, last ts]
         self._days: dict[tuple[str, str], list[float]] = {}
         self._ends: dict[int, int] = {}  # day ordinal -> its end (ms)
         self._due: int | None = None  # next_due, valid while _due_known
@@ -86,13 +98,15 @@ class StabilityRule(Rule):
             out.extend(self._verdict(key, stats))
             stats = None
         if stats is None:
-            self._days[key] = [ordinal, reading.value, reading.value, reading.value, 1]
+            self._days[key] = [ordinal, reading.value, reading.value, reading.value, 1, reading.ts_ms, reading.ts_ms]
             self._due_known = False
         else:
             stats[1] = min(stats[1], reading.value)
             stats[2] = max(stats[2], reading.value)
             stats[3] += reading.value
             stats[4] += 1
+            stats[5] = min(stats[5], reading.ts_ms)
+            stats[6] = max(stats[6], reading.ts_ms)
         return out
 
     def _verdict(self, key: tuple[str, str], stats: list[float]) -> list[Condition]:
@@ -103,14 +117,19 @@ class StabilityRule(Rule):
         limit = limits.limit(key[1])
         if limit is None:
             return []
-        value = day_fluctuation(
+        value = at_resolution(day_fluctuation(
             stats[1], stats[2], stats[3] / stats[4], interpretation=limits.interpretation,
             setpoint=limits.setpoint(key[1]),
-        )
+        ))  # 不得大于: exactly at the limit passes, so float noise must not push it over
         day = dt.date.fromordinal(int(stats[0]))
+        end = self._day_end_ms(int(stats[0]))
+        coverage = day_coverage(int(stats[5]), int(stats[6]), self._day_end_ms(int(stats[0]) - 1), end)
+        detail = f"{limits.interpretation} {day.isoformat()}"
+        state: bool | None = value > at_resolution(limit)
+        if coverage < self.ctx.settings.stability.min_coverage:
+            state, detail = None, f"{detail} {INSUFFICIENT}"  # neither fires nor clears
         return [self.condition(
-            sensor, f"{key[0]}/{key[1]}", value > limit, self._day_end_ms(int(stats[0])),
-            quantity=key[1], value=value, limit=limit, detail=f"{limits.interpretation} {day.isoformat()}",
+            sensor, f"{key[0]}/{key[1]}", state, end, quantity=key[1], value=value, limit=limit, detail=detail,
         )]
 
     def next_due(self) -> int | None:
@@ -132,5 +151,11 @@ class StabilityRule(Rule):
         return {"days": [[s, q, *stats] for (s, q), stats in self._days.items()]}
 
     def restore(self, data: dict[str, Any]) -> None:
-        self._days = {(row[0], row[1]): list(row[2:]) for row in data.get("days", [])}
+        self._days = {}
+        for row in data.get("days", []):
+            stats = list(row[2:])
+            if len(stats) == 5:  # a snapshot from before coverage was kept: the span runs from the day's start
+                start = self._day_end_ms(int(stats[0]) - 1)
+                stats += [start, start]
+            self._days[(row[0], row[1])] = stats
         self._due_known = False

@@ -6,7 +6,7 @@ from typing import Any
 
 from alerts.model import Condition, SensorInfo
 from alerts.rules._window import Window
-from alerts.rules.base import Rule, hysteresis
+from alerts.rules.base import Rule, at_resolution, hysteresis
 from alerts.rules.stability import day_fluctuation
 from archmon.domain import Reading
 
@@ -49,6 +49,7 @@ class RollingStabilityRule(Rule):
         else:
             centre = limits.setpoint(reading.quantity)
             value = abs(reading.value - (window.mean if centre is None else centre))
+        value = at_resolution(value)
         state = hysteresis(value, limit, limit * _MARGIN, above=True)
         key = f"{sensor.id}/{reading.quantity}"
         if self.quiet(key, state):

@@ -15,7 +15,8 @@ __all__ = ["StaleRule"]
 class StaleRule(Rule):
     """A sensor is online while it reported within its timeout (``stale.factor`` × expected interval).
 
-    The timeout runs from the last reading (or from the engine's start for a sensor never heard of).
+    The timeout runs from the last reading, or from the engine's start if that is later (a sensor never
+    heard of, or every sensor after a restart: downtime does not count against them).
     An ``offline`` availability message marks the sensor stale at once; ``online`` alone does not
     clear it, only a reading does (availability is extra evidence, not the only one).
     """
@@ -40,8 +41,11 @@ class StaleRule(Rule):
         return timeout
 
     def start(self, now_ms: int) -> None:
+        """Every sensor gets a fresh timeout from the engine's start: the downtime of a restart is not the
+        sensors' fault (their readings during it were not judged), so a restart after a long stop does not
+        flood stale alerts; a sensor that stays silent goes stale one timeout after the start."""
         for sensor in self.ctx.sensors.values():
-            last = self._last.setdefault(sensor.id, now_ms)
+            last = self._last[sensor.id] = max(self._last.get(sensor.id, now_ms), now_ms)
             due = self._due[sensor.id] = last + self._timeout_ms(sensor)
             heapq.heappush(self._heap, (due, sensor.id))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from alerts.model import Condition, SensorInfo
-from alerts.rules.base import Rule
+from alerts.rules.base import Rule, at_resolution
 from archmon.domain import Reading
 
 __all__ = ["StuckRule"]
@@ -29,7 +29,7 @@ class StuckRule(Rule):
             return []
         key = f"{sensor.id}/{reading.quantity}"
         flat = self._flat.get(key)
-        if flat is None or abs(reading.value - flat[0]) > settings.tolerance:
+        if flat is None or at_resolution(abs(reading.value - flat[0])) > settings.tolerance:
             self._flat[key] = [reading.value, reading.ts_ms]
             state: bool | None = False
             hours = 0.0

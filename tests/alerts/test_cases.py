@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -67,5 +68,42 @@ def test_manual_clear_keeps_comments_append_only(tmp_path: Path) -> None:
         assert comments == [("wang", "looks fine to me"), ("li", "dehumidifier switched on")]
         with pytest.raises(Exception, match="append-only"):
             store.conn.execute("UPDATE alert_comments SET comment = 'x'")
+    finally:
+        store.close()
+
+
+def test_manual_clear_with_default_delay_fires_again_at_once(tmp_path: Path) -> None:
+    case = next(c for c in CASES if c.name == "manual_clear_default_delay")
+    case.run(tmp_path / "a.db")
+    fired = [n["created_ms"] for n in _notifications(tmp_path / "a.db") if n["transition"] == "fired"]
+    assert fired == [1_709_604_000_000, 1_709_604_600_000]  # 5 Mar 10:00 (delay served) and 10:10 (re-raised)
+
+
+def test_maintenance_holds_a_pending_alert_and_keeps_escalations(tmp_path: Path) -> None:
+    case = next(c for c in CASES if c.name == "maintenance_pending")
+    case.run(tmp_path / "a.db")
+    start, end = 1_709_518_500_000, 1_709_521_200_000  # the window 10:05-11:00
+    sent = [(n["alert_id"], n["transition"], n["level"], n["created_ms"]) for n in _notifications(tmp_path / "a.db")]
+    assert not [s for s in sent if start <= s[3] < end]  # nothing inside the window
+    t1 = [s for s in sent if s[0] == 2]
+    assert t1[0] == (2, "fired", 0, end)  # T1's first notice: fired at the window's end, not a repeat
+    # T2's level-2 escalation fell due at 10:15, inside the window: sent at its end, not used up
+    assert (1, "escalate", 2, end) in sent
+
+
+def test_transitions_are_append_only_and_judgement_updates_are_audited(tmp_path: Path) -> None:
+    case = next(c for c in CASES if c.name == "stability_day_detail")  # 3 Mar fails again: a judgement update
+    case.run(tmp_path / "a.db")
+    store = AlertStore(tmp_path / "a.db")
+    try:
+        for sql in ("UPDATE alert_transitions SET note = 'x'", "DELETE FROM alert_transitions"):
+            with pytest.raises(Exception, match="append-only"):
+                store.conn.execute(sql)
+        rows = store.conn.execute("SELECT payload FROM audit_log WHERE kind = 'judgement'")
+        judged = [json.loads(r[0]) for r in rows]
+        assert [(j["detail"], j["before"]["detail"]) for j in judged] == [("A 2024-03-03", "A 2024-03-02")]
+        verdict = store.verify_audit()
+        assert verdict.ok and verdict.head == store.conn.execute(
+            "SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()[0]
     finally:
         store.close()

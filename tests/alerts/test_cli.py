@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,9 @@ def test_alerts_list_ack_maintenance_and_audit(tmp_path: Path, capsys: pytest.Ca
     assert (after["state"], after["acked_by"]) == ("acknowledged", "li")
     assert [c["comment"] for c in after["comments"]] == ["checked"]
     assert run(["audit", "verify", "--config", str(cfg)]) == 0
-    assert capsys.readouterr().out.startswith("ok")
+    out = capsys.readouterr().out
+    assert out.startswith("ok")
+    assert re.search(r"head [0-9a-f]{64}\)$", out.strip()), out  # the head hash, to record outside the db
 
 
 def test_audit_verify_detects_an_edited_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -82,13 +82,14 @@ def test_rolling_stability_warns_before_the_day_ends(tmp_path: Path) -> None:
 
 def test_rule_memory_survives_a_graceful_restart(tmp_path: Path) -> None:
     enabled = {name: {"enabled": name == "stability"} for name in RULES}
-    engine, store = _engine(tmp_path, rules=enabled)
+    sparse = {"min_coverage": 0}  # two readings an hour apart: judge them anyway (coverage has its own case)
+    engine, store = _engine(tmp_path, rules=enabled, stability=sparse)
     t0 = SHANGHAI_NOON
     engine.feed(Reading("T1", "temperature", 20.0, t0, "A1"))
     engine.checkpoint()
     store.close()
     store = AlertStore(tmp_path / "alerts.db")
-    engine = AlertEngine(site_config(tmp_path, alerts={"rules": enabled}), store)
+    engine = AlertEngine(site_config(tmp_path, alerts={"rules": enabled, "stability": sparse}), store)
     engine.feed(Reading("T1", "temperature", 23.0, t0 + 60 * MIN, "A1"))
     out = engine.advance(t0 + 13 * 60 * MIN)  # past local midnight
     assert [(t.rule, t.state, t.value) for t in out] == [("stability", "active", 3.0)]
@@ -172,7 +173,7 @@ def test_cleared_by_hand_closes_after_the_quiet_period(tmp_path: Path) -> None:
 
 def test_stability_alert_row_names_the_latest_failing_day(tmp_path: Path) -> None:
     enabled = {name: {"enabled": name == "stability"} for name in RULES}
-    engine, store = _engine(tmp_path, rules=enabled)
+    engine, store = _engine(tmp_path, rules=enabled, stability={"min_coverage": 0})
     day = 24 * 60 * MIN
     t0 = SHANGHAI_NOON  # Monday 4 March, noon
     out = []
@@ -183,3 +184,60 @@ def test_stability_alert_row_names_the_latest_failing_day(tmp_path: Path) -> Non
     alert = store.alert(out[0].alert)
     assert alert is not None and (alert["detail"], alert["value"]) == ("A 2024-03-05", 4.0)
     store.close()
+
+
+def _stale_run(tmp_path: Path) -> tuple[AlertEngine, AlertStore, int]:
+    """Three sensors report every minute for 10 min; graceful stop; restarted 20 min later (timeout 3 min)."""
+    config = site_config(tmp_path, sensors=("T1", "T2", "T3"))
+    store = AlertStore(tmp_path / "alerts.db")
+    engine = AlertEngine(config, store)
+    t0 = SHANGHAI_NOON
+    for i in range(10):
+        for sensor in ("T1", "T2", "T3"):
+            engine.feed(Reading(sensor, "temperature", 20.0, t0 + i * MIN, "A1"))
+    engine.checkpoint()
+    store.close()
+    store = AlertStore(tmp_path / "alerts.db")
+    return AlertEngine(config, store), store, t0 + 29 * MIN
+
+
+def test_restart_after_long_downtime_does_not_flood_stale_alerts(tmp_path: Path) -> None:
+    engine, store, start = _stale_run(tmp_path)
+    assert engine.advance(start) == []  # the service ticks at once: downtime is not the sensors' fault
+    for i in range(10):  # every sensor reports after the restart: never stale
+        for sensor in ("T1", "T2", "T3"):
+            assert [t for t in engine.feed(Reading(sensor, "temperature", 20.0, start + i * MIN, "A1"))
+                    if t.rule == "stale"] == []
+    assert store.notifications() == []
+    store.close()
+
+
+def test_sensor_silent_after_restart_goes_stale_after_its_timeout(tmp_path: Path) -> None:
+    engine, store, start = _stale_run(tmp_path)
+    out = engine.advance(start)
+    for i in range(1, 6):  # T1 and T2 report, T3 stays silent
+        for sensor in ("T1", "T2"):
+            out += engine.feed(Reading(sensor, "temperature", 20.0, start + i * MIN, "A1"))
+    stale = [(t.sensor, t.state, t.ts_ms - start) for t in out if t.rule == "stale"]
+    assert stale == [("T3", "active", 3 * MIN)]  # 3 × 60 s after the start
+    store.close()
+
+
+def test_titles_name_the_room_and_carry_units(tmp_path: Path) -> None:
+    from alerts.messages import STATE_NAMES, title
+    from alerts.model import Condition
+
+    engine, store = _engine(tmp_path)  # room A1 is configured with name_zh 一号库房 and no name_en
+    engine.feed(Reading("T1", "humidity", 70.0, SHANGHAI_NOON, "A1"))
+    alert = next(a for a in store.alerts() if a["rule"] == "band")
+    assert alert["title_zh"] == "一号库房 T1：相对湿度高于上限 60 %RH"
+    assert alert["title_en"] == "A1 T1: relative humidity above the upper limit 60 %RH"  # no name_en: the id
+    store.close()
+    names = {"A1": ("一号库房", "Stack 1")}
+    rolling = Condition("stability_24h", "T1/humidity", "A1", "T1", "humidity", True, 0, value=6.0, limit=5.0)
+    assert title(rolling, "zh", names) == ("一号库房 T1：相对湿度 24 小时波动超限（≤ 5 %RH）",
+                                          "Stack 1 T1: relative humidity fluctuation over 5 %RH in the last 24 h")
+    low = Condition("band", "T1/temperature/low", "A1", "T1", "temperature", True, 0, limit=14.0, detail="low")
+    assert title(low, "zh", names)[0] == "一号库房 T1：温度低于下限 14 ℃"
+    assert title(low, "zh")[0] == "A1 T1：温度低于下限 14 ℃"
+    assert STATE_NAMES["pending"][0] == "待触发"

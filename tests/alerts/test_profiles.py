@@ -60,3 +60,56 @@ def test_unknown_profile_and_bad_settings_are_reported(tmp_path: Path) -> None:
 def test_inverted_band_is_rejected() -> None:
     with pytest.raises(ConfigError, match=r"humidity: .*low \(70.0\) must be below high"):
         resolve_profile("paper", {"humidity": {"low": 70}})
+
+
+def test_smoke_and_leak_cannot_be_disabled_or_lowered(tmp_path: Path) -> None:
+    from alerts.model import is_exempt
+
+    rules = {"smoke": {"severity": "major"}, "leak": {"enabled": False}}
+    problems = check_config(site_config(tmp_path, alerts={"rules": rules}))
+    assert any(p.startswith("alerts.rules.smoke.severity:") and "'major'" in p and "critical" in p for p in problems)
+    assert any(p.startswith("alerts.rules.leak.enabled:") and "cannot be disabled" in p for p in problems)
+    assert check_config(site_config(tmp_path, alerts={"rules": {"smoke": {"severity": "critical"}}})) == []
+    # maintenance exemption is by rule, not only by severity
+    assert is_exempt("smoke", "major") and is_exempt("leak", "minor") and not is_exempt("band", "major")
+
+
+def test_custom_profile_without_band_overrides_is_a_problem(tmp_path: Path) -> None:
+    problems = check_config(site_config(tmp_path, profile="custom"))
+    assert any(p.startswith("rooms[0] (A1).overrides: profile 'custom' with no band overrides") for p in problems)
+    assert check_config(site_config(tmp_path, profile="custom", overrides={"humidity": {"high": 60}})) == []
+
+
+def test_replay_rejects_nan_and_inf_with_the_line(tmp_path: Path) -> None:
+    from zoneinfo import ZoneInfo
+
+    import pytest
+
+    from alerts.replay import read_readings_csv
+    from archmon.errors import ConfigError
+
+    for bad in ("nan", "inf", "-Infinity"):
+        path = tmp_path / "r.csv"
+        path.write_text(f"ts,sensor,quantity,value\n2024-03-04T10:00:00,T1,humidity,50\n"
+                        f"2024-03-04T10:01:00,T1,humidity,{bad}\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match=r"r\.csv:3: .*not a finite number"):
+            read_readings_csv(path, ZoneInfo("Asia/Shanghai"))
+
+
+def test_working_hours_across_midnight_night_shift() -> None:
+    import datetime as dt
+
+    from alerts.settings import WorkingHours
+
+    night = WorkingHours(start=dt.time(22, 0), end=dt.time(6, 0), holidays=[dt.date(2024, 10, 1)])
+    at = dt.datetime  # 2024-03-08 is a Friday
+    assert night.is_working_time(at(2024, 3, 8, 23, 0))  # Friday night
+    assert night.is_working_time(at(2024, 3, 9, 3, 0))  # Saturday 03:00: Friday's shift
+    assert not night.is_working_time(at(2024, 3, 9, 12, 0))  # midday is outside the shift
+    assert not night.is_working_time(at(2024, 3, 9, 23, 0))  # Saturday night: not a working day
+    assert not night.is_working_time(at(2024, 3, 10, 3, 0))  # Sunday 03:00: Saturday's (no) shift
+    assert night.is_working_time(at(2024, 3, 11, 5, 59)) is False  # Monday 05:59: Sunday's (no) shift
+    assert night.is_working_time(at(2024, 3, 11, 22, 0))
+    assert not night.is_working_time(at(2024, 10, 2, 2, 0))  # after the holiday's (no) shift
+    day = WorkingHours()
+    assert day.is_working_time(at(2024, 3, 8, 9, 0)) and not day.is_working_time(at(2024, 3, 8, 20, 0))
