@@ -160,11 +160,37 @@ class Lifecycle:
                 return self._activate(ks, due)
         return []
 
-    def sync_manual_clears(self, clock_ms: int | None) -> list[Transition]:
-        """Take alerts cleared by hand (here or by another process): re-raise a condition that still holds,
-        otherwise let the cleared alert wait for its close time."""
+    def sync_changes(self, clock_ms: int | None) -> list[Transition]:
+        """Take what people changed through the store (here or in another process), in one query: maintenance
+        windows ended early, then alerts cleared by hand."""
+        alerts, windows = self.store.pending_changes()
+        for window in windows:
+            self._window_ended(window, clock_ms)
+        return self._manual_clears(alerts, clock_ms) if alerts else []
+
+    def _window_ended(self, window: dict, clock_ms: int | None) -> None:
+        """A maintenance window was ended early: every key it holds is judged again at the new end (a ``hold``
+        timer, as when a window expires), and escalations it held back fall due then."""
+        self.store.take_ended_window(window["id"])
+        room = window["room"]
+        end = max(window["end_ms"], clock_ms or window["end_ms"])
+        until = self.store.maintenance_until(room, end)  # another window of the room may go on
+        release = end if until is None else until
+        log.info("maintenance window %s of room %s ended early by %s: silenced keys judged again at %s",
+                 window["id"], room, window["ended_by"], to_iso(release))
+        for ks in self.states.values():
+            if ks.held_until is None or ks.last is None or ks.last.room != room or ks.held_until == release:
+                continue
+            ks.held_until = release
+            self._save(ks)
+            self.timers.push(release, "hold", ks.ident)
+        self.requests.window_ended(room, end)
+
+    def _manual_clears(self, alerts: list[dict], clock_ms: int | None) -> list[Transition]:
+        """Take alerts cleared by hand: re-raise a condition that still holds, otherwise let the cleared alert
+        wait for its close time."""
         out: list[Transition] = []
-        for alert in self.store.manual_clears():
+        for alert in alerts:
             self.store.set_manual_clear(alert["id"], False)
             ks = self.states.get(alert["ident"])
             if ks is not None and ks.alert_id == alert["id"] and ks.phase in ("active", "clearing"):

@@ -80,6 +80,19 @@ class NotificationRequests:
         if level < len(steps) and severity in self.settings.notify.escalate:
             self.timers.push(active_ms + int(steps[level] * 1000), "escalate", f"{alert_id}:{level + 1}")
 
+    def window_ended(self, room: str, end_ms: int) -> None:
+        """A maintenance window of ``room`` was ended early at ``end_ms``: escalations it held back (waiting
+        for its original end) fall due now."""
+        steps = self.settings.notify.escalation_after_s
+        for alert in self.store.alerts(active_only=True):
+            if alert["state"] != "active" or alert["room"] != room or alert["active_ms"] is None:
+                continue
+            level = alert["escalation_level"]
+            if level >= len(steps) or alert["severity"] not in self.settings.notify.escalate:
+                continue
+            if alert["active_ms"] + int(steps[level] * 1000) <= end_ms:
+                self.timers.push(end_ms, "escalate", f"{alert['id']}:{level + 1}")
+
     def on_timer(self, timer: Timer) -> None:
         """A ``repeat`` or ``escalate`` timer fell due."""
         due, kind, ref = timer
@@ -105,6 +118,9 @@ class NotificationRequests:
         level = int(level_text)
         if alert["escalation_level"] >= level:
             return
+        steps = self.settings.notify.escalation_after_s
+        if level <= len(steps) and due < alert["active_ms"] + int(steps[level - 1] * 1000):
+            return  # armed by an earlier firing: the alert fired again since, its own timer counts from then
         if not is_exempt(alert["rule"], alert["severity"]):
             until = self.store.maintenance_until(alert["room"], due)
             if until is not None:  # silenced: the level is not used up, it falls due when the window ends

@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import sys
+import unicodedata
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,7 +22,10 @@ from archmon.config import Config, load_config
 from archmon.errors import ConfigError
 from archmon.timeutil import now_ms, parse_iso_ms, to_iso
 
-__all__ = ["add_commands", "config_path"]
+__all__ = ["MAX_WINDOW_DAYS", "add_commands", "config_path"]
+
+MAX_WINDOW_DAYS = 30  # a longer maintenance window needs --force (a typo in --until must not silence a room)
+DAY_MS = 86_400_000
 
 
 def config_path(args: argparse.Namespace) -> Path:
@@ -58,6 +63,8 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     sub = alerts.add_subparsers(dest="alerts_command", required=True)
     p = sub.add_parser("list", parents=[common], help="list alerts, newest first")
     p.add_argument("--active", action="store_true", help="only pending, active and acknowledged alerts")
+    p.add_argument("--all", action="store_true",
+                   help="also alerts cancelled before they fired (by default only alerts that fired or are pending)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=_alerts_list)
     for name, func, help_text in (("ack", _alerts_ack, "acknowledge an alert"),
@@ -67,12 +74,22 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
         p.add_argument("--by", required=True, help="who (name)")
         p.add_argument("--comment", required=True)
         p.set_defaults(func=func)
-    p = sub.add_parser("maintenance", parents=[common], help="silence a room's non-critical rules until a time")
-    p.add_argument("room")
-    p.add_argument("--until", required=True, help="ISO-8601 end (site zone if no offset)")
-    p.add_argument("--reason", required=True)
-    p.add_argument("--by", default=os.environ.get("USER", "cli"))
+    p = sub.add_parser(
+        "maintenance", parents=[common], help="silence a room's non-critical rules until a time; list or end windows",
+        usage="%(prog)s ROOM --until ISO --reason TEXT [--start ISO] [--by NAME] [--force]\n"
+              "       %(prog)s --list [--room ROOM]\n"
+              "       %(prog)s --end ID --by NAME [--comment TEXT]")
+    p.add_argument("room", nargs="?", help="room id (to open a window)")
+    p.add_argument("--until", help="ISO-8601 end (site zone if no offset)")
+    p.add_argument("--reason", help="why the room is silenced (required, not empty)")
+    p.add_argument("--by", help="who (default: $USER when opening; required to end a window)")
     p.add_argument("--start", help="ISO-8601 start (default now)")
+    p.add_argument("--force", action="store_true",
+                   help=f"allow a window longer than {MAX_WINDOW_DAYS} days")
+    p.add_argument("--list", action="store_true", help="list active and future windows")
+    p.add_argument("--room", dest="list_room", metavar="ROOM", help="with --list: only this room")
+    p.add_argument("--end", type=int, metavar="ID", help="end window ID now")
+    p.add_argument("--comment", default="", help="with --end: why it ends early")
     p.set_defaults(func=_alerts_maintenance)
 
     audit = subparsers.add_parser("audit", help="the audit log")
@@ -147,21 +164,29 @@ def _alerts_list(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(str(exc))
     try:
-        rows = store.alerts(active_only=args.active)
+        rows = store.alerts(active_only=args.active, fired_only=not args.all)
         if args.format == "json":
             for row in rows:
                 row["comments"] = store.comments(row["id"])
             print(json.dumps(rows, ensure_ascii=False, indent=2))
             return 0
         tz = config.site.tz
-        zh = config.site.language == "zh"
+        zh = _language(config) == "zh"
+        width = max(_width(names[0 if zh else 1]) for names in STATE_NAMES.values())
         for row in rows:
             state = STATE_NAMES.get(row["state"], (row["state"], row["state"]))[0 if zh else 1]
             text = row["title_zh"] if zh else row["title_en"]
-            print(f"{row['id']:>5} {to_iso(row['updated_ms'], tz)[:19]} {row['severity']:8} {state:6} {text}")
+            print(f"{row['id']:>5} {to_iso(row['updated_ms'], tz)[:19]} {row['severity']:8} "
+                  f"{_pad(state, width)} {text}")
         return 0
     finally:
         store.close()
+
+
+def _language(config: Config) -> str:
+    """The language of alert texts: ``[alerts] language``, else the site's (as the engine's titles)."""
+    language = config.alerts.get("language") if isinstance(config.alerts, dict) else None
+    return language if language in ("zh", "en") else config.site.language
 
 
 def _alerts_ack(args: argparse.Namespace) -> int:
@@ -192,24 +217,125 @@ def _alert_action(args: argparse.Namespace, action: Any) -> int:
     return 0
 
 
+def _iso_option(option: str, text: str, tz: ZoneInfo) -> int:
+    """Parse the ISO-8601 value of ``option`` (site zone if no offset).
+
+    Raises:
+        ValueError: one line naming the option and the text given.
+    """
+    try:
+        return parse_iso_ms(text, tz)
+    except ValueError:
+        raise ValueError(f"{option}: not an ISO-8601 time: {text!r} (e.g. 2024-03-04T17:30)") from None
+
+
+def _local(ts_ms: int, tz: ZoneInfo) -> str:
+    """A time for people: ISO-8601 in the site's zone, to the second (``2024-03-04T17:30:00+08:00``)."""
+    return datetime.fromtimestamp(ts_ms / 1000, tz).isoformat(timespec="seconds")
+
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes in a terminal (Chinese characters take two)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - _width(text))
+
+
+def _unknown_room(room: str, config: Config) -> str:
+    known = ", ".join(sorted(r.id for r in config.rooms)) or "none configured"
+    return f"unknown room {room!r} (known rooms: {known})"
+
+
 def _alerts_maintenance(args: argparse.Namespace) -> int:
+    modes = [name for name, given in (("ROOM", args.room is not None), ("--list", args.list),
+                                      ("--end", args.end is not None)) if given]
+    if len(modes) != 1:
+        what = " and ".join(modes) if modes else "nothing"
+        return _fail(f"alerts maintenance: give one of ROOM (open a window), --list or --end ID, not {what}")
+    stray = {"--list": ("--until", "--reason", "--start", "--force", "--comment", "--by"),
+             "--end": ("--until", "--reason", "--start", "--force", "--room"),
+             "ROOM": ("--room", "--comment")}[modes[0]]
+    for option in stray:
+        if getattr(args, {"--room": "list_room"}.get(option, option[2:])) not in (None, False, ""):
+            return _fail(f"alerts maintenance: {option} does not go with {modes[0]}")
     try:
         config, store = _with_store(args)
     except ConfigError as exc:
         return _fail(str(exc))
     try:
-        rooms = {room.id for room in config.rooms}
-        if args.room not in rooms:
-            return _fail(f"unknown room {args.room!r}; known: {sorted(rooms)}", 1)
-        tz = config.site.tz
-        start = parse_iso_ms(args.start, tz) if args.start else now_ms()
-        until = parse_iso_ms(args.until, tz)
-        window = store.add_maintenance(args.room, start, until, args.reason, args.by, now_ms())
+        if args.list:
+            return _maintenance_list(args, config, store)
+        if args.end is not None:
+            return _maintenance_end(args, config, store)
+        return _maintenance_open(args, config, store)
     except ValueError as exc:
         return _fail(str(exc), 1)
     finally:
         store.close()
-    print(f"maintenance window {window}: room {args.room} until {to_iso(until, tz)}")
+
+
+def _maintenance_open(args: argparse.Namespace, config: Config, store: AlertStore) -> int:
+    if args.room not in {room.id for room in config.rooms}:
+        return _fail(_unknown_room(args.room, config), 1)
+    if args.until is None:
+        return _fail("alerts maintenance: --until is required to open a window")
+    reason = (args.reason or "").strip()
+    if not reason:
+        return _fail("alerts maintenance: --reason is required and must not be empty", 1)
+    by = (args.by or os.environ.get("USER") or "cli").strip()
+    tz = config.site.tz
+    now = now_ms()
+    start = _iso_option("--start", args.start, tz) if args.start else now
+    until = _iso_option("--until", args.until, tz)
+    if until <= start:
+        what = f"the start {_local(start, tz)}" if args.start else f"now ({_local(now, tz)})"
+        return _fail(f"--until {_local(until, tz)} is not after {what}", 1)
+    if until <= now:
+        return _fail(f"--until {_local(until, tz)} is in the past", 1)
+    if until - start > MAX_WINDOW_DAYS * DAY_MS and not args.force:
+        days = (until - start) / DAY_MS
+        return _fail(f"--until {_local(until, tz)} makes a window of {days:.0f} days (more than "
+                     f"{MAX_WINDOW_DAYS}): check the date, or add --force", 1)
+    window = store.add_maintenance(args.room, start, until, reason, by, now)
+    print(f"maintenance window {window}: room {args.room} from {_local(start, tz)} until {_local(until, tz)}")
+    return 0
+
+
+def _maintenance_list(args: argparse.Namespace, config: Config, store: AlertStore) -> int:
+    if args.list_room is not None and args.list_room not in {room.id for room in config.rooms}:
+        return _fail(_unknown_room(args.list_room, config), 1)
+    tz = config.site.tz
+    windows = store.maintenance_windows(now_ms(), args.list_room)
+    if not windows:
+        print("no active or future maintenance windows" + (f" in room {args.list_room}" if args.list_room else ""))
+        return 0
+    rows = [("id", "room", "start", "end", "by", "reason")]
+    rows += [(str(w["id"]), w["room"], _local(w["start_ms"], tz), _local(w["end_ms"], tz), w["by"], w["reason"])
+             for w in windows]
+    widths = [max(_width(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(_pad(cell, width) for cell, width in zip(row[:5], widths, strict=True)) + "  " + row[5])
+    return 0
+
+
+def _maintenance_end(args: argparse.Namespace, config: Config, store: AlertStore) -> int:
+    by = (args.by or "").strip()
+    if not by:
+        return _fail("alerts maintenance --end: --by NAME is required (who ends the window)")
+    now = now_ms()
+    try:
+        window = store.end_maintenance(args.end, by, args.comment.strip(), now)
+    except KeyError:
+        return _fail(f"no maintenance window with id {args.end}", 1)
+    tz = config.site.tz
+    if window["start_ms"] > now:
+        print(f"maintenance window {args.end}: room {window['room']} called off (it was to start "
+              f"{_local(window['start_ms'], tz)})")
+    else:
+        print(f"maintenance window {args.end}: room {window['room']} ended at {_local(now, tz)} "
+              f"(was until {_local(window['end_ms'], tz)}); its rules are judged again")
     return 0
 
 

@@ -117,7 +117,7 @@ class AlertEngine:
                 out.extend(self._run_due(reading.ts_ms))
                 if first:
                     first = False
-                    out.extend(self.lifecycle.sync_manual_clears(self._clock))
+                    out.extend(self.lifecycle.sync_changes(self._clock))
                 out.extend(self._judge(reading))
                 self.store.flush_requests()
             except Exception as exc:
@@ -141,7 +141,7 @@ class AlertEngine:
         """Run every timer and time-driven rule due at or before ``now_ms``, in time order, then take alerts
         cleared by hand."""
         out = self._run_due(now_ms)
-        out.extend(self.lifecycle.sync_manual_clears(self._clock))
+        out.extend(self.lifecycle.sync_changes(self._clock))
         return out
 
     def _judge(self, reading: Reading) -> list[Transition]:
@@ -195,20 +195,38 @@ class AlertEngine:
         return acknowledge(self.store, alert_id, by, comment, self._now(now_ms))
 
     def clear(self, alert_id: int, by: str, comment: str, now_ms: int | None = None) -> list[Transition]:
-        """Clear an alert by hand. If its condition still holds it is raised again (after its delay).
+        """Clear an alert by hand at ``now_ms`` (timers due until then run first). If its condition still
+        holds it is raised again at once (its delay was served already).
 
         Raises:
             KeyError: unknown alert id.
             ValueError: the alert is not active or acknowledged.
         """
-        out = clear_by_hand(self.store, alert_id, by, comment, self._now(now_ms))
-        out.extend(self.lifecycle.sync_manual_clears(self._clock))
+        ts = self._now(now_ms)
+        out = self.advance(ts)  # the clock moves to the clear first: a re-raise is stamped with it, not before
+        out.extend(clear_by_hand(self.store, alert_id, by, comment, ts))
+        out.extend(self.lifecycle.sync_changes(self._clock))
         return out
 
     def maintenance(self, room: str, until_ms: int, reason: str, by: str, start_ms: int | None = None) -> int:
         """Open a maintenance window for a room (silences its non-critical rules); returns its id."""
         ts = self._now(start_ms)
         return self.store.add_maintenance(room, ts, until_ms, reason, by, ts)
+
+    def end_maintenance(self, window_id: int, by: str, comment: str = "",
+                        now_ms: int | None = None) -> list[Transition]:
+        """End a maintenance window now (audited): conditions it silenced and still violated are judged as
+        when a window expires, and escalations it held back are sent.
+
+        Raises:
+            KeyError: unknown window.
+            ValueError: no name, or the window is over already.
+        """
+        ts = self._now(now_ms)
+        self.store.end_maintenance(window_id, by, comment, ts)
+        out = self.advance(max(ts, self._clock or ts))
+        out.extend(self._run_due(self._clock or ts))  # the keys it released, at its end
+        return out
 
     def checkpoint(self) -> None:
         """Persist the rules' memory (windows, last-seen times) so a restart resumes them."""

@@ -48,10 +48,10 @@ class ReplayAction:
     """Something a person or the operating system does at ``ts_ms`` during a replay.
 
     Attributes:
-        do: ``ack``, ``clear``, ``maintenance``, ``restart`` (graceful: rule memory checkpointed) or
-            ``crash`` (only what the engine persisted on its own survives).
+        do: ``ack``, ``clear``, ``maintenance``, ``end_maintenance``, ``restart`` (graceful: rule memory
+            checkpointed) or ``crash`` (only what the engine persisted on its own survives).
         args: ``alert``/``by``/``comment`` for ack and clear; ``room``/``until``/``reason``/``by`` for
-            maintenance (``until`` ISO-8601).
+            maintenance (``until`` ISO-8601); ``window``/``by``/``comment`` for end_maintenance.
     """
 
     ts_ms: int
@@ -196,6 +196,9 @@ def _act(
         elif action.do == "maintenance":
             until = parse_iso_ms(str(args["until"]), engine.tz)
             engine.maintenance(args["room"], until, args.get("reason", ""), args.get("by", "replay"), action.ts_ms)
+        elif action.do == "end_maintenance":
+            keep(engine.end_maintenance(int(args["window"]), args.get("by", "replay"), args.get("comment", ""),
+                                        action.ts_ms))
         elif action.do in ("restart", "crash"):
             if action.do == "restart":
                 engine.checkpoint()
@@ -204,7 +207,8 @@ def _act(
             engine = AlertEngine(config, store)
             keep(engine.advance(action.ts_ms))
         else:
-            raise ConfigError(f"unknown replay action {action.do!r} (ack, clear, maintenance, restart, crash)")
+            raise ConfigError(f"unknown replay action {action.do!r} "
+                              "(ack, clear, maintenance, end_maintenance, restart, crash)")
     except KeyError as exc:
         raise ConfigError(f"replay action {action.do!r} at {action.ts_ms}: missing or unknown {exc}") from None
     return engine, store

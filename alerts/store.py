@@ -19,12 +19,14 @@ from typing import Any
 from alerts.audit import SCHEMA as AUDIT_SCHEMA
 from alerts.audit import AuditVerdict, append_audit, verify_audit
 from alerts.model import OPEN_STATES, Condition, Transition
+from archmon.timeutil import to_iso
 
 __all__ = ["AlertStore"]
 
 log = logging.getLogger(__name__)
 
 _OPEN = "('" + "','".join(OPEN_STATES) + "')"
+_END = "COALESCE(MIN(ended_ms, until_ms), until_ms)"  # a maintenance window's effective end
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS alert_alerts (
@@ -105,7 +107,11 @@ CREATE TABLE IF NOT EXISTS maintenance_windows (
     until_ms INTEGER NOT NULL,
     reason TEXT NOT NULL,
     by TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    ended_ms INTEGER,
+    ended_by TEXT,
+    end_comment TEXT,
+    end_unseen INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS notification_queue (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -141,10 +147,22 @@ class AlertStore:
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA busy_timeout=10000")
         self.conn.executescript(SCHEMA + AUDIT_SCHEMA)
+        self._migrate()
         self._depth = 0
         self._batching = False
         self._units = 0  # units written in the batch's open transaction
         self._requests = False  # a notification request is in the batch's open transaction
+
+    def _migrate(self) -> None:
+        """Bring a file made by an older version up to this schema (columns added since)."""
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(maintenance_windows)")}
+        added = {"ended_ms": "INTEGER", "ended_by": "TEXT", "end_comment": "TEXT",
+                 "end_unseen": "INTEGER NOT NULL DEFAULT 0"}
+        for name, kind in added.items():
+            if name not in columns:
+                self.conn.execute(f"ALTER TABLE maintenance_windows ADD COLUMN {name} {kind}")
+        self.conn.execute("CREATE INDEX IF NOT EXISTS maintenance_windows_end_unseen ON maintenance_windows(id) "
+                          "WHERE end_unseen = 1")
 
     def close(self) -> None:
         """Close the connection."""
@@ -271,9 +289,16 @@ class AlertStore:
             ).fetchone()
         return dict(row) if row else None
 
-    def alerts(self, *, active_only: bool = False, limit: int = 1000) -> list[dict[str, Any]]:
-        """Alerts, newest first; ``active_only`` keeps pending/active/acknowledged."""
-        where = "WHERE state IN ('pending', 'active', 'acknowledged')" if active_only else ""
+    def alerts(self, *, active_only: bool = False, fired_only: bool = False,
+               limit: int = 1000) -> list[dict[str, Any]]:
+        """Alerts, newest first; ``active_only`` keeps pending/active/acknowledged; ``fired_only`` keeps
+        alerts that were active at some point or are pending now (leaves out cancelled ones)."""
+        conditions = []
+        if active_only:
+            conditions.append("state IN ('pending', 'active', 'acknowledged')")
+        if fired_only:
+            conditions.append("(fire_count > 0 OR state = 'pending')")
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         with self._lock:
             rows = self.conn.execute(f"SELECT * FROM alert_alerts {where} ORDER BY id DESC LIMIT ?", (limit,))
             return [dict(row) for row in rows]
@@ -403,6 +428,21 @@ class AlertStore:
         with self._lock:
             return [dict(r) for r in self.conn.execute("SELECT * FROM alert_alerts WHERE manual_clear = 1")]
 
+    def pending_changes(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """What other processes changed for the engine to take, in one query: alerts cleared by hand whose
+        condition it has not re-checked yet, and maintenance windows ended early that it has not seen."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT 'alert' AS kind, id FROM alert_alerts WHERE manual_clear = 1 "
+                "UNION ALL SELECT 'window', id FROM maintenance_windows WHERE end_unseen = 1"
+            ).fetchall()
+            if not rows:
+                return [], []
+            alerts = [a for a in (self.alert(r["id"]) for r in rows if r["kind"] == "alert") if a is not None]
+            windows = [w for w in (self.maintenance_window(r["id"]) for r in rows if r["kind"] == "window")
+                       if w is not None]
+        return alerts, windows
+
     # -- engine state ----------------------------------------------------------------------------
     def save_condition(self, ident: str, phase: str, since_ms: int, wait_ms: int, alert_id: int | None,
                        held_until: int | None, last: Condition | None) -> None:
@@ -437,7 +477,7 @@ class AlertStore:
     def add_maintenance(self, room: str, start_ms: int, until_ms: int, reason: str, by: str, ts_ms: int) -> int:
         """Record a maintenance window (and audit it); returns its id."""
         if until_ms <= start_ms:
-            raise ValueError(f"maintenance window ends ({until_ms}) before it starts ({start_ms})")
+            raise ValueError(f"maintenance window ends ({to_iso(until_ms)}) before it starts ({to_iso(start_ms)})")
         with self.tx() as conn:
             cursor = conn.execute(
                 "INSERT INTO maintenance_windows (room, start_ms, until_ms, reason, by, created_ms) "
@@ -448,6 +488,53 @@ class AlertStore:
                          {"id": window_id, "start_ms": start_ms, "until_ms": until_ms, "reason": reason})
         return window_id
 
+    def maintenance_window(self, window_id: int) -> dict[str, Any] | None:
+        """One maintenance window (``end_ms``: its effective end, ``ended_ms`` if ended early), or None."""
+        with self._lock:
+            row = self.conn.execute(f"SELECT *, {_END} AS end_ms FROM maintenance_windows WHERE id = ?",
+                                    (window_id,)).fetchone()
+        return dict(row) if row else None
+
+    def maintenance_windows(self, now_ms: int, room: str | None = None) -> list[dict[str, Any]]:
+        """Windows active at ``now_ms`` or starting later (of one room, or all), by start."""
+        query = f"SELECT *, {_END} AS end_ms FROM maintenance_windows WHERE {_END} > ? AND {_END} > start_ms"
+        params: list[Any] = [now_ms]
+        if room is not None:
+            query += " AND room = ?"
+            params.append(room)
+        with self._lock:
+            return [dict(r) for r in self.conn.execute(query + " ORDER BY start_ms, id", params)]
+
+    def end_maintenance(self, window_id: int, by: str, comment: str, ts_ms: int) -> dict[str, Any]:
+        """End a maintenance window at ``ts_ms`` (a window not started yet is called off), audited; the
+        engine takes the new end at its next look (``pending_changes``). Returns the window as it was.
+
+        Raises:
+            KeyError: unknown window.
+            ValueError: no name, or the window is over already.
+        """
+        if not by.strip():
+            raise ValueError("ending a maintenance window needs the name of who ends it (--by)")
+        with self.tx() as conn:
+            row = conn.execute(f"SELECT *, {_END} AS end_ms FROM maintenance_windows WHERE id = ?",
+                               (window_id,)).fetchone()
+            if row is None:
+                raise KeyError(window_id)
+            window = dict(row)
+            if window["end_ms"] <= ts_ms or window["end_ms"] <= window["start_ms"]:
+                raise ValueError(f"maintenance window {window_id} is over already")
+            conn.execute("UPDATE maintenance_windows SET ended_ms = ?, ended_by = ?, end_comment = ?, end_unseen = 1 "
+                         "WHERE id = ?", (ts_ms, by, comment, window_id))
+            append_audit(conn, ts_ms, "maintenance_end", by, f"room:{window['room']}",
+                         {"id": window_id, "start_ms": window["start_ms"], "until_ms": window["until_ms"],
+                          "ended_ms": ts_ms, "comment": comment})
+        return window
+
+    def take_ended_window(self, window_id: int) -> None:
+        """The engine has taken the early end of a window."""
+        with self.tx() as conn:
+            conn.execute("UPDATE maintenance_windows SET end_unseen = 0 WHERE id = ?", (window_id,))
+
     def maintenance_until(self, room: str, ts_ms: int) -> int | None:
         """End of the maintenance window(s) covering ``ts_ms`` in ``room`` (chained windows), or None."""
         until: int | None = None
@@ -455,7 +542,7 @@ class AlertStore:
         with self._lock:
             while True:
                 row = self.conn.execute(
-                    "SELECT MAX(until_ms) FROM maintenance_windows WHERE room = ? AND start_ms <= ? AND until_ms > ?",
+                    f"SELECT MAX({_END}) FROM maintenance_windows WHERE room = ? AND start_ms <= ? AND {_END} > ?",
                     (room, probe, probe),
                 ).fetchone()
                 if row[0] is None or (until is not None and row[0] <= until):

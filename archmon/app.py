@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol
@@ -128,7 +128,8 @@ class Service:
         self._accepting = True
         self._deferred: dict[str, int] = defaultdict(int)
         self.mqtt = [
-            MqttSource(m, self._on_mqtt, site=config.site.name, topics=self.pipeline.router.mqtt_topics(m.id))
+            MqttSource(m, batch_handler=self._on_mqtt, max_chunk=config.storage.batch_size, site=config.site.name,
+                       topics=self.pipeline.router.mqtt_topics(m.id))
             for m in config.mqtt
         ]
         self.modbus = [ModbusSource(s, self._modbus_devices(s.id), self.pipeline.process)
@@ -138,11 +139,12 @@ class Service:
         self._reported: dict[str, dict[str, int]] = defaultdict(dict)
         self._stopped = threading.Event()
 
-    def _on_mqtt(self, message: RawMessage) -> Future[WriteResult]:
+    def _on_mqtt(self, messages: Sequence[RawMessage]) -> Future[WriteResult]:
         if self._accepting:
-            return self.pipeline.process(message)
-        # Stopping: leave the message unacknowledged; the broker delivers it again on the next start.
-        self._deferred[message.source] += 1
+            return self.pipeline.process_many(messages)
+        # Stopping: leave the messages unacknowledged; the broker delivers them again on the next start.
+        for message in messages:
+            self._deferred[message.source] += 1
         return Future()
 
     def _submit(self, batch: Batch) -> Future[WriteResult]:

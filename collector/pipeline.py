@@ -95,9 +95,24 @@ class Pipeline:
         """Handle one raw message and submit what it produced; see the module docstring."""
         return self._submit(self.handle(message))
 
+    def process_many(self, messages: Sequence[RawMessage]) -> Future[WriteResult]:
+        """Handle several raw messages and submit what they produced as one batch (one future for all)."""
+        return self._submit(self.handle_many(messages))
+
     def handle(self, message: RawMessage) -> Batch:
         """Turn one raw message into a batch (readings, rejects, counters) without storing it."""
         batch = Batch()
+        self._handle_into(message, batch)
+        return batch
+
+    def handle_many(self, messages: Sequence[RawMessage]) -> Batch:
+        """Turn several raw messages into one batch, in order, as if each were handled and the batches merged."""
+        batch = Batch()
+        for message in messages:
+            self._handle_into(message, batch)
+        return batch
+
+    def _handle_into(self, message: RawMessage, batch: Batch) -> None:
         batch.count("received")
         try:
             if self.router.is_mqtt(message.source):
@@ -111,7 +126,6 @@ class Pipeline:
         except Exception as exc:  # a bug must cost one message, never the collector
             log.exception("pipeline error on %s %s", message.source, message.topic)
             self._reject(batch, message, f"internal error: {type(exc).__name__}: {exc}", "internal")
-        return batch
 
     # -- per source kind -------------------------------------------------------------------------
 

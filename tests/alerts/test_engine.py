@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import pkgutil
 from pathlib import Path
 
@@ -241,3 +242,78 @@ def test_titles_name_the_room_and_carry_units(tmp_path: Path) -> None:
     assert title(low, "zh", names)[0] == "一号库房 T1：温度低于下限 14 ℃"
     assert title(low, "zh")[0] == "A1 T1：温度低于下限 14 ℃"
     assert STATE_NAMES["pending"][0] == "待触发"
+
+
+def test_a_refire_after_a_hand_clear_counts_repeats_and_escalations_from_the_new_firing(tmp_path: Path) -> None:
+    engine, store = _engine(tmp_path, notify={"repeat_s": {"critical": 900}, "escalation_after_s": [1800, 3600]})
+    t0 = SHANGHAI_NOON
+    engine.feed(Reading("S1", "smoke", 1.0, t0, "A1"))
+    out = engine.clear(1, "wang", "test button, surely", t0 + 10 * MIN)  # still smoke: raised again at once
+    assert [(t.state, (t.ts_ms - t0) // MIN) for t in out if t.alert == 1] == [("cleared", 10), ("active", 10)]
+    engine.advance(t0 + 45 * MIN)
+    sent = [(n["transition"], n["level"], (n["created_ms"] - t0) // MIN) for n in store.notifications()
+            if n["alert_id"] == 1]
+    # from the new firing at 10 min: repeat at 25, level 1 at 40 (not 30, 30 min after the first firing)
+    assert sent == [("fired", 0, 0), ("fired", 0, 10), ("repeat", 0, 25), ("escalate", 1, 40)]
+    store.close()
+
+
+def test_a_refire_of_a_cleared_alert_counts_its_escalation_from_the_new_firing(tmp_path: Path) -> None:
+    engine, store = _band_now(tmp_path, notify={"repeat_s": {"major": 0}, "escalation_after_s": [1800, 3600]})
+    t0 = SHANGHAI_NOON
+    engine.feed(Reading("T1", "humidity", 66.0, t0, "A1"))
+    engine.feed(Reading("T1", "humidity", 55.0, t0 + 5 * MIN, "A1"))
+    out = engine.feed(Reading("T1", "humidity", 66.0, t0 + 20 * MIN, "A1"))
+    assert [(t.alert, t.state) for t in out] == [(1, "active")]  # the same alert again (anti-flap)
+    engine.advance(t0 + 75 * MIN)
+    sent = [(n["transition"], n["level"], (n["created_ms"] - t0) // MIN) for n in store.notifications()]
+    assert sent == [("fired", 0, 0), ("recovered", 0, 5), ("fired", 0, 20), ("escalate", 1, 50)]
+    store.close()
+
+
+def test_a_window_ended_early_by_another_process_is_honoured(tmp_path: Path) -> None:
+    overrides = {"humidity": {"delay_s": 0, "clear_delay_s": 0}}  # temperature keeps the 15 min delay
+    engine, store = _band_now(tmp_path, overrides=overrides, notify={"repeat_s": {"major": 0},
+                                                                     "escalation_after_s": [1800, 3600]})
+    t0 = SHANGHAI_NOON
+    out = engine.feed(Reading("T1", "humidity", 66.0, t0 - 25 * MIN, "A1"))  # active; level 1 due at t0 + 5
+    window = engine.maintenance("A1", t0 + 120 * MIN, "filter change", "zhang", t0)
+    out += engine.feed(Reading("T1", "temperature", 10.0, t0 + 10 * MIN, "A1"))  # silenced by the window
+    assert [(t.alert, t.state) for t in out] == [(1, "active")]
+    cli = AlertStore(tmp_path / "alerts.db")  # `archmon alerts maintenance --end` in another process
+    cli.end_maintenance(window, "li", "done early", t0 + 30 * MIN)
+    assert cli.maintenance_windows(t0 + 31 * MIN) == []
+    cli.close()
+    out = engine.advance(t0 + 30 * MIN)
+    out += engine.advance(t0 + 50 * MIN)
+    # judged as when a window expires: the delay starts at the (new) end and the alert fires after it
+    assert [(t.alert, t.state, (t.ts_ms - t0) // MIN) for t in out] == [(2, "pending", 30), (2, "active", 45)]
+    sent = [(n["alert_id"], n["transition"], n["level"], (n["created_ms"] - t0) // MIN)
+            for n in store.notifications()]
+    # humidity's level-1 escalation (due at 5, held back by the window) goes out at its new end, level 2 on time
+    assert sent == [(1, "fired", 0, -25), (1, "escalate", 1, 30), (1, "escalate", 2, 35), (2, "fired", 0, 45)]
+    engine.advance(t0 + 200 * MIN)  # the timer the window had pushed to its original end sends nothing more
+    assert len([n for n in store.notifications() if n["alert_id"] == 1]) == 3
+    ended = store.conn.execute("SELECT actor, payload FROM audit_log WHERE kind = 'maintenance_end'").fetchall()
+    assert [(a, json.loads(p)["comment"]) for a, p in ended] == [("li", "done early")]
+    assert store.verify_audit().ok
+    store.close()
+
+
+def test_a_file_from_before_early_ends_gets_the_new_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "old.db")
+    conn.execute("CREATE TABLE maintenance_windows (id INTEGER PRIMARY KEY AUTOINCREMENT, room TEXT NOT NULL, "
+                 "start_ms INTEGER NOT NULL, until_ms INTEGER NOT NULL, reason TEXT NOT NULL, by TEXT NOT NULL, "
+                 "created_ms INTEGER NOT NULL)")
+    conn.execute("INSERT INTO maintenance_windows (room, start_ms, until_ms, reason, by, created_ms) "
+                 "VALUES ('A1', 0, 7200000, 'old', 'zhang', 0)")
+    conn.commit()
+    conn.close()
+    store = AlertStore(tmp_path / "old.db")
+    assert store.maintenance_until("A1", 1000) == 7_200_000
+    store.end_maintenance(1, "li", "", 3_600_000)
+    assert store.maintenance_until("A1", 1000) == 3_600_000
+    assert store.pending_changes()[1][0]["end_ms"] == 3_600_000
+    store.close()

@@ -7,6 +7,7 @@ import concurrent.futures
 import json
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ import pytest
 
 from archmon.config import MqttSourceConfig, TlsConfig, parse_config
 from archmon.domain import RawMessage
-from archmon.errors import ConfigError
+from archmon.errors import ConfigError, RetryLater
 from collector._mqtt_client import connect_properties
 from collector.mqtt import MqttSource
 from tests.fixtures.mosquitto import MosquittoBroker, free_port
@@ -499,3 +500,152 @@ def test_tls_refuses_a_broker_it_cannot_verify(
     source = sources(config, Recorder())
     wait_until(lambda: source.stats()["connect_failures"] >= 2, what="failed TLS handshakes")
     assert not source.connected and source.stats()["connects"] == 0
+
+
+# -- grouped handling (batch_handler) --------------------------------------------------------------
+
+
+class ChunkRecorder:
+    """A batch handler that records chunks; a chunk holding ``refuse`` fails like a store constraint error.
+
+    ``hold``: futures stay unresolved; ``gate``: the first call waits for it (holding paho's network thread,
+    so the next messages wait in the socket and are then read in one go).
+    """
+
+    def __init__(
+        self, *, hold: bool = False, refuse: bytes | None = None, gate: threading.Event | None = None,
+        raise_on: bytes | None = None,
+    ) -> None:
+        self.hold, self.refuse, self.gate, self.raise_on = hold, refuse, gate, raise_on
+        self.chunks: list[list[bytes]] = []
+        self.futures: list[concurrent.futures.Future[Any]] = []
+        self.entered = threading.Event()
+
+    def __call__(self, messages: list[RawMessage]) -> concurrent.futures.Future[Any]:
+        self.entered.set()
+        if self.gate is not None:
+            assert self.gate.wait(10)
+            self.gate = None
+        payloads = [m.payload for m in messages]
+        self.chunks.append(payloads)
+        if self.raise_on in payloads:
+            raise RuntimeError("batch handler bug")
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        if self.refuse in payloads:
+            future.set_exception(sqlite3.IntegrityError("CHECK constraint failed"))
+        elif not self.hold:
+            future.set_result(None)
+        self.futures.append(future)
+        return future
+
+
+def redelivered_after_restart(config: MqttSourceConfig, sources: Callable[..., MqttSource], pub: Any) -> list[bytes]:
+    again = Recorder()
+    assert sources(config, again).wait_connected(10)
+    pub.publish("t/x", b"end")
+    return sorted(m.payload for m in again.until_payload(b"end"))
+
+
+def test_handler_or_batch_handler_not_both() -> None:
+    config = MqttSourceConfig(id="bus")
+    with pytest.raises(TypeError, match="exactly one"):
+        MqttSource(config, site="lab")
+    with pytest.raises(TypeError, match="exactly one"):
+        MqttSource(config, Recorder(), batch_handler=ChunkRecorder(), site="lab")
+
+
+@pytest.mark.mosquitto
+def test_batch_handler_acks_a_chunk_only_after_its_future_resolves(
+    mosquitto: MosquittoBroker, clients: Callable[..., Client]
+) -> None:
+    config = config_for(mosquitto)
+    gate = threading.Event()
+    holding = ChunkRecorder(hold=True, gate=gate)
+    source = MqttSource(config, batch_handler=holding, max_chunk=3, site="lab", topics=("t/#",))
+    source.start()
+    try:
+        assert source.wait_connected(10)
+        pub = clients(mosquitto)
+        pub.publish("t/x", b"first")
+        assert holding.entered.wait(10)
+        for i in range(5):
+            # Client.publish waits for the PUBACK, and Mosquitto forwards a QoS 1 message to subscribers
+            # before acknowledging it: the messages now wait in the blocked source's socket.
+            pub.publish("t/x", f"m{i}".encode())
+        gate.set()
+        wait_until(lambda: source.stats()["received"] == 6, what="six messages received")
+        wait_until(lambda: len(holding.futures) == 3, what="three chunks")
+        assert holding.chunks == [[b"first"], [b"m0", b"m1", b"m2"], [b"m3", b"m4"]]  # max_chunk, arrival order
+        assert source.stats()["acked"] == 0 and source.stats()["pending"] == 6
+        holding.futures[1].set_result(None)
+        wait_until(lambda: source.stats()["acked"] == 3, what="acks of the second chunk")
+        assert source.stats()["pending"] == 3 and source.stats()["chunks"] == 3
+        holding.futures[2].set_exception(RetryLater("store writer closed"))  # not refused: no split
+        assert source.stats()["handler_failures"] == 2 and source.stats()["pending"] == 1
+        assert source.stats()["chunk_splits"] == 0
+    finally:
+        source.stop(timeout=2)
+    holding.futures[0].set_result(None)  # resolves after its connection is gone: not acknowledged
+    assert source.stats()["ack_skipped"] == 1 and source.stats()["acked"] == 3
+    made: list[MqttSource] = []
+
+    def sources(config: MqttSourceConfig, handler: Any) -> MqttSource:
+        made.append(MqttSource(config, handler, site="lab", topics=("t/#",)))
+        made[-1].start()
+        return made[-1]
+
+    try:
+        assert redelivered_after_restart(config, sources, pub) == [b"first", b"m3", b"m4"]
+    finally:
+        for s in made:
+            s.stop(timeout=2)
+
+
+@pytest.mark.mosquitto
+def test_refused_chunk_is_handed_over_again_one_by_one(
+    mosquitto: MosquittoBroker,
+    sources: Callable[..., MqttSource],
+    clients: Callable[..., Client],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = config_for(mosquitto)
+    gate = threading.Event()
+    recorder = ChunkRecorder(refuse=b"bad", gate=gate)
+    source = MqttSource(config, batch_handler=recorder, site="lab", topics=("t/#",))
+    source.start()
+    try:
+        assert source.wait_connected(10)
+        pub = clients(mosquitto)
+        pub.publish("t/x", b"first")
+        assert recorder.entered.wait(10)
+        for payload in (b"m0", b"bad", b"m2", b"m3"):
+            pub.publish("t/x", payload)  # acknowledged by the broker: already in the blocked source's socket
+        gate.set()
+        wait_until(lambda: source.stats()["acked"] == 4, what="acks of all but the bad message")
+        assert recorder.chunks == [[b"first"], [b"m0", b"bad", b"m2", b"m3"], [b"m0"], [b"bad"], [b"m2"], [b"m3"]]
+        stats = source.stats()
+        assert stats["chunk_splits"] == 1 and stats["handler_failures"] == 1 and stats["pending"] == 0
+        assert any("refused a chunk of 4" in r.getMessage() for r in caplog.records)
+    finally:
+        source.stop(timeout=2)
+    assert redelivered_after_restart(config, sources, pub) == [b"bad"]
+
+
+@pytest.mark.mosquitto
+def test_batch_handler_exception_is_counted_and_not_acked(
+    mosquitto: MosquittoBroker, sources: Callable[..., MqttSource], clients: Callable[..., Client]
+) -> None:
+    config = config_for(mosquitto)
+    source = MqttSource(config, batch_handler=ChunkRecorder(raise_on=b"boom"), site="lab", topics=("t/#",))
+    source.start()
+    try:
+        assert source.wait_connected(10)
+        pub = clients(mosquitto)
+        pub.publish("t/bad", b"boom")
+        wait_until(lambda: source.stats()["handler_errors"] == 1, what="the failed chunk")  # alone in it
+        pub.publish("t/good", b"fine")
+        wait_until(lambda: source.stats()["acked"] == 1, what="ack of the good message")
+        assert source.stats()["handler_errors"] == 1 and source.stats()["pending"] == 0
+    finally:
+        source.stop(timeout=2)
+    assert redelivered_after_restart(config, sources, pub) == [b"boom"]

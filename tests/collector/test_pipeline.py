@@ -354,3 +354,20 @@ def test_messages_received_in_the_same_millisecond_keep_distinct_keys() -> None:
     assert stamps == [NOW, NOW + 1, NOW + 2]  # a backlog delivered at once is not collapsed into one reading
     other = p.handle(msg("zigbee2mqtt/door1", '{"contact": true}'))
     assert other.readings[0].ts_ms == NOW  # per sensor: other sensors keep the real receive time
+
+
+def test_handle_many_is_the_merge_of_handling_each_message() -> None:
+    messages = [
+        msg("zigbee2mqtt/th1", '{"temperature": 20.0, "humidity": 50}'),
+        msg("zigbee2mqtt/th1", "not json"),
+        RawMessage("b", "zigbee2mqtt/th1", b'{"temperature": 21.0}', NOW, mid=7),
+        msg("zigbee2mqtt/unknown", '{"temperature": 19.0}'),
+    ]
+    one, _ = pipeline()
+    merged = Batch()
+    for message in messages:
+        merged.extend(one.handle(message))
+    many, recorder = pipeline()
+    assert many.handle_many(messages) == merged
+    many.process_many(messages).result(0)
+    assert len(recorder.batches) == 1 and recorder.batches[0].counters["received"] == 4
