@@ -28,7 +28,10 @@ class ReadingSource(Protocol):
         *,
         rooms: Collection[str] | None = None,
     ) -> Iterator[tuple[int, str, str, str, float]]:
-        """Readings with ``start_ms <= ts < end_ms`` as ``(ts, room, sensor, quantity, value)`` by ts."""
+        """Readings with ``start_ms <= ts < end_ms`` as ``(ts, room, sensor, quantity, value)`` by ts.
+
+        ``room`` is the room the sensor was in when the reading was taken; ``rooms`` filters on it.
+        """
         ...
 
 
@@ -48,13 +51,15 @@ def export(
     CSV has the header ``ts,site,room,sensor,quantity,value`` and ``\\n`` line ends (open files with
     ``newline=""``); JSON Lines has one object per line with the same keys. ``ts`` is ISO-8601 UTC with
     milliseconds and ``Z``; values are written as the shortest text that reads back as the same float.
+    ``room`` is the room the sensor was assigned to when the reading was taken (a sensor moved to another
+    room keeps its earlier readings in the earlier room), and ``rooms`` selects readings by it.
 
     Args:
         store: where the readings come from (a ``SqliteStore``).
         out: text stream to write to.
         start_ms: period start, UTC epoch ms (inclusive); end_ms: period end (exclusive).
         site: site name written in every row.
-        rooms: only these rooms (None: all); sensors: only these sensors (None: all).
+        rooms: only readings taken in these rooms (None: all); sensors: only these sensors (None: all).
         fmt: ``csv`` or ``jsonl``.
 
     Returns:

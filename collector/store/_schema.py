@@ -6,6 +6,11 @@ the same file and must not reuse these names. The schema version lives in ``stor
 
 Tables added later that older code simply does not use (``_ADDED_DDL``) are created when missing on
 every open, without a version bump: an older archmon still reads the file.
+
+``sensor_rooms`` is the room-assignment history of each sensor (see ``collector.store._write``). Files
+written before it existed are seeded on open: every sensor with readings but no assignment gets one,
+in the room of its series (``series.room``), starting at its first stored reading. That seed runs on
+every open and only touches sensors without any assignment, so it is idempotent.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import sqlite3
 
 from collector.store._types import SchemaError
 
-__all__ = ["SCHEMA_VERSION", "check_schema", "ensure_schema"]
+__all__ = ["SCHEMA_VERSION", "check_schema", "ensure_schema", "has_room_history", "seed_assignments"]
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +105,69 @@ CREATE TABLE IF NOT EXISTS mqtt_receipts (
     received_ms INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     PRIMARY KEY (source, mid, digest)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sensor_rooms (
+    sensor TEXT NOT NULL,
+    from_ms INTEGER NOT NULL,
+    room TEXT NOT NULL,
+    PRIMARY KEY (sensor, from_ms)
 ) WITHOUT ROWID
 """
+# sensor_rooms: the sensor is in ``room`` from ``from_ms`` (UTC epoch ms) until the sensor's next row.
+# Rows are only ever appended after everything stored for the sensor; the first row's from_ms is lowered
+# when an older reading arrives, so no reading of a sensor is older than its first assignment.
+
+# Per series of sensors without an assignment: (sensor, room, series id, first ts, last ts), where
+# "first" also looks at the hour rollups, which outlive raw readings under retention.
+_UNASSIGNED_SERIES = """
+SELECT s.sensor, s.room, s.id,
+       min(coalesce((SELECT min(ts) FROM readings WHERE series_id = s.id), 9223372036854775807),
+           coalesce((SELECT min(start_ms) FROM rollup_hour WHERE series_id = s.id), 9223372036854775807)),
+       (SELECT max(ts) FROM readings WHERE series_id = s.id)
+FROM series s
+WHERE s.room != ''{where}
+"""
+_NO_DATA = 9223372036854775807
+
+
+def has_room_history(conn: sqlite3.Connection) -> bool:
+    """Whether the file has the ``sensor_rooms`` table (a read-only open of an old file may not)."""
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sensor_rooms'").fetchone()
+    return row is not None
+
+
+def seed_assignments(conn: sqlite3.Connection, sensor: str | None = None) -> list[tuple[str, str, int]]:
+    """The first assignment ``(sensor, room, from_ms)`` of every sensor with data but no assignment yet.
+
+    Derived from ``series``: the room is that of the sensor's series with the newest reading (its series
+    can disagree when a quantity stopped reporting before a move), from_ms the sensor's first stored
+    reading (or first hour bucket, if retention removed older raw readings). Sensors without any stored
+    data or with an empty room get none.
+
+    Args:
+        conn: an open connection (read-only is fine).
+        sensor: only this sensor (None: all).
+    """
+    history = has_room_history(conn)
+    clauses = []
+    params: list[str] = []
+    if history:
+        clauses.append(" AND NOT EXISTS (SELECT 1 FROM sensor_rooms a WHERE a.sensor = s.sensor)")
+    if sensor is not None:
+        clauses.append(" AND s.sensor = ?")
+        params.append(sensor)
+    best: dict[str, tuple[tuple[int, int], str, int]] = {}
+    for name, room, sid, first, last in conn.execute(_UNASSIGNED_SERIES.format(where="".join(clauses)), params):
+        if first == _NO_DATA:
+            continue
+        rank = (-1 if last is None else int(last), int(sid))
+        known = best.get(name)
+        if known is None:
+            best[name] = (rank, str(room), int(first))
+        else:
+            chosen = (rank, str(room)) if rank > known[0] else (known[0], known[1])
+            best[name] = (chosen[0], chosen[1], min(known[2], int(first)))
+    return [(name, room, first) for name, (_, room, first) in sorted(best.items())]
 
 
 def _meta(conn: sqlite3.Connection, key: str) -> str | None:
@@ -170,6 +236,10 @@ def ensure_schema(conn: sqlite3.Connection, where: str, tz_name: str) -> None:
         for statement in _ADDED_DDL.split(";"):
             if statement.strip():
                 conn.execute(statement)
+        seeds = seed_assignments(conn)
+        if seeds:
+            conn.executemany("INSERT INTO sensor_rooms (sensor, room, from_ms) VALUES (?, ?, ?)", seeds)
+            log.info("%s: room history seeded for %d sensor(s) from their current rooms", where, len(seeds))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from archmon.errors import ArchmonError
 
-__all__ = ["Bucket", "LatestValue", "SchemaError", "StoredQuarantine", "UnassignedDevice"]
+__all__ = ["Bucket", "LatestValue", "RoomAssignment", "SchemaError", "StoredQuarantine", "UnassignedDevice"]
 
 
 class SchemaError(ArchmonError):
@@ -33,6 +34,19 @@ class Bucket:
     def mean(self) -> float:
         """Arithmetic mean of the bucket's readings."""
         return self.sum / self.count
+
+
+class RoomAssignment(NamedTuple):
+    """A sensor was in ``room`` from ``from_ms`` (inclusive) to ``to_ms`` (exclusive; None: still is).
+
+    Rollups are per series, not per room: a room-level aggregate over a period must take each sensor's
+    buckets only inside its assignments to that room, and split (or go back to raw readings for) the
+    buckets an assignment boundary falls into.
+    """
+
+    room: str
+    from_ms: int
+    to_ms: int | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,15 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from collector.records import Batch, WriteResult, mqtt_messages_counter
-from collector.store._schema import check_schema, ensure_schema
-from collector.store._types import Bucket, LatestValue, SchemaError, StoredQuarantine, UnassignedDevice
+from collector.store._schema import check_schema, ensure_schema, has_room_history, seed_assignments
+from collector.store._types import (
+    Bucket,
+    LatestValue,
+    RoomAssignment,
+    SchemaError,
+    StoredQuarantine,
+    UnassignedDevice,
+)
 from collector.store._write import DayCalendar, SeriesCache, write_batches
 
 __all__ = ["SqliteStore"]
@@ -261,10 +268,21 @@ class SqliteStore:
         return [Bucket(int(a), float(b), float(c), float(d), int(e)) for a, b, c, d, e in rows]
 
     def latest(self) -> list[LatestValue]:
-        """The newest raw reading of every series, ordered by sensor and quantity."""
+        """The newest raw reading of every series, ordered by sensor and quantity.
+
+        ``room`` is the sensor's current room (its newest assignment), not necessarily the room the
+        reading was taken in (see :meth:`room_assignments`).
+        """
         with self._reader() as conn:
+            conn.execute("BEGIN")
+            room = (
+                "coalesce((SELECT a.room FROM sensor_rooms a WHERE a.sensor = s.sensor ORDER BY a.from_ms DESC"
+                " LIMIT 1), s.room)"
+                if has_room_history(conn)
+                else "s.room"
+            )
             rows = conn.execute(
-                "SELECT s.sensor, s.quantity, r.value, r.ts, s.room FROM series s"
+                f"SELECT s.sensor, s.quantity, r.value, r.ts, {room} FROM series s"
                 " JOIN readings r ON r.series_id = s.id"
                 " AND r.ts = (SELECT max(ts) FROM readings WHERE series_id = s.id)"
                 " ORDER BY s.sensor, s.quantity"
@@ -327,6 +345,49 @@ class SqliteStore:
             ).fetchone()
         return int(row[0])
 
+    def room_assignments(self, sensor: str) -> list[RoomAssignment]:
+        """The rooms ``sensor`` was assigned to, oldest first: ``[(room, from_ms, to_ms | None), ...]``.
+
+        Each assignment ends where the next begins; the newest has ``to_ms`` None. The first begins at
+        the sensor's first stored reading (or first hour bucket, for files seeded after retention had
+        removed older raw readings): no reading of the sensor is older. A reading belongs to the room
+        assigned at its timestamp; this is what :meth:`readings` reports and filters on.
+
+        Rollups (:meth:`buckets`) are per series and know nothing of rooms: a room-level aggregate (a
+        compliance report per room) must use each sensor's buckets only within its assignments to that
+        room, splitting at assignment boundaries (e.g. from raw readings or hour buckets around them).
+
+        Returns:
+            [] for a sensor never stored with a room.
+        """
+        with self._reader() as conn:
+            conn.execute("BEGIN")
+            return self._assignments(conn, sensor).get(sensor, [])
+
+    @staticmethod
+    def _assignments(conn: sqlite3.Connection, sensor: str | None = None) -> dict[str, list[RoomAssignment]]:
+        """Per sensor, its assignments oldest first (all sensors, or just ``sensor``)."""
+        found: dict[str, list[tuple[str, int]]] = {}
+        if has_room_history(conn):
+            query = "SELECT sensor, room, from_ms FROM sensor_rooms"
+            rows = conn.execute(
+                query + " ORDER BY sensor, from_ms" if sensor is None else query + " WHERE sensor = ? ORDER BY from_ms",
+                () if sensor is None else (sensor,),
+            )
+            for name, room, from_ms in rows:
+                found.setdefault(str(name), []).append((str(room), int(from_ms)))
+        # a file not opened for writing since sensor_rooms was added (read-only), or written to since by
+        # an older archmon: its unassigned sensors are seen as on open for writing
+        for name, room, from_ms in seed_assignments(conn, sensor):
+            found.setdefault(name, [(room, from_ms)])
+        return {
+            name: [
+                RoomAssignment(room, from_ms, spans[i + 1][1] if i + 1 < len(spans) else None)
+                for i, (room, from_ms) in enumerate(spans)
+            ]
+            for name, spans in found.items()
+        }
+
     def readings(
         self,
         start_ms: int,
@@ -337,29 +398,53 @@ class SqliteStore:
     ) -> Iterator[tuple[int, str, str, str, float]]:
         """Stream raw readings with ``start_ms <= ts < end_ms`` as ``(ts, room, sensor, quantity, value)``.
 
+        ``room`` is the room the sensor was assigned to when the reading was taken (its assignment at
+        ``ts``, see :meth:`room_assignments`), not the sensor's current room.
+
         Ordered by ts (ties by room, sensor, quantity). Memory stays constant in the number of readings:
-        one cursor per series is merged. The whole iteration reads one consistent snapshot.
+        one cursor per series (one per assignment, in turn) is merged. The whole iteration reads one
+        consistent snapshot.
 
         Args:
             sensors: only these sensor ids (None: all).
-            rooms: only series of these rooms (None: all).
+            rooms: only readings taken while their sensor was in one of these rooms (None: all).
         """
         with self._reader() as conn:
             conn.execute("BEGIN")
-            chosen = [
-                (int(sid), str(room), str(sensor), str(quantity))
-                for sid, sensor, quantity, room in conn.execute("SELECT id, sensor, quantity, room FROM series")
-                if (sensors is None or sensor in sensors) and (rooms is None or room in rooms)
-            ]
-            cursors = [
-                conn.execute(
-                    "SELECT ts, ?, ?, ?, value FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts",
-                    (room, sensor, quantity, sid, start_ms, end_ms),
-                )
-                for sid, room, sensor, quantity in chosen
-            ]
+            assignments = self._assignments(conn)
+            streams: list[Iterator[tuple[int, str, str, str, float]]] = []
+            for sid, sensor, quantity, room in conn.execute("SELECT id, sensor, quantity, room FROM series"):
+                if sensors is not None and sensor not in sensors:
+                    continue
+                spans = assignments.get(sensor) or [RoomAssignment(str(room), 0, None)]
+                parts: list[tuple[str, int, int]] = []
+                for i, span in enumerate(spans):
+                    # the first assignment also covers anything older (none is, but never drop a reading)
+                    lo = start_ms if i == 0 else max(start_ms, span.from_ms)
+                    hi = end_ms if span.to_ms is None else min(end_ms, span.to_ms)
+                    if lo < hi and (rooms is None or span.room in rooms):
+                        parts.append((span.room, lo, hi))
+                if len(parts) == 1:  # the usual case: a bare cursor, no generator frame per row
+                    streams.append(conn.execute(_SERIES_ROWS, (parts[0][0], sensor, quantity, sid, *parts[0][1:])))
+                elif parts:
+                    streams.append(_series_rows(conn, int(sid), str(sensor), str(quantity), parts))
             try:
-                yield from heapq.merge(*cursors)
+                yield from heapq.merge(*streams)
             finally:
-                for cursor in cursors:
-                    cursor.close()
+                for stream in streams:
+                    stream.close()  # type: ignore[attr-defined]
+
+
+_SERIES_ROWS = "SELECT ts, ?, ?, ?, value FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts"
+
+
+def _series_rows(
+    conn: sqlite3.Connection, sid: int, sensor: str, quantity: str, parts: list[tuple[str, int, int]]
+) -> Iterator[tuple[int, str, str, str, float]]:
+    """One series' readings, tagged with the room of each of its (consecutive) ``(room, lo, hi)`` spans."""
+    for room, lo, hi in parts:
+        cursor = conn.execute(_SERIES_ROWS, (room, sensor, quantity, sid, lo, hi))
+        try:
+            yield from cursor
+        finally:
+            cursor.close()

@@ -118,3 +118,44 @@ def test_export_streams_in_constant_memory(tmp_path: Path) -> None:
             assert peak < 500_000  # 30k formatted rows held at once would be several MB
     finally:
         s.close()
+
+
+def test_sensor_moved_mid_range_is_exported_in_the_room_of_each_reading(tmp_path: Path) -> None:
+    """th1 moves from 库房1 to film at 00:30; an export by room over the whole period splits it there."""
+    s = SqliteStore(tmp_path / "moved.db", tz=ZoneInfo("Asia/Shanghai"))
+    minute = 60_000
+    try:
+        s.write(
+            Batch(readings=[Reading("th1", "temperature", 20.0 + i, T0 + i * 10 * minute, "库房1") for i in range(3)])
+        )
+        s.write(Batch(readings=[Reading("th2", "temperature", 18.0, T0 + 15 * minute, "film")]))
+        s.write(
+            Batch(
+                readings=[
+                    Reading("th1", "temperature", 30.0 + i, T0 + (30 + i * 10) * minute, "film") for i in range(3)
+                ]
+            )
+        )
+
+        def rows(rooms: list[str] | None, start: int = T0, end: int = T0 + 3_600_000) -> list[tuple[str, str, str]]:
+            out = io.StringIO()
+            export(s, out, start_ms=start, end_ms=end, site="s", rooms=rooms, sensors=None, fmt="csv")
+            return [(r["ts"][11:16], r["room"], r["sensor"]) for r in csv.DictReader(io.StringIO(out.getvalue()))]
+
+        assert rows(["库房1"]) == [("00:00", "库房1", "th1"), ("00:10", "库房1", "th1"), ("00:20", "库房1", "th1")]
+        assert rows(["film"]) == [
+            ("00:15", "film", "th2"),
+            ("00:30", "film", "th1"),
+            ("00:40", "film", "th1"),
+            ("00:50", "film", "th1"),
+        ]
+        assert [room for _, room, _ in rows(None)] == ["库房1", "库房1", "film", "库房1", "film", "film", "film"]
+        # a period that starts in one assignment and ends in the next
+        assert rows(["库房1"], T0 + 15 * minute, T0 + 45 * minute) == [("00:20", "库房1", "th1")]
+        assert rows(["film"], T0 + 15 * minute, T0 + 45 * minute) == [
+            ("00:15", "film", "th2"),
+            ("00:30", "film", "th1"),
+            ("00:40", "film", "th1"),
+        ]
+    finally:
+        s.close()

@@ -377,14 +377,22 @@ def test_other_process_reads_while_a_write_is_open(tmp_path: Path) -> None:
         s.close()
 
 
-def test_moved_sensor_takes_its_new_room(store: SqliteStore) -> None:
-    store.write(Batch(readings=[reading(1000, 20.0, room="old")]))
+def test_moved_sensor_keeps_its_history(store: SqliteStore) -> None:
+    """A reading belongs to the room its sensor was in when it was taken, not to the sensor's current room."""
+    store.write(Batch(readings=[reading(1000, 20.0, room="old"), reading(1000, 50.0, quantity="humidity", room="old")]))
     store.write(Batch(readings=[reading(2000, 21.0, room="new")]))
-    assert [r[1] for r in store.readings(0, 5000)] == ["new", "new"]
+    assert [r[1] for r in store.readings(0, 5000)] == ["old", "old", "new"]
+    assert [r[0] for r in store.readings(0, 5000, rooms=["old"])] == [1000, 1000]
+    assert [r[0] for r in store.readings(0, 5000, rooms=["new"])] == [2000]
+    assert store.room_assignments("th1") == [("old", 1000, 2000), ("new", 2000, None)]
+    assert store.room_assignments("nobody") == []
+    # latest() gives the current room, also for the humidity series that has not reported since the move
+    assert {(v.quantity, v.room) for v in store.latest()} == {("temperature", "new"), ("humidity", "new")}
     assert datetime.fromtimestamp(0, UTC).year == 1970
 
 
 # -- MQTT receipts ------------------------------------------------------------------------------------
+
 
 def receipt_batch(mid: int, digest: bytes, received_ms: int, *, messages: int = 1) -> Batch:
     batch = Batch(readings=[reading(received_ms, 20.0)], receipts=[MqttReceipt("b", mid, digest, received_ms)])
