@@ -203,7 +203,8 @@ class Service:
             interval = next(s.poll_interval_s for s in self.config.serial if s.id == bus.config.id)
             self.scheduler.add_job(bus.gather, "interval", seconds=interval, id=f"modbus:{bus.config.id}",
                                    next_run_time=_now_dt(self.config))
-        self.scheduler.add_job(self.report_stats, "interval", seconds=STATS_INTERVAL_S, id="stats")
+        self.scheduler.add_job(self.report_stats, "interval", seconds=STATS_INTERVAL_S, id="stats",
+                               next_run_time=_now_dt(self.config))
         self.scheduler.add_job(self.apply_retention, "interval", hours=1, id="retention",
                                next_run_time=_now_dt(self.config))
         if self.alerts is not None:
@@ -224,12 +225,20 @@ class Service:
             out[line.config.id] = line
         return out
 
-    def report_stats(self) -> None:
-        """Persist the sources' counters (as deltas) so ``archmon status`` can show them."""
+    def report_stats(self, *, stopping: bool = False) -> None:
+        """Persist the sources' counters (as deltas) and states (gauges) so ``archmon status`` can show them."""
         batch = Batch()
+        now = now_ms()
+        batch.gauges["service.running"] = (0 if stopping else 1, now)
         for source_id, source in self.sources().items():
-            for name, value in source.stats().items():
-                if not isinstance(value, int) or isinstance(value, bool) or name in _GAUGES or name.endswith("_ms"):
+            stats = dict(source.stats())
+            if isinstance(source, MqttSource):
+                stats["connected"] = int(source.connected)
+            for name, value in stats.items():
+                if not isinstance(value, int) or isinstance(value, bool) or name.endswith("_ms"):
+                    continue
+                if name in _GAUGES:
+                    batch.gauges[f"source.{source_id}.{name}"] = (value, now)
                     continue
                 last = self._reported[source_id].get(name, 0)
                 if value != last:
@@ -260,7 +269,7 @@ class Service:
             line.stop()
         for bus in self.modbus:
             bus.close()
-        self.report_stats()
+        self.report_stats(stopping=True)
         self.writer.flush(timeout=30)
         for source in self.mqtt:
             # Wait until every stored message is acknowledged (deferred ones stay unacknowledged on purpose).

@@ -11,6 +11,8 @@ __all__ = ["STALE_FACTOR", "config_summary", "format_status", "quarantine_report
 
 STALE_FACTOR = 3.0
 """A sensor is stale when it has not reported for this many expected intervals."""
+STATS_STALE_MS = 60_000
+"""A running service reports its sources' states every 10 s; older reports mean it is not running."""
 
 COUNTERS = ("received", "readings", "stored", "duplicates", "rejected", "quarantined", "unassigned",
             "retained_skipped", "empty", "availability")
@@ -49,6 +51,7 @@ def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
         last_seen = store.last_seen()
         availability = store.availability()
         counters = store.counters()
+        gauges = store.gauges()
         quarantined = store.quarantine_count()
         unassigned = store.unassigned()
     finally:
@@ -74,9 +77,24 @@ def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
             "last_seen_local": to_iso(seen, config.site.tz)[:23] if seen else None,
             "age_s": round((now - seen) / 1000, 1) if seen else None, "state": state,
         })
+    running = gauges.get("service.running")
+    service_up = running is not None and running[0] == 1 and now - running[1] <= STATS_STALE_MS
+    sources = []
+    for source_id in [m.id for m in config.mqtt] + [s.id for s in config.serial]:
+        connected = gauges.get(f"source.{source_id}.connected")
+        if not service_up:
+            state = "archmon not running"
+        elif connected is None:
+            state = "unknown"
+        else:
+            state = "connected" if connected[0] else "DISCONNECTED"
+        sources.append({"source": source_id, "state": state,
+                        "reported": to_iso(connected[1], config.site.tz)[:19] if connected else None})
     return {
         "database": str(path),
         "site": config.site.name,
+        "service_running": service_up,
+        "sources": sources,
         "timezone": config.site.timezone,
         "sensors": sensors,
         "counters": counters,
@@ -111,9 +129,11 @@ def format_status(report: dict[str, Any]) -> str:
     counters = report["counters"]
     lines.append("")
     lines.append("counters: " + ", ".join(f"{name} {counters.get(name, 0)}" for name in COUNTERS))
+    if report.get("sources"):
+        lines.append("sources:  " + ", ".join(f"{s['source']} {s['state']}" for s in report["sources"]))
     source_counters = sorted((k, v) for k, v in counters.items() if k.startswith("source."))
     if source_counters:
-        lines.append("sources:  " + ", ".join(f"{k.removeprefix('source.')} {v}" for k, v in source_counters))
+        lines.append("source counters: " + ", ".join(f"{k.removeprefix('source.')} {v}" for k, v in source_counters))
     lines.append(f"quarantine entries: {report['quarantine_entries']}; unassigned devices: "
                  f"{report['unassigned_devices']}")
     return "\n".join(lines)

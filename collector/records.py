@@ -102,6 +102,8 @@ class Batch:
     availability: list[AvailabilityRecord] = field(default_factory=list)
     receipts: list[MqttReceipt] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
+    gauges: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """State values replaced rather than added: name -> (value, ts_ms), e.g. ``source.<id>.connected``."""
 
     def count(self, name: str, delta: int = 1) -> None:
         """Add ``delta`` to counter ``name``."""
@@ -116,10 +118,17 @@ class Batch:
         self.receipts.extend(other.receipts)
         for name, delta in other.counters.items():
             self.count(name, delta)
+        self.gauges.update(other.gauges)
 
     def __bool__(self) -> bool:
         return bool(
-            self.readings or self.quarantine or self.unassigned or self.availability or self.receipts or self.counters
+            self.readings
+            or self.quarantine
+            or self.unassigned
+            or self.availability
+            or self.receipts
+            or self.counters
+            or self.gauges
         )
 
 

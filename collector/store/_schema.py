@@ -111,8 +111,14 @@ CREATE TABLE IF NOT EXISTS sensor_rooms (
     from_ms INTEGER NOT NULL,
     room TEXT NOT NULL,
     PRIMARY KEY (sensor, from_ms)
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS gauges (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL,
+    ts_ms INTEGER NOT NULL
+)
 """
+# gauges: the latest value of a state (e.g. ``source.<id>.connected``), replaced on every report.
 # sensor_rooms: the sensor is in ``room`` from ``from_ms`` (UTC epoch ms) until the sensor's next row.
 # Rows are only ever appended after everything stored for the sensor; the first row's from_ms is lowered
 # when an older reading arrives, so no reading of a sensor is older than its first assignment.

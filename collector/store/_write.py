@@ -263,6 +263,10 @@ _MAX_ROWS_PER_STATEMENT = 128  # 128 rows x 6 columns stays under SQLite's oldes
 _QUARANTINE_INSERT = (
     "INSERT INTO quarantine (received_ms, source, topic, sensor, stage, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+_GAUGE_SET = (
+    "INSERT INTO gauges (name, value, ts_ms) VALUES (?, ?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value, ts_ms = excluded.ts_ms"
+)
 _COUNTER_ADD = (
     "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"
 )
@@ -435,6 +439,9 @@ def write_batches(
     receipts = [receipt for batch in batches for receipt in batch.receipts]
     if receipts:
         _write_receipts(conn, receipts)
+    gauges = {name: state for batch in batches for name, state in batch.gauges.items()}
+    if gauges:
+        cur.executemany(_GAUGE_SET, [(name, value, ts) for name, (value, ts) in gauges.items()])
     return results
 
 

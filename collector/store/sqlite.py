@@ -311,6 +311,14 @@ class SqliteStore:
             rows = conn.execute("SELECT name, value FROM counters").fetchall()
         return {str(name): int(value) for name, value in rows}
 
+    def gauges(self) -> dict[str, tuple[int, int]]:
+        """Latest state values with the time they were reported: ``{"source.b.connected": (1, ts_ms)}``."""
+        with self._reader() as conn:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'gauges'").fetchone() is None:
+                return {}  # a read-only open of a file written by an older archmon
+            rows = conn.execute("SELECT name, value, ts_ms FROM gauges").fetchall()
+        return {str(name): (int(value), int(ts)) for name, value, ts in rows}
+
     def quarantine(self, limit: int = 100) -> list[StoredQuarantine]:
         """The newest ``limit`` quarantine records, newest first."""
         with self._reader() as conn:

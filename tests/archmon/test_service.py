@@ -113,3 +113,30 @@ def test_smoke_over_mqtt_raises_a_critical_alert_and_a_notification_request(
         publisher.disconnect()
         service.stop()
     assert (severity, state, status) == ("critical", "active", "pending")
+
+
+def test_status_shows_source_states_while_running_and_after_stop(tmp_path: Path, mosquitto: MosquittoBroker) -> None:
+    from archmon.summary import status_report
+
+    path = tmp_path / "archmon.toml"
+    path.write_text(
+        f'[site]\nname = "t"\n[[rooms]]\nid = "paper"\n'
+        f'[[mqtt]]\nid = "b"\nport = {mosquitto.port}\nclient_id = "svc-status"\n'
+        f'[[serial]]\nid = "bus"\ndevice = "{tmp_path / "no-such-port"}"\nprotocol = "modbus"\n'
+        f'[[sensors]]\nid = "th"\nroom = "paper"\nsource = "bus"\naddress = 1\npreset = "xy-md02"\n',
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    service = Service(config)
+    service.start()
+    try:
+        assert service.mqtt[0].wait_connected(15)
+        service.report_stats()
+        assert service.writer.flush(10)
+        states = {s["source"]: s["state"] for s in status_report(config)["sources"]}
+    finally:
+        service.stop()
+    assert states == {"b": "connected", "bus": "DISCONNECTED"}  # the Modbus port does not exist
+    after = status_report(config)
+    assert not after["service_running"]
+    assert {s["state"] for s in after["sources"]} == {"archmon not running"}
