@@ -122,15 +122,28 @@ class Router:
 
 
 def minimal_filters(filters: list[str]) -> list[str]:
-    """Drop duplicates and filters that a ``.../#`` filter in the list already covers."""
+    """Drop duplicates and filters that a ``.../#`` filter in the list already covers.
+
+    Linear in the number of filters for the usual ``<device topic>/#`` filters (a site may have
+    thousands); filters with ``+`` before their ``#`` are compared pairwise, and sites have few.
+    """
     unique = list(dict.fromkeys(filters))
+    plain = [f for f in unique if not f.startswith("$share/")]
+    if "#" in plain:
+        return ["#"] + [f for f in unique if f.startswith("$share/")]
+    prefixes = {f[:-2] for f in plain if f.endswith("/#") and "+" not in f}
+    wildcards = [f for f in plain if f.endswith("#") and "+" in f]
     out = []
     for candidate in unique:
+        if candidate.startswith("$share/"):
+            out.append(candidate)
+            continue
+        levels = candidate.split("/")
         covered = any(
-            other != candidate and other.endswith("#") and topic_matches_sub(other, candidate.replace("+", "\x00"))
-            and not candidate.startswith("$share/")
-            for other in unique
-            if not other.startswith("$share/")
+            "/".join(levels[:end]) in prefixes and candidate != "/".join(levels[:end]) + "/#"
+            for end in range(1, len(levels) + 1)
+        ) or any(
+            other != candidate and topic_matches_sub(other, candidate.replace("+", "\x00")) for other in wildcards
         )
         if not covered:
             out.append(candidate)
