@@ -26,6 +26,7 @@ from collector.modbus import ModbusDevice, ModbusSource
 from collector.mqtt import MqttSource
 from collector.pipeline import Pipeline
 from collector.records import Batch, WriteResult
+from collector.routing import decode_options
 from collector.serial_line import SerialLineSource
 from collector.store import SqliteStore
 from collector.writer import StoreWriter
@@ -89,6 +90,14 @@ def check_references(config: Config) -> list[str]:
                 if other != sensor.preset:
                     problems.append(f"{key}.preset: address {sensor.address} on {sensor.source!r} already "
                                     f"uses preset {other!r}; one device has one register map")
+    tables = [(f"sensors[{i}] ({s.id}).options", s.options) for i, s in enumerate(config.sensors)]
+    tables += [(f"mqtt ({m.id}).subscriptions[{i}].options", sub.options)
+               for m in config.mqtt for i, sub in enumerate(m.subscriptions)]
+    for key, options in tables:
+        try:
+            decode_options(options, device_tz=config.site.timezone)
+        except ConfigError as exc:
+            problems += [f"{where}: {key}: {p.removeprefix('decode options: ')}" for p in exc.problems]
     try:
         from alerts import check_config as check_alerts
     except ImportError:  # the alert engine is optional at this layer

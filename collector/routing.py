@@ -13,6 +13,7 @@ from paho.mqtt.client import topic_matches_sub
 
 from archmon.config import Config, SensorConfig
 from devices.decoded import DecodeOptions
+from devices.formats import make_options
 
 __all__ = ["Router", "Subscription", "decode_options", "minimal_filters"]
 
@@ -26,18 +27,15 @@ class Subscription:
     options: DecodeOptions
 
 
-_OPTION_FIELDS = {"temperature_unit", "fields", "scale", "units", "ts_field", "device_tz"}
-
-
 def decode_options(raw: dict[str, object], *, device_tz: str) -> DecodeOptions:
-    """Build DecodeOptions from a sensor's or subscription's ``options`` table.
+    """Build DecodeOptions from a sensor's or subscription's ``options`` table, the source's zone as default.
 
     Keys that are not DecodeOptions fields go to ``extra`` (e.g. ``base_topic``, ``block``, ``invert``).
+
+    Raises:
+        ConfigError: an option has the wrong type.
     """
-    known = {k: v for k, v in raw.items() if k in _OPTION_FIELDS}
-    extra = {k: v for k, v in raw.items() if k not in _OPTION_FIELDS}
-    known.setdefault("device_tz", device_tz)
-    return DecodeOptions(**known, extra=extra)  # type: ignore[arg-type]
+    return make_options({"device_tz": device_tz, **raw})
 
 
 def _unshared(topic_filter: str) -> str:

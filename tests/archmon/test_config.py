@@ -161,3 +161,11 @@ def test_check_config_finds_line_and_input_module_problems(tmp_path: Path, capsy
     assert "serial[1] (log): line_encoding 'klingon' is not a known text encoding" in err
     assert "sensors[0] (door).channel: preset 'di8' is a digital-input module" in err
     assert "2 problem(s)" in err
+
+
+def test_check_config_reports_decoder_options_of_the_wrong_type(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "opts.toml"
+    path.write_text(MINIMAL.replace('format = "zigbee2mqtt"', 'format = "json"\noptions = { fields = "temperature" }'))
+    assert main(["check-config", str(path)]) == 2
+    assert "sensors[0] (th1).options: fields must be a table/object, got 'temperature'" in capsys.readouterr().err
