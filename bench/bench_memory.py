@@ -25,6 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_ingest import stored_bytes
+
 ROOMS = 100
 ROUND_STEP_MS = 60_000  # device time between rounds: one reading a minute per sensor
 STORE_TIMEOUT_S = 600.0
@@ -98,15 +100,6 @@ def wait_stored(db: Path, expected: int) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"only {stored_readings(db)} of {expected} readings stored after {STORE_TIMEOUT_S} s")
         time.sleep(0.05)
-
-
-def stored_bytes(db: Path) -> int:
-    """Size of the database after moving the WAL into it: the data, not the write-ahead log."""
-    with sqlite3.connect(db) as conn:
-        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    if busy:
-        raise RuntimeError(f"{db}: WAL checkpoint blocked by another connection; size would include the WAL")
-    return sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
 
 
 def run(sensors: int, rounds: int, inflight: int, folder: Path) -> None:
