@@ -42,6 +42,8 @@ __all__ = [
     "StaleSettings",
     "StuckSettings",
     "WorkingHours",
+    "stale_after_ms",
+    "stale_settings",
 ]
 
 Severity = Literal["critical", "major", "minor", "warning"]
@@ -72,6 +74,22 @@ class StaleSettings(_Model):
 
     factor: float = Field(default=3.0, gt=1)
     min_timeout_s: float = Field(default=0.0, ge=0)
+
+
+def stale_after_ms(expected_interval_s: float, stale: StaleSettings) -> int:
+    """How long a sensor may stay silent before it is stale: ``factor`` × its expected interval, at least
+    ``min_timeout_s``. The one definition, used by the stale rule and by ``archmon status``."""
+    return int(max(stale.factor * expected_interval_s, stale.min_timeout_s) * 1000)
+
+
+def stale_settings(config: Any) -> StaleSettings:
+    """The ``[alerts.stale]`` table of a configuration (defaults where it is absent).
+
+    Raises:
+        pydantic.ValidationError: the table is invalid (``check-config`` names the key).
+    """
+    table = config.alerts.get("stale", {}) if isinstance(config.alerts, dict) else {}
+    return StaleSettings.model_validate(table)
 
 
 class BatterySettings(_Model):

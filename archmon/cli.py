@@ -101,20 +101,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from archmon.demo import run_demo
+    from dashboards.demo import run_demo
 
     return run_demo(Path(args.data_dir), duration_s=args.duration, interval_s=args.interval)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from archmon.summary import status_report
+    from dashboards.status import status_report
 
     config = _load(args)
     report = status_report(config)
     if args.format == "json":
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:
-        from archmon.summary import format_status
+        from dashboards.status import format_status
 
         print(format_status(report))
     return 0
@@ -169,7 +169,7 @@ def _open_store(config: Config) -> SqliteStore:
 
 
 def _cmd_quarantine(args: argparse.Namespace) -> int:
-    from archmon.summary import quarantine_report
+    from dashboards.status import quarantine_report
 
     config = _load(args)
     print(quarantine_report(config, limit=args.limit))

@@ -1,21 +1,10 @@
-"""Human-readable views of a configuration and of a running site's state (``check-config``, ``status``)."""
+"""A human-readable view of a configuration (``archmon check-config``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from archmon.config import Config
-from archmon.timeutil import now_ms, to_iso
 
-__all__ = ["STALE_FACTOR", "config_summary", "format_status", "quarantine_report", "status_report"]
-
-STALE_FACTOR = 3.0
-"""A sensor is stale when it has not reported for this many expected intervals."""
-STATS_STALE_MS = 60_000
-"""A running service reports its sources' states every 10 s; older reports mean it is not running."""
-
-COUNTERS = ("received", "readings", "stored", "duplicates", "rejected", "quarantined", "unassigned",
-            "retained_skipped", "empty", "availability")
+__all__ = ["config_summary"]
 
 
 def config_summary(config: Config) -> str:
@@ -31,133 +20,4 @@ def config_summary(config: Config) -> str:
                                                              for s in config.serial),
         f"{len(config.sensors)} sensor(s)",
     ]
-    return "\n".join(lines)
-
-
-def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
-    """Per sensor: last values, last seen, state (ok/stale/never/offline); plus counters.
-
-    Reads the database without writing, so it is safe while ``archmon run`` is running.
-    """
-    from collector.store import SqliteStore
-
-    now = now_ms() if now is None else now
-    path = config.resolve(config.storage.sqlite_path)
-    if not path.exists():
-        return {"database": str(path), "sensors": [], "counters": {}, "error": "no database yet"}
-    store = SqliteStore(path, tz=config.site.tz, readonly=True)
-    try:
-        latest = store.latest()
-        last_seen = store.last_seen()
-        availability = store.availability()
-        counters = store.counters()
-        gauges = store.gauges()
-        quarantined = store.quarantine_count()
-        unassigned = store.unassigned()
-    finally:
-        store.close()
-    values: dict[str, dict[str, Any]] = {}
-    for item in latest:
-        values.setdefault(item.sensor, {})[item.quantity] = item.value
-    sensors = []
-    for sensor in config.sensors:
-        seen = last_seen.get(sensor.id)
-        avail = availability.get(sensor.id)
-        if seen is None:
-            state = "never"
-        elif now - seen > STALE_FACTOR * sensor.expected_interval_s * 1000:
-            state = "stale"
-        else:
-            state = "ok"
-        if avail is not None and avail[0] == "offline" and (seen is None or avail[1] >= seen):
-            state = "offline" if state == "ok" else state
-        sensors.append({
-            "sensor": sensor.id, "room": sensor.room, "kind": sensor.kind, "source": sensor.source,
-            "values": values.get(sensor.id, {}), "last_seen": to_iso(seen) if seen else None,
-            "last_seen_local": to_iso(seen, config.site.tz)[:23] if seen else None,
-            "age_s": round((now - seen) / 1000, 1) if seen else None, "state": state,
-        })
-    running = gauges.get("service.running")
-    service_up = running is not None and running[0] == 1 and now - running[1] <= STATS_STALE_MS
-    sources = []
-    for source_id in [m.id for m in config.mqtt] + [s.id for s in config.serial]:
-        connected = gauges.get(f"source.{source_id}.connected")
-        if not service_up:
-            state = "archmon not running"
-        elif connected is None:
-            state = "unknown"
-        else:
-            state = "connected" if connected[0] else "DISCONNECTED"
-        sources.append({"source": source_id, "state": state,
-                        "reported": to_iso(connected[1], config.site.tz)[:19] if connected else None})
-    return {
-        "database": str(path),
-        "site": config.site.name,
-        "service_running": service_up,
-        "sources": sources,
-        "timezone": config.site.timezone,
-        "sensors": sensors,
-        "counters": counters,
-        "quarantine_entries": quarantined,
-        "unassigned_devices": len(unassigned),
-    }
-
-
-def _fmt_values(values: dict[str, float]) -> str:
-    units = {"temperature": "°C", "humidity": "%RH", "battery": "%", "light": "lx"}
-    parts = []
-    for quantity, value in sorted(values.items()):
-        if quantity == "door":
-            parts.append("door " + ("OPEN" if value else "closed"))
-        elif quantity in ("smoke", "leak"):
-            parts.append(f"{quantity} " + ("ALARM" if value else "ok"))
-        else:
-            parts.append(f"{quantity} {value:g}{units.get(quantity, '')}")
-    return ", ".join(parts) or "-"
-
-
-def format_status(report: dict[str, Any]) -> str:
-    """The status report as a table for a terminal."""
-    if report.get("error"):
-        return f"{report['database']}: {report['error']}"
-    lines = [f"site {report['site']} — {report['database']} (times in {report['timezone']})", ""]
-    width = max([len(s["sensor"]) for s in report["sensors"]] + [6])
-    lines.append(f"{'sensor':<{width}}  {'room':<12} {'state':<7} {'last seen':<23} values")
-    for s in report["sensors"]:
-        lines.append(f"{s['sensor']:<{width}}  {s['room']:<12} {s['state']:<7} {s['last_seen_local'] or '-':<23} "
-                     f"{_fmt_values(s['values'])}")
-    counters = report["counters"]
-    lines.append("")
-    lines.append("counters: " + ", ".join(f"{name} {counters.get(name, 0)}" for name in COUNTERS))
-    if report.get("sources"):
-        lines.append("sources:  " + ", ".join(f"{s['source']} {s['state']}" for s in report["sources"]))
-    source_counters = sorted((k, v) for k, v in counters.items() if k.startswith("source."))
-    if source_counters:
-        lines.append("source counters: " + ", ".join(f"{k.removeprefix('source.')} {v}" for k, v in source_counters))
-    lines.append(f"quarantine entries: {report['quarantine_entries']}; unassigned devices: "
-                 f"{report['unassigned_devices']}")
-    return "\n".join(lines)
-
-
-def quarantine_report(config: Config, *, limit: int = 20) -> str:
-    """The newest quarantined messages with source, reason and raw payload."""
-    from collector.store import SqliteStore
-
-    path = config.resolve(config.storage.sqlite_path)
-    if not path.exists():
-        return f"{path}: no database yet"
-    store = SqliteStore(path, tz=config.site.tz, readonly=True)
-    try:
-        records = store.quarantine(limit=limit)
-        unassigned = store.unassigned()
-    finally:
-        store.close()
-    lines = [f"{len(records)} newest quarantined message(s):"]
-    for rec in records:
-        payload = rec.payload[:200].decode("utf-8", "backslashreplace")
-        lines.append(f"- {to_iso(rec.received_ms)} {rec.source} {rec.topic} [{rec.stage}] {rec.reason}\n"
-                     f"    payload: {payload}")
-    lines.append(f"{len(unassigned)} unassigned device(s):")
-    for dev in unassigned:
-        lines.append(f"- {dev}")
     return "\n".join(lines)

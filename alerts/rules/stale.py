@@ -7,6 +7,7 @@ from typing import Any
 
 from alerts.model import Condition, SensorInfo
 from alerts.rules.base import Rule
+from alerts.settings import stale_after_ms
 from archmon.domain import Reading
 
 __all__ = ["StaleRule"]
@@ -35,9 +36,7 @@ class StaleRule(Rule):
     def _timeout_ms(self, sensor: SensorInfo) -> int:
         timeout = self._timeouts.get(sensor.id)
         if timeout is None:
-            stale = self.ctx.settings.stale
-            timeout = int(max(stale.factor * sensor.expected_interval_s, stale.min_timeout_s) * 1000)
-            self._timeouts[sensor.id] = timeout
+            timeout = self._timeouts[sensor.id] = stale_after_ms(sensor.expected_interval_s, self.ctx.settings.stale)
         return timeout
 
     def start(self, now_ms: int) -> None:

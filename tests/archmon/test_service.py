@@ -116,7 +116,7 @@ def test_smoke_over_mqtt_raises_a_critical_alert_and_a_notification_request(
 
 
 def test_status_shows_source_states_while_running_and_after_stop(tmp_path: Path, mosquitto: MosquittoBroker) -> None:
-    from archmon.summary import status_report
+    from dashboards.status import status_report
 
     path = tmp_path / "archmon.toml"
     path.write_text(

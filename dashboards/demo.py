@@ -1,6 +1,6 @@
 """``archmon demo``: the real collector against built-in simulators, with no config and no broker.
 
-Part of the program's face (like ``cli.py`` and ``app.py``), so it may import the other packages.
+It shows the whole program, so it lives in ``dashboards/``, which may import every other package.
 Values are taken from simulated room climates running ``SPEEDUP`` times faster than real time (a day's
 curve in two minutes); readings are stamped with the real time.
 """
@@ -176,7 +176,7 @@ class _Room:
 def run_demo(data_dir: Path, *, duration_s: float | None, interval_s: float = 2.0) -> int:
     """Run the simulators and the real service until ``duration_s`` passes or SIGINT/SIGTERM."""
     from archmon.app import Service
-    from archmon.summary import status_report
+    from dashboards.status import status_report
 
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
