@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -22,82 +22,35 @@ from archmon.domain import RawMessage
 from archmon.errors import ConfigError
 from archmon.timeutil import now_ms
 from collector.fanout import ConsumerThread
-from collector.modbus import ModbusDevice, ModbusSource
-from collector.mqtt import MqttSource
 from collector.pipeline import Pipeline
 from collector.records import Batch, WriteResult
 from collector.routing import decode_options
-from collector.serial_line import SerialLineSource
+from collector.source import PollingSource, PushSource, Source, SourceContext
+from collector.sources import SOURCE_KINDS, build_sources, source_problems
 from collector.store import SqliteStore
 from collector.writer import StoreWriter
-from devices.formats import DECODERS
-from devices.line import LineFormat
-from devices.modbus import get_register_map, read_plan
 
 __all__ = ["Service", "check_references"]
 
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL_S = 10.0
-_GAUGES = frozenset({"connected", "pending", "queued"})  # states, not counters: not summed into the store
-
-
-class _Source(Protocol):
-    def stats(self) -> dict[str, int]: ...
+# States, not counters: not summed into the store.
+_GAUGES = frozenset({"connected", "pending", "queued", "buffered"})
 
 
 def check_references(config: Config) -> list[str]:
-    """Problems the schema cannot see: unknown formats, presets and profiles, mixed presets per address."""
-    problems: list[str] = []
+    """Problems the core schema cannot see, one line each: every source table checked with its kind's
+    schema (``sources[2] (bus1).baudrate: ...``), what each kind needs of its sensors (MQTT topic and a
+    known format, Modbus address and a known preset...), decoder options, alert settings."""
     where = str(config.path or "<config>")
-    for m in config.mqtt:
-        for i, sub in enumerate(m.subscriptions):
-            if sub.format not in DECODERS:
-                problems.append(f"{where}: mqtt ({m.id}).subscriptions[{i}].format: unknown format "
-                                f"{sub.format!r}; known: {sorted(DECODERS)}")
-    for i, serial in enumerate(config.serial):
-        if serial.protocol != "line":
-            continue
-        try:
-            line_format = LineFormat(serial.line_pattern or "", units=serial.line_units, scale=serial.line_scale,
-                                     encoding=serial.line_encoding)
-        except ConfigError as exc:
-            problems += [f"{where}: serial[{i}] ({serial.id}): {p}" for p in exc.problems]
-            continue
-        on_port = [s.id for s in config.sensors if s.source == serial.id and s.enabled]
-        if len(on_port) > 1 and "(?P<sensor>" not in line_format.pattern:
-            problems.append(f"{where}: serial[{i}] ({serial.id}).line_pattern: {len(on_port)} sensors {on_port} "
-                            "share this port, so the pattern needs a (?P<sensor>...) group naming the sensor")
-    presets: dict[tuple[str, int], str] = {}
+    problems = source_problems(config)
     for i, sensor in enumerate(config.sensors):
-        key = f"{where}: sensors[{i}] ({sensor.id})"
-        if sensor.format is not None and sensor.format not in DECODERS:
-            problems.append(f"{key}.format: unknown format {sensor.format!r}; known: {sorted(DECODERS)}")
-        if sensor.preset is not None:
-            try:
-                regmap = get_register_map(sensor.preset, config.modbus_maps)
-            except KeyError as exc:
-                problems.append(f"{key}.preset: {exc.args[0] if exc.args else exc}")
-            else:
-                inputs = [r.quantity for r in regmap.registers if r.quantity.startswith("input")]
-                if inputs and sensor.channel is None:
-                    problems.append(f"{key}.channel: preset {sensor.preset!r} is a digital-input module; "
-                                    f"say which input ({inputs[0]}..{inputs[-1]}) with channel = N")
-                elif sensor.channel is not None and f"input{sensor.channel}" not in inputs:
-                    problems.append(f"{key}.channel: preset {sensor.preset!r} has no input {sensor.channel}")
-            if sensor.address is not None:
-                other = presets.setdefault((sensor.source, sensor.address), sensor.preset)
-                if other != sensor.preset:
-                    problems.append(f"{key}.preset: address {sensor.address} on {sensor.source!r} already "
-                                    f"uses preset {other!r}; one device has one register map")
-    tables = [(f"sensors[{i}] ({s.id}).options", s.options) for i, s in enumerate(config.sensors)]
-    tables += [(f"mqtt ({m.id}).subscriptions[{i}].options", sub.options)
-               for m in config.mqtt for i, sub in enumerate(m.subscriptions)]
-    for key, options in tables:
         try:
-            decode_options(options, device_tz=config.site.timezone)
+            decode_options(sensor.options, device_tz=config.site.timezone)
         except ConfigError as exc:
-            problems += [f"{where}: {key}: {p.removeprefix('decode options: ')}" for p in exc.problems]
+            problems += [f"{where}: sensors[{i}] ({sensor.id}).options: {p.removeprefix('decode options: ')}"
+                         for p in exc.problems]
     try:
         from alerts import check_config as check_alerts
     except ImportError:  # the alert engine is optional at this layer
@@ -129,29 +82,33 @@ class Service:
         for listener in on_stored or []:
             self.writer.add_listener(listener)
         self.pipeline = Pipeline(config, self._submit, receipt_lookup=self.store.receipt_time)
+        self._accepting = True
+        self._deferred: dict[str, int] = defaultdict(int)
+        self._sources = self._build_sources()
+        polling = sum(isinstance(source, PollingSource) for source in self._sources.values())
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=max(4, len(config.serial) + 2))},
+            executors={"default": ThreadPoolExecutor(max_workers=max(4, polling + 2))},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
             timezone=config.site.tz,
         )
-        self._accepting = True
-        self._deferred: dict[str, int] = defaultdict(int)
-        self.mqtt = [
-            MqttSource(m, batch_handler=self._on_mqtt, max_chunk=config.storage.batch_size, site=config.site.name,
-                       topics=self.pipeline.router.mqtt_topics(m.id))
-            for m in config.mqtt
-        ]
-        self.modbus = [ModbusSource(s, self._modbus_devices(s.id), self.pipeline.process)
-                       for s in config.serial if s.protocol == "modbus"]
-        self.lines = [SerialLineSource(s, self.pipeline.process) for s in config.serial if s.protocol == "line"]
         self.alerts: Any = self._alert_service()
         self._reported: dict[str, dict[str, int]] = defaultdict(dict)
         self._stopped = threading.Event()
 
-    def _on_mqtt(self, messages: Sequence[RawMessage]) -> Future[WriteResult]:
-        if self._accepting:
+    def _build_sources(self) -> dict[str, Source]:
+        """Every configured source from the registry, by id: built (validated), not started."""
+        self._redelivering = {t.id for t in self.config.sources
+                              if t.kind in SOURCE_KINDS and SOURCE_KINDS[t.kind].redelivers}
+        context = SourceContext(self.config, self._on_messages, self.pipeline.router,
+                                max_chunk=self.config.storage.batch_size)
+        return build_sources(self.config, context)
+
+    def _on_messages(self, messages: Sequence[RawMessage]) -> Future[WriteResult]:
+        """The sink of every source: the pipeline, except for a redelivering source while stopping."""
+        if self._accepting or not messages or messages[0].source not in self._redelivering:
             return self.pipeline.process_many(messages)
         # Stopping: leave the messages unacknowledged; the broker delivers them again on the next start.
+        # (Serial sources cannot be asked again: they keep handing over until their buffers are stored.)
         for message in messages:
             self._deferred[message.source] += 1
         return Future()
@@ -169,20 +126,6 @@ class Service:
 
             future.add_done_callback(forward)
         return future
-
-    def _modbus_devices(self, source: str) -> list[ModbusDevice]:
-        by_address: dict[int, list[Any]] = defaultdict(list)
-        for sensor in self.config.sensors:
-            if sensor.enabled and sensor.source == source and sensor.address is not None:
-                by_address[sensor.address].append(sensor)
-        devices = []
-        for address, sensors in sorted(by_address.items()):
-            regmap = get_register_map(sensors[0].preset or "", self.config.modbus_maps)
-            timeouts = [s.timeout_s for s in sensors if s.timeout_s is not None]
-            devices.append(ModbusDevice(address=address, blocks=read_plan(regmap),
-                                        timeout_s=max(timeouts) if timeouts else None,
-                                        name=",".join(s.id for s in sensors)))
-        return devices
 
     def _alert_service(self) -> Any:
         try:
@@ -204,14 +147,12 @@ class Service:
     def start(self) -> None:
         """Start the writer, the sources and the schedules (never blocks on an unreachable device)."""
         self.writer.start()
-        for source in self.mqtt:
-            source.start()
-        for line in self.lines:
-            line.start()
-        for bus in self.modbus:
-            interval = next(s.poll_interval_s for s in self.config.serial if s.id == bus.config.id)
-            self.scheduler.add_job(bus.gather, "interval", seconds=interval, id=f"modbus:{bus.config.id}",
-                                   next_run_time=_now_dt(self.config))
+        for source_id, source in self._sources.items():
+            if isinstance(source, PollingSource):
+                self.scheduler.add_job(source.gather, "interval", seconds=source.interval_s,
+                                       id=f"gather:{source_id}", next_run_time=_now_dt(self.config))
+            elif isinstance(source, PushSource):
+                source.start()
         self.scheduler.add_job(self.report_stats, "interval", seconds=STATS_INTERVAL_S, id="stats",
                                next_run_time=_now_dt(self.config))
         self.scheduler.add_job(self.apply_retention, "interval", hours=1, id="retention",
@@ -220,19 +161,12 @@ class Service:
             self._alert_feed.start()
             self.alerts.start(self.scheduler)
         self.scheduler.start()
-        log.info("archmon started: %d MQTT, %d Modbus, %d line sources; data in %s",
-                 len(self.mqtt), len(self.modbus), len(self.lines), self.db_path)
+        kinds = sorted(f"{t.id} ({t.kind})" for t in self.config.sources if t.id in self._sources)
+        log.info("archmon started: %d source(s) %s; data in %s", len(kinds), ", ".join(kinds), self.db_path)
 
-    def sources(self) -> dict[str, _Source]:
-        """Every running source by id."""
-        out: dict[str, _Source] = {}
-        for m in self.mqtt:
-            out[m.config.id] = m
-        for b in self.modbus:
-            out[b.config.id] = b
-        for line in self.lines:
-            out[line.config.id] = line
-        return out
+    def sources(self) -> dict[str, Source]:
+        """Every running source by id (tables of a kind without a running source have none)."""
+        return dict(self._sources)
 
     def report_stats(self, *, stopping: bool = False) -> None:
         """Persist the sources' counters (as deltas) and states (gauges) so ``archmon status`` can show them."""
@@ -241,8 +175,7 @@ class Service:
         batch.gauges["service.running"] = (0 if stopping else 1, now)
         for source_id, source in self.sources().items():
             stats = dict(source.stats())
-            if isinstance(source, MqttSource):
-                stats["connected"] = int(source.connected)
+            stats["connected"] = int(source.connected)
             for name, value in stats.items():
                 if not isinstance(value, int) or isinstance(value, bool) or name.endswith("_ms"):
                     continue
@@ -274,15 +207,15 @@ class Service:
         self._accepting = False
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
-        for line in self.lines:
-            line.stop()
-        for bus in self.modbus:
-            bus.close()
+        redelivering = {i: s for i, s in self._sources.items() if i in self._redelivering}
+        for source_id, source in self._sources.items():
+            if source_id not in redelivering:
+                source.stop()  # serial sources hand over what they read until it is stored (bounded wait)
         self.report_stats(stopping=True)
         self.writer.flush(timeout=30)
-        for source in self.mqtt:
+        for source_id, source in redelivering.items():
             # Wait until every stored message is acknowledged (deferred ones stay unacknowledged on purpose).
-            _wait_for(lambda s=source: s.stats().get("pending", 0) <= self._deferred[s.config.id], timeout_s=5.0)
+            _wait_for(lambda s=source, i=source_id: s.stats().get("pending", 0) <= self._deferred[i], timeout_s=5.0)
             source.stop()
         self.writer.close(timeout=30)
         if self.alerts is not None:

@@ -2,12 +2,16 @@
 
 Every error names the file, the key path and the bad value. See ``docs/archmon.sample.toml`` for a
 commented example of every option.
+
+Sources are plugins: the core only knows that ``[[sources]]`` tables have a ``kind`` and an ``id``
+(:class:`SourceTable`); each kind's own schema, in the collector's source registry
+(``collector/sources.py``), validates the rest. The older ``[[mqtt]]`` and ``[[serial]]`` tables
+(``protocol = "modbus"`` or ``"line"``) are read into the same form on load and keep working.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -20,29 +24,49 @@ from archmon.errors import ConfigError
 from archmon.quantities import QUANTITIES
 
 __all__ = [
+    "ID_PATTERN",
     "Calibration",
     "Config",
-    "MqttSourceConfig",
-    "MqttSubscription",
     "RegisterSpec",
     "RoomConfig",
     "SensorConfig",
-    "SerialSourceConfig",
     "SiteConfig",
+    "SourceTable",
     "StorageConfig",
-    "TlsConfig",
+    "check_option_keys",
+    "check_zone",
     "load_config",
     "parse_config",
+    "read_secret",
     "reference_problems",
+    "validation_problems",
 ]
 
-_ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+"""Ids of rooms, sensors and sources: letters, digits, ``_``, ``.`` and ``-``, not starting with a sign."""
+_ID = ID_PATTERN
+KIND_PATTERN = r"^[a-z][a-z0-9_]*$"
+LEGACY_SERIAL_PROTOCOLS = ("modbus", "line")
+"""``protocol`` of an older ``[[serial]]`` table, which is also its source kind."""
 MIN_RAW_RETENTION_DAYS = 8
 DECODE_OPTION_KEYS = frozenset({
     "device_tz", "temperature_unit", "fields", "scale", "units", "ts_field",  # DecodeOptions fields
     "base_topic", "block", "instance",  # format-specific extras (zigbee2mqtt/shelly-gen1, tasmota, shelly-gen2)
     "invert",  # digital-input channels: input 1 means the opposite state
 })
+
+
+def check_zone(value: str) -> str:
+    """Pydantic validator of an IANA time zone name.
+
+    Raises:
+        ValueError: the zone is unknown.
+    """
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from exc
+    return value
 
 
 class _Model(BaseModel):
@@ -59,11 +83,7 @@ class SiteConfig(_Model):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from exc
-        return value
+        return check_zone(value)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -100,34 +120,32 @@ class RoomConfig(_Model):
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
-class TlsConfig(_Model):
-    """TLS for an MQTT connection."""
+def check_option_keys(options: dict[str, Any]) -> dict[str, Any]:
+    """Pydantic validator of a decoder ``options`` table: every key must be a known decoder option.
 
-    enabled: bool = False
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    insecure: bool = False
-
-
-def _known_option_keys(options: dict[str, Any]) -> dict[str, Any]:
+    Raises:
+        ValueError: naming the unknown keys and the known ones.
+    """
     unknown = sorted(set(options) - DECODE_OPTION_KEYS)
     if unknown:
         raise ValueError(f"unknown decoder option(s) {unknown}; known: {sorted(DECODE_OPTION_KEYS)}")
     return options
 
 
-class MqttSubscription(_Model):
-    """A topic filter and the payload format of what arrives on it."""
+def read_secret(env_name: str | None, file: Path | None, what: str) -> str | None:
+    """A secret from an environment variable or the first line of a file (never from the config itself).
 
-    filter: str
-    format: str
-    options: dict[str, Any] = Field(default_factory=dict)
+    Args:
+        env_name: the variable to read, if set.
+        file: the file to read otherwise, if set.
+        what: what the secret is for, e.g. ``sources[0] (broker).password``, named in errors.
 
-    _options = field_validator("options")(_known_option_keys)
+    Returns:
+        The secret, or None when neither is given.
 
-
-def _secret(env_name: str | None, file: Path | None, what: str) -> str | None:
+    Raises:
+        ConfigError: the variable is not set or the file cannot be read.
+    """
     if env_name:
         value = os.environ.get(env_name)
         if value is None:
@@ -141,71 +159,29 @@ def _secret(env_name: str | None, file: Path | None, what: str) -> str | None:
     return None
 
 
-class MqttSourceConfig(_Model):
-    """An MQTT broker archmon subscribes to."""
-
-    id: str = Field(pattern=_ID)
-    host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
-    client_id: str = ""
-    protocol: Literal["3.1.1", "5"] = "3.1.1"
-    username: str | None = None
-    password_env: str | None = None
-    password_file: Path | None = None
-    tls: TlsConfig = TlsConfig()
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
-    qos: Literal[0, 1, 2] = 1
-    session_expiry_s: int = Field(default=7 * 86400, ge=0)
-    status_topic: str = ""
-    reconnect_min_s: float = Field(default=1.0, gt=0)
-    reconnect_max_s: float = Field(default=60.0, gt=0)
-    device_tz: str | None = None
-    subscriptions: list[MqttSubscription] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _backoff_order(self) -> MqttSourceConfig:
-        if self.reconnect_min_s > self.reconnect_max_s:
-            raise ValueError(
-                f"reconnect_min_s ({self.reconnect_min_s}) is above reconnect_max_s ({self.reconnect_max_s})"
-            )
-        return self
-
-    def password(self) -> str | None:
-        """The broker password from the environment or a file (never from the config file itself)."""
-        return _secret(self.password_env, self.password_file, f"mqtt[{self.id}].password")
+_secret = read_secret
 
 
-class SerialSourceConfig(_Model):
-    """A serial port: an RS-485 Modbus RTU bus or an ASCII line sensor."""
+class SourceTable(_Model):
+    """One source table as the core sees it: its kind, its id and the kind's own options, unchecked.
 
-    id: str = Field(pattern=_ID)
-    device: str
-    protocol: Literal["modbus", "line"]
-    baudrate: int = Field(default=9600, ge=300, le=921_600)
-    parity: Literal["N", "E", "O"] = "N"
-    bytesize: Literal[7, 8] = 8
-    stopbits: Literal[1, 2] = 1
-    poll_interval_s: float = Field(default=60.0, gt=0)
-    timeout_s: float = Field(default=1.0, gt=0, le=30)
-    reconnect_max_s: float = Field(default=30.0, gt=0)
-    line_pattern: str | None = None
-    line_units: dict[str, str] = Field(default_factory=dict)
-    line_scale: dict[str, float] = Field(default_factory=dict)
-    line_encoding: str = "ascii"
-    device_tz: str | None = None
+    The collector's source registry validates ``options`` with the kind's schema
+    (``collector.sources.source_configs``); the core checks only ``kind`` and ``id``.
 
-    @model_validator(mode="after")
-    def _line_needs_pattern(self) -> SerialSourceConfig:
-        if self.protocol == "line":
-            if not self.line_pattern:
-                raise ValueError("protocol 'line' needs line_pattern (a regex with named groups)")
-            try:
-                compiled = re.compile(self.line_pattern)
-            except re.error as exc:
-                raise ValueError(f"line_pattern {self.line_pattern!r} is not a valid regex: {exc}") from exc
-            if not compiled.groupindex:
-                raise ValueError(f"line_pattern {self.line_pattern!r} has no named groups (?P<quantity>...)")
-        return self
+    Attributes:
+        kind: the source kind, e.g. ``mqtt``, ``modbus`` or ``line``.
+        id: the source id that sensors name with ``source = "<id>"``.
+        options: every other key of the table, as written.
+        where: the table's key path in the file for messages: ``sources[2] (bus1)``, or for the older
+            form ``mqtt[0] (broker)`` / ``serial[0] (bus1)``.
+        form: how the table was written: ``sources``, or the older ``mqtt`` or ``serial``.
+    """
+
+    kind: str = Field(pattern=KIND_PATTERN)
+    id: str = Field(pattern=ID_PATTERN)
+    options: dict[str, Any] = Field(default_factory=dict)
+    where: str = ""
+    form: Literal["sources", "mqtt", "serial"] = "sources"
 
 
 class RegisterSpec(_Model):
@@ -249,7 +225,7 @@ class SensorConfig(_Model):
     options: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
 
-    _options = field_validator("options")(_known_option_keys)
+    _options = field_validator("options")(check_option_keys)
 
     @model_validator(mode="after")
     def _calibrated_quantities(self) -> SensorConfig:
@@ -267,8 +243,7 @@ class Config(_Model):
     site: SiteConfig = SiteConfig()
     storage: StorageConfig = StorageConfig()
     rooms: list[RoomConfig] = Field(default_factory=list)
-    mqtt: list[MqttSourceConfig] = Field(default_factory=list)
-    serial: list[SerialSourceConfig] = Field(default_factory=list)
+    sources: list[SourceTable] = Field(default_factory=list)
     sensors: list[SensorConfig] = Field(default_factory=list)
     modbus_maps: dict[str, list[RegisterSpec]] = Field(default_factory=dict)
     alerts: dict[str, Any] = Field(default_factory=dict)
@@ -281,6 +256,13 @@ class Config(_Model):
                 return room
         raise KeyError(room_id)
 
+    def source(self, source_id: str) -> SourceTable:
+        """The source table with this id (KeyError if none)."""
+        for table in self.sources:
+            if table.id == source_id:
+                return table
+        raise KeyError(source_id)
+
     def resolve(self, path: Path) -> Path:
         """A path from the config, relative to the config file's folder."""
         if path.is_absolute() or self.path is None:
@@ -289,41 +271,26 @@ class Config(_Model):
 
 
 def reference_problems(config: Config) -> list[str]:
-    """Problems between sections: unknown rooms and sources, missing topics/addresses, duplicates."""
+    """Problems between sections: unknown rooms and sources, duplicate ids.
+
+    What a sensor must say for its source (an MQTT topic, a Modbus address...) is the source kind's
+    business: ``collector.sources.source_problems`` checks it with the kind's schema.
+    """
     problems: list[str] = []
     _unique(problems, "rooms", [r.id for r in config.rooms])
     _unique(problems, "sensors", [s.id for s in config.sensors])
-    sources = {s.id: s for s in [*config.mqtt, *config.serial]}
-    _unique(problems, "mqtt/serial", [s.id for s in [*config.mqtt, *config.serial]])
+    first: dict[str, SourceTable] = {}
+    for table in config.sources:
+        other = first.setdefault(table.id, table)
+        if other is not table:
+            problems.append(f"{table.where}.id: duplicate source id {table.id!r} (also {other.where})")
     rooms = {r.id for r in config.rooms}
-    claimed: dict[tuple[str, str], str] = {}
     for i, sensor in enumerate(config.sensors):
         where = f"sensors[{i}] ({sensor.id})"
         if sensor.room not in rooms:
             problems.append(f"{where}.room: unknown room {sensor.room!r}; known: {sorted(rooms)}")
-        source = sources.get(sensor.source)
-        if source is None:
-            problems.append(f"{where}.source: unknown source {sensor.source!r}; known: {sorted(sources)}")
-            continue
-        if isinstance(source, MqttSourceConfig):
-            if not sensor.topic:
-                problems.append(f"{where}.topic: required for a sensor on MQTT source {source.id!r}")
-            if not sensor.format:
-                problems.append(f"{where}.format: required for a sensor on MQTT source {source.id!r}")
-            key = (source.id, (sensor.topic or "").rstrip("/"))
-        elif source.protocol == "modbus":
-            if sensor.address is None:
-                problems.append(f"{where}.address: required for a sensor on Modbus bus {source.id!r}")
-            if not sensor.preset:
-                problems.append(f"{where}.preset: required for a sensor on Modbus bus {source.id!r}")
-            key = (source.id, f"{sensor.address}/{sensor.channel}")
-        else:
-            key = (source.id, f"line/{sensor.id}")
-        if sensor.enabled and key in claimed:
-            problems.append(f"{where}: same device as sensor {claimed[key]!r} (source {key[0]!r}, "
-                            f"{'topic' if isinstance(source, MqttSourceConfig) else 'address/channel'} "
-                            f"{key[1]!r}); one of them would never receive data")
-        claimed.setdefault(key, sensor.id)
+        if sensor.source not in first:
+            problems.append(f"{where}.source: unknown source {sensor.source!r}; known: {sorted(first)}")
     return problems
 
 
@@ -335,8 +302,8 @@ def _unique(problems: list[str], what: str, ids: list[str]) -> None:
         seen.add(ident)
 
 
-def _key_path(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
-    out = ""
+def _key_path(loc: tuple[int | str, ...], data: Any, prefix: str = "") -> str:
+    out = prefix
     node: Any = data
     for part in loc:
         if isinstance(part, int):
@@ -350,24 +317,83 @@ def _key_path(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
     return out
 
 
+def validation_problems(exc: pydantic.ValidationError, data: Any, *, source: str, prefix: str = "") -> list[str]:
+    """One line per error of a pydantic validation: ``FILE: key.path: message (got VALUE)``.
+
+    Args:
+        exc: the validation error.
+        data: what was validated (to name list items by their ``id``).
+        source: the file name (or ``<config>``) the lines start with.
+        prefix: the key path of ``data`` in the file, e.g. ``sources[2] (bus1)``.
+    """
+    problems = []
+    for err in exc.errors():
+        key = _key_path(err["loc"], data, prefix) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown option"
+        got = "" if err["type"] in ("missing", "value_error") else f" (got {err['input']!r})"
+        problems.append(f"{source}: {key}: {message}{got}")
+    return problems
+
+
+def _source_tables(data: dict[str, Any], source: str) -> tuple[list[SourceTable], list[str]]:
+    """Every source table, ``[[sources]]`` and the older ``[[mqtt]]`` / ``[[serial]]``, as a SourceTable."""
+    tables: list[SourceTable] = []
+    problems: list[str] = []
+    for form in ("sources", "mqtt", "serial"):
+        items = data.get(form)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            problems.append(f"{source}: {form}: must be a list of [[{form}]] tables (got {items!r})")
+            continue
+        for i, item in enumerate(items):
+            where = f"{form}[{i}]"
+            if not isinstance(item, dict):
+                problems.append(f"{source}: {where}: must be a table (got {item!r})")
+                continue
+            if isinstance(item.get("id"), str):
+                where += f" ({item['id']})"
+            options = dict(item)
+            head = {"id": options.pop("id")} if "id" in options else {}
+            if form == "sources":
+                if "kind" in options:
+                    head["kind"] = options.pop("kind")
+            elif form == "mqtt":
+                head["kind"] = "mqtt"
+            else:  # the protocol of an older [[serial]] table is its kind
+                protocol = options.pop("protocol", None)
+                if protocol not in LEGACY_SERIAL_PROTOCOLS:
+                    message = "Field required" if protocol is None else f"Input should be 'modbus' or 'line' " \
+                                                                       f"(got {protocol!r})"
+                    problems.append(f"{source}: {where}.protocol: {message}")
+                    continue
+                head["kind"] = protocol
+            try:
+                tables.append(SourceTable(**head, options=options, where=where, form=form))
+            except pydantic.ValidationError as exc:
+                problems += validation_problems(exc, head, source=source, prefix=where)
+    return tables, problems
+
+
 def parse_config(data: dict[str, Any], source: str = "<config>", path: Path | None = None) -> Config:
     """Validate a parsed TOML document into a Config.
+
+    Source tables are checked for their ``kind`` and ``id`` only; the collector's source registry
+    validates the rest with each kind's schema (``archmon check-config`` and the service do both).
 
     Raises:
         ConfigError: one line per problem: ``FILE: key.path: message (got VALUE)``.
     """
+    tables, problems = _source_tables(data, source)
+    core = {key: value for key, value in data.items() if key not in ("sources", "mqtt", "serial")}
     try:
-        config = Config.model_validate({**data, "path": path})
+        config = Config.model_validate({**core, "sources": tables, "path": path})
     except pydantic.ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            key = _key_path(err["loc"], data) or "(top level)"
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = "unknown option"
-            got = "" if err["type"] in ("missing", "value_error") else f" (got {err['input']!r})"
-            problems.append(f"{source}: {key}: {message}{got}")
-        raise ConfigError(problems) from None
+        problems += validation_problems(exc, data, source=source)
+    if problems:
+        raise ConfigError(problems)
     problems = reference_problems(config)
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
@@ -375,21 +401,16 @@ def parse_config(data: dict[str, Any], source: str = "<config>", path: Path | No
 
 
 def _absolute_paths(config: Config, base: Path) -> Config:
-    """Paths in the file are relative to the file's folder, not to the working directory."""
+    """Paths in the file are relative to the file's folder, not to the working directory.
+
+    Paths inside source tables are the kinds' business: the registry resolves them with ``config.path``.
+    """
 
     def fix(value: Path | None) -> Path | None:
         return value if value is None or value.is_absolute() else base / value
 
-    mqtt = [
-        m.model_copy(update={
-            "password_file": fix(m.password_file),
-            "tls": m.tls.model_copy(update={"ca_file": fix(m.tls.ca_file), "cert_file": fix(m.tls.cert_file),
-                                            "key_file": fix(m.tls.key_file)}),
-        })
-        for m in config.mqtt
-    ]
     storage = config.storage.model_copy(update={"sqlite_path": fix(config.storage.sqlite_path)})
-    return config.model_copy(update={"mqtt": mqtt, "storage": storage})
+    return config.model_copy(update={"storage": storage})
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

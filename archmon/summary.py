@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from archmon.config import Config
+from archmon.config import Config, SourceTable
 
 __all__ = ["config_summary"]
 
@@ -15,9 +15,13 @@ def config_summary(config: Config) -> str:
         f"storage: {config.resolve(config.storage.sqlite_path)} (raw retention "
         f"{config.storage.raw_retention_days or 'forever'}{' days' if config.storage.raw_retention_days else ''})",
         f"{len(config.rooms)} room(s): " + ", ".join(f"{r.id} [{r.profile}]" for r in config.rooms),
-        f"{len(config.mqtt)} MQTT broker(s): " + ", ".join(f"{m.id} {m.host}:{m.port}" for m in config.mqtt),
-        f"{len(config.serial)} serial port(s): " + ", ".join(f"{s.id} {s.device} ({s.protocol})"
-                                                             for s in config.serial),
+        f"{len(config.sources)} source(s): " + ", ".join(_describe(t) for t in config.sources),
         f"{len(config.sensors)} sensor(s)",
     ]
     return "\n".join(lines)
+
+
+def _describe(table: SourceTable) -> str:
+    """``id (kind)``, with the device or host when the table names one."""
+    place = table.options.get("device") or table.options.get("host")
+    return f"{table.id} ({table.kind})" + (f" {place}" if isinstance(place, str) else "")

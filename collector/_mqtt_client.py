@@ -14,8 +14,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from archmon.config import MqttSourceConfig
 from archmon.errors import ConfigError
+from collector.mqtt_config import MqttSourceConfig
 
 __all__ = [
     "OFFLINE",

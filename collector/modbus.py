@@ -5,6 +5,12 @@ Each device that answered all its read blocks becomes one RawMessage (topic
 decoders turn it into readings. A device's own timeout bounds what a silent device costs, so it never
 stalls the others. Failures (timeout, CRC error, exception response, port gone) are counted per
 device and logged once per condition; a lost port is reopened by a later gather.
+
+A gather never waits for the store: the messages go into a bounded
+:class:`collector.handover.Handover`, which hands them to the sink from its own thread and keeps
+them until they are durable, so the readings of a poll made while the store is stalled are kept and
+retried (past ``max_buffered_messages`` the oldest are dropped and counted), and a message the store
+refuses for good is logged and counted, never retried forever.
 """
 
 from __future__ import annotations
@@ -12,7 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,12 +28,15 @@ from pymodbus.client import ModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerRTU, FramerType
 
-from archmon.config import SerialSourceConfig
+from archmon.config import Config, SensorConfig
 from archmon.domain import RawMessage
 from archmon.timeutil import now_ms
-from devices.modbus import ReadBlock, encode_modbus_payload
+from collector.handover import Handover
+from collector.modbus_config import ModbusSourceConfig
+from collector.source import MessageSink
+from devices.modbus import ReadBlock, encode_modbus_payload, get_register_map, read_plan
 
-__all__ = ["ModbusDevice", "ModbusSource"]
+__all__ = ["ModbusDevice", "ModbusSource", "bus_devices"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +79,29 @@ class ModbusDevice:
         return f"{self.address} ({self.name})" if self.name else str(self.address)
 
 
+def bus_devices(config: Config, source_id: str) -> list[ModbusDevice]:
+    """The devices to poll on one bus: one per address of its enabled sensors, in address order.
+
+    Sensors at one address share the device (a digital-input module's channels); its reply timeout
+    is the longest ``timeout_s`` they give.
+
+    Raises:
+        KeyError: a preset is unknown (``archmon check-config`` reports it first).
+    """
+    by_address: dict[int, list[SensorConfig]] = defaultdict(list)
+    for sensor in config.sensors:
+        if sensor.enabled and sensor.source == source_id and sensor.address is not None:
+            by_address[sensor.address].append(sensor)
+    devices = []
+    for address, sensors in sorted(by_address.items()):
+        regmap = get_register_map(sensors[0].preset or "", config.modbus_maps)
+        timeouts = [s.timeout_s for s in sensors if s.timeout_s is not None]
+        devices.append(ModbusDevice(address=address, blocks=read_plan(regmap),
+                                    timeout_s=max(timeouts) if timeouts else None,
+                                    name=",".join(s.id for s in sensors)))
+    return devices
+
+
 class _CrcWatch:
     """A pymodbus ``trace_packet`` hook that notices replies whose CRC is wrong.
 
@@ -107,11 +140,16 @@ class _DeviceState:
 class ModbusSource:
     """Polls Modbus RTU devices on one serial port.
 
+    Building it opens nothing; the first :meth:`gather` opens the port.
+
     Args:
-        config: the validated serial source (``protocol = "modbus"``); its line settings, default
-            ``timeout_s`` and device path are used.
+        config: the validated Modbus source; its line settings, default ``timeout_s`` and device
+            path are used.
         devices: the devices on this bus, polled in this order.
-        handler: called (in the gathering thread) with one RawMessage per device that answered.
+        sink: gets one RawMessage per device that answered, from the hand-over's thread (never
+            from the gathering one), in chunks of at most ``max_chunk``; returns a future resolved
+            once they are durable.
+        max_chunk: most messages per sink call.
 
     Raises:
         ValueError: if two devices share an address.
@@ -119,23 +157,26 @@ class ModbusSource:
 
     def __init__(
         self,
-        config: SerialSourceConfig,
+        config: ModbusSourceConfig,
         devices: Sequence[ModbusDevice],
-        handler: Callable[[RawMessage], Any],
+        sink: MessageSink,
+        *,
+        max_chunk: int = 500,
     ) -> None:
         addresses = [d.address for d in devices]
         duplicates = sorted({a for a in addresses if addresses.count(a) > 1})
         if duplicates:
-            raise ValueError(f"serial[{config.id}]: Modbus addresses used twice: {duplicates}")
+            raise ValueError(f"modbus source {config.id}: Modbus addresses used twice: {duplicates}")
         self.config = config
         self.devices = tuple(devices)
-        self._handler = handler
+        self._handover = Handover(f"modbus {config.id}", sink, max_buffered=config.max_buffered_messages,
+                                  max_chunk=max_chunk)
         self._client: ModbusSerialClient | None = None
         self._crc_watch = _CrcWatch()
         self._gather_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._states = {d.address: _DeviceState() for d in self.devices}
-        self._totals = {"gathers": 0, "skipped_gathers": 0, "reconnects": 0, "port_lost": 0, "handler_errors": 0}
+        self._totals = {"gathers": 0, "skipped_gathers": 0, "reconnects": 0, "port_lost": 0}
         self._port_down = False
 
     # -- public -----------------------------------------------------------------------------------
@@ -162,15 +203,36 @@ class ModbusSource:
         finally:
             self._gather_lock.release()
 
-    def close(self) -> None:
-        """Close the port (waits for a running gather to finish)."""
+    def stop(self, *, drain_s: float = 10.0) -> None:
+        """Close the port (after a running gather), then wait (at most ``drain_s``) for the messages
+        gathered so far to be durable; what the store did not take by then is logged as lost."""
         with self._gather_lock:
             self._drop_client()
+        self._handover.stop(drain_s)
+
+    @property
+    def interval_s(self) -> float:
+        """Seconds between two gathers (``poll_interval_s``)."""
+        return self.config.poll_interval_s
+
+    @property
+    def connected(self) -> bool:
+        """True while the port is open."""
+        with self._stats_lock:
+            return self._client is not None
+
+    @property
+    def handover(self) -> Handover:
+        """The buffer between the polls and the sink (its refused messages, for inspection)."""
+        return self._handover
 
     def stats(self) -> dict[str, int]:
         """Counters: totals (``polls``, ``answers``, ``timeouts``, ``crc_errors``, ``exception_responses``,
-        ``errors``, ``reconnects``, ``port_lost``, ``gathers``, ``skipped_gathers``, ``handler_errors``,
-        ``connected``) and per device ``device.<address>.<counter>`` including ``last_ok_ms``."""
+        ``errors``, ``reconnects``, ``port_lost``, ``gathers``, ``skipped_gathers``), from the hand-over
+        ``delivered``, ``dropped`` (buffer full), ``refused`` (by the store, for good), ``retries``,
+        ``handler_errors`` (the sink raised), gauges ``connected`` and ``buffered`` (gathered, not yet
+        durable), and per device ``device.<address>.<counter>`` including ``last_ok_ms``."""
+        handover = self._handover.stats()
         with self._stats_lock:
             out = dict(self._totals)
             out["connected"] = int(self._client is not None)
@@ -179,7 +241,9 @@ class ModbusSource:
             for address, state in self._states.items():
                 for name in ("polls", "answers", *_COUNTER.values(), "last_ok_ms"):
                     out[f"device.{address}.{name}"] = getattr(state, name)
-            return out
+        out.update(buffered=handover.buffered, delivered=handover.delivered, dropped=handover.dropped,
+                   refused=handover.refused, retries=handover.retries, handler_errors=handover.handler_errors)
+        return out
 
     # -- port -------------------------------------------------------------------------------------
 
@@ -260,17 +324,12 @@ class ModbusSource:
                 return outcome
             reads.append((block, values))
         self._answered(device, state)
-        message = RawMessage(
+        self._handover.put(RawMessage(
             source=self.config.id,
             topic=f"modbus/{self.config.id}/{device.address}",
             payload=encode_modbus_payload(device.address, reads),
             received_ms=now_ms(),
-        )
-        try:
-            self._handler(message)
-        except Exception:
-            self._count("handler_errors")
-            log.exception("modbus %s: handler failed for device %s", self.config.id, device.label)
+        ))
         return "ok"
 
     def _read(

@@ -70,7 +70,6 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from archmon.config import MqttSourceConfig
 from archmon.domain import RawMessage
 from archmon.errors import ConfigError, RetryLater
 from archmon.timeutil import now_ms
@@ -84,6 +83,7 @@ from collector._mqtt_client import (
     subscription_list,
     validate_filter,
 )
+from collector.mqtt_config import MqttSourceConfig
 
 __all__ = ["MqttBatchHandler", "MqttHandler", "MqttSource"]
 

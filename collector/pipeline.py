@@ -35,6 +35,8 @@ from collector.records import (
     mqtt_messages_counter,
 )
 from collector.routing import Router
+from collector.serial_line_config import LineSourceConfig
+from collector.sources import configs_of
 from devices.decoded import Decoded, DecodedValue, DecodeOptions
 from devices.formats import get_decoder
 from devices.line import LineFormat
@@ -82,11 +84,8 @@ class Pipeline:
         self._clock = clock
         self._receipt_lookup = receipt_lookup
         self.router = Router(config)
-        self._lines = {
-            s.id: LineFormat(s.line_pattern or "", units=s.line_units, scale=s.line_scale, encoding=s.line_encoding,
-                             device_tz=s.device_tz or config.site.timezone)
-            for s in config.serial
-            if s.protocol == "line"
+        self._lines: dict[str, LineFormat] = {
+            s.id: s.line_format(config.site.timezone) for s in configs_of(config, LineSourceConfig)
         }
         self._warned: set[str] = set()
         self._last_receive_ms: dict[str, int] = {}

@@ -1,17 +1,22 @@
 """Which configured sensor a raw message belongs to, and how to decode it.
 
-Built once from the validated config. MQTT sensors are found by their device topic (the longest
-configured prefix of the message topic, or a wildcard filter); serial sensors by port and bus address.
+Built once from the validated config; the sources' typed configs come from the source registry
+(``collector.sources``). MQTT sensors are found by their device topic (the longest configured prefix
+of the message topic, or a wildcard filter); serial sensors by port and bus address.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from paho.mqtt.client import topic_matches_sub
 
 from archmon.config import Config, SensorConfig
+from collector.mqtt_config import MqttSourceConfig
+from collector.source import SourceConfig
+from collector.sources import source_configs
 from devices.decoded import DecodeOptions
 from devices.formats import make_options
 
@@ -46,18 +51,28 @@ def _unshared(topic_filter: str) -> str:
 
 
 class Router:
-    """Maps (source, topic) to sensors; see the module docstring."""
+    """Maps (source, topic) to sensors; see the module docstring.
 
-    def __init__(self, config: Config) -> None:
+    Args:
+        config: the validated configuration.
+        sources: its sources' typed configs (default: validated here through the registry).
+
+    Raises:
+        ConfigError: a source table is invalid.
+    """
+
+    def __init__(self, config: Config, sources: Sequence[SourceConfig] | None = None) -> None:
         self._exact: dict[tuple[str, str], SensorConfig] = {}
         self._wildcard: dict[str, list[SensorConfig]] = defaultdict(list)
         self._by_address: dict[tuple[str, int], list[SensorConfig]] = defaultdict(list)
         self._by_port: dict[str, list[SensorConfig]] = defaultdict(list)
         self._subscriptions: dict[str, list[Subscription]] = defaultdict(list)
         self.options: dict[str, DecodeOptions] = {}
-        mqtt_tz = {m.id: m.device_tz or config.site.timezone for m in config.mqtt}
+        typed = source_configs(config) if sources is None else sources
+        brokers = [s for s in typed if isinstance(s, MqttSourceConfig)]
+        mqtt_tz = {m.id: m.device_tz or config.site.timezone for m in brokers}
         self._mqtt_ids = set(mqtt_tz)
-        for mqtt in config.mqtt:
+        for mqtt in brokers:
             for sub in mqtt.subscriptions:
                 options = decode_options(sub.options, device_tz=mqtt_tz[mqtt.id])
                 self._subscriptions[mqtt.id].append(Subscription(sub.filter, sub.format, options))

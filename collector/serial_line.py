@@ -3,6 +3,12 @@
 One thread per port reads with pyserial; partial lines are buffered until their line ending; a
 lost or failing port is reopened with exponential backoff (capped at ``reconnect_max_s``). Lines are
 not parsed here: the pipeline's line decoder applies ``line_pattern`` and quarantines what fails.
+
+The reader thread never waits for the store: each line goes into a bounded
+:class:`collector.handover.Handover`, whose own thread hands lines to the sink and keeps them until
+they are durable. While the store is stalled the reader keeps reading the port (a sensor cannot be
+asked to send again, and the kernel's buffer would overflow); past ``max_buffered_messages`` the
+oldest lines not yet handed over are dropped, counted and logged.
 """
 
 from __future__ import annotations
@@ -10,14 +16,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
-from typing import Any
 
 import serial
 
-from archmon.config import SerialSourceConfig
 from archmon.domain import RawMessage
 from archmon.timeutil import now_ms
+from collector.handover import Handover
+from collector.serial_line_config import LineSourceConfig
+from collector.source import MessageSink
 
 __all__ = ["SerialLineSource"]
 
@@ -32,16 +38,20 @@ _LINE_END = re.compile(rb"[\r\n]")
 class SerialLineSource:
     """Reads lines from a serial port in a background thread.
 
+    Building it opens nothing; :meth:`start` starts the reader thread, which opens the port.
+
     Args:
-        config: the validated serial source (``protocol = "line"``).
-        handler: called from the reader thread with one RawMessage per non-empty line, payload
-            without its line ending; topic ``line/<source id>``. Exceptions it raises are logged
-            and counted, and reading goes on.
+        config: the validated line source.
+        sink: gets the lines as RawMessages (payload without its line ending, topic
+            ``line/<source id>``), from the hand-over's thread, in order, in chunks of at most
+            ``max_chunk``; returns a future resolved once they are durable.
+        max_chunk: most lines per sink call.
     """
 
-    def __init__(self, config: SerialSourceConfig, handler: Callable[[RawMessage], Any]) -> None:
+    def __init__(self, config: LineSourceConfig, sink: MessageSink, *, max_chunk: int = 500) -> None:
         self.config = config
-        self._handler = handler
+        self._handover = Handover(f"serial line {config.id}", sink, max_buffered=config.max_buffered_messages,
+                                  max_chunk=max_chunk)
         self._topic = f"line/{config.id}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -57,7 +67,6 @@ class SerialLineSource:
             "reconnects": 0,
             "open_failures": 0,
             "read_errors": 0,
-            "handler_errors": 0,
             "overlong_lines": 0,
             "partial_dropped": 0,
             "connected": 0,
@@ -71,8 +80,9 @@ class SerialLineSource:
         self._thread = threading.Thread(target=self._run, name=f"serial-line {self.config.id}", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the reader thread and close the port; returns within about ``timeout`` seconds."""
+    def stop(self, timeout: float = 5.0, *, drain_s: float = 10.0) -> None:
+        """Stop the reader thread, close the port, then wait (at most ``drain_s``) for the lines read
+        so far to be durable; what the store did not take by then is logged as lost."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -80,12 +90,30 @@ class SerialLineSource:
                 log.warning("serial line %s: reader thread did not stop in %.1f s", self.config.id, timeout)
             self._thread = None
         self._close()
+        self._handover.stop(drain_s)
+
+    @property
+    def connected(self) -> bool:
+        """True while the port is open."""
+        with self._lock:
+            return bool(self._stats["connected"])
 
     def stats(self) -> dict[str, int]:
-        """Counters: lines, bytes, opens, reconnects, open_failures, read_errors, handler_errors,
-        overlong_lines, partial_dropped, and connected (1 while the port is open)."""
+        """Counters: lines, bytes, opens, reconnects, open_failures, read_errors, overlong_lines,
+        partial_dropped; from the hand-over delivered, dropped (buffer full), refused (by the store,
+        for good), retries, handler_errors (the sink raised); gauges connected (1 while the port is
+        open) and buffered (lines read, not yet durable)."""
+        handover = self._handover.stats()
         with self._lock:
-            return dict(self._stats)
+            out = dict(self._stats)
+        out.update(buffered=handover.buffered, delivered=handover.delivered, dropped=handover.dropped,
+                   refused=handover.refused, retries=handover.retries, handler_errors=handover.handler_errors)
+        return out
+
+    @property
+    def handover(self) -> Handover:
+        """The buffer between the reader and the sink (its refused messages, for inspection)."""
+        return self._handover
 
     def _count(self, name: str, delta: int = 1) -> None:
         with self._lock:
@@ -173,9 +201,4 @@ class SerialLineSource:
 
     def _deliver(self, line: bytes) -> None:
         self._count("lines")
-        message = RawMessage(source=self.config.id, topic=self._topic, payload=line, received_ms=now_ms())
-        try:
-            self._handler(message)
-        except Exception:
-            self._count("handler_errors")
-            log.exception("serial line %s: handler failed on %r", self.config.id, line[:80])
+        self._handover.put(RawMessage(source=self.config.id, topic=self._topic, payload=line, received_ms=now_ms()))

@@ -67,7 +67,7 @@ def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
     running = gauges.get("service.running")
     service_up = running is not None and running[0] == 1 and now - running[1] <= STATS_STALE_MS
     sources = []
-    for source_id in [m.id for m in config.mqtt] + [s.id for s in config.serial]:
+    for source_id in [table.id for table in config.sources]:
         connected = gauges.get(f"source.{source_id}.connected")
         if not service_up:
             state = "archmon not running"
