@@ -18,7 +18,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from archmon.errors import ConfigError
 from archmon.quantities import QUANTITIES
@@ -159,8 +159,6 @@ def read_secret(env_name: str | None, file: Path | None, what: str) -> str | Non
     return None
 
 
-_secret = read_secret
-
 
 class SourceTable(_Model):
     """One source table as the core sees it: its kind, its id and the kind's own options, unchecked.
@@ -180,8 +178,14 @@ class SourceTable(_Model):
     kind: str = Field(pattern=KIND_PATTERN)
     id: str = Field(pattern=ID_PATTERN)
     options: dict[str, Any] = Field(default_factory=dict)
-    where: str = ""
-    form: Literal["sources", "mqtt", "serial"] = "sources"
+    # Where the table came from, not options written in it.
+    where: str = Field(default="", exclude=True)
+    form: Literal["sources", "mqtt", "serial"] = Field(default="sources", exclude=True)
+
+    @model_serializer(mode="plain")
+    def _as_written(self) -> dict[str, Any]:
+        """Dumped as a ``[[sources]]`` table, so a dumped Config parses again."""
+        return {"kind": self.kind, "id": self.id, **self.options}
 
 
 class RegisterSpec(_Model):

@@ -126,7 +126,7 @@ def run(sensors: int, rounds: int, inflight: int, folder: Path) -> None:
         service = Service(config)
         t2 = time.perf_counter()
         service.start()
-        if not all(source.wait_connected(STORE_TIMEOUT_S) for source in service.mqtt):
+        if not all(source.wait_connected(STORE_TIMEOUT_S) for source in service.sources().values()):
             raise RuntimeError("service did not connect and subscribe")
         t3 = time.perf_counter()
         gc.collect()
@@ -136,7 +136,7 @@ def run(sensors: int, rounds: int, inflight: int, folder: Path) -> None:
               f"{'on' if service.alerts is not None else 'OFF (alerts not importable)'}, "
               f"mosquitto max_inflight_messages {inflight}")
         print(f"start-up             : {t3 - t0:8.2f} s  (load_config {t1 - t0:.2f} s, Service() {t2 - t1:.2f} s, "
-              f"start + connect + subscribe {t3 - t2:.2f} s; {len(service.mqtt[0].topics)} topic filters)")
+              f"start + connect + subscribe {t3 - t2:.2f} s; {len(service.sources()['z2m'].topics)} topic filters)")
         db = service.db_path
         base_ms = int(time.time() * 1000) - 3_600_000
         rss_rounds = []

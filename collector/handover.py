@@ -131,6 +131,11 @@ class Handover:
                         "counted as dropped", self._name, self._max_buffered, dropped.topic, dropped.received_ms)
         self._ensure_thread()
 
+    def wait_drained(self, timeout: float | None = None) -> bool:
+        """Wait until every message put so far is durable or given up; False after ``timeout`` seconds."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._waiting and not self._in_flight, timeout)
+
     def stop(self, timeout: float = 10.0) -> int:
         """Hand over what is buffered (waiting at most ``timeout`` seconds), then end the thread.
 

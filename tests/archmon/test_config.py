@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest
 
+from archmon.app import check_references
 from archmon.cli import main
 from archmon.config import load_config, parse_config
 from archmon.errors import ConfigError
-from collector.sources import SOURCES, sample_path
+from collector.mqtt_config import MqttSourceConfig
+from collector.sources import configs_of
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = """
@@ -35,11 +36,12 @@ def test_full_sample_config_validates() -> None:
     assert config.sensors[0].calibration["temperature"].offset == -0.2
 
 
-@pytest.mark.parametrize("kind", sorted(SOURCES))
-def test_every_source_kind_has_a_sample_that_validates(kind: str) -> None:
-    data = tomllib.loads(sample_path(kind).read_text(encoding="utf-8"))
-    config = parse_config(data, source=str(sample_path(kind)))
-    assert config.mqtt or config.serial
+def test_full_sample_uses_every_source_kind_in_both_forms() -> None:
+    config = load_config(ROOT / "docs" / "archmon.sample.toml")
+    assert check_references(config) == []
+    forms = {(t.kind, t.form) for t in config.sources}
+    assert {kind for kind, _ in forms} == {"mqtt", "modbus", "line"}
+    assert {form for _, form in forms} == {"sources"}  # the older [[mqtt]]/[[serial]] form is only described
 
 
 def test_error_names_file_key_path_and_value(tmp_path: Path) -> None:
@@ -78,14 +80,15 @@ def test_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
 def test_password_comes_from_environment_or_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     secret = tmp_path / "pw"
     secret.write_text("s3cret\n")
-    config = parse_config({"mqtt": [{"id": "a", "password_env": "T_ARCHMON_PW"},
-                                    {"id": "b", "password_file": str(secret)}]})
+    config = parse_config({"mqtt": [{"id": "a", "password_env": "T_ARCHMON_PW"}],
+                           "sources": [{"kind": "mqtt", "id": "b", "password_file": str(secret)}]})
+    by_id = {m.id: m for m in configs_of(config, MqttSourceConfig)}
     monkeypatch.setenv("T_ARCHMON_PW", "from-env")
-    assert config.mqtt[0].password() == "from-env"
-    assert config.mqtt[1].password() == "s3cret"
+    assert by_id["a"].password() == "from-env"
+    assert by_id["b"].password() == "s3cret"
     monkeypatch.delenv("T_ARCHMON_PW")
     with pytest.raises(ConfigError, match="T_ARCHMON_PW is not set"):
-        config.mqtt[0].password()
+        by_id["a"].password()
 
 
 def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -126,8 +129,8 @@ def test_two_sensors_on_one_topic_are_reported(tmp_path: Path) -> None:
     twin = MINIMAL.split("[[sensors]]")[1].replace('id = "th1"', 'id = "th2"')
     path = tmp_path / "twin.toml"
     path.write_text(MINIMAL + "[[sensors]]" + twin)
-    with pytest.raises(ConfigError, match=r"sensors\[1\] \(th2\): same device as sensor 'th1'"):
-        load_config(path)
+    (problem,) = check_references(load_config(path))
+    assert problem.startswith(f"{path}: sensors[1] (th2): same device as sensor 'th1' (source 'b', topic")
 
 
 def test_short_raw_retention_is_refused() -> None:
@@ -142,7 +145,8 @@ def test_relative_secret_and_database_paths_follow_the_config_file(tmp_path: Pat
     path.write_text('[storage]\nsqlite_path = "data/a.db"\n[[mqtt]]\nid = "b"\npassword_file = "pw"\n')
     monkeypatch.chdir("/")
     config = load_config(path)
-    assert config.mqtt[0].password() == "s3cret"
+    (broker,) = configs_of(config, MqttSourceConfig)
+    assert broker.password() == "s3cret"
     assert config.resolve(config.storage.sqlite_path) == tmp_path / "data" / "a.db"
 
 

@@ -42,7 +42,7 @@ def test_bad_input_is_quarantined_and_good_readings_still_land(tmp_path: Path, m
     service.start()
     publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="svc-test-pub")
     try:
-        assert service.mqtt[0].wait_connected(15)
+        assert service.sources()["b"].wait_connected(15)
         publisher.connect("127.0.0.1", mosquitto.port)
         publisher.loop_start()
         for topic, payload in GARBAGE + CHATTER:
@@ -101,7 +101,7 @@ def test_smoke_over_mqtt_raises_a_critical_alert_and_a_notification_request(
             ).fetchone()
 
     try:
-        assert service.mqtt[0].wait_connected(15)
+        assert service.sources()["b"].wait_connected(15)
         publisher.connect("127.0.0.1", mosquitto.port)
         publisher.loop_start()
         publisher.publish("zigbee2mqtt/paper_smoke", b'{"smoke": false, "battery": 90}', qos=1).wait_for_publish(10)
@@ -130,7 +130,7 @@ def test_status_shows_source_states_while_running_and_after_stop(tmp_path: Path,
     service = Service(config)
     service.start()
     try:
-        assert service.mqtt[0].wait_connected(15)
+        assert service.sources()["b"].wait_connected(15)
         service.report_stats()
         assert service.writer.flush(10)
         states = {s["source"]: s["state"] for s in status_report(config)["sources"]}

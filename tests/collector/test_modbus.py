@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import threading
-import tomllib
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
-from archmon.config import SerialSourceConfig, parse_config
+from archmon.config import Config, parse_config
 from archmon.domain import RawMessage
-from collector.modbus import ModbusDevice, ModbusSource
+from collector.modbus import ModbusDevice, ModbusSource, bus_devices
+from collector.modbus_config import ModbusSourceConfig
+from collector.sources import configs_of
 from devices.modbus import ReadBlock, decode_modbus_payload, get_register_map, read_plan
 from devices.simulators.modbus_slave import (
     ModbusSlaveSimulator,
@@ -22,10 +25,11 @@ from devices.simulators.modbus_slave import (
     encode_uint16_x10,
 )
 from devices.simulators.pty_pair import PtyPair
+from tests.fixtures.serial_ports import wait_until
+from tests.fixtures.store_stall import IngestPath, StoreStall, ingest_path, refuse_value
 
 pytestmark = pytest.mark.serial
 
-SAMPLE = Path(__file__).parents[2] / "collector" / "modbus.sample.toml"
 
 
 class Climate:
@@ -38,16 +42,19 @@ class Climate:
 
 
 class Recorder:
-    """A handler that records messages; it can be told to fail."""
+    """A sink that records messages and says they are durable at once; it can be told to fail."""
 
     def __init__(self) -> None:
         self.messages: list[RawMessage] = []
         self.fail = False
 
-    def __call__(self, message: RawMessage) -> None:
+    def __call__(self, messages: Sequence[RawMessage]) -> Future[None]:
         if self.fail:
             raise RuntimeError("sink down")
-        self.messages.append(message)
+        self.messages.extend(messages)
+        done: Future[None] = Future()
+        done.set_result(None)
+        return done
 
     def take(self) -> dict[int, dict]:
         out = {json.loads(m.payload)["address"]: json.loads(m.payload) for m in self.messages}
@@ -89,8 +96,14 @@ def _devices(timeout_s: float | None = 0.5) -> list[ModbusDevice]:
     ]
 
 
-def _config(device: str, **extra: object) -> SerialSourceConfig:
-    return SerialSourceConfig(id="bus1", device=device, protocol="modbus", baudrate=4800, timeout_s=0.6, **extra)
+def _config(device: str, **extra: object) -> ModbusSourceConfig:
+    return ModbusSourceConfig(id="bus1", device=device, baudrate=4800, timeout_s=0.6, **extra)
+
+
+def _gather(source: ModbusSource) -> None:
+    """One gather, then wait until the hand-over gave the sink everything it read."""
+    source.gather()
+    assert source.handover.wait_drained(10)
 
 
 @pytest.fixture
@@ -119,7 +132,7 @@ def source(pty_pair: PtyPair, slave: ModbusSlaveSimulator, recorder: Recorder) -
     try:
         yield src
     finally:
-        src.close()
+        src.stop()
 
 
 def _decoded(payload: dict, address: int) -> dict[str, float]:
@@ -128,7 +141,7 @@ def _decoded(payload: dict, address: int) -> dict[str, float]:
 
 
 def test_one_gather_polls_every_device_on_the_bus(source: ModbusSource, recorder: Recorder) -> None:
-    source.gather()
+    _gather(source)
     assert [m.topic for m in recorder.messages] == [f"modbus/bus1/{a}" for a in (1, 2, 3, 4)]
     assert all(m.source == "bus1" and m.received_ms > 0 for m in recorder.messages)
     payloads = recorder.take()
@@ -142,10 +155,10 @@ def test_one_gather_polls_every_device_on_the_bus(source: ModbusSource, recorder
 
 
 def test_values_follow_the_simulated_climate(source: ModbusSource, recorder: Recorder, climate: Climate) -> None:
-    source.gather()
+    _gather(source)
     recorder.take()
     climate.temperature, climate.humidity, climate.door_open = 23.4, 61.0, False
-    source.gather()
+    _gather(source)
     payloads = recorder.take()
     assert _decoded(payloads[3], 3) == {"temperature": 23.4, "humidity": 61.0}
     assert payloads[4]["reads"][0]["values"][0] == 0
@@ -155,16 +168,16 @@ def test_silent_device_is_a_timeout_and_the_others_still_answer(
     source: ModbusSource, recorder: Recorder, slave: ModbusSlaveSimulator
 ) -> None:
     slave.silence(2)
-    source.gather()
+    _gather(source)
     assert sorted(recorder.take()) == [1, 3, 4]  # same gather: devices after the silent one answered
-    source.gather()
+    _gather(source)
     stats = source.stats()
     assert stats["device.2.timeouts"] == 2
     assert stats["device.2.answers"] == 0
     assert stats["timeouts"] == 2
     assert stats["device.3.answers"] == 2
     slave.unsilence(2)
-    source.gather()
+    _gather(source)
     assert sorted(recorder.take()) == [1, 2, 3, 4]
     assert source.stats()["device.2.last_ok_ms"] > 0
 
@@ -186,23 +199,23 @@ def test_device_timeout_overrides_the_source_timeout(pty_pair: PtyPair, slave: M
             return outcome
 
         src._poll = spy  # type: ignore[method-assign]
-        src.gather()
+        _gather(src)
         assert seen == [0.15, 0.6]
     finally:
-        src.close()
+        src.stop()
 
 
 def test_crc_error_is_counted_apart_from_timeouts(
     source: ModbusSource, recorder: Recorder, slave: ModbusSlaveSimulator
 ) -> None:
     slave.corrupt(1)
-    source.gather()
+    _gather(source)
     assert sorted(recorder.take()) == [2, 3, 4]
     stats = source.stats()
     assert stats["device.1.crc_errors"] == 1
     assert stats["device.1.timeouts"] == 0
     slave.corrupt(1, enabled=False)
-    source.gather()
+    _gather(source)
     assert sorted(recorder.take()) == [1, 2, 3, 4]
 
 
@@ -213,9 +226,9 @@ def test_exception_response_is_counted(pty_pair: PtyPair, slave: ModbusSlaveSimu
     ]
     src = ModbusSource(_config(pty_pair.a), devices, recorder)
     try:
-        src.gather()
+        _gather(src)
     finally:
-        src.close()
+        src.stop()
     assert sorted(recorder.take()) == [2]  # device 1 did not answer every block: no message
     stats = src.stats()
     assert stats["device.1.exception_responses"] == 1
@@ -225,18 +238,18 @@ def test_exception_response_is_counted(pty_pair: PtyPair, slave: ModbusSlaveSimu
 def test_port_unplugged_then_replugged_resumes_polling(
     pty_pair: PtyPair, source: ModbusSource, recorder: Recorder
 ) -> None:
-    source.gather()
+    _gather(source)
     assert len(recorder.take()) == 4
     pty_pair.unplug()
-    source.gather()  # notices, never raises
+    _gather(source)  # notices, never raises
     assert recorder.take() == {}
     stats = source.stats()
     assert stats["port_lost"] == 1
     assert stats["connected"] == 0
-    source.gather()  # port still gone: a reconnect attempt, no exception
+    _gather(source)  # port still gone: a reconnect attempt, no exception
     assert source.stats()["reconnects"] == 1
     pty_pair.replug()
-    source.gather()
+    _gather(source)
     assert sorted(recorder.take()) == [1, 2, 3, 4]
     stats = source.stats()
     assert stats["connected"] == 1
@@ -246,37 +259,42 @@ def test_port_unplugged_then_replugged_resumes_polling(
 
 def test_missing_port_at_start_does_not_raise(tmp_path: Path, recorder: Recorder) -> None:
     src = ModbusSource(_config(str(tmp_path / "ttyUSB9")), _devices(), recorder)  # no I/O here
-    src.gather()
-    src.gather()
+    _gather(src)
+    _gather(src)
     stats = src.stats()
     assert stats["polls"] == 0
     assert stats["connected"] == 0
     assert stats["reconnects"] == 1
-    src.close()
+    src.stop()
 
 
 def test_handler_failure_is_counted_and_polling_goes_on(source: ModbusSource, recorder: Recorder) -> None:
     recorder.fail = True
-    source.gather()
-    assert source.stats()["handler_errors"] == 4
+    _gather(source)
+    stats = source.stats()
+    assert (stats["refused"], stats["delivered"], stats["buffered"]) == (4, 0, 0)
+    assert stats["handler_errors"] >= 4
     recorder.fail = False
-    source.gather()
+    _gather(source)
     assert len(recorder.take()) == 4
+    assert source.stats()["delivered"] == 4
 
 
 def test_overlapping_gather_is_skipped(source: ModbusSource, recorder: Recorder) -> None:
     entered, release = threading.Event(), threading.Event()
+    real_poll = source._poll
 
-    def slow_handler(message: RawMessage) -> None:
+    def slow_poll(client, device):  # type: ignore[no-untyped-def]
         entered.set()
         release.wait(10)
+        return real_poll(client, device)
 
-    source._handler = slow_handler
+    source._poll = slow_poll  # type: ignore[method-assign]
     worker = threading.Thread(target=source.gather)
     worker.start()
     try:
         assert entered.wait(10)
-        source.gather()
+        _gather(source)
         assert source.stats()["skipped_gathers"] == 1
     finally:
         release.set()
@@ -303,9 +321,118 @@ def test_duplicate_addresses_are_rejected(tmp_path: Path) -> None:
         ModbusSource(_config(str(tmp_path / "x")), devices, Recorder())
 
 
-def test_sample_config_validates() -> None:
-    data = tomllib.loads(SAMPLE.read_text(encoding="utf-8"))
-    config = parse_config({"serial": data["serial"]}, source=str(SAMPLE))
-    (serial_cfg,) = config.serial
-    assert serial_cfg.protocol == "modbus"
-    assert serial_cfg.device.startswith("/dev/")
+# -- the store stalls: real StoreWriter, Pipeline and SQLite file, the RTU simulator on a real pty ----
+
+STALL_S = 10.0
+
+
+def _bus_site(device: str, **options: object) -> Config:
+    return parse_config({
+        "site": {"timezone": "UTC"},
+        "rooms": [{"id": "r"}],
+        "sources": [{"kind": "modbus", "id": "bus1", "device": device, "baudrate": 4800, "timeout_s": 0.6,
+                     **options}],
+        "sensors": [{"id": "th", "room": "r", "source": "bus1", "address": 1, "preset": "renke-rs-ws-n01"}],
+    })
+
+
+@pytest.fixture
+def renke(pty_pair: PtyPair, climate: Climate) -> Iterator[ModbusSlaveSimulator]:
+    sim = ModbusSlaveSimulator(pty_pair.b, baudrate=4800, devices={1: _bus(climate)[1]})
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def _bus_source(config: Config, ingest: IngestPath) -> ModbusSource:
+    (bus_config,) = configs_of(config, ModbusSourceConfig)
+    return ModbusSource(bus_config, bus_devices(config, "bus1"), ingest.pipeline.process_many)
+
+
+def _poll_as(source: ModbusSource, climate: Climate, temperature: float) -> None:
+    climate.temperature = temperature
+    answers = source.stats()["answers"]
+    source.gather()
+    assert source.stats()["answers"] == answers + 1
+
+
+def _stored_temperatures(ingest: IngestPath) -> list[float]:
+    return [value for _, value in ingest.stored("th", "temperature")]  # in time order
+
+
+def test_polls_made_while_the_store_is_stalled_are_all_stored(
+    tmp_path: Path, pty_pair: PtyPair, renke: ModbusSlaveSimulator, climate: Climate
+) -> None:
+    """A real 10 s stall with a small writer queue: polls go on and every answer is stored afterwards."""
+    config = _bus_site(pty_pair.a)
+    with ingest_path(config, tmp_path / "archmon.db", max_queued_records=4) as ingest:
+        source = _bus_source(config, ingest)
+        try:
+            polled: list[float] = []
+            with StoreStall(ingest.path):
+                began, paced = time.monotonic(), threading.Event()
+                while time.monotonic() - began < STALL_S:  # the service would call gather on its schedule
+                    polled.append(round(-20.0 + len(polled) * 0.5, 1))
+                    _poll_as(source, climate, polled[-1])
+                    paced.wait(0.2)
+                assert ingest.stored("th", "temperature") == []
+                assert source.stats()["buffered"] == len(polled)
+                assert ingest.writer.stats().committed_readings == 0
+            assert len(polled) >= 20
+            assert source.handover.wait_drained(60)
+            assert _stored_temperatures(ingest) == polled
+            assert len(ingest.stored("th", "humidity")) == len(polled)
+            stats = source.stats()
+            assert (stats["delivered"], stats["dropped"], stats["refused"]) == (len(polled), 0, 0)
+        finally:
+            source.stop()
+
+
+def test_past_the_bound_exactly_the_counted_oldest_polls_are_dropped(
+    tmp_path: Path, pty_pair: PtyPair, renke: ModbusSlaveSimulator, climate: Climate
+) -> None:
+    bound, polls = 6, 20
+    config = _bus_site(pty_pair.a, max_buffered_messages=bound)
+    with ingest_path(config, tmp_path / "archmon.db") as ingest:
+        source = _bus_source(config, ingest)
+        try:
+            temperatures = [round(-20.0 + i * 0.5, 1) for i in range(polls)]
+            with StoreStall(ingest.path):
+                _poll_as(source, climate, temperatures[0])
+                assert wait_until(lambda: source.handover.stats().in_flight == 1)  # at the stalled store
+                for temperature in temperatures[1:]:
+                    _poll_as(source, climate, temperature)
+                stats = source.stats()
+                assert (stats["buffered"], stats["dropped"]) == (bound, polls - bound)
+            assert source.handover.wait_drained(60)
+            assert _stored_temperatures(ingest) == [temperatures[0], *temperatures[polls - bound + 1:]]
+            assert source.stats()["dropped"] == polls - bound
+        finally:
+            source.stop()
+
+
+def test_a_poll_the_store_refuses_for_good_is_counted_not_retried(
+    tmp_path: Path, pty_pair: PtyPair, renke: ModbusSlaveSimulator, climate: Climate,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = _bus_site(pty_pair.a)
+    with ingest_path(config, tmp_path / "archmon.db") as ingest:
+        refuse_value(ingest.path, 66.6)
+        source = _bus_source(config, ingest)
+        try:
+            temperatures = [20.0, 21.0, 66.6, 22.0, 23.0]
+            with StoreStall(ingest.path):  # the refused poll reaches the store in one chunk with the others
+                for temperature in temperatures:
+                    _poll_as(source, climate, temperature)
+            assert source.handover.wait_drained(60)
+            assert _stored_temperatures(ingest) == [20.0, 21.0, 22.0, 23.0]
+            stats = source.stats()
+            assert (stats["refused"], stats["delivered"], stats["buffered"]) == (1, 4, 0)
+            assert ingest.writer.stats().rejected >= 2  # the chunk, then the message alone: no retry loop
+            (refused,) = source.handover.refused()
+            assert json.loads(refused.message.payload)["address"] == 1
+            assert any("refused a message for good" in r.getMessage() for r in caplog.records)
+        finally:
+            source.stop()

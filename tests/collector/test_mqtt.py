@@ -20,11 +20,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from archmon.config import MqttSourceConfig, TlsConfig, parse_config
+from archmon.config import parse_config
 from archmon.domain import RawMessage
 from archmon.errors import ConfigError, RetryLater
 from collector._mqtt_client import connect_properties
 from collector.mqtt import MqttSource
+from collector.mqtt_config import MqttSourceConfig, TlsConfig
+from collector.sources import configs_of
 from tests.fixtures.mosquitto import MosquittoBroker, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -165,11 +167,11 @@ def config_for(broker: MosquittoBroker, **options: Any) -> MqttSourceConfig:
 def test_sample_validates_and_shows_the_real_defaults() -> None:
     text = SAMPLE.read_text(encoding="utf-8")
     config = parse_config(tomllib.loads(text), source=str(SAMPLE))
-    (source,) = config.mqtt
+    (source,) = configs_of(config, MqttSourceConfig)
     assert source.id == "site-broker"
     assert [s.filter for s in source.subscriptions] == ["zigbee2mqtt/+", "tele/+/SENSOR"]
     shown = 0
-    models = {"[[mqtt]]": MqttSourceConfig, "[mqtt.tls]": TlsConfig}
+    models = {"[[sources]]": MqttSourceConfig, "[sources.tls]": TlsConfig}
     section = None
     for line in text.splitlines():
         if line.startswith("["):
@@ -404,7 +406,7 @@ def test_broker_restart_reconnects_resubscribes_and_announces(
 
 _CHILD = """
 import json, sys, threading, concurrent.futures
-from archmon.config import MqttSourceConfig
+from collector.mqtt_config import MqttSourceConfig
 from collector._mqtt_client import connect_properties
 from collector.mqtt import MqttSource
 def done(raw):

@@ -246,7 +246,7 @@ def test_humidity_slightly_over_100_is_saturation() -> None:
 def test_line_timestamps_without_offset_are_site_local() -> None:
     config = make_config()
     data = config.model_dump()
-    data["serial"][1]["line_pattern"] = r"(?P<ts>\S+) T=(?P<temperature>-?\d+(?:\.\d+)?)"
+    data["sources"][2]["line_pattern"] = r"(?P<ts>\S+) T=(?P<temperature>-?\d+(?:\.\d+)?)"
     data.pop("path", None)
     p = Pipeline(parse_config(data), Recorder(), clock=lambda: NOW)
     batch = p.handle(RawMessage("log", "line/log", b"2025-11-24T23:30:00 T=20.5", NOW))

@@ -263,7 +263,8 @@ def test_a_kind_without_a_running_source_needs_nothing_of_its_sensors() -> None:
                            "sensors": [{"id": "old-logger", "room": "r", "source": "import"}]})
     assert source_problems(config, kinds) == []
     assert [type(c) for c in source_configs(config, kinds)] == [ImportedConfig]
-    context = SourceContext(config, lambda messages: pytest.fail("no source should run"), Router(config, source_configs(config, kinds)))
+    router = Router(config, source_configs(config, kinds))
+    context = SourceContext(config, lambda messages: pytest.fail("no source should run"), router)
     assert build_sources(config, context, kinds) == {}
     assert source_problems(config) == [  # not registered here: a clear error, not a silent skip
         "<config>: sources[0] (import).kind: unknown source kind 'import'; known: ['line', 'modbus', 'mqtt']"]
