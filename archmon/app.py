@@ -84,6 +84,8 @@ class Service:
         self.pipeline = Pipeline(config, self._submit, receipt_lookup=self.store.receipt_time)
         self._accepting = True
         self._deferred: dict[str, int] = defaultdict(int)
+        # Sources whose origin sends again what was not acknowledged (an MQTT broker): see _on_messages.
+        self._redelivering = {t.id for t in config.sources if SOURCE_KINDS[t.kind].redelivers}
         self._sources = self._build_sources()
         polling = sum(isinstance(source, PollingSource) for source in self._sources.values())
         self.scheduler = BackgroundScheduler(
@@ -97,8 +99,6 @@ class Service:
 
     def _build_sources(self) -> dict[str, Source]:
         """Every configured source from the registry, by id: built (validated), not started."""
-        self._redelivering = {t.id for t in self.config.sources
-                              if t.kind in SOURCE_KINDS and SOURCE_KINDS[t.kind].redelivers}
         context = SourceContext(self.config, self._on_messages, self.pipeline.router,
                                 max_chunk=self.config.storage.batch_size)
         return build_sources(self.config, context)

@@ -4,7 +4,7 @@ Every error names the file, the key path and the bad value. See ``docs/archmon.s
 commented example of every option.
 
 Sources are plugins: the core only knows that ``[[sources]]`` tables have a ``kind`` and an ``id``
-(:class:`SourceTable`); each kind's own schema, in the collector's source registry
+(:class:`SourceTable`, ``archmon/source_tables.py``); each kind's own schema, in the collector's source registry
 (``collector/sources.py``), validates the rest. The older ``[[mqtt]]`` and ``[[serial]]`` tables
 (``protocol = "modbus"`` or ``"line"``) are read into the same form on load and keep working.
 """
@@ -18,10 +18,12 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from archmon.config_problems import validation_problems
 from archmon.errors import ConfigError
 from archmon.quantities import QUANTITIES
+from archmon.source_tables import ID_PATTERN, SOURCE_SECTIONS, SourceTable, read_source_tables
 
 __all__ = [
     "ID_PATTERN",
@@ -42,12 +44,7 @@ __all__ = [
     "validation_problems",
 ]
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
-"""Ids of rooms, sensors and sources: letters, digits, ``_``, ``.`` and ``-``, not starting with a sign."""
 _ID = ID_PATTERN
-KIND_PATTERN = r"^[a-z][a-z0-9_]*$"
-LEGACY_SERIAL_PROTOCOLS = ("modbus", "line")
-"""``protocol`` of an older ``[[serial]]`` table, which is also its source kind."""
 MIN_RAW_RETENTION_DAYS = 8
 DECODE_OPTION_KEYS = frozenset({
     "device_tz", "temperature_unit", "fields", "scale", "units", "ts_field",  # DecodeOptions fields
@@ -158,34 +155,6 @@ def read_secret(env_name: str | None, file: Path | None, what: str) -> str | Non
             raise ConfigError(f"{what}: cannot read secret file {file}: {exc.strerror}") from exc
     return None
 
-
-
-class SourceTable(_Model):
-    """One source table as the core sees it: its kind, its id and the kind's own options, unchecked.
-
-    The collector's source registry validates ``options`` with the kind's schema
-    (``collector.sources.source_configs``); the core checks only ``kind`` and ``id``.
-
-    Attributes:
-        kind: the source kind, e.g. ``mqtt``, ``modbus`` or ``line``.
-        id: the source id that sensors name with ``source = "<id>"``.
-        options: every other key of the table, as written.
-        where: the table's key path in the file for messages: ``sources[2] (bus1)``, or for the older
-            form ``mqtt[0] (broker)`` / ``serial[0] (bus1)``.
-        form: how the table was written: ``sources``, or the older ``mqtt`` or ``serial``.
-    """
-
-    kind: str = Field(pattern=KIND_PATTERN)
-    id: str = Field(pattern=ID_PATTERN)
-    options: dict[str, Any] = Field(default_factory=dict)
-    # Where the table came from, not options written in it.
-    where: str = Field(default="", exclude=True)
-    form: Literal["sources", "mqtt", "serial"] = Field(default="sources", exclude=True)
-
-    @model_serializer(mode="plain")
-    def _as_written(self) -> dict[str, Any]:
-        """Dumped as a ``[[sources]]`` table, so a dumped Config parses again."""
-        return {"kind": self.kind, "id": self.id, **self.options}
 
 
 class RegisterSpec(_Model):
@@ -306,81 +275,6 @@ def _unique(problems: list[str], what: str, ids: list[str]) -> None:
         seen.add(ident)
 
 
-def _key_path(loc: tuple[int | str, ...], data: Any, prefix: str = "") -> str:
-    out = prefix
-    node: Any = data
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-            if isinstance(node, dict) and "id" in node:
-                out += f" ({node['id']})"
-        else:
-            out += f".{part}" if out else str(part)
-            node = node.get(part) if isinstance(node, dict) else None
-    return out
-
-
-def validation_problems(exc: pydantic.ValidationError, data: Any, *, source: str, prefix: str = "") -> list[str]:
-    """One line per error of a pydantic validation: ``FILE: key.path: message (got VALUE)``.
-
-    Args:
-        exc: the validation error.
-        data: what was validated (to name list items by their ``id``).
-        source: the file name (or ``<config>``) the lines start with.
-        prefix: the key path of ``data`` in the file, e.g. ``sources[2] (bus1)``.
-    """
-    problems = []
-    for err in exc.errors():
-        key = _key_path(err["loc"], data, prefix) or "(top level)"
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown option"
-        got = "" if err["type"] in ("missing", "value_error") else f" (got {err['input']!r})"
-        problems.append(f"{source}: {key}: {message}{got}")
-    return problems
-
-
-def _source_tables(data: dict[str, Any], source: str) -> tuple[list[SourceTable], list[str]]:
-    """Every source table, ``[[sources]]`` and the older ``[[mqtt]]`` / ``[[serial]]``, as a SourceTable."""
-    tables: list[SourceTable] = []
-    problems: list[str] = []
-    for form in ("sources", "mqtt", "serial"):
-        items = data.get(form)
-        if items is None:
-            continue
-        if not isinstance(items, list):
-            problems.append(f"{source}: {form}: must be a list of [[{form}]] tables (got {items!r})")
-            continue
-        for i, item in enumerate(items):
-            where = f"{form}[{i}]"
-            if not isinstance(item, dict):
-                problems.append(f"{source}: {where}: must be a table (got {item!r})")
-                continue
-            if isinstance(item.get("id"), str):
-                where += f" ({item['id']})"
-            options = dict(item)
-            head = {"id": options.pop("id")} if "id" in options else {}
-            if form == "sources":
-                if "kind" in options:
-                    head["kind"] = options.pop("kind")
-            elif form == "mqtt":
-                head["kind"] = "mqtt"
-            else:  # the protocol of an older [[serial]] table is its kind
-                protocol = options.pop("protocol", None)
-                if protocol not in LEGACY_SERIAL_PROTOCOLS:
-                    message = "Field required" if protocol is None else f"Input should be 'modbus' or 'line' " \
-                                                                       f"(got {protocol!r})"
-                    problems.append(f"{source}: {where}.protocol: {message}")
-                    continue
-                head["kind"] = protocol
-            try:
-                tables.append(SourceTable(**head, options=options, where=where, form=form))
-            except pydantic.ValidationError as exc:
-                problems += validation_problems(exc, head, source=source, prefix=where)
-    return tables, problems
-
-
 def parse_config(data: dict[str, Any], source: str = "<config>", path: Path | None = None) -> Config:
     """Validate a parsed TOML document into a Config.
 
@@ -390,8 +284,8 @@ def parse_config(data: dict[str, Any], source: str = "<config>", path: Path | No
     Raises:
         ConfigError: one line per problem: ``FILE: key.path: message (got VALUE)``.
     """
-    tables, problems = _source_tables(data, source)
-    core = {key: value for key, value in data.items() if key not in ("sources", "mqtt", "serial")}
+    tables, problems = read_source_tables(data, source)
+    core = {key: value for key, value in data.items() if key not in SOURCE_SECTIONS}
     try:
         config = Config.model_validate({**core, "sources": tables, "path": path})
     except pydantic.ValidationError as exc:

@@ -24,7 +24,7 @@ _NO_SCALE: Mapping[str, float] = MappingProxyType({})
 
 
 class LineFormat:
-    """A line pattern with per-quantity units and scales, built from a ``SerialSourceConfig``.
+    """A line pattern with per-quantity units and scales, built from a ``LineSourceConfig``.
 
     Args:
         pattern: regex with named groups (quantities, and optionally ``sensor`` and ``ts``).

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import inspect
 import re
+import threading
 import tomllib
 import typing
 from importlib import import_module
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import BaseModel
@@ -24,6 +26,12 @@ from collector.routing import Router
 from collector.serial_line_config import LineSourceConfig
 from collector.source import SourceConfig, SourceContext
 from collector.sources import SOURCE_KINDS, SourceKind, build_sources, configs_of, source_configs, source_problems
+from collector.store import SqliteStore
+from devices.simulators.line_sensor import LineSensorSimulator
+from devices.simulators.modbus_slave import ModbusSlaveSimulator, SimDevice, encode_int16_x10, encode_uint16_x10
+from devices.simulators.pty_pair import PtyPair
+from tests.fixtures.store_stall import StoreStall
+from tests.fixtures.waiting import wait_for
 
 COLLECTOR = Path(__file__).resolve().parents[2] / "collector"
 _OPTION = re.compile(r"^#+ ?([a-z_]+) = (.+)$")
@@ -292,5 +300,62 @@ def test_summary_lists_every_source(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_config_holds_only_generic_tables() -> None:
     assert "mqtt" not in Config.model_fields and "serial" not in Config.model_fields
-    config = parse_config({"sources": [{"kind": "mqtt", "id": "b", "host": "h"}]})
+    config = parse_config({"sources": [{"kind": "mqtt", "id": "b", "host": "h"}],
+                           "serial": [{"id": "bus", "protocol": "modbus", "device": "/dev/null"}]})
     assert config.source("b").options == {"host": "h"}
+    dumped = config.model_dump()  # as [[sources]] tables, so a dumped config parses again
+    assert dumped["sources"][1] == {"kind": "modbus", "id": "bus", "device": "/dev/null"}
+    assert source_configs(parse_config(dumped)) == source_configs(config)
+
+
+@pytest.mark.serial
+def test_the_service_starts_sources_from_the_registry_and_stores_what_they_buffered_at_stop(
+    tmp_path: Path, pty_pair: PtyPair
+) -> None:
+    """A Modbus bus polled on the service's schedule and a line sensor read by its thread, both built
+    from the registry; lines read while the store is stalled are still stored by ``stop()``."""
+    climate = {"temperature": 21.5, "humidity": 48.0}
+    bus_pty = PtyPair(link_dir=tmp_path / "bus")
+    slave = ModbusSlaveSimulator(bus_pty.b, baudrate=9600, devices={1: SimDevice(input={
+        1: lambda: encode_int16_x10(climate["temperature"]), 2: lambda: encode_uint16_x10(climate["humidity"])})})
+    line = LineSensorSimulator(pty_pair.b, dict, interval_s=None)
+    path = tmp_path / "archmon.toml"
+    path.write_text(ROOM + (
+        f'[[sources]]\nkind = "modbus"\nid = "bus"\ndevice = "{bus_pty.a}"\npoll_interval_s = 0.2\n'
+        f'timeout_s = 0.5\n'
+        f'[[sources]]\nkind = "line"\nid = "log"\ndevice = "{pty_pair.a}"\nline_pattern = "T=(?P<temperature>.+)"\n'
+        '[[sensors]]\nid = "bus-th"\nroom = "r"\nsource = "bus"\naddress = 1\npreset = "xy-md02"\n'
+        '[[sensors]]\nid = "log-t"\nroom = "r"\nsource = "log"\nkind = "temperature"\n'
+    ), encoding="utf-8")
+    service = Service(load_config(path))
+    assert {k: type(v).__name__ for k, v in service.sources().items()} == {
+        "bus": "ModbusSource", "log": "SerialLineSource"}
+    slave.start()
+    line.open()
+    try:
+        service.start()
+        wait_for(lambda: service.store.count_readings("bus-th", "humidity") >= 2, "two polls on the schedule")
+        log = service.sources()["log"]
+        wait_for(lambda: log.connected, "the line port open")
+        with StoreStall(service.db_path):
+            for i in range(5):
+                line.write_line(f"T={20 + i}.5")
+            wait_for(lambda: log.stats()["lines"] == 5 and log.stats()["buffered"] == 5, "lines read, not stored")
+            stopping = threading.Thread(target=service.stop)
+            stopping.start()
+            wait_for(lambda: not service.scheduler.running, "the service stopping")
+        stopping.join(60)
+        assert not stopping.is_alive()
+    finally:
+        service.stop()
+        line.stop()
+        slave.stop()
+        bus_pty.close()
+    reader = SqliteStore(service.db_path, tz=ZoneInfo("UTC"), readonly=True)
+    try:
+        assert sorted(v for _, v in reader.series("log-t", "temperature", 0, 2**62)) == [20.5, 21.5, 22.5, 23.5, 24.5]
+        gauges = reader.gauges()
+        assert gauges["source.log.buffered"][0] == 0 and gauges["service.running"][0] == 0
+        assert reader.counters()["source.log.delivered"] == 5
+    finally:
+        reader.close()
