@@ -51,6 +51,7 @@ class HandoverStats:
         refused: messages the store refused for good (logged, not retried).
         retries: chunks handed over again after a transient failure.
         handler_errors: sink calls that raised (the messages count as refused).
+        lost_at_stop: messages never handed to the store when :meth:`Handover.stop` stopped waiting.
     """
 
     buffered: int
@@ -60,6 +61,7 @@ class HandoverStats:
     refused: int
     retries: int
     handler_errors: int
+    lost_at_stop: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +107,8 @@ class Handover:
         self._waiting: deque[RawMessage] = deque()
         self._in_flight: list[RawMessage] = []
         self._refused: deque[RefusedMessage] = deque(maxlen=REFUSED_KEPT)
-        self._counts = dict.fromkeys(("delivered", "dropped", "refused", "retries", "handler_errors"), 0)
+        self._counts = dict.fromkeys(("delivered", "dropped", "refused", "retries", "handler_errors",
+                                     "lost_at_stop"), 0)
         self._dropped_in_stall = 0
         self._stopping = False
         self._gave_up = False  # stop() stopped waiting: the thread ends without handing over the rest
@@ -139,23 +142,29 @@ class Handover:
     def stop(self, timeout: float = 10.0) -> int:
         """Hand over what is buffered (waiting at most ``timeout`` seconds), then end the thread.
 
+        A later :meth:`put` starts a new thread (a source stopped and started again).
+
         Returns:
-            How many messages were still not durable (they are lost: logged as an error).
+            How many messages were never handed to the store: they are lost (counted ``lost_at_stop``
+            and logged). Those handed over but not yet confirmed may still be stored by the writer.
         """
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-            self._cond.wait_for(lambda: not self._waiting and not self._in_flight, timeout)
-            left = len(self._waiting) + len(self._in_flight)
-            self._gave_up = left > 0
             thread = self._thread
+            self._cond.wait_for(lambda: not (self._waiting or self._in_flight) or thread is None
+                                or not thread.is_alive(), timeout)
+            lost, unconfirmed = len(self._waiting), len(self._in_flight)
+            self._gave_up = lost + unconfirmed > 0
+            self._counts["lost_at_stop"] += lost
+            self._waiting.clear()
         self._wake.set()
         if thread is not None:
             thread.join(1.0)
-        if left:
-            log.error("%s: stopping with %d messages not stored (the store did not take them in %.0f s)",
-                      self._name, left, timeout)
-        return left
+        if lost or unconfirmed:
+            log.error("%s: stopping after %.0f s with %d messages never handed to the store (lost) and %d "
+                      "handed over but not confirmed durable", self._name, timeout, lost, unconfirmed)
+        return lost
 
     def stats(self) -> HandoverStats:
         """Current self-metrics."""
@@ -171,9 +180,12 @@ class Handover:
     # -- delivery thread --------------------------------------------------------------------------
 
     def _ensure_thread(self) -> None:
+        """Start the delivery thread on the first put, and again on the first put after a stop."""
         with self._cond:
-            if self._thread is not None or self._stopping:
+            if self._thread is not None and self._thread.is_alive():
                 return
+            self._stopping = self._gave_up = False
+            self._wake.clear()
             self._thread = threading.Thread(target=self._run, name=f"archmon-handover {self._name}", daemon=True)
             self._thread.start()
 

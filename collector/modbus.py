@@ -208,8 +208,9 @@ class ModbusSource:
         """Counters: totals (``polls``, ``answers``, ``timeouts``, ``crc_errors``, ``exception_responses``,
         ``errors``, ``reconnects``, ``port_lost``, ``gathers``, ``skipped_gathers``), from the hand-over
         ``delivered``, ``dropped`` (buffer full), ``refused`` (by the store, for good), ``retries``,
-        ``handler_errors`` (the sink raised), gauges ``connected`` and ``buffered`` (gathered, not yet
-        durable), and per device ``device.<address>.<counter>`` including ``last_ok_ms``."""
+        ``handler_errors`` (the sink raised), ``lost_at_stop`` (not handed over when stop() stopped waiting),
+        gauges ``connected`` and ``buffered`` (gathered, not yet durable), and per device
+        ``device.<address>.<counter>`` including ``last_ok_ms``."""
         handover = self._handover.stats()
         with self._stats_lock:
             out = dict(self._totals)
@@ -220,7 +221,8 @@ class ModbusSource:
                 for name in ("polls", "answers", *_COUNTER.values(), "last_ok_ms"):
                     out[f"device.{address}.{name}"] = getattr(state, name)
         out.update(buffered=handover.buffered, delivered=handover.delivered, dropped=handover.dropped,
-                   refused=handover.refused, retries=handover.retries, handler_errors=handover.handler_errors)
+                   refused=handover.refused, retries=handover.retries, handler_errors=handover.handler_errors,
+                   lost_at_stop=handover.lost_at_stop)
         return out
 
     # -- port -------------------------------------------------------------------------------------

@@ -101,13 +101,15 @@ class SerialLineSource:
     def stats(self) -> dict[str, int]:
         """Counters: lines, bytes, opens, reconnects, open_failures, read_errors, overlong_lines,
         partial_dropped; from the hand-over delivered, dropped (buffer full), refused (by the store,
-        for good), retries, handler_errors (the sink raised); gauges connected (1 while the port is
-        open) and buffered (lines read, not yet durable)."""
+        for good), retries, handler_errors (the sink raised), lost_at_stop (never handed to the
+        store when stop() stopped waiting); gauges connected (1 while the port is open) and buffered (lines read, not
+        yet durable)."""
         handover = self._handover.stats()
         with self._lock:
             out = dict(self._stats)
         out.update(buffered=handover.buffered, delivered=handover.delivered, dropped=handover.dropped,
-                   refused=handover.refused, retries=handover.retries, handler_errors=handover.handler_errors)
+                   refused=handover.refused, retries=handover.retries, handler_errors=handover.handler_errors,
+                   lost_at_stop=handover.lost_at_stop)
         return out
 
     @property

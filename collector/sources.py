@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import pydantic
 
@@ -106,11 +106,18 @@ def sample_path(kind: str) -> Path:
     return SOURCE_KINDS[kind].sample
 
 
+class _Typed(NamedTuple):
+    """A source table and its config validated with its kind's schema."""
+
+    table: SourceTable
+    config: SourceConfig
+
+
 class _Checked:
     """Source tables validated with their kinds' schemas: the typed configs and every problem."""
 
     def __init__(self, config: Config, kinds: Mapping[str, SourceKind]) -> None:
-        self.typed: list[tuple[SourceTable, SourceConfig]] = []
+        self.typed: list[_Typed] = []
         self.problems: list[str] = []
         source = str(config.path or "<config>")
         context = {"base_dir": config.path.parent if config.path else None}
@@ -125,7 +132,7 @@ class _Checked:
                 options = {k: v for k, v in options.items() if k not in kind.legacy_ignored}
             data = {"kind": table.kind, "id": table.id, **options}
             try:
-                self.typed.append((table, kind.schema.model_validate(data, context=context)))
+                self.typed.append(_Typed(table, kind.schema.model_validate(data, context=context)))
             except pydantic.ValidationError as exc:
                 self.problems += validation_problems(exc, data, source=source, prefix=table.where)
 
@@ -139,7 +146,7 @@ def source_configs(config: Config, kinds: Mapping[str, SourceKind] = SOURCE_KIND
     checked = _Checked(config, kinds)
     if checked.problems:
         raise ConfigError(checked.problems)
-    return [typed for _, typed in checked.typed]
+    return [typed.config for typed in checked.typed]
 
 
 def configs_of(config: Config, schema: type[_T], kinds: Mapping[str, SourceKind] = SOURCE_KINDS) -> list[_T]:
@@ -164,15 +171,15 @@ def source_problems(config: Config, kinds: Mapping[str, SourceKind] = SOURCE_KIN
     placed: dict[str, list[PlacedSensor]] = defaultdict(list)
     for i, sensor in enumerate(config.sensors):
         placed[sensor.source].append(PlacedSensor(f"sensors[{i}] ({sensor.id})", sensor))
-    claimed: dict[tuple[str, DeviceKey], str] = {}
     for table, typed in checked.typed:
         sensors = placed.get(table.id, [])
         problems += [f"{source}: {p}" for p in typed.problems(table.where, sensors, config)]
+        claimed: dict[DeviceKey, str] = {}
         for where, sensor in sensors:
             key = typed.device_key(sensor)
             if key is None or not sensor.enabled:
                 continue
-            other = claimed.setdefault((table.id, key), sensor.id)
+            other = claimed.setdefault(key, sensor.id)
             if other != sensor.id:
                 problems.append(f"{source}: {where}: same device as sensor {other!r} (source {table.id!r}, "
                                 f"{key.label} {key.value!r}); one of them would never receive data")

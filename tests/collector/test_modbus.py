@@ -268,6 +268,15 @@ def test_missing_port_at_start_does_not_raise(tmp_path: Path, recorder: Recorder
     src.stop()
 
 
+def test_a_stopped_source_polls_and_delivers_again(source: ModbusSource, recorder: Recorder) -> None:
+    _gather(source)
+    source.stop()
+    assert not source.connected
+    _gather(source)  # reopens the port and hands over again
+    assert len(recorder.messages) == 8
+    assert source.stats()["delivered"] == 8
+
+
 def test_handler_failure_is_counted_and_polling_goes_on(source: ModbusSource, recorder: Recorder) -> None:
     recorder.fail = True
     _gather(source)

@@ -309,3 +309,28 @@ def test_a_line_the_store_refuses_for_good_is_counted_and_the_rest_stored(
                        for r in caplog.records)
         finally:
             source.stop()
+
+
+def test_stopping_while_the_store_is_stalled_counts_the_lines_it_loses(
+    tmp_path: Path, pty_pair: PtyPair, line_sensor: LineSensorSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = _line_site(pty_pair.a)
+    (line_config,) = configs_of(config, LineSourceConfig)
+    with ingest_path(config, tmp_path / "archmon.db") as ingest:
+        source = SerialLineSource(line_config, ingest.pipeline.process_many)
+        source.start()
+        try:
+            assert wait_until(lambda: source.connected)
+            with StoreStall(ingest.path):
+                line_sensor.write_line(_line(0))
+                assert wait_until(lambda: source.handover.stats().in_flight == 1)
+                for i in range(1, 10):
+                    line_sensor.write_line(_line(i))
+                assert wait_until(lambda: source.stats()["lines"] == 10)
+                source.stop(drain_s=0.2)  # gives up waiting for the stalled store
+                assert source.stats()["lost_at_stop"] == 9
+            assert ingest.writer.flush(30)
+            assert _stored_lines(ingest) == [0]  # the line already handed to the writer still lands
+            assert any("9 messages never handed to the store" in r.getMessage() for r in caplog.records)
+        finally:
+            source.stop()
