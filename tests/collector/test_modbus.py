@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
-from archmon.config import Config, parse_config
 from archmon.domain import RawMessage
-from collector.modbus import ModbusDevice, ModbusSource, bus_devices
+from collector.modbus import ModbusDevice, ModbusSource
 from collector.modbus_config import ModbusSourceConfig
-from collector.sources import configs_of
 from devices.modbus import ReadBlock, decode_modbus_payload, get_register_map, read_plan
 from devices.simulators.modbus_slave import (
     ModbusSlaveSimulator,
@@ -25,8 +22,6 @@ from devices.simulators.modbus_slave import (
     encode_uint16_x10,
 )
 from devices.simulators.pty_pair import PtyPair
-from tests.fixtures.serial_ports import wait_until
-from tests.fixtures.store_stall import IngestPath, StoreStall, ingest_path, refuse_value
 
 pytestmark = pytest.mark.serial
 
@@ -328,120 +323,3 @@ def test_duplicate_addresses_are_rejected(tmp_path: Path) -> None:
     devices = [ModbusDevice(5, (ReadBlock(3, 0, 1),)), ModbusDevice(5, (ReadBlock(4, 0, 1),))]
     with pytest.raises(ValueError, match=r"\[5\]"):
         ModbusSource(_config(str(tmp_path / "x")), devices, Recorder())
-
-
-# -- the store stalls: real StoreWriter, Pipeline and SQLite file, the RTU simulator on a real pty ----
-
-STALL_S = 10.0
-
-
-def _bus_site(device: str, **options: object) -> Config:
-    return parse_config({
-        "site": {"timezone": "UTC"},
-        "rooms": [{"id": "r"}],
-        "sources": [{"kind": "modbus", "id": "bus1", "device": device, "baudrate": 4800, "timeout_s": 0.6,
-                     **options}],
-        "sensors": [{"id": "th", "room": "r", "source": "bus1", "address": 1, "preset": "renke-rs-ws-n01"}],
-    })
-
-
-@pytest.fixture
-def renke(pty_pair: PtyPair, climate: Climate) -> Iterator[ModbusSlaveSimulator]:
-    sim = ModbusSlaveSimulator(pty_pair.b, baudrate=4800, devices={1: _bus(climate)[1]})
-    sim.start()
-    try:
-        yield sim
-    finally:
-        sim.stop()
-
-
-def _bus_source(config: Config, ingest: IngestPath) -> ModbusSource:
-    (bus_config,) = configs_of(config, ModbusSourceConfig)
-    return ModbusSource(bus_config, bus_devices(config, "bus1"), ingest.pipeline.process_many)
-
-
-def _poll_as(source: ModbusSource, climate: Climate, temperature: float) -> None:
-    climate.temperature = temperature
-    answers = source.stats()["answers"]
-    source.gather()
-    assert source.stats()["answers"] == answers + 1
-
-
-def _stored_temperatures(ingest: IngestPath) -> list[float]:
-    return [value for _, value in ingest.stored("th", "temperature")]  # in time order
-
-
-def test_polls_made_while_the_store_is_stalled_are_all_stored(
-    tmp_path: Path, pty_pair: PtyPair, renke: ModbusSlaveSimulator, climate: Climate
-) -> None:
-    """A real 10 s stall with a small writer queue: polls go on and every answer is stored afterwards."""
-    config = _bus_site(pty_pair.a)
-    with ingest_path(config, tmp_path / "archmon.db", max_queued_records=4) as ingest:
-        source = _bus_source(config, ingest)
-        try:
-            polled: list[float] = []
-            with StoreStall(ingest.path):
-                began, paced = time.monotonic(), threading.Event()
-                while time.monotonic() - began < STALL_S:  # the service would call gather on its schedule
-                    polled.append(round(-20.0 + len(polled) * 0.5, 1))
-                    _poll_as(source, climate, polled[-1])
-                    paced.wait(0.2)
-                assert ingest.stored("th", "temperature") == []
-                assert source.stats()["buffered"] == len(polled)
-                assert ingest.writer.stats().committed_readings == 0
-            assert len(polled) >= 20
-            assert source.handover.wait_drained(60)
-            assert _stored_temperatures(ingest) == polled
-            assert len(ingest.stored("th", "humidity")) == len(polled)
-            stats = source.stats()
-            assert (stats["delivered"], stats["dropped"], stats["refused"]) == (len(polled), 0, 0)
-        finally:
-            source.stop()
-
-
-def test_past_the_bound_exactly_the_counted_oldest_polls_are_dropped(
-    tmp_path: Path, pty_pair: PtyPair, renke: ModbusSlaveSimulator, climate: Climate
-) -> None:
-    bound, polls = 6, 20
-    config = _bus_site(pty_pair.a, max_buffered_messages=bound)
-    with ingest_path(config, tmp_path / "archmon.db") as ingest:
-        source = _bus_source(config, ingest)
-        try:
-            temperatures = [round(-20.0 + i * 0.5, 1) for i in range(polls)]
-            with StoreStall(ingest.path):
-                _poll_as(source, climate, temperatures[0])
-                assert wait_until(lambda: source.handover.stats().in_flight == 1)  # at the stalled store
-                for temperature in temperatures[1:]:
-                    _poll_as(source, climate, temperature)
-                stats = source.stats()
-                assert (stats["buffered"], stats["dropped"]) == (bound, polls - bound)
-            assert source.handover.wait_drained(60)
-            assert _stored_temperatures(ingest) == [temperatures[0], *temperatures[polls - bound + 1:]]
-            assert source.stats()["dropped"] == polls - bound
-        finally:
-            source.stop()
-
-
-def test_a_poll_the_store_refuses_for_good_is_counted_not_retried(
-    tmp_path: Path, pty_pair: PtyPair, renke: ModbusSlaveSimulator, climate: Climate,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    config = _bus_site(pty_pair.a)
-    with ingest_path(config, tmp_path / "archmon.db") as ingest:
-        refuse_value(ingest.path, 66.6)
-        source = _bus_source(config, ingest)
-        try:
-            temperatures = [20.0, 21.0, 66.6, 22.0, 23.0]
-            with StoreStall(ingest.path):  # the refused poll reaches the store in one chunk with the others
-                for temperature in temperatures:
-                    _poll_as(source, climate, temperature)
-            assert source.handover.wait_drained(60)
-            assert _stored_temperatures(ingest) == [20.0, 21.0, 22.0, 23.0]
-            stats = source.stats()
-            assert (stats["refused"], stats["delivered"], stats["buffered"]) == (1, 4, 0)
-            assert ingest.writer.stats().rejected >= 2  # the chunk, then the message alone: no retry loop
-            (refused,) = source.handover.refused()
-            assert json.loads(refused.message.payload)["address"] == 1
-            assert any("refused a message for good" in r.getMessage() for r in caplog.records)
-        finally:
-            source.stop()

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
-from archmon.config import Config, parse_config
 from archmon.domain import RawMessage
-from archmon.timeutil import now_ms
 from collector.serial_line import SerialLineSource
 from collector.serial_line_config import LineSourceConfig
-from collector.sources import configs_of
 from devices.simulators.line_sensor import LineSensorSimulator
 from devices.simulators.pty_pair import PtyPair
 from tests.fixtures.serial_ports import SocatPair, wait_until
-from tests.fixtures.store_stall import IngestPath, StoreStall, ingest_path, refuse_value
 
 pytestmark = pytest.mark.serial
 
@@ -185,152 +180,3 @@ def test_missing_port_is_retried_and_stop_is_prompt(tmp_path: Path, recorder: Re
             assert src.stats()["reconnects"] == 0  # the first open is not a reconnect
     finally:
         src.stop()
-
-
-# -- the store stalls: real StoreWriter, Pipeline and SQLite file, lines over a real pty ---------------
-
-STALL_S = 10.0
-TS0 = (now_ms() // 1000 - 3600) * 1000  # lines carry their device time (an hour ago): one known reading each
-TS_PATTERN = r"(?P<ts>\d+) T=(?P<temperature>-?\d+(?:\.\d+)?)"
-
-
-def _line_site(device: str, **options: object) -> Config:
-    return parse_config({
-        "site": {"timezone": "UTC"},
-        "rooms": [{"id": "r"}],
-        "sources": [{"kind": "line", "id": "logger1", "device": device, "line_pattern": TS_PATTERN,
-                     "reconnect_max_s": 0.2, **options}],
-        "sensors": [{"id": "t1", "room": "r", "source": "logger1", "kind": "temperature"}],
-    })
-
-
-def _line(i: int) -> str:
-    return f"{TS0 + i * 1000} T={i % 500 / 10:.1f}"
-
-
-def _stored_lines(ingest: IngestPath) -> list[int]:
-    return sorted((ts - TS0) // 1000 for ts, _ in ingest.stored("t1", "temperature"))
-
-
-@pytest.fixture
-def line_sensor(pty_pair: PtyPair) -> Iterator[LineSensorSimulator]:
-    sim = LineSensorSimulator(pty_pair.b, dict, interval_s=None)
-    sim.open()
-    try:
-        yield sim
-    finally:
-        sim.stop()
-
-
-def test_lines_read_while_the_store_is_stalled_are_all_stored(
-    tmp_path: Path, pty_pair: PtyPair, line_sensor: LineSensorSimulator
-) -> None:
-    """A real 10 s stall; the writer's queue is small, so a reader handing lines to ``submit`` itself
-    would block in it and stop reading the port."""
-    config = _line_site(pty_pair.a)
-    (line_config,) = configs_of(config, LineSourceConfig)
-    with ingest_path(config, tmp_path / "archmon.db", max_queued_records=16) as ingest:
-        source = SerialLineSource(line_config, ingest.pipeline.process_many)
-        source.start()
-        try:
-            assert wait_until(lambda: source.connected)
-            count = 200
-            with StoreStall(ingest.path):
-                began = time.monotonic()
-                paced = threading.Event()
-                for i in range(count):  # spread over the stall: the reader must keep reading all along
-                    line_sensor.write_line(_line(i))
-                    paced.wait(STALL_S * 0.8 / count)
-                assert wait_until(lambda: source.stats()["lines"] == count)  # read while nothing could be stored
-                assert ingest.stored("t1", "temperature") == []
-                assert source.stats()["buffered"] == count
-                time.sleep(max(0.0, STALL_S - (time.monotonic() - began)))  # the stall itself, not a sync
-                assert ingest.writer.stats().committed_readings == 0
-            assert source.handover.wait_drained(60)
-            assert _stored_lines(ingest) == list(range(count))
-            stats = source.stats()
-            assert (stats["delivered"], stats["dropped"], stats["refused"], stats["buffered"]) == (count, 0, 0, 0)
-        finally:
-            source.stop()
-
-
-def test_past_the_bound_exactly_the_counted_oldest_lines_are_dropped(
-    tmp_path: Path, pty_pair: PtyPair, line_sensor: LineSensorSimulator, caplog: pytest.LogCaptureFixture
-) -> None:
-    bound, count = 40, 200
-    config = _line_site(pty_pair.a, max_buffered_messages=bound)
-    (line_config,) = configs_of(config, LineSourceConfig)
-    with ingest_path(config, tmp_path / "archmon.db") as ingest:
-        source = SerialLineSource(line_config, ingest.pipeline.process_many)
-        source.start()
-        try:
-            assert wait_until(lambda: source.connected)
-            with StoreStall(ingest.path):
-                line_sensor.write_line(_line(0))
-                # the first line goes to the (stalled) store; everything after it waits in the buffer
-                assert wait_until(lambda: source.handover.stats().in_flight == 1)
-                for i in range(1, count):
-                    line_sensor.write_line(_line(i))
-                assert wait_until(lambda: source.stats()["lines"] == count)
-                stats = source.stats()
-                assert (stats["buffered"], stats["dropped"]) == (bound, count - bound)
-            assert source.handover.wait_drained(60)
-            stored = _stored_lines(ingest)
-            # the line in flight, then the newest bound - 1; the oldest of those waiting were dropped
-            assert stored == [0, *range(count - bound + 1, count)]
-            assert source.stats()["dropped"] == count - len(stored) == count - bound
-            assert any("dropping the oldest" in r.getMessage() and "logger1" in r.getMessage() for r in caplog.records)
-        finally:
-            source.stop()
-
-
-def test_a_line_the_store_refuses_for_good_is_counted_and_the_rest_stored(
-    tmp_path: Path, pty_pair: PtyPair, line_sensor: LineSensorSimulator, caplog: pytest.LogCaptureFixture
-) -> None:
-    config = _line_site(pty_pair.a)
-    (line_config,) = configs_of(config, LineSourceConfig)
-    with ingest_path(config, tmp_path / "archmon.db") as ingest:
-        refuse_value(ingest.path, 0.7)  # the store itself refuses one reading: a constraint, not a stall
-        source = SerialLineSource(line_config, ingest.pipeline.process_many)
-        source.start()
-        try:
-            assert wait_until(lambda: source.connected)
-            with StoreStall(ingest.path):  # so that the bad line arrives in one chunk with good ones
-                for i in range(20):
-                    line_sensor.write_line(_line(i))
-                assert wait_until(lambda: source.stats()["lines"] == 20)
-            assert source.handover.wait_drained(60)
-            assert _stored_lines(ingest) == [i for i in range(20) if i != 7]
-            stats = source.stats()
-            assert (stats["refused"], stats["delivered"], stats["buffered"]) == (1, 19, 0)
-            (refused,) = source.handover.refused()
-            assert refused.message.payload == _line(7).encode() and "IntegrityError" in refused.reason
-            assert any("refused a message for good" in r.getMessage() and _line(7) in r.getMessage()
-                       for r in caplog.records)
-        finally:
-            source.stop()
-
-
-def test_stopping_while_the_store_is_stalled_counts_the_lines_it_loses(
-    tmp_path: Path, pty_pair: PtyPair, line_sensor: LineSensorSimulator, caplog: pytest.LogCaptureFixture
-) -> None:
-    config = _line_site(pty_pair.a)
-    (line_config,) = configs_of(config, LineSourceConfig)
-    with ingest_path(config, tmp_path / "archmon.db") as ingest:
-        source = SerialLineSource(line_config, ingest.pipeline.process_many)
-        source.start()
-        try:
-            assert wait_until(lambda: source.connected)
-            with StoreStall(ingest.path):
-                line_sensor.write_line(_line(0))
-                assert wait_until(lambda: source.handover.stats().in_flight == 1)
-                for i in range(1, 10):
-                    line_sensor.write_line(_line(i))
-                assert wait_until(lambda: source.stats()["lines"] == 10)
-                source.stop(drain_s=0.2)  # gives up waiting for the stalled store
-                assert source.stats()["lost_at_stop"] == 9
-            assert ingest.writer.flush(30)
-            assert _stored_lines(ingest) == [0]  # the line already handed to the writer still lands
-            assert any("9 messages never handed to the store" in r.getMessage() for r in caplog.records)
-        finally:
-            source.stop()

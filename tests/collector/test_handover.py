@@ -1,0 +1,306 @@
+"""Serial sources keep what they read until it is durable (``collector/handover.py``), shown on the
+real ingest path: StoreWriter, Pipeline and SQLite file, lines over a real pty from the line-sensor
+simulator, polls of the pymodbus RTU simulator on a real pty. A stall is another connection holding an
+EXCLUSIVE lock on the store file."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from archmon.config import Config, parse_config
+from archmon.timeutil import now_ms
+from collector.modbus import ModbusSource, bus_devices
+from collector.modbus_config import ModbusSourceConfig
+from collector.serial_line import SerialLineSource
+from collector.serial_line_config import LineSourceConfig
+from collector.sources import configs_of
+from devices.simulators.line_sensor import LineSensorSimulator
+from devices.simulators.modbus_slave import ModbusSlaveSimulator, SimDevice, encode_int16_x10, encode_uint16_x10
+from devices.simulators.pty_pair import PtyPair
+from tests.fixtures.serial_ports import wait_until
+from tests.fixtures.store_stall import IngestPath, StoreStall, ingest_path, refuse_value
+
+pytestmark = pytest.mark.serial
+
+# -- serial line -------------------------------------------------------------------------------------
+
+STALL_S = 10.0
+TS0 = (now_ms() // 1000 - 3600) * 1000  # lines carry their device time (an hour ago): one known reading each
+TS_PATTERN = r"(?P<ts>\d+) T=(?P<temperature>-?\d+(?:\.\d+)?)"
+
+
+def _line_site(device: str, **options: object) -> Config:
+    return parse_config({
+        "site": {"timezone": "UTC"},
+        "rooms": [{"id": "r"}],
+        "sources": [{"kind": "line", "id": "logger1", "device": device, "line_pattern": TS_PATTERN,
+                     "reconnect_max_s": 0.2, **options}],
+        "sensors": [{"id": "t1", "room": "r", "source": "logger1", "kind": "temperature"}],
+    })
+
+
+def _line(i: int) -> str:
+    return f"{TS0 + i * 1000} T={i % 500 / 10:.1f}"
+
+
+def _stored_lines(ingest: IngestPath) -> list[int]:
+    return sorted((ts - TS0) // 1000 for ts, _ in ingest.stored("t1", "temperature"))
+
+
+@pytest.fixture
+def line_sensor(pty_pair: PtyPair) -> Iterator[LineSensorSimulator]:
+    sim = LineSensorSimulator(pty_pair.b, dict, interval_s=None)
+    sim.open()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def test_lines_read_while_the_store_is_stalled_are_all_stored(
+    tmp_path: Path, pty_pair: PtyPair, line_sensor: LineSensorSimulator
+) -> None:
+    """A real 10 s stall; the writer's queue is small, so a reader handing lines to ``submit`` itself
+    would block in it and stop reading the port."""
+    config = _line_site(pty_pair.a)
+    (line_config,) = configs_of(config, LineSourceConfig)
+    with ingest_path(config, tmp_path / "archmon.db", max_queued_records=16) as ingest:
+        source = SerialLineSource(line_config, ingest.pipeline.process_many)
+        source.start()
+        try:
+            assert wait_until(lambda: source.connected)
+            count = 200
+            with StoreStall(ingest.path):
+                began = time.monotonic()
+                paced = threading.Event()
+                for i in range(count):  # spread over the stall: the reader must keep reading all along
+                    line_sensor.write_line(_line(i))
+                    paced.wait(STALL_S * 0.8 / count)
+                assert wait_until(lambda: source.stats()["lines"] == count)  # read while nothing could be stored
+                assert ingest.stored("t1", "temperature") == []
+                assert source.stats()["buffered"] == count
+                time.sleep(max(0.0, STALL_S - (time.monotonic() - began)))  # the stall itself, not a sync
+                assert ingest.writer.stats().committed_readings == 0
+            assert source.handover.wait_drained(60)
+            assert _stored_lines(ingest) == list(range(count))
+            stats = source.stats()
+            assert (stats["delivered"], stats["dropped"], stats["refused"], stats["buffered"]) == (count, 0, 0, 0)
+        finally:
+            source.stop()
+
+
+def test_past_the_bound_exactly_the_counted_oldest_lines_are_dropped(
+    tmp_path: Path, pty_pair: PtyPair, line_sensor: LineSensorSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    bound, count = 40, 200
+    config = _line_site(pty_pair.a, max_buffered_messages=bound)
+    (line_config,) = configs_of(config, LineSourceConfig)
+    with ingest_path(config, tmp_path / "archmon.db") as ingest:
+        source = SerialLineSource(line_config, ingest.pipeline.process_many)
+        source.start()
+        try:
+            assert wait_until(lambda: source.connected)
+            with StoreStall(ingest.path):
+                line_sensor.write_line(_line(0))
+                # the first line goes to the (stalled) store; everything after it waits in the buffer
+                assert wait_until(lambda: source.handover.stats().in_flight == 1)
+                for i in range(1, count):
+                    line_sensor.write_line(_line(i))
+                assert wait_until(lambda: source.stats()["lines"] == count)
+                stats = source.stats()
+                assert (stats["buffered"], stats["dropped"]) == (bound, count - bound)
+            assert source.handover.wait_drained(60)
+            stored = _stored_lines(ingest)
+            # the line in flight, then the newest bound - 1; the oldest of those waiting were dropped
+            assert stored == [0, *range(count - bound + 1, count)]
+            assert source.stats()["dropped"] == count - len(stored) == count - bound
+            assert any("dropping the oldest" in r.getMessage() and "logger1" in r.getMessage() for r in caplog.records)
+        finally:
+            source.stop()
+
+
+def test_a_line_the_store_refuses_for_good_is_counted_and_the_rest_stored(
+    tmp_path: Path, pty_pair: PtyPair, line_sensor: LineSensorSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = _line_site(pty_pair.a)
+    (line_config,) = configs_of(config, LineSourceConfig)
+    with ingest_path(config, tmp_path / "archmon.db") as ingest:
+        refuse_value(ingest.path, 0.7)  # the store itself refuses one reading: a constraint, not a stall
+        source = SerialLineSource(line_config, ingest.pipeline.process_many)
+        source.start()
+        try:
+            assert wait_until(lambda: source.connected)
+            with StoreStall(ingest.path):  # so that the bad line arrives in one chunk with good ones
+                for i in range(20):
+                    line_sensor.write_line(_line(i))
+                assert wait_until(lambda: source.stats()["lines"] == 20)
+            assert source.handover.wait_drained(60)
+            assert _stored_lines(ingest) == [i for i in range(20) if i != 7]
+            stats = source.stats()
+            assert (stats["refused"], stats["delivered"], stats["buffered"]) == (1, 19, 0)
+            (refused,) = source.handover.refused()
+            assert refused.message.payload == _line(7).encode() and "IntegrityError" in refused.reason
+            assert any("refused a message for good" in r.getMessage() and _line(7) in r.getMessage()
+                       for r in caplog.records)
+        finally:
+            source.stop()
+
+
+def test_stopping_while_the_store_is_stalled_counts_the_lines_it_loses(
+    tmp_path: Path, pty_pair: PtyPair, line_sensor: LineSensorSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = _line_site(pty_pair.a)
+    (line_config,) = configs_of(config, LineSourceConfig)
+    with ingest_path(config, tmp_path / "archmon.db") as ingest:
+        source = SerialLineSource(line_config, ingest.pipeline.process_many)
+        source.start()
+        try:
+            assert wait_until(lambda: source.connected)
+            with StoreStall(ingest.path):
+                line_sensor.write_line(_line(0))
+                assert wait_until(lambda: source.handover.stats().in_flight == 1)
+                for i in range(1, 10):
+                    line_sensor.write_line(_line(i))
+                assert wait_until(lambda: source.stats()["lines"] == 10)
+                source.stop(drain_s=0.2)  # gives up waiting for the stalled store
+                assert source.stats()["lost_at_stop"] == 9
+            assert ingest.writer.flush(30)
+            assert _stored_lines(ingest) == [0]  # the line already handed to the writer still lands
+            assert any("9 messages never handed to the store" in r.getMessage() for r in caplog.records)
+        finally:
+            source.stop()
+
+
+# -- Modbus ------------------------------------------------------------------------------------------
+
+
+class Climate:
+    """What the simulated transmitter measures; tests change it between polls."""
+
+    def __init__(self) -> None:
+        self.temperature = -20.5
+        self.humidity = 52.3
+
+
+@pytest.fixture
+def climate() -> Climate:
+    return Climate()
+
+
+def _bus_site(device: str, **options: object) -> Config:
+    return parse_config({
+        "site": {"timezone": "UTC"},
+        "rooms": [{"id": "r"}],
+        "sources": [{"kind": "modbus", "id": "bus1", "device": device, "baudrate": 4800, "timeout_s": 0.6,
+                     **options}],
+        "sensors": [{"id": "th", "room": "r", "source": "bus1", "address": 1, "preset": "renke-rs-ws-n01"}],
+    })
+
+
+@pytest.fixture
+def renke(pty_pair: PtyPair, climate: Climate) -> Iterator[ModbusSlaveSimulator]:
+    sim = ModbusSlaveSimulator(pty_pair.b, baudrate=4800, devices={1: SimDevice(holding={  # Renke RS-WS-N01
+        0: lambda: encode_uint16_x10(climate.humidity), 1: lambda: encode_int16_x10(climate.temperature)})})
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def _bus_source(config: Config, ingest: IngestPath) -> ModbusSource:
+    (bus_config,) = configs_of(config, ModbusSourceConfig)
+    return ModbusSource(bus_config, bus_devices(config, "bus1"), ingest.pipeline.process_many)
+
+
+def _poll_as(source: ModbusSource, climate: Climate, temperature: float) -> None:
+    climate.temperature = temperature
+    answers = source.stats()["answers"]
+    source.gather()
+    assert source.stats()["answers"] == answers + 1
+
+
+def _stored_temperatures(ingest: IngestPath) -> list[float]:
+    return [value for _, value in ingest.stored("th", "temperature")]  # in time order
+
+
+def test_polls_made_while_the_store_is_stalled_are_all_stored(
+    tmp_path: Path, pty_pair: PtyPair, renke: ModbusSlaveSimulator, climate: Climate
+) -> None:
+    """A real 10 s stall with a small writer queue: polls go on and every answer is stored afterwards."""
+    config = _bus_site(pty_pair.a)
+    with ingest_path(config, tmp_path / "archmon.db", max_queued_records=4) as ingest:
+        source = _bus_source(config, ingest)
+        try:
+            polled: list[float] = []
+            with StoreStall(ingest.path):
+                began, paced = time.monotonic(), threading.Event()
+                while time.monotonic() - began < STALL_S:  # the service would call gather on its schedule
+                    polled.append(round(-20.0 + len(polled) * 0.5, 1))
+                    _poll_as(source, climate, polled[-1])
+                    paced.wait(0.2)
+                assert ingest.stored("th", "temperature") == []
+                assert source.stats()["buffered"] == len(polled)
+                assert ingest.writer.stats().committed_readings == 0
+            assert len(polled) >= 20
+            assert source.handover.wait_drained(60)
+            assert _stored_temperatures(ingest) == polled
+            assert len(ingest.stored("th", "humidity")) == len(polled)
+            stats = source.stats()
+            assert (stats["delivered"], stats["dropped"], stats["refused"]) == (len(polled), 0, 0)
+        finally:
+            source.stop()
+
+
+def test_past_the_bound_exactly_the_counted_oldest_polls_are_dropped(
+    tmp_path: Path, pty_pair: PtyPair, renke: ModbusSlaveSimulator, climate: Climate
+) -> None:
+    bound, polls = 6, 20
+    config = _bus_site(pty_pair.a, max_buffered_messages=bound)
+    with ingest_path(config, tmp_path / "archmon.db") as ingest:
+        source = _bus_source(config, ingest)
+        try:
+            temperatures = [round(-20.0 + i * 0.5, 1) for i in range(polls)]
+            with StoreStall(ingest.path):
+                _poll_as(source, climate, temperatures[0])
+                assert wait_until(lambda: source.handover.stats().in_flight == 1)  # at the stalled store
+                for temperature in temperatures[1:]:
+                    _poll_as(source, climate, temperature)
+                stats = source.stats()
+                assert (stats["buffered"], stats["dropped"]) == (bound, polls - bound)
+            assert source.handover.wait_drained(60)
+            assert _stored_temperatures(ingest) == [temperatures[0], *temperatures[polls - bound + 1:]]
+            assert source.stats()["dropped"] == polls - bound
+        finally:
+            source.stop()
+
+
+def test_a_poll_the_store_refuses_for_good_is_counted_not_retried(
+    tmp_path: Path, pty_pair: PtyPair, renke: ModbusSlaveSimulator, climate: Climate,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = _bus_site(pty_pair.a)
+    with ingest_path(config, tmp_path / "archmon.db") as ingest:
+        refuse_value(ingest.path, 66.6)
+        source = _bus_source(config, ingest)
+        try:
+            temperatures = [20.0, 21.0, 66.6, 22.0, 23.0]
+            with StoreStall(ingest.path):  # the refused poll reaches the store in one chunk with the others
+                for temperature in temperatures:
+                    _poll_as(source, climate, temperature)
+            assert source.handover.wait_drained(60)
+            assert _stored_temperatures(ingest) == [20.0, 21.0, 22.0, 23.0]
+            stats = source.stats()
+            assert (stats["refused"], stats["delivered"], stats["buffered"]) == (1, 4, 0)
+            assert ingest.writer.stats().rejected >= 2  # the chunk, then the message alone: no retry loop
+            (refused,) = source.handover.refused()
+            assert json.loads(refused.message.payload)["address"] == 1
+            assert any("refused a message for good" in r.getMessage() for r in caplog.records)
+        finally:
+            source.stop()
