@@ -150,14 +150,16 @@ class Service:
 
     def _on_mqtt(self, messages: Sequence[RawMessage]) -> Future[WriteResult]:
         if self._accepting:
-            return self.pipeline.process_many(messages)
+            # Never wait for room in the writer: paho's thread must keep the connection alive. A full writer
+            # raises RetryLater, and the source holds the messages (unacknowledged) and offers them again.
+            return self.pipeline.process_many(messages, timeout=0)
         # Stopping: leave the messages unacknowledged; the broker delivers them again on the next start.
         for message in messages:
             self._deferred[message.source] += 1
         return Future()
 
-    def _submit(self, batch: Batch) -> Future[WriteResult]:
-        future = self.writer.submit(batch)
+    def _submit(self, batch: Batch, *, timeout: float | None = None) -> Future[WriteResult]:
+        future = self.writer.submit(batch, timeout=timeout)
         if batch.availability and self.alerts is not None:
             records, alerts = list(batch.availability), self.alerts
 

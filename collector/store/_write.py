@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import sqlite3
@@ -261,7 +262,8 @@ _ROLLUP_CONFLICT = """ON CONFLICT (series_id, start_ms) DO UPDATE SET
     sum = sum + excluded.sum, count = count + excluded.count"""
 _MAX_ROWS_PER_STATEMENT = 128  # 128 rows x 6 columns stays under SQLite's oldest limit of 999 parameters
 _QUARANTINE_INSERT = (
-    "INSERT INTO quarantine (received_ms, source, topic, sensor, stage, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO quarantine (received_ms, source, topic, sensor, stage, reason, payload, payload_size, payload_sha256)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _GAUGE_SET = (
     "INSERT INTO gauges (name, value, ts_ms) VALUES (?, ?, ?) "
@@ -271,10 +273,11 @@ _COUNTER_ADD = (
     "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"
 )
 
-_RECEIPTS_HEAD = "INSERT INTO mqtt_receipts (source, mid, digest, received_ms, seq)"
-# A packet id comes back after 65,535 messages: the newest message with the same id and content wins.
+_RECEIPTS_HEAD = "INSERT INTO mqtt_packet_receipts (source, mid, digest, received_ms, seq)"
+# One receipt per packet id: the newest message sent under it (the broker has no other in flight with it).
 _RECEIPTS_CONFLICT = (
-    "ON CONFLICT (source, mid, digest) DO UPDATE SET received_ms = excluded.received_ms, seq = excluded.seq"
+    "ON CONFLICT (source, mid) DO UPDATE SET digest = excluded.digest, received_ms = excluded.received_ms,"
+    " seq = excluded.seq"
 )
 
 _Row = tuple[int, int, float]  # (series id, ts, value)
@@ -377,7 +380,7 @@ def write_batches(
 
     Duplicate readings (same sensor, quantity, ts) are ignored and counted; rollups are updated only for
     newly inserted rows. Counter deltas are added, plus ``stored`` and ``duplicates``. MQTT receipts are
-    upserted (the newest receipt of a packet id and content wins).
+    upserted (the newest receipt of a source and packet id replaces the one before).
 
     Readings of all batches are first inserted together; only if that finds a duplicate is it undone and
     redone reading by reading to tell which ones were new.
@@ -409,7 +412,9 @@ def write_batches(
     days: _Agg = {}
     _aggregate(new_rows, calendar, hours, days)
     quarantine = [
-        (q.received_ms, q.source, q.topic, q.sensor, q.stage, q.reason, bytes(q.payload))
+        (q.received_ms, q.source, q.topic, q.sensor, q.stage, q.reason, bytes(q.payload),
+         len(q.payload) if q.payload_size is None else q.payload_size,
+         hashlib.sha256(q.payload).digest() if q.payload_sha256 is None else q.payload_sha256)
         for batch in batches
         for q in batch.quarantine
     ]

@@ -8,6 +8,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -112,8 +113,26 @@ def test_unknown_device_is_listed_as_unassigned_with_its_readings() -> None:
     assert not batch.readings and not batch.quarantine
     (rec,) = batch.unassigned
     assert rec.device_topic == "zigbee2mqtt/new_sensor" and rec.format == "zigbee2mqtt"
-    assert {r["quantity"] for r in json.loads(rec.readings_json)} == {"temperature", "humidity"}
+    would_give = json.loads(rec.readings_json)
+    assert {(r["quantity"], r["value"]) for r in would_give["readings"]} == {("temperature", 18.2), ("humidity", 47)}
+    assert would_give["rejected"] == []
     assert batch.counters["unassigned"] == 1
+
+
+def test_unassigned_device_values_are_validated_like_any_other() -> None:
+    p, _ = pipeline()
+    payload = b'{"temperature": NaN, "humidity": 180, "battery": Infinity, "illuminance_lux": 12}'
+    batch = p.handle(msg("zigbee2mqtt/new_sensor", payload))
+    (rec,) = batch.unassigned
+    assert "NaN" not in rec.readings_json and "Infinity" not in rec.readings_json
+    would_give = json.loads(rec.readings_json, parse_constant=lambda token: pytest.fail(f"{token} in JSON"))
+    assert [(r["quantity"], r["value"]) for r in would_give["readings"]] == [("light", 12)]
+    rejected = {r["quantity"]: r for r in would_give["rejected"]}
+    assert set(rejected) == {"temperature", "humidity", "battery"}
+    assert rejected["temperature"]["value"] == "nan" and "not a finite number" in rejected["temperature"]["reason"]
+    assert rejected["battery"]["value"] == "inf"
+    assert "outside the physical range" in rejected["humidity"]["reason"] and rejected["humidity"]["value"] == 180
+    assert batch.counters["rejected"] == 3 and not batch.readings
 
 
 def test_topic_without_sensor_or_format_is_quarantined() -> None:
