@@ -6,9 +6,10 @@ import hashlib
 import logging
 import math
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from itertools import chain
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from archmon.domain import Reading
@@ -62,7 +63,7 @@ _PENDING = "\x00pending"  # room cached for a sensor whose move is being written
 class _SensorRooms:
     """A sensor's room-assignment state as stored, plus the changes the open transaction will write."""
 
-    __slots__ = ("earliest", "first_from", "last_from", "lower_first", "moves", "room")
+    __slots__ = ("earliest", "first_from", "last_from", "lower_first", "moves", "new", "room")
 
     def __init__(self, room: str, first_from: int | None, last_from: int | None) -> None:
         self.room = room  # room of the newest assignment ('' if none), including pending moves
@@ -71,6 +72,7 @@ class _SensorRooms:
         self.moves: list[tuple[str, int]] = []  # pending (room, from_ms) in arrival order
         self.lower_first: int | None = None  # pending new from_ms of the first assignment
         self.earliest: int | None = None  # earliest reading seen while the sensor had no assignment
+        self.new: str | None = None  # the room its series were created with in this transaction (no data before)
 
 
 class SeriesCache:
@@ -95,6 +97,7 @@ class SeriesCache:
         self._pending: set[str] = set()
         # sensor -> its newest reading stored before the open transaction (looked up on a room mismatch)
         self._stored_last: dict[str, int | None] = {}
+        self._found: dict[tuple[str, str], int] = {}  # series ids looked up or created by prefetch()
 
     def clear(self) -> None:
         """Forget everything (a rolled-back transaction may have created series rows or assignments)."""
@@ -103,6 +106,56 @@ class SeriesCache:
         self._quantities.clear()
         self._pending.clear()
         self._stored_last.clear()
+        self._found.clear()
+
+    def prefetch(self, cur: sqlite3.Cursor, readings: Sequence[Reading]) -> None:
+        """Look up (or create) the series and room state of every sensor in ``readings`` not cached yet, in a
+        few statements for all of them: first contact with thousands of new sensors costs what a later
+        round costs, not several queries per sensor."""
+        keys: dict[tuple[str, str], str] = {}
+        for reading in readings:
+            key = (reading.sensor, reading.quantity)
+            if key not in self.ids and key not in keys:
+                keys[key] = reading.room
+        if not keys:
+            return
+        sensors = sorted({sensor for sensor, _ in keys if sensor not in self._sensors})
+        had_series: set[str] = set()
+        for part in _chunks(sorted({sensor for sensor, _ in keys}), _IN_LIMIT):
+            marks = ", ".join("?" * len(part))
+            for sensor, quantity, sid in cur.execute(
+                f"SELECT sensor, quantity, id FROM series WHERE sensor IN ({marks})", part
+            ):
+                self._found[(str(sensor), str(quantity))] = int(sid)
+                had_series.add(str(sensor))
+        rows: dict[str, list[tuple[str, int]]] = {}
+        for part in _chunks(sensors, _IN_LIMIT):
+            marks = ", ".join("?" * len(part))
+            for sensor, room, from_ms in cur.execute(
+                f"SELECT sensor, room, from_ms FROM sensor_rooms WHERE sensor IN ({marks}) ORDER BY sensor, from_ms",
+                part,
+            ):
+                rows.setdefault(str(sensor), []).append((str(room), int(from_ms)))
+        for sensor in sensors:
+            spans = rows.get(sensor)
+            self._sensors[sensor] = (
+                _SensorRooms(spans[-1][0], spans[0][1], spans[-1][1]) if spans else _SensorRooms("", None, None)
+            )
+        missing = [(sensor, quantity, room or self._sensors[sensor].room)
+                   for (sensor, quantity), room in keys.items() if (sensor, quantity) not in self._found]
+        for part in _chunks(missing, _MAX_ROWS_PER_STATEMENT):
+            values = ", ".join(["(?, ?, ?)"] * len(part))
+            created = cur.execute(
+                f"INSERT INTO series (sensor, quantity, room) VALUES {values} RETURNING id, sensor, quantity",
+                list(chain.from_iterable(part)),
+            ).fetchall()
+            for sid, sensor, quantity in created:
+                self._found[(str(sensor), str(quantity))] = int(sid)
+        for sensor, _, room in missing:
+            if sensor not in had_series:
+                state = self._sensors[sensor]
+                if state.first_from is None and state.new is None:
+                    state.new = room
 
     def _sensor(self, cur: sqlite3.Cursor, sensor: str) -> _SensorRooms:
         state = self._sensors.get(sensor)
@@ -132,7 +185,10 @@ class SeriesCache:
         key = (reading.sensor, reading.quantity)
         state = self._sensor(cur, reading.sensor)
         known = self.ids.get(key)
-        if known is None:
+        found = self._found.pop(key, None) if known is None else None
+        if found is not None:
+            sid = found
+        elif known is None:
             row = cur.execute("SELECT id FROM series WHERE sensor = ? AND quantity = ?", key).fetchone()
             if row is None:
                 cur.execute(
@@ -171,6 +227,7 @@ class SeriesCache:
         self._stored_last.clear()  # this transaction's readings are about to be stored
         if not self._pending:
             return
+        new_rows: list[tuple[str, str, int]] = []
         for sensor in sorted(self._pending):
             state = self._sensors[sensor]
             if state.lower_first is not None and state.first_from is not None:
@@ -183,7 +240,8 @@ class SeriesCache:
                 state.first_from = state.lower_first
             state.lower_first = None
             if state.moves:
-                self._write_moves(cur, sensor, state)
+                self._write_moves(cur, sensor, state, new_rows)
+        cur.executemany("INSERT INTO sensor_rooms (sensor, room, from_ms) VALUES (?, ?, ?)", new_rows)
         for sensor in self._pending:
             state = self._sensors[sensor]
             first = _UNASSIGNED if state.first_from is None else state.first_from
@@ -192,9 +250,13 @@ class SeriesCache:
         self._pending.clear()
 
     @staticmethod
-    def _write_moves(cur: sqlite3.Cursor, sensor: str, state: _SensorRooms) -> None:
-        # the sensor's stored readings, before this transaction's are inserted
-        first_ts, last_ts = cur.execute(_SENSOR_SPAN, (sensor,)).fetchone()
+    def _write_moves(
+        cur: sqlite3.Cursor, sensor: str, state: _SensorRooms, new_rows: list[tuple[str, str, int]]
+    ) -> None:
+        # the sensor's stored readings, before this transaction's are inserted (none for a new sensor)
+        fresh = state.new
+        first_ts, last_ts = (None, None) if fresh is not None else cur.execute(_SENSOR_SPAN, (sensor,)).fetchone()
+        state.new = None
         for room, earliest in state.moves:
             if state.last_from is None:  # the first assignment ever: from the sensor's first reading
                 from_ms = min(x for x in (earliest, first_ts, state.earliest) if x is not None)
@@ -202,10 +264,12 @@ class SeriesCache:
             else:  # after the previous assignment and after everything already stored (late readings are
                 # not moves, so this only guards against a file changed behind the cache)
                 from_ms = max(earliest, state.last_from + 1, -(2**63) if last_ts is None else int(last_ts) + 1)
-            cur.execute("INSERT INTO sensor_rooms (sensor, room, from_ms) VALUES (?, ?, ?)", (sensor, room, from_ms))
+            new_rows.append((sensor, room, from_ms))
             state.last_from = from_ms
-            log.info("store: sensor %s is in room %s from %d", sensor, room, from_ms)
-        cur.execute("UPDATE series SET room = ? WHERE sensor = ?", (state.room, sensor))
+            log.log(logging.DEBUG if fresh is not None else logging.INFO, "store: sensor %s is in room %s from %d",
+                    sensor, room, from_ms)
+        if fresh != state.room:  # a new sensor's series were created in its room already
+            cur.execute("UPDATE series SET room = ? WHERE sensor = ?", (state.room, sensor))
         state.moves = []
 
 
@@ -281,10 +345,18 @@ _RECEIPTS_CONFLICT = (
 )
 
 _Row = tuple[int, int, float]  # (series id, ts, value)
+_IN_LIMIT = 500  # parameters per IN (...) list, under SQLite's oldest limit of 999
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _rows(cur: sqlite3.Cursor, readings: Sequence[Reading], series: SeriesCache) -> list[_Row]:
     """``(series id, ts, value)`` of each reading; raises ValueError for a value that is not finite."""
+    series.prefetch(cur, readings)
     ids = series.ids
     rows: list[_Row] = []
     append = rows.append
