@@ -104,17 +104,24 @@ class Service:
         return build_sources(self.config, context)
 
     def _on_messages(self, messages: Sequence[RawMessage]) -> Future[WriteResult]:
-        """The sink of every source: the pipeline, except for a redelivering source while stopping."""
-        if self._accepting or not messages or messages[0].source not in self._redelivering:
-            return self.pipeline.process_many(messages)
+        """The sink of every source: the pipeline, except for a redelivering source while stopping.
+
+        A redelivering source (MQTT) calls this from its network thread, which must keep serving the
+        connection: it never waits for room in the writer; a full writer raises RetryLater and the source
+        holds the messages (unacknowledged) and offers them again. Serial sources hand over from their own
+        hand-over thread, which may wait.
+        """
+        redelivering = bool(messages) and messages[0].source in self._redelivering
+        if self._accepting or not redelivering:
+            return self.pipeline.process_many(messages, timeout=0 if redelivering else None)
         # Stopping: leave the messages unacknowledged; the broker delivers them again on the next start.
         # (Serial sources cannot be asked again: they keep handing over until their buffers are stored.)
         for message in messages:
             self._deferred[message.source] += 1
         return Future()
 
-    def _submit(self, batch: Batch) -> Future[WriteResult]:
-        future = self.writer.submit(batch)
+    def _submit(self, batch: Batch, *, timeout: float | None = None) -> Future[WriteResult]:
+        future = self.writer.submit(batch, timeout=timeout)
         if batch.availability and self.alerts is not None:
             records, alerts = list(batch.availability), self.alerts
 

@@ -169,10 +169,10 @@ def _open_store(config: Config) -> SqliteStore:
 
 
 def _cmd_quarantine(args: argparse.Namespace) -> int:
-    from dashboards.status import quarantine_report
+    from dashboards.quarantine import quarantine_report
 
     config = _load(args)
-    print(quarantine_report(config, limit=args.limit))
+    print(quarantine_report(config, limit=args.limit, fmt=args.format))
     return 0
 
 
@@ -244,8 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("quarantine", parents=[common], help="list rejected messages with their raw payloads")
-    p.add_argument("--limit", type=int, default=20)
+    p = sub.add_parser("quarantine", parents=[common],
+                       help="list rejected messages (payloads escaped) and unassigned devices")
+    p.add_argument("--limit", type=int, default=20, help="newest rejected messages shown (default 20)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_quarantine)
 
     try:

@@ -96,6 +96,12 @@ class StorageConfig(_Model):
     quarantine_retention_days: int = Field(default=90, ge=0)
     batch_size: int = Field(default=500, ge=1, le=100_000)
     flush_interval_ms: int = Field(default=200, ge=1, le=60_000)
+    quarantine_payload_max_bytes: int = Field(
+        default=65_536, ge=64, le=16 * 1024 * 1024,
+        description="payload bytes kept per quarantined message (its full size and SHA-256 are kept too)")
+    quarantine_per_source_per_minute: int = Field(
+        default=60, ge=1, le=100_000,
+        description="quarantine records one source keeps per minute; more are counted quarantine_suppressed")
 
     @field_validator("raw_retention_days")
     @classmethod

@@ -22,6 +22,9 @@ class RawMessage:
         retained: True for an MQTT retained message replayed by the broker.
         mid: the MQTT packet id of a QoS 1/2 message (None for QoS 0 and other sources).
         dup: True when the broker marked a QoS 1/2 message as a redelivery (DUP flag).
+        replayed: True for a QoS 1/2 message without the DUP flag that the broker may nonetheless be sending
+            again: it came at the start of a connection that resumed a session, with a packet id not ahead
+            of those already received (a broker restored from older persisted state resends without DUP).
     """
 
     source: str
@@ -31,6 +34,7 @@ class RawMessage:
     retained: bool = False
     mid: int | None = None
     dup: bool = False
+    replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

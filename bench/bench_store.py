@@ -71,16 +71,47 @@ def bytes_per_reading(folder: Path, count: int, sensors: int) -> tuple[float, fl
     return total / count, rollups_only / count
 
 
+def first_contact(folder: Path, sensors: int, batch_size: int) -> tuple[float, float]:
+    """Readings/s storing the first reading of ``sensors`` new sensors, then a second round of the same sensors.
+
+    Each sensor reports temperature and humidity in room ``r1``, in transactions of ``batch_size`` readings
+    (what the writer merges), through ``SqliteStore.write_many``.
+    """
+    store = SqliteStore(folder / f"first-contact-{sensors}.db", tz=TZ)
+    rates = []
+    try:
+        for round_no in range(2):
+            readings = [
+                Reading(f"s{i:05d}", quantity, 20.0 + i % 7, T0 + round_no * MINUTE, "r1")
+                for i in range(sensors)
+                for quantity in ("temperature", "humidity")
+            ]
+            started = time.perf_counter()
+            for start in range(0, len(readings), batch_size):
+                store.write_many([Batch(readings=readings[start : start + batch_size])])
+            rates.append(len(readings) / (time.perf_counter() - started))
+    finally:
+        store.close()
+    return rates[0], rates[1]
+
+
 def main() -> None:
     """Print the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", type=Path, default=None, help="folder for the database files (default: a tmp dir)")
     parser.add_argument("--seconds", type=float, default=3.0, help="time spent per batch size")
     parser.add_argument("--size-readings", type=int, default=500_000, help="readings written for the size figure")
+    parser.add_argument("--sensors", type=int, default=10_000, help="new sensors for the first-contact figure")
+    parser.add_argument("--only-first-contact", action="store_true", help="print only the first-contact figure")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
         print(f"SQLite {sqlite3.sqlite_version}, WAL, synchronous=FULL, files in {folder}")
+        first, later = first_contact(folder, args.sensors, 500)
+        print(f"first contact of {args.sensors:,} new sensors: {first:>10,.0f} readings/s;"
+              f" next round {later:>10,.0f} readings/s (first/next x{first / later:.2f})")
+        if args.only_first_contact:
+            return
         base = None
         for batch_size in (1, 100, 1000):
             rate, written = throughput(folder, batch_size, args.seconds)

@@ -20,21 +20,26 @@ How:
   ``offline`` LWT if the connection dies, and ``offline`` published on a clean :meth:`MqttSource.stop`.
 - Reconnect with exponential backoff between ``reconnect_min_s`` and ``reconnect_max_s``; an
   unreachable broker or a refused login is counted and retried, never raised.
-- Acknowledgements: the future's callback (in whatever thread resolves it, usually the store
-  writer's) queues the packet id; the network thread sends the queued PUBACKs at the end of each
-  pass of its loop. Only the first of a run is sent by the resolving thread itself (paho's ``ack``
-  appends the PUBACK to its outgoing queue and wakes the network thread), so a commit of a few
-  hundred messages costs one wake-up, not one per message. An acknowledgement for a message
-  received on an earlier connection is skipped: the broker sends that message again on the new
-  connection (maybe under the same packet id), and the new copy is acknowledged when it is
-  durable. Acknowledgements go out in the order futures resolve.
-- Grouped handling (``batch_handler``, what ``archmon run`` uses): ``on_message`` only queues each
-  message; at the end of a loop pass, once the socket has nothing more to read (or ``max_chunk``
-  messages are queued), the network thread hands the queued chunk to ``batch_handler`` at once and gets
-  one future for the lot; when it resolves, the chunk's messages are acknowledged in arrival order.
-  A separate chunk thread was measured slower (GIL hand-offs). If the store refuses a chunk for good,
-  its messages are handed over again one by one from a short-lived thread (counted ``chunk_splits``),
-  so only the bad one stays unacknowledged.
+- Acknowledgements (``collector/_mqtt_acks.py``): once a chunk's future resolves, its messages are
+  acknowledged in arrival order; the thread resolving it sends the first PUBACK (waking the network
+  thread) and queues the rest for the network thread, so a commit of a few hundred messages costs one
+  wake-up. A message received on an earlier connection is not acknowledged: the broker sends it again
+  on the new connection, and that copy is acknowledged when it is durable.
+- One path: ``on_message`` only queues each message; at the end of a loop pass, once the socket has
+  nothing more to read (or ``max_chunk`` messages are queued), the network thread hands the queue to
+  ``batch_handler`` (what ``archmon run`` uses) and gets one future for the lot. A per-message
+  ``handler`` is the same path with chunks of one message. A separate chunk thread was measured slower
+  (GIL hand-offs). If the store refuses a chunk for good, its messages are handed over again one by
+  one from a short-lived thread (counted ``chunk_splits``), so only the bad one stays unacknowledged.
+- Back-pressure: the handler must never block the network thread (paho's thread also answers the
+  broker's keepalive). When the store writer is full it raises ``RetryLater`` at once; the source keeps
+  the chunk, acknowledges nothing of it, and offers it again shortly after (counted
+  ``held``). The connection stays alive (PINGREQ/PINGRESP go on), and the broker stops sending once its
+  in-flight window (``max_inflight_messages``, MQTT 5 Receive Maximum) is full of unacknowledged messages,
+  so what is held in memory is bounded by that window.
+- Replays without DUP (``collector/_mqtt_session.py``): messages at the start of a resumed session whose
+  packet ids are not ahead of those already received are marked ``replayed``; the pipeline recognises
+  them by their receipts.
 - QoS 2 works but gives no more than QoS 1 here: paho answers PUBREC itself and keeps QoS 2 state in
   memory only, so use QoS 1 (the default) and idempotent writes.
 
@@ -46,8 +51,8 @@ Broker settings archmon needs (Mosquitto names; see ``collector/mqtt.sample.toml
   memory matters.
 - ``max_inflight_messages``: unacknowledged QoS 1 messages the broker sends before waiting for acks
   (default 20). archmon acks after a store commit, so this caps throughput: make it at least the
-  store batch size (``storage.batch_size``), or 0 for unlimited. MQTT 5 clients can lower it with
-  Receive Maximum; archmon does not.
+  store batch size (``storage.batch_size``). It also bounds what archmon holds in memory while the
+  store is stalled; 0 (unlimited) lets the broker send its whole queue into archmon's memory.
 - ``persistent_client_expiration`` (MQTT 3.1.1 sessions never expire otherwise) longer than any
   outage you want to survive; for MQTT 5 ``session_expiry_s`` sets it.
 - ``allow_anonymous false`` with a ``password_file`` and a TLS listener on untrusted networks; an
@@ -57,12 +62,10 @@ Broker settings archmon needs (Mosquitto names; see ``collector/mqtt.sample.toml
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import logging
 import select
 import ssl
 import threading
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -71,8 +74,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from archmon.domain import RawMessage
-from archmon.errors import ConfigError, RetryLater
+from archmon.errors import ConfigError
 from archmon.timeutil import now_ms
+from collector._mqtt_acks import AckCount, AckSender, Delivery
+from collector._mqtt_chunks import ChunkFeeder
 from collector._mqtt_client import (
     OFFLINE,
     ONLINE,
@@ -83,6 +88,7 @@ from collector._mqtt_client import (
     subscription_list,
     validate_filter,
 )
+from collector._mqtt_session import ReplayWatch
 from collector.mqtt_config import MqttSourceConfig
 
 __all__ = ["MqttBatchHandler", "MqttHandler", "MqttSource"]
@@ -93,18 +99,20 @@ MqttHandler = Callable[[RawMessage], "concurrent.futures.Future[Any]"]
 """Takes a raw message, returns a future resolved when its readings are durable (failed if not)."""
 
 MqttBatchHandler = Callable[[Sequence[RawMessage]], "concurrent.futures.Future[Any]"]
-"""Takes raw messages (arrival order), returns one future resolved when all their readings are durable."""
+"""Takes raw messages (arrival order), returns one future resolved when all their readings are durable.
 
-_Entry = tuple[RawMessage, int, int, int]  # (message, packet id, QoS, connection generation)
+Raises ``RetryLater`` at once (never blocks) when the store cannot take them now: the source keeps them."""
 
 _COUNTERS = (
     "received",
     "retained",
+    "replayed",
     "acked",
     "ack_skipped",
     "handler_errors",
     "handler_failures",
     "pending",
+    "held",
     "connects",
     "connect_failures",
     "disconnects",
@@ -121,11 +129,11 @@ class MqttSource:
 
     Args:
         config: the validated ``[[mqtt]]`` table.
-        handler: called in paho's network thread with each message; must return quickly with a
-            future that resolves once the readings are durable. It must not raise.
-        batch_handler: instead of ``handler``: called (in paho's network thread, one call at a time)
-            with the messages received so far, in arrival order, at most ``max_chunk``; must return
-            quickly with one future for all of them. It must not raise.
+        handler: instead of ``batch_handler``: called with each message; the same path as
+            ``batch_handler`` with chunks of one message.
+        batch_handler: called (in paho's network thread, one call at a time) with the messages received
+            so far, in arrival order, at most ``max_chunk``; must return at once with one future for all of
+            them, or raise ``RetryLater`` when the store cannot take them now (they are offered again).
         max_chunk: most messages per ``batch_handler`` call (e.g. the store writer's batch size).
         site: the site name, used in the default client id and status topic.
         topics: topic filters derived from configured sensors; ``config.subscriptions`` filters are
@@ -151,11 +159,9 @@ class MqttSource:
         if max_chunk < 1:
             raise ValueError(f"max_chunk must be at least 1, not {max_chunk}")
         self.config = config
-        self._handler = handler
-        self._batch_handler = batch_handler
-        self._max_chunk = max_chunk
-        self._chunk: deque[_Entry] = deque()  # received, not yet handed to batch_handler
-        self._handler_lock = threading.Lock()  # one batch_handler call at a time (network or split thread)
+        if handler is not None:
+            batch_handler, max_chunk = _one_at_a_time(handler), 1
+        assert batch_handler is not None
         self._name = f"mqtt[{config.id}]"
         self.client_id = config.client_id or default_client_id(site, config.id)
         self.status_topic = config.status_topic or default_status_topic(site, config.id)
@@ -173,14 +179,15 @@ class MqttSource:
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
-        self._client.on_message = self._on_message if batch_handler is None else self._enqueue
-        self._client.on_loop_misc = self._send_queued_acks if batch_handler is None else self._end_of_pass
+        self._client.on_message = self._enqueue
+        self._client.on_loop_misc = self._end_of_pass
         self._lock = threading.Lock()
-        self._ack_lock = threading.Lock()
-        self._acks: deque[tuple[int, int, int]] = deque()  # (mid, qos, generation) waiting for the network thread
-        self._ack_woken = False  # the network thread was woken for the queued acks
         self._stats = dict.fromkeys(_COUNTERS, 0)
         self._generation = 0  # bumped on every connect and disconnect; acks must match it
+        self._acks = AckSender(self._client, lambda: self._generation, self._name)
+        self._chunk = ChunkFeeder(batch_handler, max_chunk=max_chunk, acks=self._acks, count=self._count,
+                                  settled=self._settled, running=lambda: self._started, name=self._name)
+        self._replays = ReplayWatch()
         self._ready = threading.Event()
         self._subscribe_mid: int | None = None
         self._failing_since_ok = 0
@@ -222,7 +229,7 @@ class MqttSource:
         if not self._started:
             return
         self._started = False
-        self._send_queued_acks()  # before DISCONNECT, so they go out first
+        self._settled(self._acks.flush())  # before DISCONNECT, so they go out first
         if self._client.is_connected():
             info = self._client.publish(self.status_topic, OFFLINE, qos=1, retain=True)
             try:
@@ -234,7 +241,7 @@ class MqttSource:
         sock = self._client.socket()
         if sock is not None:  # stopped while a connection attempt was waiting for CONNACK
             sock.close()
-        self._hand_over_chunk()  # the handler may defer them; their acks would be skipped anyway
+        self._chunk.hand_over(now=True)  # the handler may defer them; their acks would be skipped anyway
         self._ready.clear()
         _LOG.info("%s: stopped (%s)", self._name, self.stats())
 
@@ -248,16 +255,24 @@ class MqttSource:
         return self._ready.wait(timeout)
 
     def stats(self) -> dict[str, int]:
-        """Counters: received, retained, acked, ack_skipped (stale connection), handler_errors (raised),
-        handler_failures (future failed), pending (received, not yet acknowledged or given up), connects,
-        connect_failures, disconnects, subscribe_failures; with ``batch_handler`` also chunks (handed
-        over) and chunk_splits (refused by the store, handed over again one by one)."""
+        """Counters: received, retained, replayed (may be a resend without DUP), acked, ack_skipped (stale
+        connection), handler_errors (raised), handler_failures (future failed), pending (received, not yet
+        acknowledged or given up), held (times a chunk was kept because the store was full), connects,
+        connect_failures, disconnects, subscribe_failures, chunks (handed over) and chunk_splits (refused by
+        the store, handed over again one by one)."""
         with self._lock:
             return dict(self._stats)
 
     def _count(self, name: str, delta: int = 1) -> None:
         with self._lock:
             self._stats[name] += delta
+
+    def _settled(self, done: AckCount) -> None:
+        if done.settled:
+            with self._lock:
+                self._stats["pending"] -= done.settled
+                self._stats["acked"] += done.sent
+                self._stats["ack_skipped"] += done.skipped
 
     # -- paho callbacks (network thread) -----------------------------------------------------------
 
@@ -276,6 +291,7 @@ class MqttSource:
             self._generation += 1
             self._stats["connects"] += 1
             failures, self._failing_since_ok = self._failing_since_ok, 0
+        self._replays.connected(bool(flags.session_present))
         _LOG.info(
             "%s: connected to %s:%d (session present: %s%s)",
             self._name,
@@ -338,67 +354,40 @@ class MqttSource:
         with self._lock:
             self._generation += 1
             self._stats["disconnects"] += 1
-        self._hand_over_chunk()  # received on this connection: store them before the broker resends them
+        self._chunk.hand_over(now=True)  # received on this connection: store them before the broker resends them
         if self._started and was_ready:
             _LOG.warning("%s: connection lost (%s); reconnecting", self._name, reason_code)
         else:
             _LOG.debug("%s: disconnected (%s)", self._name, reason_code)
 
-    def _received(self, msg: mqtt.MQTTMessage) -> tuple[RawMessage, int] | None:
-        """The message as a ``RawMessage``, counted, with its connection generation (None: unusable topic)."""
+    def _enqueue(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        """``on_message``: queue the message; the end of the loop pass (or a full chunk) hands it over."""
         try:
             topic = msg.topic
         except UnicodeDecodeError:  # brokers reject these; never let paho's thread die on one
             self._count("handler_errors")
             _LOG.error("%s: message with a topic that is not UTF-8; not acknowledged", self._name)
-            return None
+            return
         retained = bool(msg.retain)
         qos1 = msg.qos > 0  # packet id and DUP flag only mean something for QoS 1 and 2
+        dup = bool(msg.dup) and qos1
+        replayed = qos1 and self._replays.classify(msg.mid, dup)
         raw = RawMessage(self.config.id, topic, bytes(msg.payload), now_ms(), retained,
-                         mid=msg.mid if qos1 else None, dup=bool(msg.dup) and qos1)
+                         mid=msg.mid if qos1 else None, dup=dup, replayed=replayed)
         stats = self._stats
         with self._lock:
             stats["received"] += 1
             stats["retained"] += retained
+            stats["replayed"] += replayed
             stats["pending"] += 1
             generation = self._generation
-        return raw, generation
-
-    def _enqueue(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        """``on_message`` with a ``batch_handler``: queue the message; the end of the loop pass hands it over."""
-        received = self._received(msg)
-        if received is not None:
-            self._chunk.append((received[0], msg.mid, msg.qos, received[1]))
-            if len(self._chunk) >= self._max_chunk:
-                self._hand_over_chunk()
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        received = self._received(msg)
-        if received is None:
-            return
-        raw, generation = received
-        topic = raw.topic
-        stats = self._stats
-        assert self._handler is not None
-        try:
-            future = self._handler(raw)
-            if not isinstance(future, concurrent.futures.Future):
-                raise TypeError(f"handler returned {type(future).__name__}, not a concurrent.futures.Future")
-        except Exception:
-            with self._lock:
-                stats["pending"] -= 1
-                stats["handler_errors"] += 1
-            _LOG.exception("%s: handler failed on topic %r; message not acknowledged", self._name, raw.topic)
-            return
-        future.add_done_callback(functools.partial(self._on_durable, msg.mid, msg.qos, generation, topic))
-
-    # -- grouped handling (batch_handler) ----------------------------------------------------------
+        self._chunk.append(Delivery(raw, msg.mid, msg.qos, generation))
 
     def _end_of_pass(self) -> None:
-        """``on_loop_misc`` with a ``batch_handler``: hand over the chunk once the socket is drained, send acks."""
-        if self._chunk and not self._more_to_read():
-            self._hand_over_chunk()
-        self._send_queued_acks()
+        """``on_loop_misc``: hand the queue over once the socket is drained, send the queued acks."""
+        if self._chunk.due() and not self._more_to_read():
+            self._chunk.hand_over()
+        self._settled(self._acks.flush())
 
     def _more_to_read(self) -> bool:
         sock = self._client.socket()
@@ -411,147 +400,11 @@ class MqttSource:
         except (OSError, ValueError):  # closed under us: hand over what there is
             return False
 
-    def _hand_over_chunk(self) -> None:
-        with self._handler_lock:
-            chunk = [self._chunk.popleft() for _ in range(len(self._chunk))]
-            if chunk:
-                self._hand_over(chunk)
+def _one_at_a_time(handler: MqttHandler) -> MqttBatchHandler:
+    """A per-message handler as a batch handler (used with chunks of one message)."""
 
-    def _hand_over_one_by_one(self, chunk: list[_Entry]) -> None:
-        """Split thread: hand a refused chunk's messages over again, each with its own future."""
-        for entry in chunk:
-            with self._handler_lock:
-                self._hand_over([entry])
+    def batch(messages: Sequence[RawMessage]) -> concurrent.futures.Future[Any]:
+        (message,) = messages
+        return handler(message)
 
-    def _hand_over(self, chunk: list[_Entry]) -> None:
-        assert self._batch_handler is not None
-        try:
-            future = self._batch_handler([entry[0] for entry in chunk])
-            if not isinstance(future, concurrent.futures.Future):
-                raise TypeError(f"batch handler returned {type(future).__name__}, not a concurrent.futures.Future")
-        except Exception:
-            with self._lock:
-                self._stats["pending"] -= len(chunk)
-                self._stats["handler_errors"] += len(chunk)
-            _LOG.exception("%s: batch handler failed on %d messages; not acknowledged", self._name, len(chunk))
-            return
-        with self._lock:
-            self._stats["chunks"] += 1
-        future.add_done_callback(functools.partial(self._on_chunk_durable, chunk))
-
-    def _on_chunk_durable(self, chunk: list[_Entry], future: concurrent.futures.Future[Any]) -> None:
-        """Future callback (any thread): acknowledge the chunk in arrival order, or split a refused one."""
-        try:
-            error: object = future.exception()
-        except concurrent.futures.CancelledError:
-            error = "cancelled"
-        if error is not None:
-            if len(chunk) > 1 and not isinstance(error, RetryLater | str):
-                # Refused for good (not a store outage): find the bad message, store and ack the rest.
-                self._count("chunk_splits")
-                _LOG.warning(
-                    "%s: store refused a chunk of %d messages (%s); handing them over one by one",
-                    self._name,
-                    len(chunk),
-                    error,
-                )
-                # Not from the thread resolving the future: a full writer queue would block it for good.
-                threading.Thread(
-                    target=self._hand_over_one_by_one, args=(chunk,), name=f"archmon-{self._name}-split", daemon=True
-                ).start()
-                return
-            with self._lock:
-                self._stats["pending"] -= len(chunk)
-                self._stats["handler_failures"] += len(chunk)
-            _LOG.error(
-                "%s: %d message(s) on %r not stored (%s); not acknowledged, the broker will send them again",
-                self._name,
-                len(chunk),
-                chunk[0][0].topic,
-                error,
-            )
-            return
-        acked = skipped = qos0 = 0
-        with self._ack_lock:
-            queued = self._acks
-            for _, mid, qos, generation in chunk:
-                if qos == 0:
-                    qos0 += 1
-                elif self._ack_woken:  # the network thread will send it with the others
-                    queued.append((mid, qos, generation))
-                else:
-                    # Sending this one wakes the network thread, which sends whatever queues up behind it.
-                    ok, stale = self._ack(mid, qos, generation)
-                    acked += ok
-                    skipped += stale
-                    self._ack_woken = ok == 1
-        with self._lock:
-            self._stats["pending"] -= acked + skipped + qos0
-            self._stats["acked"] += acked
-            self._stats["ack_skipped"] += skipped
-
-    # -- acknowledgement ---------------------------------------------------------------------------
-
-    def _on_durable(
-        self, mid: int, qos: int, generation: int, topic: str, future: concurrent.futures.Future[Any]
-    ) -> None:
-        """Future callback (any thread): queue the acknowledgement, or count and log a failed write."""
-        try:
-            error: object = future.exception()
-        except concurrent.futures.CancelledError:
-            error = "cancelled"
-        if error is not None:
-            with self._lock:
-                self._stats["pending"] -= 1
-                self._stats["handler_failures"] += 1
-            _LOG.error(
-                "%s: message on %r not stored (%s); not acknowledged, the broker will send it again",
-                self._name,
-                topic,
-                error,
-            )
-            return
-        if qos == 0:
-            self._count("pending", -1)
-            return
-        with self._ack_lock:
-            if self._ack_woken:  # the network thread will send it with the others
-                self._acks.append((mid, qos, generation))
-                return
-            # Sending this one wakes the network thread, which then sends whatever queues up behind it.
-            acked, skipped = self._ack(mid, qos, generation)
-            self._ack_woken = acked == 1  # a skipped ack woke nobody: the next one is sent here too
-        with self._lock:
-            self._stats["pending"] -= 1
-            self._stats["acked"] += acked
-            self._stats["ack_skipped"] += skipped
-
-    def _send_queued_acks(self) -> None:
-        """Send the queued acknowledgements (network thread, each loop pass; and on stop)."""
-        if not self._ack_woken:
-            return
-        acked = skipped = 0
-        with self._ack_lock:
-            acks = self._acks
-            while acks:
-                mid, qos, generation = acks.popleft()
-                ok, stale = self._ack(mid, qos, generation)
-                acked += ok
-                skipped += stale
-            self._ack_woken = False
-        if acked or skipped:
-            with self._lock:
-                self._stats["pending"] -= acked + skipped
-                self._stats["acked"] += acked
-                self._stats["ack_skipped"] += skipped
-
-    def _ack(self, mid: int, qos: int, generation: int) -> tuple[int, int]:
-        """Hand one PUBACK to paho; returns (1, 0) if sent, (0, 1) if skipped."""
-        if generation != self._generation:
-            _LOG.debug("%s: mid %d came on an earlier connection; not acknowledged", self._name, mid)
-            return 0, 1
-        result = self._client.ack(mid, qos)
-        if result == mqtt.MQTT_ERR_SUCCESS:
-            return 1, 0
-        _LOG.debug("%s: ack of mid %d failed: %s", self._name, mid, mqtt.error_string(result))
-        return 0, 1
+    return batch

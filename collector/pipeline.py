@@ -1,35 +1,35 @@
 """The ingest pipeline: raw message → decode → route → validate → calibrate → stamp → store.
 
 ``Pipeline.process`` never raises: whatever cannot become a reading is quarantined with its raw
-payload, source and reason, and counted. It returns the store writer's future, which resolves when
-everything the message produced is durable (the MQTT source acknowledges the message only then).
+payload (bounded, ``collector.quarantine``), source and reason, and counted. It returns the store
+writer's future, which resolves when everything the message produced is durable (the MQTT source
+acknowledges the message only then).
 
-Redelivered MQTT messages: a QoS 1/2 message whose readings are stamped with the receive time (no
-device time) adds a receipt ``(source, packet id, digest, receive time)`` to its batch, stored in the
-same transaction. When the broker sends a message again with the DUP flag (its PUBACK never arrived),
-the pipeline looks the receipt up and stamps the copy with the first receive time, so its readings
-hit their idempotent keys and count as duplicates (``redelivered_restamped``) instead of being
-stored a second time.
+Stamping: a device's own time is used when plausible (at most 7 days before the receive time, at most 5
+minutes ahead); an implausible one is counted ``device_time_rejected`` and logged once per sensor (a
+device without NTP), and the reading gets the receive time instead.
+
+Redelivered MQTT messages: a QoS 1/2 message stamped with the receive time leaves a receipt, so a copy
+the broker sends again gets the same time and hits its idempotent key (``collector.receipts``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from typing import Protocol
 
 from archmon.config import Config, SensorConfig
 from archmon.domain import RawMessage, Reading
 from archmon.errors import DecodeError, NotSensorData
-from archmon.quantities import BINARY_QUANTITIES, check_value
-from archmon.timeutil import now_ms
+from archmon.timeutil import now_ms, to_iso
+from collector.quarantine import QuarantineKeeper, unassigned_readings_json
+from collector.receipts import ReceiptBook, ReceiptLookup, message_digest
 from collector.records import (
     AvailabilityRecord,
     Batch,
     MqttReceipt,
-    QuarantineRecord,
     UnassignedRecord,
     WriteResult,
     mqtt_messages_counter,
@@ -37,27 +37,28 @@ from collector.records import (
 from collector.routing import Router
 from collector.serial_line_config import LineSourceConfig
 from collector.sources import configs_of
+from collector.values import calibrated, channel_values, checked_value
 from devices.decoded import Decoded, DecodedValue, DecodeOptions
 from devices.formats import get_decoder
 from devices.line import LineFormat
 from devices.modbus import decode_modbus_payload, get_register_map
 
-__all__ = ["Pipeline", "ReceiptLookup", "message_digest"]
+__all__ = ["Pipeline", "ReceiptLookup", "Submit", "message_digest"]
 
 log = logging.getLogger(__name__)
 
 MAX_DEVICE_AGE_MS = 7 * 86_400_000
 MAX_DEVICE_SKEW_MS = 5 * 60_000
-SWITCH_KINDS = {"door", "smoke", "leak"}
-HUMIDITY_OVERSHOOT = 105.0
 
-ReceiptLookup = Callable[[str, int, bytes], "int | None"]
-"""``(source, packet id, digest) -> receive time`` of a stored receipt, or None (``SqliteStore.receipt_time``)."""
+_Receipts = dict[tuple[str, int], MqttReceipt]  # receipts of the batch being built, by source and packet id
 
 
-def message_digest(topic: str, payload: bytes) -> bytes:
-    """SHA-256 of the topic, a NUL byte (never part of a topic) and the payload: a receipt's message identity."""
-    return hashlib.sha256(topic.encode("utf-8") + b"\0" + payload).digest()
+class Submit(Protocol):
+    """Hands a batch to the store writer (``StoreWriter.submit``)."""
+
+    def __call__(self, batch: Batch, *, timeout: float | None = None) -> Future[WriteResult]:
+        """Returns a future resolved once ``batch`` is durable; ``timeout=0``: raise ``RetryLater`` if full."""
+        ...
 
 
 class Pipeline:
@@ -67,14 +68,14 @@ class Pipeline:
         config: the validated configuration.
         submit: hands a batch to the store writer and returns a future resolved once it is durable.
         clock: current time in UTC epoch ms (injected by tests).
-        receipt_lookup: finds the receive time stored for a redelivered MQTT message (see the module
-            docstring); None: no lookup, a redelivered message without device time gets a new time.
+        receipt_lookup: finds the receive time committed for a message sent again (``SqliteStore.receipt_time``);
+            None: only receipts not yet committed are known.
     """
 
     def __init__(
         self,
         config: Config,
-        submit: Callable[[Batch], Future[WriteResult]],
+        submit: Submit | Callable[[Batch], Future[WriteResult]],
         *,
         clock: Callable[[], int] = now_ms,
         receipt_lookup: ReceiptLookup | None = None,
@@ -82,7 +83,11 @@ class Pipeline:
         self._config = config
         self._submit = submit
         self._clock = clock
-        self._receipt_lookup = receipt_lookup
+        self.receipts = ReceiptBook(receipt_lookup)
+        self.quarantine = QuarantineKeeper(
+            payload_max_bytes=config.storage.quarantine_payload_max_bytes,
+            per_source_per_minute=config.storage.quarantine_per_source_per_minute,
+        )
         self.router = Router(config)
         self._lines: dict[str, LineFormat] = {
             s.id: s.line_format(config.site.timezone) for s in configs_of(config, LineSourceConfig)
@@ -92,30 +97,42 @@ class Pipeline:
 
     def process(self, message: RawMessage) -> Future[WriteResult]:
         """Handle one raw message and submit what it produced; see the module docstring."""
-        return self._submit(self.handle(message))
+        return self.process_many([message])
 
-    def process_many(self, messages: Sequence[RawMessage]) -> Future[WriteResult]:
-        """Handle several raw messages and submit what they produced as one batch (one future for all)."""
-        return self._submit(self.handle_many(messages))
+    def process_many(self, messages: Sequence[RawMessage], *, timeout: float | None = None) -> Future[WriteResult]:
+        """Handle several raw messages and submit what they produced as one batch (one future for all).
+
+        Args:
+            timeout: longest wait for room in the store writer's queue (None: as long as needed; 0: never
+                wait, what the MQTT source needs: its network thread must keep serving the connection).
+
+        Raises:
+            RetryLater: the writer's queue stayed full for ``timeout`` seconds; nothing was submitted, and the
+                same messages may be handed over again later.
+        """
+        batch = self.handle_many(messages)
+        # a plain callable (tests, replay) may not take a timeout
+        future = self._submit(batch) if timeout is None else self._submit(batch, timeout=timeout)  # type: ignore[call-arg]
+        self.receipts.hold(batch.receipts, future)
+        return future
 
     def handle(self, message: RawMessage) -> Batch:
         """Turn one raw message into a batch (readings, rejects, counters) without storing it."""
-        batch = Batch()
-        self._handle_into(message, batch)
-        return batch
+        return self.handle_many([message])
 
     def handle_many(self, messages: Sequence[RawMessage]) -> Batch:
         """Turn several raw messages into one batch, in order, as if each were handled and the batches merged."""
         batch = Batch()
+        receipts: _Receipts = {}
         for message in messages:
-            self._handle_into(message, batch)
+            self._handle_into(message, batch, receipts)
         return batch
 
-    def _handle_into(self, message: RawMessage, batch: Batch) -> None:
+    def _handle_into(self, message: RawMessage, batch: Batch, receipts: _Receipts) -> None:
         batch.count("received")
         try:
             if self.router.is_mqtt(message.source):
-                self._mqtt(message, batch)
+                self._mqtt(message, batch, receipts)
             elif message.topic.startswith("modbus/"):
                 self._modbus(message, batch)
             elif message.topic.startswith("line/"):
@@ -128,11 +145,15 @@ class Pipeline:
 
     # -- per source kind -------------------------------------------------------------------------
 
-    def _mqtt(self, message: RawMessage, batch: Batch) -> None:
+    def _mqtt(self, message: RawMessage, batch: Batch, receipts: _Receipts) -> None:
         if message.mid is not None:
             batch.count(mqtt_messages_counter(message.source))
             if message.dup:
                 batch.count("redelivered")
+            elif message.replayed:
+                batch.count("replayed")
+            else:
+                self.receipts.new_message(message.source)
         sensor = self.router.mqtt_sensor(message.source, message.topic)
         if sensor is not None:
             assert sensor.format is not None
@@ -143,10 +164,7 @@ class Pipeline:
                 batch.count("availability")
                 batch.availability.append(AvailabilityRecord(sensor.id, decoded.availability, message.received_ms))
                 return
-            if message.mid is None:
-                self._accept(message, batch, sensor, decoded.values)
-            else:
-                self._accept_with_receipt(message, message.mid, batch, sensor, decoded.values)
+            self._accept(message, batch, sensor, decoded.values, receipts)
             return
         subscription = self.router.subscription(message.source, message.topic)
         if subscription is None:
@@ -164,19 +182,14 @@ class Pipeline:
             message.source,
             decoded.device_topic,
         )
-        readings = [
-            {"quantity": v.quantity, "value": v.value, "unit": v.unit, "ts_ms": v.ts_ms} for v in decoded.values
-        ]
-        if decoded.availability:
-            readings.append({"availability": decoded.availability})
         batch.unassigned.append(
             UnassignedRecord(
                 message.received_ms,
                 message.source,
                 decoded.device_topic,
                 subscription.format,
-                message.payload,
-                json.dumps(readings, allow_nan=True),
+                self.quarantine.bounded(message.payload),
+                unassigned_readings_json(decoded.values, decoded.availability, batch),
             )
         )
 
@@ -200,7 +213,7 @@ class Pipeline:
             self._reject(batch, message, f"Modbus {preset}: {_reason(exc)}", "decode", sensors[0].id)
             return
         for sensor in sensors:
-            self._accept(message, batch, sensor, _channel_values(sensor, values))
+            self._accept(message, batch, sensor, channel_values(sensor, values))
 
     def _line(self, message: RawMessage, batch: Batch) -> None:
         line_format = self._lines.get(message.source)
@@ -246,23 +259,72 @@ class Pipeline:
             self._reject(batch, message, f"{who}{fmt}: {exc}", "decode", sensor.id if sensor else None)
         return None
 
-    def _accept_with_receipt(
-        self, message: RawMessage, mid: int, batch: Batch, sensor: SensorConfig, values: Sequence[DecodedValue]
+    def _accept(
+        self,
+        message: RawMessage,
+        batch: Batch,
+        sensor: SensorConfig,
+        values: Sequence[DecodedValue],
+        receipts: _Receipts | None = None,
     ) -> None:
-        """``_accept`` for a QoS 1/2 MQTT message: reuse the first receive time of a redelivery, keep a receipt."""
+        """Validate, calibrate and stamp ``values``; a QoS 1/2 MQTT message stamped with its receive time
+        reuses the first copy's time (``collector.receipts``) and leaves a receipt in ``receipts``."""
+        if not values:
+            batch.count("empty")  # well-formed, but nothing archmon stores (e.g. only linkquality)
+            return
+        now = self._clock()
+        accepted: list[tuple[str, float, int | None]] = []
+        for item in values:
+            try:
+                value = calibrated(sensor, item.quantity, checked_value(item.quantity, item.value, batch))
+            except ValueError as exc:
+                batch.count("rejected")
+                self._reject(batch, message, f"sensor {sensor.id}: {exc}", "validate", sensor.id)
+                continue
+            accepted.append((item.quantity, value, self._stamp(sensor, item.ts_ms, message.received_ms, now, batch)))
+        received_ms: int | None = None
+        for quantity, value, ts in accepted:
+            if ts is None:
+                if message.retained:
+                    batch.count("retained_skipped")
+                    continue
+                if received_ms is None:
+                    received_ms = self._receive_time(message, batch, sensor, receipts)
+                ts = received_ms
+            batch.count("readings")
+            batch.readings.append(Reading(sensor.id, quantity, value, ts, sensor.room))
+
+    def _receive_time(
+        self, message: RawMessage, batch: Batch, sensor: SensorConfig, receipts: _Receipts | None
+    ) -> int:
+        """The time to stamp readings without device time with; for QoS 1/2 MQTT, the first copy's."""
+        if message.mid is None or receipts is None:
+            return self._distinct_receive_ms(sensor.id, message.received_ms)
+        source, mid = message.source, message.mid
         digest = message_digest(message.topic, message.payload)
-        first_ms = self._first_receive_time(message, mid, digest, batch) if message.dup else None
-        received_ms = self._distinct_receive_ms(sensor.id, message.received_ms) if first_ms is None else first_ms
-        if self._accept(message, batch, sensor, values, received_ms=received_ms):
+        first_ms: int | None = None
+        if message.dup or (message.replayed and self.receipts.trusts_replays(source)):
+            first_ms = self._first_receive_time(message, mid, digest, batch, receipts)
             if first_ms is not None:
                 batch.count("redelivered_restamped")
-            batch.receipts.append(MqttReceipt(message.source, mid, digest, received_ms))
+                if not message.dup:
+                    batch.count("replayed_restamped")
+            elif not message.dup:
+                self.receipts.distrust_replays(source)  # the rest of this run is new to archmon
+        received_ms = self._distinct_receive_ms(sensor.id, message.received_ms) if first_ms is None else first_ms
+        receipt = MqttReceipt(source, mid, digest, received_ms)
+        receipts[(source, mid)] = receipt
+        batch.receipts.append(receipt)
+        return received_ms
 
-    def _first_receive_time(self, message: RawMessage, mid: int, digest: bytes, batch: Batch) -> int | None:
-        if self._receipt_lookup is None:
-            return None
+    def _first_receive_time(
+        self, message: RawMessage, mid: int, digest: bytes, batch: Batch, receipts: _Receipts
+    ) -> int | None:
+        earlier = receipts.get((message.source, mid))  # a copy earlier in the same batch
+        if earlier is not None and earlier.digest == digest:
+            return earlier.received_ms
         try:
-            return self._receipt_lookup(message.source, mid, digest)
+            return self.receipts.find(message.source, mid, digest)
         except Exception as exc:  # a failed lookup costs at worst a duplicate, never the message
             batch.count("receipt_lookup_errors")
             self._warn_once(
@@ -276,50 +338,6 @@ class Pipeline:
             )
             return None
 
-    def _accept(
-        self,
-        message: RawMessage,
-        batch: Batch,
-        sensor: SensorConfig,
-        values: Sequence[DecodedValue],
-        *,
-        received_ms: int | None = None,
-    ) -> int:
-        """Validate, calibrate and stamp ``values``; returns how many readings got the receive time.
-
-        Args:
-            received_ms: the receive time to stamp with when the device gave none (default: the message's).
-        """
-        if not values:
-            batch.count("empty")  # well-formed, but nothing archmon stores (e.g. only linkquality)
-            return 0
-        if received_ms is None:
-            received_ms = self._distinct_receive_ms(sensor.id, message.received_ms)
-        receive_stamped = 0
-        now = self._clock()
-        for item in values:
-            try:
-                raw = item.value
-                if item.quantity == "humidity" and 100.0 < raw <= HUMIDITY_OVERSHOOT:
-                    batch.count("clamped")  # condensing sensors report a little over 100 %: saturation, not an error
-                    raw = 100.0
-                value = check_value(item.quantity, raw)
-                value = _calibrate(sensor, item.quantity, value)
-            except ValueError as exc:
-                batch.count("rejected")
-                self._reject(batch, message, f"sensor {sensor.id}: {exc}", "validate", sensor.id)
-                continue
-            ts = self._stamp(item.ts_ms, message.received_ms, now)
-            if ts is None:
-                if message.retained:
-                    batch.count("retained_skipped")
-                    continue
-                ts = received_ms
-                receive_stamped += 1
-            batch.count("readings")
-            batch.readings.append(Reading(sensor.id, item.quantity, value, ts, sensor.room))
-        return receive_stamped
-
     def _distinct_receive_ms(self, sensor: str, received_ms: int) -> int:
         """The receive time, moved 1 ms past the sensor's previous one if needed: two messages of one sensor
         received in the same millisecond (a backlog delivered in a burst) must not share an idempotency key."""
@@ -329,20 +347,36 @@ class Pipeline:
         self._last_receive_ms[sensor] = received_ms
         return received_ms
 
-    @staticmethod
-    def _stamp(device_ts: int | None, received_ms: int, now: int) -> int | None:
-        """The device's own time if plausible, else None (the caller uses the receive time)."""
+    def _stamp(
+        self, sensor: SensorConfig, device_ts: int | None, received_ms: int, now: int, batch: Batch
+    ) -> int | None:
+        """The device's own time if plausible, else None (the caller uses the receive time).
+
+        An implausible device time is counted (``device_time_rejected``, per sensor
+        ``sensor.<id>.device_time_rejected``) and logged once per sensor: its clock needs fixing.
+        """
         if device_ts is None:
             return None
         if received_ms - MAX_DEVICE_AGE_MS <= device_ts <= max(received_ms, now) + MAX_DEVICE_SKEW_MS:
             return int(device_ts)
+        batch.count("device_time_rejected")
+        batch.count(f"sensor.{sensor.id}.device_time_rejected")
+        skew_s = (device_ts - received_ms) / 1000
+        self._warn_once(
+            f"device_time:{sensor.id}",
+            "sensor %s: device time %s is %s the receive time (%+.0f s; accepted: up to 7 days before, 5 minutes "
+            "after); its readings are stamped with the receive time: check the device's clock (NTP). Further "
+            "ones are counted as device_time_rejected",
+            sensor.id,
+            _iso_or_raw(device_ts),
+            "ahead of" if skew_s > 0 else "long before",
+            skew_s,
+        )
         return None
 
     def _reject(self, batch: Batch, message: RawMessage, reason: str, stage: str, sensor: str | None = None) -> None:
-        batch.count("quarantined")
-        batch.quarantine.append(
-            QuarantineRecord(message.received_ms, message.source, message.topic, message.payload, reason, stage, sensor)
-        )
+        if not self.quarantine.keep(batch, message, reason, stage, sensor):
+            return
         self._warn_once(
             f"{stage}:{message.source}:{sensor or message.topic}",
             "quarantined message from %s topic %s: %s",
@@ -360,39 +394,12 @@ class Pipeline:
         log.warning(fmt, *args)
 
 
+def _iso_or_raw(ts_ms: int) -> str:
+    try:
+        return to_iso(ts_ms)
+    except (OverflowError, OSError, ValueError):
+        return str(ts_ms)
+
+
 def _reason(exc: BaseException) -> str:
     return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-
-
-def _calibrate(sensor: SensorConfig, quantity: str, value: float) -> float:
-    if quantity in BINARY_QUANTITIES:
-        return value
-    cal = sensor.calibration.get(quantity)
-    if cal is None:
-        return value
-    corrected = value * cal.scale + cal.offset
-    if quantity == "humidity":
-        return min(100.0, max(0.0, corrected))  # a corrected hygrometer saturates, it does not exceed 100 %
-    return check_value(quantity, corrected)
-
-
-def _switch_value(kind: str, active: float, invert: bool) -> float:
-    """A digital input as door/smoke/leak. A door contact is closed (input 1) while the door is closed, so
-    door = 1 - input; a detector's relay closes (input 1) on alarm. ``invert`` is for the opposite wiring."""
-    value = 1.0 - active if kind == "door" else active
-    return 1.0 - value if invert else value
-
-
-def _channel_values(sensor: SensorConfig, values: Sequence[DecodedValue]) -> list[DecodedValue]:
-    """For a digital-input module, the sensor's channel as its own quantity (door/smoke/leak)."""
-    if sensor.channel is None:
-        return list(values)
-    wanted = f"input{sensor.channel}"
-    quantity = sensor.kind if sensor.kind in SWITCH_KINDS else wanted
-    invert = bool(sensor.options.get("invert", False))
-    out = []
-    for item in values:
-        if item.quantity == wanted:
-            value = _switch_value(quantity, item.value, invert) if item.value in (0.0, 1.0) else item.value
-            out.append(DecodedValue(quantity, value, "", item.ts_ms))
-    return out

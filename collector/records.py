@@ -25,9 +25,12 @@ class QuarantineRecord:
         received_ms: when the raw message arrived (UTC epoch ms).
         source: source id; topic: MQTT topic or serial pseudo-topic.
         payload: the raw bytes as received.
+        payload: the raw bytes as received, or their first ``storage.quarantine_payload_max_bytes``.
         reason: one line saying what was wrong, naming the field and the bad value.
-        stage: ``decode``, ``validate``, ``route`` or ``stamp``.
+        stage: ``decode``, ``validate``, ``route`` or ``internal``.
         sensor: the configured sensor, when one was identified.
+        payload_size: size of the whole payload in bytes (None: ``payload`` is all of it).
+        payload_sha256: SHA-256 of the whole payload (None: the store computes it from ``payload``).
     """
 
     received_ms: int
@@ -37,11 +40,17 @@ class QuarantineRecord:
     reason: str
     stage: str
     sensor: str | None = None
+    payload_size: int | None = None
+    payload_sha256: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class UnassignedRecord:
-    """A message from a device no sensor is configured for, with the readings it would give."""
+    """A message from a device no sensor is configured for, with what it would give.
+
+    ``readings_json`` is ``{"readings": [...], "rejected": [...]}`` (``collector.quarantine``); ``payload`` is
+    bounded like a quarantined payload.
+    """
 
     received_ms: int
     source: str

@@ -1,4 +1,5 @@
-"""What ``archmon status`` and ``archmon quarantine`` show: a running site's state, read from the database.
+"""What ``archmon status`` shows: a running site's state, read from the database (``archmon quarantine``:
+``dashboards/quarantine.py``).
 
 Reads without writing, so it is safe while ``archmon run`` is running.
 """
@@ -11,7 +12,7 @@ from alerts.settings import stale_after_ms, stale_settings
 from archmon.config import Config
 from archmon.timeutil import now_ms, to_iso
 
-__all__ = ["format_status", "quarantine_report", "status_report"]
+__all__ = ["format_status", "status_report"]
 
 STATS_STALE_MS = 60_000
 """A running service reports its sources' states every 10 s; older reports mean it is not running."""
@@ -123,28 +124,4 @@ def format_status(report: dict[str, Any]) -> str:
         lines.append("source counters: " + ", ".join(f"{k.removeprefix('source.')} {v}" for k, v in source_counters))
     lines.append(f"quarantine entries: {report['quarantine_entries']}; unassigned devices: "
                  f"{report['unassigned_devices']}")
-    return "\n".join(lines)
-
-
-def quarantine_report(config: Config, *, limit: int = 20) -> str:
-    """The newest quarantined messages with source, reason and raw payload."""
-    from collector.store import SqliteStore
-
-    path = config.resolve(config.storage.sqlite_path)
-    if not path.exists():
-        return f"{path}: no database yet"
-    store = SqliteStore(path, tz=config.site.tz, readonly=True)
-    try:
-        records = store.quarantine(limit=limit)
-        unassigned = store.unassigned()
-    finally:
-        store.close()
-    lines = [f"{len(records)} newest quarantined message(s):"]
-    for rec in records:
-        payload = rec.payload[:200].decode("utf-8", "backslashreplace")
-        lines.append(f"- {to_iso(rec.received_ms)} {rec.source} {rec.topic} [{rec.stage}] {rec.reason}\n"
-                     f"    payload: {payload}")
-    lines.append(f"{len(unassigned)} unassigned device(s):")
-    for dev in unassigned:
-        lines.append(f"- {dev}")
     return "\n".join(lines)

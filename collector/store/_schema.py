@@ -1,11 +1,17 @@
-"""The store's tables, created on first open and versioned in ``store_meta``.
+"""The store's tables, created and migrated through ``archmon.sqlite.migrate(conn, "store", ...)``.
 
 Every table here belongs to the store; other components (alerts, users, audit) add their own tables to
-the same file and must not reuse these names. The schema version lives in ``store_meta`` rather than in
-``PRAGMA user_version`` so that the file's single user_version slot stays free for others.
+the same file and must not reuse these names. Steps (``store_migrations``):
 
-Tables added later that older code simply does not use (``_ADDED_DDL``) are created when missing on
-every open, without a version bump: an older archmon still reads the file.
+1. the tables of the first archmon versions (``CREATE ... IF NOT EXISTS``: a file written by an older
+   archmon, which recorded no migration, passes through unchanged), and ``store_meta``;
+2. MQTT receipts bounded to one row per source and packet id (``mqtt_packet_receipts``; the older
+   ``mqtt_receipts`` kept one row per message until an hourly prune);
+3. quarantine records keep their payload's full size and SHA-256 (the payload itself may be a prefix).
+
+``store_meta.schema_version`` stays 1: every step only adds what older readers do not look at, so an
+older archmon still reads (``archmon status``, ``export``) a migrated file, and refuses a file whose
+``store_meta`` says a newer version. The version this code knows is in ``schema_migrations``.
 
 ``sensor_rooms`` is the room-assignment history of each sensor (see ``collector.store._write``). Files
 written before it existed are seeded on open: every sensor with readings but no assignment gets one,
@@ -18,13 +24,25 @@ from __future__ import annotations
 import logging
 import sqlite3
 
+from archmon import sqlite as sqlite_helper
+from archmon.sqlite import Migration, migrate, write_tx
 from collector.store._types import SchemaError
 
-__all__ = ["SCHEMA_VERSION", "check_schema", "ensure_schema", "has_room_history", "seed_assignments"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "check_schema",
+    "ensure_schema",
+    "has_columns",
+    "has_room_history",
+    "has_table",
+    "seed_assignments",
+    "store_migrations",
+]
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+"""What ``store_meta.schema_version`` says: the newest layout older readers must be able to read."""
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS store_meta (
@@ -95,17 +113,7 @@ CREATE TABLE IF NOT EXISTS counters (
 );
 """
 
-# Receive times of QoS 1/2 MQTT messages without device time, so a redelivery gets the same stamp
-# (collector.records.MqttReceipt). seq: the source's message counter when the receipt was written.
-_ADDED_DDL = """
-CREATE TABLE IF NOT EXISTS mqtt_receipts (
-    source TEXT NOT NULL,
-    mid INTEGER NOT NULL,
-    digest BLOB NOT NULL,
-    received_ms INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    PRIMARY KEY (source, mid, digest)
-) WITHOUT ROWID;
+_LATER_DDL = """
 CREATE TABLE IF NOT EXISTS sensor_rooms (
     sensor TEXT NOT NULL,
     from_ms INTEGER NOT NULL,
@@ -117,6 +125,19 @@ CREATE TABLE IF NOT EXISTS gauges (
     value INTEGER NOT NULL,
     ts_ms INTEGER NOT NULL
 )
+"""
+# Receive times of QoS 1/2 MQTT messages without device time, so a copy sent again gets the same stamp
+# (collector.receipts). One row per source and packet id: the newest message under that id. seq: the
+# source's message counter when the receipt was written (a receipt too many messages old is stale).
+_RECEIPTS_DDL = """
+CREATE TABLE IF NOT EXISTS mqtt_packet_receipts (
+    source TEXT NOT NULL,
+    mid INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    received_ms INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (source, mid)
+) WITHOUT ROWID
 """
 # gauges: the latest value of a state (e.g. ``source.<id>.connected``), replaced on every report.
 # sensor_rooms: the sensor is in ``room`` from ``from_ms`` (UTC epoch ms) until the sensor's next row.
@@ -207,46 +228,94 @@ def check_schema(conn: sqlite3.Connection, where: str) -> str | None:
     return _meta(conn, "timezone")
 
 
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the file has table ``name`` (a read-only open of an older file may not)."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def has_columns(conn: sqlite3.Connection, table: str, *columns: str) -> bool:
+    """Whether ``table`` has every one of ``columns``."""
+    found = {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
+    return set(columns) <= found
+
+
+def _run(conn: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _first_tables(tz_name: str, where: str) -> Migration:
+    def apply(conn: sqlite3.Connection) -> None:
+        created = _meta(conn, "schema_version") is None
+        _run(conn, _DDL)
+        _run(conn, _LATER_DDL)
+        meta = "INSERT OR IGNORE INTO store_meta (key, value) VALUES (?, ?)"
+        conn.execute(meta, ("schema_version", str(SCHEMA_VERSION)))
+        conn.execute(meta, ("timezone", tz_name))
+        if created:
+            log.info("created the store's tables in %s (day rollups in %s)", where, tz_name)
+
+    return Migration(1, apply, "readings, rollups, quarantine, unassigned devices, counters, room history")
+
+
+def _bounded_receipts(conn: sqlite3.Connection) -> None:
+    _run(conn, _RECEIPTS_DDL)
+    if has_table(conn, "mqtt_receipts"):  # one row per message: keep the newest per packet id
+        conn.execute(
+            "INSERT OR REPLACE INTO mqtt_packet_receipts (source, mid, digest, received_ms, seq)"
+            " SELECT source, mid, digest, received_ms, seq FROM mqtt_receipts ORDER BY seq, received_ms"
+        )
+        conn.execute("DROP TABLE mqtt_receipts")
+
+
+def _quarantine_digests(conn: sqlite3.Connection) -> None:
+    if not has_columns(conn, "quarantine", "payload_size"):
+        conn.execute("ALTER TABLE quarantine ADD COLUMN payload_size INTEGER")
+    if not has_columns(conn, "quarantine", "payload_sha256"):
+        conn.execute("ALTER TABLE quarantine ADD COLUMN payload_sha256 BLOB")
+
+
+def store_migrations(tz_name: str, where: str = "") -> list[Migration]:
+    """The store's migration steps for a site in zone ``tz_name`` (see the module docstring)."""
+    return [
+        _first_tables(tz_name, where),
+        Migration(2, _bounded_receipts, "MQTT receipts: one row per source and packet id"),
+        Migration(3, _quarantine_digests, "quarantine: full payload size and SHA-256"),
+    ]
+
+
 def ensure_schema(conn: sqlite3.Connection, where: str, tz_name: str) -> None:
-    """Create the store tables if missing (in one transaction) and record version and time zone.
+    """Migrate the store's tables to the newest layout, record the time zone, seed room history.
 
     Args:
-        conn: a writable connection in autocommit mode (``isolation_level=None``).
+        conn: a writable autocommit connection (``archmon.sqlite.connect``).
         where: the file name, for error messages.
         tz_name: the site's zone; day rollups depend on it.
 
     Raises:
-        SchemaError: the file holds a newer schema version.
+        SchemaError: the file holds a newer store (``store_meta`` or ``schema_migrations``).
     """
-    conn.execute("BEGIN IMMEDIATE")
+    if _meta(conn, "schema_version") is not None:
+        check_schema(conn, where)
     try:
-        version = _meta(conn, "schema_version")
-        if version is None:
-            for statement in _DDL.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute("INSERT INTO store_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            conn.execute("INSERT INTO store_meta (key, value) VALUES ('timezone', ?)", (tz_name,))
-            log.info("created store schema version %d in %s (day rollups in %s)", SCHEMA_VERSION, where, tz_name)
-        else:
-            recorded = check_schema(conn, where)
-            if recorded != tz_name:
-                log.warning(
-                    "%s: day rollups were built in time zone %s but the site is now %s; "
-                    "existing day buckets keep their old boundaries",
-                    where,
-                    recorded,
-                    tz_name,
-                )
-                conn.execute("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('timezone', ?)", (tz_name,))
-        for statement in _ADDED_DDL.split(";"):
-            if statement.strip():
-                conn.execute(statement)
+        migrate(conn, "store", store_migrations(tz_name, where), where=where)
+    except SchemaError:
+        raise
+    except sqlite_helper.SchemaError as exc:  # say it the store's way
+        raise SchemaError(str(exc)) from exc
+    with write_tx(conn):
+        recorded = check_schema(conn, where)
+        if recorded != tz_name:
+            log.warning(
+                "%s: day rollups were built in time zone %s but the site is now %s; "
+                "existing day buckets keep their old boundaries",
+                where,
+                recorded,
+                tz_name,
+            )
+            conn.execute("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('timezone', ?)", (tz_name,))
         seeds = seed_assignments(conn)
         if seeds:
             conn.executemany("INSERT INTO sensor_rooms (sensor, room, from_ms) VALUES (?, ?, ?)", seeds)
             log.info("%s: room history seeded for %d sensor(s) from their current rooms", where, len(seeds))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise

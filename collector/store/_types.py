@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from archmon import sqlite as archmon_sqlite
 from archmon.errors import ArchmonError
 
 __all__ = ["Bucket", "LatestValue", "RoomAssignment", "SchemaError", "StoredQuarantine", "UnassignedDevice"]
 
 
-class SchemaError(ArchmonError):
+class SchemaError(ArchmonError, archmon_sqlite.SchemaError):
     """The database file is not an archmon store, or was written by a newer archmon."""
 
 
@@ -66,7 +67,10 @@ class StoredQuarantine:
 
     Attributes:
         id: row id (increasing: a larger id was stored later).
-        received_ms, source, topic, payload, reason, stage, sensor: as in ``QuarantineRecord``.
+        received_ms, source, topic, payload, reason, stage, sensor: as in ``QuarantineRecord``; ``payload``
+            may be the first bytes only.
+        payload_size: size of the whole payload as received.
+        payload_sha256: SHA-256 of the whole payload.
     """
 
     id: int
@@ -77,6 +81,13 @@ class StoredQuarantine:
     reason: str
     stage: str
     sensor: str | None
+    payload_size: int = 0
+    payload_sha256: bytes = b""
+
+    @property
+    def truncated(self) -> bool:
+        """Whether only a prefix of the payload was kept."""
+        return self.payload_size > len(self.payload)
 
 
 @dataclass(frozen=True, slots=True)

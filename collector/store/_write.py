@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import sqlite3
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from archmon.domain import Reading
 from collector.records import Batch, MqttReceipt, WriteResult, mqtt_messages_counter
+from collector.store._series import SeriesCache
 
 __all__ = ["HOUR_MS", "DayCalendar", "SeriesCache", "write_batches"]
 
@@ -46,166 +48,6 @@ class DayCalendar:
         hi = self._midnight(following.year, following.month, following.day)
         self._lo, self._hi = lo, hi
         return lo
-
-
-# first and newest stored reading of a sensor (one index probe per series)
-_SENSOR_SPAN = (
-    "SELECT min(first), max(last) FROM (SELECT (SELECT min(ts) FROM readings WHERE series_id = s.id) AS first,"
-    " (SELECT max(ts) FROM readings WHERE series_id = s.id) AS last FROM series s WHERE s.sensor = ?)"
-)
-_SENSOR_LAST_TS = "SELECT max((SELECT max(ts) FROM readings WHERE series_id = s.id)) FROM series s WHERE s.sensor = ?"
-_UNASSIGNED = 2**63  # cached first_from of a sensor without an assignment: all its readings take the slow path
-_PENDING = "\x00pending"  # room cached for a sensor whose move is being written: never matches a reading
-
-
-class _SensorRooms:
-    """A sensor's room-assignment state as stored, plus the changes the open transaction will write."""
-
-    __slots__ = ("earliest", "first_from", "last_from", "lower_first", "moves", "room")
-
-    def __init__(self, room: str, first_from: int | None, last_from: int | None) -> None:
-        self.room = room  # room of the newest assignment ('' if none), including pending moves
-        self.first_from = first_from  # from_ms of the first stored assignment
-        self.last_from = last_from  # from_ms of the newest stored assignment
-        self.moves: list[tuple[str, int]] = []  # pending (room, from_ms) in arrival order
-        self.lower_first: int | None = None  # pending new from_ms of the first assignment
-        self.earliest: int | None = None  # earliest reading seen while the sensor had no assignment
-
-
-class SeriesCache:
-    """Series ids and room assignments for the write connection; cleared on rollback.
-
-    Room history: a sensor's room is stored as assignments ``sensor_rooms(sensor, from_ms, room)``. A
-    reading whose (non-empty) room differs from the sensor's newest assignment starts a new assignment
-    in the same transaction, from the earliest timestamp among the sensor's readings with that room in
-    the transaction. Only readings newer than everything already stored for the sensor count: a late
-    reading (device buffer, redelivery, spool replayed after a config change) never moves the sensor and
-    is attributed to the room assigned at its timestamp, whatever room it carries, so stored history
-    never moves. The first assignment starts at the sensor's first reading and is moved back when an
-    older reading arrives, so every reading of the sensor lies inside some assignment. ``series.room`` of
-    all the sensor's series follows the newest assignment (what older archmon versions read).
-    """
-
-    def __init__(self) -> None:
-        # (sensor, quantity) -> (series id, sensor's room, sensor's first from_ms): the write fast path
-        self.ids: dict[tuple[str, str], tuple[int, str, int]] = {}
-        self._sensors: dict[str, _SensorRooms] = {}
-        self._quantities: dict[str, set[str]] = {}  # sensor -> quantities cached in ids
-        self._pending: set[str] = set()
-        # sensor -> its newest reading stored before the open transaction (looked up on a room mismatch)
-        self._stored_last: dict[str, int | None] = {}
-
-    def clear(self) -> None:
-        """Forget everything (a rolled-back transaction may have created series rows or assignments)."""
-        self.ids.clear()
-        self._sensors.clear()
-        self._quantities.clear()
-        self._pending.clear()
-        self._stored_last.clear()
-
-    def _sensor(self, cur: sqlite3.Cursor, sensor: str) -> _SensorRooms:
-        state = self._sensors.get(sensor)
-        if state is None:
-            rows = cur.execute(
-                "SELECT room, from_ms FROM sensor_rooms WHERE sensor = ? ORDER BY from_ms", (sensor,)
-            ).fetchall()
-            if rows:
-                state = _SensorRooms(str(rows[-1][0]), int(rows[0][1]), int(rows[-1][1]))
-            else:
-                state = _SensorRooms("", None, None)
-            self._sensors[sensor] = state
-        return state
-
-    def _late(self, cur: sqlite3.Cursor, state: _SensorRooms, sensor: str, ts: int) -> bool:
-        """Whether ``ts`` is at or before the newest reading already stored for a sensor with an assignment."""
-        if state.first_from is None:
-            return False
-        if sensor not in self._stored_last:
-            row = cur.execute(_SENSOR_LAST_TS, (sensor,)).fetchone()
-            self._stored_last[sensor] = None if row[0] is None else int(row[0])
-        last = self._stored_last[sensor]
-        return last is not None and ts <= last
-
-    def series_id(self, cur: sqlite3.Cursor, reading: Reading) -> int:
-        """The series id of ``reading``, creating the series and noting a room change as needed."""
-        key = (reading.sensor, reading.quantity)
-        state = self._sensor(cur, reading.sensor)
-        known = self.ids.get(key)
-        if known is None:
-            row = cur.execute("SELECT id FROM series WHERE sensor = ? AND quantity = ?", key).fetchone()
-            if row is None:
-                cur.execute(
-                    "INSERT INTO series (sensor, quantity, room) VALUES (?, ?, ?)",
-                    (reading.sensor, reading.quantity, reading.room or state.room),
-                )
-                assert cur.lastrowid is not None
-                sid = cur.lastrowid
-            else:
-                sid = int(row[0])
-        else:
-            sid = known[0]
-        room, ts = reading.room, reading.ts_ms
-        if room and room != state.room and not self._late(cur, state, reading.sensor, ts):
-            if not state.moves:  # until written, every reading of the sensor takes this path
-                for quantity in self._quantities.get(reading.sensor, ()):
-                    other = self.ids[(reading.sensor, quantity)]
-                    self.ids[(reading.sensor, quantity)] = (other[0], _PENDING, other[2])
-            state.moves.append((room, ts))
-            state.room = room
-            self._pending.add(reading.sensor)
-        elif room == state.room and state.moves and not self._late(cur, state, reading.sensor, ts):
-            state.moves[-1] = (room, min(ts, state.moves[-1][1]))  # a move starts at its earliest reading
-        if state.first_from is None:
-            state.earliest = ts if state.earliest is None else min(ts, state.earliest)
-        elif ts < state.first_from:
-            state.lower_first = ts if state.lower_first is None else min(ts, state.lower_first)
-            self._pending.add(reading.sensor)
-        first = _UNASSIGNED if state.first_from is None else state.first_from
-        self.ids[key] = (sid, _PENDING if state.moves else state.room, first)
-        self._quantities.setdefault(reading.sensor, set()).add(reading.quantity)
-        return sid
-
-    def write_assignments(self, cur: sqlite3.Cursor) -> None:
-        """Write the room changes noted since the last call (before the readings of this transaction)."""
-        self._stored_last.clear()  # this transaction's readings are about to be stored
-        if not self._pending:
-            return
-        for sensor in sorted(self._pending):
-            state = self._sensors[sensor]
-            if state.lower_first is not None and state.first_from is not None:
-                cur.execute(
-                    "UPDATE sensor_rooms SET from_ms = ? WHERE sensor = ? AND from_ms = ?",
-                    (state.lower_first, sensor, state.first_from),
-                )
-                if state.last_from == state.first_from:
-                    state.last_from = state.lower_first
-                state.first_from = state.lower_first
-            state.lower_first = None
-            if state.moves:
-                self._write_moves(cur, sensor, state)
-        for sensor in self._pending:
-            state = self._sensors[sensor]
-            first = _UNASSIGNED if state.first_from is None else state.first_from
-            for quantity in self._quantities.get(sensor, ()):
-                self.ids[(sensor, quantity)] = (self.ids[(sensor, quantity)][0], state.room, first)
-        self._pending.clear()
-
-    @staticmethod
-    def _write_moves(cur: sqlite3.Cursor, sensor: str, state: _SensorRooms) -> None:
-        # the sensor's stored readings, before this transaction's are inserted
-        first_ts, last_ts = cur.execute(_SENSOR_SPAN, (sensor,)).fetchone()
-        for room, earliest in state.moves:
-            if state.last_from is None:  # the first assignment ever: from the sensor's first reading
-                from_ms = min(x for x in (earliest, first_ts, state.earliest) if x is not None)
-                state.first_from = from_ms
-            else:  # after the previous assignment and after everything already stored (late readings are
-                # not moves, so this only guards against a file changed behind the cache)
-                from_ms = max(earliest, state.last_from + 1, -(2**63) if last_ts is None else int(last_ts) + 1)
-            cur.execute("INSERT INTO sensor_rooms (sensor, room, from_ms) VALUES (?, ?, ?)", (sensor, room, from_ms))
-            state.last_from = from_ms
-            log.info("store: sensor %s is in room %s from %d", sensor, room, from_ms)
-        cur.execute("UPDATE series SET room = ? WHERE sensor = ?", (state.room, sensor))
-        state.moves = []
 
 
 _UNASSIGNED_UPSERT = """
@@ -261,7 +103,8 @@ _ROLLUP_CONFLICT = """ON CONFLICT (series_id, start_ms) DO UPDATE SET
     sum = sum + excluded.sum, count = count + excluded.count"""
 _MAX_ROWS_PER_STATEMENT = 128  # 128 rows x 6 columns stays under SQLite's oldest limit of 999 parameters
 _QUARANTINE_INSERT = (
-    "INSERT INTO quarantine (received_ms, source, topic, sensor, stage, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO quarantine (received_ms, source, topic, sensor, stage, reason, payload, payload_size, payload_sha256)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _GAUGE_SET = (
     "INSERT INTO gauges (name, value, ts_ms) VALUES (?, ?, ?) "
@@ -271,17 +114,17 @@ _COUNTER_ADD = (
     "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"
 )
 
-_RECEIPTS_HEAD = "INSERT INTO mqtt_receipts (source, mid, digest, received_ms, seq)"
-# A packet id comes back after 65,535 messages: the newest message with the same id and content wins.
+_RECEIPTS_HEAD = "INSERT INTO mqtt_packet_receipts (source, mid, digest, received_ms, seq)"
+# One receipt per packet id: the newest message sent under it (the broker has no other in flight with it).
 _RECEIPTS_CONFLICT = (
-    "ON CONFLICT (source, mid, digest) DO UPDATE SET received_ms = excluded.received_ms, seq = excluded.seq"
+    "ON CONFLICT (source, mid) DO UPDATE SET digest = excluded.digest, received_ms = excluded.received_ms,"
+    " seq = excluded.seq"
 )
 
 _Row = tuple[int, int, float]  # (series id, ts, value)
-
-
 def _rows(cur: sqlite3.Cursor, readings: Sequence[Reading], series: SeriesCache) -> list[_Row]:
     """``(series id, ts, value)`` of each reading; raises ValueError for a value that is not finite."""
+    series.prefetch(cur, readings)
     ids = series.ids
     rows: list[_Row] = []
     append = rows.append
@@ -377,7 +220,7 @@ def write_batches(
 
     Duplicate readings (same sensor, quantity, ts) are ignored and counted; rollups are updated only for
     newly inserted rows. Counter deltas are added, plus ``stored`` and ``duplicates``. MQTT receipts are
-    upserted (the newest receipt of a packet id and content wins).
+    upserted (the newest receipt of a source and packet id replaces the one before).
 
     Readings of all batches are first inserted together; only if that finds a duplicate is it undone and
     redone reading by reading to tell which ones were new.
@@ -409,7 +252,9 @@ def write_batches(
     days: _Agg = {}
     _aggregate(new_rows, calendar, hours, days)
     quarantine = [
-        (q.received_ms, q.source, q.topic, q.sensor, q.stage, q.reason, bytes(q.payload))
+        (q.received_ms, q.source, q.topic, q.sensor, q.stage, q.reason, bytes(q.payload),
+         len(q.payload) if q.payload_size is None else q.payload_size,
+         hashlib.sha256(q.payload).digest() if q.payload_sha256 is None else q.payload_sha256)
         for batch in batches
         for q in batch.quarantine
     ]

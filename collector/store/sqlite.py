@@ -1,24 +1,33 @@
 """SqliteStore: readings, rollups, quarantine and store state in one SQLite file (WAL, synchronous=FULL).
 
-Writes go through one write connection guarded by a lock (in production only the ``StoreWriter``
-thread writes); reads use a small pool of read-only connections, so any thread, or another process
-opening the same file, can read while a write runs.
+Connections come from ``archmon.sqlite``: one write connection guarded by a lock (in production only
+the ``StoreWriter`` thread writes), and an ``archmon.sqlite.ReaderPool`` of read-only connections, each
+read in its own WAL snapshot, so the dashboard, reports and the CLI (another process opening the same
+file) read while a write runs and never wait for it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import logging
 import sqlite3
 import threading
 from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from archmon import sqlite as sqlite_helper
 from collector.records import Batch, WriteResult, mqtt_messages_counter
-from collector.store._schema import check_schema, ensure_schema, has_room_history, seed_assignments
+from collector.store._schema import (
+    check_schema,
+    ensure_schema,
+    has_columns,
+    has_room_history,
+    has_table,
+    seed_assignments,
+)
 from collector.store._types import (
     Bucket,
     LatestValue,
@@ -34,11 +43,8 @@ __all__ = ["SqliteStore"]
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
-RECEIPT_MAX_AGE_MS = DAY_MS
-"""MQTT receipts older than this are pruned: a redelivery after a longer outage may be stored twice."""
 RECEIPT_SEQ_WINDOW = 32_768
 """A receipt followed by this many messages of its source is stale: its packet id has come back since."""
-_MAX_IDLE_READERS = 4
 
 
 class SqliteStore:
@@ -61,10 +67,7 @@ class SqliteStore:
         self.path = Path(path)
         self.tz = tz
         self.readonly = readonly
-        self._uri = self.path.absolute().as_uri() + "?mode=ro"
-        self._closed = False
-        self._pool_lock = threading.Lock()
-        self._idle: list[sqlite3.Connection] = []
+        self._readers = sqlite_helper.ReaderPool(self.path)
         self._write_lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
         self._series = SeriesCache()
@@ -72,15 +75,16 @@ class SqliteStore:
         if readonly:
             if not self.path.is_file():
                 raise FileNotFoundError(f"archmon database {self.path} does not exist (opened read-only, not created)")
-            with self._reader() as conn:
+            with self._readers.read() as conn:
                 check_schema(conn, str(self.path))
             return
-        conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
         try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise SchemaError(f"{self.path}: cannot switch to WAL journal mode (got {mode})")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn = sqlite_helper.connect(self.path, busy_timeout_s=busy_timeout_s)
+        except SchemaError:
+            raise
+        except sqlite_helper.SchemaError as exc:
+            raise SchemaError(str(exc)) from exc
+        try:
             ensure_schema(conn, str(self.path), tz.key)
         except BaseException:
             conn.close()
@@ -89,38 +93,9 @@ class SqliteStore:
 
     # -- connections -------------------------------------------------------------------------------
 
-    def _open_reader(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._uri, uri=True, timeout=10.0, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA query_only=ON")
-        return conn
-
-    @contextmanager
-    def _reader(self) -> Iterator[sqlite3.Connection]:
-        with self._pool_lock:
-            if self._closed:
-                raise sqlite3.ProgrammingError(f"store {self.path} is closed")
-            conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = self._open_reader()
-        try:
-            yield conn
-        finally:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            with self._pool_lock:
-                keep = not self._closed and len(self._idle) < _MAX_IDLE_READERS
-                if keep:
-                    self._idle.append(conn)
-            if not keep:
-                conn.close()
-
     def close(self) -> None:
         """Close every connection (readers in use close when their query ends). Idempotent."""
-        with self._pool_lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self._readers.close()
         with self._write_lock:
             if self._writer is not None:
                 self._writer.close()
@@ -148,16 +123,14 @@ class SqliteStore:
         """
         with self._write_lock:
             conn = self._require_writer()
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                results = write_batches(conn, batches, self._series, self._calendar)
-                conn.execute("COMMIT")
+                with sqlite_helper.write_tx(conn):
+                    return write_batches(conn, batches, self._series, self._calendar)
             except BaseException:
-                self._series.clear()
-                if conn.in_transaction:
+                self._series.clear()  # the rolled-back transaction may have created series or assignments
+                if conn.in_transaction:  # COMMIT itself failed
                     conn.execute("ROLLBACK")
                 raise
-        return results
 
     def _require_writer(self) -> sqlite3.Connection:
         if self._writer is None:
@@ -177,7 +150,7 @@ class SqliteStore:
         deleted = {"readings": 0, "quarantine": 0}
         if raw_retention_days > 0:
             cutoff = now_ms - raw_retention_days * DAY_MS
-            with self._reader() as rconn:
+            with self._readers.read() as rconn:
                 ids = [row[0] for row in rconn.execute("SELECT id FROM series ORDER BY id")]
             for sid in ids:
                 with self._write_lock:
@@ -198,17 +171,10 @@ class SqliteStore:
             )
         return deleted
 
-    def prune_receipts(self, now_ms: int, max_age_ms: int = RECEIPT_MAX_AGE_MS) -> int:
-        """Delete MQTT receipts received more than ``max_age_ms`` before ``now_ms``; returns how many.
-
-        A message the broker redelivers after its receipt was pruned is stamped with a new receive time
-        and stored a second time (the collector was down for longer than ``max_age_ms``).
-        """
-        with self._write_lock:
-            cur = self._require_writer().execute(
-                "DELETE FROM mqtt_receipts WHERE received_ms < ?", (now_ms - max_age_ms,)
-            )
-            return int(cur.rowcount)
+    def prune_receipts(self, now_ms: int, max_age_ms: int = DAY_MS) -> int:
+        """Nothing to prune any more: receipts are kept one per source and packet id (at most 65,535 per
+        source), each replaced by the next message under the same id. Kept for callers; returns 0."""
+        return 0
 
     # -- reads -------------------------------------------------------------------------------------
 
@@ -225,9 +191,9 @@ class SqliteStore:
             messages of the source were stored after it (the packet id was used again since, so the
             receipt belongs to an earlier message with the same content, not to this one).
         """
-        with self._reader() as conn:
+        with self._readers.read() as conn:
             row = conn.execute(
-                "SELECT r.received_ms, c.value - r.seq FROM mqtt_receipts r LEFT JOIN counters c ON c.name = ?"
+                "SELECT r.received_ms, c.value - r.seq FROM mqtt_packet_receipts r LEFT JOIN counters c ON c.name = ?"
                 " WHERE r.source = ? AND r.mid = ? AND r.digest = ?",
                 (mqtt_messages_counter(source), source, mid, bytes(digest)),
             ).fetchone()
@@ -237,7 +203,7 @@ class SqliteStore:
 
     def series(self, sensor: str, quantity: str, start_ms: int, end_ms: int) -> list[tuple[int, float]]:
         """Raw ``(ts_ms, value)`` of one series with ``start_ms <= ts < end_ms``, oldest first."""
-        with self._reader() as conn:
+        with self._readers.read() as conn:
             rows = conn.execute(
                 "SELECT r.ts, r.value FROM readings r JOIN series s ON s.id = r.series_id"
                 " WHERE s.sensor = ? AND s.quantity = ? AND r.ts >= ? AND r.ts < ? ORDER BY r.ts",
@@ -257,7 +223,7 @@ class SqliteStore:
         table = {"hour": "rollup_hour", "day": "rollup_day"}.get(resolution)
         if table is None:
             raise ValueError(f"resolution must be 'hour' or 'day', got {resolution!r}")
-        with self._reader() as conn:
+        with self._readers.read() as conn:
             rows = conn.execute(
                 f"SELECT b.start_ms, b.min, b.max, b.sum, b.count FROM {table} b"
                 " JOIN series s ON s.id = b.series_id"
@@ -273,8 +239,7 @@ class SqliteStore:
         ``room`` is the sensor's current room (its newest assignment), not necessarily the room the
         reading was taken in (see :meth:`room_assignments`).
         """
-        with self._reader() as conn:
-            conn.execute("BEGIN")
+        with self._readers.read() as conn:
             room = (
                 "coalesce((SELECT a.room FROM sensor_rooms a WHERE a.sensor = s.sensor ORDER BY a.from_ms DESC"
                 " LIMIT 1), s.room)"
@@ -291,7 +256,7 @@ class SqliteStore:
 
     def last_seen(self) -> dict[str, int]:
         """Per sensor, the newest reading's ts over all its series (UTC epoch ms)."""
-        with self._reader() as conn:
+        with self._readers.read() as conn:
             rows = conn.execute(
                 "SELECT sensor, max(last) FROM (SELECT s.sensor AS sensor,"
                 " (SELECT max(ts) FROM readings WHERE series_id = s.id) AS last FROM series s)"
@@ -301,42 +266,49 @@ class SqliteStore:
 
     def availability(self) -> dict[str, tuple[str, int]]:
         """Per sensor, the latest availability state and its ts: ``{"s1": ("online", ts_ms)}``."""
-        with self._reader() as conn:
+        with self._readers.read() as conn:
             rows = conn.execute("SELECT sensor, state, ts_ms FROM availability").fetchall()
         return {str(sensor): (str(state), int(ts)) for sensor, state, ts in rows}
 
     def counters(self) -> dict[str, int]:
         """Persisted counters (``stored``, ``duplicates`` and whatever the pipeline counted)."""
-        with self._reader() as conn:
+        with self._readers.read() as conn:
             rows = conn.execute("SELECT name, value FROM counters").fetchall()
         return {str(name): int(value) for name, value in rows}
 
     def gauges(self) -> dict[str, tuple[int, int]]:
         """Latest state values with the time they were reported: ``{"source.b.connected": (1, ts_ms)}``."""
-        with self._reader() as conn:
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'gauges'").fetchone() is None:
+        with self._readers.read() as conn:
+            if not has_table(conn, "gauges"):
                 return {}  # a read-only open of a file written by an older archmon
             rows = conn.execute("SELECT name, value, ts_ms FROM gauges").fetchall()
         return {str(name): (int(value), int(ts)) for name, value, ts in rows}
 
     def quarantine(self, limit: int = 100) -> list[StoredQuarantine]:
         """The newest ``limit`` quarantine records, newest first."""
-        with self._reader() as conn:
+        with self._readers.read() as conn:
+            extra = ", payload_size, payload_sha256" if has_columns(conn, "quarantine", "payload_size") else ""
             rows = conn.execute(
-                "SELECT id, received_ms, source, topic, payload, reason, stage, sensor FROM quarantine"
+                f"SELECT id, received_ms, source, topic, payload, reason, stage, sensor{extra} FROM quarantine"
                 " ORDER BY id DESC LIMIT ?",
                 (limit,),
             ).fetchall()
-        return [StoredQuarantine(int(r[0]), int(r[1]), r[2], r[3], bytes(r[4]), r[5], r[6], r[7]) for r in rows]
+        out = []
+        for r in rows:
+            payload = bytes(r[4])
+            size = int(r[8]) if extra and r[8] is not None else len(payload)  # older rows: always whole
+            digest = bytes(r[9]) if extra and r[9] is not None else hashlib.sha256(payload).digest()
+            out.append(StoredQuarantine(int(r[0]), int(r[1]), r[2], r[3], payload, r[5], r[6], r[7], size, digest))
+        return out
 
     def quarantine_count(self) -> int:
         """Number of quarantine records kept."""
-        with self._reader() as conn:
+        with self._readers.read() as conn:
             return int(conn.execute("SELECT count(*) FROM quarantine").fetchone()[0])
 
     def unassigned(self) -> list[UnassignedDevice]:
         """Devices seen but not configured, most recently seen first."""
-        with self._reader() as conn:
+        with self._readers.read() as conn:
             rows = conn.execute(
                 "SELECT source, device_topic, format, first_seen_ms, last_seen_ms, count, last_payload,"
                 " last_readings_json FROM unassigned ORDER BY last_seen_ms DESC, source, device_topic"
@@ -345,7 +317,7 @@ class SqliteStore:
 
     def count_readings(self, sensor: str | None = None, quantity: str | None = None) -> int:
         """Number of raw readings stored, optionally for one sensor and/or one quantity."""
-        with self._reader() as conn:
+        with self._readers.read() as conn:
             row = conn.execute(
                 "SELECT count(*) FROM readings r JOIN series s ON s.id = r.series_id"
                 " WHERE (?1 IS NULL OR s.sensor = ?1) AND (?2 IS NULL OR s.quantity = ?2)",
@@ -368,8 +340,7 @@ class SqliteStore:
         Returns:
             [] for a sensor never stored with a room.
         """
-        with self._reader() as conn:
-            conn.execute("BEGIN")
+        with self._readers.read() as conn:
             return self._assignments(conn, sensor).get(sensor, [])
 
     @staticmethod
@@ -417,8 +388,7 @@ class SqliteStore:
             sensors: only these sensor ids (None: all).
             rooms: only readings taken while their sensor was in one of these rooms (None: all).
         """
-        with self._reader() as conn:
-            conn.execute("BEGIN")
+        with self._readers.read() as conn:
             assignments = self._assignments(conn)
             streams: list[Iterator[tuple[int, str, str, str, float]]] = []
             for sid, sensor, quantity, room in conn.execute("SELECT id, sensor, quantity, room FROM series"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -328,3 +329,141 @@ def test_redelivery_without_device_time_after_a_kill_is_stored_once(tmp_path: Pa
     assert counters.get("redelivered", 0) >= restamped
     assert counters["duplicates"] == restamped  # nothing else collided
     assert counters.get("quarantined", 0) == 0
+
+
+# -- in-process service: a copy sent again before the first copy's commit, a stalled store, replays ------
+
+
+class RunningService:
+    """``archmon.app.Service`` in this process (the production wiring of source, pipeline, writer and store)."""
+
+    def __init__(self, folder: Path, port: int, *, keepalive_s: int = 30) -> None:
+        from archmon.app import Service
+        from archmon.config import load_config
+
+        config_path = write_config(folder, port, sensors_n=BARE_SENSORS, storage="flush_interval_ms = 20\n")
+        text = config_path.read_text(encoding="utf-8").replace(
+            'client_id = "archmon-noloss"', f'client_id = "archmon-noloss"\nkeepalive_s = {keepalive_s}')
+        config_path.write_text(text, encoding="utf-8")
+        self.service = Service(load_config(config_path))
+        self.db = folder / "archmon.db"
+        self.source = self.service.sources()["broker"]
+
+    def __enter__(self) -> RunningService:
+        self.service.start()
+        assert self.source.wait_connected(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.service.stop()
+
+    def counters(self) -> dict[str, int]:
+        return self.service.store.counters()
+
+
+def values_stored(db: Path) -> dict[float, int]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return dict(conn.execute("SELECT round(value, 4), count(*) FROM readings GROUP BY round(value, 4)"))
+
+
+def write_lock(db: Path) -> sqlite3.Connection:
+    """Another connection holding the write lock: every commit of the service waits and is retried."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    return conn
+
+
+def test_copy_sent_again_before_the_first_copys_commit_is_stored_once(tmp_path: Path) -> None:
+    broker = MosquittoBroker(tmp_path / "broker").start()
+    proxy = AckDropProxy(broker.port)
+    publisher = BarePublisher(broker.port)
+    try:
+        with RunningService(tmp_path, proxy.port) as running:
+            lock = write_lock(running.db)
+            try:
+                publisher.publish(range(1))  # no device time: stamped with its receive time
+                wait_for(lambda: running.service.writer.stats().failures >= 1, "the first copy's commit held back")
+                proxy.cut()  # the connection drops while the commit waits; the broker sends the copy again
+                wait_for(lambda: running.source.stats()["received"] >= 2, "the copy sent again (DUP)")
+                assert running.source.stats()["acked"] == 0
+            finally:
+                lock.execute("ROLLBACK")
+                lock.close()
+            wait_for(lambda: running.source.stats()["acked"] == 1, "the copy's acknowledgement")
+            assert running.service.writer.flush(10)
+            counters = running.counters()
+        assert values_stored(tmp_path / "archmon.db") == {bare_value(0): 1}
+        assert counters["redelivered"] == 1 and counters["redelivered_restamped"] == 1
+        assert counters["stored"] == 1 and counters["duplicates"] == 1
+    finally:
+        publisher.close()
+        proxy.close()
+        broker.close()
+
+
+def test_a_stalled_store_holds_messages_unacknowledged_and_keeps_the_connection(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="collector.mqtt.paho")
+    broker = MosquittoBroker(tmp_path / "broker").start()  # in flight: 20 unacknowledged messages at most
+    publisher = BarePublisher(broker.port)
+    total = 60
+    try:
+        with RunningService(tmp_path, broker.port, keepalive_s=5) as running:
+            running.service.writer._max_queued = 5  # a small writer queue: full after a few messages
+            lock = write_lock(running.db)
+            try:
+                publisher.publish(range(total))
+                wait_for(lambda: running.source.stats()["held"] >= 1, "the source holding messages")
+
+                def pongs() -> int:
+                    return sum("Received PINGRESP" in r.getMessage() for r in caplog.records)
+
+                # two keepalive rounds (10 s) with the store stalled: longer than the broker's 1.5 x keepalive
+                wait_for(lambda: pongs() >= 2, "two keepalive round trips while the store is stalled", timeout=30)
+                stats = running.source.stats()
+                assert stats["disconnects"] == 0 and stats["connects"] == 1
+                assert stats["acked"] == 0 and stats["received"] >= 20  # nothing unstored is acknowledged
+                assert running.service.store.count_readings() == 0
+            finally:
+                lock.execute("ROLLBACK")
+                lock.close()
+            wait_for(lambda: running.source.stats()["acked"] == total, f"all {total} acknowledged", timeout=60)
+        assert values_stored(tmp_path / "archmon.db") == {bare_value(n): 1 for n in range(total)}
+        assert "exceeded timeout" not in broker.log_tail(200)
+    finally:
+        publisher.close()
+        broker.close()
+
+
+def test_messages_resent_without_dup_after_a_broker_crash_are_stored_once(tmp_path: Path) -> None:
+    """Mosquitto restarted from persisted state older than its last sends resends them WITHOUT the DUP flag,
+    and gives new messages the packet ids of messages it lost: replays are restamped, new ones are not."""
+    broker = MosquittoBroker(tmp_path / "broker", extra_conf=("autosave_interval 0",)).start()  # saves on SIGUSR1
+    publisher = BarePublisher(broker.port)
+    try:
+        with RunningService(tmp_path, broker.port) as running:  # creates the persistent session
+            pass
+        publisher.publish(range(5))  # queued for the stopped collector
+        saves = broker.log_tail(400).count("Saving in-memory database")
+        os.kill(broker.pid or 0, signal.SIGUSR1)  # the broker's last save: these 5 queued, never sent
+        wait_for(lambda: broker.log_tail(400).count("Saving in-memory database") > saves, "the broker's save")
+        with RunningService(tmp_path, broker.port) as running:
+            wait_for(lambda: running.source.stats()["acked"] == 5, "the queued messages stored and acknowledged")
+            publisher.publish(range(5, 8))  # sent after the save: lost by the broker's crash
+            wait_for(lambda: running.source.stats()["acked"] == 8, "three more stored and acknowledged")
+            broker.kill()
+            broker.start()  # restores the save: the 5 come again, without DUP, under their packet ids
+            wait_for(lambda: running.source.stats()["received"] >= 13, "the replayed messages")
+            publisher.publish(range(8, 11))  # new, under the packet ids of the 3 lost ones
+            wait_for(lambda: running.source.stats()["acked"] >= 16, "everything acknowledged")
+            assert running.service.writer.flush(10)
+            counters = running.counters()
+            stats = running.source.stats()
+        assert values_stored(tmp_path / "archmon.db") == {bare_value(n): 1 for n in range(11)}
+        assert counters.get("redelivered", 0) == 0  # no DUP flag anywhere
+        assert counters["replayed_restamped"] == 5 and counters["duplicates"] == 5
+        assert stats["replayed"] >= 8  # the 5 replays and the 3 new messages under reused packet ids
+    finally:
+        publisher.close()
+        broker.close()

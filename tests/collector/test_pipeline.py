@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from concurrent.futures import Future
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -112,8 +114,26 @@ def test_unknown_device_is_listed_as_unassigned_with_its_readings() -> None:
     assert not batch.readings and not batch.quarantine
     (rec,) = batch.unassigned
     assert rec.device_topic == "zigbee2mqtt/new_sensor" and rec.format == "zigbee2mqtt"
-    assert {r["quantity"] for r in json.loads(rec.readings_json)} == {"temperature", "humidity"}
+    would_give = json.loads(rec.readings_json)
+    assert {(r["quantity"], r["value"]) for r in would_give["readings"]} == {("temperature", 18.2), ("humidity", 47)}
+    assert would_give["rejected"] == []
     assert batch.counters["unassigned"] == 1
+
+
+def test_unassigned_device_values_are_validated_like_any_other() -> None:
+    p, _ = pipeline()
+    payload = b'{"temperature": NaN, "humidity": 180, "battery": Infinity, "illuminance_lux": 12}'
+    batch = p.handle(msg("zigbee2mqtt/new_sensor", payload))
+    (rec,) = batch.unassigned
+    assert "NaN" not in rec.readings_json and "Infinity" not in rec.readings_json
+    would_give = json.loads(rec.readings_json, parse_constant=lambda token: pytest.fail(f"{token} in JSON"))
+    assert [(r["quantity"], r["value"]) for r in would_give["readings"]] == [("light", 12)]
+    rejected = {r["quantity"]: r for r in would_give["rejected"]}
+    assert set(rejected) == {"temperature", "humidity", "battery"}
+    assert rejected["temperature"]["value"] == "nan" and "not a finite number" in rejected["temperature"]["reason"]
+    assert rejected["battery"]["value"] == "inf"
+    assert "outside the physical range" in rejected["humidity"]["reason"] and rejected["humidity"]["value"] == 180
+    assert batch.counters["rejected"] == 3 and not batch.readings
 
 
 def test_topic_without_sensor_or_format_is_quarantined() -> None:
@@ -371,3 +391,103 @@ def test_handle_many_is_the_merge_of_handling_each_message() -> None:
     assert many.handle_many(messages) == merged
     many.process_many(messages).result(0)
     assert len(recorder.batches) == 1 and recorder.batches[0].counters["received"] == 4
+
+
+# -- bounded quarantine, implausible device times ------------------------------------------------------
+
+def test_quarantine_keeps_a_prefix_with_the_full_size_and_digest(tmp_path: Path) -> None:
+    import hashlib
+
+    p, _ = pipeline()
+    payload = b"\x00garbage" * 20_000  # 160 kB
+    batch = p.handle(msg("zigbee2mqtt/th1", payload))
+    (rec,) = batch.quarantine
+    assert rec.payload == payload[:65_536] and rec.payload_size == len(payload)
+    assert rec.payload_sha256 == hashlib.sha256(payload).digest()
+    store = SqliteStore(tmp_path / "q.db", tz=ZoneInfo("UTC"))
+    try:
+        store.write(batch)
+        (kept,) = store.quarantine()
+        assert (len(kept.payload), kept.payload_size, kept.truncated) == (65_536, len(payload), True)
+        assert kept.payload_sha256 == hashlib.sha256(payload).digest()
+    finally:
+        store.close()
+
+
+def test_a_flood_from_one_source_is_rate_limited_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    data = make_config().model_dump()
+    data.pop("path", None)
+    data["storage"]["quarantine_per_source_per_minute"] = 5
+    p = Pipeline(parse_config(data), Recorder(), clock=lambda: NOW)
+    flood = p.handle_many([RawMessage("b", "zigbee2mqtt/th1", b"garbage", NOW + i) for i in range(100)])
+    assert len(flood.quarantine) == 5
+    assert flood.counters["quarantined"] == 5 and flood.counters["quarantine_suppressed"] == 95
+    assert flood.counters["source.b.quarantine_suppressed"] == 95
+    assert sum("floods the quarantine" in r.getMessage() for r in caplog.records) == 1
+    other = p.handle(RawMessage("log", "line/log", b"\x00garbage", NOW))  # another source is not limited
+    assert len(other.quarantine) == 1
+    later = p.handle(RawMessage("b", "zigbee2mqtt/th1", b"garbage", NOW + 60_000))  # a minute later: 5 more
+    assert len(later.quarantine) == 1
+
+
+def test_implausible_device_time_is_counted_and_logged_once_per_sensor(caplog: pytest.LogCaptureFixture) -> None:
+    p, _ = pipeline()
+    ahead = json.dumps({"temperature": 20, "humidity": 50, "last_seen": NOW + 3_600_000})
+    batches = [p.handle(msg("zigbee2mqtt/th1", ahead)) for _ in range(3)]
+    assert [r.ts_ms for r in batches[0].readings] == [NOW, NOW]  # the receive time instead
+    assert all(b.counters["device_time_rejected"] == 2 for b in batches)
+    assert batches[0].counters["sensor.th1.device_time_rejected"] == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len([w for w in warnings if "th1: device time" in w]) == 1
+    assert any("ahead of the receive time" in w and "NTP" in w for w in warnings)
+    old = p.handle(msg("zigbee2mqtt/door1", '{"contact": true, "last_seen": "2001-01-01T00:00:00Z"}'))
+    assert old.counters["device_time_rejected"] == 1
+    assert any("door1: device time 2001-01-01" in r.getMessage() for r in caplog.records)
+    plausible = p.handle(msg("zigbee2mqtt/th1", json.dumps({"temperature": 20, "last_seen": NOW - 1000})))
+    assert "device_time_rejected" not in plausible.counters
+
+
+class HeldRecorder(Recorder):
+    """A writer whose commits are held back: futures resolve only when the test says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.futures: list[Future[WriteResult]] = []
+
+    def __call__(self, batch: Batch) -> Future[WriteResult]:
+        self.batches.append(batch)
+        self.futures.append(Future())
+        return self.futures[-1]
+
+
+def test_copy_sent_again_before_the_first_commit_gets_the_first_time() -> None:
+    held = HeldRecorder()
+    p = Pipeline(make_config(), held, clock=lambda: NOW, receipt_lookup=lambda *_: None)  # nothing committed
+    payload = '{"temperature": 20}'
+    p.process_many([qos1("zigbee2mqtt/th1", payload, received_ms=NOW - 3000)])
+    assert p.receipts.pending() == 1
+    p.process_many([qos1("zigbee2mqtt/th1", payload, dup=True)])
+    first, again = held.batches
+    assert [r.ts_ms for r in again.readings] == [r.ts_ms for r in first.readings] == [NOW - 3000]
+    assert again.counters["redelivered_restamped"] == 1
+    held.futures[0].set_result(WriteResult())
+    held.futures[1].set_result(WriteResult())
+    assert p.receipts.pending() == 0  # committed: the store has them now
+
+
+def test_replayed_messages_are_matched_until_the_first_without_a_receipt() -> None:
+    committed = {(7, message_digest("zigbee2mqtt/th1", b'{"temperature": 20}')): NOW - 9000,
+                 (9, message_digest("zigbee2mqtt/th1", b'{"temperature": 22}')): NOW - 8000}
+    p = Pipeline(make_config(), Recorder(), clock=lambda: NOW,
+                 receipt_lookup=lambda source, mid, digest: committed.get((mid, digest)))
+
+    def replayed(mid: int, payload: str) -> Batch:
+        return p.handle(RawMessage("b", "zigbee2mqtt/th1", payload.encode(), NOW, mid=mid, replayed=True))
+
+    assert [r.ts_ms for r in replayed(7, '{"temperature": 20}').readings] == [NOW - 9000]  # a resend
+    assert replayed(8, '{"temperature": 21}').readings[0].ts_ms >= NOW  # no receipt: new, and the run ends
+    assert replayed(9, '{"temperature": 22}').readings[0].ts_ms >= NOW  # not trusted any more
+    p.handle(qos1("zigbee2mqtt/th1", '{"temperature": 23}', mid=10))  # a new message: a later run is judged afresh
+    batch = replayed(9, '{"temperature": 22}')
+    assert [r.ts_ms for r in batch.readings] == [NOW - 8000]
+    assert batch.counters["replayed"] == 1 and batch.counters["replayed_restamped"] == 1

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import tracemalloc
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -388,7 +388,6 @@ def test_moved_sensor_keeps_its_history(store: SqliteStore) -> None:
     assert store.room_assignments("nobody") == []
     # latest() gives the current room, also for the humidity series that has not reported since the move
     assert {(v.quantity, v.room) for v in store.latest()} == {("temperature", "new"), ("humidity", "new")}
-    assert datetime.fromtimestamp(0, UTC).year == 1970
 
 
 # -- MQTT receipts ------------------------------------------------------------------------------------
@@ -412,6 +411,18 @@ def test_receipt_is_written_with_the_readings_and_found_by_packet_id_and_digest(
     assert store.receipt_time("b", 7, digest) == 3000
 
 
+def test_receipts_are_one_row_per_packet_id(store: SqliteStore) -> None:
+    """Bounded without pruning: a later message under the same packet id replaces the receipt."""
+    for n in range(3):
+        store.write(receipt_batch(n % 2, bytes([n]) * 32, 1000 + n))
+    assert store.receipt_time("b", 0, bytes([0]) * 32) is None  # replaced by message 2 under packet id 0
+    assert store.receipt_time("b", 0, bytes([2]) * 32) == 1002
+    assert store.receipt_time("b", 1, bytes([1]) * 32) == 1001
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("SELECT count(*) FROM mqtt_packet_receipts").fetchone()[0] == 2
+    assert store.prune_receipts(10**13) == 0  # nothing to prune
+
+
 def test_receipt_is_not_written_when_the_transaction_fails(store: SqliteStore) -> None:
     bad = receipt_batch(7, bytes(32), 1000)
     bad.readings.append(reading(1001, math.nan))
@@ -431,25 +442,76 @@ def test_receipt_followed_by_a_packet_id_cycle_of_messages_is_stale(store: Sqlit
     assert store.receipt_time("b", 7, digest) is None  # an earlier message with the same id and content
 
 
-def test_receipts_are_pruned_by_age(store: SqliteStore) -> None:
-    day = 86_400_000
-    now = ms("2025-06-30T12:00:00+00:00")
-    store.write_many([receipt_batch(1, bytes(32), now - day - 1), receipt_batch(2, bytes(32), now - day + 1)])
-    assert store.prune_receipts(now) == 1
-    assert store.receipt_time("b", 1, bytes(32)) is None
-    assert store.receipt_time("b", 2, bytes(32)) == now - day + 1
+# The layout the previous archmon version wrote (store_meta version 1, no schema_migrations).
+_PREVIOUS_LAYOUT = """
+CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE series (id INTEGER PRIMARY KEY, sensor TEXT NOT NULL, quantity TEXT NOT NULL,
+    room TEXT NOT NULL DEFAULT '', UNIQUE (sensor, quantity));
+CREATE TABLE readings (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (series_id, ts)) WITHOUT ROWID;
+CREATE TABLE rollup_hour (series_id INTEGER NOT NULL, start_ms INTEGER NOT NULL, min REAL NOT NULL,
+    max REAL NOT NULL, sum REAL NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (series_id, start_ms)) WITHOUT ROWID;
+CREATE TABLE rollup_day (series_id INTEGER NOT NULL, start_ms INTEGER NOT NULL, min REAL NOT NULL,
+    max REAL NOT NULL, sum REAL NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (series_id, start_ms)) WITHOUT ROWID;
+CREATE TABLE quarantine (id INTEGER PRIMARY KEY AUTOINCREMENT, received_ms INTEGER NOT NULL, source TEXT NOT NULL,
+    topic TEXT NOT NULL, sensor TEXT, stage TEXT NOT NULL, reason TEXT NOT NULL, payload BLOB NOT NULL);
+CREATE INDEX quarantine_received ON quarantine (received_ms);
+CREATE TABLE unassigned (source TEXT NOT NULL, device_topic TEXT NOT NULL, format TEXT NOT NULL,
+    first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL, count INTEGER NOT NULL,
+    last_payload BLOB NOT NULL, last_readings_json TEXT NOT NULL, PRIMARY KEY (source, device_topic));
+CREATE TABLE availability (sensor TEXT PRIMARY KEY, state TEXT NOT NULL, ts_ms INTEGER NOT NULL);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE mqtt_receipts (source TEXT NOT NULL, mid INTEGER NOT NULL, digest BLOB NOT NULL,
+    received_ms INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (source, mid, digest)) WITHOUT ROWID;
+CREATE TABLE sensor_rooms (sensor TEXT NOT NULL, from_ms INTEGER NOT NULL, room TEXT NOT NULL,
+    PRIMARY KEY (sensor, from_ms)) WITHOUT ROWID;
+CREATE TABLE gauges (name TEXT PRIMARY KEY, value INTEGER NOT NULL, ts_ms INTEGER NOT NULL);
+INSERT INTO store_meta VALUES ('schema_version', '1'), ('timezone', 'Asia/Shanghai');
+INSERT INTO series VALUES (1, 'th1', 'temperature', 'r1');
+INSERT INTO readings VALUES (1, 1000, 20.5);
+INSERT INTO sensor_rooms VALUES ('th1', 1000, 'r1');
+INSERT INTO counters VALUES ('source.b.qos_messages', 3), ('stored', 1);
+INSERT INTO quarantine (received_ms, source, topic, sensor, stage, reason, payload)
+    VALUES (5, 'b', 't', NULL, 'decode', 'not JSON', X'FF00');
+INSERT INTO mqtt_receipts VALUES ('b', 7, X'01', 1000, 1), ('b', 7, X'02', 2000, 2), ('b', 8, X'03', 3000, 3);
+"""
 
 
-def test_receipts_table_is_added_to_an_existing_store(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    SqliteStore(path, tz=SHANGHAI).close()
+def test_a_file_of_the_previous_version_opens_and_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "previous.db"
     with sqlite3.connect(path) as conn:
-        conn.execute("DROP TABLE mqtt_receipts")  # a file written before receipts existed
+        conn.executescript(_PREVIOUS_LAYOUT)
+    ro = SqliteStore(path, tz=SHANGHAI, readonly=True)  # read-only: read as it is, nothing migrated
+    try:
+        assert ro.count_readings() == 1
+        (old,) = ro.quarantine()
+        assert (old.payload, old.payload_size, old.truncated) == (b"\xff\x00", 2, False)
+    finally:
+        ro.close()
     s = SqliteStore(path, tz=SHANGHAI)
     try:
-        s.write(receipt_batch(7, bytes(32), 1000))
-        assert s.receipt_time("b", 7, bytes(32)) == 1000
+        assert s.series("th1", "temperature", 0, 5000) == [(1000, 20.5)]
+        assert s.receipt_time("b", 7, b"\x02") == 2000  # the newest message under packet id 7
+        assert s.receipt_time("b", 7, b"\x01") is None
+        assert s.receipt_time("b", 8, b"\x03") == 3000
+        (old,) = s.quarantine()
+        assert old.payload_size == 2 and len(old.payload_sha256) == 32
+        s.write(Batch(readings=[reading(2000, 21.0)], quarantine=[QuarantineRecord(6, "b", "t", b"x", "r", "decode")]))
+        assert s.count_readings() == 2 and s.quarantine()[0].payload_size == 1
     finally:
         s.close()
     with sqlite3.connect(path) as conn:
-        assert dict(conn.execute("SELECT key, value FROM store_meta"))["schema_version"] == "1"
+        assert dict(conn.execute("SELECT key, value FROM store_meta"))["schema_version"] == "1"  # older readers
+        assert conn.execute("SELECT version FROM schema_migrations WHERE component = 'store'").fetchone() == (3,)
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "mqtt_receipts" not in tables and "mqtt_packet_receipts" in tables
+    SqliteStore(path, tz=SHANGHAI).close()  # opening again changes nothing
+
+
+def test_a_store_written_by_a_newer_archmon_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "newer.db"
+    SqliteStore(path, tz=SHANGHAI).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE schema_migrations SET version = 99 WHERE component = 'store'")
+    with pytest.raises(SchemaError, match="newer"):
+        SqliteStore(path, tz=SHANGHAI)

@@ -104,12 +104,30 @@ def test_interval_flushes_a_small_batch(store: SqliteStore) -> None:
         writer.close()
 
 
+class RecordingStore:
+    """The real store, recording how many readings each transaction held."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+        self.transactions: list[int] = []
+
+    def write_many(self, batches: list[Batch]) -> list[WriteResult]:
+        results = self.store.write_many(batches)
+        self.transactions.append(sum(len(b.readings) for b in batches))
+        return results
+
+
 def test_from_config_uses_storage_settings(store: SqliteStore) -> None:
-    writer = StoreWriter.from_config(store, StorageConfig(batch_size=3, flush_interval_ms=LONG_MS))
+    recording = RecordingStore(store)
+    writer = StoreWriter.from_config(recording, StorageConfig(batch_size=3, flush_interval_ms=LONG_MS))
     writer.start()
     try:
-        futures = [writer.submit(batch(i)) for i in range(3)]
-        futures[2].result(timeout=10)
+        futures = [writer.submit(batch(i)) for i in range(7)]
+        futures[5].result(timeout=10)  # two full transactions of batch_size go out without the interval
+        assert recording.transactions == [3, 3]
+        assert not futures[6].done()  # the seventh waits for the (long) flush interval
+        assert writer.flush(timeout=10)
+        assert recording.transactions == [3, 3, 1]
     finally:
         writer.close()
 
