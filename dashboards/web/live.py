@@ -10,6 +10,7 @@ that fell behind (the hub dropped events) re-renders every room.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -60,10 +61,8 @@ class LiveRooms:
             self._sub.close()
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     def listen(self) -> asyncio.Queue[set[str]]:
         """A new stream's queue of changed-room sets."""

@@ -57,7 +57,8 @@ def snapshot(ctx: WebContext, *, now: int | None = None) -> SiteSnapshot:
     for item in ctx.store.latest():
         values.setdefault(item.sensor, {})[item.quantity] = (item.value, item.ts_ms)
     last_seen = ctx.store.last_seen()
-    offline = {s for s, (state, ts) in ctx.store.availability().items() if state == "offline" and ts >= last_seen.get(s, 0)}
+    offline = {sensor for sensor, (state, ts) in ctx.store.availability().items()
+               if state == "offline" and ts >= last_seen.get(sensor, 0)}
     since = now - now % HOUR_MS - 23 * HOUR_MS
     with ctx.readers.read() as conn:
         ranges = queries.ranges_24h(conn, since)
@@ -132,7 +133,7 @@ def room_card(ctx: WebContext, snap: SiteSnapshot, room: RoomConfig) -> RoomCard
         kinds = set(_KIND_QUANTITIES.get(sensor.kind, ())) | set(own)
         for quantity in kinds:
             value = own.get(quantity)
-            present.setdefault(quantity, []).append((sensor.id, None if value is None or stale else value[0]))
+            present.setdefault(quantity, []).append((sensor.id, None if value is None else value[0]))
             if value is not None:
                 card.updated_ms = max(card.updated_ms or 0, value[1])
                 fresh_any = fresh_any or not stale

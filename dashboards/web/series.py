@@ -97,14 +97,29 @@ class _Slots:
         return SlotSeries(sensor, mean, self.lo, self.hi)
 
 
-def _read(ctx: WebContext, sensor: str, quantity: str, start: int, end: int, resolution: Resolution,
-          slots: _Slots) -> None:
+Row = tuple[int, float, float, float, int]  # (ts, min, max, sum, count)
+
+
+def _read(ctx: WebContext, sensor: str, quantity: str, start: int, end: int, resolution: Resolution) -> list[Row]:
     if resolution == "raw":
-        for ts, value in ctx.store.series(sensor, quantity, start, end):
-            slots.add(ts, value, value, value, 1)
-    else:
-        for b in ctx.store.buckets(sensor, quantity, start - start % HOUR_MS, end, "hour"):
-            slots.add(max(b.start_ms, start), b.min, b.max, b.sum, b.count)
+        return [(ts, v, v, v, 1) for ts, v in ctx.store.series(sensor, quantity, start, end)]
+    return [(max(b.start_ms, start), b.min, b.max, b.sum, b.count)
+            for b in ctx.store.buckets(sensor, quantity, start - start % HOUR_MS, end, "hour")]
+
+
+def _spacing(rows: list[Row]) -> int:
+    """The median time between readings (the data's own resolution)."""
+    if len(rows) < 2:
+        return 60_000
+    gaps = sorted(b[0] - a[0] for a, b in zip(rows, rows[1:], strict=False))
+    return max(gaps[len(gaps) // 2], 1)
+
+
+def _slotted(rows: list[Row], start: int, step: int, count: int, sensor: str) -> SlotSeries:
+    slots = _Slots(start, step, count)
+    for row in rows:
+        slots.add(*row)
+    return slots.result(sensor)
 
 
 def room_series(ctx: WebContext, room_id: str, quantity: str, start_ms: int, end_ms: int, *,
@@ -112,34 +127,30 @@ def room_series(ctx: WebContext, room_id: str, quantity: str, start_ms: int, end
     """The chart data of ``quantity`` (temperature or humidity) in a room over ``[start_ms, end_ms)``.
 
     Args:
-        width: at most this many slots (the chart's width in pixels); clamped to 10..``MAX_WIDTH``.
+        width: at most this many slots (the chart's width in pixels); clamped to 10..``MAX_WIDTH``. A slot is
+            never shorter than the data's own spacing (readings every 10 min give 10-min slots), so a line
+            has no holes where there is data.
         events: also door openings, alerts and access sessions in the range (chart markers).
     """
     width = max(10, min(MAX_WIDTH, int(width)))
     span = max(end_ms - start_ms, 60_000)
-    sensors = [s for s in ctx.room_sensors(room_id)
-               if s.kind in ("temperature_humidity", quantity, "multi")]
+    sensors = [s for s in ctx.room_sensors(room_id) if s.kind in ("temperature_humidity", quantity, "multi")]
     resolution: Resolution = "raw" if span <= RAW_UP_TO_MS else "hour"
-    native = min((s.expected_interval_s for s in sensors), default=60.0) * 1000 if resolution == "raw" else HOUR_MS
-    step = max(int(native), math.ceil(span / width))
+    rows = {s.id: _read(ctx, s.id, quantity, start_ms, end_ms, resolution) for s in sensors}
+    rows = {sensor: found for sensor, found in rows.items() if found}
+    native = max((_spacing(r) for r in rows.values()), default=60_000) if resolution == "raw" else HOUR_MS
+    step = max(native, math.ceil(span / width))
     count = math.ceil(span / step)
     x = [start_ms + i * step + step // 2 for i in range(count)]
-    out: list[SlotSeries] = []
+    out = [_slotted(found, start_ms, step, count, sensor) for sensor, found in rows.items()]
     dew: list[SlotSeries] = []
-    for sensor in sensors:
-        slots = _Slots(start_ms, step, count)
-        _read(ctx, sensor.id, quantity, start_ms, end_ms, resolution, slots)
-        if not any(slots.n):
-            continue
-        out.append(slots.result(sensor.id))
-        if quantity == "temperature":
-            rh = _Slots(start_ms, step, count)
-            _read(ctx, sensor.id, "humidity", start_ms, end_ms, resolution, rh)
-            if any(rh.n):
-                rh_mean = rh.result(sensor.id).mean
-                td = [None if t is None or h is None else dew_point(t, h) for t, h in zip(out[-1].mean, rh_mean,
-                                                                                           strict=True)]
-                dew.append(SlotSeries(sensor.id, td, td, td))
+    if quantity == "temperature":
+        for series in out:
+            humidity = _read(ctx, series.sensor, "humidity", start_ms, end_ms, resolution)
+            if humidity:
+                rh = _slotted(humidity, start_ms, step, count, series.sensor).mean
+                td = [None if t is None or h is None else dew_point(t, h) for t, h in zip(series.mean, rh, strict=True)]
+                dew.append(SlotSeries(series.sensor, td, td, td))
     room = ctx.room(room_id)
     band: dict[str, float | None] = {}
     if room is not None:

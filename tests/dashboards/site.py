@@ -114,18 +114,18 @@ class Site:
         end = now_ms() if end_ms is None else end_ms
         steps = int(hours * 60 / step_min)
         rows: list[Reading] = []
-        for i in range(steps, 0, -1):
+        for i in range(steps, -1, -1):
             ts = end - i * step_min * MINUTE
             phase = 2 * math.pi * (i * step_min / 1440)
-            rows += [Reading("T1", "temperature", round(20 + 1.2 * math.sin(phase), 2), ts, "A1"),
-                     Reading("T1", "humidity", round(52 + 3 * math.cos(phase), 2), ts, "A1"),
+            rows += [Reading("T1", "temperature", round(20 + 0.7 * math.sin(phase), 2), ts, "A1"),
+                     Reading("T1", "humidity", round(52 + 2 * math.cos(phase), 2), ts, "A1"),
                      Reading("T2", "temperature", round(14 + 0.3 * math.sin(phase), 2), ts, "A2"),
                      Reading("T2", "humidity", round(40 + 1.5 * math.sin(phase), 2), ts, "A2"),
                      Reading("T3", "temperature", round(17 + 0.6 * math.cos(phase), 2), ts, "B1"),
                      Reading("T3", "humidity", round(50 + 1.0 * math.sin(phase), 2), ts, "B1")]
         for sid, room in (("D1", "A1"), ("S1", "A1"), ("L1", "A1"), ("D2", "A2")):
             rows.append(Reading(sid, "door" if sid.startswith("D") else {"S": "smoke", "L": "leak"}[sid[0]], 0.0,
-                                end - 5 * MINUTE, room))
+                                end - MINUTE, room))
         self.store.write_many([Batch(readings=rows)])
 
     def client(self, user: str | None = None) -> httpx.Client:

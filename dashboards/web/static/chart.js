@@ -54,17 +54,34 @@
     ctx.restore();
   }
 
+  function envelope(u, data) {
+    // each sensor's min–max per slot, as a light area behind its mean line
+    var ctx = u.ctx;
+    ctx.save();
+    data.series.forEach(function (s, i) {
+      ctx.fillStyle = COLORS[i % COLORS.length] + '26';
+      var run = [];
+      function flush() {
+        if (run.length > 0) {
+          ctx.beginPath();
+          run.forEach(function (k, n) { var x = u.valToPos(data.x[k], 'x', true), y = u.valToPos(s.max[k], 'y', true); if (n === 0) { ctx.moveTo(x, y); } else { ctx.lineTo(x, y); } });
+          for (var n = run.length - 1; n >= 0; n--) { var k = run[n]; ctx.lineTo(u.valToPos(data.x[k], 'x', true), u.valToPos(s.min[k], 'y', true)); }
+          ctx.closePath(); ctx.fill();
+        }
+        run = [];
+      }
+      for (var k = 0; k < data.x.length; k++) { if (s.min[k] === null) { flush(); } else { run.push(k); } }
+      flush();
+    });
+    ctx.restore();
+  }
+
   function draw(el, data) {
     var unit = data.quantity === 'temperature' ? '℃' : '%RH';
-    var cols = [data.x], series = [{}], bands = [];
+    var cols = [data.x], series = [{ label: lang === 'zh' ? '时间' : 'Time' }];
     data.series.forEach(function (s, i) {
-      var color = COLORS[i % COLORS.length];
-      var base = cols.length;
-      cols.push(s.mean, s.min, s.max);
-      series.push({ label: s.sensor, stroke: color, width: 1.5, value: function (u, v) { return v === null ? '—' : v.toFixed(1) + ' ' + unit; } });
-      series.push({ label: s.sensor + ' min', stroke: 'transparent', show: true, legend: false });
-      series.push({ label: s.sensor + ' max', stroke: 'transparent', show: true, legend: false });
-      bands.push({ series: [base + 2, base + 1], fill: color + '22' });
+      cols.push(s.mean);
+      series.push({ label: s.sensor, stroke: COLORS[i % COLORS.length], width: 1.5, value: function (u, v) { return v === null ? '—' : v.toFixed(1) + ' ' + unit; } });
     });
     (data.dew_point || []).forEach(function (s, i) {
       cols.push(s.mean);
@@ -77,7 +94,6 @@
       height: Math.round(Math.min(Math.max(el.clientWidth * 0.38, 180), 300)),
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), tz); },
       series: series,
-      bands: bands,
       legend: { live: true },
       cursor: { points: { show: false } },
       scales: { y: { range: function (u, min, max) {
@@ -88,7 +104,7 @@
         return [Math.floor(lo - pad), Math.ceil(hi + pad)];
       } } },
       axes: [{}, { values: function (u, vals) { return vals.map(function (v) { return v + ''; }); }, label: unit }],
-      hooks: { drawClear: [function (u) { band(u, data); }], draw: [function (u) { markers(u, data); }] }
+      hooks: { drawClear: [function (u) { band(u, data); envelope(u, data); }], draw: [function (u) { markers(u, data); }] }
     };
     el.textContent = '';
     var plot = new uPlot(opts, cols, el);
