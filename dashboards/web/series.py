@@ -9,6 +9,7 @@ envelope still shows every extreme. The same function feeds the page's table vie
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -111,7 +112,7 @@ def _spacing(rows: list[Row]) -> int:
     """The median time between readings (the data's own resolution)."""
     if len(rows) < 2:
         return 60_000
-    gaps = sorted(b[0] - a[0] for a, b in zip(rows, rows[1:], strict=False))
+    gaps = sorted(b[0] - a[0] for a, b in itertools.pairwise(rows))
     return max(gaps[len(gaps) // 2], 1)
 
 

@@ -71,6 +71,13 @@ def sensor_tables(sensors: list[tuple[str, str, str]] = SENSORS) -> str:
         for sid, room, kind in sensors)
 
 
+class Client(httpx.Client):
+    """An httpx client that may be used in ``with`` after it has logged in."""
+
+    def __enter__(self) -> Client:
+        return self
+
+
 class Site:
     """Everything running; ``close()`` stops it."""
 
@@ -128,9 +135,9 @@ class Site:
                                 end - MINUTE, room))
         self.store.write_many([Batch(readings=rows)])
 
-    def client(self, user: str | None = None) -> httpx.Client:
+    def client(self, user: str | None = None) -> Client:
         """An HTTP client, logged in as ``user`` (None: anonymous)."""
-        client = httpx.Client(base_url=self.url, follow_redirects=False, timeout=30)
+        client = Client(base_url=self.url, follow_redirects=False, timeout=30)
         if user is not None:
             login(client, user, PASSWORDS[user])
         return client
