@@ -78,7 +78,10 @@
 
   function draw(el, data) {
     var unit = data.quantity === 'temperature' ? '℃' : '%RH';
-    var cols = [data.x], series = [{ label: lang === 'zh' ? '时间' : 'Time' }];
+    var full = uPlot.fmtDate('{YYYY}-{MM}-{DD} {HH}:{mm}'), hm = uPlot.fmtDate('{HH}:{mm}'), md = uPlot.fmtDate('{MM}-{DD}');
+    function local(ts) { return uPlot.tzDate(new Date(ts * 1e3), tz); }
+    var cols = [data.x], series = [{ label: lang === 'zh' ? '时间' : 'Time',
+      value: function (u, ts) { return ts === null ? '—' : full(local(ts)); } }];
     data.series.forEach(function (s, i) {
       cols.push(s.mean);
       series.push({ label: s.sensor, stroke: COLORS[i % COLORS.length], width: 1.5, value: function (u, v) { return v === null ? '—' : v.toFixed(1) + ' ' + unit; } });
@@ -103,7 +106,14 @@
         var pad = Math.max((hi - lo) * 0.08, 0.5);
         return [Math.floor(lo - pad), Math.ceil(hi + pad)];
       } } },
-      axes: [{}, { values: function (u, vals) { return vals.map(function (v) { return v + ''; }); }, label: unit }],
+      axes: [{ values: function (u, splits) {
+        var span = u.scales.x.max - u.scales.x.min;
+        return splits.map(function (ts) {
+          var d = local(ts);
+          if (span > 3 * 86400) { return md(d); }
+          return d.getHours() === 0 && d.getMinutes() === 0 ? md(d) : hm(d);
+        });
+      } }, { values: function (u, vals) { return vals.map(function (v) { return v + ''; }); }, label: unit }],
       hooks: { drawClear: [function (u) { band(u, data); envelope(u, data); }], draw: [function (u) { markers(u, data); }] }
     };
     el.textContent = '';
