@@ -23,12 +23,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from archmon.config import parse_config  # noqa: E402
-from archmon.domain import Reading  # noqa: E402
-from archmon.timeutil import now_ms  # noqa: E402
-from collector.records import Batch  # noqa: E402
-from collector.store import SqliteStore  # noqa: E402
-from dashboards.web import WebServer, build_app  # noqa: E402
+from archmon.config import parse_config
+from archmon.domain import Reading
+from archmon.timeutil import now_ms
+from collector.records import Batch
+from collector.store import SqliteStore
+from dashboards.web import WebServer, build_app
 
 DAY = 86_400_000
 MINUTE = 60_000
