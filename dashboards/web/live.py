@@ -1,8 +1,8 @@
 """Live updates over Server-Sent Events, fed by the event hub.
 
 One hub subscription per app (never blocking the producers: stored readings, alert transitions,
-acknowledgements, source states) marks rooms as changed; each browser's SSE stream then receives the
-re-rendered cards of the rooms that changed, at most every ``MIN_INTERVAL_S``. The cards are rendered
+acknowledgements, source states) marks rooms as changed; the changed rooms' cards are read once per
+round (at most every ``MIN_INTERVAL_S``) and every browser's SSE stream receives them. The cards are rendered
 by the same template as the page, so the page reads the same with or without JavaScript. A subscriber
 that fell behind (the hub dropped events) re-renders every room.
 """
@@ -23,6 +23,7 @@ from starlette.requests import Request
 from archmon.hub import Event, Subscription
 from dashboards.web import queries
 from dashboards.web.context import WebContext
+from dashboards.web.overview import RoomCard, room_cards, snapshot
 
 __all__ = ["LiveRooms", "events_endpoint"]
 
@@ -33,25 +34,32 @@ ALL = "*"
 
 
 class LiveRooms:
-    """Which rooms changed, for every open SSE stream."""
+    """Which rooms changed, with their new cards, for every open SSE stream.
+
+    Changes (hub events, or :meth:`publish` after a change made through the dashboard) are collected and
+    turned into cards once per round, however many browsers listen; each stream renders them in its
+    user's language.
+    """
 
     def __init__(self, ctx: WebContext) -> None:
         self.ctx = ctx
-        self._listeners: set[asyncio.Queue[set[str]]] = set()
+        self._listeners: set[asyncio.Queue[list[RoomCard]]] = set()
         self._sub: Subscription | None = None
         self._wake = asyncio.Event()
+        self._pending: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._dropped = 0
         self.shutdown = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.rounds = 0
 
     def start(self) -> None:
-        """Subscribe to the hub (on the app's loop)."""
+        """Subscribe to the hub and start the pump (on the app's loop)."""
         loop = self.loop = asyncio.get_running_loop()
-        if self.ctx.hub is None:
-            return
-        self._sub = self.ctx.hub.subscribe(["readings", "alert", "ack", "source"], name="web-live", maxsize=10_000,
-                                           on_ready=lambda: loop.call_soon_threadsafe(self._wake.set))
+        if self.ctx.hub is not None:
+            self._sub = self.ctx.hub.subscribe(["readings", "alert", "ack", "source"], name="web-live",
+                                               maxsize=10_000,
+                                               on_ready=lambda: loop.call_soon_threadsafe(self._wake.set))
         self._task = loop.create_task(self._pump(), name="web-live-pump")
 
     async def stop(self) -> None:
@@ -64,35 +72,51 @@ class LiveRooms:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def listen(self) -> asyncio.Queue[set[str]]:
-        """A new stream's queue of changed-room sets."""
-        queue: asyncio.Queue[set[str]] = asyncio.Queue(maxsize=1)
+    def listen(self) -> asyncio.Queue[list[RoomCard]]:
+        """A new stream's queue of changed cards."""
+        queue: asyncio.Queue[list[RoomCard]] = asyncio.Queue(maxsize=1)
         self._listeners.add(queue)
         return queue
 
-    def forget(self, queue: asyncio.Queue[set[str]]) -> None:
+    def forget(self, queue: asyncio.Queue[list[RoomCard]]) -> None:
         """A stream ended."""
         self._listeners.discard(queue)
 
+    def publish(self, rooms: set[str]) -> None:
+        """``rooms`` changed (call on the app's loop, e.g. from a request handler)."""
+        self._pending |= rooms
+        self._wake.set()
+
     async def _pump(self) -> None:
-        assert self._sub is not None
         while True:
             await self._wake.wait()
             self._wake.clear()
-            events = self._sub.drain()
-            rooms = await run_in_threadpool(self._rooms_of, events)
-            if self._sub.dropped != self._dropped:
-                self._dropped = self._sub.dropped
-                rooms = {ALL}
-            if rooms:
-                self.publish(rooms)
+            rooms, self._pending = self._pending, set()
+            if self._sub is not None:
+                rooms |= await run_in_threadpool(self._rooms_of, self._sub.drain())
+                if self._sub.dropped != self._dropped:
+                    self._dropped = self._sub.dropped
+                    rooms = {ALL}
+            if not rooms or not self._listeners:
+                continue
+            wanted = None if ALL in rooms else rooms
+            try:
+                cards = await run_in_threadpool(self._cards, wanted)
+            except Exception:  # a failing read must not end live updates for good
+                log.exception("live updates: reading the rooms failed")
+                continue
+            self.rounds += 1
+            for queue in list(self._listeners):
+                if queue.full():  # a slow stream gets the union, newest card per room
+                    older = {c.room.id: c for c in queue.get_nowait()}
+                    older.update({c.room.id: c for c in cards})
+                    queue.put_nowait(list(older.values()))
+                else:
+                    queue.put_nowait(cards)
+            await asyncio.sleep(MIN_INTERVAL_S)  # at most two rounds a second, whatever the ingest rate
 
-    def publish(self, rooms: set[str]) -> None:
-        """Tell every stream that ``rooms`` changed (merged into what a slow stream has not taken yet)."""
-        for queue in list(self._listeners):
-            if queue.full():
-                rooms = rooms | queue.get_nowait()
-            queue.put_nowait(set(rooms))
+    def _cards(self, rooms: set[str] | None) -> list[RoomCard]:
+        return room_cards(self.ctx, snapshot(self.ctx), rooms)
 
     def _rooms_of(self, events: list[Event]) -> set[str]:
         where = self.ctx.sensor_room()
@@ -119,7 +143,7 @@ class LiveRooms:
 
 async def events_endpoint(request: Request) -> EventSourceResponse:
     """``GET /events``: the SSE stream of changed room cards (``event: room``, data ``{"room", "html"}``)."""
-    from dashboards.web.pages.common import render_cards
+    from dashboards.web.pages.common import fragment
 
     live: LiveRooms = request.app.state.live
     queue = live.listen()
@@ -136,10 +160,10 @@ async def events_endpoint(request: Request) -> EventSourceResponse:
                         task.cancel()
                 if getter not in done:
                     break
-                rooms = getter.result()
-                for room, html in await render_cards(request, None if ALL in rooms else rooms):
-                    yield {"event": "room", "data": json.dumps({"room": room, "html": html}, ensure_ascii=False)}
-                await asyncio.sleep(MIN_INTERVAL_S)
+                for card in getter.result():
+                    html = fragment(request, "_room_card.html", card=card)
+                    yield {"event": "room", "data": json.dumps({"room": card.room.id, "html": html},
+                                                               ensure_ascii=False)}
         finally:
             live.forget(queue)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import hmac
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -200,7 +199,9 @@ def requires(role: Role) -> Callable[[Endpoint], Endpoint]:
             if user is None or not user.can(role):
                 if _is_api(request.url.path):
                     return JSONResponse({"error": f"needs the {role} role"}, status_code=403)
-                return PlainTextResponse(json.dumps({"error": f"needs the {role} role"}), status_code=403)
+                from dashboards.web.pages.common import html_error  # late: pages import this module
+
+                return html_error(request, 403, f"needs the {role} role")
             return await endpoint(request)
 
         guarded.required_role = role  # type: ignore[attr-defined]

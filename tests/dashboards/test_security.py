@@ -160,3 +160,47 @@ def test_the_audit_chain_verifies_after_a_session_of_ui_actions(site: Site) -> N
     assert {"login", "login_failed", "ack", "access_open", "access_close", "user_add", "user_password",
             "user_language", "transition"} <= kinds
     assert verdict.ok, str(verdict)
+
+
+def test_over_tls_cookies_are_secure_and_hsts_is_sent(tmp_path) -> None:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from archmon.config import load_config
+    from dashboards.web import build_app, serve
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    site = Site(tmp_path)  # creates the database and the users
+    try:
+        text = site.config_path.read_text(encoding="utf-8")
+        site.config_path.write_text(text + '\n[http]\nport = 0\ntls_cert = "c.pem"\ntls_key = "k.pem"\n',
+                                    encoding="utf-8")
+        config = load_config(site.config_path)
+        app = build_app(config, hub=None, db_path=site.db)
+        server = serve(app, config)
+        try:
+            assert server.url.startswith("https://127.0.0.1:")
+            with httpx.Client(base_url=server.url, verify=False) as client:
+                page = client.get("/login")
+                assert page.headers["strict-transport-security"].startswith("max-age=")
+                done = client.post("/login", data={"name": "admin", "password": PASSWORDS["admin"],
+                                                   "csrf": csrf_of(page.text), "next": "/"})
+                cookie = next(v for k, v in done.headers.multi_items() if k == "set-cookie" and "session" in v)
+                assert cookie.startswith("__Host-archmon_session=") and "Secure" in cookie
+        finally:
+            server.stop()
+            app.state.ctx.close()
+    finally:
+        site.close()

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -17,9 +16,9 @@ from archmon.timeutil import now_ms
 from dashboards.web.context import WebContext
 from dashboards.web.fmt import fmt_time, fmt_value
 from dashboards.web.i18n import Translator, pick_language
-from dashboards.web.overview import room_cards, snapshot
 
-__all__ = ["LANG_COOKIE", "context", "ctx_of", "language_of", "page", "redirect", "render_cards", "templates"]
+__all__ = ["LANG_COOKIE", "context", "ctx_of", "fragment", "html_error", "language_of", "page", "redirect",
+           "templates"]
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 LANG_COOKIE = "archmon_lang"
@@ -90,18 +89,6 @@ def redirect(url: str) -> RedirectResponse:
 def fragment(request: Request, name: str, **extra: Any) -> str:
     """Render a template to a string (SSE cards)."""
     return templates().get_template(name).render(context(request, **extra))
-
-
-async def render_cards(request: Request, rooms: set[str] | None) -> list[tuple[str, str]]:
-    """``(room id, card HTML)`` of the changed rooms, in the request's language."""
-    ctx = ctx_of(request)
-
-    def build() -> list[tuple[str, str]]:
-        snap = snapshot(ctx)
-        cards = room_cards(ctx, snap, rooms)
-        return [(card.room.id, fragment(request, "_room_card.html", card=card)) for card in cards]
-
-    return await run_in_threadpool(build)
 
 
 def html_error(request: Request, status: int, message: str) -> Response:
