@@ -118,9 +118,22 @@ def test_switching_language_keeps_the_page_and_the_choice(browser: object, live_
     page.context.close()
 
 
+def _scene(site: Site) -> None:
+    """What the screenshots show whatever ran before: a room above its band, an unregistered entry,
+    a registered one."""
+    now = now_ms()
+    site.store_readings([Reading("T3", "temperature", 23.4, now, "B1")])
+    if not site.register.sessions(room="A1", open_only=True):
+        site.register.open_session("A1", ["张三", "李四"], "干部档案查阅", "组审-2024-031", "oper")
+    if not any(a["rule"] == "unregistered_entry" for a in site.alerts.store.alerts()):
+        site.store_readings([Reading("D2", "door", 1.0, now - 120_000, "A2")])
+        site.store_readings([Reading("D2", "door", 0.0, now - 60_000, "A2")])
+
+
 @pytest.mark.parametrize("width,height", [(1366, 768), (390, 844)])
 def test_screenshots(browser: object, live_site: Site, width: int, height: int) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
+    _scene(live_site)
     page = _login(browser, live_site, "admin", width=width, height=height)
     for lang in ("zh", "en"):
         if page.get_attribute("body", "data-lang") != lang:
