@@ -46,6 +46,7 @@ _TITLES: dict[str, tuple[str, str]] = {
     "leak": ("{where}检测到漏水！", "{where}WATER LEAK detected!"),
     "door_open": ("{where}库房门长时间未关", "{where}door left open"),
     "door_hours": ("{where}非工作时间开门", "{where}door opened outside working hours"),
+    "unregistered_entry": ("{where}未登记进入库房（三不查阅）", "{where}door opened with no registered access session"),
 }
 
 

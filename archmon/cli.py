@@ -256,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
         add_commands = None
     if add_commands is not None:
         add_commands(sub, common)
+    try:
+        from dashboards.web.cli import add_commands as add_web_commands
+    except ImportError:
+        add_web_commands = None
+    if add_web_commands is not None:
+        add_web_commands(sub, common)
     return parser
 
 

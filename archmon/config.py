@@ -29,6 +29,7 @@ __all__ = [
     "ID_PATTERN",
     "Calibration",
     "Config",
+    "HttpConfig",
     "RegisterSpec",
     "RoomConfig",
     "SensorConfig",
@@ -216,6 +217,24 @@ class SensorConfig(_Model):
         return self
 
 
+class HttpConfig(_Model):
+    """The web dashboard's address (``[http]``); TLS when both a certificate and a key are given.
+
+    Relative ``tls_cert``/``tls_key`` paths are relative to the config file's folder.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> HttpConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both tls_cert and tls_key")
+        return self
+
+
 class Config(_Model):
     """The whole validated configuration."""
 
@@ -226,6 +245,7 @@ class Config(_Model):
     sensors: list[SensorConfig] = Field(default_factory=list)
     modbus_maps: dict[str, list[RegisterSpec]] = Field(default_factory=dict)
     alerts: dict[str, Any] = Field(default_factory=dict)
+    http: HttpConfig = HttpConfig()
     path: Path | None = Field(default=None, exclude=True)
 
     def room(self, room_id: str) -> RoomConfig:

@@ -15,6 +15,7 @@ from alerts.rules.stability import StabilityRule
 from alerts.rules.stability_rolling import RollingStabilityRule
 from alerts.rules.stale import StaleRule
 from alerts.rules.stuck import StuckRule
+from alerts.rules.unregistered_entry import UnregisteredEntryRule
 
 __all__ = ["RULES", "Rule"]
 
@@ -31,4 +32,5 @@ RULES: dict[str, type[Rule]] = {
     "leak": LeakRule,
     "door_open": DoorOpenRule,
     "door_hours": DoorAfterHoursRule,
+    "unregistered_entry": UnregisteredEntryRule,
 }

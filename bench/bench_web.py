@@ -1,0 +1,145 @@
+"""Dashboard benchmark: time to first byte of the room chart for one year of one-minute data, and of the
+overview of a 200-room site.
+
+1. One room, one sensor, 525,600 one-minute readings of temperature and of humidity (written through the
+   real store, so the rollups are the real ones). The chart API for ``range=1y`` reads the hour rollups;
+   the baseline, measured in the same run, is the raw scan a naive chart would do (every raw reading of
+   the year through the store's read API, downsampled in Python to the same width).
+2. 200 rooms with one sensor each and a day of 5-minute data: the overview page and ``/api/rooms``.
+
+Run: ``.venv/bin/python bench/bench_web.py [--days 365] [--rooms 200]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from archmon.config import parse_config
+from archmon.domain import Reading
+from archmon.timeutil import now_ms
+from collector.records import Batch
+from collector.store import SqliteStore
+from dashboards.web import WebServer, build_app
+
+DAY = 86_400_000
+MINUTE = 60_000
+
+
+def _config(folder: Path, rooms: int) -> object:
+    return parse_config({
+        "site": {"name": "bench", "timezone": "Asia/Shanghai"},
+        "storage": {"sqlite_path": str(folder / "archmon.db")},
+        "rooms": [{"id": f"R{i:03d}", "name_zh": f"{i}号库房", "name_en": f"Store {i}"} for i in range(rooms)],
+        "mqtt": [{"id": "broker", "port": 1}],
+        "sensors": [{"id": f"T{i:03d}", "room": f"R{i:03d}", "source": "broker", "topic": f"z/T{i:03d}",
+                     "format": "zigbee2mqtt", "expected_interval_s": 60} for i in range(rooms)],
+    })
+
+
+def _fill(store: SqliteStore, sensor: str, room: str, start: int, count: int, step_ms: int) -> None:
+    batches: list[Batch] = []
+    for block in range(0, count, 1440):
+        rows = []
+        for i in range(block, min(block + 1440, count)):
+            ts = start + i * step_ms
+            rows += [Reading(sensor, "temperature", 19 + (i % 1440) / 720, ts, room),
+                     Reading(sensor, "humidity", 50 + (i % 720) / 144, ts, room)]
+        batches.append(Batch(readings=rows))
+        if len(batches) == 30:
+            store.write_many(batches)
+            batches = []
+    if batches:
+        store.write_many(batches)
+
+
+def _ttfb(client: httpx.Client, url: str, repeat: int) -> tuple[float, int]:
+    """Median seconds to the first body byte, and the body size."""
+    times, size = [], 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        with client.stream("GET", url) as response:
+            response.raise_for_status()
+            chunks = response.iter_bytes()
+            first = next(chunks)
+            times.append(time.perf_counter() - start)
+            size = len(first) + sum(len(c) for c in chunks)
+    return statistics.median(times), size
+
+
+def _raw_scan(store: SqliteStore, sensor: str, start: int, end: int, width: int) -> int:
+    """The baseline: every raw reading of the range, downsampled to ``width`` slots in Python."""
+    rows = store.series(sensor, "temperature", start, end)
+    step = max(1, (end - start) // width)
+    slots: dict[int, list[float]] = {}
+    for ts, value in rows:
+        slots.setdefault((ts - start) // step, []).append(value)
+    return len([(min(v), max(v), sum(v) / len(v)) for v in slots.values()])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--rooms", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        config = _config(folder, args.rooms)
+        db = folder / "archmon.db"
+        store = SqliteStore(db, tz=config.site.tz)
+        end = now_ms()
+        minutes = args.days * 1440
+        t0 = time.perf_counter()
+        _fill(store, "T000", "R000", end - minutes * MINUTE, minutes, MINUTE)
+        for i in range(1, args.rooms):
+            _fill(store, f"T{i:03d}", f"R{i:03d}", end - DAY, 288, 5 * MINUTE)
+        print(f"wrote {store.count_readings():,} readings ({minutes:,} a minute for one sensor's year, "
+              f"{args.rooms - 1} rooms with a day) in {time.perf_counter() - t0:.1f} s")
+        app = build_app(config, hub=None, db_path=db)
+        ctx = app.state.ctx
+        ctx.users.add("bench", "viewer", "bench-password-1", by="bench")
+        token = ctx.users.create_token("bench", "bench", by="bench")
+        server = WebServer(app, "127.0.0.1", 0)
+        server.start()
+        try:
+            with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as c:
+                width = 1500
+                chart_s, chart_bytes = _ttfb(c, f"/api/rooms/R000/series?quantity=temperature&range=1y&width={width}",
+                                             args.repeat)
+                points = c.get(f"/api/rooms/R000/series?quantity=temperature&range=1y&width={width}").json()["points"]
+                raw_times = []
+                for _ in range(args.repeat):
+                    start = time.perf_counter()
+                    slots = _raw_scan(store, "T000", end - 365 * DAY, end, width)
+                    raw_times.append(time.perf_counter() - start)
+                raw_s = statistics.median(raw_times)
+                print(f"room chart, 1 year of one-minute data: TTFB {chart_s * 1000:.1f} ms over HTTP "
+                      f"({points} points, {chart_bytes / 1024:.0f} KiB); raw-scan baseline {raw_s * 1000:.1f} ms "
+                      f"in process ({slots} slots from {minutes:,} readings); ratio baseline/chart "
+                      f"{raw_s / chart_s:.1f}x")
+                day_s, _ = _ttfb(c, "/api/rooms/R000/series?quantity=temperature&range=24h&width=1500", args.repeat)
+                page_s, page_bytes = _ttfb(c, "/rooms/R000?range=1y", args.repeat)
+                print(f"room chart 24 h (raw): TTFB {day_s * 1000:.1f} ms; room page 1 y (cards, table of 365 days): "
+                      f"TTFB {page_s * 1000:.1f} ms ({page_bytes / 1024:.0f} KiB)")
+                over_s, over_bytes = _ttfb(c, "/", args.repeat)
+                rooms_s, _ = _ttfb(c, "/api/rooms", args.repeat)
+                print(f"overview of {args.rooms} rooms: TTFB {over_s * 1000:.1f} ms ({over_bytes / 1024:.0f} KiB); "
+                      f"/api/rooms {rooms_s * 1000:.1f} ms")
+        finally:
+            server.stop()
+            ctx.close()
+            store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The dashboard's ASGI app: routes, middleware (login everywhere, CSRF, security headers) and lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from alerts.access import AccessRegister
+from archmon.config import Config
+from archmon.hub import EventHub
+from archmon.sqlite import ReaderPool
+from collector.store import SqliteStore
+from dashboards.web import api
+from dashboards.web.context import Reloader, WebContext
+from dashboards.web.live import LiveRooms, events_endpoint
+from dashboards.web.pages import admin, alerts, auth, rooms, sensors
+from dashboards.web.ratelimit import LoginLimiter
+from dashboards.web.security import AuthMiddleware, SecurityHeaders
+from dashboards.web.users import UserStore
+
+__all__ = ["STATIC", "build_app", "routes"]
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def routes() -> list[Route | Mount]:
+    """Every route of the app (the security tests enumerate them)."""
+    return [
+        Route("/healthz", auth.healthz, methods=["GET"]),
+        Route("/login", auth.login_form, methods=["GET"]),
+        Route("/login", auth.login_submit, methods=["POST"]),
+        Route("/logout", auth.logout, methods=["POST"]),
+        Route("/account/language", auth.language, methods=["POST"]),
+        Route("/", rooms.overview, methods=["GET"]),
+        Route("/rooms/{room}", rooms.room_page, methods=["GET"]),
+        Route("/alerts", alerts.alerts_page, methods=["GET"]),
+        Route("/alerts/{alert_id:int}", alerts.alert_page, methods=["GET"]),
+        Route("/alerts/{alert_id:int}/ack", alerts.acknowledge, methods=["POST"]),
+        Route("/sensors", sensors.sensors_page, methods=["GET"]),
+        Route("/sensors/adopt", sensors.adopt, methods=["POST"]),
+        Route("/access", admin.access_page, methods=["GET"]),
+        Route("/access/open", admin.access_open, methods=["POST"]),
+        Route("/access/{session_id:int}/close", admin.access_close, methods=["POST"]),
+        Route("/users", admin.users_page, methods=["GET"]),
+        Route("/users", admin.user_add, methods=["POST"]),
+        Route("/users/{name}/{action}", admin.user_action, methods=["POST"]),
+        Route("/events", events_endpoint, methods=["GET"]),
+        Route("/api/rooms", api.api_rooms, methods=["GET"]),
+        Route("/api/latest", api.api_latest, methods=["GET"]),
+        Route("/api/rooms/{room}/series", api.api_series, methods=["GET"]),
+        Route("/api/alerts", api.api_alerts, methods=["GET"]),
+        Route("/api/alerts/{alert_id:int}/ack", api.api_ack, methods=["POST"]),
+        Route("/api/access", api.api_access, methods=["GET"]),
+        Route("/api/access", api.api_access_open, methods=["POST"]),
+        Route("/api/access/{session_id:int}/close", api.api_access_close, methods=["POST"]),
+        Route("/api/openapi.json", api.openapi, methods=["GET"], include_in_schema=False),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+    ]
+
+
+def build_app(
+    config: Config,
+    *,
+    hub: EventHub | None,
+    db_path: Path,
+    alerts: Any = None,
+    reload: Reloader | None = None,
+    tls: bool | None = None,
+    limiter: LoginLimiter | None = None,
+) -> Starlette:
+    """The dashboard for a site.
+
+    Args:
+        config: the site's validated configuration (its ``path`` is the file adoption writes to).
+        hub: the service's event hub (None: pages work, live updates never come).
+        db_path: the shared SQLite file (must exist: the service creates it first).
+        alerts: the running ``AlertService``; acknowledgements go through it so the engine sees them
+            (None: written through the alert store, as ``archmon alerts ack`` does).
+        reload: called with the new configuration after an adoption changed the config file.
+        tls: cookies are ``Secure`` and HSTS is sent (default: ``config.http`` has a certificate).
+        limiter: login rate limits (default: 5 failures per account, 20 per address, in 15 minutes).
+
+    Returns:
+        A Starlette app; ``app.state.ctx`` is its :class:`WebContext`.
+    """
+    secure = bool(config.http.tls_cert) if tls is None else tls
+    ctx = WebContext(
+        config=config, db_path=Path(db_path), hub=hub,
+        store=SqliteStore(Path(db_path), tz=config.site.tz, readonly=True),
+        readers=ReaderPool(db_path), users=UserStore(db_path), access=AccessRegister(db_path), alerts=alerts,
+        reload=reload, limiter=limiter or LoginLimiter(), secure_cookies=secure,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        live = LiveRooms(ctx)
+        app.state.live = live
+        live.start()
+        try:
+            yield
+        finally:
+            await live.stop()
+
+    app = Starlette(routes=routes(), lifespan=lifespan, middleware=[
+        Middleware(SecurityHeaders, tls=secure),
+        Middleware(AuthMiddleware, ctx=ctx),
+    ])
+    app.state.ctx = ctx
+    return app

@@ -1,0 +1,77 @@
+"""The sensors page: last seen, last value, battery, calibration, stale state; unassigned devices with
+"adopt into room" (admin); the quarantine with reasons."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from alerts.settings import stale_after_ms
+from archmon.timeutil import now_ms
+from dashboards.web.adopt import KINDS, AdoptError, adopt_device
+from dashboards.web.context import WebContext
+from dashboards.web.pages.common import ctx_of, page, redirect
+from dashboards.web.security import current_user, requires
+
+__all__ = ["adopt", "sensor_rows", "sensors_page"]
+
+
+def sensor_rows(ctx: WebContext, *, now: int | None = None) -> list[dict[str, Any]]:
+    """One row per configured sensor (blocking)."""
+    now = now_ms() if now is None else now
+    values: dict[str, dict[str, float]] = {}
+    for item in ctx.store.latest():
+        values.setdefault(item.sensor, {})[item.quantity] = item.value
+    last_seen = ctx.store.last_seen()
+    availability = ctx.store.availability()
+    rows = []
+    for sensor in ctx.config.sensors:
+        seen = last_seen.get(sensor.id)
+        if not sensor.enabled:
+            state = "disabled"
+        elif seen is None:
+            state = "never"
+        elif now - seen > stale_after_ms(sensor.expected_interval_s, ctx.stale):
+            state = "stale"
+        else:
+            state = "ok"
+        avail = availability.get(sensor.id)
+        if state == "ok" and avail is not None and avail[0] == "offline" and avail[1] >= (seen or 0):
+            state = "offline"
+        own = dict(values.get(sensor.id, {}))
+        battery = own.pop("battery", None)
+        calibrated = sorted({c.calibrated_on for c in sensor.calibration.values() if c.calibrated_on})
+        rows.append({"sensor": sensor, "state": state, "last_seen": seen, "values": own, "battery": battery,
+                     "calibrated_on": calibrated[-1] if calibrated else None})
+    return rows
+
+
+async def sensors_page(request: Request) -> Response:
+    """``GET /sensors``."""
+    ctx = ctx_of(request)
+
+    def read() -> dict[str, Any]:
+        return {"rows": sensor_rows(ctx), "unassigned": ctx.store.unassigned(),
+                "quarantine": ctx.store.quarantine(limit=100), "quarantine_total": ctx.store.quarantine_count()}
+
+    data = await run_in_threadpool(read)
+    return page(request, "sensors.html", rooms=ctx.config.rooms, kinds=KINDS, error=request.query_params.get(
+        "error", "")[:300], adopted=request.query_params.get("adopted", ""), **data)
+
+
+@requires("admin")
+async def adopt(request: Request) -> Response:
+    """``POST /sensors/adopt`` (form: source, device_topic, sensor_id, room, kind): written to the config file
+    with a backup, then reloaded; audited as ``adopt``."""
+    ctx = ctx_of(request)
+    form = await request.form()
+    fields = {key: str(form.get(key, "")).strip() for key in ("source", "device_topic", "sensor_id", "room", "kind")}
+    try:
+        await run_in_threadpool(adopt_device, ctx, by=current_user(request).name, **fields)
+    except AdoptError as exc:
+        return redirect(f"/sensors?error={quote(str(exc))}#unassigned")
+    return redirect(f"/sensors?adopted={quote(fields['sensor_id'])}#sensor-{quote(fields['sensor_id'])}")

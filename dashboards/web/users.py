@@ -1,0 +1,337 @@
+"""Dashboard users, their browser sessions and API tokens, in the shared SQLite file.
+
+- Passwords are argon2id hashes (argon2-cffi); there is no default password: every account is made by
+  an administrator (``archmon user add``) or by the demo's one-time password (:func:`one_time_admin`).
+- Browser sessions and API tokens are random secrets; only their SHA-256 is stored, so a copy of the
+  database does not let anyone in. Disabling a user or changing a password ends their sessions.
+- Every user change, login and failed login goes to the audit hash chain (:func:`alerts.audit.append_audit`)
+  in the same transaction as the change itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from alerts.audit import SCHEMA as AUDIT_SCHEMA
+from alerts.audit import append_audit
+from archmon.sqlite import Migration, ReaderPool, connect, migrate, write_tx
+from archmon.timeutil import now_ms
+
+__all__ = [
+    "MIN_PASSWORD_LENGTH",
+    "ROLES",
+    "Role",
+    "User",
+    "UserError",
+    "UserStore",
+    "WebSession",
+    "one_time_admin",
+    "role_at_least",
+]
+
+Role = Literal["viewer", "operator", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")
+MIN_PASSWORD_LENGTH = 10
+SESSION_TTL_MS = 12 * 3600 * 1000
+_SEEN_EVERY_MS = 60_000  # a session's last-seen time is written at most once a minute
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-@")
+
+_MIGRATIONS = [
+    Migration(1, AUDIT_SCHEMA + """
+        CREATE TABLE IF NOT EXISTS web_users (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            language TEXT,
+            disabled INTEGER NOT NULL DEFAULT 0,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS web_sessions (
+            token_hash TEXT PRIMARY KEY,
+            user TEXT NOT NULL,
+            csrf TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            seen_ms INTEGER NOT NULL,
+            expires_ms INTEGER NOT NULL,
+            address TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (user);
+        CREATE TABLE IF NOT EXISTS web_api_tokens (
+            token_hash TEXT PRIMARY KEY,
+            user TEXT NOT NULL,
+            label TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            last_used_ms INTEGER
+        )
+        """, "dashboard users, sessions and API tokens"),
+]
+
+
+class UserError(ValueError):
+    """A user change that cannot be made (unknown user, weak password, bad role...)."""
+
+
+def role_at_least(role: str, needed: Role) -> bool:
+    """Whether ``role`` includes the rights of ``needed`` (viewer < operator < admin)."""
+    return role in ROLES and ROLES.index(role) >= ROLES.index(needed)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A dashboard account (never carries the password hash)."""
+
+    name: str
+    role: Role
+    language: str | None
+    disabled: bool
+    created_ms: int
+
+    def can(self, needed: Role) -> bool:
+        """Whether this user has at least the ``needed`` role."""
+        return not self.disabled and role_at_least(self.role, needed)
+
+
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    """A logged-in browser: the user and the session's CSRF token."""
+
+    user: User
+    csrf: str
+    expires_ms: int
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 64 or set(name) - _NAME_CHARS:
+        raise UserError(f"user name {name!r}: use 1–64 letters, digits or _ . - @")
+    return name
+
+
+def _check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > 1024:
+        raise UserError("password too long (over 1024 characters)")
+    return password
+
+
+def _check_role(role: str) -> Role:
+    if role not in ROLES:
+        raise UserError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    return role  # type: ignore[return-value]
+
+
+def _user(row: sqlite3.Row | tuple[Any, ...]) -> User:
+    return User(str(row[0]), row[1], row[2], bool(row[3]), int(row[4]))
+
+
+_USER_COLUMNS = "name, role, language, disabled, created_ms"
+
+
+class UserStore:
+    """Users, sessions and tokens in the shared SQLite file.
+
+    Args:
+        path: the database file (tables created if missing).
+        hasher: the argon2 parameters (defaults: argon2-cffi's RFC 9106 low-memory profile).
+    """
+
+    def __init__(self, path: Path | str, *, hasher: PasswordHasher | None = None) -> None:
+        self.path = Path(path)
+        self.hasher = hasher or PasswordHasher()
+        self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))  # equal work for unknown users
+        self._lock = threading.Lock()
+        self._conn = connect(self.path)
+        migrate(self._conn, "web_users", _MIGRATIONS, where=str(self.path))
+        self._readers = ReaderPool(self.path)
+
+    def close(self) -> None:
+        """Close the connections. Idempotent."""
+        self._readers.close()
+        with self._lock:
+            self._conn.close()
+
+    # -- accounts --------------------------------------------------------------------------------
+    def add(self, name: str, role: str, password: str, *, by: str, language: str | None = None) -> User:
+        """Create an account (audited as ``user_add``).
+
+        Raises:
+            UserError: bad name, role or password, or the name is taken.
+        """
+        name, role = _check_name(name), _check_role(role)
+        digest = self.hasher.hash(_check_password(password))
+        ts = now_ms()
+        with self._lock, write_tx(self._conn) as conn:
+            if conn.execute("SELECT 1 FROM web_users WHERE name = ?", (name,)).fetchone():
+                raise UserError(f"user {name!r} exists already")
+            conn.execute("INSERT INTO web_users (name, role, password_hash, language, disabled, created_ms, updated_ms)"
+                         " VALUES (?, ?, ?, ?, 0, ?, ?)", (name, role, digest, language, ts, ts))
+            append_audit(conn, ts, "user_add", by, f"user:{name}", {"role": role})
+        return User(name, role, language, False, ts)
+
+    def get(self, name: str) -> User | None:
+        """One account, or None."""
+        with self._readers.read() as conn:
+            row = conn.execute(f"SELECT {_USER_COLUMNS} FROM web_users WHERE name = ?", (name,)).fetchone()
+        return None if row is None else _user(row)
+
+    def users(self) -> list[User]:
+        """Every account, by name."""
+        with self._readers.read() as conn:
+            rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM web_users ORDER BY name").fetchall()
+        return [_user(row) for row in rows]
+
+    def _change(self, name: str, by: str, kind: str, payload: dict[str, Any], sets: str, params: tuple[Any, ...],
+                *, end_sessions: bool) -> None:
+        ts = now_ms()
+        with self._lock, write_tx(self._conn) as conn:
+            if conn.execute("SELECT 1 FROM web_users WHERE name = ?", (name,)).fetchone() is None:
+                raise UserError(f"unknown user {name!r}")
+            conn.execute(f"UPDATE web_users SET {sets}, updated_ms = ? WHERE name = ?", (*params, ts, name))
+            if end_sessions:
+                conn.execute("DELETE FROM web_sessions WHERE user = ?", (name,))
+            append_audit(conn, ts, kind, by, f"user:{name}", payload)
+
+    def set_password(self, name: str, password: str, *, by: str) -> None:
+        """Set a new password and end the user's sessions (audited as ``user_password``)."""
+        digest = self.hasher.hash(_check_password(password))
+        self._change(name, by, "user_password", {}, "password_hash = ?", (digest,), end_sessions=True)
+
+    def set_disabled(self, name: str, disabled: bool, *, by: str) -> None:
+        """Disable (ending every session) or enable an account (audited as ``user_disable``/``user_enable``)."""
+        if disabled and by == name:
+            raise UserError("you cannot disable your own account")
+        kind = "user_disable" if disabled else "user_enable"
+        self._change(name, by, kind, {}, "disabled = ?", (int(disabled),), end_sessions=disabled)
+
+    def set_role(self, name: str, role: str, *, by: str) -> None:
+        """Change a user's role (audited as ``user_role``; their sessions end)."""
+        role = _check_role(role)
+        if by == name and role != "admin":
+            raise UserError("you cannot take administrator rights from your own account")
+        self._change(name, by, "user_role", {"role": role}, "role = ?", (role,), end_sessions=True)
+
+    def set_language(self, name: str, language: str, *, by: str) -> None:
+        """Remember a user's language (audited as ``user_language``)."""
+        self._change(name, by, "user_language", {"language": language}, "language = ?", (language,),
+                     end_sessions=False)
+
+    def verify(self, name: str, password: str) -> User | None:
+        """The enabled user with this name and password, or None (the same argon2 work either way)."""
+        with self._readers.read() as conn:
+            row = conn.execute(f"SELECT {_USER_COLUMNS}, password_hash FROM web_users WHERE name = ?",
+                               (name,)).fetchone()
+        stored = self._dummy_hash if row is None else str(row[5])
+        try:
+            self.hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if row is None:
+            return None
+        user = _user(row)
+        if user.disabled:
+            return None
+        if self.hasher.check_needs_rehash(stored):
+            with self._lock, write_tx(self._conn) as conn:
+                conn.execute("UPDATE web_users SET password_hash = ? WHERE name = ?",
+                             (self.hasher.hash(password), name))
+        return user
+
+    # -- audit -----------------------------------------------------------------------------------
+    def audit(self, kind: str, actor: str, subject: str, payload: dict[str, Any], *, ts_ms: int | None = None) -> None:
+        """Append an audit entry (login, failed login, logout...)."""
+        with self._lock, write_tx(self._conn) as conn:
+            append_audit(conn, now_ms() if ts_ms is None else ts_ms, kind, actor, subject, payload)
+
+    # -- browser sessions ------------------------------------------------------------------------
+    def start_session(self, user: User, *, address: str = "", ttl_ms: int = SESSION_TTL_MS) -> tuple[str, str]:
+        """A new session for a logged-in user, audited as ``login``; returns ``(cookie secret, CSRF token)``."""
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        ts = now_ms()
+        with self._lock, write_tx(self._conn) as conn:
+            conn.execute("DELETE FROM web_sessions WHERE expires_ms < ?", (ts,))
+            conn.execute("INSERT INTO web_sessions (token_hash, user, csrf, created_ms, seen_ms, expires_ms, address)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?)", (_digest(token), user.name, csrf, ts, ts, ts + ttl_ms,
+                                                           address))
+            append_audit(conn, ts, "login", user.name, f"user:{user.name}", {"address": address})
+        return token, csrf
+
+    def session(self, token: str) -> WebSession | None:
+        """The live session of a cookie secret (None: unknown, expired, or its user disabled)."""
+        if not token:
+            return None
+        ts = now_ms()
+        key = _digest(token)
+        with self._readers.read() as conn:
+            row = conn.execute(
+                f"SELECT s.csrf, s.expires_ms, s.seen_ms, {', '.join('u.' + c for c in _USER_COLUMNS.split(', '))}"
+                " FROM web_sessions s JOIN web_users u ON u.name = s.user WHERE s.token_hash = ?", (key,)).fetchone()
+        if row is None or int(row[1]) < ts:
+            return None
+        user = _user(row[3:])
+        if user.disabled:
+            return None
+        if ts - int(row[2]) > _SEEN_EVERY_MS:
+            with self._lock:
+                self._conn.execute("UPDATE web_sessions SET seen_ms = ? WHERE token_hash = ?", (ts, key))
+        return WebSession(user, str(row[0]), int(row[1]))
+
+    def end_session(self, token: str, *, actor: str) -> None:
+        """Log out (audited as ``logout``)."""
+        ts = now_ms()
+        with self._lock, write_tx(self._conn) as conn:
+            cursor = conn.execute("DELETE FROM web_sessions WHERE token_hash = ?", (_digest(token),))
+            if cursor.rowcount:
+                append_audit(conn, ts, "logout", actor, f"user:{actor}", {})
+
+    # -- API tokens ------------------------------------------------------------------------------
+    def create_token(self, name: str, label: str, *, by: str) -> str:
+        """A new API token for scripts acting as ``name`` (audited as ``token_add``); shown once."""
+        token = "am_" + secrets.token_urlsafe(32)
+        ts = now_ms()
+        with self._lock, write_tx(self._conn) as conn:
+            if conn.execute("SELECT 1 FROM web_users WHERE name = ?", (name,)).fetchone() is None:
+                raise UserError(f"unknown user {name!r}")
+            conn.execute("INSERT INTO web_api_tokens (token_hash, user, label, created_ms) VALUES (?, ?, ?, ?)",
+                         (_digest(token), name, label, ts))
+            append_audit(conn, ts, "token_add", by, f"user:{name}", {"label": label})
+        return token
+
+    def token_user(self, token: str) -> User | None:
+        """The enabled user an API token acts as, or None."""
+        if not token.startswith("am_"):
+            return None
+        with self._readers.read() as conn:
+            row = conn.execute(f"SELECT {', '.join('u.' + c for c in _USER_COLUMNS.split(', '))}"
+                               " FROM web_api_tokens t JOIN web_users u ON u.name = t.user WHERE t.token_hash = ?",
+                               (_digest(token),)).fetchone()
+        if row is None:
+            return None
+        user = _user(row)
+        return None if user.disabled else user
+
+
+def one_time_admin(store: UserStore, name: str = "admin") -> str:
+    """Create (or reset) an administrator with a new random password and return it, for the demo to print
+    once. The password is never stored in clear or logged; the change is audited."""
+    password = secrets.token_urlsafe(12)
+    if store.get(name) is None:
+        store.add(name, "admin", password, by="demo")
+    else:
+        store.set_password(name, password, by="demo")
+        store.set_disabled(name, False, by="demo")
+    return password
