@@ -68,7 +68,7 @@ def adopt_device(ctx: WebContext, *, source: str, device_topic: str, sensor_id: 
     device = next((d for d in ctx.store.unassigned() if d.source == source and d.device_topic == device_topic), None)
     if device is None:
         raise AdoptError(f"no unassigned device {device_topic!r} on source {source!r}")
-    if not any(m.id == source for m in config.mqtt):
+    if not any(t.id == source and t.kind == "mqtt" for t in config.sources):
         raise AdoptError(f"source {source!r} is not an MQTT broker: add this device to archmon.toml by hand")
     text = sensor_table(sensor_id=sensor_id, room=room, kind=kind, source=source, topic=device_topic,
                         fmt=device.format, by=by)
