@@ -254,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
         add_commands = None
     if add_commands is not None:
         add_commands(sub, common)
+    try:
+        from alerts.notify.cli import add_commands as add_notify_commands
+    except ImportError:
+        add_notify_commands = None
+    if add_notify_commands is not None:
+        add_notify_commands(sub, common)
     return parser
 
 

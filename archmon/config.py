@@ -272,6 +272,7 @@ class Config(_Model):
     sensors: list[SensorConfig] = Field(default_factory=list)
     modbus_maps: dict[str, list[RegisterSpec]] = Field(default_factory=dict)
     alerts: dict[str, Any] = Field(default_factory=dict)
+    notify: dict[str, Any] = Field(default_factory=dict)
     path: Path | None = Field(default=None, exclude=True)
 
     def room(self, room_id: str) -> RoomConfig:
