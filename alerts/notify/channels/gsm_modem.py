@@ -44,6 +44,15 @@ REGISTRATION = {0: "not registered", 1: "registered (home)", 2: "searching", 3: 
                 4: "unknown", 5: "registered (roaming)"}
 # +CMS ERROR codes no retry can fix for this message (27.005 §3.2.5): unassigned number, barred, bad PDU...
 PERMANENT_CMS = frozenset({1, 8, 10, 21, 27, 28, 29, 30, 96, 97, 304})
+MEANINGS = {("CME", 10): "SIM not inserted", ("CME", 11): "SIM PIN required", ("CME", 13): "SIM failure",
+            ("CME", 30): "no network service", ("CMS", 310): "SIM not inserted", ("CMS", 330): "SMSC address unknown",
+            ("CMS", 331): "no network service", ("CMS", 332): "network timeout", ("CMS", 304): "invalid PDU parameter",
+            ("CMS", 500): "unknown error", ("CMS", 38): "network out of order", ("CMS", 1): "unassigned number"}
+
+
+def _explain(exc: AtError) -> str:
+    meaning = MEANINGS.get((exc.kind, exc.code or -1))
+    return f"{exc.line} ({meaning})" if meaning else exc.line
 
 
 class GsmModemOptions(ChannelOptions):
@@ -124,7 +133,7 @@ class GsmModemChannel(Channel):
                 log.warning("modem %s: AT+CNMI refused; replies are read by polling only", self.name)
         except (AtError, ModemGone) as exc:
             self.at.close()
-            self.state.update(open=False, error=str(exc))
+            self.state.update(open=False, error=_explain(exc) if isinstance(exc, AtError) else str(exc))
             raise
         self.state.update(open=True, error=None)
         self._next_check = 0.0
@@ -193,11 +202,13 @@ class GsmModemChannel(Channel):
             done = f" after {len(answers)} of {len(pdus)} part(s)" if answers else ""
             outcome = "rejected" if exc.kind == "CMS" and exc.code in PERMANENT_CMS else "failed"
             self._next_check = 0.0  # look at SIM and network at once
-            return SendResult(outcome, f"{exc.line}{done}")
+            return SendResult(outcome, f"{_explain(exc)}{done}")
         except ModemGone as exc:
             self.at.close()
             self.state.update(open=False, error=str(exc))
             return SendResult("failed", str(exc))
+        if not self.healthy():
+            self._next_check = 0.0  # it sent, so what we last saw of SIM and network is out of date
         return SendResult("accepted", "; ".join(answers))
 
     # -- polling: link checks and replies ----------------------------------------------------------
@@ -215,7 +226,7 @@ class GsmModemChannel(Channel):
                 self._next_inbox = now + self.options.inbox_poll_s
                 return self._read_inbox()
         except AtError as exc:
-            self.state["error"] = exc.line
+            self.state["error"] = _explain(exc)
             if exc.kind == "CME" and exc.code in (10, 13):
                 self.state["sim"] = "not inserted" if exc.code == 10 else "failure"
         except ModemGone as exc:
