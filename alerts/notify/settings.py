@@ -227,7 +227,7 @@ class NotifyPlan:
 def _pydantic_problems(exc: pydantic.ValidationError, prefix: str) -> list[str]:
     out = []
     for err in exc.errors():
-        key = ".".join(str(part) for part in (prefix, *err["loc"]))
+        key = prefix + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in err["loc"])
         message = "unknown option" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         got = "" if err["type"] == "missing" else f" (got {err['input']!r})"
         out.append(f"{key}: {message}{got}")
@@ -241,18 +241,15 @@ def load_notify(config: Config) -> NotifyPlan:
         ConfigError: one line per problem, ``notify.key.path: message (got VALUE)``.
     """
     raw = getattr(config, "notify", {}) or {}
-    try:
-        table = NotifyConfig.model_validate(raw)
-    except pydantic.ValidationError as exc:
-        raise ConfigError(_pydantic_problems(exc, "notify")) from None
     problems: list[str] = []
     types: dict[str, str] = {}
     options: dict[str, ChannelOptions] = {}
-    for name, spec in table.channels.items():
+    channels = raw.get("channels", {}) if isinstance(raw, dict) else {}
+    for name, spec in (channels.items() if isinstance(channels, dict) else []):
         where = f"notify.channels.{name}"
         if not re.match(_NAME, name):
             problems.append(f"{where}: channel names are letters, digits, _ . - (got {name!r})")
-        kind = spec.get("type")
+        kind = spec.get("type") if isinstance(spec, dict) else None
         cls = CHANNELS.get(str(kind))
         if cls is None:
             problems.append(f"{where}.type: unknown channel type {kind!r}; known: {sorted(CHANNELS)}")
@@ -262,6 +259,10 @@ def load_notify(config: Config) -> NotifyPlan:
             types[name] = str(kind)
         except pydantic.ValidationError as exc:
             problems += _pydantic_problems(exc, where)
+    try:
+        table = NotifyConfig.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(problems + _pydantic_problems(exc, "notify")) from None
     problems += _reference_problems(table, config, types)
     if problems:
         raise ConfigError(problems)
