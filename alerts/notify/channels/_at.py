@@ -130,6 +130,16 @@ class AtPort:
                 raise ModemGone(f"{self.port}: no answer (modem not responding)")
             self._buffer += self._read()
 
+    def reset(self, settle_s: float = 0.3) -> None:
+        """Leave whatever state a previous session left the modem in (a ``> `` prompt waiting for a PDU after a
+        crash): ESC cancels a pending message, then what the modem answers is read and dropped."""
+        self._write(b"\x1b\r")
+        deadline = time.monotonic() + settle_s
+        while time.monotonic() < deadline:
+            self._buffer += self._read()
+        self._buffer = b""
+        self.unsolicited.clear()
+
     def drain(self) -> None:
         """Read what the modem sent on its own (unsolicited codes) without sending anything."""
         while self._serial is not None and self._serial.in_waiting:

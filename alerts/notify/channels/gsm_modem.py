@@ -118,6 +118,7 @@ class GsmModemChannel(Channel):
         self._next_open = now + self.options.reopen_after_s
         self.at.open()
         try:
+            self.at.reset()
             for _ in range(3):  # whatever a previous session left on the line (a half-sent PDU) fails once
                 try:
                     self.at.command("AT", timeout_s=self.options.command_timeout_s)
