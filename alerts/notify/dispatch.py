@@ -63,6 +63,7 @@ class Dispatcher:
         self.counters: dict[str, int] = {"expanded": 0, "unrouted": 0, "expired": 0, "sent": 0, "failed": 0,
                                          "cancelled": 0, "replies": 0}
         self._recent: dict[str, deque[int]] = {name: deque() for name in channels}
+        self._hold_until: dict[str, int] = {}  # a channel that just failed is left alone for the first backoff
         self._warned: set[str] = set()
 
     # -- requests --------------------------------------------------------------------------------
@@ -95,6 +96,9 @@ class Dispatcher:
     # -- sending ---------------------------------------------------------------------------------
     def rate_wait_ms(self, channel: Channel, now_ms: int) -> int:
         """How long the channel must wait before its next message (0: it may send now)."""
+        hold = self._hold_until.get(channel.name, 0) - now_ms
+        if hold > 0:
+            return hold
         limit = channel.rate_per_min
         if not limit:
             return 0
@@ -107,6 +111,8 @@ class Dispatcher:
         """Send every message of one channel that is due (within its rate limit); returns messages sent."""
         channel = self.channels[name]
         now = self.clock() if now_ms is None else now_ms
+        if now < self._hold_until.get(name, 0):
+            return 0
         sent = 0
         for batch in self.outbox.due(name, now):
             if self.rate_wait_ms(channel, now) > 0:
@@ -114,9 +120,14 @@ class Dispatcher:
             batch = self._drop_acknowledged(batch)
             if not batch:
                 continue
-            self._send(channel, batch, now)
+            result = self._send(channel, batch, now)
             sent += 1
             now = max(now, self.clock() if now_ms is None else now_ms)
+            if result.outcome == "failed":
+                # one failure says the channel is in trouble: the rest wait for the first backoff instead of
+                # each waiting out its own timeout now (a dead modem costs send_timeout_s per message)
+                self._hold_until[name] = now + int(self.plan.config.retry.delay_s(1) * 1000)
+                break
         return sent
 
     def _drop_acknowledged(self, batch: list[Delivery]) -> list[Delivery]:

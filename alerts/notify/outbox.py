@@ -353,7 +353,8 @@ class Outbox:
         rows = self.query(f"SELECT * FROM notify_deliveries {where} ORDER BY id DESC LIMIT ?", (*params, limit))
         out = []
         for row in rows:
-            item = {k: row[k] for k in row if k not in ("payload", "mentions")}
+            item = dict(row)
+            del item["payload"], item["mentions"]
             item["attempts_list"] = [dict(a) for a in self.query(
                 "SELECT started_ms, ended_ms, outcome, answer, next_ms FROM notify_attempts WHERE delivery_id = ? "
                 "ORDER BY id", (row["id"],))]
