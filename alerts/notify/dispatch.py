@@ -244,13 +244,15 @@ class Dispatcher:
                 self.acknowledge(alert_id, contact.label, f"acknowledged by SMS from {contact.label}")
                 done.append(alert_id)
             except (KeyError, ValueError) as exc:
-                problems.append(f"#{alert_id}: {exc.args[0] if exc.args and isinstance(exc, ValueError) else 'unknown'}")
+                why = exc.args[0] if exc.args and isinstance(exc, ValueError) else "unknown"
+                problems.append(f"#{alert_id}: {why}")
         zh = language == "zh"
         if done:
             text = (f"已确认告警 {'、'.join(f'#{i}' for i in done)}（{contact.label}），停止重复通知。" if zh
                     else f"Acknowledged alert {', '.join(f'#{i}' for i in done)} ({contact.label}); repeats stop.")
         elif not ids:
-            text = "archmon：最近没有发给您的告警可确认。" if zh else "archmon: no recent alert sent to you to acknowledge."
+            text = ("archmon：最近没有发给您的告警可确认。" if zh
+                    else "archmon: no recent alert sent to you to acknowledge.")
         else:
             text = ("archmon：未能确认 " if zh else "archmon: could not acknowledge ") + "; ".join(problems)
         log.info("SMS from %s (%s): acknowledged %s; problems %s", contact.name, sms.number, done, problems)

@@ -85,7 +85,8 @@ class HealthBoard:
         with self._lock:
             h = replace(self._health[channel], details=tuple(sorted(details.items())))
             if healthy is False:
-                h = replace(h, unhealthy_since_ms=h.unhealthy_since_ms or now_ms, last_error=error or h.last_error)
+                since = now_ms if h.unhealthy_since_ms is None else h.unhealthy_since_ms
+                h = replace(h, unhealthy_since_ms=since, last_error=error or h.last_error)
             elif healthy is True:
                 h = replace(h, unhealthy_since_ms=None)
             h = replace(h, state=self._state(h, now_ms))

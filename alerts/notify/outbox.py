@@ -209,7 +209,8 @@ class Outbox:
                 due = d.due_ms
                 if d.group_key is not None:
                     row = conn.execute(
-                        "SELECT MIN(due_ms) FROM notify_deliveries WHERE channel = ? AND recipient = ? AND group_key = ? "
+                        "SELECT MIN(due_ms) FROM notify_deliveries WHERE channel = ? AND recipient = ? "
+                        "AND group_key = ? "
                         "AND status = 'queued' AND attempts = 0 AND due_ms > ?",
                         (d.channel, d.recipient, d.group_key, now_ms)).fetchone()
                     due = row[0] if row[0] is not None else max(due, now_ms + d.group_window_ms)

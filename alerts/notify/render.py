@@ -118,7 +118,8 @@ class Renderer:
         text = "\n".join([subject + mark, *lines, site_line, *footer])
         ids = tuple(f.id for f in facts)
         return OutgoingMessage(
-            subject=subject + mark, text=text, short=short + mark, html=self._html(subject + mark, lines, site_line, footer),
+            subject=subject + mark, text=text, short=short + mark,
+            html=self._html(subject + mark, lines, site_line, footer),
             data={"site": self.site, "alerts": [f.to_json(self.tz) for f in facts], "possible_duplicate": duplicate,
                   "language": "zh" if zh else "en"},
             alert_ids=ids)
@@ -151,7 +152,8 @@ class Renderer:
             return subject, lines, []
         lines.append(f"{'开始于' if zh else 'Since'} {local_time(f.since_ms, self.tz)}")
         if f.kind == "escalate":
-            lines.append(f"未确认，已升级至第 {f.level + 1} 级" if zh else f"Not acknowledged: escalated to level {f.level + 1}")
+            lines.append(f"未确认，已升级至第 {f.level + 1} 级" if zh
+                         else f"Not acknowledged: escalated to level {f.level + 1}")
         footer = [f"回复 1 或“确认 {f.id}”确认" if zh else f"Reply 1 or \"ACK {f.id}\" to acknowledge"]
         return subject, lines, footer
 
@@ -167,7 +169,8 @@ class Renderer:
         else:
             what = f"{n} 条告警" if zh else f"{n} alerts"
         where = f"，涉及 {len(rooms)} 个库房" if zh else f" in {len(rooms)} room{'s' if len(rooms) != 1 else ''}"
-        worst = min((f.severity for f in facts), key=lambda s: list(SEVERITY_NAMES).index(s) if s in SEVERITY_NAMES else 9)
+        order = list(SEVERITY_NAMES)
+        worst = min((f.severity for f in facts), key=lambda s: order.index(s) if s in order else len(order))
         sev = SEVERITY_NAMES.get(worst, (worst, worst.upper()))[0 if zh else 1]
         head = "【已恢复】" if recovered else (f"【告警·{sev}】" if zh else f"[ALERT {sev}] ")
         subject = f"{head}{what}{where}" + ("：" if zh else ":")
@@ -219,4 +222,5 @@ def _parse_ts(text: Any) -> int:
 
 def _channel_titles(cond: Condition) -> tuple[str, str]:
     name = cond.sensor or ""
-    return f"通知通道 {name} 故障：{cond.detail}".strip("："), f"notification channel {name} down: {cond.detail}".strip(": ")
+    zh = f"通知通道 {name} 故障：{cond.detail}".strip("：")
+    return zh, f"notification channel {name} down: {cond.detail}".strip(": ")

@@ -135,7 +135,8 @@ class Router:
         kind_cls = CHANNELS[self.plan.channel_types[channel]]
         if contact is None:
             field = getattr(kind_cls, "mention_by", "phone")
-            found = (c.chat.get(field) if field not in ("phone", "email") else getattr(c, field) for c in target.mention)
+            found = (c.chat.get(field) if field not in ("phone", "email") else getattr(c, field)
+                     for c in target.mention)
             return NewDelivery(channel, channel, None, tuple(m for m in found if m), self.language, route.name,
                                group_key, due, window_ms)
         address = getattr(contact, kind_cls.address_field or "", None)

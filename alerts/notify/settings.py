@@ -288,7 +288,8 @@ def _reference_problems(table: NotifyConfig, config: Config, types: dict[str, st
             for name in level.contacts:
                 contact = contacts.get(name)
                 if contact is None:
-                    problems.append(f"{where}.levels[{j}].contacts: unknown contact {name!r}; known: {sorted(contacts)}")
+                    problems.append(f"{where}.levels[{j}].contacts: unknown contact {name!r}; "
+                                    f"known: {sorted(contacts)}")
                     continue
                 kinds = [CHANNELS[types[c]] for c in level.channels if c in types]
                 if kinds and not any(k.address_field is None or getattr(contact, k.address_field) for k in kinds):
@@ -302,7 +303,8 @@ def _reference_problems(table: NotifyConfig, config: Config, types: dict[str, st
 
 def build_channels(plan: NotifyPlan, **kwargs: Any) -> dict[str, Channel]:
     """One channel object per configured channel (no network touched)."""
-    return {name: CHANNELS[plan.channel_types[name]](name, opts, **kwargs) for name, opts in plan.channel_options.items()}
+    return {name: CHANNELS[plan.channel_types[name]](name, opts, **kwargs)
+            for name, opts in plan.channel_options.items()}
 
 
 def notify_problems(config: Config) -> list[str]:

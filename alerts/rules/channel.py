@@ -4,8 +4,8 @@ The notifier (``alerts.notify``) keeps each channel's health and attaches itself
 (:meth:`ChannelRule.attach`); the rule looks every few seconds and reports, per channel, violated while the
 channel is down and clearly fine once it works again. Without a notifier (replay, tests of other rules) it
 reports nothing. Only changes are reported (a channel going down, coming back); the first look after a
-start reports every channel's state. The alert has no room (``room = ""``, the channel's name as its sensor), so routes that
-take every room send it; the notifier never sends it through the channel it is about.
+start reports every channel's state. The alert has no room (``room = ""``, the channel's name as its sensor), so
+routes that take every room send it; the notifier never sends it through the channel it is about.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ no retry can fix (an invalid number) which reject it. A port that fails is close
 next attempt, so an unplugged modem comes back by itself.
 
 Incoming messages (replies that acknowledge alerts) are read on ``+CMTI`` and by listing
-``AT+CMGL=4`` every ``inbox_poll_s`` (a URC can be lost), decoded, deleted from the SIM (``AT+CMGD``, so a full SIM never
-blocks new replies) and returned by :meth:`poll`. Parts of a long reply are joined.
+``AT+CMGL=4`` every ``inbox_poll_s`` (a URC can be lost), decoded, deleted from the SIM (``AT+CMGD``, so a
+full SIM never blocks new replies) and returned by :meth:`poll`. Parts of a long reply are joined.
 """
 
 from __future__ import annotations

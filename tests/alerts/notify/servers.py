@@ -40,7 +40,7 @@ class _Handler:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
 
-    async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+    async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.original_content or envelope.content,
                                            policy=email.policy.default)
         login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
@@ -83,7 +83,8 @@ class SmtpServer:
         return self.cert_dir / "ca.pem"
 
     def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
-        if isinstance(auth_data, LoginPassword) and self.users.get(auth_data.login.decode()) == auth_data.password.decode():
+        if isinstance(auth_data, LoginPassword) and \
+                self.users.get(auth_data.login.decode()) == auth_data.password.decode():
             return AuthResult(success=True, auth_data=auth_data)
         return AuthResult(success=False, handled=False)
 
@@ -172,7 +173,7 @@ class ProviderServer:
                     owner.requests.append(request)
                     owner.cond.notify_all()
 
-            do_POST = do_GET = do_PUT = _handle  # noqa: N815 - http.server's names
+            do_POST = do_GET = do_PUT = _handle
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

@@ -52,7 +52,8 @@ def test_notify_test_sends_now_prints_the_answer_and_logs_it(tmp_path: Path, smt
 def test_notify_log_for_one_alert_and_channels_with_modem_state(
         tmp_path: Path, provider: ProviderServer, capsys: pytest.CaptureFixture[str]) -> None:
     notify = {"group_window_s": 0, "channels": {"hook": {"type": "webhook", "url": f"{provider.url}/h"}},
-              "contacts": [ZHANG], "routes": [{"name": "all", "levels": [{"contacts": ["zhang"], "channels": ["hook"]}]}]}
+              "contacts": [ZHANG],
+              "routes": [{"name": "all", "levels": [{"contacts": ["zhang"], "channels": ["hook"]}]}]}
     site = Site(tmp_path, notify)
     try:
         site.reading("S1", "smoke", 1.0)

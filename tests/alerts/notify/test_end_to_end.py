@@ -82,7 +82,8 @@ phone = "+8613800000002"
 email = "li@example.org"
 [[notify.routes]]
 name = "all"
-levels = [{{ contacts = ["zhang"], channels = ["modem", "mail"] }}, {{ contacts = ["li"], channels = ["modem", "mail"] }}]
+levels = [{{ contacts = ["zhang"], channels = ["modem", "mail"] }},
+          {{ contacts = ["li"], channels = ["modem", "mail"] }}]
 ''', encoding="utf-8")
     return path
 

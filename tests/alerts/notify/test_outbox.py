@@ -65,7 +65,8 @@ def test_many_sensors_offline_go_out_as_one_message_but_smoke_is_not_held(site: 
     assert len(rows) == 1  # one message carried the five deliveries
 
 
-def test_quiet_hours_hold_minor_alerts_until_morning_critical_ones_never(tmp_path: Path, provider: ProviderServer) -> None:
+def test_quiet_hours_hold_minor_alerts_until_morning_critical_ones_never(tmp_path: Path,
+                                                                         provider: ProviderServer) -> None:
     notify = _notify(provider, group_window_s=0)
     notify["routes"][0]["quiet_hours"] = "22:00-07:00"
     night = 1_709_564_400_000  # 2024-03-04 23:00 +08:00
@@ -102,7 +103,8 @@ def test_recovery_goes_to_everyone_who_was_told(site: Site, provider: ProviderSe
     recovered = [(r.path, r.json()) for r in provider.requests if r.json()["alerts"][0]["kind"] == "recovered"]
     assert sorted(path for path, _ in recovered) == ["/hook", "/hook2"]
     for _, body in recovered:  # group channels speak the site's language
-        assert body["subject"].startswith("【已恢复】#1 一号库房 S1") and "恢复于 2024-03-04 12:31 +08:00" in body["text"]
+        assert body["subject"].startswith("【已恢复】#1 一号库房 S1")
+        assert "恢复于 2024-03-04 12:31 +08:00" in body["text"]
 
 
 def test_deliveries_of_an_acknowledged_alert_still_queued_are_cancelled(site: Site, provider: ProviderServer) -> None:

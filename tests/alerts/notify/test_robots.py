@@ -128,7 +128,8 @@ def test_sms_http_template_escapes_and_judges_the_body(provider: ProviderServer)
 
     provider.answer = check
     opts = SmsHttpOptions(url=provider.url + "/sms/send?app=archmon&to={phone}", headers={"X-Token": "{token}"},
-                          body='{"mobile": "{phone}", "content": "{text}", "ts": {timestamp_ms}}', token_env="SMS_TOKEN",
+                          body='{"mobile": "{phone}", "content": "{text}", "ts": {timestamp_ms}}',
+                          token_env="SMS_TOKEN",
                           success_path="result.code", success_values=["0000"])
     channel = SmsHttpChannel("gov", opts, environ=ENV)
     message = OutgoingMessage(subject="s", text="long", short='line "1"\n烟雾')
@@ -155,7 +156,8 @@ def test_the_dingtalk_rate_limit_queues_never_drops(tmp_path: Path, provider: Pr
         monkeypatch.setenv(name, value)
     notify = {"group_window_s": 0,
               "channels": {"ding": {"type": "dingtalk", "url": f"{provider.url}/robot/send", "token_env": "DT_TOKEN"}},
-              "contacts": [ZHANG], "routes": [{"name": "all", "levels": [{"contacts": ["zhang"], "channels": ["ding"]}]}]}
+              "contacts": [ZHANG],
+              "routes": [{"name": "all", "levels": [{"contacts": ["zhang"], "channels": ["ding"]}]}]}
     site = Site(tmp_path, notify, alerts={"rules": {"stale": {"enabled": False}}})
     try:
         for i in range(25):

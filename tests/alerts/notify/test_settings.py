@@ -28,7 +28,7 @@ def test_every_channel_module_is_registered_under_its_type_with_a_sample() -> No
         sample = CHANNEL_DIR / f"{name}.sample.toml"
         assert sample.is_file(), f"{name} has no sample"
         tables = tomllib.loads(sample.read_text(encoding="utf-8"))["notify"]["channels"]
-        [(channel, spec)] = tables.items()
+        [spec] = tables.values()
         assert spec["type"] == name
         cls.Options.model_validate({k: v for k, v in spec.items() if k != "type"})
 
