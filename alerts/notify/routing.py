@@ -99,12 +99,13 @@ class Router:
                 delivery = self._delivery(route, target, group_key, due, window_ms)
                 if delivery is not None:
                     out.setdefault((delivery.channel, delivery.recipient), delivery)
-            if kind == "recovered" and request["alert_id"] is not None:
-                for row in self.previous(int(request["alert_id"])):
-                    if row["channel"] in self.plan.channel_types and row["channel"] != skip_channel:
-                        out.setdefault((row["channel"], row["recipient"]), NewDelivery(
-                            row["channel"], row["recipient"], row["contact"], tuple(json.loads(row["mentions"])),
-                            row["language"], route.name, group_key, due, window_ms))
+        if kind == "recovered" and request["alert_id"] is not None:  # whoever was told, whatever routes say now
+            for row in self.previous(int(request["alert_id"])):
+                if row["channel"] in self.plan.channel_types and row["channel"] != skip_channel:
+                    group_key = f"{row['route']}:recovered" if grouped else None
+                    out.setdefault((row["channel"], row["recipient"]), NewDelivery(
+                        row["channel"], row["recipient"], row["contact"], tuple(json.loads(row["mentions"])),
+                        row["language"], row["route"], group_key, now_ms, window_ms))
         deliveries = list(out.values())
         return Expansion(deliveries, "queued" if deliveries else "unrouted", tuple(r.name for r in routes))
 
