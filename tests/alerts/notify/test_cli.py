@@ -90,3 +90,20 @@ def test_status_shows_each_channel(tmp_path: Path, smtp_server: SmtpServer, caps
     assert main(["status", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert "notification channels:\n  mail (smtp): unknown; last success -, last failure -" in out
+
+
+@pytest.mark.serial
+def test_notify_test_through_the_modem(tmp_path: Path, pty_pair, capsys: pytest.CaptureFixture[str]) -> None:
+    from devices.simulators.gsm_modem import GsmModemSimulator
+
+    config = _write(tmp_path, f'[notify.channels.modem]\ntype = "gsm_modem"\nport = "{pty_pair.a}"\n'
+                              f'[[notify.contacts]]\nname = "zhang"\nphone = "+8613800000001"\n'
+                              f'[[notify.routes]]\nname = "all"\nlevels = [{{ contacts = ["zhang"], channels = '
+                              f'["modem"] }}]\n')
+    with GsmModemSimulator(pty_pair.b) as modem:
+        assert main(["notify", "test", "--channel", "modem", "--to", "zhang", "--config", str(config)]) == 0
+        assert "provider answer: +CMGS: 1" in capsys.readouterr().out
+        assert modem.texts_sent() == [("+8613800000001", "archmon 测试消息：市档案馆 的通道 modem 工作正常。")]
+        modem.set_failure("no_network")
+        assert main(["notify", "test", "--channel", "modem", "--to", "+8613800000002", "--config", str(config)]) == 1
+        assert "+CMS ERROR: 331 (no network service)" in capsys.readouterr().out
