@@ -57,6 +57,12 @@ def check_references(config: Config) -> list[str]:
         check_alerts = None
     if check_alerts is not None:
         problems += [f"{where}: {p}" for p in check_alerts(config)]
+    try:
+        from alerts.notify import check_config as check_notify
+    except ImportError:  # notifications are optional at this layer
+        check_notify = None
+    if check_notify is not None:
+        problems += [f"{where}: {p}" for p in check_notify(config)]
     return problems
 
 
@@ -94,6 +100,7 @@ class Service:
             timezone=config.site.tz,
         )
         self.alerts: Any = self._alert_service()
+        self.notifier: Any = self._notifier()
         self._reported: dict[str, dict[str, int]] = defaultdict(dict)
         self._stopped = threading.Event()
 
@@ -151,6 +158,16 @@ class Service:
         self.writer.add_listener(judge)
         return service
 
+    def _notifier(self) -> Any:
+        try:
+            from alerts.notify import build_notifier
+        except ImportError:
+            return None
+        alerts = self.alerts
+        return build_notifier(self.config, self.db_path, hub=getattr(self, "hub", None),
+                              acknowledge=alerts.acknowledge if alerts is not None else None,
+                              engine_rules=(lambda: alerts.engine.rules) if alerts is not None else None)
+
     def start(self) -> None:
         """Start the writer, the sources and the schedules (never blocks on an unreachable device)."""
         self.writer.start()
@@ -167,6 +184,8 @@ class Service:
         if self.alerts is not None:
             self._alert_feed.start()
             self.alerts.start(self.scheduler)
+        if self.notifier is not None:
+            self.notifier.start()
         self.scheduler.start()
         kinds = sorted(f"{t.id} ({t.kind})" for t in self.config.sources if t.id in self._sources)
         log.info("archmon started: %d source(s) %s; data in %s", len(kinds), ", ".join(kinds), self.db_path)
@@ -225,6 +244,8 @@ class Service:
             _wait_for(lambda s=source, i=source_id: s.stats().get("pending", 0) <= self._deferred[i], timeout_s=5.0)
             source.stop()
         self.writer.close(timeout=30)
+        if self.notifier is not None:
+            self.notifier.stop()  # what is queued stays queued, sent at the next start
         if self.alerts is not None:
             self._alert_feed.stop()  # judge the last readings before the engine saves its state
             self.alerts.stop()

@@ -250,18 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_quarantine)
 
-    try:
-        from alerts.cli import add_commands
-    except ImportError:
-        add_commands = None
-    if add_commands is not None:
+    from alerts.cli import add_commands as add_alert_commands
+    from alerts.notify.cli import add_commands as add_notify_commands
+    from dashboards.web.cli import add_commands as add_web_commands
+
+    for add_commands in (add_alert_commands, add_notify_commands, add_web_commands):
         add_commands(sub, common)
-    try:
-        from dashboards.web.cli import add_commands as add_web_commands
-    except ImportError:
-        add_web_commands = None
-    if add_web_commands is not None:
-        add_web_commands(sub, common)
     return parser
 
 

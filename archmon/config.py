@@ -246,6 +246,7 @@ class Config(_Model):
     modbus_maps: dict[str, list[RegisterSpec]] = Field(default_factory=dict)
     alerts: dict[str, Any] = Field(default_factory=dict)
     http: HttpConfig = HttpConfig()
+    notify: dict[str, Any] = Field(default_factory=dict)
     path: Path | None = Field(default=None, exclude=True)
 
     def room(self, room_id: str) -> RoomConfig:

@@ -88,7 +88,15 @@ def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
         "counters": counters,
         "quarantine_entries": quarantined,
         "unassigned_devices": len(unassigned),
+        "channels": _notification_channels(config),
     }
+
+
+def _notification_channels(config: Config) -> list[dict[str, Any]]:
+    """Each notification channel's state (modem registration and signal, last success and failure)."""
+    from alerts.notify.cli import channel_report
+
+    return channel_report(config)
 
 
 def _fmt_values(values: dict[str, float]) -> str:
@@ -124,4 +132,9 @@ def format_status(report: dict[str, Any]) -> str:
         lines.append("source counters: " + ", ".join(f"{k.removeprefix('source.')} {v}" for k, v in source_counters))
     lines.append(f"quarantine entries: {report['quarantine_entries']}; unassigned devices: "
                  f"{report['unassigned_devices']}")
+    if report.get("channels"):
+        from alerts.notify.cli import format_channel
+
+        lines.append("notification channels:")
+        lines += [f"  {format_channel(item)}" for item in report["channels"]]
     return "\n".join(lines)

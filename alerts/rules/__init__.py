@@ -5,6 +5,7 @@ from __future__ import annotations
 from alerts.rules.band import BandRule
 from alerts.rules.base import Rule
 from alerts.rules.battery import BatteryRule
+from alerts.rules.channel import ChannelRule
 from alerts.rules.door_hours import DoorAfterHoursRule
 from alerts.rules.door_open import DoorOpenRule
 from alerts.rules.leak import LeakRule
@@ -33,4 +34,5 @@ RULES: dict[str, type[Rule]] = {
     "door_open": DoorOpenRule,
     "door_hours": DoorAfterHoursRule,
     "unregistered_entry": UnregisteredEntryRule,
+    "channel": ChannelRule,
 }

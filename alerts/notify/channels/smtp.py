@@ -1,0 +1,162 @@
+"""E-mail over SMTP: STARTTLS, implicit TLS (SMTPS) or plain; AUTH; a text and an HTML part; UTF-8 subject.
+
+The message is built with the standard library's ``email`` package under the SMTP policy, so the
+Chinese subject is RFC 2047-encoded (``=?utf-8?b?...?=``) and both parts are UTF-8. The provider's answer
+recorded for each attempt is the server's reply to ``DATA`` (``250 2.0.0 Ok: queued as ...``). Temporary
+(4xx) replies and connection failures are retried; a refused recipient (5xx to ``RCPT``) is not.
+The password comes from ``password_env`` or ``password_file`` only.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from alerts.notify.channels.base import (
+    Channel,
+    ChannelOptions,
+    OutgoingMessage,
+    Recipient,
+    SecretMissing,
+    SendResult,
+    read_secret,
+)
+
+__all__ = ["SmtpChannel", "SmtpOptions"]
+
+DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+
+
+class SmtpOptions(ChannelOptions):
+    """Options of ``type = "smtp"``.
+
+    Attributes:
+        host / port: the server (port default: 587 STARTTLS, 465 TLS, 25 none).
+        security: ``starttls``, ``tls`` (implicit, SMTPS) or ``none``.
+        username: AUTH user (none: no AUTH); password_env / password_file: where the password is.
+        from_: the sender address (``from`` in the file).
+        ca_file: trust this CA instead of the system's (an internal mail server's own CA).
+        verify: check the server's certificate and name (turn off only on a closed network, knowingly).
+        timeout_s: connect and command timeout.
+    """
+
+    host: str
+    port: int | None = Field(default=None, gt=0, lt=65536)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    from_: str = Field(alias="from")
+    ca_file: Path | None = None
+    verify: bool = True
+    timeout_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _password_source(self) -> SmtpOptions:
+        if self.username and not (self.password_env or self.password_file):
+            raise ValueError("username is set but neither password_env nor password_file says where the password is")
+        return self
+
+
+class SmtpChannel(Channel):
+    """E-mail (see the module docstring)."""
+
+    type: ClassVar[str] = "smtp"
+    Options: ClassVar[type[ChannelOptions]] = SmtpOptions
+    address_field = "email"
+    options: SmtpOptions
+
+    def secrets(self) -> list[str]:
+        try:
+            self._password()
+        except SecretMissing as exc:
+            return [str(exc)]
+        return []
+
+    def _password(self) -> str | None:
+        return read_secret(self.options.password_env, self.options.password_file,
+                           f"notify.channels.{self.name}.password", self.environ)
+
+    def _context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.options.ca_file) if self.options.ca_file else None)
+        if not self.options.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def build(self, message: OutgoingMessage, recipient: Recipient) -> EmailMessage:
+        """The e-mail for one recipient (public for tests and ``notify test``)."""
+        mail = EmailMessage(policy=SMTP_POLICY)
+        mail["Subject"] = message.subject
+        mail["From"] = self.options.from_
+        mail["To"] = recipient.address
+        mail["Date"] = formatdate(localtime=True)
+        mail["Message-ID"] = make_msgid(domain=self.options.from_.rpartition("@")[2] or None)
+        if message.alert_ids:
+            mail["X-Archmon-Alerts"] = ",".join(str(a) for a in message.alert_ids)
+        mail.set_content(message.text, charset="utf-8")
+        if message.html:
+            mail.add_alternative(message.html, subtype="html", charset="utf-8")
+        return mail
+
+    def send(self, message: OutgoingMessage, recipient: Recipient) -> SendResult:
+        try:
+            password = self._password()
+        except SecretMissing as exc:
+            return SendResult("failed", str(exc))
+        opts = self.options
+        port = opts.port or DEFAULT_PORTS[opts.security]
+        mail = self.build(message, recipient)
+        try:
+            client: smtplib.SMTP
+            if opts.security == "tls":
+                client = smtplib.SMTP_SSL(opts.host, port, timeout=opts.timeout_s, context=self._context())
+            else:
+                client = smtplib.SMTP(opts.host, port, timeout=opts.timeout_s)
+            with client:
+                client.ehlo()
+                if opts.security == "starttls":
+                    client.starttls(context=self._context())
+                    client.ehlo()
+                if opts.username:
+                    client.login(opts.username, password or "")
+                return self._transaction(client, mail, recipient.address)
+        except smtplib.SMTPAuthenticationError as exc:
+            return SendResult("failed", f"authentication refused: {_reply(exc.smtp_code, exc.smtp_error)}")
+        except smtplib.SMTPNotSupportedError as exc:
+            return SendResult("failed", f"server does not support {opts.security}/AUTH: {exc}")
+        except smtplib.SMTPResponseException as exc:
+            return SendResult("failed", _reply(exc.smtp_code, exc.smtp_error))
+        except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
+            return SendResult("failed", f"{type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _transaction(client: smtplib.SMTP, mail: EmailMessage, to: str) -> SendResult:
+        sender = str(mail["From"])
+        code, answer = client.mail(sender)
+        if code != 250:
+            client.rset()
+            return SendResult("failed" if 400 <= code < 500 else "rejected", _reply(code, answer))
+        code, answer = client.rcpt(to)
+        if code not in (250, 251):
+            client.rset()
+            return SendResult("failed" if 400 <= code < 500 else "rejected", _reply(code, answer))
+        code, answer = client.data(mail.as_bytes())
+        if code != 250:
+            return SendResult("failed" if 400 <= code < 500 else "rejected", _reply(code, answer))
+        return SendResult("accepted", _reply(code, answer))
+
+    def details(self) -> dict[str, Any]:
+        return {"host": self.options.host, "security": self.options.security}
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    body = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return f"{code} {body}".strip()

@@ -1,0 +1,396 @@
+"""A GSM/4G modem on a serial port: the AT subset archmon's SMS channel uses, in PDU mode.
+
+Faithful to 3GPP TS 27.007 (general and mobile-equipment commands) and TS 27.005 (SMS) in what it
+answers, byte for byte as modems do with ``ATV1``:
+
+- every response is ``<CR><LF>text<CR><LF>``; a command ends with ``OK``, ``ERROR``, ``+CME ERROR: <n>``
+  (27.007 §9.2: 10 SIM not inserted, 30 no network service, 100 unknown) or ``+CMS ERROR: <n>`` (27.005
+  §3.2.5: 310 SIM not inserted, 321 invalid memory index, 330 SMSC address unknown, 331 no network
+  service, 500 unknown error); with ``AT+CMEE=0`` (the default) both collapse to ``ERROR``;
+- echo is on until ``ATE0`` (a fresh modem echoes what it is sent);
+- ``AT+CMGS=<length>`` answers ``<CR><LF>> `` and takes hex PDU up to Ctrl-Z (0x1A; ESC cancels), then
+  ``+CMGS: <mr>`` and ``OK``; a length that is not the TPDU's octet count is ``+CMS ERROR: 304``;
+- ``AT+CPIN?`` (``+CPIN: READY``), ``AT+CREG?``/``AT+CEREG?`` (``+CREG: <n>,<stat>``: 1 home, 2 searching,
+  3 denied, 5 roaming), ``AT+CSQ`` (``+CSQ: <rssi>,<ber>``, 99 unknown), ``AT+CMGF``, ``AT+CNMI``,
+  ``AT+CPMS``, ``AT+CMGR=<i>``, ``AT+CMGL=<stat>`` and ``AT+CMGD=<i>[,<flag>]`` on the SIM store ("SM"),
+  messages listed as ``+CMGL: <index>,<stat>,,<length>`` then the PDU; ``+CMTI: "SM",<index>`` is sent
+  unsolicited for a new message when ``AT+CNMI=<mode>,1`` asked for it.
+
+It decodes and records every PDU it is asked to send (:attr:`GsmModemSimulator.sent`), delivers incoming
+messages (:meth:`deliver_sms`), and fails on demand (:meth:`set_failure`: no SIM, no network, a
+``+CMS ERROR`` for the next sends, or silence).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import serial
+
+from archmon.sms_pdu import Concat, DeliverPdu, decode_submit, encode_deliver, split_text
+
+__all__ = ["Failure", "GsmModemSimulator", "SentSms", "StoredSms"]
+
+log = logging.getLogger(__name__)
+
+Failure = Literal["none", "no_sim", "no_network", "cms_error", "silent"]
+CTRL_Z, ESC = b"\x1a", b"\x1b"
+
+
+@dataclass(frozen=True, slots=True)
+class SentSms:
+    """One PDU the modem was asked to send, decoded. ``mr`` is the message reference it answered."""
+
+    mr: int
+    length: int
+    pdu: str
+    decoded: DeliverPdu
+
+
+@dataclass(slots=True)
+class StoredSms:
+    """A received message in the SIM store: ``stat`` 0 received unread, 1 received read."""
+
+    index: int
+    pdu: str
+    stat: int = 0
+
+
+@dataclass(slots=True)
+class _State:
+    echo: bool = True
+    cmee: int = 0
+    cmgf: int = 0
+    cnmi_mt: int = 0
+    failure: Failure = "none"
+    cms_code: int = 500
+    cms_left: int = 0
+    registration: int = 1
+    rssi: int = 21
+    store: dict[int, StoredSms] = field(default_factory=dict)
+
+
+class GsmModemSimulator:
+    """Answers AT commands on one end of a serial line (e.g. a pty pair) like a GSM modem.
+
+    Args:
+        port: serial device path the simulator opens (the modem's side).
+        capacity: SIM store slots (a full store makes new messages fail to arrive, as on a real SIM).
+        smsc: the service centre number put into delivered PDUs.
+        clock: the time stamped on delivered messages (default: now, UTC+8).
+    """
+
+    def __init__(self, port: str, *, capacity: int = 20, smsc: str = "+8613800100500",
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
+        self.port = port
+        self.capacity = capacity
+        self.smsc = smsc
+        self.clock = clock or (lambda: dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).replace(microsecond=0))
+        self.sent: list[SentSms] = []
+        self.commands: list[str] = []
+        self._state = _State()
+        self._serial: serial.Serial | None = None
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._mr = 0
+        self._ref = 0
+        self.sent_event = threading.Condition(self._lock)
+
+    # -- control --------------------------------------------------------------------------------
+    def start(self) -> GsmModemSimulator:
+        """Open the port and answer commands in a background thread."""
+        self._serial = serial.serial_for_url(self.port, baudrate=115200, timeout=0.05)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"gsm-modem-sim {self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop answering and close the port."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        if self._serial is not None:
+            with contextlib.suppress(OSError, serial.SerialException):
+                self._serial.close()
+            self._serial = None
+
+    def __enter__(self) -> GsmModemSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def set_failure(self, failure: Failure, *, code: int = 500, count: int = 1_000_000) -> None:
+        """Fail from now on: ``no_sim``, ``no_network``, ``cms_error`` (the next ``count`` sends answer
+        ``+CMS ERROR: code``), ``silent`` (read everything, answer nothing) or ``none`` (healthy again)."""
+        with self._lock:
+            self._state.failure = failure
+            self._state.cms_code = code
+            self._state.cms_left = count if failure == "cms_error" else 0
+            self._state.registration = 2 if failure == "no_network" else 1
+
+    def set_signal(self, rssi: int) -> None:
+        """The ``AT+CSQ`` rssi (0..31, 99 unknown)."""
+        with self._lock:
+            self._state.rssi = rssi
+
+    def deliver_sms(self, number: str, text: str) -> list[int]:
+        """A message arrives from ``number`` (concatenated parts if it is long): stored on the SIM, announced
+        with ``+CMTI`` if the host asked for it. Returns the store indexes used."""
+        _, parts = split_text(text)
+        with self._lock:
+            self._ref = (self._ref + 1) % 256
+            indexes = []
+            for seq, part in enumerate(parts, start=1):
+                concat = Concat(self._ref, len(parts), seq) if len(parts) > 1 else None
+                pdu = encode_deliver(number, part, timestamp=self.clock(), smsc=self.smsc, concat=concat)
+                free = next((i for i in range(self.capacity) if i not in self._state.store), None)
+                if free is None:
+                    log.warning("gsm modem simulator: SIM store full, message from %s lost", number)
+                    continue
+                self._state.store[free] = StoredSms(free, pdu)
+                indexes.append(free)
+                if self._state.cnmi_mt == 1 and self._state.failure != "silent":
+                    self._write(f'\r\n+CMTI: "SM",{free}\r\n')
+            return indexes
+
+    def stored(self) -> dict[int, StoredSms]:
+        """The SIM store now (index → message)."""
+        with self._lock:
+            return dict(self._state.store)
+
+    def texts_sent(self) -> list[tuple[str, str]]:
+        """Every message sent, parts joined in order: ``(number, text)``."""
+        with self._lock:
+            out: list[tuple[str, str]] = []
+            open_parts: dict[tuple[str, int], dict[int, str]] = {}
+            for sms in self.sent:
+                d = sms.decoded
+                if d.concat is None:
+                    out.append((d.number, d.text))
+                    continue
+                parts = open_parts.setdefault((d.number, d.concat.ref), {})
+                parts[d.concat.seq] = d.text
+                if len(parts) == d.concat.total:
+                    out.append((d.number, "".join(parts[i] for i in sorted(parts))))
+                    del open_parts[(d.number, d.concat.ref)]
+            return out
+
+    def wait_sent(self, count: int, timeout: float = 30.0) -> bool:
+        """Wait until at least ``count`` PDUs were sent."""
+        with self.sent_event:
+            return self.sent_event.wait_for(lambda: len(self.sent) >= count, timeout)
+
+    # -- the line ---------------------------------------------------------------------------------
+    def _write(self, text: str) -> None:
+        port = self._serial
+        if port is None:
+            return
+        try:
+            port.write(text.encode("ascii"))
+            port.flush()
+        except (OSError, serial.SerialException) as exc:
+            log.debug("gsm modem simulator: write failed: %s", exc)
+
+    def _run(self) -> None:
+        buffer = b""
+        pdu_length: int | None = None
+        while not self._stop.is_set():
+            port = self._serial
+            if port is None:
+                return
+            try:
+                chunk = port.read(512)
+            except (OSError, serial.SerialException):
+                if self._stop.wait(0.1):
+                    return
+                continue
+            if not chunk:
+                continue
+            buffer += chunk
+            while True:
+                if pdu_length is not None:
+                    end = min((i for i in (buffer.find(CTRL_Z), buffer.find(ESC)) if i >= 0), default=-1)
+                    if end < 0:
+                        break
+                    body, terminator, buffer = buffer[:end], buffer[end:end + 1], buffer[end + 1:]
+                    with self._lock:
+                        if self._state.echo:
+                            self._write(body.decode("ascii", "replace"))
+                        self._finish_cmgs(pdu_length, body, cancelled=terminator == ESC)
+                    pdu_length = None
+                    continue
+                end = buffer.find(b"\r")
+                if end < 0:
+                    break
+                line, buffer = buffer[:end], buffer[end + 1:].lstrip(b"\n")
+                text = line.decode("ascii", "replace").strip()
+                if not text:
+                    continue
+                with self._lock:
+                    self.commands.append(text)
+                    if self._state.failure == "silent":
+                        continue
+                    if self._state.echo:
+                        self._write(text + "\r")
+                    pdu_length = self._command(text)
+
+    # -- commands ---------------------------------------------------------------------------------
+    def _ok(self, *lines: str) -> None:
+        self._write("".join(f"\r\n{line}\r\n" for line in lines) + "\r\nOK\r\n")
+
+    def _error(self, kind: Literal["CME", "CMS"], code: int) -> None:
+        if self._state.cmee == 0:
+            self._write("\r\nERROR\r\n")
+        else:
+            self._write(f"\r\n+{kind} ERROR: {code}\r\n")
+
+    def _command(self, text: str) -> int | None:
+        """Answer one command line; returns the PDU length when ``AT+CMGS`` now waits for a PDU."""
+        upper = text.upper()
+        if not upper.startswith("AT"):
+            self._write("\r\nERROR\r\n")
+            return None
+        cmd = upper[2:]
+        st = self._state
+        arg = cmd.partition("=")[2]
+        if cmd in ("", "Z", "&F", "V1", "+CMGF?", "I") or cmd.startswith(("+CSCS", "+CSMP")):
+            lines = {"+CMGF?": [f"+CMGF: {st.cmgf}"], "I": ["archmon GSM modem simulator"]}.get(cmd, [])
+            self._ok(*lines)
+        elif cmd in ("E0", "E1"):
+            st.echo = cmd == "E1"
+            self._ok()
+        elif cmd.startswith("+CMEE="):
+            st.cmee = int(arg or 0)
+            self._ok()
+        elif cmd.startswith("+CMGF="):
+            st.cmgf = int(arg or 0)
+            self._ok() if st.cmgf == 0 else self._error("CMS", 303)  # text mode: not supported here
+        elif cmd == "+CPIN?":
+            self._ok("+CPIN: READY") if st.failure != "no_sim" else self._error("CME", 10)
+        elif cmd in ("+CREG?", "+CEREG?"):
+            if st.failure == "no_sim":
+                self._error("CME", 10)
+            else:
+                self._ok(f"{cmd[:-1]}: 0,{st.registration}")
+        elif cmd == "+CSQ":
+            self._ok(f"+CSQ: {99 if st.failure in ('no_sim', 'no_network') else st.rssi},99")
+        elif cmd.startswith("+CNMI="):
+            fields = ([*arg.split(","), "0", "0"])[:2]
+            st.cnmi_mt = int(fields[1] or 0)
+            self._ok()
+        elif cmd.startswith("+CPMS"):
+            used = len(st.store)
+            self._ok(f"+CPMS: {used},{self.capacity},{used},{self.capacity},{used},{self.capacity}")
+        elif cmd.startswith("+CMGS="):
+            return self._start_cmgs(arg)
+        elif cmd.startswith("+CMGR="):
+            self._read_one(arg)
+        elif cmd.startswith("+CMGL"):
+            self._list(arg)
+        elif cmd.startswith("+CMGD="):
+            self._delete(arg)
+        else:
+            self._write("\r\nERROR\r\n")
+        return None
+
+    def _start_cmgs(self, arg: str) -> int | None:
+        if self._state.cmgf != 0:
+            self._error("CMS", 302)
+            return None
+        if not arg.isdigit() or not 7 <= int(arg) <= 164:
+            self._error("CMS", 304)  # invalid PDU mode parameter
+            return None
+        self._write("\r\n> ")
+        return int(arg)
+
+    def _finish_cmgs(self, length: int, body: bytes, *, cancelled: bool) -> None:
+        if cancelled:
+            self._ok()
+            return
+        st = self._state
+        if st.failure == "no_sim":
+            self._error("CMS", 310)
+            return
+        if st.failure == "no_network":
+            self._error("CMS", 331)
+            return
+        if st.failure == "cms_error" and st.cms_left > 0:
+            st.cms_left -= 1
+            if st.cms_left == 0:
+                st.failure = "none"
+            self._error("CMS", st.cms_code)
+            return
+        pdu = body.decode("ascii", "replace").strip()
+        try:
+            smsc_octets = int(pdu[:2], 16)
+            if (len(pdu) // 2) - 1 - smsc_octets != length or len(pdu) % 2:
+                raise ValueError(f"length {length} is not the TPDU's {(len(pdu) // 2) - 1 - smsc_octets} octets")
+            decoded = decode_submit(pdu)
+        except ValueError as exc:
+            log.warning("gsm modem simulator: bad PDU %r: %s", pdu[:60], exc)
+            self._error("CMS", 304)
+            return
+        self._mr = (self._mr + 1) % 256
+        self.sent.append(SentSms(self._mr, length, pdu, decoded))
+        self.sent_event.notify_all()
+        self._ok(f"+CMGS: {self._mr}")
+
+    def _entry(self, sms: StoredSms) -> tuple[str, int]:
+        return sms.pdu, len(sms.pdu) // 2 - 1 - int(sms.pdu[:2], 16)
+
+    def _read_one(self, arg: str) -> None:
+        st = self._state
+        if st.failure == "no_sim":
+            self._error("CMS", 310)
+            return
+        sms = st.store.get(int(arg)) if arg.isdigit() else None
+        if sms is None:
+            self._error("CMS", 321)
+            return
+        pdu, length = self._entry(sms)
+        stat, sms.stat = sms.stat, 1
+        self._ok(f"+CMGR: {stat},,{length}", pdu)
+
+    def _list(self, arg: str) -> None:
+        st = self._state
+        if st.failure == "no_sim":
+            self._error("CMS", 310)
+            return
+        wanted = int(arg) if arg.isdigit() else 4
+        if wanted not in (0, 1, 2, 3, 4):
+            self._error("CMS", 304)
+            return
+        lines: list[str] = []
+        for index in sorted(st.store):
+            sms = st.store[index]
+            if wanted != 4 and sms.stat != wanted:
+                continue
+            pdu, length = self._entry(sms)
+            lines += [f"+CMGL: {index},{sms.stat},,{length}", pdu]
+            sms.stat = 1
+        self._write("".join(f"\r\n{line}" for line in lines) + ("\r\n" if lines else "") + "\r\nOK\r\n")
+
+    def _delete(self, arg: str) -> None:
+        st = self._state
+        index_text, _, flag_text = arg.partition(",")
+        flag = int(flag_text or 0)
+        if flag == 4 or flag == 1 or flag == 3:  # delete all / all read (3: read, sent and unsent)
+            for index in [i for i, s in st.store.items() if flag == 4 or s.stat == 1]:
+                del st.store[index]
+            self._ok()
+            return
+        if not index_text.isdigit():
+            self._error("CMS", 321)
+            return
+        st.store.pop(int(index_text), None)  # 27.005: deleting an empty slot is not an error
+        self._ok()
