@@ -322,6 +322,22 @@ class ModbusSource:
         if recovered:
             log.info("modbus %s: device %s answers again", self.config.id, device.label)
 
+    def set_devices(self, devices: Sequence[ModbusDevice]) -> None:
+        """Poll ``devices`` from the next gather on (``archmon run`` on SIGHUP); counters are kept (also
+        those of devices no longer polled, until a restart).
+
+        Raises:
+            ValueError: if two devices share an address (nothing is changed).
+        """
+        addresses = [d.address for d in devices]
+        duplicates = sorted({a for a in addresses if addresses.count(a) > 1})
+        if duplicates:
+            raise ValueError(f"serial[{self.config.id}]: Modbus addresses used twice: {duplicates}")
+        with self._stats_lock:
+            for device in devices:
+                self._states.setdefault(device.address, _DeviceState())
+        self.devices = tuple(devices)
+
 
 _LAYOUT_WARNED: list[bool] = []
 

@@ -555,3 +555,55 @@ class MqttSource:
             return 1, 0
         _LOG.debug("%s: ack of mid %d failed: %s", self._name, mid, mqtt.error_string(result))
         return 0, 1
+
+    # -- reload (``archmon run`` on SIGHUP) --------------------------------------------------------
+
+    def set_topics(self, topics: Sequence[str]) -> tuple[list[str], list[str]]:
+        """Use ``topics`` (the complete list of filters, e.g. ``Router.mqtt_topics``) from now on.
+
+        New filters are subscribed and dropped ones unsubscribed at once on the open connection (no
+        reconnect, so nothing in flight is disturbed); a reconnect subscribes the new list.
+
+        Returns:
+            The filters added and removed.
+
+        Raises:
+            ConfigError: a bad filter (nothing is changed).
+        """
+        wanted = tuple(dict.fromkeys(validate_filter(t, f"{self._name} topics") for t in topics))
+        old, self.topics = self.topics, wanted
+        added = [t for t in wanted if t not in old]
+        removed = [t for t in old if t not in wanted]
+        if self._client.on_subscribe != self._on_subscribe_after_reload:
+            self._reload_mids: dict[int, list[str]] = {}
+            self._client.on_subscribe = self._on_subscribe_after_reload
+        if self._started and self._client.is_connected():
+            if removed:
+                self._client.unsubscribe(removed)
+            if added:
+                result, mid = self._client.subscribe(subscription_list(self.config, added))
+                if result == mqtt.MQTT_ERR_SUCCESS:
+                    self._reload_mids[mid] = added
+                else:
+                    self._count("subscribe_failures", len(added))
+                    _LOG.error("%s: subscribe to %s failed: %s", self._name, added, mqtt.error_string(result))
+        if added or removed:
+            _LOG.info("%s: topics now %s (added %s, removed %s)", self._name, list(wanted), added, removed)
+        return added, removed
+
+    def _on_subscribe_after_reload(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        topics = self._reload_mids.pop(mid, None)
+        if topics is None:
+            self._on_subscribe(client, userdata, mid, reason_codes, properties)
+            return
+        for topic, code in zip(topics, reason_codes, strict=False):
+            if code.is_failure:
+                self._count("subscribe_failures")
+                _LOG.error("%s: broker refused subscription to %r: %s", self._name, topic, code)

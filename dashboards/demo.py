@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from archmon.config import load_config
+from archmon.logsetup import use_zone
 from devices.simulators.broker import EmbeddedBroker
 from devices.simulators.climate import (
     FILM_MASTER_STORE,
@@ -203,6 +204,7 @@ def run_demo(data_dir: Path, *, duration_s: float | None, interval_s: float = 2.
         config_path.write_text(demo_config(config_path, mqtt_port=broker.port, modbus_port=bus.a,
                                            line_port=line_pair.a, interval=interval_s), encoding="utf-8")
         config = load_config(config_path)
+        use_zone(config.site.tz, why="the demo site's time zone")
 
         modbus = ModbusSlaveSimulator(bus.b, baudrate=4800, devices={
             1: SimDevice(holding={0: lambda: encode_uint16_x10(film.values()["humidity"]),
@@ -265,7 +267,9 @@ def _print_summary(report: dict[str, Any], *, final: bool = False) -> None:
             text = "-"
         parts.append(f"{s['sensor']} {text}")
     c = report["counters"]
-    line = (f"[{time.strftime('%H:%M:%S')}] stored {c.get('stored', 0)} quarantined {c.get('quarantined', 0)} | "
+    now = report.get("now_local") or ""
+    clock = now[11:19] + now[23:]  # 08:00:03+08:00: the site's time with its offset
+    line = (f"[{clock}] stored {c.get('stored', 0)} quarantined {c.get('quarantined', 0)} | "
             + " | ".join(parts))
     if final or not sys.stdout.isatty():
         print(line, flush=True)
