@@ -229,7 +229,7 @@ def format_status(report: dict[str, Any], *, full: bool | None = None, room: str
 
     Args:
         report: from :func:`status_report`.
-        full: list every sensor (None: when there are at most :data:`FULL_LIST_MAX`).
+        full: list every sensor (None: for one room, or when there are at most :data:`FULL_LIST_MAX`).
         room: only this room's sensors.
     """
     if report.get("error"):
@@ -273,7 +273,7 @@ def format_status(report: dict[str, Any], *, full: bool | None = None, room: str
                          f"{r['offline']:>7}  {_range(r['temperature'], '°C'):<13} {_range(r['humidity'], '%'):<13} "
                          f"{r['doors_open']}, {r['alarms']}")
 
-    show_all = full if full is not None else len(sensors) <= FULL_LIST_MAX
+    show_all = full if full is not None else room is not None or len(sensors) <= FULL_LIST_MAX
     listed = sensors if show_all else [s for s in sensors if s["state"] != "ok"]
     lines.append("")
     if listed:
