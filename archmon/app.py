@@ -168,6 +168,7 @@ class Service:
         self.alerts: Any = self._alert_service()
         self._reported: dict[str, dict[str, int]] = defaultdict(dict)
         self._source_states: dict[str, str] = {}
+        self._source_lock = threading.Lock()
         self._stopped = threading.Event()
         self._started = False
         self._reload_lock = threading.Lock()
@@ -275,14 +276,15 @@ class Service:
 
     def check_sources(self) -> None:
         """Publish a ``source`` event for every source whose connection state changed (a 1 s job)."""
-        for source_id, source in self.sources().items():
-            connected = _connected(source)
-            if connected is None:
-                continue
-            state = "connected" if connected else "disconnected"
-            if self._source_states.get(source_id) != state:
-                self._source_states[source_id] = state
-                self.hub.publish("source", SourceState(source_id, state, now_ms()))
+        with self._source_lock:  # the 1 s job and report_stats both look
+            for source_id, source in self.sources().items():
+                connected = _connected(source)
+                if connected is None:
+                    continue
+                state = "connected" if connected else "disconnected"
+                if self._source_states.get(source_id) != state:
+                    self._source_states[source_id] = state
+                    self.hub.publish("source", SourceState(source_id, state, now_ms()))
 
     # -- counters ----------------------------------------------------------------------------------
 
@@ -415,7 +417,10 @@ class Service:
         batch.count("service.reloads" if outcome.applied else "service.reloads_refused")
         batch.gauges["service.last_reload"] = (int(outcome.applied), now)
         batch.gauges["service.restart_needed"] = (len(plan.restart_needed) if plan else 0, now)
-        self.writer.submit(batch)
+        try:
+            self.writer.submit(batch, timeout=1)
+        except (RetryLater, RuntimeError) as exc:
+            log.debug("reload counters not persisted: %s", exc)
         store = getattr(self.alerts, "store", None)
         if store is None:
             log.warning("reload not audited: no alert service (the audit log lives there)")

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -99,8 +100,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     service = Service(config)
     service.start()
     notify_ready(f"collecting: {len(config.sensors)} sensors; data in {service.db_path}")
-    print(f"archmon running; data in {service.db_path}; Ctrl-C or SIGTERM to stop, SIGHUP to reload "
-          f"{config.path}", file=sys.stderr)
+    if sys.stderr.isatty():
+        print(f"archmon running; data in {service.db_path}; Ctrl-C or SIGTERM to stop, SIGHUP to reload "
+              f"{config.path}", file=sys.stderr)
     try:
         while "stop" not in requests:
             wake.wait()
@@ -118,11 +120,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _exit(code: int) -> int:
     """``code``, or leave at once when a thread that ignores the stop bound would keep the process alive
     (a scheduler worker stuck in a device or database wait): the stop already did all that can be done."""
-    stuck = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon
-             and t.is_alive()]
+    grace = time.monotonic() + 2.0  # idle scheduler workers end on their own in a moment
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    for thread in stuck:
+        thread.join(max(0.0, grace - time.monotonic()))
+    stuck = [t for t in stuck if t.is_alive()]
     if not stuck:
         return code
-    log.warning("leaving without waiting for thread(s) %s", stuck)
+    log.warning("leaving without waiting for thread(s) %s", [t.name for t in stuck])
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from archmon.config import load_config
 from archmon.logsetup import use_zone
@@ -41,6 +42,7 @@ from devices.simulators.pty_pair import PtyPair
 __all__ = ["SPEEDUP", "demo_config", "run_demo"]
 
 SPEEDUP = 720.0
+DEMO_TIMEZONE = "Asia/Shanghai"
 DOOR_DEMO_WINDOW_S = (8.0, 16.0)  # the paper-store door is opened once, early, so every demo shows it
 
 _CONFIG = """\
@@ -48,7 +50,7 @@ _CONFIG = """\
 #   archmon status --config {config}
 [site]
 name = "archmon-demo"
-timezone = "Asia/Shanghai"
+timezone = "{timezone}"
 language = "zh"
 
 [storage]
@@ -152,8 +154,8 @@ expected_interval_s = {expected}
 
 def demo_config(config_path: Path, *, mqtt_port: int, modbus_port: str, line_port: str, interval: float) -> str:
     """The demo site's configuration text."""
-    return _CONFIG.format(config=config_path, mqtt_port=mqtt_port, modbus_port=modbus_port, line_port=line_port,
-                          interval=interval, expected=max(30.0, 5 * interval))
+    return _CONFIG.format(config=config_path, timezone=DEMO_TIMEZONE, mqtt_port=mqtt_port, modbus_port=modbus_port,
+                          line_port=line_port, interval=interval, expected=max(30.0, 5 * interval))
 
 
 class _Room:
@@ -181,6 +183,7 @@ def run_demo(data_dir: Path, *, duration_s: float | None, interval_s: float = 2.
 
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    use_zone(ZoneInfo(DEMO_TIMEZONE), why="the demo site's time zone")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -204,7 +207,6 @@ def run_demo(data_dir: Path, *, duration_s: float | None, interval_s: float = 2.
         config_path.write_text(demo_config(config_path, mqtt_port=broker.port, modbus_port=bus.a,
                                            line_port=line_pair.a, interval=interval_s), encoding="utf-8")
         config = load_config(config_path)
-        use_zone(config.site.tz, why="the demo site's time zone")
 
         modbus = ModbusSlaveSimulator(bus.b, baudrate=4800, devices={
             1: SimDevice(holding={0: lambda: encode_uint16_x10(film.values()["humidity"]),
