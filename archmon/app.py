@@ -471,6 +471,7 @@ class Service:
                                ("alert service", self.alerts.stop)):
                 if not run_bounded(step, deadline.left(), what):
                     report.unfinished.append(what)
+        self.hub.close()  # subscribers blocked in get() see the end
         after = self.writer.stats()
         report.stored = after.committed_readings - before.committed_readings
         report.not_committed = after.queued_records

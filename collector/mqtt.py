@@ -558,11 +558,12 @@ class MqttSource:
 
     # -- reload (``archmon run`` on SIGHUP) --------------------------------------------------------
 
-    def set_topics(self, topics: Sequence[str]) -> tuple[list[str], list[str]]:
+    def set_topics(self, topics: Sequence[str], *, timeout: float = 5.0) -> tuple[list[str], list[str]]:
         """Use ``topics`` (the complete list of filters, e.g. ``Router.mqtt_topics``) from now on.
 
         New filters are subscribed and dropped ones unsubscribed at once on the open connection (no
-        reconnect, so nothing in flight is disturbed); a reconnect subscribes the new list.
+        reconnect, so nothing in flight is disturbed), waiting up to ``timeout`` seconds for the broker's
+        answer; a reconnect subscribes the new list anyway.
 
         Returns:
             The filters added and removed.
@@ -575,18 +576,22 @@ class MqttSource:
         added = [t for t in wanted if t not in old]
         removed = [t for t in old if t not in wanted]
         if self._client.on_subscribe != self._on_subscribe_after_reload:
-            self._reload_mids: dict[int, list[str]] = {}
+            self._reload_mids: dict[int, tuple[list[str], threading.Event]] = {}
             self._client.on_subscribe = self._on_subscribe_after_reload
         if self._started and self._client.is_connected():
             if removed:
                 self._client.unsubscribe(removed)
             if added:
-                result, mid = self._client.subscribe(subscription_list(self.config, added))
-                if result == mqtt.MQTT_ERR_SUCCESS:
-                    self._reload_mids[mid] = added
-                else:
+                answered = threading.Event()
+                with self._lock:  # the answer may come before subscribe() returns
+                    result, mid = self._client.subscribe(subscription_list(self.config, added))
+                    if result == mqtt.MQTT_ERR_SUCCESS:
+                        self._reload_mids[mid] = (added, answered)
+                if result != mqtt.MQTT_ERR_SUCCESS:
                     self._count("subscribe_failures", len(added))
                     _LOG.error("%s: subscribe to %s failed: %s", self._name, added, mqtt.error_string(result))
+                elif not answered.wait(timeout):
+                    _LOG.warning("%s: no answer to the subscription of %s within %g s", self._name, added, timeout)
         if added or removed:
             _LOG.info("%s: topics now %s (added %s, removed %s)", self._name, list(wanted), added, removed)
         return added, removed
@@ -599,11 +604,14 @@ class MqttSource:
         reason_codes: list[ReasonCode],
         properties: Properties | None,
     ) -> None:
-        topics = self._reload_mids.pop(mid, None)
-        if topics is None:
+        with self._lock:
+            pending = self._reload_mids.pop(mid, None)
+        if pending is None:
             self._on_subscribe(client, userdata, mid, reason_codes, properties)
             return
+        topics, answered = pending
         for topic, code in zip(topics, reason_codes, strict=False):
             if code.is_failure:
                 self._count("subscribe_failures")
                 _LOG.error("%s: broker refused subscription to %r: %s", self._name, topic, code)
+        answered.set()

@@ -127,3 +127,41 @@ def test_every_kind_of_bad_file_is_refused_with_its_problem(tmp_path: Path, brok
     assert not outcome.applied and outcome.problems
     assert service.config.sensors == []
     assert _audit(service.db_path) == ["reload_refused"]
+
+
+@pytest.mark.mosquitto
+def test_a_reload_subscribes_new_sensor_topics_and_drops_removed_ones(tmp_path: Path, mosquitto: object) -> None:
+    from tests.archmon.operations import publisher
+    from tests.fixtures.waiting import wait_for
+
+    port = mosquitto.port  # type: ignore[attr-defined]
+    path = tmp_path / "archmon.toml"
+    sensor = '[[sensors]]\nid = "{0}"\nroom = "paper"\nsource = "b"\ntopic = "zigbee2mqtt/{0}"\nformat = "zigbee2mqtt"'
+
+    def write(*sensors: str) -> None:
+        text = f'[site]\nname = "t"\n[[rooms]]\nid = "paper"\n[[mqtt]]\nid = "b"\nport = {port}\nclient_id = "reload"\n'
+        path.write_text(text + "".join(sensor.format(s) + "\n" for s in sensors), encoding="utf-8")
+
+    write("old")
+    service = Service(load_config(path))
+    service.start()
+    pub = publisher(port, "svc-reload-pub")
+    try:
+        assert service.mqtt[0].wait_connected(15)
+        write("new")
+        outcome = service.reload()
+        assert outcome.applied
+        assert service.mqtt[0].topics == ("zigbee2mqtt/new/#",)
+        assert service.mqtt[0].stats()["subscribe_failures"] == 0  # (the reload waited for the broker's answer)
+        for topic in ("zigbee2mqtt/old", "zigbee2mqtt/new"):
+            pub.publish(topic, b'{"temperature": 20.5}', qos=1).wait_for_publish(10)
+        wait_for(lambda: service.store.count_readings("new", "temperature") == 1, "the new sensor's reading")
+        assert service.writer.flush(10)
+        received = service.mqtt[0].stats()["received"]
+        quarantined = service.store.quarantine_count()
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        service.stop()
+    assert received == 1  # the removed sensor's topic is no longer subscribed
+    assert quarantined == 0
