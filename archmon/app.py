@@ -359,6 +359,10 @@ class Service:
                 self._apply(plan.config)
             except ConfigError as exc:
                 outcome = ReloadOutcome(str(file), digest, applied=False, problems=list(exc.problems))
+            except Exception as exc:  # a bug must cost the reload, never the running service
+                log.exception("reload of %s failed", file)
+                outcome = ReloadOutcome(str(file), digest, applied=False,
+                                        problems=[f"{file}: internal error: {type(exc).__name__}: {exc}"])
             else:
                 outcome = ReloadOutcome(str(file), digest, applied=True, plan=plan)
             self._record_reload(outcome)
