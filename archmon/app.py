@@ -5,44 +5,66 @@ This module (with ``archmon/cli.py``) is the one place in the core that imports 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from archmon.config import Config
+from archmon import systemd
+from archmon.config import Config, load_config
 from archmon.domain import RawMessage
-from archmon.errors import ConfigError
+from archmon.errors import ConfigError, RetryLater
+from archmon.hub import EventHub
+from archmon.reload import ReloadOutcome, plan_reload
+from archmon.shutdown import Deadline, StopReport, run_bounded, wait_until
 from archmon.timeutil import now_ms
+from collector._mqtt_client import validate_filter
 from collector.fanout import ConsumerThread
+from collector.modbus import ModbusSource, bus_devices
+from collector.mqtt import MqttSource
 from collector.pipeline import Pipeline
 from collector.records import Batch, WriteResult
-from collector.routing import decode_options
+from collector.routing import Router, decode_options
 from collector.source import PollingSource, PushSource, Source, SourceContext
 from collector.sources import SOURCE_KINDS, build_sources, source_problems
 from collector.store import SqliteStore
 from collector.writer import StoreWriter
 
-__all__ = ["Service", "check_references"]
+__all__ = ["Service", "SourceState", "check_references"]
 
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL_S = 10.0
+SOURCE_CHECK_S = 1.0
 # States, not counters: not summed into the store.
-_GAUGES = frozenset({"connected", "pending", "queued", "buffered"})
+_GAUGES = frozenset({"connected", "pending", "queued", "buffered", "active", "open"})
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """A source's state changed (event kind ``source`` on ``Service.hub``; also its first state after start)."""
+
+    source: str
+    state: Literal["connected", "disconnected"]
+    ts_ms: int
 
 
 def check_references(config: Config) -> list[str]:
     """Problems the core schema cannot see, one line each: every source table checked with its kind's
     schema (``sources[2] (bus1).baudrate: ...``), what each kind needs of its sensors (MQTT topic and a
-    known format, Modbus address and a known preset...), decoder options, alert settings."""
+    known format, Modbus address and a known preset...), decoder options, alert and notification settings."""
+    from alerts import check_config as check_alerts
+    from alerts.notify import check_config as check_notify
+
     where = str(config.path or "<config>")
     problems = source_problems(config)
     for i, sensor in enumerate(config.sensors):
@@ -51,18 +73,8 @@ def check_references(config: Config) -> list[str]:
         except ConfigError as exc:
             problems += [f"{where}: sensors[{i}] ({sensor.id}).options: {p.removeprefix('decode options: ')}"
                          for p in exc.problems]
-    try:
-        from alerts import check_config as check_alerts
-    except ImportError:  # the alert engine is optional at this layer
-        check_alerts = None
-    if check_alerts is not None:
-        problems += [f"{where}: {p}" for p in check_alerts(config)]
-    try:
-        from alerts.notify import check_config as check_notify
-    except ImportError:  # notifications are optional at this layer
-        check_notify = None
-    if check_notify is not None:
-        problems += [f"{where}: {p}" for p in check_notify(config)]
+    problems += [f"{where}: {p}" for p in check_alerts(config)]
+    problems += [f"{where}: {p}" for p in check_notify(config)]
     return problems
 
 
@@ -85,6 +97,9 @@ class Service:
         self.writer = StoreWriter(
             self.store, batch_size=config.storage.batch_size, flush_interval_ms=config.storage.flush_interval_ms
         )
+        self.hub = EventHub()
+        """Stored readings and source state changes; alerts, acknowledgements and notification results."""
+        self.writer.add_listener(self._publish_readings)
         for listener in on_stored or []:
             self.writer.add_listener(listener)
         self.pipeline = Pipeline(config, self._submit, receipt_lookup=self.store.receipt_time)
@@ -102,7 +117,12 @@ class Service:
         self.alerts: Any = self._alert_service()
         self.notifier: Any = self._notifier()
         self._reported: dict[str, dict[str, int]] = defaultdict(dict)
+        self._source_states: dict[str, str] = {}
+        self._source_lock = threading.Lock()
         self._stopped = threading.Event()
+        self._started = False
+        self._reload_lock = threading.Lock()
+        self.stop_report: StopReport | None = None
 
     def _build_sources(self) -> dict[str, Source]:
         """Every configured source from the registry, by id: built (validated), not started."""
@@ -142,11 +162,9 @@ class Service:
         return future
 
     def _alert_service(self) -> Any:
-        try:
-            from alerts import AlertService
-        except ImportError:
-            return None
-        service = AlertService(self.config, self.db_path)
+        from alerts import AlertService
+
+        service = AlertService(self.config, self.db_path, hub=self.hub)
         # Readings and availability reach the engine in commit order, on its own thread, so judging
         # never holds up the next commit (and the MQTT acks that wait for it).
         self._alert_feed: ConsumerThread[Callable[[], None]] = ConsumerThread(lambda call: call(), name="alerts-feed")
@@ -159,14 +177,11 @@ class Service:
         return service
 
     def _notifier(self) -> Any:
-        try:
-            from alerts.notify import build_notifier
-        except ImportError:
-            return None
+        from alerts.notify import build_notifier
+
         alerts = self.alerts
-        return build_notifier(self.config, self.db_path, hub=getattr(self, "hub", None),
-                              acknowledge=alerts.acknowledge if alerts is not None else None,
-                              engine_rules=(lambda: alerts.engine.rules) if alerts is not None else None)
+        return build_notifier(self.config, self.db_path, hub=self.hub, acknowledge=alerts.acknowledge,
+                              engine_rules=lambda: alerts.engine.rules)
 
     def start(self) -> None:
         """Start the writer, the sources and the schedules (never blocks on an unreachable device)."""
@@ -179,87 +194,240 @@ class Service:
                 source.start()
         self.scheduler.add_job(self.report_stats, "interval", seconds=STATS_INTERVAL_S, id="stats",
                                next_run_time=_now_dt(self.config))
+        self.scheduler.add_job(self.check_sources, "interval", seconds=SOURCE_CHECK_S, id="source-states")
         self.scheduler.add_job(self.apply_retention, "interval", hours=1, id="retention",
                                next_run_time=_now_dt(self.config))
-        if self.alerts is not None:
-            self._alert_feed.start()
-            self.alerts.start(self.scheduler)
+        self._alert_feed.start()
+        self.alerts.start(self.scheduler)
         if self.notifier is not None:
             self.notifier.start()
         self.scheduler.start()
+        self._started = True
         kinds = sorted(f"{t.id} ({t.kind})" for t in self.config.sources if t.id in self._sources)
-        log.info("archmon started: %d source(s) %s; data in %s", len(kinds), ", ".join(kinds), self.db_path)
+        log.info("archmon started: %d source(s) %s, %d sensors in %d rooms; data in %s", len(kinds),
+                 ", ".join(kinds), len(self.config.sensors), len(self.config.rooms), self.db_path)
 
     def sources(self) -> dict[str, Source]:
         """Every running source by id (tables of a kind without a running source have none)."""
         return dict(self._sources)
 
-    def report_stats(self, *, stopping: bool = False) -> None:
-        """Persist the sources' counters (as deltas) and states (gauges) so ``archmon status`` can show them."""
+    # -- event hub ---------------------------------------------------------------------------------
+
+    def _publish_readings(self, result: WriteResult) -> None:
+        """Writer listener: one ``readings`` event per commit (the hub never blocks, so neither does this)."""
+        if result.stored:
+            self.hub.publish("readings", result.stored)
+
+    def check_sources(self) -> None:
+        """Publish a ``source`` event for every source whose connection state changed (a 1 s job)."""
+        with self._source_lock:  # the 1 s job and report_stats both look
+            for source_id, source in self.sources().items():
+                state = "connected" if source.connected else "disconnected"
+                if self._source_states.get(source_id) != state:
+                    self._source_states[source_id] = state
+                    self.hub.publish("source", SourceState(source_id, state, now_ms()))
+
+    # -- counters ----------------------------------------------------------------------------------
+
+    def report_stats(self, *, stopping: bool = False, timeout_s: float | None = None) -> None:
+        """Persist counters (as deltas) and states (gauges) of the sources, the alert service, the writer and
+        the event hub, so ``archmon status`` can show them."""
+        self.check_sources()
         batch = Batch()
         now = now_ms()
         batch.gauges["service.running"] = (0 if stopping else 1, now)
         for source_id, source in self.sources().items():
             stats = dict(source.stats())
             stats["connected"] = int(source.connected)
-            for name, value in stats.items():
-                if not isinstance(value, int) or isinstance(value, bool) or name.endswith("_ms"):
-                    continue
-                if name in _GAUGES:
-                    batch.gauges[f"source.{source_id}.{name}"] = (value, now)
-                    continue
-                last = self._reported[source_id].get(name, 0)
-                if value != last:
-                    batch.count(f"source.{source_id}.{name}", value - last)
-                    self._reported[source_id][name] = value
+            self._persist(batch, f"source.{source_id}", stats, now)
+        self._persist(batch, "alerts", dict(self.alerts.stats()), now)
+        writer = self.writer.stats()
+        self._persist(batch, "writer", {"failures": writer.failures, "rejected": writer.rejected,
+                                        "listener_errors": writer.listener_errors}, now)
+        batch.gauges["writer.queued_records"] = (writer.queued_records, now)
+        batch.gauges["writer.retrying"] = (int(writer.retrying), now)
+        for sub in self.hub.subscribers():
+            self._persist(batch, f"hub.{sub.name}", {"dropped": sub.dropped}, now)
         if batch:
-            self.writer.submit(batch)
+            try:
+                self.writer.submit(batch, timeout=timeout_s)
+            except (RetryLater, RuntimeError) as exc:  # a full queue while stopping: counters wait for next time
+                log.debug("counters not persisted: %s", exc)
+
+    def _persist(self, batch: Batch, prefix: str, stats: dict[str, Any], now: int) -> None:
+        reported = self._reported[prefix]
+        for name, value in stats.items():
+            if not isinstance(value, int) or isinstance(value, bool) or name.endswith("_ms"):
+                continue
+            if name in _GAUGES:
+                batch.gauges[f"{prefix}.{name}"] = (value, now)
+            elif value != reported.get(name, 0):
+                batch.count(f"{prefix}.{name}", value - reported.get(name, 0))
+                reported[name] = value
 
     def apply_retention(self) -> None:
-        """Drop raw readings and quarantine entries past their retention (rollups are kept), and MQTT
-        receipts older than 24 h."""
+        """Drop raw readings and quarantine entries past their retention (rollups are kept)."""
         storage = self.config.storage
-        now = now_ms()
-        removed = self.store.apply_retention(now, storage.raw_retention_days, storage.quarantine_retention_days)
-        removed["mqtt_receipts"] = self.store.prune_receipts(now)
+        removed = self.store.apply_retention(now_ms(), storage.raw_retention_days, storage.quarantine_retention_days)
         if any(removed.values()):
             log.info("retention removed %s", removed)
 
-    def stop(self) -> None:
-        """Stop taking messages, store and acknowledge every accepted one, then disconnect and close."""
-        if self._stopped.is_set():
+    # -- reload (SIGHUP) ---------------------------------------------------------------------------
+
+    def reload(self, path: Path | None = None) -> ReloadOutcome:
+        """Read the configuration file again and apply what a running service can change (see
+        :mod:`archmon.reload`); a file with problems is refused and the running configuration stays.
+
+        Never raises for a bad file: the outcome says what happened; it is logged and audited either way.
+        """
+        file = Path(path or self.config.path or "archmon.toml")
+        with self._reload_lock:
+            try:
+                digest = hashlib.sha256(file.read_bytes()).hexdigest()
+            except OSError:
+                digest = ""
+            try:
+                new = load_config(file)
+                plan = plan_reload(self.config, new)
+                problems = check_references(new) or check_references(plan.config)
+                if problems:
+                    raise ConfigError(problems)
+                self._apply(plan.config)
+            except ConfigError as exc:
+                outcome = ReloadOutcome(str(file), digest, applied=False, problems=list(exc.problems))
+            except Exception as exc:  # a bug must cost the reload, never the running service
+                log.exception("reload of %s failed", file)
+                outcome = ReloadOutcome(str(file), digest, applied=False,
+                                        problems=[f"{file}: internal error: {type(exc).__name__}: {exc}"])
+            else:
+                outcome = ReloadOutcome(str(file), digest, applied=True, plan=plan)
+            self._record_reload(outcome)
+        return outcome
+
+    def _apply(self, config: Config) -> None:
+        """Switch every part to ``config``, alert rules first (the one part that may still refuse it)."""
+        brokers = {i: s for i, s in self._sources.items() if isinstance(s, MqttSource)}
+        buses = {i: s for i, s in self._sources.items() if isinstance(s, ModbusSource)}
+        router = Router(config)
+        topics = {i: [validate_filter(t, f"mqtt ({i}) topics") for t in router.mqtt_topics(i)] for i in brokers}
+        devices = {i: bus_devices(config, i) for i in buses}
+        old = self.config
+        self.config = config
+        try:
+            self._reload_alerts(config)
+            self.pipeline.reconfigure(config)
+        except BaseException:
+            self.config = old
+            self._reload_alerts(old)
+            raise
+        for source_id, broker in brokers.items():
+            broker.set_topics(topics[source_id])
+        for source_id, bus in buses.items():
+            bus.set_devices(devices[source_id])
+
+    def _reload_alerts(self, config: Config) -> None:
+        """Swap the alert rules in the alert feed's order: readings stored before the reload are judged by the
+        rules they were stored under, every later one by the new rules, none twice."""
+        service = self.alerts
+        if service.config is config:
             return
+        if not self._started or self._stopped.is_set():
+            service.reload(config)
+            return
+        done: Future[None] = Future()
+
+        def swap() -> None:
+            try:
+                service.reload(config)
+            except BaseException as exc:
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+
+        self._alert_feed.submit(swap)
+        try:
+            done.result(timeout=self.config.service.stop_timeout_s)
+        except FutureTimeout:
+            log.warning("reload: the alert engine is still judging readings stored before the reload; its new "
+                        "rules apply once it is through them")
+
+    def _record_reload(self, outcome: ReloadOutcome) -> None:
+        now = now_ms()
+        plan = outcome.plan
+        outcome.log(log)
+        batch = Batch()
+        batch.count("service.reloads" if outcome.applied else "service.reloads_refused")
+        batch.gauges["service.last_reload"] = (int(outcome.applied), now)
+        batch.gauges["service.restart_needed"] = (len(plan.restart_needed) if plan else 0, now)
+        try:
+            self.writer.submit(batch, timeout=1)
+        except (RetryLater, RuntimeError) as exc:
+            log.debug("reload counters not persisted: %s", exc)
+        try:
+            self.alerts.store.audit(now, "config", "system", "service", outcome.audit_payload())
+        except Exception:
+            log.exception("reload: could not write the audit entry")
+
+    # -- stop (SIGTERM) ----------------------------------------------------------------------------
+
+    def stop(self) -> StopReport:
+        """Stop taking messages, store and acknowledge every accepted one, then disconnect and close, all
+        within ``[service] stop_timeout_s``; what could not be finished by then is given up (MQTT messages
+        stay unacknowledged, so the broker sends them again) and said in the log and the report."""
+        if self._stopped.is_set():
+            return self.stop_report or StopReport(self.config.service.stop_timeout_s)
         self._stopped.set()
         self._accepting = False
+        bound = self.config.service.stop_timeout_s
+        deadline = Deadline(bound)
+        tail = min(5.0, bound / 4)  # kept for acknowledgements, disconnects and closing after the flush
+        before = self.writer.stats()
+        report = StopReport(bound, queued_at_start=before.queued_records)
+        log.info("stopping within %g s: %d record(s) queued for the store", bound, before.queued_records)
+        systemd.notify_stopping(f"stopping: flushing {before.queued_records} record(s)", timeout_s=bound + 5)
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
+            self.scheduler.shutdown(wait=False)
         redelivering = {i: s for i, s in self._sources.items() if i in self._redelivering}
-        for source_id, source in self._sources.items():
-            if source_id not in redelivering:
-                source.stop()  # serial sources hand over what they read until it is stored (bounded wait)
-        self.report_stats(stopping=True)
-        self.writer.flush(timeout=30)
+        others = [(i, s) for i, s in self._sources.items() if i not in redelivering]
+        # Serial sources hand over what they read until it is stored; all of them at once, one shared budget.
+        stoppers = [threading.Thread(target=s.stop, kwargs={"timeout": deadline.left(reserve=tail)},
+                                     name=f"stop {i}", daemon=True) for i, s in others]
+        for thread in stoppers:
+            thread.start()
+        for (source_id, _), thread in zip(others, stoppers, strict=True):
+            thread.join(deadline.left(reserve=tail / 2))
+            if thread.is_alive():
+                report.unfinished.append(f"source {source_id}")
+        self.report_stats(stopping=True, timeout_s=0)
+        if self._started:  # (a writer never started has no thread to flush; close() drains it)
+            self.writer.flush(timeout=deadline.left(reserve=tail))
         for source_id, source in redelivering.items():
             # Wait until every stored message is acknowledged (deferred ones stay unacknowledged on purpose).
-            _wait_for(lambda s=source, i=source_id: s.stats().get("pending", 0) <= self._deferred[i], timeout_s=5.0)
-            source.stop()
-        self.writer.close(timeout=30)
-        if self.notifier is not None:
-            self.notifier.stop()  # what is queued stays queued, sent at the next start
-        if self.alerts is not None:
-            self._alert_feed.stop()  # judge the last readings before the engine saves its state
-            self.alerts.stop()
-        self.store.close()
-        log.info("archmon stopped; every accepted reading is stored")
-
-
-def _wait_for(condition: Callable[[], bool], *, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+            wait_until(lambda s=source, i=source_id: s.stats().get("pending", 0) <= self._deferred[i],
+                       deadline.left(reserve=tail / 2, cap=5))
+            source.stop(timeout=deadline.left(reserve=tail / 2, cap=4))
+            report.unacknowledged[source_id] = source.stats().get("pending", 0)
+        closed = run_bounded(lambda: self.writer.close(timeout=deadline.left(reserve=1)), deadline.left(),
+                             "store writer")
+        if self.notifier is not None and not run_bounded(self.notifier.stop, deadline.left(), "notifier"):
+            report.unfinished.append("notifier")  # what is queued stays queued, sent at the next start
+        # judge the last readings before the engine saves its state
+        for what, step in (("alert feed", lambda: self._alert_feed.stop(timeout=deadline.left())),
+                           ("alert service", self.alerts.stop)):
+            if not run_bounded(step, deadline.left(), what):
+                report.unfinished.append(what)
+        self.hub.close()  # subscribers blocked in get() see the end
+        after = self.writer.stats()
+        report.stored = after.committed_readings - before.committed_readings
+        report.not_committed = after.queued_records
+        if closed and not report.not_committed:
+            self.store.close()
+        elif not closed:
+            report.unfinished.append("store writer")
+        report.elapsed_s = deadline.elapsed()
+        self.stop_report = report
+        (log.info if report.complete else log.error)("%s", report.summary())
+        return report
 
 
 def _now_dt(config: Config) -> Any:

@@ -9,12 +9,15 @@ import os
 import signal
 import sys
 import threading
+import time
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archmon import __version__
 from archmon.config import Config, load_config
 from archmon.errors import ConfigError
+from archmon.logsetup import setup_logging
 
 if TYPE_CHECKING:
     from collector.store import SqliteStore
@@ -86,18 +89,49 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from archmon.app import Service
+    from archmon.logsetup import use_zone
+    from archmon.systemd import notify_ready, notify_reloading
 
     config = _load(args)
+    use_zone(config.site.tz)
+    requests: deque[str] = deque()
+    wake = threading.Event()
+    _on_signals(requests, wake)
     service = Service(config)
-    stop = threading.Event()
-    _on_signals(stop)
     service.start()
-    print(f"archmon running; data in {service.db_path}; Ctrl-C to stop", file=sys.stderr)
+    notify_ready(f"collecting: {len(config.sensors)} sensors; data in {service.db_path}")
+    if sys.stderr.isatty():
+        print(f"archmon running; data in {service.db_path}; Ctrl-C or SIGTERM to stop, SIGHUP to reload "
+              f"{config.path}", file=sys.stderr)
     try:
-        stop.wait()
+        while "stop" not in requests:
+            wake.wait()
+            wake.clear()
+            while requests and requests[0] == "reload":
+                requests.popleft()
+                notify_reloading()
+                outcome = service.reload()
+                notify_ready("collecting; last reload " + ("applied" if outcome.applied else "REFUSED (see log)"))
     finally:
-        service.stop()
-    return 0
+        report = service.stop()
+    return _exit(0 if report.complete else 1)
+
+
+def _exit(code: int) -> int:
+    """``code``, or leave at once when a thread that ignores the stop bound would keep the process alive
+    (a scheduler worker stuck in a device or database wait): the stop already did all that can be done."""
+    grace = time.monotonic() + 2.0  # idle scheduler workers end on their own in a moment
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    for thread in stuck:
+        thread.join(max(0.0, grace - time.monotonic()))
+    stuck = [t for t in stuck if t.is_alive()]
+    if not stuck:
+        return code
+    log.warning("leaving without waiting for thread(s) %s", [t.name for t in stuck])
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -116,7 +150,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     else:
         from dashboards.status import format_status
 
-        print(format_status(report))
+        if args.room and args.room not in {r.id for r in config.rooms}:
+            return _fail("status", f"unknown room {args.room!r}; known: {sorted(r.id for r in config.rooms)}")
+        print(format_status(report, full=True if args.all else None, room=args.room))
     return 0
 
 
@@ -176,20 +212,38 @@ def _cmd_quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
-def _on_signals(stop: threading.Event) -> None:
-    def handler(signum: int, _frame: object) -> None:
-        log.info("signal %s: stopping", signal.Signals(signum).name)
-        stop.set()
+def _on_signals(requests: deque[str], wake: threading.Event) -> None:
+    """SIGINT/SIGTERM ask ``archmon run`` to stop, SIGHUP to reload; the main loop does the work (a signal
+    handler only records the request, so it never runs in the middle of a reload or a stop)."""
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    def handler(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if signum == signal.SIGHUP:
+            log.info("%s: reloading the configuration", name)
+            requests.append("reload")
+        else:
+            log.info("%s: stopping", name)
+            requests.append("stop")
+        wake.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, handler)
+
+
+def config_help() -> str:
+    """Where the config file is looked for, and where that leads here and now (ends every ``--help``)."""
+    env = os.environ.get(CONFIG_ENV)
+    resolved = Path(env) if env else Path("archmon.toml")
+    now = f"${CONFIG_ENV} = {env}" if env else f"${CONFIG_ENV} is not set"
+    return (f"config file: --config FILE, else ${CONFIG_ENV}, else ./archmon.toml (in the current folder).\n"
+            f"  Here and now {now}, so without --config: {resolved.absolute()}")
 
 
 def _options_parser(suppress: bool) -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument("--config", "-c", metavar="FILE",
                          default=argparse.SUPPRESS if suppress else None,
-                         help=f"configuration file (default ${CONFIG_ENV} or ./archmon.toml)")
+                         help="configuration file (where it is looked for without this option: see below)")
     options.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                          default=argparse.SUPPRESS if suppress else os.environ.get("ARCHMON_LOG_LEVEL", "INFO"))
     return options
@@ -232,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", parents=[common], help="last value, last seen and state of every sensor")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--all", action="store_true",
+                   help="list every sensor (by default a site with more than 40 lists those that need attention)")
+    p.add_argument("--room", metavar="ID", help="only this room's sensors")
     p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("export", parents=[common], help="write stored readings as CSV or JSON lines")
@@ -256,7 +313,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     for add_commands in (add_alert_commands, add_notify_commands, add_web_commands):
         add_commands(sub, common)
+    _add_config_epilog(parser)
     return parser
+
+
+def _add_config_epilog(parser: argparse.ArgumentParser) -> None:
+    """Every command's ``--help`` ends with where the config file is looked for, also command groups
+    (``archmon alerts --help``) that have no ``--config`` option of their own."""
+    parser.epilog = config_help()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_config_epilog(child)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,13 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "file", None) and args.command == "check-config":
         args.config = args.file
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    logging.getLogger("amqtt").setLevel(logging.WARNING)
-    logging.getLogger("transitions").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    # pymodbus logs every timeout at ERROR with a frame dump; the Modbus source reports them once itself.
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    setup_logging(args.log_level)
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

@@ -33,6 +33,7 @@ __all__ = [
     "RegisterSpec",
     "RoomConfig",
     "SensorConfig",
+    "ServiceConfig",
     "SiteConfig",
     "SourceTable",
     "StorageConfig",
@@ -112,6 +113,18 @@ class StorageConfig(_Model):
         if 0 < value < MIN_RAW_RETENTION_DAYS:
             raise ValueError(f"must be 0 (keep forever) or at least {MIN_RAW_RETENTION_DAYS} days")
         return value
+
+
+class ServiceConfig(_Model):
+    """How ``archmon run`` behaves as a service.
+
+    Attributes:
+        stop_timeout_s: on SIGTERM/SIGINT, everything (final flush, acknowledgements, alert state) is
+            finished or given up within this bound; a systemd unit's ``TimeoutStopSec`` should be a little
+            above it (see ``docs/archmon.service``).
+    """
+
+    stop_timeout_s: float = Field(default=30.0, ge=1, le=600)
 
 
 class RoomConfig(_Model):
@@ -240,6 +253,7 @@ class Config(_Model):
 
     site: SiteConfig = SiteConfig()
     storage: StorageConfig = StorageConfig()
+    service: ServiceConfig = ServiceConfig()
     rooms: list[RoomConfig] = Field(default_factory=list)
     sources: list[SourceTable] = Field(default_factory=list)
     sensors: list[SensorConfig] = Field(default_factory=list)

@@ -6,7 +6,7 @@ import time
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-__all__ = ["from_ms", "now_ms", "parse_iso_ms", "to_iso"]
+__all__ = ["from_ms", "local_text", "now_ms", "parse_iso_ms", "to_iso"]
 
 
 def now_ms() -> int:
@@ -26,6 +26,15 @@ def to_iso(ts_ms: int, tz: ZoneInfo | None = None) -> str:
         moment = moment.astimezone(tz)
     text = moment.isoformat(timespec="milliseconds")
     return text.replace("+00:00", "Z") if tz is None else text
+
+
+def local_text(ts_ms: int, tz: ZoneInfo, *, date: bool = True) -> str:
+    """A time for people: in ``tz`` with its offset, to the second (``2026-01-05 08:00:03+08:00``; without
+    the date: ``08:00:03+08:00``)."""
+    moment = from_ms(ts_ms).astimezone(tz)
+    offset = moment.strftime("%z")
+    offset = f"{offset[:3]}:{offset[3:]}" if offset else ""
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S") + offset
 
 
 def parse_iso_ms(text: str, default_tz: ZoneInfo | None = None) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -181,12 +182,19 @@ class ModbusSource:
         finally:
             self._gather_lock.release()
 
-    def stop(self, *, drain_s: float = 10.0) -> None:
-        """Close the port (after a running gather), then wait (at most ``drain_s``) for the messages
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close the port (after a running gather), then wait (at most ``timeout`` s in all) for the messages
         gathered so far to be durable; what the store did not take by then is logged as lost."""
-        with self._gather_lock:
-            self._drop_client()
-        self._handover.stop(drain_s)
+        started = time.monotonic()
+        if self._gather_lock.acquire(timeout=timeout):
+            try:
+                self._drop_client()
+            finally:
+                self._gather_lock.release()
+        else:
+            log.warning("modbus %s: a poll still runs after %.1f s; the port is closed when it ends",
+                        self.config.id, timeout)
+        self._handover.stop(max(0.0, timeout - (time.monotonic() - started)))
 
     @property
     def interval_s(self) -> float:
@@ -360,3 +368,20 @@ class ModbusSource:
             recovered, state.condition = state.condition != "ok", "ok"
         if recovered:
             log.info("modbus %s: device %s answers again", self.config.id, device.label)
+
+    def set_devices(self, devices: Sequence[ModbusDevice]) -> None:
+        """Poll ``devices`` from the next gather on (``archmon run`` on SIGHUP); counters are kept (also
+        those of devices no longer polled, until a restart).
+
+        Raises:
+            ValueError: if two devices share an address (nothing is changed).
+        """
+        addresses = [d.address for d in devices]
+        duplicates = sorted({a for a in addresses if addresses.count(a) > 1})
+        if duplicates:
+            raise ValueError(f"modbus {self.config.id}: Modbus addresses used twice: {duplicates}")
+        with self._stats_lock:
+            for device in devices:
+                self._states.setdefault(device.address, _DeviceState())
+        self.devices = tuple(devices)
+

@@ -89,6 +89,7 @@ from collector._mqtt_client import (
     validate_filter,
 )
 from collector._mqtt_session import ReplayWatch
+from collector._mqtt_topics import PendingSubscriptions, TopicChange
 from collector.mqtt_config import MqttSourceConfig
 
 __all__ = ["MqttBatchHandler", "MqttHandler", "MqttSource"]
@@ -190,6 +191,7 @@ class MqttSource:
         self._replays = ReplayWatch()
         self._ready = threading.Event()
         self._subscribe_mid: int | None = None
+        self._reload_subscriptions = PendingSubscriptions(self._name, self._count)
         self._failing_since_ok = 0
         self._started = False
 
@@ -312,6 +314,29 @@ class MqttSource:
             return
         self._subscribe_mid = mid
 
+    def set_topics(self, topics: Sequence[str], *, timeout: float = 5.0) -> TopicChange:
+        """Use ``topics`` (the complete list of filters, e.g. ``Router.mqtt_topics``) from now on.
+
+        On an open connection new filters are subscribed (waiting up to ``timeout`` s for the answer) and
+        dropped ones unsubscribed at once; a reconnect subscribes the new list anyway.
+
+        Raises:
+            ConfigError: a bad filter (nothing is changed).
+        """
+        wanted = tuple(dict.fromkeys(validate_filter(t, f"{self._name} topics") for t in topics))
+        old, self.topics = self.topics, wanted
+        change = TopicChange([t for t in wanted if t not in old], [t for t in old if t not in wanted])
+        if self._started and self._client.is_connected():
+            if change.removed:
+                self._client.unsubscribe(change.removed)
+            if change.added:
+                self._reload_subscriptions.subscribe(
+                    self._client, subscription_list(self.config, change.added), change.added, timeout=timeout)
+        if change.added or change.removed:
+            _LOG.info("%s: topics now %s (added %s, removed %s)", self._name, list(wanted), change.added,
+                      change.removed)
+        return change
+
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self._connect_failed(f"cannot reach {self.config.host}:{self.config.port}")
 
@@ -332,6 +357,7 @@ class MqttSource:
         properties: Properties | None,
     ) -> None:
         if mid != self._subscribe_mid:
+            self._reload_subscriptions.answered(mid, reason_codes)
             return
         refused = [(t, rc) for t, rc in zip(self.topics, reason_codes, strict=False) if rc.is_failure]
         if refused:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 
 import serial
 
@@ -80,17 +81,18 @@ class SerialLineSource:
         self._thread = threading.Thread(target=self._run, name=f"serial-line {self.config.id}", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0, *, drain_s: float = 10.0) -> None:
-        """Stop the reader thread, close the port, then wait (at most ``drain_s``) for the lines read
-        so far to be durable; what the store did not take by then is logged as lost."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the reader thread, close the port, then wait (at most ``timeout`` s in all) for the lines
+        read so far to be durable; what the store did not take by then is logged as lost."""
+        started = time.monotonic()
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(min(timeout, 2.0))  # a read returns within _READ_TIMEOUT_S
             if self._thread.is_alive():
                 log.warning("serial line %s: reader thread did not stop in %.1f s", self.config.id, timeout)
             self._thread = None
         self._close()
-        self._handover.stop(drain_s)
+        self._handover.stop(max(0.0, timeout - (time.monotonic() - started)))
 
     @property
     def connected(self) -> bool:

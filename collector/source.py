@@ -113,8 +113,8 @@ class Source(Protocol):
         """Counters and gauges (``connected``, ``buffered``...) by name; the service persists them."""
         ...
 
-    def stop(self) -> None:
-        """Stop reading, hand over what was read (bounded wait) and release the port or connection."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop reading, hand over what was read and release the port or connection, within ``timeout`` s."""
         ...
 
 

@@ -16,8 +16,10 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from archmon.config import load_config
+from archmon.logsetup import use_zone
 from devices.simulators.broker import EmbeddedBroker
 from devices.simulators.climate import (
     FILM_MASTER_STORE,
@@ -40,6 +42,7 @@ from devices.simulators.pty_pair import PtyPair
 __all__ = ["SPEEDUP", "demo_config", "run_demo"]
 
 SPEEDUP = 720.0
+DEMO_TIMEZONE = "Asia/Shanghai"
 DOOR_DEMO_WINDOW_S = (8.0, 16.0)  # the paper-store door is opened once, early, so every demo shows it
 
 _CONFIG = """\
@@ -47,7 +50,7 @@ _CONFIG = """\
 #   archmon status --config {config}
 [site]
 name = "archmon-demo"
-timezone = "Asia/Shanghai"
+timezone = "{timezone}"
 language = "zh"
 
 [storage]
@@ -151,8 +154,8 @@ expected_interval_s = {expected}
 
 def demo_config(config_path: Path, *, mqtt_port: int, modbus_port: str, line_port: str, interval: float) -> str:
     """The demo site's configuration text."""
-    return _CONFIG.format(config=config_path, mqtt_port=mqtt_port, modbus_port=modbus_port, line_port=line_port,
-                          interval=interval, expected=max(30.0, 5 * interval))
+    return _CONFIG.format(config=config_path, timezone=DEMO_TIMEZONE, mqtt_port=mqtt_port, modbus_port=modbus_port,
+                          line_port=line_port, interval=interval, expected=max(30.0, 5 * interval))
 
 
 class _Room:
@@ -180,6 +183,7 @@ def run_demo(data_dir: Path, *, duration_s: float | None, interval_s: float = 2.
 
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    use_zone(ZoneInfo(DEMO_TIMEZONE), why="the demo site's time zone")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -265,7 +269,9 @@ def _print_summary(report: dict[str, Any], *, final: bool = False) -> None:
             text = "-"
         parts.append(f"{s['sensor']} {text}")
     c = report["counters"]
-    line = (f"[{time.strftime('%H:%M:%S')}] stored {c.get('stored', 0)} quarantined {c.get('quarantined', 0)} | "
+    now = report.get("now_local") or ""
+    clock = now[11:19] + now[23:]  # 08:00:03+08:00: the site's time with its offset
+    line = (f"[{clock}] stored {c.get('stored', 0)} quarantined {c.get('quarantined', 0)} | "
             + " | ".join(parts))
     if final or not sys.stdout.isatty():
         print(line, flush=True)

@@ -1,38 +1,54 @@
 """What ``archmon status`` shows: a running site's state, read from the database (``archmon quarantine``:
 ``dashboards/quarantine.py``).
 
-Reads without writing, so it is safe while ``archmon run`` is running.
+Reads without writing, so it is safe while ``archmon run`` is running. Every time is shown in the site's
+zone with its offset. A site with hundreds of sensors gets one line per room and the sensors that need
+attention; ``--all`` (``full=True``) lists every sensor, ``--room`` one room's.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from collections import Counter
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from alerts.settings import stale_after_ms, stale_settings
 from archmon.config import Config
+from archmon.logsetup import zone_label
+from archmon.sqlite import connect
 from archmon.timeutil import now_ms, to_iso
 
-__all__ = ["format_status", "status_report"]
+__all__ = ["FULL_LIST_MAX", "format_status", "status_report"]
 
 STATS_STALE_MS = 60_000
 """A running service reports its sources' states every 10 s; older reports mean it is not running."""
 
-COUNTERS = ("received", "readings", "stored", "duplicates", "rejected", "quarantined", "unassigned",
-            "retained_skipped", "empty", "availability")
+FULL_LIST_MAX = 40
+"""Up to this many sensors, the text view lists every one; beyond, only those that need attention."""
+
+COUNTERS = ("received", "readings", "stored", "duplicates", "rejected", "quarantined", "unassigned", "ignored",
+            "clamped", "retained_skipped", "redelivered_restamped", "empty", "availability")
+STATES = ("ok", "stale", "never", "offline")
+_DEVICE_PROBLEMS = ("timeouts", "crc_errors", "exception_responses", "errors")
 
 
 def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
-    """Per sensor: last values, last seen, state (ok/stale/never/offline); plus counters.
+    """Per sensor: last values, last seen, state (ok/stale/never/offline); per room a summary; sources,
+    alerts, counters and the last reload.
 
     Reads the database without writing, so it is safe while ``archmon run`` is running.
     """
     from collector.store import SqliteStore
 
     now = now_ms() if now is None else now
+    tz = config.site.tz
     path = config.resolve(config.storage.sqlite_path)
     if not path.exists():
         return {"database": str(path), "sensors": [], "counters": {}, "error": "no database yet"}
-    store = SqliteStore(path, tz=config.site.tz, readonly=True)
+    store = SqliteStore(path, tz=tz, readonly=True)
     try:
         latest = store.latest()
         last_seen = store.last_seen()
@@ -62,7 +78,7 @@ def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
         sensors.append({
             "sensor": sensor.id, "room": sensor.room, "kind": sensor.kind, "source": sensor.source,
             "values": values.get(sensor.id, {}), "last_seen": to_iso(seen) if seen else None,
-            "last_seen_local": to_iso(seen, config.site.tz)[:23] if seen else None,
+            "last_seen_local": to_iso(seen, tz) if seen else None,
             "age_s": round((now - seen) / 1000, 1) if seen else None, "state": state,
         })
     running = gauges.get("service.running")
@@ -77,14 +93,24 @@ def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
         else:
             state = "connected" if connected[0] else "DISCONNECTED"
         sources.append({"source": source_id, "state": state,
-                        "reported": to_iso(connected[1], config.site.tz)[:19] if connected else None})
+                        "reported": to_iso(connected[1], tz) if connected else None,
+                        "counters": _source_counters(counters, source_id)})
     return {
         "database": str(path),
         "site": config.site.name,
-        "service_running": service_up,
-        "sources": sources,
         "timezone": config.site.timezone,
+        "now_local": to_iso(now, tz),
+        "service_running": service_up,
+        "service_reported": to_iso(running[1], tz) if running else None,
+        "sources": sources,
+        "rooms": _rooms(config, sensors),
         "sensors": sensors,
+        "alerts": {"open": _open_alerts(path),
+                   "counters": {k.removeprefix("alerts."): v for k, v in counters.items() if k.startswith("alerts.")}},
+        "writer": {"queued_records": gauges.get("writer.queued_records", (0, 0))[0],
+                   "retrying": bool(gauges.get("writer.retrying", (0, 0))[0]),
+                   "failures": counters.get("writer.failures", 0)},
+        "last_reload": _last_reload(path, gauges, tz),
         "counters": counters,
         "quarantine_entries": quarantined,
         "unassigned_devices": len(unassigned),
@@ -99,6 +125,81 @@ def _notification_channels(config: Config) -> list[dict[str, Any]]:
     return channel_report(config)
 
 
+def _source_counters(counters: dict[str, int], source_id: str) -> dict[str, Any]:
+    """A source's totals, and (Modbus) the addresses of devices that had problems, instead of every
+    per-device counter (a bus may have hundreds)."""
+    prefix = f"source.{source_id}."
+    totals: dict[str, Any] = {}
+    problems: dict[str, dict[str, int]] = {}
+    for name, value in counters.items():
+        if not name.startswith(prefix):
+            continue
+        key = name.removeprefix(prefix)
+        if key.startswith("device."):
+            _, address, counter = key.split(".", 2)
+            if counter in _DEVICE_PROBLEMS and value:
+                problems.setdefault(address, {})[counter] = value
+        else:
+            totals[key] = value
+    if problems:
+        totals["device_problems"] = dict(sorted(problems.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 0))
+    return totals
+
+
+def _rooms(config: Config, sensors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for room in config.rooms:
+        members = [s for s in sensors if s["room"] == room.id]
+        states = Counter(s["state"] for s in members)
+        summary: dict[str, Any] = {"room": room.id, "name_zh": room.name_zh, "name_en": room.name_en,
+                                   "sensors": len(members), **{state: states.get(state, 0) for state in STATES}}
+        for quantity in ("temperature", "humidity"):
+            found = [s["values"][quantity] for s in members if quantity in s["values"] and s["state"] == "ok"]
+            summary[quantity] = [min(found), max(found)] if found else None
+        summary["doors_open"] = sum(1 for s in members if s["values"].get("door") == 1 and s["state"] == "ok")
+        summary["alarms"] = sum(1 for s in members if s["state"] == "ok" and
+                                (s["values"].get("smoke") == 1 or s["values"].get("leak") == 1))
+        out.append(summary)
+    return out
+
+
+def _read_only(path: Path, query: str) -> list[tuple[Any, ...]]:
+    """Rows of a query on the alert service's tables, or none when they are not there (alerts never ran)."""
+    try:
+        conn = connect(path, readonly=True)
+    except sqlite3.Error:
+        return []
+    try:
+        return conn.execute(query).fetchall()
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
+
+
+def _open_alerts(path: Path) -> dict[str, int]:
+    rows = _read_only(path, "SELECT severity, count(*) FROM alert_alerts "
+                            "WHERE state IN ('pending', 'active', 'acknowledged') GROUP BY severity")
+    return {str(severity): int(count) for severity, count in rows}
+
+
+def _last_reload(path: Path, gauges: dict[str, tuple[int, int]], tz: Any) -> dict[str, Any] | None:
+    """The newest reload (audited by the service), with what waits for a restart."""
+    rows = _read_only(path, "SELECT ts_ms, payload FROM audit_log WHERE kind = 'config' AND subject = 'service' "
+                            "ORDER BY seq DESC LIMIT 1")
+    if not rows:
+        return None
+    ts_ms, payload = rows[0]
+    try:
+        details = json.loads(payload)
+    except ValueError:
+        details = {}
+    return {"at": to_iso(int(ts_ms), tz), "at_ms": int(ts_ms), "applied": details.get("event") == "reload",
+            "restart_needed": details.get("restart_needed", []), "problems": len(details.get("problems", []))}
+
+
+# -- text ------------------------------------------------------------------------------------------
+
 def _fmt_values(values: dict[str, float]) -> str:
     units = {"temperature": "°C", "humidity": "%RH", "battery": "%", "light": "lx"}
     parts = []
@@ -112,26 +213,106 @@ def _fmt_values(values: dict[str, float]) -> str:
     return ", ".join(parts) or "-"
 
 
-def format_status(report: dict[str, Any]) -> str:
-    """The status report as a table for a terminal."""
+def _local(iso: str | None, *, date: bool = True) -> str:
+    """An ISO time of the report (already in the site's zone) as people read it."""
+    if not iso:
+        return "-"
+    text = iso.replace("T", " ")
+    return text[:19] + text[23:] if date else text[11:19] + text[23:]
+
+
+def _range(values: list[float] | None, unit: str) -> str:
+    if not values:
+        return "-"
+    low, high = values
+    return f"{low:.1f}{unit}" if low == high else f"{low:.1f}–{high:.1f}{unit}"
+
+
+def _counts(items: dict[str, int], names: tuple[str, ...] | None = None) -> str:
+    keys = names if names is not None else tuple(items)
+    return ", ".join(f"{name} {items.get(name, 0)}" for name in keys if names is not None or items.get(name))
+
+
+def format_status(report: dict[str, Any], *, full: bool | None = None, room: str | None = None) -> str:
+    """The status report as text for a terminal.
+
+    Args:
+        report: from :func:`status_report`.
+        full: list every sensor (None: for one room, or when there are at most :data:`FULL_LIST_MAX`).
+        room: only this room's sensors.
+    """
     if report.get("error"):
         return f"{report['database']}: {report['error']}"
-    lines = [f"site {report['site']} — {report['database']} (times in {report['timezone']})", ""]
-    width = max([len(s["sensor"]) for s in report["sensors"]] + [6])
-    lines.append(f"{'sensor':<{width}}  {'room':<12} {'state':<7} {'last seen':<23} values")
-    for s in report["sensors"]:
-        lines.append(f"{s['sensor']:<{width}}  {s['room']:<12} {s['state']:<7} {s['last_seen_local'] or '-':<23} "
-                     f"{_fmt_values(s['values'])}")
-    counters = report["counters"]
-    lines.append("")
-    lines.append("counters: " + ", ".join(f"{name} {counters.get(name, 0)}" for name in COUNTERS))
+    lines = [f"archmon status — site {report['site']}; times in {zone_label(ZoneInfo(report['timezone']))}; "
+             f"now {_local(report['now_local'])}",
+             f"database {report['database']}"]
+    service = "running" if report["service_running"] else "NOT RUNNING"
+    if report.get("service_reported"):
+        service += f" (last report {_local(report['service_reported'])})"
+    reload = report.get("last_reload")
+    if reload:
+        service += (f"; last reload {_local(reload['at'])} "
+                    + ("applied" if reload["applied"] else f"REFUSED ({reload['problems']} problem(s), see the log)"))
+        if reload["restart_needed"]:
+            service += f"; waiting for a restart: {', '.join(reload['restart_needed'])}"
+    lines.append(f"service  {service}")
+    writer = report.get("writer") or {}
+    if writer.get("retrying") or writer.get("queued_records", 0) > 1000:
+        lines.append(f"store    {'RETRYING writes, ' if writer.get('retrying') else ''}"
+                     f"{writer.get('queued_records', 0)} record(s) queued")
     if report.get("sources"):
-        lines.append("sources:  " + ", ".join(f"{s['source']} {s['state']}" for s in report["sources"]))
-    source_counters = sorted((k, v) for k, v in counters.items() if k.startswith("source."))
-    if source_counters:
-        lines.append("source counters: " + ", ".join(f"{k.removeprefix('source.')} {v}" for k, v in source_counters))
-    lines.append(f"quarantine entries: {report['quarantine_entries']}; unassigned devices: "
-                 f"{report['unassigned_devices']}")
+        lines.append("sources  " + "; ".join(f"{s['source']} {s['state']}" for s in report["sources"]))
+    alerts = report.get("alerts") or {}
+    open_alerts = alerts.get("open") or {}
+    alert_text = (f"{sum(open_alerts.values())} open" + (f" ({_counts(open_alerts)})" if open_alerts else ""))
+    if alerts.get("counters"):
+        alert_text += "; " + _counts(alerts["counters"])
+    lines.append(f"alerts   {alert_text}")
+    sensors = [s for s in report["sensors"] if room is None or s["room"] == room]
+    states = Counter(s["state"] for s in sensors)
+    lines.append(f"sensors  {len(sensors)}: " + ", ".join(f"{states.get(st, 0)} {st}" for st in STATES))
+
+    rooms = [r for r in report.get("rooms", []) if room is None or r["room"] == room]
+    if rooms:
+        width = max([len(r["room"]) for r in rooms] + [4])
+        lines += ["", f"{'room':<{width}}  sensors   ok stale never offline  {'temperature':<13} {'humidity':<13} "
+                      "doors open, alarms"]
+        for r in rooms:
+            lines.append(f"{r['room']:<{width}}  {r['sensors']:>7} {r['ok']:>4} {r['stale']:>5} {r['never']:>5} "
+                         f"{r['offline']:>7}  {_range(r['temperature'], '°C'):<13} {_range(r['humidity'], '%'):<13} "
+                         f"{r['doors_open']}, {r['alarms']}")
+
+    show_all = full if full is not None else room is not None or len(sensors) <= FULL_LIST_MAX
+    listed = sensors if show_all else [s for s in sensors if s["state"] != "ok"]
+    lines.append("")
+    if listed:
+        width = max([len(s["sensor"]) for s in listed] + [6])
+        room_width = max([len(s["room"]) for s in listed] + [4])
+        title = "" if show_all else f"sensors that need attention ({len(listed)} of {len(sensors)}):\n"
+        lines.append(f"{title}{'sensor':<{width}}  {'room':<{room_width}}  {'state':<7} {'last seen':<25} values")
+        for s in listed:
+            lines.append(f"{s['sensor']:<{width}}  {s['room']:<{room_width}}  {s['state']:<7} "
+                         f"{_local(s['last_seen_local']):<25} {_fmt_values(s['values'])}")
+    else:
+        lines.append(f"every one of the {len(sensors)} sensors is ok")
+    if not show_all:
+        lines.append("(--all lists every sensor, --room ID one room's)")
+
+    counters = report["counters"]
+    lines += ["", "counters " + _counts(counters, COUNTERS)]
+    for source in report.get("sources", []):
+        totals = dict(source.get("counters") or {})
+        problems = totals.pop("device_problems", None)
+        text = _counts({k: v for k, v in totals.items() if isinstance(v, int)})
+        if problems:
+            text += "; devices with errors: " + ", ".join(
+                f"{address} ({_counts(kinds)})" for address, kinds in list(problems.items())[:20])
+            if len(problems) > 20:
+                text += f" and {len(problems) - 20} more"
+        if text:
+            lines.append(f"  {source['source']}: {text}")
+    lines.append(f"quarantine entries {report['quarantine_entries']}; unassigned devices "
+                 f"{report['unassigned_devices']} (archmon quarantine shows them)")
     if report.get("channels"):
         from alerts.notify.cli import format_channel
 

@@ -1,10 +1,26 @@
 #!/usr/bin/env bash
 # Creates ./.venv with archmon installed (with test tools when called with "test"),
 # installing the Debian packages it needs first when they are missing and we may install them.
+# Prints one line per step; a step's own output is shown only when it fails.
 # Usage: scripts/bootstrap.sh [run|test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-run}"
+
+say() { echo "bootstrap: $*" >&2; }
+
+quietly() {
+  # Runs a command with its output kept aside; shows it only if the command fails.
+  local out code=0
+  out="$(mktemp)"
+  "$@" >"$out" 2>&1 || code=$?
+  if [ "$code" -ne 0 ]; then
+    cat "$out" >&2
+    say "failed ($code): $*"
+  fi
+  rm -f "$out"
+  return "$code"
+}
 
 apt_install() {
   # Installs the named Debian packages that are missing (as root, or through sudo).
@@ -14,35 +30,43 @@ apt_install() {
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   if ! command -v apt-get >/dev/null 2>&1; then
-    echo "bootstrap: please install ${missing[*]} (no apt-get here)" >&2; return 1
+    say "please install ${missing[*]} (no apt-get here)"; return 1
   fi
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "bootstrap: installing Debian packages: ${missing[*]}" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  say "installing Debian packages ${missing[*]} …"
+  quietly "${sudo[@]}" apt-get update -qq
+  quietly "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
 PY="${PYTHON:-python3}"
 if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-  echo "bootstrap: archmon needs Python 3.11 or newer ($PY is $("$PY" --version 2>&1))" >&2; exit 1
+  say "archmon needs Python 3.11 or newer ($PY is $("$PY" --version 2>&1))"; exit 1
 fi
 if [ ! -x .venv/bin/python ]; then
-  if ! "$PY" -m venv .venv 2>/dev/null; then
+  say "creating .venv with $("$PY" --version 2>&1)"
+  # Debian's Python has venv without ensurepip until python3-venv is installed: that first attempt
+  # fails with a long message we do not show; the package is installed and the attempt repeated.
+  if ! "$PY" -m venv .venv >/dev/null 2>&1; then
     rm -rf .venv
     apt_install python3-venv
-    "$PY" -m venv .venv
+    quietly "$PY" -m venv .venv
   fi
 fi
 if [ "$mode" = test ]; then
   apt_install mosquitto socat
   extras=".[test]"
+  what="archmon and test tools"
 else
   extras="."
+  what="archmon"
 fi
 stamp=".venv/.archmon-$mode-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e "$extras"
+  say "installing $what into .venv …"
+  pip=(.venv/bin/python -m pip install -qq --disable-pip-version-check)
+  quietly "${pip[@]}" --upgrade pip
+  quietly "${pip[@]}" -e "$extras"
   touch "$stamp"
+  say "done: .venv/bin/archmon"
 fi

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,12 @@ def test_demo_stores_readings_from_every_simulated_sensor(tmp_path: Path) -> Non
     assert report["counters"]["stored"] > 6 * 10
 
     text = archmon("status", "--config", config)
-    assert "paper-door" in text.stdout and "counters:" in text.stdout
+    assert "paper-door" in text.stdout and "counters received" in text.stdout
+    assert "times in Asia/Shanghai (UTC+08:00)" in text.stdout
+    assert re.search(r"^paper-door +paper +ok +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+08:00 ", text.stdout, re.MULTILINE)
+    # the demo's own lines show the site's time with its offset, its log names the zone first
+    assert re.search(r"^\[\d\d:\d\d:\d\d\+08:00\] stored \d+", run.stdout, re.MULTILINE), run.stdout[-2000:]
+    assert "log times are in Asia/Shanghai (UTC+08:00)" in run.stderr.splitlines()[0]
 
     export = archmon("export", "--config", config, "--from", "2000-01-01", "--to", "2100-01-01", "--format", "csv")
     assert export.returncode == 0, export.stderr

@@ -168,7 +168,7 @@ def test_stopping_while_the_store_is_stalled_counts_the_lines_it_loses(
                 for i in range(1, 10):
                     line_sensor.write_line(_line(i))
                 assert wait_until(lambda: source.stats()["lines"] == 10)
-                source.stop(drain_s=0.2)  # gives up waiting for the stalled store
+                source.stop(timeout=0.2)  # gives up waiting for the stalled store
                 assert source.stats()["lost_at_stop"] == 9
             assert ingest.writer.flush(30)
             assert _stored_lines(ingest) == [0]  # the line already handed to the writer still lands

@@ -1,0 +1,105 @@
+"""How archmon logs: every timestamp with its UTC offset, in a zone the log names on its first line.
+
+``archmon run`` logs in the site's time zone (the zone people read every other time in) and starts with a
+line naming it; other commands log in the machine's local zone, still with the offset on every line. Under
+systemd (stderr connected to the journal, ``$JOURNAL_STREAM``), each line also starts with its syslog
+priority (``<3>`` for errors ...), so ``journalctl -p warning`` works; journald strips the prefix.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from datetime import datetime, tzinfo
+from typing import TextIO
+
+__all__ = ["LOG_FORMAT", "ZoneFormatter", "setup_logging", "use_zone", "zone_label"]
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# Third-party loggers that are noisy at INFO (or, for pymodbus, log every timeout at ERROR with a frame
+# dump: the Modbus source reports timeouts once itself).
+_QUIET = {"amqtt": logging.WARNING, "transitions": logging.WARNING, "apscheduler": logging.WARNING,
+          "pymodbus": logging.CRITICAL}
+
+_SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+
+def zone_label(tz: tzinfo | None, now: datetime | None = None) -> str:
+    """A zone as people read it: ``Asia/Shanghai (UTC+08:00)``; the local zone when ``tz`` is None."""
+    moment = (now or datetime.now()).astimezone(tz)
+    offset = moment.strftime("%z")
+    offset = f"UTC{offset[:3]}:{offset[3:]}" if offset else "UTC"
+    name = str(getattr(moment.tzinfo, "key", "") or moment.tzname() or "local time")
+    return f"{name} ({offset})"
+
+
+class ZoneFormatter(logging.Formatter):
+    """A formatter whose ``asctime`` is ISO-8601 with milliseconds and offset, in ``tz`` (None: local).
+
+    Args:
+        fmt: the ``logging`` format string.
+        tz: zone of the timestamps.
+        syslog_prefix: start each line with its syslog priority (``<N>``) for the systemd journal.
+    """
+
+    def __init__(self, fmt: str = LOG_FORMAT, tz: tzinfo | None = None, *, syslog_prefix: bool = False) -> None:
+        super().__init__(fmt)
+        self.tz = tz
+        self.syslog_prefix = syslog_prefix
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        moment = datetime.fromtimestamp(record.created).astimezone(self.tz)
+        return moment.isoformat(timespec="milliseconds")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if not self.syslog_prefix:
+            return text
+        priority = _SYSLOG_PRIORITY.get(record.levelno, 6 if record.levelno < logging.WARNING else 3)
+        return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
+
+
+def _to_journal(stream: TextIO) -> bool:
+    """True when ``stream`` is the systemd journal stream systemd set up for this service."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    if not expected:
+        return False
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return expected == f"{info.st_dev}:{info.st_ino}"
+
+
+_handler: logging.Handler | None = None
+
+
+def setup_logging(level: str = "INFO", *, stream: TextIO | None = None) -> logging.Handler:
+    """Log to ``stream`` (stderr) at ``level``, local time with offset, until :func:`use_zone` is called.
+
+    Returns:
+        The installed handler (replaces one installed by an earlier call).
+    """
+    global _handler
+    stream = stream or sys.stderr
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(ZoneFormatter(syslog_prefix=_to_journal(stream)))
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name, quiet in _QUIET.items():
+        logging.getLogger(name).setLevel(quiet)
+    _handler = handler
+    return handler
+
+
+def use_zone(tz: tzinfo, *, why: str = "the site's time zone") -> None:
+    """Switch log timestamps to ``tz`` and log a line naming the zone (the first line of ``archmon run``)."""
+    handler = _handler
+    if handler is not None and isinstance(handler.formatter, ZoneFormatter):
+        handler.formatter.tz = tz
+    logging.getLogger("archmon").info("log times are in %s, %s", zone_label(tz), why)
