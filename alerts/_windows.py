@@ -70,6 +70,11 @@ class _Ring:
         self.min[i] = _EMPTY_MIN
         self.max[i] = _EMPTY_MAX
 
+    def _clear_row(self, row: int) -> None:
+        base, size = row * self.size, self.size
+        self.min[base:base + size] = array("d", [_EMPTY_MIN]) * size
+        self.max[base:base + size] = array("d", [_EMPTY_MAX]) * size
+
     def _place(self, row: int, bucket: int) -> int:
         """The flat index of ``bucket`` in ``row`` (moving the window on if it is newer), or -1 if the bucket
         is older than the window."""
@@ -77,9 +82,10 @@ class _Ring:
         top = self.top[row]
         base = row * size
         if bucket > top:
-            if bucket - top >= size:
-                for i in range(base, base + size):
-                    self._clear(i)
+            if top == _NEVER:
+                pass  # a new row is empty already
+            elif bucket - top >= size:
+                self._clear_row(row)
             else:
                 for b in range(top + 1, bucket + 1):
                     self._clear(base + b % size)
@@ -108,7 +114,7 @@ class HourLayer(_Ring):
     def __init__(self) -> None:
         super().__init__()
         self.sum = array("d")
-        self.count = array("l")
+        self.count = array("i")
 
     def new_row(self) -> int:
         """A new empty row; returns its number."""
@@ -120,6 +126,12 @@ class HourLayer(_Ring):
         super()._clear(i)
         self.sum[i] = 0.0
         self.count[i] = 0
+
+    def _clear_row(self, row: int) -> None:
+        super()._clear_row(row)
+        base, size = row * self.size, self.size
+        self.sum[base:base + size] = array("d", [0.0]) * size
+        self.count[base:base + size] = array("i", [0]) * size
 
     def add(self, row: int, ts_ms: int, value: float) -> bool:
         """Put a reading in the bucket of its hour; False (nothing changed) if older than the window."""
@@ -180,10 +192,9 @@ class FineLayer(_Ring):
     def reset(self, row: int, window_ms: int) -> None:
         """Empty a row and give it a new window (the rate window of its profile changed)."""
         self.width[row] = self.width_for(window_ms)
+        if self.top[row] != _NEVER:
+            self._clear_row(row)
         self.top[row] = _NEVER
-        base = row * self.size
-        for i in range(base, base + self.size):
-            self._clear(i)
 
     def add(self, row: int, ts_ms: int, value: float) -> bool:
         """Put a reading in the bucket of its time; False (nothing changed) if older than the window."""
@@ -195,6 +206,25 @@ class FineLayer(_Ring):
         if value > self.max[i]:
             self.max[i] = value
         return True
+
+    def load(self, row: int, newest_ms: int, readings: list[tuple[int, float]]) -> None:
+        """Set a row from raw ``(ts_ms, value)`` readings (those older than the window of ``newest_ms`` are
+        left out): the same buckets adding them one by one gives, without moving the window each time."""
+        width, size = self.width[row], self.size
+        top = newest_ms // width
+        if self.top[row] != _NEVER:
+            self._clear_row(row)
+        self.top[row] = top
+        base, oldest = row * size, top - size
+        low, high = self.min, self.max
+        for ts, value in readings:
+            bucket = ts // width
+            if oldest < bucket <= top:
+                i = base + bucket % size
+                if value < low[i]:
+                    low[i] = value
+                if value > high[i]:
+                    high[i] = value
 
     def window_start_ms(self, newest_ms: int, window_ms: int) -> int:
         """Where the window of a row with this rate window starts when its newest reading is ``newest_ms``."""

@@ -186,8 +186,7 @@ def rebuild(engine: AlertEngine, history: ReadingHistory, now_ms: int) -> Rebuil
         if hour_row >= 0:
             series.hours.load(hour_row, newest[0], [(b.start_ms, b.min, b.max, b.sum, b.count) for b in past.hours])
         if fine_row >= 0:
-            for ts, value in past.raw:
-                series.fine.add(fine_row, ts, value)
+            series.fine.load(fine_row, newest[0], past.raw)
         for rule in engine.rules:
             rule.rebuild(sensor, past)
     report = RebuildReport(found, counter[0], time.perf_counter() - started)
