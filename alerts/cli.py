@@ -14,13 +14,13 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alerts.actions import acknowledge, clear_by_hand
-from alerts.messages import STATE_NAMES
+from alerts.messages import SEVERITY_NAMES, STATE_NAMES
 from alerts.profiles import StandardProfile, list_profiles, load_profile
 from alerts.replay import profile_config, read_readings_csv, run_replay
-from alerts.store import AlertStore
+from alerts.store import AlertReader, AlertStore
 from archmon.config import Config, load_config
 from archmon.errors import ConfigError
-from archmon.timeutil import now_ms, parse_iso_ms, to_iso
+from archmon.timeutil import now_ms, parse_iso_ms
 
 __all__ = ["MAX_WINDOW_DAYS", "add_commands", "config_path"]
 
@@ -40,6 +40,12 @@ def _load(args: argparse.Namespace) -> Config:
 
 def _store(config: Config) -> AlertStore:
     return AlertStore(config.resolve(config.storage.sqlite_path))
+
+
+def _reader(config: Config) -> AlertReader | None:
+    """Read-only access (never waits on the running engine); None if the database does not exist yet."""
+    path = config.resolve(config.storage.sqlite_path)
+    return AlertReader(path) if path.is_file() else None
 
 
 def add_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -66,6 +72,8 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     p.add_argument("--all", action="store_true",
                    help="also alerts cancelled before they fired (by default only alerts that fired or are pending)")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--lang", choices=("zh", "en"), help="language of the states and headings (default: the "
+                                                         "alert language, else the site's)")
     p.set_defaults(func=_alerts_list)
     for name, func, help_text in (("ack", _alerts_ack, "acknowledge an alert"),
                                   ("clear", _alerts_clear, "clear an alert by hand")):
@@ -88,6 +96,8 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
                    help=f"allow a window longer than {MAX_WINDOW_DAYS} days")
     p.add_argument("--list", action="store_true", help="list active and future windows")
     p.add_argument("--room", dest="list_room", metavar="ROOM", help="with --list: only this room")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="with --list: output format")
+    p.add_argument("--lang", choices=("zh", "en"), help="with --list: language of the headings")
     p.add_argument("--end", type=int, metavar="ID", help="end window ID now")
     p.add_argument("--comment", default="", help="with --end: why it ends early")
     p.set_defaults(func=_alerts_maintenance)
@@ -158,29 +168,58 @@ def _with_store(args: argparse.Namespace) -> tuple[Config, AlertStore]:
     return config, _store(config)
 
 
+_LIST_HEADINGS = {"zh": ("编号", "更新时间", "级别", "状态", "标题"),
+                  "en": ("id", "updated", "severity", "state", "title")}
+_WINDOW_HEADINGS = {"zh": ("编号", "库房", "开始", "结束", "操作人", "原因"),
+                    "en": ("id", "room", "start", "end", "by", "reason")}
+
+
+def _with_times(row: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
+    """A row for JSON: every ``*_ms`` time also as ``*_at``, ISO-8601 in the site's zone with its offset."""
+    out = dict(row)
+    for key, value in row.items():
+        if key.endswith("_ms") and isinstance(value, int) and not isinstance(value, bool):
+            out[key[:-3] + "_at"] = _local(value, tz)
+    return out
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows padded to column widths (Chinese characters take two columns); the last column is not padded."""
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return ["  ".join(_pad(cell, width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+            for row in rows]
+
+
 def _alerts_list(args: argparse.Namespace) -> int:
     try:
-        config, store = _with_store(args)
+        config = _load(args)
     except ConfigError as exc:
         return _fail(str(exc))
+    reader = _reader(config)
+    tz = config.site.tz
     try:
-        rows = store.alerts(active_only=args.active, fired_only=not args.all)
+        rows = [] if reader is None else reader.alerts(active_only=args.active, fired_only=not args.all)
         if args.format == "json":
             for row in rows:
-                row["comments"] = store.comments(row["id"])
-            print(json.dumps(rows, ensure_ascii=False, indent=2))
+                assert reader is not None
+                row["comments"] = [_with_times(c, tz) for c in reader.comments(row["id"])]
+            print(json.dumps([_with_times(row, tz) for row in rows], ensure_ascii=False, indent=2))
             return 0
-        tz = config.site.tz
-        zh = _language(config) == "zh"
-        width = max(_width(names[0 if zh else 1]) for names in STATE_NAMES.values())
+        language = args.lang or _language(config)
+        which = 0 if language == "zh" else 1
+        table: list[tuple[str, ...]] = [_LIST_HEADINGS[language]]
         for row in rows:
-            state = STATE_NAMES.get(row["state"], (row["state"], row["state"]))[0 if zh else 1]
-            text = row["title_zh"] if zh else row["title_en"]
-            print(f"{row['id']:>5} {to_iso(row['updated_ms'], tz)[:19]} {row['severity']:8} "
-                  f"{_pad(state, width)} {text}")
+            state = STATE_NAMES.get(row["state"], (row["state"], row["state"]))[which]
+            severity = SEVERITY_NAMES.get(row["severity"], (row["severity"], row["severity"]))[which]
+            text = row["title_zh"] if which == 0 else row["title_en"]
+            table.append((str(row["id"]), _local(row["updated_ms"], tz), severity, state, text))
+        print("\n".join(_table(table)))
+        if not rows:
+            print("没有告警" if language == "zh" else "no alerts")
         return 0
     finally:
-        store.close()
+        if reader is not None:
+            reader.close()
 
 
 def _language(config: Config) -> str:
@@ -255,18 +294,23 @@ def _alerts_maintenance(args: argparse.Namespace) -> int:
         what = " and ".join(modes) if modes else "nothing"
         return _fail(f"alerts maintenance: give one of ROOM (open a window), --list or --end ID, not {what}")
     stray = {"--list": ("--until", "--reason", "--start", "--force", "--comment", "--by"),
-             "--end": ("--until", "--reason", "--start", "--force", "--room"),
-             "ROOM": ("--room", "--comment")}[modes[0]]
+             "--end": ("--until", "--reason", "--start", "--force", "--room", "--lang"),
+             "ROOM": ("--room", "--comment", "--lang")}[modes[0]]
     for option in stray:
         if getattr(args, {"--room": "list_room"}.get(option, option[2:])) not in (None, False, ""):
             return _fail(f"alerts maintenance: {option} does not go with {modes[0]}")
+    if args.format != "text" and not args.list:
+        return _fail(f"alerts maintenance: --format does not go with {modes[0]}")
+    if args.list:
+        try:
+            return _maintenance_list(args, _load(args))
+        except ConfigError as exc:
+            return _fail(str(exc))
     try:
         config, store = _with_store(args)
     except ConfigError as exc:
         return _fail(str(exc))
     try:
-        if args.list:
-            return _maintenance_list(args, config, store)
         if args.end is not None:
             return _maintenance_end(args, config, store)
         return _maintenance_open(args, config, store)
@@ -303,20 +347,30 @@ def _maintenance_open(args: argparse.Namespace, config: Config, store: AlertStor
     return 0
 
 
-def _maintenance_list(args: argparse.Namespace, config: Config, store: AlertStore) -> int:
+def _maintenance_list(args: argparse.Namespace, config: Config) -> int:
     if args.list_room is not None and args.list_room not in {room.id for room in config.rooms}:
         return _fail(_unknown_room(args.list_room, config), 1)
     tz = config.site.tz
-    windows = store.maintenance_windows(now_ms(), args.list_room)
-    if not windows:
-        print("no active or future maintenance windows" + (f" in room {args.list_room}" if args.list_room else ""))
+    reader = _reader(config)
+    try:
+        windows = [] if reader is None else reader.maintenance_windows(now_ms(), args.list_room)
+    finally:
+        if reader is not None:
+            reader.close()
+    if args.format == "json":
+        print(json.dumps([_with_times(w, tz) for w in windows], ensure_ascii=False, indent=2))
         return 0
-    rows = [("id", "room", "start", "end", "by", "reason")]
+    language = args.lang or _language(config)
+    if not windows:
+        if language == "zh":
+            print("没有进行中或计划中的维护窗口" + (f"（库房 {args.list_room}）" if args.list_room else ""))
+        else:
+            print("no active or future maintenance windows" + (f" in room {args.list_room}" if args.list_room else ""))
+        return 0
+    rows: list[tuple[str, ...]] = [_WINDOW_HEADINGS[language]]
     rows += [(str(w["id"]), w["room"], _local(w["start_ms"], tz), _local(w["end_ms"], tz), w["by"], w["reason"])
              for w in windows]
-    widths = [max(_width(row[i]) for row in rows) for i in range(5)]
-    for row in rows:
-        print("  ".join(_pad(cell, width) for cell, width in zip(row[:5], widths, strict=True)) + "  " + row[5])
+    print("\n".join(_table(rows)))
     return 0
 
 
