@@ -8,12 +8,12 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GENESIS", "AuditVerdict", "append_audit", "entry_hash", "verify_audit"]
+__all__ = ["DDL", "GENESIS", "AuditVerdict", "append_audit", "entry_hash", "verify_audit"]
 
 GENESIS = "0" * 64
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit_log (
+DDL: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS audit_log (
     seq INTEGER PRIMARY KEY,
     ts_ms INTEGER NOT NULL,
     kind TEXT NOT NULL,
@@ -22,12 +22,13 @@ CREATE TABLE IF NOT EXISTS audit_log (
     payload TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
-BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
-BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
-"""
+)""",
+    "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
+    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
+    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+)
+"""The audit table and its append-only triggers, one statement each (run by the alert store's migration)."""
 
 
 def entry_hash(prev_hash: str, seq: int, ts_ms: int, kind: str, actor: str, subject: str, payload: str) -> str:

@@ -6,40 +6,30 @@ import argparse
 import json
 import logging
 import os
-import sys
-import unicodedata
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from alerts._cli_common import (
+    config_path,
+    fail,
+    language_of,
+    load,
+    local_time,
+    reader_for,
+    table,
+    with_store,
+    with_times,
+)
+from alerts._cli_maintenance import MAX_WINDOW_DAYS, alerts_maintenance
 from alerts.actions import acknowledge, clear_by_hand
-from alerts.messages import STATE_NAMES
+from alerts.messages import SEVERITY_NAMES, STATE_NAMES
 from alerts.profiles import StandardProfile, list_profiles, load_profile
 from alerts.replay import profile_config, read_readings_csv, run_replay
-from alerts.store import AlertStore
-from archmon.config import Config, load_config
 from archmon.errors import ConfigError
-from archmon.timeutil import now_ms, parse_iso_ms, to_iso
+from archmon.timeutil import now_ms, parse_iso_ms
 
 __all__ = ["MAX_WINDOW_DAYS", "add_commands", "config_path"]
-
-MAX_WINDOW_DAYS = 30  # a longer maintenance window needs --force (a typo in --until must not silence a room)
-DAY_MS = 86_400_000
-
-
-def config_path(args: argparse.Namespace) -> Path:
-    """``--config``, else ``$ARCHMON_CONFIG``, else ``./archmon.toml``."""
-    given = getattr(args, "config", None)
-    return Path(given or os.environ.get("ARCHMON_CONFIG") or "archmon.toml")
-
-
-def _load(args: argparse.Namespace) -> Config:
-    return load_config(config_path(args))
-
-
-def _store(config: Config) -> AlertStore:
-    return AlertStore(config.resolve(config.storage.sqlite_path))
 
 
 def add_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -66,6 +56,8 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     p.add_argument("--all", action="store_true",
                    help="also alerts cancelled before they fired (by default only alerts that fired or are pending)")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--lang", choices=("zh", "en"), help="language of the states and headings (default: the "
+                                                         "alert language, else the site's)")
     p.set_defaults(func=_alerts_list)
     for name, func, help_text in (("ack", _alerts_ack, "acknowledge an alert"),
                                   ("clear", _alerts_clear, "clear an alert by hand")):
@@ -88,9 +80,11 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
                    help=f"allow a window longer than {MAX_WINDOW_DAYS} days")
     p.add_argument("--list", action="store_true", help="list active and future windows")
     p.add_argument("--room", dest="list_room", metavar="ROOM", help="with --list: only this room")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="with --list: output format")
+    p.add_argument("--lang", choices=("zh", "en"), help="with --list: language of the headings")
     p.add_argument("--end", type=int, metavar="ID", help="end window ID now")
     p.add_argument("--comment", default="", help="with --end: why it ends early")
-    p.set_defaults(func=_alerts_maintenance)
+    p.set_defaults(func=alerts_maintenance)
 
     audit = subparsers.add_parser("audit", help="the audit log")
     sub = audit.add_subparsers(dest="audit_command", required=True)
@@ -104,11 +98,6 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     p.add_argument("--db", help="keep the replay's alerts in this SQLite file (default: in memory)")
     p.add_argument("--until", help="run timers on to this ISO-8601 time after the last row")
     p.set_defaults(func=_replay)
-
-
-def _fail(message: str, code: int = 2) -> int:
-    print(f"archmon: {message}", file=sys.stderr)
-    return code
 
 
 def _profile_summary(profile: StandardProfile) -> dict[str, Any]:
@@ -136,7 +125,7 @@ def _standards_show(args: argparse.Namespace) -> int:
     try:
         profile = load_profile(args.id)
     except ConfigError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     if args.format == "json":
         print(json.dumps(_profile_summary(profile), ensure_ascii=False, indent=2))
         return 0
@@ -153,40 +142,40 @@ def _standards_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_store(args: argparse.Namespace) -> tuple[Config, AlertStore]:
-    config = _load(args)
-    return config, _store(config)
+_LIST_HEADINGS = {"zh": ("编号", "更新时间", "级别", "状态", "标题"),
+                  "en": ("id", "updated", "severity", "state", "title")}
 
 
 def _alerts_list(args: argparse.Namespace) -> int:
     try:
-        config, store = _with_store(args)
+        config = load(args)
     except ConfigError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
+    reader = reader_for(config)
+    tz = config.site.tz
     try:
-        rows = store.alerts(active_only=args.active, fired_only=not args.all)
+        rows = [] if reader is None else reader.alerts(active_only=args.active, fired_only=not args.all)
         if args.format == "json":
             for row in rows:
-                row["comments"] = store.comments(row["id"])
-            print(json.dumps(rows, ensure_ascii=False, indent=2))
+                assert reader is not None
+                row["comments"] = [with_times(c, tz) for c in reader.comments(row["id"])]
+            print(json.dumps([with_times(row, tz) for row in rows], ensure_ascii=False, indent=2))
             return 0
-        tz = config.site.tz
-        zh = _language(config) == "zh"
-        width = max(_width(names[0 if zh else 1]) for names in STATE_NAMES.values())
+        language = args.lang or language_of(config)
+        which = 0 if language == "zh" else 1
+        lines: list[tuple[str, ...]] = [_LIST_HEADINGS[language]]
         for row in rows:
-            state = STATE_NAMES.get(row["state"], (row["state"], row["state"]))[0 if zh else 1]
-            text = row["title_zh"] if zh else row["title_en"]
-            print(f"{row['id']:>5} {to_iso(row['updated_ms'], tz)[:19]} {row['severity']:8} "
-                  f"{_pad(state, width)} {text}")
+            state = STATE_NAMES.get(row["state"], (row["state"], row["state"]))[which]
+            severity = SEVERITY_NAMES.get(row["severity"], (row["severity"], row["severity"]))[which]
+            text = row["title_zh"] if which == 0 else row["title_en"]
+            lines.append((str(row["id"]), local_time(row["updated_ms"], tz), severity, state, text))
+        print("\n".join(table(lines)))
+        if not rows:
+            print("没有告警" if language == "zh" else "no alerts")
         return 0
     finally:
-        store.close()
-
-
-def _language(config: Config) -> str:
-    """The language of alert texts: ``[alerts] language``, else the site's (as the engine's titles)."""
-    language = config.alerts.get("language") if isinstance(config.alerts, dict) else None
-    return language if language in ("zh", "en") else config.site.language
+        if reader is not None:
+            reader.close()
 
 
 def _alerts_ack(args: argparse.Namespace) -> int:
@@ -199,15 +188,15 @@ def _alerts_clear(args: argparse.Namespace) -> int:
 
 def _alert_action(args: argparse.Namespace, action: Any) -> int:
     try:
-        _, store = _with_store(args)
+        _, store = with_store(args)
     except ConfigError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     try:
         transitions = action(store, args.id, args.by, args.comment, now_ms())
     except KeyError:
-        return _fail(f"no alert with id {args.id}", 1)
+        return fail(f"no alert with id {args.id}", 1)
     except ValueError as exc:
-        return _fail(str(exc), 1)
+        return fail(str(exc), 1)
     finally:
         store.close()
     for transition in transitions:
@@ -217,133 +206,11 @@ def _alert_action(args: argparse.Namespace, action: Any) -> int:
     return 0
 
 
-def _iso_option(option: str, text: str, tz: ZoneInfo) -> int:
-    """Parse the ISO-8601 value of ``option`` (site zone if no offset).
-
-    Raises:
-        ValueError: one line naming the option and the text given.
-    """
-    try:
-        return parse_iso_ms(text, tz)
-    except ValueError:
-        raise ValueError(f"{option}: not an ISO-8601 time: {text!r} (e.g. 2024-03-04T17:30)") from None
-
-
-def _local(ts_ms: int, tz: ZoneInfo) -> str:
-    """A time for people: ISO-8601 in the site's zone, to the second (``2024-03-04T17:30:00+08:00``)."""
-    return datetime.fromtimestamp(ts_ms / 1000, tz).isoformat(timespec="seconds")
-
-
-def _width(text: str) -> int:
-    """Columns ``text`` takes in a terminal (Chinese characters take two)."""
-    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
-
-
-def _pad(text: str, width: int) -> str:
-    return text + " " * max(0, width - _width(text))
-
-
-def _unknown_room(room: str, config: Config) -> str:
-    known = ", ".join(sorted(r.id for r in config.rooms)) or "none configured"
-    return f"unknown room {room!r} (known rooms: {known})"
-
-
-def _alerts_maintenance(args: argparse.Namespace) -> int:
-    modes = [name for name, given in (("ROOM", args.room is not None), ("--list", args.list),
-                                      ("--end", args.end is not None)) if given]
-    if len(modes) != 1:
-        what = " and ".join(modes) if modes else "nothing"
-        return _fail(f"alerts maintenance: give one of ROOM (open a window), --list or --end ID, not {what}")
-    stray = {"--list": ("--until", "--reason", "--start", "--force", "--comment", "--by"),
-             "--end": ("--until", "--reason", "--start", "--force", "--room"),
-             "ROOM": ("--room", "--comment")}[modes[0]]
-    for option in stray:
-        if getattr(args, {"--room": "list_room"}.get(option, option[2:])) not in (None, False, ""):
-            return _fail(f"alerts maintenance: {option} does not go with {modes[0]}")
-    try:
-        config, store = _with_store(args)
-    except ConfigError as exc:
-        return _fail(str(exc))
-    try:
-        if args.list:
-            return _maintenance_list(args, config, store)
-        if args.end is not None:
-            return _maintenance_end(args, config, store)
-        return _maintenance_open(args, config, store)
-    except ValueError as exc:
-        return _fail(str(exc), 1)
-    finally:
-        store.close()
-
-
-def _maintenance_open(args: argparse.Namespace, config: Config, store: AlertStore) -> int:
-    if args.room not in {room.id for room in config.rooms}:
-        return _fail(_unknown_room(args.room, config), 1)
-    if args.until is None:
-        return _fail("alerts maintenance: --until is required to open a window")
-    reason = (args.reason or "").strip()
-    if not reason:
-        return _fail("alerts maintenance: --reason is required and must not be empty", 1)
-    by = (args.by or os.environ.get("USER") or "cli").strip()
-    tz = config.site.tz
-    now = now_ms()
-    start = _iso_option("--start", args.start, tz) if args.start else now
-    until = _iso_option("--until", args.until, tz)
-    if until <= start:
-        what = f"the start {_local(start, tz)}" if args.start else f"now ({_local(now, tz)})"
-        return _fail(f"--until {_local(until, tz)} is not after {what}", 1)
-    if until <= now:
-        return _fail(f"--until {_local(until, tz)} is in the past", 1)
-    if until - start > MAX_WINDOW_DAYS * DAY_MS and not args.force:
-        days = (until - start) / DAY_MS
-        return _fail(f"--until {_local(until, tz)} makes a window of {days:.0f} days (more than "
-                     f"{MAX_WINDOW_DAYS}): check the date, or add --force", 1)
-    window = store.add_maintenance(args.room, start, until, reason, by, now)
-    print(f"maintenance window {window}: room {args.room} from {_local(start, tz)} until {_local(until, tz)}")
-    return 0
-
-
-def _maintenance_list(args: argparse.Namespace, config: Config, store: AlertStore) -> int:
-    if args.list_room is not None and args.list_room not in {room.id for room in config.rooms}:
-        return _fail(_unknown_room(args.list_room, config), 1)
-    tz = config.site.tz
-    windows = store.maintenance_windows(now_ms(), args.list_room)
-    if not windows:
-        print("no active or future maintenance windows" + (f" in room {args.list_room}" if args.list_room else ""))
-        return 0
-    rows = [("id", "room", "start", "end", "by", "reason")]
-    rows += [(str(w["id"]), w["room"], _local(w["start_ms"], tz), _local(w["end_ms"], tz), w["by"], w["reason"])
-             for w in windows]
-    widths = [max(_width(row[i]) for row in rows) for i in range(5)]
-    for row in rows:
-        print("  ".join(_pad(cell, width) for cell, width in zip(row[:5], widths, strict=True)) + "  " + row[5])
-    return 0
-
-
-def _maintenance_end(args: argparse.Namespace, config: Config, store: AlertStore) -> int:
-    by = (args.by or "").strip()
-    if not by:
-        return _fail("alerts maintenance --end: --by NAME is required (who ends the window)")
-    now = now_ms()
-    try:
-        window = store.end_maintenance(args.end, by, args.comment.strip(), now)
-    except KeyError:
-        return _fail(f"no maintenance window with id {args.end}", 1)
-    tz = config.site.tz
-    if window["start_ms"] > now:
-        print(f"maintenance window {args.end}: room {window['room']} called off (it was to start "
-              f"{_local(window['start_ms'], tz)})")
-    else:
-        print(f"maintenance window {args.end}: room {window['room']} ended at {_local(now, tz)} "
-              f"(was until {_local(window['end_ms'], tz)}); its rules are judged again")
-    return 0
-
-
 def _audit_verify(args: argparse.Namespace) -> int:
     try:
-        _, store = _with_store(args)
+        _, store = with_store(args)
     except ConfigError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     try:
         verdict = store.verify_audit()
     finally:
@@ -359,21 +226,21 @@ def _replay(args: argparse.Namespace) -> int:
         if args.profile:
             tz_name = args.tz or "Asia/Shanghai"
             if args.config or os.environ.get("ARCHMON_CONFIG"):
-                tz_name = args.tz or _load(args).site.timezone
+                tz_name = args.tz or load(args).site.timezone
             tz = ZoneInfo(tz_name)
             rows = read_readings_csv(args.readings, tz)
             config = profile_config(args.profile, rows, tz_name)
         else:
-            config = _load(args)
+            config = load(args)
             tz = ZoneInfo(args.tz) if args.tz else config.site.tz
             rows = read_readings_csv(args.readings, tz)
         until = parse_iso_ms(args.until, tz) if args.until else None
         run_replay(rows, config, db_path=args.db or ":memory:", until_ms=until,
                    emit=lambda t: print(t.to_json(config.site.tz), flush=True))
     except ConfigError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        return _fail(f"replay: {exc}")
+        return fail(f"replay: {exc}")
     except OSError as exc:
-        return _fail(f"replay: cannot read {args.readings}: {exc.strerror}")
+        return fail(f"replay: cannot read {args.readings}: {exc.strerror}")
     return 0

@@ -11,28 +11,61 @@ due time.
 Judging a reading is in-memory work: rules skip conditions that would change nothing (a key that is normal
 and clearly fine, see ``Rule.quiet``) and only transitions touch the store. ``feed_many`` judges a batch
 with one look for alerts cleared by hand, not one per reading.
+
+Every reading first goes through the engine's series table (:mod:`alerts._series`), which decides its order
+against the newest reading of its series and puts it into the shared windows of its own time; the engine
+then hands it to the rules that take readings of that order (``Rule.late``). Rules keep no checkpoint: at
+start :meth:`AlertEngine.rebuild` rebuilds windows and rule memory from the readings store
+(:mod:`alerts.rebuild`), and :meth:`AlertEngine.take_over` hands them to the engine of a reloaded
+configuration.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from alerts._lifecycle import KINDS as LIFECYCLE_TIMERS
 from alerts._lifecycle import Lifecycle
 from alerts._requests import NotificationRequests
+from alerts._series import IN_ORDER, LATE, TOO_OLD, Order, SeriesTable, WindowNeeds
 from alerts._timers import TimerQueue
 from alerts.actions import acknowledge, clear_by_hand
-from alerts.model import RuleContext, Transition
+from alerts.model import RuleContext, SensorInfo, Transition
+from alerts.rebuild import ReadingHistory, RebuildReport, rebuild
 from alerts.rules import RULES, Rule
 from alerts.site import load_settings, room_profiles, sensor_infos
 from alerts.store import AlertStore
 from archmon.config import Config
 from archmon.domain import Reading
 
-__all__ = ["AlertEngine"]
+__all__ = ["AlertEngine", "EngineCounters"]
 
 log = logging.getLogger(__name__)
+
+_TAKES: dict[Order, tuple[str, ...]] = {IN_ORDER: ("skip", "window", "always"), LATE: ("window", "always"),
+                                        TOO_OLD: ("always",)}
+
+
+@dataclass(slots=True)
+class EngineCounters:
+    """What the engine counted since it started (kept across a configuration reload).
+
+    Attributes:
+        readings: readings of configured sensors judged.
+        late_readings: older than their series' newest reading but inside the 24 h window: put in the
+            buckets of their own time; rules that judge the current state left them alone.
+        late_for_alerts: older than the 24 h window: no window or rule state changed (only smoke and leak
+            looked at them); the store has them.
+        late_alarms: smoke or leak alarms among the late ones (raised and, the newest being clear, cleared).
+    """
+
+    readings: int = 0
+    late_readings: int = 0
+    late_for_alerts: int = 0
+    late_alarms: int = 0
 
 
 class AlertEngine:
@@ -47,7 +80,7 @@ class AlertEngine:
         ConfigError: bad ``[alerts]`` settings or room profiles.
     """
 
-    def __init__(self, config: Config, store: AlertStore) -> None:
+    def __init__(self, config: Config, store: AlertStore, *, series: SeriesTable | None = None) -> None:
         self.config = config
         self.store = store
         self.settings = load_settings(config)
@@ -55,16 +88,19 @@ class AlertEngine:
         self.language = self.settings.language or config.site.language
         profiles = room_profiles(config, self.settings)
         self.sensors = sensor_infos(config, profiles)
-        ctx = RuleContext(settings=self.settings, sensors=self.sensors, tz=self.tz)
+        self.series = series if series is not None else SeriesTable()
+        ctx = RuleContext(settings=self.settings, sensors=self.sensors, tz=self.tz, series=self.series)
         self.rules: list[Rule] = [
             cls(ctx, self.settings.rule(name).severity)
             for name, cls in RULES.items()
             if self.settings.rule(name).enabled
         ]
-        snapshots = store.rule_states()
+        markers = store.rule_states()
         for rule in self.rules:
-            if rule.name in snapshots:
-                rule.restore(snapshots[rule.name])
+            if rule.name in markers:
+                rule.restore(markers[rule.name])
+        self._markers: dict[str, dict[str, Any] | None] = {rule.name: rule.marker() for rule in self.rules}
+        self.counters = EngineCounters()
         self.timers = TimerQueue()
         self.requests = NotificationRequests(store, self.settings, self.tz, self.timers)
         room_names = {room.id: (room.name_zh, room.name_en) for room in config.rooms}
@@ -73,7 +109,8 @@ class AlertEngine:
             rule.watched = self.lifecycle.watched(rule.name)
         # rules with deadlines of their own, in registry order (ties go to the first)
         self._timed_rules = [rule for rule in self.rules if type(rule).next_due is not Rule.next_due]
-        self._rules_for: dict[str, list[Rule]] = {}  # quantity -> the rules judging it, in registry order
+        self._rules_for: dict[tuple[str, Order], list[Rule]] = {}  # the rules judging a quantity, by order
+        self._needs: dict[tuple[str, str], WindowNeeds] = {}  # (room, quantity): profiles are per room
         self._clock: int | None = None
         self.lifecycle.load()
 
@@ -137,22 +174,44 @@ class AlertEngine:
                 out.extend(self.lifecycle.apply(cond, self._clock))
         return out
 
-    def advance(self, now_ms: int) -> list[Transition]:
+    def advance(self, now_ms: int, *, budget: int | None = None) -> list[Transition]:
         """Run every timer and time-driven rule due at or before ``now_ms``, in time order, then take alerts
-        cleared by hand."""
-        out = self._run_due(now_ms)
+        cleared by hand.
+
+        Args:
+            now_ms: the time to advance to.
+            budget: at most so many timers or rule deadlines (None: all); the live tick uses it so one
+                call never holds the engine long, and calls again while :meth:`due`.
+        """
+        out = self._run_due(now_ms, budget)
         out.extend(self.lifecycle.sync_changes(self._clock))
         return out
 
     def _judge(self, reading: Reading) -> list[Transition]:
-        """Judge one reading at the engine's clock (already advanced to it)."""
+        """Place one reading in its series (order and windows), then judge it by the rules that take
+        readings of its order, at the engine's clock (already advanced to it)."""
         sensor = self.sensors.get(reading.sensor)
         if sensor is None:
             return []
-        rules = self._rules_for.get(reading.quantity)
+        quantity = reading.quantity
+        slot = self.series.index.get((reading.sensor, quantity))
+        if slot is None:
+            slot = self.series.add(sensor.id, quantity, self.window_needs(sensor, quantity))
+        order = self.series.place(slot, reading.ts_ms, reading.value)
+        counters = self.counters
+        counters.readings += 1
+        if order:
+            if order == LATE:
+                counters.late_readings += 1
+            else:
+                counters.late_for_alerts += 1
+            if quantity in ("smoke", "leak") and reading.value >= 1.0:
+                counters.late_alarms += 1
+        rules = self._rules_for.get((quantity, order))
         if rules is None:
-            rules = self._rules_for[reading.quantity] = [
-                rule for rule in self.rules if rule.quantities is None or reading.quantity in rule.quantities
+            rules = self._rules_for[(quantity, order)] = [
+                rule for rule in self.rules
+                if (rule.quantities is None or quantity in rule.quantities) and rule.late in _TAKES[order]
             ]
         out: list[Transition] = []
         for rule in rules:
@@ -160,22 +219,46 @@ class AlertEngine:
                 out.extend(self.lifecycle.apply(cond, self._clock))
         return out
 
-    def _run_due(self, now_ms: int) -> list[Transition]:
-        """Run every timer and time-driven rule due at or before ``now_ms``, in time order."""
+    def window_needs(self, sensor: SensorInfo, quantity: str) -> WindowNeeds:
+        """The shared windows the enabled rules read for a series of ``sensor``."""
+        subject = (sensor.room, quantity)
+        needs = self._needs.get(subject)
+        if needs is None:
+            hours, fine = False, None
+            for rule in self.rules:
+                wanted = rule.window_needs(sensor, quantity)
+                hours = hours or wanted.hours
+                fine = fine if fine is not None else wanted.fine_window_ms
+            needs = self._needs[subject] = WindowNeeds(hours, fine)
+        return needs
+
+    def due(self, now_ms: int) -> bool:
+        """Whether a timer or a rule's deadline is due at or before ``now_ms``."""
+        due, _ = self._next_due()
+        return due is not None and due <= now_ms
+
+    def _run_due(self, now_ms: int, budget: int | None = None) -> list[Transition]:
+        """Run every timer and time-driven rule due at or before ``now_ms``, in time order (at most ``budget``
+        steps: the clock then stays at the last one run, and :meth:`due` tells whether more wait)."""
         if self._clock is None:
             self._clock = now_ms
             for rule in self.rules:
                 rule.start(now_ms)
             self.requests.resume(now_ms)
         out: list[Transition] = []
+        steps = 0
         while True:
             due, rule = self._next_due()
             if due is None or due > now_ms:
                 break
+            if budget is not None and steps >= budget:
+                return out
+            steps += 1
             self._clock = max(self._clock, due)
             if rule is not None:
                 for cond in rule.on_due(due):
                     out.extend(self.lifecycle.apply(cond, self._clock))
+                self._save_marker(rule)
                 continue
             timer = self.timers.pop()
             if timer.kind in LIFECYCLE_TIMERS:
@@ -228,9 +311,48 @@ class AlertEngine:
         out.extend(self._run_due(self._clock or ts))  # the keys it released, at its end
         return out
 
-    def checkpoint(self) -> None:
-        """Persist the rules' memory (windows, last-seen times) so a restart resumes them."""
-        self.store.save_rule_states({rule.name: rule.snapshot() for rule in self.rules}, self._clock or 0)
+    def rebuild(self, history: ReadingHistory, now_ms: int) -> RebuildReport:
+        """Rebuild windows and rule memory from the readings store (at start, before the first reading).
+
+        Args:
+            history: the readings store's read API (``collector.store.SqliteStore`` or
+                :class:`alerts.history.MemoryHistory`).
+            now_ms: the time of the start.
+
+        Returns:
+            What was rebuilt (series, queries, time).
+        """
+        return rebuild(self, history, now_ms)
+
+    def take_over(self, previous: AlertEngine) -> None:
+        """Continue where ``previous`` (the engine of the configuration being replaced) stopped: its clock,
+        counters, series table and windows (built with ``series=previous.series``) and each rule's memory;
+        a rule the new configuration enables afresh starts now. No reading is judged again."""
+        if self.series is not previous.series:
+            raise ValueError("take_over needs the engine built with series=previous.series")
+        now = previous._clock
+        self.counters = previous.counters
+        for slot, (sensor_id, quantity) in enumerate(self.series.keys):
+            sensor = self.sensors.get(sensor_id)
+            if sensor is not None:
+                self.series.adopt_needs(slot, self.window_needs(sensor, quantity))
+        if now is None:
+            return
+        self._clock = now
+        old = {rule.name: rule for rule in previous.rules}
+        for rule in self.rules:
+            if rule.name in old:
+                rule.adopt(old[rule.name], now)
+            else:
+                rule.start(now)
+        self.requests.resume(now)
+
+    def _save_marker(self, rule: Rule) -> None:
+        """Persist a rule's small marker when a time-driven judgement changed it."""
+        marker = rule.marker()
+        if marker is not None and marker != self._markers.get(rule.name):
+            self.store.save_rule_state(rule.name, marker, self._clock or 0)
+            self._markers[rule.name] = marker
 
     # -- time ------------------------------------------------------------------------------------
     def _now(self, ts: int | None) -> int:

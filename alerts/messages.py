@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from alerts.model import Condition
 
-__all__ = ["QUANTITY_NAMES", "STATE_NAMES", "UNITS", "title"]
+__all__ = ["QUANTITY_NAMES", "SEVERITY_NAMES", "STATE_NAMES", "UNITS", "title"]
 
 QUANTITY_NAMES: dict[str, tuple[str, str]] = {
     "temperature": ("温度", "temperature"),
@@ -26,6 +26,13 @@ STATE_NAMES: dict[str, tuple[str, str]] = {
     "cleared": ("已恢复", "cleared"),
     "closed": ("已关闭", "closed"),
     "cancelled": ("已撤销", "cancelled"),
+}
+
+SEVERITY_NAMES: dict[str, tuple[str, str]] = {
+    "critical": ("紧急", "critical"),
+    "major": ("重要", "major"),
+    "minor": ("次要", "minor"),
+    "warning": ("提示", "warning"),
 }
 
 # units of the limits named in titles (a limit of another quantity is shown bare)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from alerts._series import SeriesTable
 from alerts.profiles import StandardProfile
 from alerts.settings import AlertSettings, Severity
 from archmon.timeutil import to_iso
@@ -47,11 +48,13 @@ class SensorInfo:
 
 @dataclass(frozen=True, slots=True)
 class RuleContext:
-    """Everything a rule is built from: settings, sensors and the site's zone."""
+    """Everything a rule is built from: settings, sensors, the site's zone, and the engine's series table
+    (newest reading and shared windows of every series, see :mod:`alerts._series`)."""
 
     settings: AlertSettings
     sensors: dict[str, SensorInfo]
     tz: ZoneInfo
+    series: SeriesTable = field(default_factory=SeriesTable)
 
 
 @dataclass(frozen=True, slots=True)

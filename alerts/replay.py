@@ -3,6 +3,9 @@
 Timestamped readings go through the real engine in simulated time (no wall clock, no sleeping); every
 alert transition comes out as one JSON object per line. Actions (acknowledge, clear by hand, maintenance,
 restart) can be interleaved, which is how the data-driven rule tests exercise the lifecycle.
+
+A replay has no readings store: at a restart the new engine rebuilds its windows and rule memory from the
+rows replayed so far (:class:`alerts.history.MemoryHistory`), as the live service rebuilds from the store.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from alerts.engine import AlertEngine
+from alerts.history import MemoryHistory
 from alerts.model import Transition
 from alerts.store import AlertStore
 from archmon.config import Config, parse_config
@@ -48,8 +52,9 @@ class ReplayAction:
     """Something a person or the operating system does at ``ts_ms`` during a replay.
 
     Attributes:
-        do: ``ack``, ``clear``, ``maintenance``, ``end_maintenance``, ``restart`` (graceful: rule memory
-            checkpointed) or ``crash`` (only what the engine persisted on its own survives).
+        do: ``ack``, ``clear``, ``maintenance``, ``end_maintenance``, ``restart`` or ``crash`` (the same for
+            the engine, which persists only lifecycle state and rebuilds the rest from the readings: here the
+            rows replayed so far).
         args: ``alert``/``by``/``comment`` for ack and clear; ``room``/``until``/``reason``/``by`` for
             maintenance (``until`` ISO-8601); ``window``/``by``/``comment`` for end_maintenance.
     """
@@ -139,7 +144,8 @@ def run_replay(
     Raises:
         ConfigError: a restart with an in-memory database, or a bad action.
     """
-    if any(a.do in ("restart", "crash") for a in actions) and str(db_path) == ":memory:":
+    restarts = any(a.do in ("restart", "crash") for a in actions)
+    if restarts and str(db_path) == ":memory:":
         raise ConfigError("a replay with restarts needs a database file (--db)")
     out: list[Transition] = []
 
@@ -151,6 +157,7 @@ def run_replay(
 
     store = AlertStore(db_path)
     engine = AlertEngine(config, store)
+    fed: list[Reading] = []
     known = set(engine.sensors)
     warned: set[str] = set()
     pending = sorted(actions, key=lambda a: a.ts_ms)
@@ -158,7 +165,7 @@ def run_replay(
     try:
         for row in [*rows, None]:
             while index < len(pending) and (row is None or pending[index].ts_ms < row.ts_ms):
-                engine, store = _act(engine, store, config, db_path, pending[index], keep)
+                engine, store = _act(engine, store, config, db_path, pending[index], keep, fed)
                 index += 1
             if row is None:
                 break
@@ -172,10 +179,12 @@ def run_replay(
             else:
                 room = engine.sensors[row.sensor].room
                 assert row.value is not None
-                keep(engine.feed(Reading(row.sensor, row.quantity, row.value, row.ts_ms, room)))
+                reading = Reading(row.sensor, row.quantity, row.value, row.ts_ms, room)
+                if restarts:
+                    fed.append(reading)
+                keep(engine.feed(reading))
         if until_ms is not None:
             keep(engine.advance(until_ms))
-        engine.checkpoint()
     finally:
         store.close()
     return out
@@ -183,7 +192,7 @@ def run_replay(
 
 def _act(
     engine: AlertEngine, store: AlertStore, config: Config, db_path: Path | str, action: ReplayAction,
-    keep: Callable[[list[Transition]], None],
+    keep: Callable[[list[Transition]], None], fed: list[Reading],
 ) -> tuple[AlertEngine, AlertStore]:
     keep(engine.advance(action.ts_ms))
     args = action.args
@@ -200,11 +209,10 @@ def _act(
             keep(engine.end_maintenance(int(args["window"]), args.get("by", "replay"), args.get("comment", ""),
                                         action.ts_ms))
         elif action.do in ("restart", "crash"):
-            if action.do == "restart":
-                engine.checkpoint()
             store.close()
             store = AlertStore(db_path)
             engine = AlertEngine(config, store)
+            engine.rebuild(MemoryHistory(fed, config.site.tz), action.ts_ms)
             keep(engine.advance(action.ts_ms))
         else:
             raise ConfigError(f"unknown replay action {action.do!r} "

@@ -2,37 +2,50 @@
 
 Timers (delays, clear delays, stale detection, daily verdicts, repeats, escalations) run from one short
 periodic job (``alerts.tick_s``, default 1 s) that calls ``engine.advance(now)``; smoke and leak are judged
-in ``on_readings`` itself, with no polling delay. A second job checkpoints the rules' memory every minute.
+in ``on_readings`` itself, with no polling delay. There is no checkpoint job: at start the engine rebuilds
+its windows and rule memory from the readings store (:mod:`alerts.rebuild`); what it persists on its own
+(lifecycle phases, the last day judged) is small and written with the transition that changed it.
 
-``on_readings`` judges the whole batch in memory and writes only transitions, in one transaction per call
-(``AlertStore.batch``); a notification request (a smoke alarm firing) is committed as soon as the reading
-that caused it has been judged, before the rest of the batch.
+``on_readings`` judges a batch in slices (:data:`SLICE` readings, one transaction each, writing only
+transitions), smoke and leak readings first; between slices the engine lock goes to whoever waits in its
+priority lane (the tick, smoke and leak, availability, people's actions), so a huge batch never starves
+the tick and an alarm never waits behind more than one slice. Committed transitions are published on the
+event hub (kind ``alert``), acknowledgements as ``ack``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 
 from alerts.engine import AlertEngine
+from alerts.history import ReadingHistory
 from alerts.model import Transition
 from alerts.site import check_config
 from alerts.store import AlertStore
 from archmon.config import Config
 from archmon.domain import Reading
+from archmon.errors import ConfigError
+from archmon.hub import EventHub
 from archmon.timeutil import now_ms
 
-__all__ = ["AlertService", "check_config"]
+__all__ = ["SLICE", "AlertService", "check_config"]
 
 log = logging.getLogger(__name__)
 
 _TICK_JOB = "alerts.tick"
-_CHECKPOINT_JOB = "alerts.checkpoint"
+SLICE = 1000
+"""Readings judged per hold of the engine lock (about 20 ms of work)."""
+TICK_BUDGET = 5000
+"""Timers and rule deadlines run per hold of the lock by the tick (it goes on while more are due)."""
+URGENT = frozenset({"smoke", "leak"})
 
 
 def _config_digest(config: Config) -> str:
@@ -46,93 +59,242 @@ def _reading_failed(reading: Reading, exc: Exception) -> None:
     log.error("alert engine failed on %s", reading, exc_info=exc)
 
 
+class EngineLock:
+    """The engine's lock with a priority lane: :meth:`urgent` holders go before the next :meth:`slice`.
+
+    A thread judging a long batch takes the lock slice by slice; before each slice it waits while anyone
+    waits in the priority lane, so they get the lock within one slice (CPython's plain lock is not fair:
+    the releasing thread would often take it straight back).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lane = threading.Condition(threading.Lock())
+        self._waiting = 0
+
+    @contextlib.contextmanager
+    def urgent(self) -> Iterator[None]:
+        """Hold the lock, ahead of any batch slice."""
+        with self._lane:
+            self._waiting += 1
+        try:
+            self._lock.acquire()
+        finally:
+            with self._lane:
+                self._waiting -= 1
+                if not self._waiting:
+                    self._lane.notify_all()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    @contextlib.contextmanager
+    def slice(self) -> Iterator[None]:
+        """Hold the lock for one slice of a batch, after everyone waiting in the priority lane."""
+        with self._lane:
+            while self._waiting:
+                self._lane.wait()
+        with self._lock:
+            yield
+
+
 class AlertService:
     """The alert engine as a service of ``archmon run``.
 
     Args:
         config: validated site configuration.
         db_path: the shared SQLite file.
+        hub: where committed transitions (``alert``) and acknowledgements (``ack``) are published.
+        history: where the engine rebuilds its windows from at start (default: the readings store in
+            ``db_path``, opened read-only, if it has one).
 
     Raises:
         ConfigError: bad alert settings or room profiles.
     """
 
-    def __init__(self, config: Config, db_path: Path) -> None:
+    def __init__(self, config: Config, db_path: Path, *, hub: EventHub | None = None,
+                 history: ReadingHistory | None = None) -> None:
         self.config = config
+        self.hub = hub
         self.store = AlertStore(db_path)
         self.engine = AlertEngine(config, self.store)
-        self._lock = threading.Lock()
+        self._lock = EngineLock()
+        self._ticking = threading.Lock()
+        self.ticks_overlapped = 0
         self._scheduler: BaseScheduler | None = None
+        self.rebuild_seconds = 0.0
+        self.rebuilt_series = 0
+        self._rebuild(history, db_path)
         self.store.audit(now_ms(), "config", "system", "config",
                          {"event": "load", "path": str(config.path), "sha256": _config_digest(config)})
 
+    def _rebuild(self, history: ReadingHistory | None, db_path: Path) -> None:
+        opened: Any = None
+        if history is None:
+            opened = history = _readings_store(db_path, self.config)
+        if history is None:
+            return
+        try:
+            report = self.engine.rebuild(history, now_ms())
+            self.rebuild_seconds, self.rebuilt_series = report.seconds, report.series
+        finally:
+            if opened is not None:
+                opened.close()
+
     def start(self, scheduler: BaseScheduler) -> None:
-        """Add the tick and checkpoint jobs to the service's scheduler (and tick once now)."""
+        """Add the tick job to the service's scheduler (and tick once now)."""
         self._scheduler = scheduler
         self.tick()
+        # two instances allowed: a tick due while the last one still runs returns at once (counted)
+        # instead of APScheduler logging "skipped: maximum number of running instances reached"
         scheduler.add_job(self.tick, "interval", seconds=self.engine.settings.tick_s, id=_TICK_JOB,
-                          replace_existing=True, max_instances=1, coalesce=True)
-        scheduler.add_job(self.checkpoint, "interval", seconds=60, id=_CHECKPOINT_JOB,
-                          replace_existing=True, max_instances=1, coalesce=True)
+                          replace_existing=True, max_instances=2, coalesce=True)
 
     def tick(self) -> list[Transition]:
-        """Advance the engine to the wall clock."""
-        with self._lock, self.store.batch():
-            return self._log(self.engine.advance(now_ms()))
+        """Advance the engine to the wall clock (in steps of :data:`TICK_BUDGET`, releasing the lock).
 
-    def checkpoint(self) -> None:
-        """Persist the rules' memory."""
-        with self._lock:
-            self.engine.checkpoint()
+        A tick that finds the previous one still running returns at once: time only moves forward, so the
+        running tick (or the next) does the work; ``stats()["ticks_overlapped"]`` counts them.
+        """
+        if not self._ticking.acquire(blocking=False):
+            self.ticks_overlapped += 1
+            return []
+        try:
+            now = now_ms()
+            out: list[Transition] = []
+            while True:
+                with self._lock.urgent():
+                    with self.store.batch():
+                        done = self.engine.advance(now, budget=TICK_BUDGET)
+                    more = self.engine.due(now)
+                out.extend(self._committed(done))
+                if not more:
+                    return out
+        finally:
+            self._ticking.release()
 
     def on_readings(self, readings: Sequence[Reading]) -> None:
         """Judge readings just made durable (called from the store writer's thread; never raises).
 
-        The batch is judged in memory; its transitions are written in one transaction (a notification
-        request is committed right after the reading that caused it).
+        Smoke and leak readings go first, in the priority lane; the rest in slices of :data:`SLICE`, each
+        one transaction (a notification request is committed right after the reading that caused it).
         """
-        with self._lock:
+        urgent = [r for r in readings if r.quantity in URGENT]
+        if urgent:
+            self._judge(urgent, self._lock.urgent)
+            readings = [r for r in readings if r.quantity not in URGENT]
+        for start in range(0, len(readings), SLICE):
+            self._judge(readings[start:start + SLICE], self._lock.slice)
+
+    def _judge(self, readings: Sequence[Reading], hold: Any) -> None:
+        with hold():
             try:
                 with self.store.batch():
-                    self._log(self.engine.feed_many(readings, on_error=_reading_failed))
+                    out = self.engine.feed_many(readings, on_error=_reading_failed)
             except Exception:  # the batch's commit failed: the store logged what was lost
                 log.exception("alert engine failed to commit a batch of %d readings", len(readings))
+                return
+        self._committed(out)
 
     def on_availability(self, sensor: str, state: str, ts_ms: int) -> None:
         """An availability/LWT message for a configured sensor (never raises)."""
-        with self._lock:
+        with self._lock.urgent():
             try:
-                self._log(self.engine.availability(sensor, state, ts_ms))
+                with self.store.batch():
+                    out = self.engine.availability(sensor, state, ts_ms)
             except Exception:
                 log.exception("alert engine failed on availability %s %s", sensor, state)
+                return
+        self._committed(out)
 
     def acknowledge(self, alert_id: int, by: str, comment: str) -> list[Transition]:
-        """Acknowledge an alert (see :meth:`AlertEngine.acknowledge`)."""
-        with self._lock:
-            return self._log(self.engine.acknowledge(alert_id, by, comment, now_ms()))
+        """Acknowledge an alert (see :meth:`AlertEngine.acknowledge`); published as ``ack`` (the transition
+        it caused, or ``{"alert", "by", "comment", "ts_ms"}`` when it only added the comment)."""
+        ts = now_ms()
+        with self._lock.urgent():
+            out = self.engine.acknowledge(alert_id, by, comment, ts)
+        self._committed(out)
+        if self.hub is not None:
+            ack: Any = next((t for t in out if t.state in ("acknowledged", "closed")), None)
+            self.hub.publish("ack", ack or {"alert": alert_id, "by": by, "comment": comment, "ts_ms": ts})
+        return out
 
     def reload(self, config: Config) -> None:
-        """Swap in a new configuration, keeping every alert and running delay; audited."""
-        with self._lock:
-            self.engine.checkpoint()
-            self.engine = AlertEngine(config, self.store)
-            self.config = config
+        """Swap in a new configuration, keeping every alert, running delay and window; audited.
+
+        The new engine takes over the old one's series table (windows of sensors still configured), rule
+        memory, clock and counters; a changed limit applies from the next reading; nothing is judged again.
+
+        Raises:
+            ConfigError: the alert layer refuses the configuration (``check_config``); the old one goes on.
+        """
+        problems = check_config(config)
+        if problems:
+            raise ConfigError(problems)
+        with self._lock.urgent():
+            engine = AlertEngine(config, self.store, series=self.engine.series)
+            engine.take_over(self.engine)
+            self.engine, self.config = engine, config
             self.store.audit(now_ms(), "config", "system", "config",
                              {"event": "reload", "path": str(config.path), "sha256": _config_digest(config)})
+        log.info("alert configuration reloaded from %s", config.path)
+
+    def stats(self) -> dict[str, int]:
+        """Counters for ``archmon status`` and the store's counters (see ``EngineCounters``).
+
+        ``late_for_alerts``: readings older than the 24 h window (stored, judged by no rule but smoke and
+        leak); ``late_readings``: older than their series' newest but inside the window; ``late_for_day``:
+        readings of a day already judged; ``state_write_max_bytes``/``_us``: the largest single write of
+        engine state (a lifecycle row or a rule marker) and the longest one.
+        """
+        with self._lock.urgent():
+            counters = self.engine.counters
+            writes = self.store.state_writes
+            stability = next((r for r in self.engine.rules if r.name == "stability"), None)
+            return {
+                "readings_judged": counters.readings,
+                "late_readings": counters.late_readings,
+                "late_for_alerts": counters.late_for_alerts,
+                "late_alarms": counters.late_alarms,
+                "late_for_day": int(getattr(stability, "late_for_day", 0)),
+                "series": len(self.engine.series),
+                "window_bytes": self.engine.series.nbytes(),
+                "rebuilt_series": self.rebuilt_series,
+                "rebuild_ms": int(self.rebuild_seconds * 1000),
+                "state_writes": writes.count,
+                "state_write_max_bytes": writes.max_bytes,
+                "state_write_max_us": writes.max_us,
+                "ticks_overlapped": self.ticks_overlapped,
+            }
 
     def stop(self) -> None:
-        """Remove the jobs, checkpoint and close the store."""
+        """Remove the tick job and close the store (nothing to checkpoint)."""
         if self._scheduler is not None:
-            for job_id in (_TICK_JOB, _CHECKPOINT_JOB):
-                if self._scheduler.get_job(job_id) is not None:
-                    self._scheduler.remove_job(job_id)
+            if self._scheduler.get_job(_TICK_JOB) is not None:
+                self._scheduler.remove_job(_TICK_JOB)
             self._scheduler = None
-        with self._lock:
-            self.engine.checkpoint()
+        with self._lock.urgent():
             self.store.close()
 
-    def _log(self, transitions: list[Transition]) -> list[Transition]:
+    def _committed(self, transitions: list[Transition]) -> list[Transition]:
+        """Log and publish transitions whose transaction has committed."""
         for transition in transitions:
             log.info("alert %d %s → %s (%s) %s value=%s limit=%s", transition.alert, transition.rule,
                      transition.state, transition.severity, transition.title, transition.value, transition.limit)
+            if self.hub is not None:
+                self.hub.publish("alert", transition)
         return transitions
+
+
+def _readings_store(db_path: Path, config: Config) -> Any:
+    """The readings store in ``db_path``, read-only, or None (no file yet, or no readings tables)."""
+    if not Path(db_path).is_file():
+        return None
+    try:
+        from collector.store import SqliteStore
+
+        return SqliteStore(Path(db_path), tz=config.site.tz, readonly=True)
+    except Exception as exc:  # a file of the alert tables alone, or a store this archmon cannot read
+        log.info("alert engine starts without history: no readable readings store in %s (%s)", db_path, exc)
+        return None

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Container
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from alerts._series import WindowNeeds
 from alerts.model import Condition, RuleContext, SensorInfo
 from alerts.settings import Severity
 from archmon.domain import Reading
 
-__all__ = ["RESOLUTION_DECIMALS", "Rule", "at_resolution", "hysteresis"]
+if TYPE_CHECKING:
+    from alerts.rebuild import SeriesHistory
+
+__all__ = ["RESOLUTION_DECIMALS", "LateReadings", "Rule", "at_resolution", "hysteresis"]
+
+LateReadings = Literal["skip", "window", "always"]
+"""Which readings older than their series' newest a rule judges: ``skip`` none (it judges the current
+state, which an older reading must not override), ``window`` those inside the 24 h window (it aggregates by
+time), ``always`` even those older than the window (alarms nobody may miss)."""
 
 
 class _EveryKey:
@@ -36,11 +45,14 @@ class Rule:
             others, so :meth:`on_reading` must ignore every other quantity.
         watched: this rule's keys whose conditions count even when not violated (the engine sets its
             lifecycle's live set; by default every key), see :meth:`quiet`.
+        late: which late readings the engine hands the rule (see :data:`LateReadings`); a rule that takes
+            late readings tells them apart by ``reading.ts_ms`` < its series' newest (``ctx.series``).
     """
 
     name: ClassVar[str] = ""
     default_severity: ClassVar[Severity] = "major"
     quantities: frozenset[str] | None = None
+    late: ClassVar[LateReadings] = "skip"
 
     def __init__(self, ctx: RuleContext, severity: Severity | None = None) -> None:
         self.ctx = ctx
@@ -75,12 +87,29 @@ class Rule:
         """Time-driven judgements that fall due at or before ``now_ms``."""
         return []
 
-    def snapshot(self) -> dict[str, Any]:
-        """JSON-able memory to survive a restart."""
-        return {}
+    def window_needs(self, sensor: SensorInfo, quantity: str) -> WindowNeeds:
+        """The shared windows this rule reads for a series (asked once, when the engine first sees it)."""
+        return WindowNeeds()
+
+    def rebuild(self, sensor: SensorInfo, history: SeriesHistory) -> None:
+        """Rebuild this rule's memory of one series from the readings store at start (see
+        :mod:`alerts.rebuild`); the engine has already set the series' newest reading and windows."""
+
+    def adopt(self, previous: Rule, now_ms: int) -> None:
+        """Take over the memory of the same rule of the engine being replaced (configuration reload at
+        ``now_ms``; the series table, hence every slot, is the same)."""
+
+    def marker(self) -> dict[str, Any] | None:
+        """Small JSON-able state to persist when it changes (None: nothing); the engine writes it after
+        time-driven judgements and hands it back to :meth:`restore` at start."""
+        return None
 
     def restore(self, data: dict[str, Any]) -> None:
-        """Reload what :meth:`snapshot` returned."""
+        """Reload what :meth:`marker` returned (files of older versions may hold other shapes: ignore)."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """The rule's memory as JSON-able data, for tests and diagnostics (never persisted)."""
+        return {}
 
     def condition(self, sensor: SensorInfo, key: str, state: bool | None, ts_ms: int, **extra: Any) -> Condition:
         """A condition of this rule about ``sensor`` (room and severity filled in)."""

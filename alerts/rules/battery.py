@@ -10,7 +10,11 @@ __all__ = ["BatteryRule"]
 
 
 class BatteryRule(Rule):
-    """Fires at once below ``low`` %; clears at ``low + clear_margin`` % (a new battery)."""
+    """Fires at once below ``low`` %; clears at ``low + clear_margin`` % (a new battery).
+
+    Late readings: only the newest battery reading is judged (``late = "skip"``): an old low reading
+    arriving after the battery was replaced must not raise the alert again, nor an old full one clear it.
+    """
 
     name = "battery"
     default_severity = "warning"

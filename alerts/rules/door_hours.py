@@ -16,6 +16,10 @@ class DoorAfterHoursRule(Rule):
     """Fires when a door opens (0 → 1) outside working hours in the site's zone; closing clears it.
 
     A door opened during working hours and left open past closing time is the door_open rule's job.
+
+    Late readings: only the newest door reading is judged (``late = "skip"``): an opening that arrives
+    after a newer reading of the same door is history (it is stored, and the events show it), not the
+    door's state now. Memory: the doors open now, rebuilt at start from the newest stored door reading.
     """
 
     name = "door_hours"
@@ -24,14 +28,17 @@ class DoorAfterHoursRule(Rule):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._open: dict[str, bool] = {}
+        self._open: set[str] = set()
 
     def on_reading(self, reading: Reading, sensor: SensorInfo) -> list[Condition]:
         if reading.quantity != "door":
             return []
         is_open = reading.value >= 1.0
-        was_open = self._open.get(sensor.id, False)
-        self._open[sensor.id] = is_open
+        was_open = sensor.id in self._open
+        if is_open:
+            self._open.add(sensor.id)
+        else:
+            self._open.discard(sensor.id)
         if not is_open:
             state: bool | None = False
         elif was_open:
@@ -43,8 +50,13 @@ class DoorAfterHoursRule(Rule):
             return []
         return [self.condition(sensor, sensor.id, state, reading.ts_ms, quantity="door", value=reading.value)]
 
-    def snapshot(self) -> dict[str, Any]:
-        return {"open": self._open}
+    def rebuild(self, sensor: SensorInfo, history: Any) -> None:
+        if history.quantity == "door" and history.newest is not None and history.newest[1] >= 1.0:
+            self._open.add(sensor.id)
 
-    def restore(self, data: dict[str, Any]) -> None:
-        self._open = dict(data.get("open", {}))
+    def adopt(self, previous: Rule, now_ms: int) -> None:
+        if isinstance(previous, DoorAfterHoursRule):
+            self._open = {door for door in previous._open if door in self.ctx.sensors}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"open": sorted(self._open)}

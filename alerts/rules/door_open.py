@@ -10,7 +10,11 @@ __all__ = ["DoorOpenRule"]
 
 
 class DoorOpenRule(Rule):
-    """An open door is a pending condition whose delay is the allowed open time; closing clears it."""
+    """An open door is a pending condition whose delay is the allowed open time; closing clears it.
+
+    Late readings: only the newest door reading is judged (``late = "skip"``): an old "open" arriving
+    after the door was closed again must not start the delay, nor an old "closed" end one that runs.
+    """
 
     name = "door_open"
     default_severity = "major"

@@ -2,46 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+from alerts._series import WindowNeeds
 from alerts.model import Condition, SensorInfo
-from alerts.rules._window import Window
-from alerts.rules.base import Rule, at_resolution, hysteresis
+from alerts.rules.base import LateReadings, Rule, at_resolution, hysteresis
 from archmon.domain import Reading
 
 __all__ = ["RateOfChangeRule"]
 
 
 class RateOfChangeRule(Rule):
-    """Fires when max − min over the last ``rate.window_s`` exceeds ``rate.<quantity>_max``.
+    """Fires when max − min over the rate window exceeds ``rate.<quantity>_max``.
 
-    Clears once the swing in the window is back under 80 % of the limit for the clear delay.
+    The window is the fine layer of the engine's series table (:mod:`alerts._windows`): buckets of a
+    sixtieth of ``rate.window_s``, **the bucket of the series' newest reading plus the 60 before** (at least
+    ``window_s``, at most one bucket more). Clears once the swing in the window is back under 80 % of the
+    limit for the clear delay.
+
+    Late readings (``late = "window"``): a reading older than the newest goes into the bucket of its own
+    time (if still inside the window) and the swing is judged again, so arrival order does not matter.
     """
 
     name = "rate"
     default_severity = "minor"
     quantities = frozenset({"temperature", "humidity"})
+    late: ClassVar[LateReadings] = "window"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._windows: dict[tuple[str, str], Window] = {}
-        self._limits: dict[tuple[str, str], tuple[float, int] | None] = {}  # -> (limit, window ms) or None
+        self._limits: dict[tuple[str, str], float | None] = {}  # (room, quantity): profiles are per room
+
+    def _limit(self, sensor: SensorInfo, quantity: str) -> float | None:
+        subject = (sensor.room, quantity)
+        if subject not in self._limits:
+            self._limits[subject] = sensor.profile.rate.limit(quantity)
+        return self._limits[subject]
+
+    def window_needs(self, sensor: SensorInfo, quantity: str) -> WindowNeeds:
+        if quantity not in self.quantities or self._limit(sensor, quantity) is None:
+            return WindowNeeds()
+        return WindowNeeds(fine_window_ms=int(sensor.profile.rate.window_s * 1000))
 
     def on_reading(self, reading: Reading, sensor: SensorInfo) -> list[Condition]:
-        subject = (sensor.id, reading.quantity)
-        if subject not in self._limits:
-            rate = sensor.profile.rate
-            limit = rate.limit(reading.quantity)
-            self._limits[subject] = None if limit is None else (limit, int(rate.window_s * 1000))
-        known = self._limits[subject]
-        if known is None:
+        limit = self._limit(sensor, reading.quantity)
+        if limit is None:
             return []
-        limit, span_ms = known
-        window = self._windows.get(subject)
-        if window is None or window.span_ms != span_ms:
-            window = self._windows[subject] = Window(span_ms)
-        window.add(reading.ts_ms, reading.value)
-        swing = at_resolution(window.max - window.min)
+        slot = self.ctx.series.find(sensor.id, reading.quantity)
+        swing = None if slot is None else self.ctx.series.swing(slot)
+        if swing is None:
+            return []
+        swing = at_resolution(swing)
         state = hysteresis(swing, limit, limit * 0.2, above=True)
         key = f"{sensor.id}/{reading.quantity}"
         if self.quiet(key, state):
@@ -50,9 +61,3 @@ class RateOfChangeRule(Rule):
             sensor, key, state, reading.ts_ms, quantity=reading.quantity,
             value=swing, limit=limit, clear_delay_s=sensor.profile.timing.clear_delay_s,
         )]
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"windows": [[s, q, w.span_ms, w.dump()] for (s, q), w in self._windows.items()]}
-
-    def restore(self, data: dict[str, Any]) -> None:
-        self._windows = {(s, q): Window.load(span, items) for s, q, span, items in data.get("windows", [])}

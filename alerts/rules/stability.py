@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from array import array
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from alerts.model import Condition, SensorInfo
-from alerts.rules.base import Rule, at_resolution
+from alerts.rules.base import LateReadings, Rule, at_resolution
 from archmon.domain import Reading
+
+if TYPE_CHECKING:
+    from alerts.rebuild import SeriesHistory
 
 __all__ = ["INSUFFICIENT", "StabilityRule", "day_coverage", "day_fluctuation"]
 
@@ -51,21 +55,44 @@ class StabilityRule(Rule):
     alert clears at the end of the next day that passes. A day whose readings span less than
     ``alerts.stability.min_coverage`` of it (default 80 %) is "insufficient data": its condition is
     neither violated nor fine (it neither fires nor clears), with detail ``A 2024-03-04 insufficient data``.
+
+    Memory: per series, the aggregate of the day being accumulated (min, max, sum, count, first and last
+    reading) in flat columns indexed by the engine's series slot. At start it is rebuilt from the store's
+    daily rollup of the day (and of the day before, if the engine was down over midnight before judging
+    it); the only thing persisted is the last day judged (``marker``), so a restart neither judges a day
+    twice nor skips one.
+
+    Late readings (``late = "window"``): a reading of the day being accumulated counts whatever its
+    arrival order (the aggregate is order-independent); a reading of a day already judged cannot change
+    its verdict: it is stored (reports see it) and counted (``late_for_day``).
     """
 
     name = "stability"
     default_severity = "minor"
     quantities = frozenset({"temperature", "humidity"})
+    late: ClassVar[LateReadings] = "window"
+    DUE_SLICE = 2000
+    """Verdicts given per ``on_due`` call: the engine calls again while more are due, releasing its lock
+    in between, so midnight for 20,000 series never holds smoke and leak judgement back for long."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # (sensor, quantity) -> [day ordinal, min, max, sum, count, first ts, last ts]
-        self._days: dict[tuple[str, str], list[float]] = {}
+        # per series slot: the local day ordinal accumulated (0: none) and its aggregate
+        self._day = array("q")
+        self._min = array("d")
+        self._max = array("d")
+        self._sum = array("d")
+        self._count = array("q")
+        self._first = array("q")
+        self._last = array("q")
+        self._held: dict[int, int] = {}  # day ordinal -> series accumulating it
         self._ends: dict[int, int] = {}  # day ordinal -> its end (ms)
-        self._due: int | None = None  # next_due, valid while _due_known
-        self._due_known = False
         self._day_of: tuple[int, int] = (-1, 0)  # the last (ts_ms, local day ordinal) worked out
-        self._judged: dict[tuple[str, str], bool] = {}  # (sensor, quantity) -> has a stability limit
+        self._judged: dict[tuple[str, str], bool] = {}  # (room, quantity) -> has a stability limit
+        self.judged_through = 0  # the last day ordinal whose verdicts were all given
+        self.late_for_day = 0
+        self._rebuilt: list[Condition] = []  # verdicts of a day found unjudged at start, given at the first due
+        self._rebuilt_through = 0
 
     def _ordinal(self, ts_ms: int) -> int:
         """The local (site zone) day of ``ts_ms`` as an ordinal (a sensor's T and RH share a timestamp)."""
@@ -73,89 +100,174 @@ class StabilityRule(Rule):
             self._day_of = (ts_ms, dt.datetime.fromtimestamp(ts_ms / 1000, self.ctx.tz).toordinal())
         return self._day_of[1]
 
-    def _day_end_ms(self, ordinal: int) -> int:
+    def day_end_ms(self, ordinal: int) -> int:
+        """The end of a local day (its next midnight), UTC epoch ms."""
         end = self._ends.get(ordinal)
         if end is None:
             day = dt.date.fromordinal(ordinal + 1)
             end = self._ends[ordinal] = int(dt.datetime.combine(day, dt.time(0), tzinfo=self.ctx.tz).timestamp() * 1000)
         return end
 
-    def on_reading(self, reading: Reading, sensor: SensorInfo) -> list[Condition]:
-        key = (sensor.id, reading.quantity)
-        judged = self._judged.get(key)
+    def _is_judged(self, sensor: SensorInfo, quantity: str) -> bool:
+        subject = (sensor.room, quantity)
+        judged = self._judged.get(subject)
         if judged is None:
-            judged = self._judged[key] = (
-                reading.quantity in _QUANTITIES and sensor.profile.stability.limit(reading.quantity) is not None
+            judged = self._judged[subject] = (
+                quantity in _QUANTITIES and sensor.profile.stability.limit(quantity) is not None
             )
-        if not judged:
+        return judged
+
+    def _grow(self, slot: int) -> None:
+        missing = slot + 1 - len(self._day)
+        if missing > 0:
+            for column in (self._day, self._count, self._first, self._last):
+                column.extend([0] * missing)
+            for column in (self._min, self._max, self._sum):
+                column.extend([0.0] * missing)
+
+    def _begin(self, slot: int, ordinal: int, low: float, high: float, total: float, count: int, first: int,
+               last: int) -> None:
+        self._grow(slot)
+        self._day[slot] = ordinal
+        self._min[slot], self._max[slot], self._sum[slot] = low, high, total
+        self._count[slot], self._first[slot], self._last[slot] = count, first, last
+        self._held[ordinal] = self._held.get(ordinal, 0) + 1
+
+    def _end(self, slot: int, *, judged: bool = True) -> None:
+        ordinal = self._day[slot]
+        self._day[slot] = 0
+        left = self._held[ordinal] - 1
+        if left:
+            self._held[ordinal] = left
+        else:
+            del self._held[ordinal]
+            if judged:
+                self.judged_through = max(self.judged_through, ordinal)
+
+    def on_reading(self, reading: Reading, sensor: SensorInfo) -> list[Condition]:
+        if not self._is_judged(sensor, reading.quantity):
+            return []
+        slot = self.ctx.series.find(sensor.id, reading.quantity)
+        if slot is None:
             return []
         ordinal = self._ordinal(reading.ts_ms)
+        value, ts = reading.value, reading.ts_ms
+        held = self._day[slot] if slot < len(self._day) else 0
+        if ordinal <= self.judged_through or (held and ordinal < held):
+            self.late_for_day += 1  # a day already judged
+            return []
         out: list[Condition] = []
-        stats = self._days.get(key)
-        if stats is not None and ordinal < stats[0]:
-            return []  # late reading for a day already judged
-        if stats is not None and ordinal > stats[0]:
-            out.extend(self._verdict(key, stats))
-            stats = None
-        if stats is None:
-            self._days[key] = [ordinal, reading.value, reading.value, reading.value, 1, reading.ts_ms, reading.ts_ms]
-            self._due_known = False
-        else:
-            stats[1] = min(stats[1], reading.value)
-            stats[2] = max(stats[2], reading.value)
-            stats[3] += reading.value
-            stats[4] += 1
-            stats[5] = min(stats[5], reading.ts_ms)
-            stats[6] = max(stats[6], reading.ts_ms)
+        if held and ordinal > held:
+            out.extend(self._verdict(slot))
+            self._end(slot)
+            held = 0
+        if not held:
+            self._begin(slot, ordinal, value, value, value, 1, ts, ts)
+            return out
+        if value < self._min[slot]:
+            self._min[slot] = value
+        if value > self._max[slot]:
+            self._max[slot] = value
+        self._sum[slot] += value
+        self._count[slot] += 1
+        if ts < self._first[slot]:
+            self._first[slot] = ts
+        if ts > self._last[slot]:
+            self._last[slot] = ts
         return out
 
-    def _verdict(self, key: tuple[str, str], stats: list[float]) -> list[Condition]:
-        sensor = self.ctx.sensors.get(key[0])
+    def _verdict(self, slot: int) -> list[Condition]:
+        sensor_id, quantity = self.ctx.series.keys[slot]
+        sensor = self.ctx.sensors.get(sensor_id)
         if sensor is None:
             return []
         limits = sensor.profile.stability
-        limit = limits.limit(key[1])
+        limit = limits.limit(quantity)
         if limit is None:
             return []
+        ordinal = self._day[slot]
         value = at_resolution(day_fluctuation(
-            stats[1], stats[2], stats[3] / stats[4], interpretation=limits.interpretation,
-            setpoint=limits.setpoint(key[1]),
+            self._min[slot], self._max[slot], self._sum[slot] / self._count[slot],
+            interpretation=limits.interpretation, setpoint=limits.setpoint(quantity),
         ))  # 不得大于: exactly at the limit passes, so float noise must not push it over
-        day = dt.date.fromordinal(int(stats[0]))
-        end = self._day_end_ms(int(stats[0]))
-        coverage = day_coverage(int(stats[5]), int(stats[6]), self._day_end_ms(int(stats[0]) - 1), end)
+        day = dt.date.fromordinal(ordinal)
+        end = self.day_end_ms(ordinal)
+        coverage = day_coverage(self._first[slot], self._last[slot], self.day_end_ms(ordinal - 1), end)
         detail = f"{limits.interpretation} {day.isoformat()}"
         state: bool | None = value > at_resolution(limit)
         if coverage < self.ctx.settings.stability.min_coverage:
             state, detail = None, f"{detail} {INSUFFICIENT}"  # neither fires nor clears
         return [self.condition(
-            sensor, f"{key[0]}/{key[1]}", state, end, quantity=key[1], value=value, limit=limit, detail=detail,
+            sensor, f"{sensor_id}/{quantity}", state, end, quantity=quantity, value=value, limit=limit, detail=detail,
         )]
 
     def next_due(self) -> int | None:
-        if not self._due_known:  # the days kept change only when a day starts or is judged
-            self._due = self._day_end_ms(int(min(s[0] for s in self._days.values()))) if self._days else None
-            self._due_known = True
-        return self._due
+        if self._rebuilt:
+            return self._rebuilt[0].ts_ms
+        return self.day_end_ms(min(self._held)) if self._held else None
 
     def on_due(self, now_ms: int) -> list[Condition]:
+        if self._rebuilt:
+            out, self._rebuilt = self._rebuilt, []
+            self.judged_through = max(self.judged_through, self._rebuilt_through)
+            return out
+        if not self._held:
+            return []
+        ordinal = min(self._held)
+        if self.day_end_ms(ordinal) > now_ms:
+            return []
         out: list[Condition] = []
-        for key, stats in sorted(self._days.items(), key=lambda item: item[1][0]):
-            if self._day_end_ms(int(stats[0])) <= now_ms:
-                out.extend(self._verdict(key, stats))
-                del self._days[key]
-                self._due_known = False
+        day = self._day
+        for slot in range(len(day)):
+            if day[slot] == ordinal:
+                out.extend(self._verdict(slot))
+                self._end(slot)
+                if len(out) >= self.DUE_SLICE and ordinal in self._held:
+                    return out  # the rest at the next call (the engine calls again while due)
         return out
 
-    def snapshot(self) -> dict[str, Any]:
-        return {"days": [[s, q, *stats] for (s, q), stats in self._days.items()]}
+    def marker(self) -> dict[str, Any] | None:
+        return {"judged_through": self.judged_through} if self.judged_through else None
 
     def restore(self, data: dict[str, Any]) -> None:
-        self._days = {}
-        for row in data.get("days", []):
-            stats = list(row[2:])
-            if len(stats) == 5:  # a snapshot from before coverage was kept: the span runs from the day's start
-                start = self._day_end_ms(int(stats[0]) - 1)
-                stats += [start, start]
-            self._days[(row[0], row[1])] = stats
-        self._due_known = False
+        through = data.get("judged_through")  # older files hold full snapshots ("days"): rebuilt instead
+        if isinstance(through, int):
+            self.judged_through = through
+
+    def rebuild(self, sensor: SensorInfo, history: SeriesHistory) -> None:
+        """The day being accumulated, from the store's daily rollup; the day before too if the engine was
+        down over its midnight (its verdict is given at the first ``advance``)."""
+        if not self._is_judged(sensor, history.quantity) or history.newest is None:
+            return
+        slot = self.ctx.series.find(sensor.id, history.quantity)
+        if slot is None:
+            return
+        newest_day = self._ordinal(history.newest[0])
+        # the day before only if the engine is known to have stopped before judging it
+        first_day = max(self.judged_through + 1, newest_day - 1) if self.judged_through else newest_day
+        for ordinal in range(first_day, newest_day + 1):
+            start, end = self.day_end_ms(ordinal - 1), self.day_end_ms(ordinal)
+            aggregate = history.day(start, end)
+            if aggregate is None:
+                continue
+            if slot < len(self._day) and self._day[slot]:
+                self._rebuilt.extend(self._verdict(slot))
+                self._rebuilt_through = max(self._rebuilt_through, self._day[slot])
+                self._end(slot, judged=False)  # judged at the first due, with the others of that day
+            self._begin(slot, ordinal, aggregate.min, aggregate.max, aggregate.sum, aggregate.count,
+                        aggregate.first_ms, aggregate.last_ms)
+
+    def adopt(self, previous: Rule, now_ms: int) -> None:
+        if not isinstance(previous, StabilityRule):
+            return
+        for name in ("_day", "_min", "_max", "_sum", "_count", "_first", "_last", "_held", "judged_through",
+                     "late_for_day"):
+            setattr(self, name, getattr(previous, name))
+        self._rebuilt, self._rebuilt_through = list(previous._rebuilt), previous._rebuilt_through
+
+    def snapshot(self) -> dict[str, Any]:
+        keys = self.ctx.series.keys
+        return {"judged_through": self.judged_through,
+                "days": [[*keys[slot], self._day[slot], self._min[slot], self._max[slot], self._sum[slot],
+                          self._count[slot], self._first[slot], self._last[slot]]
+                         for slot in range(len(self._day)) if self._day[slot]]}

@@ -2,54 +2,79 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+from alerts._series import WindowNeeds
 from alerts.model import Condition, SensorInfo
-from alerts.rules._window import Window
-from alerts.rules.base import Rule, at_resolution, hysteresis
+from alerts.profiles import StabilityLimits
+from alerts.rules.base import LateReadings, Rule, at_resolution, hysteresis
 from alerts.rules.stability import day_fluctuation
 from archmon.domain import Reading
 
 __all__ = ["RollingStabilityRule"]
 
-_DAY_MS = 86_400_000
 _MARGIN = 0.2  # clears at 80 % of the limit
 
 
 class RollingStabilityRule(Rule):
     """Warns as soon as the last 24 h already break the day's stability limit.
 
-    Interpretation A compares the window's max − min with the limit; B compares the current value's
-    deviation from the set-point (or the window's mean). Clears once below 80 % of the limit.
+    The window is the hour layer of the engine's series table (:mod:`alerts._windows`): **the UTC hour of
+    the series' newest reading plus the 23 before**, as min/max/sum/count per hour (rebuilt at start from
+    the store's hour rollups). Interpretation A compares the window's max − min with the limit; B compares
+    the newest value's deviation from the set-point (or the window's mean). Clears once below 80 % of the
+    limit.
+
+    Late readings (``late = "window"``): a reading older than the newest goes into the bucket of its own
+    hour (if still inside the window) and the window is judged again (B still measures the newest value),
+    so arrival order does not matter.
     """
 
     name = "stability_24h"
     default_severity = "warning"
     quantities = frozenset({"temperature", "humidity"})
+    late: ClassVar[LateReadings] = "window"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._windows: dict[tuple[str, str], Window] = {}
-        self._limits: dict[tuple[str, str], float | None] = {}  # (sensor, quantity) -> limit if judged
+        self._limits: dict[tuple[str, str], float | None] = {}  # (room, quantity): profiles are per room
+
+    def _limit(self, sensor: SensorInfo, quantity: str) -> float | None:
+        subject = (sensor.room, quantity)
+        if subject not in self._limits:
+            limits = sensor.profile.stability
+            self._limits[subject] = limits.limit(quantity) if limits.rolling else None
+        return self._limits[subject]
+
+    def window_needs(self, sensor: SensorInfo, quantity: str) -> WindowNeeds:
+        if quantity not in self.quantities or self._limit(sensor, quantity) is None:
+            return WindowNeeds()
+        return WindowNeeds(hours=True)
+
+    def fluctuation(self, sensor: SensorInfo, quantity: str) -> float | None:
+        """The window's fluctuation under the profile's interpretation, at sensor resolution (None: not
+        judged, or no reading)."""
+        if self._limit(sensor, quantity) is None:
+            return None
+        series = self.ctx.series
+        slot = series.find(sensor.id, quantity)
+        stats = None if slot is None else series.day_stats(slot)
+        if slot is None or stats is None:
+            return None
+        limits: StabilityLimits = sensor.profile.stability
+        if limits.interpretation == "A":
+            value = day_fluctuation(stats.min, stats.max, 0.0, interpretation="A")  # A needs no mean
+        else:
+            centre = limits.setpoint(quantity)
+            value = abs(series.newest_value[slot] - (stats.mean if centre is None else centre))
+        return at_resolution(value)
 
     def on_reading(self, reading: Reading, sensor: SensorInfo) -> list[Condition]:
-        limits = sensor.profile.stability
-        subject = (sensor.id, reading.quantity)
-        if subject not in self._limits:
-            self._limits[subject] = limits.limit(reading.quantity) if limits.rolling else None
-        limit = self._limits[subject]
-        if limit is None:
+        value = self.fluctuation(sensor, reading.quantity)
+        if value is None:
             return []
-        window = self._windows.get(subject)
-        if window is None:
-            window = self._windows[subject] = Window(_DAY_MS)
-        window.add(reading.ts_ms, reading.value)
-        if limits.interpretation == "A":
-            value = day_fluctuation(window.min, window.max, 0.0, interpretation="A")  # A needs no mean
-        else:
-            centre = limits.setpoint(reading.quantity)
-            value = abs(reading.value - (window.mean if centre is None else centre))
-        value = at_resolution(value)
+        limit = self._limit(sensor, reading.quantity)
+        assert limit is not None
         state = hysteresis(value, limit, limit * _MARGIN, above=True)
         key = f"{sensor.id}/{reading.quantity}"
         if self.quiet(key, state):
@@ -57,11 +82,5 @@ class RollingStabilityRule(Rule):
         return [self.condition(
             sensor, key, state, reading.ts_ms, quantity=reading.quantity,
             value=value, limit=limit, clear_delay_s=sensor.profile.timing.clear_delay_s,
-            detail=limits.interpretation,
+            detail=sensor.profile.stability.interpretation,
         )]
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"windows": [[s, q, w.dump()] for (s, q), w in self._windows.items()]}
-
-    def restore(self, data: dict[str, Any]) -> None:
-        self._windows = {(s, q): Window.load(_DAY_MS, items) for s, q, items in data.get("windows", [])}

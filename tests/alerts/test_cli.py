@@ -136,7 +136,14 @@ def test_maintenance_list_and_end(tmp_path: Path, capsys: pytest.CaptureFixture[
     capsys.readouterr()
     assert run(["alerts", "maintenance", "--list", *config]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["id", "room", "start", "end", "by", "reason"]
+    assert lines[0].split() == ["编号", "库房", "开始", "结束", "操作人", "原因"]  # the site's language
+    assert run(["alerts", "maintenance", "--list", "--lang", "en", *config]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split() == ["id", "room", "start", "end", "by", "reason"]
+    assert run(["alerts", "maintenance", "--list", "--format", "json", *config]) == 0
+    windows = json.loads(capsys.readouterr().out)
+    assert [(w["id"], w["by"], w["reason"]) for w in windows] == [(1, "zhang", "filter change"),
+                                                                   (2, "wang", "repainting")]
+    assert all(re.fullmatch(ISO_LOCAL, w[key]) for w in windows for key in ("start_at", "end_at", "until_at"))
     assert [line.split()[:2] + line.split()[4:] for line in lines[1:]] == [
         ["1", "A1", "zhang", "filter", "change"], ["2", "A1", "wang", "repainting"]]
     assert all(re.search(rf"{ISO_LOCAL}\s+{ISO_LOCAL}", line) for line in lines[1:])
@@ -268,3 +275,43 @@ def test_alerts_list_state_names_follow_the_alert_language(tmp_path: Path,
     lines = capsys.readouterr().out.splitlines()
     assert {line.split()[3] for line in lines} >= {"pending", "active", "cancelled"}
     assert any("relative humidity above the upper limit" in line for line in lines)
+
+
+def test_alerts_list_has_a_header_and_local_times(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config_toml(tmp_path)
+    config = ["--config", str(cfg)]
+    assert run(["alerts", "list", *config]) == 0  # no database yet: a heading and a line saying so
+    assert capsys.readouterr().out.splitlines()[1:] == ["没有告警"]
+    _one_fired_one_cancelled(cfg)
+    assert run(["alerts", "list", *config]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["编号", "更新时间", "级别", "状态", "标题"]
+    assert all(re.match(rf"\s*\d+\s+{ISO_LOCAL}\s+(重要|次要|紧急|提示)\s", line) for line in lines[1:]), lines
+    assert run(["alerts", "list", "--lang", "en", *config]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["id", "updated", "severity", "state", "title"]
+    assert any(re.search(r"\bmajor\s+active\s+A1 T1: relative humidity above", line) for line in lines)
+    assert not re.search(r"\d{13}", "\n".join(lines))  # never raw milliseconds
+    assert run(["alerts", "list", "--format", "json", *config]) == 0
+    band = next(a for a in json.loads(capsys.readouterr().out) if a["ident"] == "band:T1/humidity/high")
+    assert band["updated_at"] == datetime.fromtimestamp(band["updated_ms"] / 1000, SHANGHAI).isoformat(
+        timespec="seconds")
+    assert re.fullmatch(ISO_LOCAL, band["opened_at"]) and "cleared_at" not in band  # never cleared: no time
+
+
+def test_listing_reads_while_the_engine_holds_its_write_lock(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config_toml(tmp_path)
+    _fire_one_alert(cfg)
+    assert run(["alerts", "list", "--active", "--format", "json", "--config", str(cfg)]) == 0
+    before = [(a["id"], a["state"]) for a in json.loads(capsys.readouterr().out)]
+    assert "active" in dict(before).values()
+    store = AlertStore(tmp_path / "archmon.db")
+    try:
+        with store.tx() as conn:  # the engine in the middle of a transaction, holding the write lock
+            conn.execute("UPDATE alert_alerts SET state = 'closed'")
+            assert run(["alerts", "list", "--active", "--format", "json", "--config", str(cfg)]) == 0
+            listed = json.loads(capsys.readouterr().out)
+            assert [(a["id"], a["state"]) for a in listed] == before  # the last committed snapshot, at once
+    finally:
+        store.close()

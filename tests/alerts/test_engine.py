@@ -81,16 +81,25 @@ def test_rolling_stability_warns_before_the_day_ends(tmp_path: Path) -> None:
     store.close()
 
 
-def test_rule_memory_survives_a_graceful_restart(tmp_path: Path) -> None:
+def test_rule_memory_is_rebuilt_from_the_readings_store_after_a_restart(tmp_path: Path) -> None:
+    from zoneinfo import ZoneInfo
+
+    from collector.records import Batch
+    from collector.store import SqliteStore
+
     enabled = {name: {"enabled": name == "stability"} for name in RULES}
     sparse = {"min_coverage": 0}  # two readings an hour apart: judge them anyway (coverage has its own case)
     engine, store = _engine(tmp_path, rules=enabled, stability=sparse)
     t0 = SHANGHAI_NOON
-    engine.feed(Reading("T1", "temperature", 20.0, t0, "A1"))
-    engine.checkpoint()
-    store.close()
+    first = Reading("T1", "temperature", 20.0, t0, "A1")
+    readings = SqliteStore(tmp_path / "alerts.db", tz=ZoneInfo("Asia/Shanghai"))
+    readings.write(Batch(readings=[first]))
+    engine.feed(first)
+    store.close()  # no checkpoint: the day so far comes back from the store's daily rollup
     store = AlertStore(tmp_path / "alerts.db")
     engine = AlertEngine(site_config(tmp_path, alerts={"rules": enabled, "stability": sparse}), store)
+    engine.rebuild(readings, t0 + 30 * MIN)
+    readings.close()
     engine.feed(Reading("T1", "temperature", 23.0, t0 + 60 * MIN, "A1"))
     out = engine.advance(t0 + 13 * 60 * MIN)  # past local midnight
     assert [(t.rule, t.state, t.value) for t in out] == [("stability", "active", 3.0)]
@@ -196,7 +205,6 @@ def _stale_run(tmp_path: Path) -> tuple[AlertEngine, AlertStore, int]:
     for i in range(10):
         for sensor in ("T1", "T2", "T3"):
             engine.feed(Reading(sensor, "temperature", 20.0, t0 + i * MIN, "A1"))
-    engine.checkpoint()
     store.close()
     store = AlertStore(tmp_path / "alerts.db")
     return AlertEngine(config, store), store, t0 + 29 * MIN
