@@ -8,7 +8,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DDL", "GENESIS", "AuditVerdict", "append_audit", "entry_hash", "verify_audit"]
+__all__ = ["DDL", "GENESIS", "SCHEMA", "AuditVerdict", "append_audit", "entry_hash", "verify_audit"]
 
 GENESIS = "0" * 64
 
@@ -29,6 +29,9 @@ DDL: tuple[str, ...] = (
     "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
 )
 """The audit table and its append-only triggers, one statement each (run by the alert store's migration)."""
+
+SCHEMA = ";\n".join(DDL) + ";\n"
+"""The same as one script, for other components' migrations (every writer of the chain creates it if missing)."""
 
 
 def entry_hash(prev_hash: str, seq: int, ts_ms: int, kind: str, actor: str, subject: str, payload: str) -> str:

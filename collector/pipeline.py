@@ -89,9 +89,7 @@ class Pipeline:
             per_source_per_minute=config.storage.quarantine_per_source_per_minute,
         )
         self.router = Router(config)
-        self._lines: dict[str, LineFormat] = {
-            s.id: s.line_format(config.site.timezone) for s in configs_of(config, LineSourceConfig)
-        }
+        self._lines = _line_formats(config)
         self._warned: set[str] = set()
         self._last_receive_ms: dict[str, int] = {}
 
@@ -403,13 +401,12 @@ class Pipeline:
             ConfigError: the new routes cannot be built (nothing is changed).
         """
         router = Router(config)
-        lines = {
-            s.id: LineFormat(s.line_pattern or "", units=s.line_units, scale=s.line_scale, encoding=s.line_encoding,
-                             device_tz=s.device_tz or config.site.timezone)
-            for s in config.serial
-            if s.protocol == "line"
-        }
-        self._config, self.router, self._lines = config, router, lines
+        self._config, self.router, self._lines = config, router, _line_formats(config)
+
+
+def _line_formats(config: Config) -> dict[str, LineFormat]:
+    """The line format of each serial-line source, by source id."""
+    return {s.id: s.line_format(config.site.timezone) for s in configs_of(config, LineSourceConfig)}
 
 
 def _iso_or_raw(ts_ms: int) -> str:
