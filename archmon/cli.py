@@ -88,11 +88,14 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from archmon.app import Service
+    from archmon.app import Service, check_references
     from archmon.logsetup import use_zone
     from archmon.systemd import notify_ready, notify_reloading
 
     config = _load(args)
+    problems = check_references(config)
+    if problems:  # before the first log line: a broken file prints its problems and nothing else
+        raise ConfigError(problems)
     use_zone(config.site.tz)
     requests: deque[str] = deque()
     wake = threading.Event()

@@ -73,6 +73,19 @@ def _to_journal(stream: TextIO) -> bool:
     return expected == f"{info.st_dev}:{info.st_ino}"
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler writing to whatever ``sys.stderr`` is when a record comes (not the one at set-up):
+    a process that swaps stderr (pytest's capture, a daemon redirecting it) never logs to a closed stream."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
 _handler: logging.Handler | None = None
 
 
@@ -83,12 +96,11 @@ def setup_logging(level: str = "INFO", *, stream: TextIO | None = None) -> loggi
         The installed handler (replaces one installed by an earlier call).
     """
     global _handler
-    stream = stream or sys.stderr
     root = logging.getLogger()
     if _handler is not None:
         root.removeHandler(_handler)
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(ZoneFormatter(syslog_prefix=_to_journal(stream)))
+    handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    handler.setFormatter(ZoneFormatter(syslog_prefix=_to_journal(stream or sys.stderr)))
     root.addHandler(handler)
     root.setLevel(level)
     for name, quiet in _QUIET.items():
