@@ -54,7 +54,8 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 if [ "$mode" = test ]; then
-  apt_install mosquitto socat
+  # a real broker and pty pairs; headless Chromium with CJK fonts for the dashboard's browser tests
+  apt_install mosquitto socat chromium fonts-noto-cjk
   extras=".[test]"
   what="archmon and test tools"
 else
