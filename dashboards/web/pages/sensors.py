@@ -29,6 +29,7 @@ def sensor_rows(ctx: WebContext, *, now: int | None = None) -> list[dict[str, An
         values.setdefault(item.sensor, {})[item.quantity] = item.value
     last_seen = ctx.store.last_seen()
     availability = ctx.store.availability()
+    stale = ctx.stale  # validated once, not per sensor
     rows = []
     for sensor in ctx.config.sensors:
         seen = last_seen.get(sensor.id)
@@ -36,7 +37,7 @@ def sensor_rows(ctx: WebContext, *, now: int | None = None) -> list[dict[str, An
             state = "disabled"
         elif seen is None:
             state = "never"
-        elif now - seen > stale_after_ms(sensor.expected_interval_s, ctx.stale):
+        elif now - seen > stale_after_ms(sensor.expected_interval_s, stale):
             state = "stale"
         else:
             state = "ok"
