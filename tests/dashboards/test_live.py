@@ -102,8 +102,8 @@ def test_closed_streams_leave_no_waiter_task_or_listener_behind(site: Site) -> N
 
 def test_sessions_opened_through_the_api_or_another_process_refresh_the_cards(site: Site) -> None:
     site.app.state.live.access_poll_s = 0.2
-    with site.client("oper") as oper:
-        stream = Stream(site.client("viewer"))
+    with site.client("oper") as oper, site.client("viewer") as viewer:
+        stream = Stream(viewer)
         assert stream.next("hello") == {}
         token = csrf_of(oper.get("/").text)
         opened = oper.post("/api/access", json={"room": "A2", "people": ["张三", "李四"], "purpose": "查阅",
@@ -121,3 +121,5 @@ def test_sessions_opened_through_the_api_or_another_process_refresh_the_cards(si
         while card["room"] != "B1":
             card = stream.next("room")
         assert "王五、赵六" in card["html"]
+        viewer.close()  # ends the stream
+        stream.join()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import sqlite3
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -40,7 +41,7 @@ def test_table_rows_are_local_calendar_slots(span: str, minutes: int, zone: str)
         local = _local(edge, tz)
         assert (local.hour * 60 + local.minute) % minutes == 0 and local.second == 0, local
     if span == "1y" and zone == "Europe/Berlin":
-        lengths = {b - a for a, b in zip(edges, edges[1:], strict=False)}
+        lengths = {b - a for a, b in itertools.pairwise(edges)}
         assert 23 * HOUR in lengths and lengths <= {23 * HOUR, 24 * HOUR, 25 * HOUR}  # local days across DST
 
 
@@ -87,7 +88,8 @@ def test_out_of_range_numbers_and_wrong_types_are_refused_not_500(site: Site) ->
             assert refused.status_code == 400 and refused.json()["code"] in ("series_span", "series_range"), query
         assert client.get("/api/rooms/A1/series?width=-5").status_code == 200  # clamped to 10 slots
         headers = {"X-CSRF-Token": token}
-        bodies = [({"room": "A2", "people": [{"x": 1}, {"y": 2}], "purpose": "p", "approval": "n"}, "access_bad_people"),
+        objects = {"room": "A2", "people": [{"x": 1}, {"y": 2}], "purpose": "p", "approval": "n"}
+        bodies = [(objects, "access_bad_people"),
                   ({"room": "A2", "people": ["a", "b"], "purpose": ["p"], "approval": "n"}, "bad_field"),
                   ({"room": ["A2"]}, "bad_field"), ({}, "access_unknown_room")]
         for body, code in bodies:
