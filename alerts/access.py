@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +27,13 @@ from alerts.audit import append_audit
 from archmon.sqlite import Migration, ReaderPool, connect, migrate, write_tx
 from archmon.timeutil import now_ms
 
-__all__ = ["MIN_PEOPLE", "AccessError", "AccessRegister", "AccessSession", "attach_register"]
+__all__ = ["MIN_PEOPLE", "AccessError", "AccessRegister", "AccessSession", "attach_register", "person_key",
+           "register_lookup"]
 
 MIN_PEOPLE = 2
 """三不查阅: nobody consults the files alone."""
 MAX_TEXT = 500
+MAX_NAME = 100
 
 _MIGRATIONS = [
     Migration(
@@ -57,7 +60,17 @@ _MIGRATIONS = [
 
 
 class AccessError(ValueError):
-    """A session that breaks the register's rules (fewer than two people, no approval, already closed...)."""
+    """A session that breaks the register's rules (fewer than two people, no approval, already closed...).
+
+    Attributes:
+        code: what went wrong, for the dashboard's catalogues (``error.<code>``); the message is English.
+        params: the values the message names (room, session id...).
+    """
+
+    def __init__(self, message: str, code: str = "access", **params: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,32 +121,71 @@ def _session(row: sqlite3.Row | tuple[Any, ...]) -> AccessSession:
 
 
 _COLUMNS = "id, room, people, purpose, approval, opened_ms, opened_by, closed_ms, closed_by, note"
+_INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cn", "Cs"})  # controls, format (zero-width, bidi), private, unassigned
+
+
+def _visible(text: str) -> str:
+    """NFKC (full-width letters, compatibility forms), invisible characters dropped, whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", text)
+    kept = "".join(" " if ch.isspace() else ch for ch in text if unicodedata.category(ch) not in _INVISIBLE
+                   or ch.isspace())
+    return " ".join(kept.split())
+
+
+def person_key(name: str) -> str:
+    """What makes two written names the same person for the two-person rule.
+
+    The visible form (:func:`_visible`) without any space, case-folded, accents dropped: ``张三`` and
+    ``张三\u200b``, ``张 三`` and ``张　三``, ``Alice`` and ``Ａｌｉｃｅ``, ``José`` and ``Jose`` are one person.
+    Traditional and simplified characters are *not* folded (``張三`` and ``张三`` are two names): the check keeps
+    the register from recording what reads as one written name twice; it cannot stop one person from typing
+    two different names, and folding scripts would need a conversion dictionary for that small gain.
+    """
+    text = "".join(_visible(name).split()).casefold()
+    decomposed = unicodedata.normalize("NFKD", text)
+    return unicodedata.normalize("NFC", "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn"))
 
 
 def _clean_people(people: Iterable[str]) -> tuple[str, ...]:
     names: list[str] = []
     seen: set[str] = set()
     for raw in people:
-        for name in str(raw).replace("，", ",").replace("、", ",").split(","):
-            name = " ".join(name.split())
-            if name and name.casefold() not in seen:
-                if len(name) > 100:
-                    raise AccessError(f"name too long (over 100 characters): {name[:20]}…")
-                seen.add(name.casefold())
+        for part in str(raw).replace("，", ",").replace("、", ",").replace("；", ",").replace(";", ",").split(","):
+            name = _visible(part)
+            key = person_key(name)
+            if not key:
+                continue
+            if len(name) > MAX_NAME:
+                raise AccessError(f"name too long (over {MAX_NAME} characters): {name[:20]}…", "access_name_long",
+                                  n=MAX_NAME, name=name[:20])
+            if key not in seen:
+                seen.add(key)
                 names.append(name)
     if len(names) < MIN_PEOPLE:
         raise AccessError(f"an access session needs at least {MIN_PEOPLE} different people (三不查阅: nobody "
-                          f"consults the files alone); got {names or 'none'}")
+                          f"consults the files alone); got {names or 'none'}", "access_people", n=MIN_PEOPLE,
+                          names="、".join(names))
     return tuple(names)
 
 
-def _required(value: str, what: str) -> str:
-    text = " ".join(str(value).split())
+_FIELDS = {"purpose": "purpose", "approval": "approval number", "room": "room", "actor": "name of who registers it"}
+
+
+def _required(value: str, field: str) -> str:
+    text = _visible(str(value))
+    what = _FIELDS[field]
     if not text:
-        raise AccessError(f"an access session needs a {what}")
+        raise AccessError(f"an access session needs a {what}", f"access_{field}_missing")
     if len(text) > MAX_TEXT:
-        raise AccessError(f"{what} too long (over {MAX_TEXT} characters)")
+        raise AccessError(f"{what} too long (over {MAX_TEXT} characters)", f"access_{field}_long", n=MAX_TEXT)
     return text
+
+
+def _overlapping(conn: sqlite3.Connection, room: str, start_ms: int, end_ms: int) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM access_sessions WHERE room = ? AND opened_ms <= ? AND (closed_ms IS NULL OR closed_ms >= ?)"
+        " LIMIT 1", (room, end_ms, start_ms)).fetchone()
+    return row is not None
 
 
 class AccessRegister:
@@ -141,13 +193,16 @@ class AccessRegister:
 
     Args:
         path: the database file (created with the register's tables if missing).
+        hub: where every session opened or closed is published (kind ``access``) after its commit, so live
+            views refresh (None: nobody is told; other processes, e.g. the CLI, are not on the hub anyway).
 
     Raises:
         archmon.sqlite.SchemaError: the file is not a database or has a newer register schema.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, hub: Any = None) -> None:
         self.path = Path(path)
+        self.hub = hub
         self._lock = threading.Lock()
         self._conn = connect(self.path)
         migrate(self._conn, "access", _MIGRATIONS, where=str(self.path))
@@ -159,14 +214,19 @@ class AccessRegister:
         with self._lock:
             self._conn.close()
 
+    def _published(self, session: AccessSession) -> AccessSession:
+        if self.hub is not None:
+            self.hub.publish("access", session)
+        return session
+
     def open_session(self, room: str, people: Iterable[str], purpose: str, approval: str, by: str,
                      *, ts_ms: int | None = None) -> AccessSession:
         """Open a session for a store (audited as ``access_open``).
 
         Args:
             room: the room id (the caller checks it is configured).
-            people: the names of everyone entering; commas (also ``，`` and ``、``) separate names in one
-                string; duplicates count once.
+            people: the names of everyone entering; commas (also ``，``, ``、`` and ``;``) separate names in one
+                string; names that are the same person (:func:`person_key`) count once.
             purpose: why they enter.
             approval: the approval number.
             by: who registers it (the logged-in user).
@@ -177,15 +237,16 @@ class AccessRegister:
         """
         names = _clean_people(people)
         purpose = _required(purpose, "purpose")
-        approval = _required(approval, "approval number")
+        approval = _required(approval, "approval")
         room = _required(room, "room")
-        by = _required(by, "name of who registers it")
+        by = _required(by, "actor")
         ts = now_ms() if ts_ms is None else ts_ms
         with self._lock, write_tx(self._conn) as conn:
             busy = conn.execute("SELECT id FROM access_sessions WHERE room = ? AND closed_ms IS NULL",
                                 (room,)).fetchone()
             if busy is not None:
-                raise AccessError(f"room {room} already has an open access session (#{busy[0]}); close it first")
+                raise AccessError(f"room {room} already has an open access session (#{busy[0]}); close it first",
+                                  "access_busy", room=room, id=int(busy[0]))
             cursor = conn.execute(
                 "INSERT INTO access_sessions (room, people, purpose, approval, opened_ms, opened_by)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -194,7 +255,7 @@ class AccessRegister:
             session_id = int(cursor.lastrowid or 0)
             append_audit(conn, ts, "access_open", by, f"room:{room}",
                          {"session": session_id, "people": list(names), "purpose": purpose, "approval": approval})
-        return AccessSession(session_id, room, names, purpose, approval, ts, by)
+        return self._published(AccessSession(session_id, room, names, purpose, approval, ts, by))
 
     def close_session(self, session_id: int, by: str, *, note: str = "", ts_ms: int | None = None) -> AccessSession:
         """Close an open session (audited as ``access_close``).
@@ -203,8 +264,8 @@ class AccessRegister:
             KeyError: unknown session.
             AccessError: already closed, or no name.
         """
-        by = _required(by, "name of who closes it")
-        note = " ".join(note.split())[:MAX_TEXT]
+        by = _required(by, "actor")
+        note = _visible(note)[:MAX_TEXT]
         ts = now_ms() if ts_ms is None else ts_ms
         with self._lock, write_tx(self._conn) as conn:
             row = conn.execute(f"SELECT {_COLUMNS} FROM access_sessions WHERE id = ?", (session_id,)).fetchone()
@@ -212,20 +273,14 @@ class AccessRegister:
                 raise KeyError(session_id)
             session = _session(row)
             if not session.is_open:
-                raise AccessError(f"access session #{session_id} is closed already")
+                raise AccessError(f"access session #{session_id} is closed already", "access_closed", id=session_id)
             ts = max(ts, session.opened_ms)
             conn.execute("UPDATE access_sessions SET closed_ms = ?, closed_by = ?, note = ? WHERE id = ?",
                          (ts, by, note, session_id))
             append_audit(conn, ts, "access_close", by, f"room:{session.room}",
                          {"session": session_id, "opened_ms": session.opened_ms, "note": note})
-        return AccessSession(session.id, session.room, session.people, session.purpose, session.approval,
-                             session.opened_ms, session.opened_by, ts, by, note)
-
-    def session(self, session_id: int) -> AccessSession | None:
-        """One session, or None."""
-        with self._readers.read() as conn:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM access_sessions WHERE id = ?", (session_id,)).fetchone()
-        return None if row is None else _session(row)
+        return self._published(AccessSession(session.id, session.room, session.people, session.purpose,
+                                             session.approval, session.opened_ms, session.opened_by, ts, by, note))
 
     def sessions(self, *, room: str | None = None, start_ms: int | None = None, end_ms: int | None = None,
                  open_only: bool = False, limit: int = 500) -> list[AccessSession]:
@@ -258,23 +313,54 @@ class AccessRegister:
             ).fetchone()
         return None if row is None else _session(row)
 
-    def is_registered(self, room: str, ts_ms: int) -> bool:
-        """Whether an access session covered ``ts_ms`` in ``room`` (the rule's lookup)."""
-        return self.open_at(room, ts_ms) is not None
+    def registered(self, room: str, start_ms: int, end_ms: int) -> bool:
+        """Whether an access session of ``room`` was open at some moment of ``[start_ms, end_ms]`` (the rule's
+        lookup: a door opening at ``start_ms`` is registered by a session open then, or opened within the
+        grace that ends at ``end_ms``)."""
+        with self._readers.read() as conn:
+            return _overlapping(conn, room, start_ms, end_ms)
 
 
-def attach_register(engine: Any, register: AccessRegister) -> int:
+def register_lookup(path: Path | str) -> Any:
+    """The rule's lookup for the register in ``path``, with its own short-lived read-only connection per
+    question (door openings are rare), so it needs no closing and outlives whoever attached it.
+
+    The register's tables are created first if missing (a site whose dashboard never ran has no session:
+    every door opening is then unregistered, as it should be).
+    """
+    AccessRegister(path).close()
+    file = Path(path)
+
+    def registered(room: str, start_ms: int, end_ms: int) -> bool:
+        conn = connect(file, readonly=True)
+        try:
+            return _overlapping(conn, room, start_ms, end_ms)
+        finally:
+            conn.close()
+
+    return registered
+
+
+def attach_register(engine: Any, register: AccessRegister | Path | str) -> int:
     """Give the engine's unregistered-entry rule its register; returns how many rules took it.
 
-    The rule is inert until a register is attached (replay and rule tests judge no access sessions), so
-    whoever builds an :class:`~alerts.engine.AlertEngine` for a live site calls this after building it
-    (and after every reload, which builds a new engine).
+    The rule is inert until a register is attached (replay and rule tests judge no access sessions). The
+    live service attaches it once, right after building its first engine and before the rebuild (so
+    openings of doors open at the restart are judged again): a reload's new engine takes it over
+    (``UnregisteredEntryRule.adopt``). ``dashboards.web.build_app(alerts=service)`` attaches it when the
+    service has not.
+
+    Args:
+        engine: an :class:`~alerts.engine.AlertEngine`.
+        register: an open :class:`AccessRegister` (its lifetime must cover the engine's), or the path of the
+            shared file (:func:`register_lookup`: nothing to close).
     """
     from alerts.rules.unregistered_entry import UnregisteredEntryRule
 
+    lookup = register.registered if isinstance(register, AccessRegister) else register_lookup(register)
     count = 0
     for rule in getattr(engine, "rules", []):
         if isinstance(rule, UnregisteredEntryRule):
-            rule.sessions = register.is_registered
+            rule.sessions = lookup
             count += 1
     return count

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "SEVERITIES",
+    "AccessSettings",
     "AlertSettings",
     "BatterySettings",
     "DoorSettings",
@@ -112,6 +113,13 @@ class StabilitySettings(_Model):
     (first to last reading, as a fraction of the local day); a day with less is "insufficient data"."""
 
     min_coverage: float = Field(default=0.8, ge=0, le=1)
+
+
+class AccessSettings(_Model):
+    """The unregistered-entry rule (``[alerts.access]``): an access session opened at most ``grace_s`` after a
+    door opening still registers it (the keeper opens the door, then the session at the terminal inside)."""
+
+    grace_s: float = Field(default=60.0, ge=0, le=3600)
 
 
 class DoorSettings(_Model):
@@ -212,6 +220,7 @@ class AlertSettings(_Model):
     stuck: StuckSettings = StuckSettings()
     stability: StabilitySettings = StabilitySettings()
     door: DoorSettings = DoorSettings()
+    access: AccessSettings = AccessSettings()
     working_hours: WorkingHours = WorkingHours()
     notify: NotifySettings = NotifySettings()
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -18,7 +18,8 @@ Event kinds (``EventKind``) and their ``data``:
 - ``alert``: an alert ``Transition``;
 - ``ack``: an acknowledgement (the ``Transition`` to acknowledged, or a dict with alert id, by, comment);
 - ``notification``: a notification result (channel, alert id, outcome);
-- ``source``: a source state change (source id, state).
+- ``source``: a source state change (source id, state);
+- ``access``: an access session opened or closed (``alerts.access.AccessSession``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ __all__ = ["Event", "EventHub", "EventKind", "Subscription"]
 
 log = logging.getLogger(__name__)
 
-EventKind = Literal["readings", "alert", "ack", "notification", "source"]
-EVENT_KINDS: tuple[EventKind, ...] = ("readings", "alert", "ack", "notification", "source")
+EventKind = Literal["readings", "alert", "ack", "notification", "source", "access"]
+EVENT_KINDS: tuple[EventKind, ...] = ("readings", "alert", "ack", "notification", "source", "access")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,15 @@
 """Dashboard benchmark: time to first byte of the room chart for one year of one-minute data, and of the
-overview of a 200-room site.
+overview of a 200-room site with several sensors per room.
 
 1. One room, one sensor, 525,600 one-minute readings of temperature and of humidity (written through the
    real store, so the rollups are the real ones). The chart API for ``range=1y`` reads the hour rollups;
    the baseline, measured in the same run, is the raw scan a naive chart would do (every raw reading of
    the year through the store's read API, downsampled in Python to the same width).
-2. 200 rooms with one sensor each and a day of 5-minute data: the overview page and ``/api/rooms``.
+2. 200 rooms with five sensors each (two T/RH, door, smoke, leak) and a day of 5-minute data: the
+   overview page, ``/api/rooms`` and the cards computed in process; the baseline, in the same run and on
+   the same file, is the same site configured with one T/RH sensor per room. The cards' time must grow no
+   faster than the sensors (the reading of the snapshot dominates); cards that compare every room with
+   every series grow with rooms × series.
 
 Run: ``.venv/bin/python bench/bench_web.py [--days 365] [--rooms 200]``.
 """
@@ -29,19 +33,26 @@ from archmon.timeutil import now_ms
 from collector.records import Batch
 from collector.store import SqliteStore
 from dashboards.web import WebServer, build_app
+from dashboards.web.overview import room_cards, snapshot
 
 DAY = 86_400_000
 MINUTE = 60_000
+KINDS = ("temperature_humidity", "temperature_humidity", "door", "smoke", "leak")
 
 
-def _config(folder: Path, rooms: int) -> object:
+def _sensor(room: int, j: int) -> str:
+    return f"S{room:03d}_{j}"
+
+
+def _config(folder: Path, rooms: int, per_room: int) -> object:
     return parse_config({
         "site": {"name": "bench", "timezone": "Asia/Shanghai"},
         "storage": {"sqlite_path": str(folder / "archmon.db")},
         "rooms": [{"id": f"R{i:03d}", "name_zh": f"{i}号库房", "name_en": f"Store {i}"} for i in range(rooms)],
         "mqtt": [{"id": "broker", "port": 1}],
-        "sensors": [{"id": f"T{i:03d}", "room": f"R{i:03d}", "source": "broker", "topic": f"z/T{i:03d}",
-                     "format": "zigbee2mqtt", "expected_interval_s": 60} for i in range(rooms)],
+        "sensors": [{"id": _sensor(i, j), "room": f"R{i:03d}", "kind": KINDS[j], "source": "broker",
+                     "topic": f"z/{_sensor(i, j)}", "format": "zigbee2mqtt", "expected_interval_s": 60}
+                    for i in range(rooms) for j in range(per_room)],
     })
 
 
@@ -85,6 +96,37 @@ def _raw_scan(store: SqliteStore, sensor: str, start: int, end: int, width: int)
     return len([(min(v), max(v), sum(v) / len(v)) for v in slots.values()])
 
 
+def _fill_states(store: SqliteStore, rooms: int, end: int) -> None:
+    """The door, smoke and leak sensors of every room: one reading each (closed, clear, dry)."""
+    rows = [Reading(_sensor(i, j), ("door", "smoke", "leak")[j - 2], 0.0, end - MINUTE, f"R{i:03d}")
+            for i in range(rooms) for j in (2, 3, 4)]
+    store.write_many([Batch(readings=rows)])
+
+
+def _cards_ms(app: object, repeat: int) -> float:
+    """Median milliseconds to read the snapshot and compute every card, in process."""
+    ctx = app.state.ctx  # type: ignore[attr-defined]
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        room_cards(ctx, snapshot(ctx))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def _overview(app: object, token: str, repeat: int) -> tuple[float, int, float]:
+    """Median TTFB of ``/`` (and its size) and of ``/api/rooms``, in seconds, over HTTP."""
+    server = WebServer(app, "127.0.0.1", 0)  # type: ignore[arg-type]
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as c:
+            page_s, page_bytes = _ttfb(c, "/", repeat)
+            api_s, _ = _ttfb(c, "/api/rooms", repeat)
+    finally:
+        server.stop()
+    return page_s, page_bytes, api_s
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--days", type=int, default=365)
@@ -93,17 +135,22 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        config = _config(folder, args.rooms)
+        config = _config(folder, args.rooms, len(KINDS))
+        single = _config(folder, args.rooms, 1)  # the baseline: one T/RH sensor per room, same file
         db = folder / "archmon.db"
         store = SqliteStore(db, tz=config.site.tz)
         end = now_ms()
         minutes = args.days * 1440
         t0 = time.perf_counter()
-        _fill(store, "T000", "R000", end - minutes * MINUTE, minutes, MINUTE)
-        for i in range(1, args.rooms):
-            _fill(store, f"T{i:03d}", f"R{i:03d}", end - DAY, 288, 5 * MINUTE)
+        year_sensor = _sensor(0, 0)
+        _fill(store, year_sensor, "R000", end - minutes * MINUTE, minutes, MINUTE)
+        for i in range(args.rooms):
+            for j in (0, 1):
+                if (i, j) != (0, 0):
+                    _fill(store, _sensor(i, j), f"R{i:03d}", end - DAY, 288, 5 * MINUTE)
+        _fill_states(store, args.rooms, end)
         print(f"wrote {store.count_readings():,} readings ({minutes:,} a minute for one sensor's year, "
-              f"{args.rooms - 1} rooms with a day) in {time.perf_counter() - t0:.1f} s")
+              f"{args.rooms} rooms × {len(KINDS)} sensors with a day) in {time.perf_counter() - t0:.1f} s")
         app = build_app(config, hub=None, db_path=db)
         ctx = app.state.ctx
         ctx.users.add("bench", "viewer", "bench-password-1", by="bench")
@@ -119,7 +166,7 @@ def main() -> int:
                 raw_times = []
                 for _ in range(args.repeat):
                     start = time.perf_counter()
-                    slots = _raw_scan(store, "T000", end - 365 * DAY, end, width)
+                    slots = _raw_scan(store, year_sensor, end - 365 * DAY, end, width)
                     raw_times.append(time.perf_counter() - start)
                 raw_s = statistics.median(raw_times)
                 print(f"room chart, 1 year of one-minute data: TTFB {chart_s * 1000:.1f} ms over HTTP "
@@ -130,14 +177,23 @@ def main() -> int:
                 page_s, page_bytes = _ttfb(c, "/rooms/R000?range=1y", args.repeat)
                 print(f"room chart 24 h (raw): TTFB {day_s * 1000:.1f} ms; room page 1 y (cards, table of 365 days): "
                       f"TTFB {page_s * 1000:.1f} ms ({page_bytes / 1024:.0f} KiB)")
-                over_s, over_bytes = _ttfb(c, "/", args.repeat)
-                rooms_s, _ = _ttfb(c, "/api/rooms", args.repeat)
-                print(f"overview of {args.rooms} rooms: TTFB {over_s * 1000:.1f} ms ({over_bytes / 1024:.0f} KiB); "
-                      f"/api/rooms {rooms_s * 1000:.1f} ms")
         finally:
             server.stop()
-            ctx.close()
-            store.close()
+        multi = _overview(app, token, args.repeat), _cards_ms(app, args.repeat)
+        base_app = build_app(single, hub=None, db_path=db)
+        try:
+            base = _overview(base_app, token, args.repeat), _cards_ms(base_app, args.repeat)
+        finally:
+            base_app.state.ctx.close()
+        for label, ((over_s, over_bytes, rooms_s), cards_ms) in (
+                (f"{len(KINDS)} sensors per room", multi), ("1 sensor per room (baseline)", base)):
+            print(f"overview of {args.rooms} rooms, {label}: TTFB {over_s * 1000:.1f} ms "
+                  f"({over_bytes / 1024:.0f} KiB); /api/rooms {rooms_s * 1000:.1f} ms; "
+                  f"cards in process {cards_ms:.1f} ms")
+        print(f"ratio {len(KINDS)} sensors/1 sensor per room: cards {multi[1] / base[1]:.1f}x, "
+              f"page {multi[0][0] / base[0][0]:.1f}x (7 series per room against 2)")
+        ctx.close()
+        store.close()
     return 0
 
 

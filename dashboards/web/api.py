@@ -1,5 +1,8 @@
 """The JSON API, behind the same login as the pages (or ``Authorization: Bearer <token>`` for scripts;
-tokens from ``archmon user token NAME``). Browser sessions send the CSRF token in ``X-CSRF-Token``."""
+tokens from ``archmon user token NAME``). Browser sessions send the CSRF token in ``X-CSRF-Token``.
+
+A refused request answers ``{"error": TEXT, "code": CODE}``: ``TEXT`` in the caller's language, ``CODE``
+stable for scripts (the ``error.<code>`` keys of the catalogues)."""
 
 from __future__ import annotations
 
@@ -15,11 +18,12 @@ from starlette.schemas import SchemaGenerator
 from alerts.access import AccessError
 from archmon.timeutil import now_ms
 from dashboards.web import queries
+from dashboards.web.i18n import Translator
 from dashboards.web.overview import RoomCard, room_cards, snapshot
 from dashboards.web.pages.alerts import AckError, do_acknowledge, parse_filter
-from dashboards.web.pages.common import ctx_of
+from dashboards.web.pages.common import ctx_of, language_of
 from dashboards.web.security import current_user, requires
-from dashboards.web.series import RANGES, room_series
+from dashboards.web.series import MAX_TS_MS, RANGES, room_series
 
 __all__ = ["api_access", "api_access_close", "api_access_open", "api_ack", "api_alerts", "api_latest",
            "api_rooms", "api_series", "openapi"]
@@ -27,8 +31,12 @@ __all__ = ["api_access", "api_access_close", "api_access_open", "api_ack", "api_
 SCHEMAS = SchemaGenerator({"openapi": "3.0.0", "info": {"title": "archmon dashboard API", "version": "1"}})
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(request: Request, status: int, error: BaseException | str, **params: Any) -> JSONResponse:
+    """A refusal: the text in the caller's language and the code (an exception's, or ``error`` itself)."""
+    t = Translator(language_of(request))
+    if isinstance(error, BaseException):
+        return JSONResponse({"error": t.failure(error), "code": getattr(error, "code", "unknown")}, status_code=status)
+    return JSONResponse({"error": t.error(error, params), "code": error}, status_code=status)
 
 
 def _card_json(card: RoomCard) -> dict[str, Any]:
@@ -76,11 +84,11 @@ async def api_series(request: Request) -> Response:
     ctx = ctx_of(request)
     room = request.path_params["room"]
     if ctx.room(room) is None:
-        return _error(404, f"unknown room {room!r}")
+        return _error(request, 404, "unknown_room", room=room)
     params = request.query_params
     quantity = params.get("quantity", "temperature")
     if quantity not in ("temperature", "humidity"):
-        return _error(400, "quantity must be temperature or humidity")
+        return _error(request, 400, "series_quantity")
     try:
         width = int(params.get("width", 1200))
         if "start" in params:
@@ -90,9 +98,9 @@ async def api_series(request: Request) -> Response:
             end = now_ms()
             start = end - span
     except (ValueError, KeyError):
-        return _error(400, f"bad range, start/end or width; ranges: {', '.join(RANGES)}")
-    if end <= start or end - start > 400 * 86_400_000:
-        return _error(400, "end must be after start, at most 400 days")
+        return _error(request, 400, "series_range", ranges=", ".join(RANGES))
+    if not 0 <= start < end <= MAX_TS_MS or end - start > 400 * 86_400_000:
+        return _error(request, 400, "series_span")
     data = await run_in_threadpool(room_series, ctx, room, quantity, start, end, width=width)
     return JSONResponse(data.to_json())
 
@@ -115,9 +123,10 @@ async def api_alerts(request: Request) -> Response:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
+    """The JSON object of the body ({} for anything else: not JSON, not an object, nested too deep)."""
     try:
         body = json.loads(await request.body() or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return body if isinstance(body, dict) else {}
 
@@ -133,11 +142,13 @@ async def api_ack(request: Request) -> Response:
     ctx = ctx_of(request)
     body = await _json_body(request)
     alert_id = request.path_params["alert_id"]
+    comment = body.get("comment", "")
+    if not isinstance(comment, str):
+        return _error(request, 400, "bad_field", field="comment")
     try:
-        room = await run_in_threadpool(do_acknowledge, ctx, alert_id, current_user(request).name,
-                                       str(body.get("comment", "")))
+        room = await run_in_threadpool(do_acknowledge, ctx, alert_id, current_user(request).name, comment)
     except AckError as exc:
-        return _error(400, str(exc))
+        return _error(request, 404 if exc.code == "ack_unknown" else 400, exc)
     live = getattr(request.app.state, "live", None)
     if live is not None:
         live.publish({room})
@@ -168,18 +179,22 @@ async def api_access_open(request: Request) -> Response:
     """
     ctx = ctx_of(request)
     body = await _json_body(request)
-    room = str(body.get("room", ""))
-    if ctx.room(room) is None:
-        return _error(400, f"unknown room {room!r}")
+    fields = {key: body.get(key, "") for key in ("room", "purpose", "approval")}
+    for key, value in fields.items():
+        if not isinstance(value, str):
+            return _error(request, 400, "bad_field", field=key)
+    if ctx.room(fields["room"]) is None:
+        return _error(request, 400, "access_unknown_room", room=fields["room"])
     people = body.get("people") or []
-    if not isinstance(people, list):
-        people = [str(people)]
+    if isinstance(people, str):
+        people = [people]  # "张三、李四": the register splits names
+    if not isinstance(people, list) or not all(isinstance(p, str) for p in people):
+        return _error(request, 400, "access_bad_people")
     try:
-        session = await run_in_threadpool(ctx.access.open_session, room, [str(p) for p in people],
-                                          str(body.get("purpose", "")), str(body.get("approval", "")),
-                                          current_user(request).name)
+        session = await run_in_threadpool(ctx.access.open_session, fields["room"], people, fields["purpose"],
+                                          fields["approval"], current_user(request).name)
     except AccessError as exc:
-        return _error(400, str(exc))
+        return _error(request, 400, exc)
     return JSONResponse(session.to_dict(), status_code=201)
 
 
@@ -192,13 +207,17 @@ async def api_access_close(request: Request) -> Response:
     """
     ctx = ctx_of(request)
     body = await _json_body(request)
+    session_id = request.path_params["session_id"]
+    note = body.get("note", "")
+    if not isinstance(note, str):
+        return _error(request, 400, "bad_field", field="note")
     try:
-        session = await run_in_threadpool(lambda: ctx.access.close_session(
-            request.path_params["session_id"], current_user(request).name, note=str(body.get("note", ""))))
+        session = await run_in_threadpool(lambda: ctx.access.close_session(session_id, current_user(request).name,
+                                                                           note=note))
     except KeyError:
-        return _error(404, "unknown session")
+        return _error(request, 404, "access_unknown_session", id=session_id)
     except AccessError as exc:
-        return _error(400, str(exc))
+        return _error(request, 400, exc)
     return JSONResponse(session.to_dict())
 
 

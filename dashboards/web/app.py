@@ -12,7 +12,8 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from alerts.access import AccessRegister
+from alerts.access import AccessRegister, attach_register
+from alerts.rules.unregistered_entry import UnregisteredEntryRule
 from archmon.config import Config
 from archmon.hub import EventHub
 from archmon.sqlite import ReaderPool
@@ -82,7 +83,8 @@ def build_app(
         hub: the service's event hub (None: pages work, live updates never come).
         db_path: the shared SQLite file (must exist: the service creates it first).
         alerts: the running ``AlertService``; acknowledgements go through it so the engine sees them
-            (None: written through the alert store, as ``archmon alerts ack`` does).
+            (None: written through the alert store, as ``archmon alerts ack`` does). If its engine's
+            unregistered-entry rule has no access register yet, it is given one (reloads carry it over).
         reload: called with the new configuration after an adoption changed the config file.
         tls: cookies are ``Secure`` and HSTS is sent (default: ``config.http`` has a certificate).
         limiter: login rate limits (default: 5 failures per account, 20 per address, in 15 minutes).
@@ -94,9 +96,12 @@ def build_app(
     ctx = WebContext(
         config=config, db_path=Path(db_path), hub=hub,
         store=SqliteStore(Path(db_path), tz=config.site.tz, readonly=True),
-        readers=ReaderPool(db_path), users=UserStore(db_path), access=AccessRegister(db_path), alerts=alerts,
-        reload=reload, limiter=limiter or LoginLimiter(), secure_cookies=secure,
+        readers=ReaderPool(db_path), users=UserStore(db_path), access=AccessRegister(db_path, hub=hub),
+        alerts=alerts, reload=reload, limiter=limiter or LoginLimiter(), secure_cookies=secure,
     )
+    engine = getattr(alerts, "engine", None)
+    if any(isinstance(rule, UnregisteredEntryRule) and rule.sessions is None for rule in getattr(engine, "rules", [])):
+        attach_register(engine, db_path)  # by path: its lookups outlive this app
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -107,6 +112,10 @@ def build_app(
             yield
         finally:
             await live.stop()
+            for notice in ctx.limiter.pending_notices():  # refused logins not audited yet
+                kind, _, who = notice.key.partition(":")
+                ctx.users.audit("login_blocked", "?", f"user:{who}" if kind == "account" else notice.key,
+                                {"limit": notice.key, "refused": notice.refused})
 
     app = Starlette(routes=routes(), lifespan=lifespan, middleware=[
         Middleware(SecurityHeaders, tls=secure),

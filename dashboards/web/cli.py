@@ -1,5 +1,8 @@
 """``archmon user add|list|disable|enable|passwd|token`` and ``archmon access open|close|list``.
 
+``archmon user token NAME [--label L] [--expires-days N]`` makes an API token (shown once);
+``archmon user token --list [NAME]`` lists tokens by id, ``archmon user token --revoke ID`` revokes one.
+
 Registered on the main parser by :func:`add_commands`. Passwords are never arguments (they would end up
 in the shell history and ``ps``): they are prompted for twice, or read from the first line of stdin
 with ``--password-stdin``.
@@ -8,6 +11,7 @@ with ``--password-stdin``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import os
@@ -17,7 +21,7 @@ from pathlib import Path
 from alerts.access import AccessError, AccessRegister
 from archmon.config import Config, load_config
 from archmon.errors import ConfigError
-from archmon.timeutil import to_iso
+from archmon.timeutil import now_ms, to_iso
 from dashboards.web.users import ROLES, UserError, UserStore
 
 __all__ = ["add_commands"]
@@ -78,9 +82,13 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     p.add_argument("name")
     p.add_argument("--password-stdin", action="store_true")
     p.set_defaults(func=_user_passwd)
-    p = sub.add_parser("token", parents=[common], help="create an API token for scripts acting as a user")
-    p.add_argument("name")
+    p = sub.add_parser("token", parents=[common], help="create, list (--list) or revoke (--revoke ID) API tokens")
+    p.add_argument("name", nargs="?", help="the user the new token acts as (with --list: only their tokens)")
     p.add_argument("--label", default="script")
+    p.add_argument("--expires-days", type=float, metavar="DAYS", help="the new token stops working after DAYS")
+    p.add_argument("--list", action="store_true", help="list tokens: id, user, label, created, last used, expiry")
+    p.add_argument("--revoke", metavar="ID", help="revoke the token with this id (from --list)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=_user_token)
 
     access = subparsers.add_parser("access", help="the store access register (三不查阅: at least two people)")
@@ -164,15 +172,44 @@ def _user_passwd(args: argparse.Namespace) -> int:
 
 
 def _user_token(args: argparse.Namespace) -> int:
+    if args.list and args.revoke:
+        return _fail("--list and --revoke: one at a time")
     store = _users(args)
     try:
-        token = store.create_token(args.name, args.label, by=_actor(args))
+        if args.list:
+            return _token_list(store, args)
+        if args.revoke:
+            revoked = store.revoke_token(args.revoke, by=_actor(args))
+            print(f"token {revoked.id} ({revoked.label}) of {revoked.user} revoked")
+            return 0
+        if not args.name:
+            return _fail("user token: name the user the token acts as (or --list, --revoke ID)")
+        expires = None
+        if args.expires_days is not None:
+            if not 0 < args.expires_days <= 3650:
+                return _fail("--expires-days: more than 0, at most 3650")
+            expires = now_ms() + int(args.expires_days * 86_400_000)
+        token = store.create_token(args.name, args.label, by=_actor(args), expires_ms=expires)
     except UserError as exc:
         return _fail(str(exc))
     finally:
         store.close()
     print(token)
     print("(shown once: send it as 'Authorization: Bearer TOKEN')", file=sys.stderr)
+    return 0
+
+
+def _token_list(store: UserStore, args: argparse.Namespace) -> int:
+    tokens = store.tokens(args.name or None)
+    if args.format == "json":
+        print(json.dumps([dataclasses.asdict(t) for t in tokens], ensure_ascii=False, indent=2))
+        return 0
+    now = now_ms()
+    for t in tokens:
+        used = to_iso(t.last_used_ms)[:16] if t.last_used_ms else "never used"
+        expiry = "no expiry" if t.expires_ms is None else (("expired " if t.expired(now) else "expires ")
+                                                          + to_iso(t.expires_ms)[:16])
+        print(f"{t.id}  {t.user:16} {t.label:20} {to_iso(t.created_ms)[:16]}  {used:16}  {expiry}")
     return 0
 
 

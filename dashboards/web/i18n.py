@@ -1,7 +1,10 @@
 """Bilingual text: one catalogue per language (``locales/zh.toml``, ``locales/en.toml``), same keys in both.
 
 Chinese is the default for CN profiles (the site's ``language``); each user may choose their own.
-A missing key shows the key itself (and is logged once), never an exception in a page.
+A missing key shows the key itself (and is logged once), never an exception in a page. Error messages
+are ``error.<code>`` entries (:meth:`Translator.error`): the errors the dashboard shows carry a ``code``
+and ``params`` (``AccessError``, ``UserError``, ``AdoptError``, ``AckError``); an unknown code (from a
+query string, say) gives the generic ``error.unknown`` text and is neither logged nor remembered.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +62,27 @@ class Translator:
             return key
         return text.format(**values) if values else text
 
+    def error(self, code: str, params: Mapping[str, Any] | None = None, fallback: str = "") -> str:
+        """The text of error ``code`` with ``params`` filled in (a missing one shows ``?``); an unknown code
+        gives ``fallback`` or the generic text."""
+        text = self._texts.get(f"error.{code}") if code else None
+        if text is None:
+            return fallback or self._texts.get("error.unknown", "?")
+        return text.format_map(_Params(params or {}))
+
+    def failure(self, exc: BaseException) -> str:
+        """The text of an exception that carries ``code`` and ``params`` (else its message)."""
+        code = getattr(exc, "code", "")
+        return self.error(code, getattr(exc, "params", None), str(exc)) if code else str(exc)
+
     def pair(self, zh: str, en: str) -> str:
         """Pick the text of this language from a ``(zh, en)`` pair (falling back to the other one)."""
         return (zh or en) if self.language == "zh" else (en or zh)
+
+
+class _Params(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> str:
+        return "?"
 
 
 def pick_language(*choices: str | None, accept: str = "", default: str = "zh") -> str:

@@ -1,10 +1,15 @@
 """Live updates over Server-Sent Events, fed by the event hub.
 
 One hub subscription per app (never blocking the producers: stored readings, alert transitions,
-acknowledgements, source states) marks rooms as changed; the changed rooms' cards are read once per
-round (at most every ``MIN_INTERVAL_S``) and every browser's SSE stream receives them. The cards are rendered
-by the same template as the page, so the page reads the same with or without JavaScript. A subscriber
-that fell behind (the hub dropped events) re-renders every room.
+acknowledgements, source states, access sessions) marks rooms as changed; the changed rooms' cards are
+read once per round (at most every ``MIN_INTERVAL_S``) and every browser's SSE stream receives them. The
+cards are rendered by the same template as the page, so the page reads the same with or without
+JavaScript. A subscriber that fell behind (the hub dropped events) re-renders every room. Access sessions
+opened or closed by another process (``archmon access open``) are not on this process's hub: the open
+sessions are compared every ``access_poll_s`` while anyone listens.
+
+A stream asks again every ``recheck_s`` whether its caller is still logged in (a logout, a disabled
+account, a changed role or a revoked token ends the session): if not, it sends ``event: logout`` and ends.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ __all__ = ["LiveRooms", "events_endpoint"]
 log = logging.getLogger(__name__)
 
 MIN_INTERVAL_S = 0.5
+RECHECK_S = 10.0
+"""How often an open stream checks that its caller is still logged in."""
+ACCESS_POLL_S = 5.0
+"""How often open sessions are compared, for sessions opened or closed by another process."""
 ALL = "*"
 
 
@@ -52,12 +61,16 @@ class LiveRooms:
         self.shutdown = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.rounds = 0
+        self.recheck_s = RECHECK_S
+        self.access_poll_s = ACCESS_POLL_S
+        self._open_sessions: dict[str, int] | None = None
+        self._polled = 0.0
 
     def start(self) -> None:
         """Subscribe to the hub and start the pump (on the app's loop)."""
         loop = self.loop = asyncio.get_running_loop()
         if self.ctx.hub is not None:
-            self._sub = self.ctx.hub.subscribe(["readings", "alert", "ack", "source"], name="web-live",
+            self._sub = self.ctx.hub.subscribe(["readings", "alert", "ack", "source", "access"], name="web-live",
                                                maxsize=10_000,
                                                on_ready=lambda: loop.call_soon_threadsafe(self._wake.set))
         self._task = loop.create_task(self._pump(), name="web-live-pump")
@@ -88,10 +101,18 @@ class LiveRooms:
         self._wake.set()
 
     async def _pump(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await self._wake.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.access_poll_s)
             self._wake.clear()
             rooms, self._pending = self._pending, set()
+            if self._listeners and loop.time() - self._polled >= self.access_poll_s:
+                self._polled = loop.time()
+                try:
+                    rooms |= await run_in_threadpool(self._sessions_changed)
+                except Exception:
+                    log.exception("live updates: reading the open access sessions failed")
             if self._sub is not None:
                 rooms |= await run_in_threadpool(self._rooms_of, self._sub.drain())
                 if self._sub.dropped != self._dropped:
@@ -115,6 +136,24 @@ class LiveRooms:
                     queue.put_nowait(cards)
             await asyncio.sleep(MIN_INTERVAL_S)  # at most two rounds a second, whatever the ingest rate
 
+    def _sessions_changed(self) -> set[str]:
+        """Rooms whose open access session changed since the last look (the first look changes nothing)."""
+        now = {session.room: session.id for session in self.ctx.access.sessions(open_only=True)}
+        before, self._open_sessions = self._open_sessions, now
+        if before is None:
+            return set()
+        return {room for room in before.keys() | now.keys() if before.get(room) != now.get(room)}
+
+    async def still_allowed(self, request: Request) -> bool:
+        """Whether the stream's caller is still logged in (session or token)."""
+        from dashboards.web.security import caller_of  # late: security imports the pages
+
+        try:
+            return (await caller_of(self.ctx, request)).user is not None
+        except Exception:  # cannot tell: keep the stream, ask again next time
+            log.exception("live updates: checking a stream's login failed")
+            return True
+
     def _cards(self, rooms: set[str] | None) -> list[RoomCard]:
         return room_cards(self.ctx, snapshot(self.ctx), rooms)
 
@@ -136,35 +175,50 @@ class LiveRooms:
                         with self.ctx.readers.read() as conn:
                             room = queries.alert_room(conn, int(data["alert"]))
                 rooms.add(room or ALL)
+            elif event.kind == "access":
+                rooms.add(getattr(data, "room", "") or ALL)
             elif event.kind == "source":
                 rooms.add(ALL)
         return rooms
 
 
 async def events_endpoint(request: Request) -> EventSourceResponse:
-    """``GET /events``: the SSE stream of changed room cards (``event: room``, data ``{"room", "html"}``)."""
+    """``GET /events``: the SSE stream of changed room cards (``event: room``, data ``{"room", "html"}``);
+    ``event: logout`` and the end of the stream when the caller is no longer logged in."""
     from dashboards.web.pages.common import fragment
 
     live: LiveRooms = request.app.state.live
     queue = live.listen()
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        stopper = asyncio.ensure_future(live.shutdown.wait())
+        getter: asyncio.Future[list[RoomCard]] | None = None
+        check_at = loop.time() + live.recheck_s
         try:
             yield {"event": "hello", "data": "{}"}
-            while not live.shutdown.is_set():
-                getter = asyncio.ensure_future(queue.get())
-                stopper = asyncio.ensure_future(live.shutdown.wait())
-                done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                for task in (getter, stopper):
-                    if task not in done:
-                        task.cancel()
-                if getter not in done:
+            while not stopper.done():
+                if getter is None:
+                    getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter, stopper}, timeout=max(0.0, check_at - loop.time()),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if stopper in done:
                     break
-                for card in getter.result():
-                    html = fragment(request, "_room_card.html", card=card)
-                    yield {"event": "room", "data": json.dumps({"room": card.room.id, "html": html},
-                                                               ensure_ascii=False)}
+                if getter in done:
+                    cards, getter = getter.result(), None
+                    for card in cards:
+                        html = fragment(request, "_room_card.html", card=card)
+                        yield {"event": "room", "data": json.dumps({"room": card.room.id, "html": html},
+                                                                   ensure_ascii=False)}
+                if loop.time() >= check_at:
+                    if not await live.still_allowed(request):
+                        yield {"event": "logout", "data": "{}"}
+                        break
+                    check_at = loop.time() + live.recheck_s
         finally:
             live.forget(queue)
+            for task in (getter, stopper):  # a closed stream leaves no waiter behind
+                if task is not None and not task.done():
+                    task.cancel()
 
     return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})

@@ -2,7 +2,8 @@
 
 One :class:`SiteSnapshot` is read per request (latest values, last-seen times, 24 h ranges from the hour
 rollups, open alerts, open access sessions: a handful of queries whatever the number of rooms), then each
-room's :class:`RoomCard` is computed from it in memory. A card states everything in words and symbols as
+room's :class:`RoomCard` is computed from it in memory, in time linear in the sensors (the snapshot holds
+each room's sensors and every lookup is by key). A card states everything in words and symbols as
 well as colour: position against the band (偏高/偏低/正常), the 24 h range against the stability limit,
 door/smoke/leak, the 八防 items, stale sensors and active alerts.
 """
@@ -10,18 +11,18 @@ door/smoke/leak, the 八防 items, stale sensors and active alerts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from alerts.access import AccessSession
 from alerts.profiles import StandardProfile
-from alerts.settings import stale_after_ms
+from alerts.settings import StaleSettings, stale_after_ms
 from alerts.site import load_settings, room_profiles
-from archmon.config import RoomConfig
+from archmon.config import RoomConfig, SensorConfig
 from archmon.timeutil import now_ms
 from dashboards.web import queries
 from dashboards.web.context import WebContext
 
-__all__ = ["EIGHT_GUARDS", "QuantityView", "RoomCard", "SiteSnapshot", "room_cards", "snapshot"]
+__all__ = ["EIGHT_GUARDS", "Latest", "QuantityView", "Range", "RoomCard", "SiteSnapshot", "room_cards", "snapshot"]
 
 HOUR_MS = 3_600_000
 Status = Literal["alarm", "warning", "ok", "nodata"]
@@ -36,36 +37,64 @@ _KIND_QUANTITIES = {"temperature_humidity": ("temperature", "humidity"), "temper
                     "light": ("light",)}
 
 
+class Latest(NamedTuple):
+    """A series' newest stored value and its time."""
+
+    value: float
+    ts_ms: int
+
+
+class Range(NamedTuple):
+    """The lowest and highest value of a series over the last 24 h (hour rollups)."""
+
+    low: float
+    high: float
+
+
 @dataclass
 class SiteSnapshot:
-    """Everything the cards need, read in one go."""
+    """Everything the cards need, read in one go.
+
+    Attributes:
+        values: sensor -> quantity -> newest value.
+        ranges: ``(sensor, quantity)`` -> the 24 h range of temperature and humidity.
+        sensors: room -> its enabled sensors, in config order.
+    """
 
     now_ms: int
-    values: dict[str, dict[str, tuple[float, int]]]  # sensor -> quantity -> (value, ts)
+    values: dict[str, dict[str, Latest]]
     last_seen: dict[str, int]
     offline: set[str]
-    ranges: dict[tuple[str, str], tuple[float, float]]
+    ranges: dict[tuple[str, str], Range]
     alerts: dict[str, list[dict[str, Any]]]
     sessions: dict[str, AccessSession]
     profiles: dict[str, StandardProfile]
+    sensors: dict[str, list[SensorConfig]]
+    stale: StaleSettings
 
 
 def snapshot(ctx: WebContext, *, now: int | None = None) -> SiteSnapshot:
     """Read the site's current state (blocking: call from a worker thread)."""
     now = now_ms() if now is None else now
-    values: dict[str, dict[str, tuple[float, int]]] = {}
+    values: dict[str, dict[str, Latest]] = {}
     for item in ctx.store.latest():
-        values.setdefault(item.sensor, {})[item.quantity] = (item.value, item.ts_ms)
+        values.setdefault(item.sensor, {})[item.quantity] = Latest(item.value, item.ts_ms)
     last_seen = ctx.store.last_seen()
     offline = {sensor for sensor, (state, ts) in ctx.store.availability().items()
                if state == "offline" and ts >= last_seen.get(sensor, 0)}
     since = now - now % HOUR_MS - 23 * HOUR_MS
     with ctx.readers.read() as conn:
-        ranges = queries.ranges_24h(conn, since)
+        ranges = {key: Range(*span) for key, span in queries.ranges_24h(conn, since).items()}
         alerts = queries.open_alerts_by_room(conn)
     sessions = {s.room: s for s in ctx.access.sessions(open_only=True)}
-    profiles = room_profiles(ctx.config, load_settings(ctx.config))
-    return SiteSnapshot(now, values, last_seen, offline, ranges, alerts, sessions, profiles)
+    config = ctx.config
+    profiles = room_profiles(config, load_settings(config))
+    sensors: dict[str, list[SensorConfig]] = {}
+    for sensor in config.sensors:
+        if sensor.enabled:
+            sensors.setdefault(sensor.room, []).append(sensor)
+    return SiteSnapshot(now, values, last_seen, offline, ranges, alerts, sessions, profiles, sensors,
+                        ctx.stale)
 
 
 @dataclass
@@ -100,7 +129,6 @@ class RoomCard:
     door: Literal["open", "closed"] | None = None
     smoke: bool | None = None
     leak: bool | None = None
-    light: float | None = None
     guards: dict[str, ItemState] = field(default_factory=dict)
     stale: list[str] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
@@ -119,23 +147,23 @@ def room_card(ctx: WebContext, snap: SiteSnapshot, room: RoomConfig) -> RoomCard
     profile = snap.profiles.get(room.id)
     card = RoomCard(room=room, profile=profile, session=snap.sessions.get(room.id),
                     alerts=snap.alerts.get(room.id, []))
-    sensors = ctx.room_sensors(room.id)
+    sensors = snap.sensors.get(room.id, [])
     card.sensors = len(sensors)
-    present: dict[str, list[tuple[str, float | None]]] = {}
+    present: dict[str, dict[str, float | None]] = {}  # quantity -> sensor -> newest value
     fresh_any = False
     for sensor in sensors:
         seen = snap.last_seen.get(sensor.id)
-        stale = seen is None or snap.now_ms - seen > stale_after_ms(sensor.expected_interval_s, ctx.stale) \
+        stale = seen is None or snap.now_ms - seen > stale_after_ms(sensor.expected_interval_s, snap.stale) \
             or sensor.id in snap.offline
         if stale:
             card.stale.append(sensor.id)
         own = snap.values.get(sensor.id, {})
         kinds = set(_KIND_QUANTITIES.get(sensor.kind, ())) | set(own)
         for quantity in kinds:
-            value = own.get(quantity)
-            present.setdefault(quantity, []).append((sensor.id, None if value is None else value[0]))
-            if value is not None:
-                card.updated_ms = max(card.updated_ms or 0, value[1])
+            latest = own.get(quantity)
+            present.setdefault(quantity, {})[sensor.id] = None if latest is None else latest.value
+            if latest is not None:
+                card.updated_ms = max(card.updated_ms or 0, latest.ts_ms)
                 fresh_any = fresh_any or not stale
     guards: dict[str, ItemState] = {name: "unmonitored" for name in EIGHT_GUARDS}
     for quantity in ("temperature", "humidity"):
@@ -144,7 +172,7 @@ def room_card(ctx: WebContext, snap: SiteSnapshot, room: RoomConfig) -> RoomCard
         band = profile.band(quantity) if profile else None
         view = QuantityView(quantity, band.low if band else None, band.high if band else None,
                             stability_max=profile.stability.limit(quantity) if profile else None)
-        values = [v for _, v in present[quantity] if v is not None]
+        values = [v for v in present[quantity].values() if v is not None]
         if values:
             view.value_min, view.value_max = min(values), max(values)
             if view.high is not None and view.value_max > view.high:
@@ -153,7 +181,7 @@ def room_card(ctx: WebContext, snap: SiteSnapshot, room: RoomConfig) -> RoomCard
                 view.position = "low"
             else:
                 view.position = "in"
-        spans = [hi - lo for (s, q), (lo, hi) in snap.ranges.items() if q == quantity and s in dict(present[quantity])]
+        spans = [r.high - r.low for r in (snap.ranges.get((s, quantity)) for s in present[quantity]) if r]
         view.range_24h = max(spans) if spans else None
         card.quantities.append(view)
         state: ItemState = {"in": "ok", "unknown": "unknown"}.get(view.position, "alarm")  # type: ignore[assignment]
@@ -162,20 +190,19 @@ def room_card(ctx: WebContext, snap: SiteSnapshot, room: RoomConfig) -> RoomCard
         guards[quantity] = state
     for quantity, guard in (("smoke", "fire"), ("leak", "water")):
         if quantity in present:
-            values = [v for _, v in present[quantity] if v is not None]
+            values = [v for v in present[quantity].values() if v is not None]
             alarm = any(v >= 1 for v in values) if values else None
             setattr(card, quantity, alarm)
             guards[guard] = "unknown" if alarm is None else ("alarm" if alarm else "ok")
     if "door" in present:
-        values = [v for _, v in present["door"] if v is not None]
+        values = [v for v in present["door"].values() if v is not None]
         card.door = None if not values else ("open" if any(v >= 1 for v in values) else "closed")
         guards["theft"] = {"open": "warning", "closed": "ok"}.get(card.door or "", "unknown")  # type: ignore[assignment]
         if card.door == "open" and card.session is not None:
             guards["theft"] = "ok"
     if "light" in present or "uv" in present:
-        values = [v for _, v in present.get("light", []) if v is not None]
-        card.light = values[0] if values else None
-        guards["light"] = "ok" if values else "unknown"
+        seen_light = any(v is not None for q in ("light", "uv") for v in present.get(q, {}).values())
+        guards["light"] = "ok" if seen_light else "unknown"
     for row in card.alerts:
         guard = _RULE_GUARD.get(row["rule"]) or (row["quantity"] if row["quantity"] in guards else None)
         if guard is not None:

@@ -137,13 +137,16 @@ def notifications(conn: sqlite3.Connection, alert_id: int) -> list[dict[str, Any
 
 def alert_markers(conn: sqlite3.Connection, room: str, start_ms: int, end_ms: int,
                   limit: int = 500) -> list[dict[str, Any]]:
-    """Alerts of a room that fired within ``[start_ms, end_ms)`` (chart markers), oldest first."""
+    """The newest ``limit`` alerts of a room that fired within ``[start_ms, end_ms)`` (chart markers), oldest
+    first."""
     if not _has(conn, "alert_alerts"):
         return []
-    return _rows(conn.execute(
+    newest = _rows(conn.execute(
         "SELECT id, rule, severity, state, title_zh, title_en, coalesce(active_ms, opened_ms) AS ts_ms"
         " FROM alert_alerts WHERE room = ? AND fire_count > 0 AND coalesce(active_ms, opened_ms) >= ?"
-        " AND coalesce(active_ms, opened_ms) < ? ORDER BY ts_ms LIMIT ?", (room, start_ms, end_ms, limit)))
+        " AND coalesce(active_ms, opened_ms) < ? ORDER BY ts_ms DESC, id DESC LIMIT ?",
+        (room, start_ms, end_ms, limit)))
+    return newest[::-1]
 
 
 def audit_entries(conn: sqlite3.Connection, *, kinds: Sequence[str] | None = None, subject: str | None = None,

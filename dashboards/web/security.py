@@ -6,8 +6,9 @@
   protected by default; ``tests/dashboards/test_security.py`` enumerates the routes to show it.
 - Every request that is not GET/HEAD/OPTIONS from a browser session must carry the session's CSRF token
   (form field ``csrf`` or header ``X-CSRF-Token``) and, when the browser sends ``Origin``, come from this
-  origin. The login form uses a double-submit cookie. Scripts with an API token need no CSRF token (a
-  token is not an ambient credential).
+  origin: the request's ``Host``, or ``[http] public_url`` (behind a proxy that rewrites ``Host``). The
+  login form uses a double-submit cookie. Scripts with an API token need no CSRF token (a token is not an
+  ambient credential).
 - :class:`SecurityHeaders` adds the CSP (no inline script, ``frame-ancestors 'none'``) and friends.
 """
 
@@ -16,16 +17,18 @@ from __future__ import annotations
 import functools
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 from urllib.parse import parse_qs, quote
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dashboards.web.users import Role, User
 
-__all__ = ["PUBLIC_PATHS", "AuthMiddleware", "SecurityHeaders", "current_user", "requires", "session_cookie_name"]
+__all__ = ["PUBLIC_PATHS", "AuthMiddleware", "Caller", "SecurityHeaders", "current_user", "refusal", "requires",
+           "session_cookie_name"]
 
 PUBLIC_PATHS = frozenset({"/healthz", "/login"})
 PUBLIC_PREFIXES = ("/static/",)
@@ -79,6 +82,33 @@ def _is_api(path: str) -> bool:
     return path.startswith("/api/") or path == "/api" or path.startswith("/events")
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent a request.
+
+    Attributes:
+        user: the logged-in user (None: anonymous).
+        csrf: the browser session's CSRF token ("" for tokens and anonymous callers).
+        via: ``session`` (cookie), ``token`` (``Authorization: Bearer``) or "" (anonymous).
+    """
+
+    user: User | None = None
+    csrf: str = ""
+    via: Literal["session", "token", ""] = ""
+
+
+def refusal(request: Request, status: int, code: str, **params: Any) -> Response:
+    """A refusal in the caller's language: JSON ``{"error", "code"}`` for the API and live streams, a small
+    page (or plain text before login) otherwise."""
+    from dashboards.web.i18n import Translator  # late: pages import this module
+    from dashboards.web.pages.common import html_error, language_of
+
+    text = Translator(language_of(request)).error(code, params)
+    if _is_api(request.url.path) or "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"error": text, "code": code}, status_code=status)
+    return html_error(request, status, text)
+
+
 class AuthMiddleware:
     """Resolves the caller for every request and refuses what it may not do (see the module docstring)."""
 
@@ -93,51 +123,44 @@ class AuthMiddleware:
         request = Request(scope)
         path = scope["path"]
         state = scope.setdefault("state", {})
-        user, csrf, via = await self._caller(request)
-        state.update(user=user, csrf=csrf, auth=via)
+        caller = await caller_of(self.ctx, request)
+        state.update(user=caller.user, csrf=caller.csrf, auth=caller.via)
         public = path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
-        if user is None and not public:
+        if caller.user is None and not public:
             await self._login_required(request)(scope, receive, send)
             return
-        if request.method not in SAFE_METHODS and via != "token":
+        if request.method not in SAFE_METHODS and caller.via != "token":
             body, receive = await _buffer(receive)
             if body is None:
-                await PlainTextResponse("request body too large", status_code=413)(scope, receive, send)
+                await refusal(request, 413, "too_large")(scope, receive, send)
                 return
-            refusal = self._csrf_refusal(request, body, csrf)
-            if refusal is not None:
-                await refusal(scope, receive, send)
+            refused = self._csrf_refusal(request, body, caller.csrf)
+            if refused is not None:
+                await refused(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-    async def _caller(self, request: Request) -> tuple[User | None, str, str]:
-        from starlette.concurrency import run_in_threadpool
-
-        header = request.headers.get("authorization", "")
-        if header.lower().startswith("bearer "):
-            user = await run_in_threadpool(self.ctx.users.token_user, header[7:].strip())
-            return user, "", "token" if user else ""
-        cookie = request.cookies.get(session_cookie_name(self.ctx.secure_cookies), "")
-        if cookie:
-            session = await run_in_threadpool(self.ctx.users.session, cookie)
-            if session is not None:
-                return session.user, session.csrf, "session"
-        return None, "", ""
 
     @staticmethod
     def _login_required(request: Request) -> Response:
         if _is_api(request.url.path) or "application/json" in request.headers.get("accept", ""):
-            return JSONResponse({"error": "login required"}, status_code=401,
-                                headers={"WWW-Authenticate": 'Bearer realm="archmon"'})
+            response = refusal(request, 401, "login_required")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="archmon"'
+            return response
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
+    def _same_origin(self, request: Request, origin: str) -> bool:
+        """``Origin`` names this dashboard: the ``Host`` the browser sent, or the configured public URL."""
+        origin = origin.strip().rstrip("/").lower()
+        public = self.ctx.config.http.public_url
+        if public is not None and origin == public:
+            return True
+        return origin.split("://", 1)[-1] == request.headers.get("host", "").lower()
+
     def _csrf_refusal(self, request: Request, body: bytes, expected: str) -> Response | None:
         origin = request.headers.get("origin")
-        if origin is not None:
-            host = request.headers.get("host", "")
-            if origin.split("://", 1)[-1] != host:
-                return PlainTextResponse("cross-origin request refused", status_code=403)
+        if origin is not None and not self._same_origin(request, origin):
+            return refusal(request, 403, "cross_origin")
         given = request.headers.get("x-csrf-token", "")
         if not given and request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
@@ -145,10 +168,25 @@ class AuthMiddleware:
         if not expected and request.url.path == "/login":
             expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
-            if _is_api(request.url.path):
-                return JSONResponse({"error": "missing or wrong CSRF token"}, status_code=403)
-            return PlainTextResponse("missing or wrong CSRF token: reload the page and try again", status_code=403)
+            return refusal(request, 403, "csrf")
         return None
+
+
+async def caller_of(ctx: Any, request: Request) -> Caller:
+    """Resolve the caller of a request (session cookie, else bearer token); live streams ask again while
+    they run, so a logout, a disabled account or a changed role ends them."""
+    from starlette.concurrency import run_in_threadpool
+
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        user = await run_in_threadpool(ctx.users.token_user, header[7:].strip())
+        return Caller(user, "", "token") if user else Caller()
+    cookie = request.cookies.get(session_cookie_name(ctx.secure_cookies), "")
+    if cookie:
+        session = await run_in_threadpool(ctx.users.session, cookie)
+        if session is not None:
+            return Caller(session.user, session.csrf, "session")
+    return Caller()
 
 
 async def _buffer(receive: Receive) -> tuple[bytes | None, Receive]:
@@ -197,11 +235,7 @@ def requires(role: Role) -> Callable[[Endpoint], Endpoint]:
         async def guarded(request: Request) -> Response:
             user = request.state.user
             if user is None or not user.can(role):
-                if _is_api(request.url.path):
-                    return JSONResponse({"error": f"needs the {role} role"}, status_code=403)
-                from dashboards.web.pages.common import html_error  # late: pages import this module
-
-                return html_error(request, 403, f"needs the {role} role")
+                return refusal(request, 403, f"forbidden_{role}")
             return await endpoint(request)
 
         guarded.required_role = role  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
@@ -37,13 +37,19 @@ def parse_address(text: str) -> tuple[str, int]:
 
 @dataclass
 class WebServer:
-    """uvicorn serving ``app`` in a background thread."""
+    """uvicorn serving ``app`` in a background thread.
+
+    ``X-Forwarded-For``/``-Proto`` are believed only from ``trusted_proxies`` (``[http] trusted_proxies``);
+    with none (the default) they are ignored, whoever sends them, loopback included: the client address the
+    login limits count is the connection's.
+    """
 
     app: Starlette
     host: str
     port: int
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    trusted_proxies: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._server = uvicorn.Server(uvicorn.Config(
@@ -51,6 +57,7 @@ class WebServer:
             ssl_certfile=str(self.tls_cert) if self.tls_cert else None,
             ssl_keyfile=str(self.tls_key) if self.tls_key else None,
             timeout_graceful_shutdown=2, server_header=False,
+            proxy_headers=bool(self.trusted_proxies), forwarded_allow_ips=list(self.trusted_proxies) or None,
         ))
         self._thread: threading.Thread | None = None
 
@@ -101,7 +108,8 @@ class WebServer:
 def serve(app: Starlette, config: Config, *, address: str | None = None) -> WebServer:
     """Start the dashboard on ``address`` (``HOST:PORT``, e.g. from ``--http``) or ``config.http``.
 
-    TLS is used when ``[http]`` names ``tls_cert`` and ``tls_key`` (relative to the config file).
+    TLS is used when ``[http]`` names ``tls_cert`` and ``tls_key`` (relative to the config file); forwarded
+    headers are believed from ``[http] trusted_proxies`` only.
 
     Returns:
         The running server (call ``stop()`` at shutdown).
@@ -110,6 +118,6 @@ def serve(app: Starlette, config: Config, *, address: str | None = None) -> WebS
     host, port = parse_address(address) if address else (http.host, http.port)
     cert = config.resolve(http.tls_cert) if http.tls_cert else None
     key = config.resolve(http.tls_key) if http.tls_key else None
-    server = WebServer(app, host, port, cert, key)
+    server = WebServer(app, host, port, cert, key, trusted_proxies=list(http.trusted_proxies))
     server.start()
     return server

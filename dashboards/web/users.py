@@ -3,20 +3,20 @@
 - Passwords are argon2id hashes (argon2-cffi); there is no default password: every account is made by
   an administrator (``archmon user add``) or by the demo's one-time password (:func:`one_time_admin`).
 - Browser sessions and API tokens are random secrets; only their SHA-256 is stored, so a copy of the
-  database does not let anyone in. Disabling a user or changing a password ends their sessions.
+  database does not let anyone in. Disabling a user or changing a password ends their sessions; a new
+  password also revokes their API tokens. Tokens may expire, can be listed (by an id: the first digits of
+  their hash) and revoked, and record when they were last used.
 - Every user change, login and failed login goes to the audit hash chain (:func:`alerts.audit.append_audit`)
   in the same transaction as the change itself.
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import sqlite3
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -25,10 +25,32 @@ from alerts.audit import SCHEMA as AUDIT_SCHEMA
 from alerts.audit import append_audit
 from archmon.sqlite import Migration, ReaderPool, connect, migrate, write_tx
 from archmon.timeutil import now_ms
+from dashboards.web.accounts import (
+    MIN_PASSWORD_LENGTH,
+    ROLES,
+    SEEN_EVERY_MS,
+    TOKEN_ID_LENGTH,
+    ApiToken,
+    NewSession,
+    Role,
+    User,
+    UserError,
+    WebSession,
+    check_name,
+    check_password,
+    check_role,
+    digest,
+    role_at_least,
+    unknown_user,
+)
+
+SESSION_TTL_MS = 12 * 3600 * 1000
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",
     "ROLES",
+    "ApiToken",
+    "NewSession",
     "Role",
     "User",
     "UserError",
@@ -37,13 +59,6 @@ __all__ = [
     "one_time_admin",
     "role_at_least",
 ]
-
-Role = Literal["viewer", "operator", "admin"]
-ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")
-MIN_PASSWORD_LENGTH = 10
-SESSION_TTL_MS = 12 * 3600 * 1000
-_SEEN_EVERY_MS = 60_000  # a session's last-seen time is written at most once a minute
-_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-@")
 
 _MIGRATIONS = [
     Migration(1, AUDIT_SCHEMA + """
@@ -74,65 +89,11 @@ _MIGRATIONS = [
             last_used_ms INTEGER
         )
         """, "dashboard users, sessions and API tokens"),
+    Migration(2, """
+        ALTER TABLE web_api_tokens ADD COLUMN expires_ms INTEGER;
+        CREATE INDEX IF NOT EXISTS web_api_tokens_user ON web_api_tokens (user)
+        """, "API tokens may expire"),
 ]
-
-
-class UserError(ValueError):
-    """A user change that cannot be made (unknown user, weak password, bad role...)."""
-
-
-def role_at_least(role: str, needed: Role) -> bool:
-    """Whether ``role`` includes the rights of ``needed`` (viewer < operator < admin)."""
-    return role in ROLES and ROLES.index(role) >= ROLES.index(needed)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    """A dashboard account (never carries the password hash)."""
-
-    name: str
-    role: Role
-    language: str | None
-    disabled: bool
-    created_ms: int
-
-    def can(self, needed: Role) -> bool:
-        """Whether this user has at least the ``needed`` role."""
-        return not self.disabled and role_at_least(self.role, needed)
-
-
-@dataclass(frozen=True, slots=True)
-class WebSession:
-    """A logged-in browser: the user and the session's CSRF token."""
-
-    user: User
-    csrf: str
-    expires_ms: int
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _check_name(name: str) -> str:
-    name = name.strip()
-    if not name or len(name) > 64 or set(name) - _NAME_CHARS:
-        raise UserError(f"user name {name!r}: use 1–64 letters, digits or _ . - @")
-    return name
-
-
-def _check_password(password: str) -> str:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
-    if len(password) > 1024:
-        raise UserError("password too long (over 1024 characters)")
-    return password
-
-
-def _check_role(role: str) -> Role:
-    if role not in ROLES:
-        raise UserError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
-    return role  # type: ignore[return-value]
 
 
 def _user(row: sqlite3.Row | tuple[Any, ...]) -> User:
@@ -140,6 +101,7 @@ def _user(row: sqlite3.Row | tuple[Any, ...]) -> User:
 
 
 _USER_COLUMNS = "name, role, language, disabled, created_ms"
+_TOKEN_COLUMNS = "token_hash, user, label, created_ms, last_used_ms, expires_ms"
 
 
 class UserStore:
@@ -172,14 +134,14 @@ class UserStore:
         Raises:
             UserError: bad name, role or password, or the name is taken.
         """
-        name, role = _check_name(name), _check_role(role)
-        digest = self.hasher.hash(_check_password(password))
+        name, role = check_name(name), check_role(role)
+        hashed = self.hasher.hash(check_password(password))
         ts = now_ms()
         with self._lock, write_tx(self._conn) as conn:
             if conn.execute("SELECT 1 FROM web_users WHERE name = ?", (name,)).fetchone():
-                raise UserError(f"user {name!r} exists already")
+                raise UserError(f"user {name!r} exists already", "user_exists", name=name)
             conn.execute("INSERT INTO web_users (name, role, password_hash, language, disabled, created_ms, updated_ms)"
-                         " VALUES (?, ?, ?, ?, 0, ?, ?)", (name, role, digest, language, ts, ts))
+                         " VALUES (?, ?, ?, ?, 0, ?, ?)", (name, role, hashed, language, ts, ts))
             append_audit(conn, ts, "user_add", by, f"user:{name}", {"role": role})
         return User(name, role, language, False, ts)
 
@@ -196,33 +158,38 @@ class UserStore:
         return [_user(row) for row in rows]
 
     def _change(self, name: str, by: str, kind: str, payload: dict[str, Any], sets: str, params: tuple[Any, ...],
-                *, end_sessions: bool) -> None:
+                *, end_sessions: bool, revoke_tokens: bool = False) -> None:
         ts = now_ms()
         with self._lock, write_tx(self._conn) as conn:
             if conn.execute("SELECT 1 FROM web_users WHERE name = ?", (name,)).fetchone() is None:
-                raise UserError(f"unknown user {name!r}")
+                raise unknown_user(name)
             conn.execute(f"UPDATE web_users SET {sets}, updated_ms = ? WHERE name = ?", (*params, ts, name))
             if end_sessions:
                 conn.execute("DELETE FROM web_sessions WHERE user = ?", (name,))
+            if revoke_tokens:
+                revoked = conn.execute("DELETE FROM web_api_tokens WHERE user = ?", (name,)).rowcount
+                payload = {**payload, "tokens_revoked": revoked}
             append_audit(conn, ts, kind, by, f"user:{name}", payload)
 
     def set_password(self, name: str, password: str, *, by: str) -> None:
-        """Set a new password and end the user's sessions (audited as ``user_password``)."""
-        digest = self.hasher.hash(_check_password(password))
-        self._change(name, by, "user_password", {}, "password_hash = ?", (digest,), end_sessions=True)
+        """Set a new password, end the user's sessions and revoke their API tokens (audited as
+        ``user_password``, with how many tokens were revoked): a reset after a leak locks everything out."""
+        hashed = self.hasher.hash(check_password(password))
+        self._change(name, by, "user_password", {}, "password_hash = ?", (hashed,), end_sessions=True,
+                     revoke_tokens=True)
 
     def set_disabled(self, name: str, disabled: bool, *, by: str) -> None:
         """Disable (ending every session) or enable an account (audited as ``user_disable``/``user_enable``)."""
         if disabled and by == name:
-            raise UserError("you cannot disable your own account")
+            raise UserError("you cannot disable your own account", "user_disable_self")
         kind = "user_disable" if disabled else "user_enable"
         self._change(name, by, kind, {}, "disabled = ?", (int(disabled),), end_sessions=disabled)
 
     def set_role(self, name: str, role: str, *, by: str) -> None:
         """Change a user's role (audited as ``user_role``; their sessions end)."""
-        role = _check_role(role)
+        role = check_role(role)
         if by == name and role != "admin":
-            raise UserError("you cannot take administrator rights from your own account")
+            raise UserError("you cannot take administrator rights from your own account", "user_demote_self")
         self._change(name, by, "user_role", {"role": role}, "role = ?", (role,), end_sessions=True)
 
     def set_language(self, name: str, language: str, *, by: str) -> None:
@@ -258,24 +225,24 @@ class UserStore:
             append_audit(conn, now_ms() if ts_ms is None else ts_ms, kind, actor, subject, payload)
 
     # -- browser sessions ------------------------------------------------------------------------
-    def start_session(self, user: User, *, address: str = "", ttl_ms: int = SESSION_TTL_MS) -> tuple[str, str]:
-        """A new session for a logged-in user, audited as ``login``; returns ``(cookie secret, CSRF token)``."""
+    def start_session(self, user: User, *, address: str = "", ttl_ms: int = SESSION_TTL_MS) -> NewSession:
+        """A new session for a logged-in user, audited as ``login``."""
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         ts = now_ms()
         with self._lock, write_tx(self._conn) as conn:
             conn.execute("DELETE FROM web_sessions WHERE expires_ms < ?", (ts,))
             conn.execute("INSERT INTO web_sessions (token_hash, user, csrf, created_ms, seen_ms, expires_ms, address)"
-                         " VALUES (?, ?, ?, ?, ?, ?, ?)", (_digest(token), user.name, csrf, ts, ts, ts + ttl_ms,
+                         " VALUES (?, ?, ?, ?, ?, ?, ?)", (digest(token), user.name, csrf, ts, ts, ts + ttl_ms,
                                                            address))
             append_audit(conn, ts, "login", user.name, f"user:{user.name}", {"address": address})
-        return token, csrf
+        return NewSession(token, csrf)
 
     def session(self, token: str) -> WebSession | None:
         """The live session of a cookie secret (None: unknown, expired, or its user disabled)."""
         if not token:
             return None
         ts = now_ms()
-        key = _digest(token)
+        key = digest(token)
         with self._readers.read() as conn:
             row = conn.execute(
                 f"SELECT s.csrf, s.expires_ms, s.seen_ms, {', '.join('u.' + c for c in _USER_COLUMNS.split(', '))}"
@@ -285,7 +252,7 @@ class UserStore:
         user = _user(row[3:])
         if user.disabled:
             return None
-        if ts - int(row[2]) > _SEEN_EVERY_MS:
+        if ts - int(row[2]) > SEEN_EVERY_MS:
             with self._lock:
                 self._conn.execute("UPDATE web_sessions SET seen_ms = ? WHERE token_hash = ?", (ts, key))
         return WebSession(user, str(row[0]), int(row[1]))
@@ -294,35 +261,81 @@ class UserStore:
         """Log out (audited as ``logout``)."""
         ts = now_ms()
         with self._lock, write_tx(self._conn) as conn:
-            cursor = conn.execute("DELETE FROM web_sessions WHERE token_hash = ?", (_digest(token),))
+            cursor = conn.execute("DELETE FROM web_sessions WHERE token_hash = ?", (digest(token),))
             if cursor.rowcount:
                 append_audit(conn, ts, "logout", actor, f"user:{actor}", {})
 
     # -- API tokens ------------------------------------------------------------------------------
-    def create_token(self, name: str, label: str, *, by: str) -> str:
-        """A new API token for scripts acting as ``name`` (audited as ``token_add``); shown once."""
+    def create_token(self, name: str, label: str, *, by: str, expires_ms: int | None = None) -> str:
+        """A new API token for scripts acting as ``name`` (audited as ``token_add``); shown once.
+
+        Args:
+            expires_ms: when it stops working (None: never; revoke it with :meth:`revoke_token`).
+        """
         token = "am_" + secrets.token_urlsafe(32)
         ts = now_ms()
+        if expires_ms is not None and expires_ms <= ts:
+            raise UserError("a token must expire in the future", "user_token_expiry")
+        label = " ".join(label.split())[:100]
         with self._lock, write_tx(self._conn) as conn:
             if conn.execute("SELECT 1 FROM web_users WHERE name = ?", (name,)).fetchone() is None:
-                raise UserError(f"unknown user {name!r}")
-            conn.execute("INSERT INTO web_api_tokens (token_hash, user, label, created_ms) VALUES (?, ?, ?, ?)",
-                         (_digest(token), name, label, ts))
-            append_audit(conn, ts, "token_add", by, f"user:{name}", {"label": label})
+                raise unknown_user(name)
+            stored = digest(token)
+            conn.execute("INSERT INTO web_api_tokens (token_hash, user, label, created_ms, expires_ms)"
+                         " VALUES (?, ?, ?, ?, ?)", (stored, name, label, ts, expires_ms))
+            append_audit(conn, ts, "token_add", by, f"user:{name}",
+                         {"label": label, "token": stored[:TOKEN_ID_LENGTH], "expires_ms": expires_ms})
         return token
 
+    def tokens(self, name: str | None = None) -> list[ApiToken]:
+        """The API tokens (of one user, or all), newest first."""
+        where, params = ("WHERE user = ?", (name,)) if name is not None else ("", ())
+        with self._readers.read() as conn:
+            rows = conn.execute(f"SELECT {_TOKEN_COLUMNS} FROM web_api_tokens {where} ORDER BY created_ms DESC",
+                                params).fetchall()
+        return [ApiToken(str(r[0])[:TOKEN_ID_LENGTH], str(r[1]), str(r[2]), int(r[3]), r[4], r[5]) for r in rows]
+
+    def revoke_token(self, token_id: str, *, by: str) -> ApiToken:
+        """Revoke the token whose id (see :meth:`tokens`) is ``token_id`` (audited as ``token_revoke``).
+
+        Raises:
+            UserError: no token, or more than one, has this id.
+        """
+        token_id = token_id.strip().lower()
+        if len(token_id) < 6 or set(token_id) - set("0123456789abcdef"):
+            raise UserError(f"token id {token_id!r}: give the id --list shows", "user_token_unknown", id=token_id[:20])
+        ts = now_ms()
+        with self._lock, write_tx(self._conn) as conn:
+            rows = conn.execute(f"SELECT {_TOKEN_COLUMNS} FROM web_api_tokens WHERE substr(token_hash, 1, ?) = ?",
+                                (len(token_id), token_id)).fetchall()
+            if len(rows) != 1:
+                raise UserError(f"no single API token has the id {token_id!r}", "user_token_unknown", id=token_id)
+            row = rows[0]
+            conn.execute("DELETE FROM web_api_tokens WHERE token_hash = ?", (row[0],))
+            append_audit(conn, ts, "token_revoke", by, f"user:{row[1]}",
+                         {"label": row[2], "token": str(row[0])[:TOKEN_ID_LENGTH]})
+        return ApiToken(str(row[0])[:TOKEN_ID_LENGTH], str(row[1]), str(row[2]), int(row[3]), row[4], row[5])
+
     def token_user(self, token: str) -> User | None:
-        """The enabled user an API token acts as, or None."""
+        """The enabled user an unexpired API token acts as, or None; its last use is recorded (at most once a
+        minute)."""
         if not token.startswith("am_"):
             return None
+        key = digest(token)
         with self._readers.read() as conn:
-            row = conn.execute(f"SELECT {', '.join('u.' + c for c in _USER_COLUMNS.split(', '))}"
-                               " FROM web_api_tokens t JOIN web_users u ON u.name = t.user WHERE t.token_hash = ?",
-                               (_digest(token),)).fetchone()
-        if row is None:
+            row = conn.execute(
+                f"SELECT t.expires_ms, t.last_used_ms, {', '.join('u.' + c for c in _USER_COLUMNS.split(', '))}"
+                " FROM web_api_tokens t JOIN web_users u ON u.name = t.user WHERE t.token_hash = ?", (key,)).fetchone()
+        ts = now_ms()
+        if row is None or (row[0] is not None and int(row[0]) <= ts):
             return None
-        user = _user(row)
-        return None if user.disabled else user
+        user = _user(row[2:])
+        if user.disabled:
+            return None
+        if row[1] is None or ts - int(row[1]) > SEEN_EVERY_MS:
+            with self._lock:
+                self._conn.execute("UPDATE web_api_tokens SET last_used_ms = ? WHERE token_hash = ?", (ts, key))
+        return user
 
 
 def one_time_admin(store: UserStore, name: str = "admin") -> str:

@@ -1,6 +1,6 @@
 """A real site for the dashboard tests: config file on disk, SQLite file filled through the real store,
-the real alert engine with the access register attached, the event hub, and the app served by uvicorn
-on a free loopback port."""
+the real alert engine (its access register attached by ``build_app``, as for the live service), the event
+hub, and the app served by uvicorn on a free loopback port."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from alerts.access import AccessRegister, attach_register
+from alerts.access import AccessRegister
 from alerts.service import AlertService
 from archmon.config import load_config
 from archmon.domain import Reading
@@ -81,7 +81,8 @@ class Client(httpx.Client):
 class Site:
     """Everything running; ``close()`` stops it."""
 
-    def __init__(self, tmp_path: Path, *, config_text: str | None = None, limiter: LoginLimiter | None = None) -> None:
+    def __init__(self, tmp_path: Path, *, config_text: str | None = None, limiter: LoginLimiter | None = None,
+                 trusted_proxies: list[str] | None = None, reload_alerts: bool = False) -> None:
         self.dir = tmp_path
         self.config_path = tmp_path / "archmon.toml"
         self.config_path.write_text(config_text or CONFIG.replace("{sensors}", sensor_tables()), encoding="utf-8")
@@ -89,17 +90,22 @@ class Site:
         self.db = self.config.resolve(self.config.storage.sqlite_path)
         self.store = SqliteStore(self.db, tz=self.config.site.tz)
         self.hub = EventHub()
-        self.alerts = AlertService(self.config, self.db)
-        self.register = AccessRegister(self.db)
-        attach_register(self.alerts.engine, self.register)
+        self.alerts = AlertService(self.config, self.db, hub=self.hub)
+        self.register = AccessRegister(self.db, hub=self.hub)  # as the dashboard's own: live cards follow
         self.reloads: list[object] = []
-        self.app = build_app(self.config, hub=self.hub, db_path=self.db, alerts=self.alerts,
-                             reload=self.reloads.append, limiter=limiter)
+
+        def reload(config: object) -> None:  # what the service's reload callback does, recorded
+            self.reloads.append(config)
+            if reload_alerts:
+                self.alerts.reload(config)  # type: ignore[arg-type]
+
+        self.app = build_app(self.config, hub=self.hub, db_path=self.db, alerts=self.alerts, reload=reload,
+                             limiter=limiter)
         self.ctx = self.app.state.ctx
         for name, password in PASSWORDS.items():
             role = {"oper": "operator"}.get(name, name)
             self.ctx.users.add(name, role, password, by="test")
-        self.server = WebServer(self.app, "127.0.0.1", 0)
+        self.server = WebServer(self.app, "127.0.0.1", 0, trusted_proxies=trusted_proxies or [])
         self.server.start()
         self.url = self.server.url
 

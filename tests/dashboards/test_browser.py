@@ -1,9 +1,11 @@
 """The dashboard in a real browser: Debian's headless Chromium driven by Playwright, against the app on
-loopback. Also writes the screenshots in docs/screenshots/ (overview, room, alerts; zh and en; 1366×768
-and 390×844)."""
+loopback. Also takes the screenshots (overview, room, alerts; zh and en; 1366×768 and 390×844): into
+docs/screenshots/ with ``ARCHMON_SCREENSHOTS=1``, else into a temporary folder (a test run leaves the
+developer's tree clean)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,14 +14,14 @@ import pytest
 
 from archmon.domain import Reading
 from archmon.timeutil import now_ms
-from tests.dashboards.site import PASSWORDS, Site
+from tests.dashboards.site import CONFIG, PASSWORDS, Site, sensor_tables
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOC_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 TIMEOUT_MS = 20_000
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -36,8 +38,19 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: docs/screenshots/ when asked for (``ARCHMON_SCREENSHOTS=1``), else a temp folder."""
+    if os.environ.get("ARCHMON_SCREENSHOTS") == "1":
+        DOC_SHOTS.mkdir(parents=True, exist_ok=True)
+        return DOC_SHOTS
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="module")
 def live_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    site = Site(tmp_path_factory.mktemp("web"))
+    # no grace for the session: a door opening is judged at the next tick (the service ticks every second)
+    text = CONFIG.replace("{sensors}", sensor_tables()) + "\n[alerts.access]\ngrace_s = 0\n"
+    site = Site(tmp_path_factory.mktemp("web"), config_text=text)
     site.history(48, 10)
     try:
         yield site
@@ -75,6 +88,7 @@ def test_an_unregistered_door_opening_raises_an_alert_an_operator_acknowledges(b
     page = _login(browser, live_site, "oper")
     page.wait_for_selector("body[data-live=on]", state="attached")
     live_site.store_readings([Reading("D2", "door", 1.0, now_ms(), "A2")])
+    live_site.alerts.tick()
     page.wait_for_selector("#room-A2 .card-alerts >> text=未登记进入库房")
     page.click("#room-A2 .card-alerts a:has-text('未登记进入库房')")
     page.fill("textarea[name=comment]", "值班员核实：保洁人员误开，已关门")
@@ -98,6 +112,9 @@ def test_an_access_session_is_opened_and_then_the_door_raises_nothing(browser: o
     assert "张三、李四" in page.inner_text(".sessions")
     before = {a["id"] for a in live_site.alerts.store.alerts() if a["rule"] == "unregistered_entry"}
     live_site.store_readings([Reading("D1", "door", 1.0, now_ms(), "A1")])
+    live_site.alerts.tick()  # judged: registered
+    rule = next(r for r in live_site.alerts.engine.rules if r.name == "unregistered_entry")
+    assert rule.snapshot()["waiting"] == [] and rule.snapshot()["judged"]["D1"] > 0
     after = {a["id"] for a in live_site.alerts.store.alerts() if a["rule"] == "unregistered_entry"}
     assert after == before
     page.goto(live_site.url + "/")
@@ -128,11 +145,11 @@ def _scene(site: Site) -> None:
     if not any(a["rule"] == "unregistered_entry" for a in site.alerts.store.alerts()):
         site.store_readings([Reading("D2", "door", 1.0, now - 120_000, "A2")])
         site.store_readings([Reading("D2", "door", 0.0, now - 60_000, "A2")])
+        site.alerts.tick()
 
 
 @pytest.mark.parametrize("width,height", [(1366, 768), (390, 844)])
-def test_screenshots(browser: object, live_site: Site, width: int, height: int) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
+def test_screenshots(browser: object, live_site: Site, shots: Path, width: int, height: int) -> None:
     _scene(live_site)
     page = _login(browser, live_site, "admin", width=width, height=height)
     for lang in ("zh", "en"):
@@ -144,5 +161,6 @@ def test_screenshots(browser: object, live_site: Site, width: int, height: int) 
             if name == "room":
                 page.wait_for_selector(".chart[data-drawn='1']")
                 assert int(page.get_attribute(".chart[data-quantity=temperature]", "data-points")) <= 3 * 2000
-            page.screenshot(path=str(SHOTS / f"{name}-{lang}-{width}x{height}.png"))
+            page.screenshot(path=str(shots / f"{name}-{lang}-{width}x{height}.png"))
+            assert (shots / f"{name}-{lang}-{width}x{height}.png").stat().st_size > 10_000
     page.context.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -11,13 +10,23 @@ from starlette.responses import Response
 
 from alerts.access import AccessError
 from dashboards.web import queries
-from dashboards.web.pages.common import ctx_of, page, redirect
+from dashboards.web.i18n import Translator
+from dashboards.web.pages.common import ctx_of, error_redirect, language_of, page, query_error, redirect
 from dashboards.web.security import current_user, requires
 from dashboards.web.users import ROLES, UserError
 
 __all__ = ["access_close", "access_open", "access_page", "user_action", "user_add", "users_page"]
 
 ACCESS_AUDIT_KINDS = ("access_open", "access_close")
+ACCESS_DONE = ("open", "close")
+USER_DONE = ("add", "disable", "enable", "password", "role")
+
+
+def _done(request: Request, known: tuple[str, ...]) -> str:
+    """What the redirect after a change says was done, if it is one of ``known`` (never a catalogue key
+    made of whatever a link carries)."""
+    kind = request.query_params.get("done", "").split("-", 1)[0]
+    return kind if kind in known else ""
 
 
 async def access_page(request: Request) -> Response:
@@ -34,25 +43,26 @@ async def access_page(request: Request) -> Response:
                 "history": ctx.access.sessions(room=room, limit=200), "audit": audit}
 
     data = await run_in_threadpool(read)
-    return page(request, "access.html", rooms=ctx.config.rooms, room=room, error=request.query_params.get(
-        "error", "")[:300], done=request.query_params.get("done", ""), **data)
+    return page(request, "access.html", rooms=ctx.config.rooms, room=room,
+                error=query_error(request, Translator(language_of(request))), done=_done(request, ACCESS_DONE),
+                **data)
 
 
 @requires("operator")
 async def access_open(request: Request) -> Response:
-    """``POST /access/open`` (form: room, people (one per line or comma-separated), purpose, approval)."""
+    """``POST /access/open`` (form: room, people (one per line or comma-separated), purpose, approval); the
+    register publishes the session on the hub (live cards)."""
     ctx = ctx_of(request)
     form = await request.form()
     room = str(form.get("room", ""))
     if ctx.room(room) is None:
-        return redirect(f"/access?error={quote(f'unknown room {room!r}')}")
+        return error_redirect("/access", "access_unknown_room", {"room": room})
     people = str(form.get("people", "")).splitlines()
     try:
         session = await run_in_threadpool(ctx.access.open_session, room, people, str(form.get("purpose", "")),
                                           str(form.get("approval", "")), current_user(request).name)
     except AccessError as exc:
-        return redirect(f"/access?error={quote(str(exc))}")
-    _changed(request, room)
+        return error_redirect("/access", exc)
     return redirect(f"/access?done=open-{session.id}")
 
 
@@ -61,19 +71,15 @@ async def access_close(request: Request) -> Response:
     """``POST /access/{session_id}/close`` (form: note)."""
     ctx = ctx_of(request)
     form = await request.form()
+    session_id = request.path_params["session_id"]
     try:
-        session = await run_in_threadpool(ctx.access.close_session, request.path_params["session_id"],
-                                          current_user(request).name, note=str(form.get("note", "")))
-    except (AccessError, KeyError) as exc:
-        return redirect(f"/access?error={quote(str(exc))}")
-    _changed(request, session.room)
+        session = await run_in_threadpool(ctx.access.close_session, session_id, current_user(request).name,
+                                          note=str(form.get("note", "")))
+    except KeyError:
+        return error_redirect("/access", "access_unknown_session", {"id": session_id})
+    except AccessError as exc:
+        return error_redirect("/access", exc)
     return redirect(f"/access?done=close-{session.id}")
-
-
-def _changed(request: Request, room: str) -> None:
-    live = getattr(request.app.state, "live", None)
-    if live is not None:
-        live.publish({room})
 
 
 @requires("admin")
@@ -81,8 +87,8 @@ async def users_page(request: Request) -> Response:
     """``GET /users``."""
     ctx = ctx_of(request)
     users = await run_in_threadpool(ctx.users.users)
-    return page(request, "users.html", users=users, roles=ROLES, error=request.query_params.get("error", "")[:300],
-                done=request.query_params.get("done", ""))
+    return page(request, "users.html", users=users, roles=ROLES,
+                error=query_error(request, Translator(language_of(request))), done=_done(request, USER_DONE))
 
 
 @requires("admin")
@@ -92,13 +98,13 @@ async def user_add(request: Request) -> Response:
     form = await request.form()
     password = str(form.get("password", ""))
     if password != str(form.get("password2", "")):
-        return redirect(f"/users?error={quote('the two passwords differ')}")
+        return error_redirect("/users", "user_passwords_differ")
     language = str(form.get("language", "")) or None
     try:
         await run_in_threadpool(lambda: ctx.users.add(str(form.get("name", "")), str(form.get("role", "")), password,
                                                       by=current_user(request).name, language=language))
     except UserError as exc:
-        return redirect(f"/users?error={quote(str(exc))}")
+        return error_redirect("/users", exc)
     return redirect("/users?done=add")
 
 
@@ -116,12 +122,12 @@ async def user_action(request: Request) -> Response:
         elif action == "password":
             password = str(form.get("password", ""))
             if password != str(form.get("password2", "")):
-                raise UserError("the two passwords differ")
+                raise UserError("the two passwords differ", "user_passwords_differ")
             await run_in_threadpool(lambda: ctx.users.set_password(name, password, by=by))
         elif action == "role":
             await run_in_threadpool(lambda: ctx.users.set_role(name, str(form.get("role", "")), by=by))
         else:
-            raise UserError(f"unknown action {action!r}")
+            raise UserError(f"unknown action {action!r}", "user_unknown_action", action=action[:40])
     except UserError as exc:
-        return redirect(f"/users?error={quote(str(exc))}")
+        return error_redirect("/users", exc)
     return redirect(f"/users?done={action}")

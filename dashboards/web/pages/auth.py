@@ -60,7 +60,9 @@ async def login_form(request: Request) -> Response:
 
 
 async def login_submit(request: Request) -> Response:
-    """``POST /login``: rate-limited per account and address; every outcome is audited."""
+    """``POST /login``: rate-limited per account and address (the attempt is reserved before the password is
+    checked, so concurrent requests cannot pass the limit); audited: every login and failed login, the first
+    refused attempt per limit and window with the count of refusals it stands for."""
     ctx = ctx_of(request)
     form = await request.form()
     name = str(form.get("name", "")).strip()[:64]
@@ -68,20 +70,23 @@ async def login_submit(request: Request) -> Response:
     next_url = _safe_next(str(form.get("next", "/")))
     address = _address(request)
     t = Translator(language_of(request))
-    wait = ctx.limiter.retry_after(name, address)
-    if wait > 0:
-        await run_in_threadpool(ctx.users.audit, "login_blocked", name or "?", f"user:{name}", {"address": address})
+    attempt = ctx.limiter.attempt(name, address)  # counted before the password is checked
+    if not attempt.allowed:
+        if attempt.notice is not None:  # the first refusal of this limit in a window, with the count
+            await run_in_threadpool(ctx.users.audit, "login_blocked", name or "?", f"user:{name}",
+                                    {"address": address, "limit": attempt.notice.key,
+                                     "refused": attempt.notice.refused})
+        wait = attempt.retry_after
         return _login_page(request, error=t("login.blocked", minutes=math.ceil(wait / 60)), name=name, status=429,
                            next_url=next_url, headers={"Retry-After": str(math.ceil(wait))})
     user = await run_in_threadpool(ctx.users.verify, name, password)
     if user is None:
-        ctx.limiter.failed(name, address)
         await run_in_threadpool(ctx.users.audit, "login_failed", name or "?", f"user:{name}", {"address": address})
         return _login_page(request, error=t("login.failed"), name=name, status=401, next_url=next_url)
-    ctx.limiter.succeeded(name)
-    token, _csrf = await run_in_threadpool(ctx.users.start_session, user, address=address)
+    ctx.limiter.succeeded(attempt)
+    started = await run_in_threadpool(ctx.users.start_session, user, address=address)
     response = redirect(next_url)
-    response.set_cookie(session_cookie_name(ctx.secure_cookies), token, httponly=True, samesite="strict",
+    response.set_cookie(session_cookie_name(ctx.secure_cookies), started.cookie, httponly=True, samesite="strict",
                         secure=ctx.secure_cookies, path="/")
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response

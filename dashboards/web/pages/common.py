@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -17,8 +19,8 @@ from dashboards.web.context import WebContext
 from dashboards.web.fmt import fmt_time, fmt_value
 from dashboards.web.i18n import Translator, pick_language
 
-__all__ = ["LANG_COOKIE", "context", "ctx_of", "fragment", "html_error", "language_of", "page", "redirect",
-           "templates"]
+__all__ = ["LANG_COOKIE", "context", "ctx_of", "error_redirect", "fragment", "html_error", "language_of", "page",
+           "query_error", "redirect", "templates"]
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 LANG_COOKIE = "archmon_lang"
@@ -84,6 +86,28 @@ def page(request: Request, template: str, status_code: int = 200, **extra: Any) 
 def redirect(url: str) -> RedirectResponse:
     """303 See Other (after a POST)."""
     return RedirectResponse(url, status_code=303)
+
+
+def error_redirect(path: str, error: BaseException | str, params: Mapping[str, Any] | None = None, *,
+                   anchor: str = "") -> RedirectResponse:
+    """Back to ``path`` with an error *code* (``?error=CODE&e_NAME=VALUE``), shown by the page in the reader's
+    language (:func:`query_error`); ``error`` is an exception with ``code``/``params`` or a code."""
+    if isinstance(error, BaseException):
+        code, params = getattr(error, "code", "") or "unknown", getattr(error, "params", None)
+    else:
+        code = error
+    query = {"error": code, **{f"e_{k}": str(v)[:200] for k, v in (params or {}).items()}}
+    return redirect(f"{path}?{urlencode(query)}{anchor}")
+
+
+def query_error(request: Request, t: Translator) -> str:
+    """The error a redirect carries (see :func:`error_redirect`), in the reader's language ("" for none; an
+    unknown code gives the generic text)."""
+    code = request.query_params.get("error", "")[:64]
+    if not code:
+        return ""
+    params = {k[2:]: v[:200] for k, v in request.query_params.items() if k.startswith("e_")}
+    return t.error(code, params)
 
 
 def fragment(request: Request, name: str, **extra: Any) -> str:

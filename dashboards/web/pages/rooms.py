@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import NamedTuple
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from archmon.timeutil import now_ms
+from dashboards.web.i18n import Translator
 from dashboards.web.overview import STATUS_ORDER, room_card, room_cards, snapshot
-from dashboards.web.pages.common import ctx_of, html_error, page
-from dashboards.web.series import RANGES, room_series
+from dashboards.web.pages.common import ctx_of, html_error, language_of, page
+from dashboards.web.series import RANGES, SeriesData, room_series, table_edges
 
-__all__ = ["TABLE_ROWS", "overview", "room_page"]
-
-TABLE_ROWS = {"24h": 96, "7d": 168, "30d": 120, "1y": 365}
-"""Rows of the table view per range (15 min, 1 h, 6 h, 1 day)."""
+__all__ = ["Cell", "Table", "TableRow", "overview", "room_page"]
 
 
 async def overview(request: Request) -> Response:
     """``GET /``: every room, the ones needing attention first; ``q`` filters by name, ``attention=1`` hides
     rooms that are fine, ``compact=1`` shows one line per room (large sites)."""
     ctx = ctx_of(request)
-    q = request.query_params.get("q", "").strip()
+    q = request.query_params.get("q", "").strip()[:100]
     attention = request.query_params.get("attention") == "1"
     compact = request.query_params.get("compact") == "1"
     cards = await run_in_threadpool(lambda: room_cards(ctx, snapshot(ctx)))
@@ -40,12 +41,12 @@ async def overview(request: Request) -> Response:
 
 async def room_page(request: Request) -> Response:
     """``GET /rooms/{room}?range=24h|7d|30d|1y``: charts (drawn by the vendored uPlot from ``/api``), the same
-    data as a table, and the range's door openings, alerts and access sessions."""
+    data as a table of local calendar slots, and the range's door openings, alerts and access sessions."""
     ctx = ctx_of(request)
     room_id = request.path_params["room"]
     room = ctx.room(room_id)
     if room is None:
-        return html_error(request, 404, f"unknown room {room_id!r}")
+        return html_error(request, 404, Translator(language_of(request)).error("unknown_room", {"room": room_id}))
     span_name = request.query_params.get("range", "24h")
     if span_name not in RANGES:
         span_name = "24h"
@@ -55,29 +56,52 @@ async def room_page(request: Request) -> Response:
     def build() -> dict[str, object]:
         snap = snapshot(ctx, now=end)
         card = room_card(ctx, snap, room)
-        rows = TABLE_ROWS[span_name]
-        temperature = room_series(ctx, room_id, "temperature", start, end, width=rows)
-        humidity = room_series(ctx, room_id, "humidity", start, end, width=rows, events=False)
-        return {"card": card, "temperature": temperature, "humidity": humidity, "events": temperature.events}
+        edges = table_edges(span_name, end, ctx.tz)
+        temperature = room_series(ctx, room_id, "temperature", start, end, edges=edges)
+        humidity = room_series(ctx, room_id, "humidity", start, end, edges=edges, events=False)
+        return {"card": card, "temperature": temperature, "humidity": humidity, "table": _table(temperature, humidity),
+                "events": temperature.events}
 
     data = await run_in_threadpool(build)
-    table = _table(data["temperature"], data["humidity"])  # type: ignore[arg-type]
     return page(request, "room.html", room=room, span=span_name, spans=list(RANGES), start_ms=start, end_ms=end,
-                table=table, sensors=ctx.room_sensors(room_id), **data)
+                resolution="raw" if RANGES[span_name] <= 2 * 86_400_000 else "hour",
+                sensors=ctx.room_sensors(room_id), **data)
 
 
-def _table(temperature: object, humidity: object) -> dict[str, object]:
+class Cell(NamedTuple):
+    """One sensor's quantity in one row of the table: mean, min and max (None: no data)."""
+
+    mean: float | None
+    min: float | None
+    max: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TableRow:
+    """One local calendar slot of the table view."""
+
+    ts: int
+    cells: list[Cell]
+    dew: list[float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """The table view: column headings ``(quantity, sensor)``, rows newest first, the dew point's sensors."""
+
+    columns: list[tuple[str, str]]
+    rows: list[TableRow]
+    dew_sensors: list[str]
+
+
+def _table(temperature: SeriesData, humidity: SeriesData) -> Table:
     """Rows of the table view: per slot, each sensor's mean/min/max of T and RH and the dew point."""
-    from dashboards.web.series import SeriesData
-
-    assert isinstance(temperature, SeriesData) and isinstance(humidity, SeriesData)
     columns = [("temperature", s) for s in temperature.series] + [("humidity", s) for s in humidity.series]
     dew = {s.sensor: s for s in temperature.dew_point}
     rows = []
-    for i, x in enumerate(temperature.x_ms):
-        cells = [(s.mean[i], s.min[i], s.max[i]) for _, s in columns]
+    for i, start in enumerate(temperature.starts_ms):
+        cells = [Cell(s.mean[i], s.min[i], s.max[i]) for _, s in columns]
         dews = [dew[s.sensor].mean[i] if s.sensor in dew else None for q, s in columns if q == "temperature"]
-        if any(c[0] is not None for c in cells):
-            rows.append({"ts": x - temperature.step_ms // 2, "cells": cells, "dew": dews})
-    return {"columns": [(q, s.sensor) for q, s in columns], "rows": list(reversed(rows)),
-            "step_ms": temperature.step_ms, "dew_sensors": [s.sensor for s in temperature.series]}
+        if any(c.mean is not None for c in cells):
+            rows.append(TableRow(start, cells, dews))
+    return Table([(q, s.sensor) for q, s in columns], rows[::-1], [s.sensor for s in temperature.series])

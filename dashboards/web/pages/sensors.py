@@ -12,9 +12,10 @@ from starlette.responses import Response
 
 from alerts.settings import stale_after_ms
 from archmon.timeutil import now_ms
-from dashboards.web.adopt import KINDS, AdoptError, adopt_device
+from dashboards.web.adopt import KINDS, AdoptError, adopt_device, unassigned_devices
 from dashboards.web.context import WebContext
-from dashboards.web.pages.common import ctx_of, page, redirect
+from dashboards.web.i18n import Translator
+from dashboards.web.pages.common import ctx_of, error_redirect, language_of, page, query_error, redirect
 from dashboards.web.security import current_user, requires
 
 __all__ = ["adopt", "sensor_rows", "sensors_page"]
@@ -28,6 +29,7 @@ def sensor_rows(ctx: WebContext, *, now: int | None = None) -> list[dict[str, An
         values.setdefault(item.sensor, {})[item.quantity] = item.value
     last_seen = ctx.store.last_seen()
     availability = ctx.store.availability()
+    stale = ctx.stale  # validated once, not per sensor
     rows = []
     for sensor in ctx.config.sensors:
         seen = last_seen.get(sensor.id)
@@ -35,7 +37,7 @@ def sensor_rows(ctx: WebContext, *, now: int | None = None) -> list[dict[str, An
             state = "disabled"
         elif seen is None:
             state = "never"
-        elif now - seen > stale_after_ms(sensor.expected_interval_s, ctx.stale):
+        elif now - seen > stale_after_ms(sensor.expected_interval_s, stale):
             state = "stale"
         else:
             state = "ok"
@@ -55,12 +57,14 @@ async def sensors_page(request: Request) -> Response:
     ctx = ctx_of(request)
 
     def read() -> dict[str, Any]:
-        return {"rows": sensor_rows(ctx), "unassigned": ctx.store.unassigned(),
+        return {"rows": sensor_rows(ctx), "unassigned": unassigned_devices(ctx),
                 "quarantine": ctx.store.quarantine(limit=100), "quarantine_total": ctx.store.quarantine_count()}
 
     data = await run_in_threadpool(read)
-    return page(request, "sensors.html", rooms=ctx.config.rooms, kinds=KINDS, error=request.query_params.get(
-        "error", "")[:300], adopted=request.query_params.get("adopted", ""), **data)
+    adopted = request.query_params.get("adopted", "")
+    return page(request, "sensors.html", rooms=ctx.config.rooms, kinds=KINDS,
+                error=query_error(request, Translator(language_of(request))),
+                adopted=adopted if ctx.sensor_room().get(adopted) else "", **data)
 
 
 @requires("admin")
@@ -73,5 +77,5 @@ async def adopt(request: Request) -> Response:
     try:
         await run_in_threadpool(adopt_device, ctx, by=current_user(request).name, **fields)
     except AdoptError as exc:
-        return redirect(f"/sensors?error={quote(str(exc))}#unassigned")
+        return error_redirect("/sensors", exc, anchor="#unassigned")
     return redirect(f"/sensors?adopted={quote(fields['sensor_id'])}#sensor-{quote(fields['sensor_id'])}")

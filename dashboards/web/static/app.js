@@ -33,6 +33,11 @@
       var data = JSON.parse(event.data);
       replaceCard(data.room, data.html);
     });
+    source.addEventListener('logout', function () {  // logged out, disabled or role changed: to the login page
+      source.close();
+      document.body.dataset.live = 'off';
+      window.location.reload();
+    });
     source.onerror = function () { document.body.dataset.live = 'reconnecting'; };
   }
 })();

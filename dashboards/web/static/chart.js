@@ -9,7 +9,7 @@
   var lang = document.body.dataset.lang || 'zh';
 
   function markers(u, data) {
-    var ctx = u.ctx, top = u.bbox.top, height = u.bbox.height, left = u.bbox.left, width = u.bbox.width;
+    var ctx = u.ctx, top = u.bbox.top, height = u.bbox.height;
     var x0 = u.scales.x.min, x1 = u.scales.x.max;
     function px(t) { return u.valToPos(Math.min(Math.max(t, x0), x1), 'x', true); }
     ctx.save();
@@ -31,7 +31,6 @@
       ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
     });
     ctx.restore();
-    void left; void width;
   }
 
   function band(u, data) {
