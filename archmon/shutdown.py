@@ -78,9 +78,12 @@ class StopReport:
         elapsed_s: how long the stop took.
         queued_at_start: records waiting for the store when the stop began.
         stored: readings committed during the stop (the final flush).
-        not_committed: records still not committed when the bound ran out (0 after a complete stop).
+        not_committed: records still not committed when the bound ran out, or given up by the store
+            writer (0 after a complete stop).
         unacknowledged: per MQTT source, messages left unacknowledged: the broker sends them again at the
             next start (those that arrived after the stop began, and any whose commit did not finish).
+        lost_at_stop: per serial source, messages read from the device that the stop could not store
+            (never taken by the store writer, or given up by it): those readings are lost.
         unfinished: steps given up at the bound.
     """
 
@@ -90,12 +93,14 @@ class StopReport:
     stored: int = 0
     not_committed: int = 0
     unacknowledged: dict[str, int] = field(default_factory=dict)
+    lost_at_stop: dict[str, int] = field(default_factory=dict)
     unfinished: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
-        """True if everything accepted was committed and every step finished."""
-        return not self.not_committed and not self.unfinished
+        """True if everything accepted was committed, nothing read from a serial device was lost, and every
+        step finished."""
+        return not self.not_committed and not self.unfinished and not any(self.lost_at_stop.values())
 
     def summary(self) -> str:
         """One log line (two when something was given up)."""
@@ -106,7 +111,8 @@ class StopReport:
             text += f"; MQTT messages left unacknowledged, the broker sends them again at the next start: {unacked}"
         if self.complete:
             return text + "; every accepted reading is stored"
+        lost = ", ".join(f"{source} {count}" for source, count in self.lost_at_stop.items() if count)
         return (text + f"\nNOT COMPLETE at the bound: {self.not_committed} record(s) not committed"
                 + (f", unfinished: {', '.join(self.unfinished)}" if self.unfinished else "")
-                + ". MQTT messages among them are redelivered by the broker; readings polled from serial devices"
-                " among them are lost")
+                + (f"; messages read from serial devices and LOST (counted lost_at_stop): {lost}" if lost else "")
+                + ". MQTT messages not committed are redelivered by the broker")
