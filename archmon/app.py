@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -26,7 +25,7 @@ from archmon.domain import RawMessage
 from archmon.errors import ConfigError, RetryLater
 from archmon.hub import EventHub
 from archmon.reload import ReloadOutcome, plan_reload
-from archmon.shutdown import Deadline, StopReport, run_bounded, wait_until
+from archmon.shutdown import Deadline, StopReport, run_bounded, run_step, wait_until
 from archmon.timeutil import now_ms
 from collector._mqtt_client import validate_filter
 from collector.fanout import ConsumerThread
@@ -249,6 +248,15 @@ class Service:
     def report_stats(self, *, stopping: bool = False, timeout_s: float | None = None) -> None:
         """Persist counters (as deltas) and states (gauges) of the sources, the alert service, the writer and
         the event hub, so ``archmon status`` can show them."""
+        batch = self._stats_batch(stopping)
+        if batch:
+            try:
+                self.writer.submit(batch, timeout=timeout_s)
+            except RetryLater as exc:  # a full or closed writer while stopping: counters wait for next time
+                log.debug("counters not persisted: %s", exc)
+
+    def _stats_batch(self, stopping: bool) -> Batch:
+        """What changed in the counters since the last report, and every state."""
         self.check_sources()
         batch = Batch()
         now = now_ms()
@@ -265,11 +273,7 @@ class Service:
         batch.gauges["writer.retrying"] = (int(writer.retrying), now)
         for sub in self.hub.subscribers():
             self._persist(batch, f"hub.{sub.name}", {"dropped": sub.dropped}, now)
-        if batch:
-            try:
-                self.writer.submit(batch, timeout=timeout_s)
-            except RetryLater as exc:  # a full or closed writer while stopping: counters wait for next time
-                log.debug("counters not persisted: %s", exc)
+        return batch
 
     def _persist(self, batch: Batch, prefix: str, stats: dict[str, Any], now: int,
                  gauges: frozenset[str] = _PART_GAUGES) -> None:
@@ -430,68 +434,42 @@ class Service:
             report.unacknowledged[source_id] = source.stats().get("pending", 0)
         # The writer gives up early enough for its thread to end (one busy wait) within the bound: then every
         # future it did not commit has failed, and the serial sources have counted what they lost.
-        closed = run_bounded(
-            lambda: self.writer.close(timeout=deadline.left(reserve=_AFTER_WRITER_S + STORE_BUSY_TIMEOUT_S + 0.5)),
+        committed: list[bool] = []  # close() says whether everything submitted was committed
+        finished = run_bounded(
+            lambda: committed.append(self.writer.close(
+                timeout=deadline.left(reserve=_AFTER_WRITER_S + STORE_BUSY_TIMEOUT_S + 0.5))),
             deadline.left(reserve=_AFTER_WRITER_S), "store writer")
+        closed = finished and committed == [True]
         wait_until(lambda: not any(s.stats().get("buffered", 0) for s in others.values()),
                    deadline.left(reserve=_AFTER_WRITER_S / 2, cap=1.0))
         for source_id, source in others.items():
             stats = source.stats()  # still buffered now: never confirmed stored, so lost as well
             if stats.get("lost_at_stop", 0) + stats.get("buffered", 0):
                 report.lost_at_stop[source_id] = stats.get("lost_at_stop", 0) + stats.get("buffered", 0)
-        if closed:
-            self._persist_final_counters()
+        if closed:  # what was counted at the writer's close goes straight to the store (its thread has ended)
+            try:
+                self.store.write_many([self._stats_batch(stopping=True)])
+            except Exception as exc:  # the log line and the report say it anyway
+                log.warning("stopping: the last counters were not stored: %s: %s", type(exc).__name__, exc)
         if self.notifier is not None and not run_bounded(self.notifier.stop, deadline.left(reserve=1.0), "notifier"):
             report.unfinished.append("notifier")  # what is queued stays queued, sent at the next start
         # judge the last readings before the engine saves its state
-        self._stop_step("alert feed", lambda: self._alert_feed.stop(timeout=deadline.left(reserve=0.5)),
-                        deadline.left(reserve=0.5), report)
-        self._stop_step("alert service", self.alerts.stop, deadline.left(), report)
+        for what, step, reserve in (("alert feed", lambda: self._alert_feed.stop(timeout=deadline.left(reserve=0.5)),
+                                     0.5), ("alert service", self.alerts.stop, 0.0)):
+            if not run_step(step, deadline.left(reserve=reserve), what):  # a locked file: one line, not a crash
+                report.unfinished.append(what)
         self.hub.close()  # subscribers blocked in get() see the end
         after = self.writer.stats()
         report.stored = after.committed_readings - before.committed_readings
         report.not_committed = after.queued_records + after.abandoned_records - before.abandoned_records
-        if closed and not after.queued_records:
-            self.store.close()
-        elif not closed:
+        if finished:
+            self.store.close()  # the writer's thread has ended: nothing writes any more
+        if not closed:
             report.unfinished.append("store writer")
         report.elapsed_s = deadline.elapsed()
         self.stop_report = report
         (log.info if report.complete else log.error)("%s", report.summary())
         return report
-
-    def _persist_final_counters(self) -> None:
-        """After the writer closed: what changed since the last counters (losses counted at its close)
-        goes straight to the store (the writer's thread has ended, so nothing else writes)."""
-        batch = Batch()
-        now = now_ms()
-        for source_id, source in self.sources().items():
-            stats = dict(source.stats())
-            stats["connected"] = int(source.connected)
-            self._persist(batch, f"source.{source_id}", stats, now, self._gauges.get(source_id, _PART_GAUGES))
-        if not batch:
-            return
-        try:
-            self.store.write_many([batch])
-        except Exception as exc:  # the log line and the report say it anyway
-            log.warning("stopping: the last counters were not stored: %s: %s", type(exc).__name__, exc)
-
-    @staticmethod
-    def _stop_step(what: str, step: Callable[[], object], timeout_s: float, report: StopReport) -> None:
-        """Run one stop step within ``timeout_s``; a database error (a stalled or locked file) is one log line
-        and the step counts as unfinished, never a crash of the stop."""
-        failed: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                step()
-            except sqlite3.Error as exc:
-                failed.append(exc)
-                log.error("stopping: %s could not finish: %s: %s", what, type(exc).__name__, exc)
-
-        if not run_bounded(run, timeout_s, what) or failed:
-            report.unfinished.append(what)
-
 
 def _now_dt(config: Config) -> Any:
     from datetime import datetime

@@ -9,12 +9,13 @@ is up, and the stop goes on.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Deadline", "StopReport", "run_bounded", "wait_until"]
+__all__ = ["Deadline", "StopReport", "run_bounded", "run_step", "wait_until"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,21 @@ def run_bounded(step: Callable[[], object], timeout_s: float, what: str) -> bool
         return True
     log.warning("stopping: %s did not finish within %.1f s; going on without it", what, timeout_s)
     return False
+
+
+def run_step(step: Callable[[], object], timeout_s: float, what: str) -> bool:
+    """:func:`run_bounded`, where a database error (a stalled or locked file) is one log line and the step
+    counts as not finished; False if it did not finish well within ``timeout_s``."""
+    failed: list[sqlite3.Error] = []
+
+    def run() -> None:
+        try:
+            step()
+        except sqlite3.Error as exc:
+            failed.append(exc)
+            log.error("stopping: %s could not finish: %s: %s", what, type(exc).__name__, exc)
+
+    return run_bounded(run, timeout_s, what) and not failed
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, poll_s: float = 0.01) -> bool:

@@ -39,15 +39,14 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import CancelledError, Future
-from dataclasses import dataclass
 from typing import Any
 
 from archmon.domain import RawMessage
 from archmon.errors import RetryLater
+from collector._handover_parts import Chunk, HandoverStats, LogQuota, Outcome, RefusedMessage, nbytes, reason
 from collector.source import MessageSink
 
 __all__ = ["DEFAULT_MAX_BUFFERED_BYTES", "REFUSAL_LOG_PER_MINUTE", "REFUSED_KEPT", "Handover", "HandoverStats",
@@ -63,99 +62,6 @@ REFUSAL_LOG_PER_MINUTE = 10
 
 DEFAULT_MAX_BUFFERED_BYTES = 16 * 1024 * 1024
 """Payload bytes a hand-over holds by default."""
-
-
-@dataclass(frozen=True, slots=True)
-class HandoverStats:
-    """Self-metrics of a hand-over.
-
-    Attributes:
-        buffered: messages held, not yet durable (waiting and in flight).
-        buffered_bytes: their payload bytes.
-        in_flight: messages handed to the sink whose future has not resolved.
-        delivered: messages that became durable.
-        dropped: oldest messages dropped because the buffer was full.
-        refused: messages the store refused for good (logged, not retried).
-        retries: hand-overs again after a transient failure or while the store is broken.
-        handler_errors: sink calls that raised (their messages are handed over one by one).
-        store_failures: episodes of a store refusing every message alike (kept and retried).
-        lost_at_stop: messages a stop could not store: never taken by the store writer, or given up by
-            it when it closed.
-    """
-
-    buffered: int
-    buffered_bytes: int
-    in_flight: int
-    delivered: int
-    dropped: int
-    refused: int
-    retries: int
-    handler_errors: int
-    store_failures: int
-    lost_at_stop: int
-
-
-@dataclass(frozen=True, slots=True)
-class RefusedMessage:
-    """A message the store refused for good, and why."""
-
-    message: RawMessage
-    reason: str
-
-
-@dataclass(eq=False, slots=True)
-class _Chunk:
-    """Messages handed to the sink together; ``future`` once handed over at a stop (settled afterwards)."""
-
-    messages: list[RawMessage]
-    nbytes: int
-    future: Future[Any] | None = None
-
-
-class _Outcome:
-    """What one hand-over of some messages gave: durable, transient failure, refusal or (stop) pending."""
-
-    __slots__ = ("error", "future")
-
-    def __init__(self, error: BaseException | None = None, future: Future[Any] | None = None) -> None:
-        self.error = error
-        self.future = future  # not done: the stop came while waiting
-
-    @property
-    def durable(self) -> bool:
-        return self.error is None and self.future is None
-
-    @property
-    def transient(self) -> bool:
-        return isinstance(self.error, RetryLater)
-
-
-def _reason(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
-
-
-def _nbytes(messages: Sequence[RawMessage]) -> int:
-    return sum(len(m.payload) for m in messages)
-
-
-class _LogQuota:
-    """At most ``per_minute`` lines a minute; the lines left out are counted and said in the next one."""
-
-    def __init__(self, per_minute: int) -> None:
-        self._per_minute = per_minute
-        self._window = 0.0
-        self._used = 0
-        self.skipped = 0
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        if now - self._window >= 60.0:
-            self._window, self._used = now, 0
-        self._used += 1
-        if self._used <= self._per_minute:
-            return True
-        self.skipped += 1
-        return False
 
 
 class Handover:
@@ -201,13 +107,13 @@ class Handover:
         self._cond = threading.Condition()
         self._waiting: deque[RawMessage] = deque()
         self._waiting_bytes = 0
-        self._in_flight: list[_Chunk] = []
+        self._in_flight: list[Chunk] = []
         self._refused: deque[RefusedMessage] = deque(maxlen=REFUSED_KEPT)
         self._counts = dict.fromkeys(("delivered", "dropped", "refused", "retries", "handler_errors",
                                      "store_failures", "lost_at_stop"), 0)
         self._dropped_in_stall = 0
         self._store_error: str | None = None  # the error of a store refusing everything (an episode)
-        self._refusal_log = _LogQuota(REFUSAL_LOG_PER_MINUTE)
+        self._refusal_log = LogQuota(REFUSAL_LOG_PER_MINUTE)
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()  # cuts a backoff or a wait for the store short on stop
@@ -299,7 +205,7 @@ class Handover:
             self._thread = threading.Thread(target=self._run, name=f"archmon-handover {self._name}", daemon=True)
             self._thread.start()
 
-    def _take(self) -> _Chunk | None:
+    def _take(self) -> Chunk | None:
         """The next chunk (None: stopping and nothing waiting), registered as in flight."""
         with self._cond:
             while not self._waiting:
@@ -314,7 +220,7 @@ class Handover:
                 messages.append(message)
                 nbytes += len(message.payload)
             self._waiting_bytes -= nbytes
-            chunk = _Chunk(messages, nbytes)
+            chunk = Chunk(messages, nbytes)
             self._in_flight.append(chunk)
             return chunk
 
@@ -336,25 +242,25 @@ class Handover:
             with self._cond:
                 kept = [m for c in self._in_flight for m in c.messages]
                 self._waiting.extendleft(reversed(kept))
-                self._waiting_bytes += _nbytes(kept)
+                self._waiting_bytes += nbytes(kept)
                 self._in_flight = []
                 self._cond.notify_all()
             log.exception("%s: the hand-over thread failed; its %d messages in flight are kept and handed over "
                           "again by a new thread (on the next message or at stop)", self._name, len(kept))
 
-    def _settled(self, chunk: _Chunk, messages: Sequence[RawMessage], counter: str | None = None) -> None:
+    def _settled(self, chunk: Chunk, messages: Sequence[RawMessage], counter: str | None = None) -> None:
         """``messages`` of ``chunk`` are done with (durable, refused or lost): they leave the buffer."""
         with self._cond:
             gone = {id(m) for m in messages}
             chunk.messages = [m for m in chunk.messages if id(m) not in gone]
-            chunk.nbytes = _nbytes(chunk.messages)
+            chunk.nbytes = nbytes(chunk.messages)
             if not chunk.messages and chunk in self._in_flight:
                 self._in_flight.remove(chunk)
             if counter is not None:
                 self._counts[counter] += len(messages)
             self._cond.notify_all()
 
-    def _deliver(self, chunk: _Chunk) -> None:
+    def _deliver(self, chunk: Chunk) -> None:
         """Hand ``chunk`` over until every message is durable or refused; at a stop, hand it over and go on."""
         delay = self._retry_min_s
         failing = False
@@ -374,7 +280,7 @@ class Handover:
                 return
             if not outcome.transient:
                 assert outcome.error is not None
-                if _reason(outcome.error) != self._store_error:  # else still broken alike: retry as it is
+                if reason(outcome.error) != self._store_error:  # else still broken alike: retry as it is
                     self._split(chunk, outcome.error)
                 if not chunk.messages:
                     return
@@ -387,25 +293,25 @@ class Handover:
             self._wake.wait(delay)
             delay = min(delay * 2, self._retry_max_s)
 
-    def _attempt(self, messages: list[RawMessage], *, wait: bool) -> _Outcome:
+    def _attempt(self, messages: list[RawMessage], *, wait: bool) -> Outcome:
         """Hand ``messages`` to the sink; with ``wait``, wait for their future (until a stop comes)."""
         try:
             future: Future[Any] = self._sink(messages)
         except RetryLater as exc:
-            return _Outcome(exc)
+            return Outcome(exc)
         except Exception as exc:
             with self._cond:
                 self._counts["handler_errors"] += 1
             log.exception("%s: the sink raised on %d messages", self._name, len(messages))
-            return _Outcome(exc)
+            return Outcome(exc)
         if not wait:
-            return _Outcome(future=future)
+            return Outcome(future=future)
         if not future.done():
             future.add_done_callback(lambda _: self._notify())
             with self._cond:
                 self._cond.wait_for(lambda: future.done() or self._stopping)
             if not future.done():
-                return _Outcome(future=future)
+                return Outcome(future=future)
         return self._result(future)
 
     def _notify(self) -> None:
@@ -413,16 +319,16 @@ class Handover:
             self._cond.notify_all()
 
     @staticmethod
-    def _result(future: Future[Any]) -> _Outcome:
+    def _result(future: Future[Any]) -> Outcome:
         try:
             future.result()
         except CancelledError:
-            return _Outcome(RetryLater("the write was cancelled"))
+            return Outcome(RetryLater("the write was cancelled"))
         except Exception as exc:
-            return _Outcome(exc)
-        return _Outcome()
+            return Outcome(exc)
+        return Outcome()
 
-    def _split(self, chunk: _Chunk, error: BaseException) -> None:
+    def _split(self, chunk: Chunk, error: BaseException) -> None:
         """The store refused ``chunk``: hand its messages over one by one. Settles the durable and the refused
         ones; keeps the rest in ``chunk`` (transient failures, or all of them when the store is broken)."""
         messages = list(chunk.messages)
@@ -433,9 +339,9 @@ class Handover:
             pending = [(m, self._attempt([m], wait=False)) for m in messages]
             outcomes = [(m, o if o.future is None else self._result(o.future)) for m, o in pending]
         else:
-            outcomes = [(messages[0], _Outcome(error))]
+            outcomes = [(messages[0], Outcome(error))]
         durable = [m for m, o in outcomes if o.durable]
-        refusals = {_reason(o.error) for _, o in outcomes if o.error is not None and not o.transient}
+        refusals = {reason(o.error) for _, o in outcomes if o.error is not None and not o.transient}
         refused = [(m, o.error) for m, o in outcomes if o.error is not None and not o.transient]
         self._settled(chunk, durable, "delivered")
         if (len(messages) > 1 and len(refused) == len(messages) and len(refusals) == 1
@@ -451,22 +357,22 @@ class Handover:
             assert failure is not None
             self._refuse(chunk, message, failure)
 
-    def _refuse(self, chunk: _Chunk, message: RawMessage, error: BaseException) -> None:
-        reason = _reason(error)
+    def _refuse(self, chunk: Chunk, message: RawMessage, error: BaseException) -> None:
+        why = reason(error)
         if self._refusal_log.take():
             skipped, self._refusal_log.skipped = self._refusal_log.skipped, 0
             log.error("%s: the store refused a message for good (%s); not retried. %s at %d ms, payload %r%s",
-                      self._name, reason, message.topic, message.received_ms, message.payload[:200],
+                      self._name, why, message.topic, message.received_ms, message.payload[:200],
                       f" ({skipped} more refused without a log line)" if skipped else "")
         else:
-            log.debug("%s: the store refused a message for good (%s)", self._name, reason)
+            log.debug("%s: the store refused a message for good (%s)", self._name, why)
         with self._cond:
-            self._refused.append(RefusedMessage(message, reason))
+            self._refused.append(RefusedMessage(message, why))
         self._settled(chunk, [message], "refused")
 
     # -- at a stop --------------------------------------------------------------------------------
 
-    def _hand_over_at_stop(self, chunk: _Chunk) -> None:
+    def _hand_over_at_stop(self, chunk: Chunk) -> None:
         """Stopping: hand ``chunk`` to the sink without waiting (the store writer queues it for its final
         flush); what it cannot take is lost."""
         outcome = self._attempt(chunk.messages, wait=False)
@@ -482,7 +388,7 @@ class Handover:
         """Wait for every chunk handed over at the stop (the writer's final flush decides) and count the lost."""
         with self._cond:
             handed = [c for c in self._in_flight if c.future is not None]
-        given_up: list[_Chunk] = []
+        given_up: list[Chunk] = []
         for chunk in handed:
             assert chunk.future is not None
             outcome = self._result(chunk.future)
@@ -501,7 +407,7 @@ class Handover:
         for chunk in given_up:
             self._settled(chunk, chunk.messages, "lost_at_stop")
 
-    def _split_at_stop(self, chunk: _Chunk, error: BaseException) -> None:
+    def _split_at_stop(self, chunk: Chunk, error: BaseException) -> None:
         self._split(chunk, error)
         if chunk.messages:  # kept for a retry there is no time for: transient failures, a broken store
             self._settled(chunk, chunk.messages, "lost_at_stop")

@@ -199,8 +199,8 @@ def check_sources(config: Config, kinds: Mapping[str, SourceKind] = SOURCE_KINDS
                 older.model_validate(unused)
             except pydantic.ValidationError as exc:
                 problems += validation_problems(exc, unused, source=label, prefix=table.where)
-            warnings += [f"{label}: {table.where}.{key}: not used by a {table.kind} source (an older [[serial]] "
-                         f"table accepted it whatever the protocol); remove it" for key in unused]
+            warnings += [f"{label}: {table.where}.{key}: ignored: a {table.kind} source does not use it (an older "
+                         f"[[serial]] table accepted it whatever the protocol); remove it" for key in unused]
         data = {"kind": table.kind, "id": table.id, **options}
         try:
             typed.append(TypedSource(table, kind.schema.model_validate(data, context=context)))

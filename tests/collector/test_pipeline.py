@@ -501,7 +501,8 @@ def test_a_chunk_held_back_by_a_full_writer_gets_the_same_stamps_and_quarantine_
     """The MQTT source's network thread never waits: a full writer raises at once and the chunk is offered
     again later, through the whole pipeline again. Its readings must keep their receive times (not "the
     sensor's last + 1 ms") and its rejects must not take a second flood-limit token."""
-    from collector.writer import StoreWriter, WriterFull
+    from archmon.errors import RetryLater
+    from collector.writer import StoreWriter
     from tests.fixtures.serial_ports import wait_until
     from tests.fixtures.store_stall import StoreStall
 
@@ -523,7 +524,7 @@ def test_a_chunk_held_back_by_a_full_writer_gets_the_same_stamps_and_quarantine_
             p.process_many([qos1("zigbee2mqtt/th1", '{"temperature": 20, "humidity": 50, "battery": 90}', mid=1,
                                  received_ms=NOW - 5000)], timeout=0)  # three records: the queue is full
             for _ in range(3):  # held back, offered again, held back again...
-                with pytest.raises(WriterFull):
+                with pytest.raises(RetryLater, match="queue full"):
                     p.process_many(chunk, timeout=0)
         future: list[Future[WriteResult]] = []
         assert wait_until(lambda: _offered(p, chunk, future), timeout=30)

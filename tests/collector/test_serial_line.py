@@ -134,7 +134,8 @@ def test_an_overlong_line_is_cut_once_and_the_rest_of_it_skipped(
     blob = bytes(range(33, 127)) * (500_000 // 94)
     for start in range(0, len(blob), 4096):  # paced: a pty's input queue holds a few KiB
         sensor.write_raw(blob[start:start + 4096])
-        assert wait_until(lambda end=min(start + 4096, len(blob)): source.stats()["bytes"] == end)
+        end = min(start + 4096, len(blob))
+        assert wait_until(lambda end=end: source.stats()["bytes"] == end)
     sensor.write_raw(b"\nT=1.0,H=2.0\n")
     assert wait_until(lambda: len(recorder.payloads) == 2, timeout=30)
     assert recorder.payloads == [blob[:MAX_LINE_BYTES], b"T=1.0,H=2.0"]
