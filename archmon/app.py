@@ -434,14 +434,15 @@ class Service:
             report.unacknowledged[source_id] = source.stats().get("pending", 0)
         # The writer gives up early enough for its thread to end (one busy wait) within the bound: then every
         # future it did not commit has failed, and the serial sources have counted what they lost.
+        after_writer = min(_AFTER_WRITER_S, bound / 10)
+        give_up = after_writer + min(STORE_BUSY_TIMEOUT_S + 0.5, bound / 10)  # the abort ends one busy wait
         committed: list[bool] = []  # close() says whether everything submitted was committed
         finished = run_bounded(
-            lambda: committed.append(self.writer.close(
-                timeout=deadline.left(reserve=_AFTER_WRITER_S + STORE_BUSY_TIMEOUT_S + 0.5))),
-            deadline.left(reserve=_AFTER_WRITER_S), "store writer")
+            lambda: committed.append(self.writer.close(timeout=max(0.1, deadline.left(reserve=give_up)))),
+            deadline.left(reserve=after_writer), "store writer")
         closed = finished and committed == [True]
         wait_until(lambda: not any(s.stats().get("buffered", 0) for s in others.values()),
-                   deadline.left(reserve=_AFTER_WRITER_S / 2, cap=1.0))
+                   deadline.left(reserve=after_writer / 2, cap=1.0))
         for source_id, source in others.items():
             stats = source.stats()  # still buffered now: never confirmed stored, so lost as well
             if stats.get("lost_at_stop", 0) + stats.get("buffered", 0):

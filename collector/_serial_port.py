@@ -6,14 +6,14 @@ from typing import Literal
 
 from pydantic import Field
 
+from collector.handover import DEFAULT_MAX_BUFFERED_BYTES
 from collector.source import SourceConfig
 
 __all__ = ["DEFAULT_MAX_BUFFERED", "DEFAULT_MAX_BUFFERED_BYTES", "SerialPortConfig"]
 
 DEFAULT_MAX_BUFFERED = 10_000
 """Messages a serial source holds while the store is stalled, before it drops the oldest."""
-DEFAULT_MAX_BUFFERED_BYTES = 16 * 1024 * 1024
-"""Payload bytes a serial source holds while the store is stalled, before it drops the oldest messages."""
+
 
 
 class SerialPortConfig(SourceConfig):

@@ -348,3 +348,29 @@ def test_sigterm_during_a_stall_with_three_line_sources_stops_within_the_bound_a
             sensor.stop()
         for pair in pairs:
             pair.close()
+
+
+def test_a_locked_database_in_a_stop_step_is_one_log_line_and_unfinished(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the alert service's stop meets when another connection holds the file: bounded, said, no crash."""
+    from archmon.shutdown import run_step
+
+    db = tmp_path / "a.db"
+    sqlite3.connect(db).close()
+    staller = StoreStaller(db)
+    try:
+        def write() -> None:
+            conn = sqlite3.connect(db, timeout=0.1)
+            try:
+                conn.execute("CREATE TABLE t (x)")
+            finally:
+                conn.close()
+
+        assert run_step(write, 10, "alert service") is False
+        assert run_step(lambda: None, 10, "alert feed") is True
+    finally:
+        staller.release()
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage() == "stopping: alert service could not finish: OperationalError: database is locked"
+    assert record.exc_info is None

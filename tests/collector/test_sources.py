@@ -65,6 +65,7 @@ def test_every_source_module_is_registered_under_its_own_name() -> None:
         assert kind.name == name, f"{kind.schema.__name__} calls itself {kind.name!r} but is registered as {name!r}"
         assert typing.get_args(kind.schema.model_fields["kind"].annotation) == (name,)
         assert kind.module in modules or kind.build is None, f"{name}: {kind.module} defines no source class"
+        assert kind.decoder is not None or kind.build is None, f"{name}: its messages have no decode step"
     samples = {path.name for path in COLLECTOR.glob("*.sample.toml")}
     assert samples == {kind.sample.name for kind in SOURCE_KINDS.values()}, "a sample without a registered kind"
 
