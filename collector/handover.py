@@ -14,10 +14,11 @@ hands the oldest messages to the sink in chunks and waits for their future:
   the good ones land; a message refused alone is logged with its payload (at most
   :data:`REFUSAL_LOG_PER_MINUTE` lines a minute, the rest counted), counted (``refused``) and kept in
   :meth:`Handover.refused` (the last :data:`REFUSED_KEPT`), never retried forever;
-- when *every* message of such a round is refused with the same error (a corrupt file:
-  ``sqlite3.DatabaseError``), the store is broken, not the messages: they are all kept and retried
-  with backoff (``store_failures`` counts such episodes, ``retries`` the attempts), as for a stall.
-  A constraint error (``sqlite3.IntegrityError``) is always about the message.
+- when *every* message of such a round is refused with the same error, or a message alone is refused
+  as from a corrupt file (``sqlite3.DatabaseError`` itself: a trickle of one-line chunks), the store is
+  broken, not the messages: they are all kept and retried with backoff (``store_failures`` counts such
+  episodes, ``retries`` the attempts), as for a stall. A constraint error (``sqlite3.IntegrityError``)
+  is always about the message.
 
 The same message handed over again gets the same receive-time stamp (``collector.memo``), so a retry
 or a split never moves a reading.
@@ -344,8 +345,11 @@ class Handover:
         refusals = {reason(o.error) for _, o in outcomes if o.error is not None and not o.transient}
         refused = [(m, o.error) for m, o in outcomes if o.error is not None and not o.transient]
         self._settled(chunk, durable, "delivered")
-        if (len(messages) > 1 and len(refused) == len(messages) and len(refusals) == 1
-                and not isinstance(refused[0][1], sqlite3.IntegrityError)):
+        alike = len(refused) == len(messages) and len(refusals) == 1
+        # Several refused alike, or one refused as a corrupt file (SQLITE_CORRUPT / NOTADB are DatabaseError
+        # itself, never a subclass): a broken store. A constraint error is always about the message.
+        if alike and (type(refused[0][1]) is sqlite3.DatabaseError
+                      or (len(messages) > 1 and not isinstance(refused[0][1], sqlite3.IntegrityError))):
             (text,) = refusals
             with self._cond:
                 self._counts["store_failures"] += 1

@@ -361,6 +361,21 @@ def test_a_corrupt_store_keeps_every_message_and_stores_them_once_it_is_repaired
         handover.stop()
 
 
+def test_a_corrupt_store_keeps_a_trickle_of_single_messages(tmp_path: Path) -> None:
+    """One line a minute hands over chunks of one: a corrupt file is recognised from one refusal too."""
+    config = _line_site("/dev/null", line_pattern=PLAIN_PATTERN)
+    with ingest_path(config, tmp_path / "archmon.db") as ingest:
+        handover = Handover("logger1", ingest.pipeline.process_many, max_buffered=1000, retry_max_s=0.2)
+        sent = now_ms() - 60_000
+        with CorruptTable(ingest.path, "readings"):
+            handover.put(_message(1.0, sent))
+            assert wait_until(lambda: handover.stats().store_failures == 1 and handover.stats().retries >= 2)
+            assert (handover.stats().buffered, handover.stats().refused) == (1, 0)
+        assert handover.wait_drained(30)
+        assert ingest.stored("t1", "temperature") == [(sent, 1.0)]
+        handover.stop()
+
+
 # -- Modbus ------------------------------------------------------------------------------------------
 
 
