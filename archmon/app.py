@@ -20,12 +20,12 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from archmon import systemd
-from archmon.config import Config, load_config
+from archmon.config import Config, load_config, reference_problems
 from archmon.domain import RawMessage
 from archmon.errors import ConfigError, RetryLater
 from archmon.hub import EventHub
 from archmon.reload import ReloadOutcome, plan_reload
-from archmon.shutdown import Deadline, StopReport, run_bounded, wait_until
+from archmon.shutdown import Deadline, StopReport, run_bounded, run_step, wait_until
 from archmon.timeutil import now_ms
 from collector._mqtt_client import validate_filter
 from collector.fanout import ConsumerThread
@@ -35,7 +35,7 @@ from collector.pipeline import Pipeline
 from collector.records import Batch, WriteResult
 from collector.routing import Router, decode_options
 from collector.source import PollingSource, PushSource, Source, SourceContext
-from collector.sources import SOURCE_KINDS, build_sources, source_problems
+from collector.sources import SOURCE_KINDS, SourceCheck, build_sources, check_sources, source_problems
 from collector.store import SqliteStore
 from collector.writer import StoreWriter
 
@@ -45,8 +45,12 @@ log = logging.getLogger(__name__)
 
 STATS_INTERVAL_S = 10.0
 SOURCE_CHECK_S = 1.0
-# States, not counters: not summed into the store.
-_GAUGES = frozenset({"connected", "pending", "queued", "buffered", "active", "open"})
+STORE_BUSY_TIMEOUT_S = 1.0
+"""How long one write of the store writer waits for another connection's lock before it retries (with
+backoff, for as long as it takes): short, so a stop during a stall gives up within its bound."""
+# States, not counters, of the service's other parts; a source kind names its own (SourceKind.gauges).
+_PART_GAUGES = frozenset({"queued", "active", "open"})
+_AFTER_WRITER_S = 2.0  # of the stop bound, kept for the alert feed and the alert service after the writer
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +62,22 @@ class SourceState:
     ts_ms: int
 
 
-def check_references(config: Config) -> list[str]:
-    """Problems the core schema cannot see, one line each: every source table checked with its kind's
-    schema (``sources[2] (bus1).baudrate: ...``), what each kind needs of its sensors (MQTT topic and a
-    known format, Modbus address and a known preset...), decoder options, alert and notification settings."""
+def check_references(config: Config, *, checked: SourceCheck | None = None) -> list[str]:
+    """Problems the core schema cannot see, one line each: references between sections (for a config
+    loaded with ``references=False``), every source table checked with its kind's schema
+    (``sources[2] (bus1).baudrate: ...``), what each kind needs of its sensors (MQTT topic and a known
+    format, Modbus address and a known preset...), decoder options, alert and notification settings.
+
+    Args:
+        config: the configuration.
+        checked: its source tables already validated (:func:`collector.sources.check_sources`).
+    """
     from alerts import check_config as check_alerts
     from alerts.notify import check_config as check_notify
 
-    where = str(config.path or "<config>")
-    problems = source_problems(config)
+    where = config.label
+    problems = [f"{where}: {p}" for p in reference_problems(config)]
+    problems += source_problems(config, checked=checked)
     for i, sensor in enumerate(config.sensors):
         try:
             decode_options(sensor.options, device_tz=config.site.timezone)
@@ -87,13 +98,16 @@ class Service:
     """
 
     def __init__(self, config: Config, *, on_stored: list[Callable[[WriteResult], None]] | None = None) -> None:
-        problems = check_references(config)
+        checked = check_sources(config)  # the one validation of the source tables; everything below uses it
+        problems = check_references(config, checked=checked)
         if problems:
             raise ConfigError(problems)
+        for warning in checked.warnings:
+            log.warning("%s", warning)
         self.config = config
         self.db_path: Path = config.resolve(config.storage.sqlite_path)
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.store = SqliteStore(self.db_path, tz=config.site.tz)
+        self.store = SqliteStore(self.db_path, tz=config.site.tz, busy_timeout_s=STORE_BUSY_TIMEOUT_S)
         self.writer = StoreWriter(
             self.store, batch_size=config.storage.batch_size, flush_interval_ms=config.storage.flush_interval_ms
         )
@@ -102,12 +116,14 @@ class Service:
         self.writer.add_listener(self._publish_readings)
         for listener in on_stored or []:
             self.writer.add_listener(listener)
-        self.pipeline = Pipeline(config, self._submit, receipt_lookup=self.store.receipt_time)
+        self.pipeline = Pipeline(config, self._submit, receipt_lookup=self.store.receipt_time,
+                                 sources=checked.configs)
         self._accepting = True
         self._deferred: dict[str, int] = defaultdict(int)
         # Sources whose origin sends again what was not acknowledged (an MQTT broker): see _on_messages.
         self._redelivering = {t.id for t in config.sources if SOURCE_KINDS[t.kind].redelivers}
-        self._sources = self._build_sources()
+        self._gauges = {t.id: SOURCE_KINDS[t.kind].gauges | {"connected"} for t in config.sources}
+        self._sources = self._build_sources(checked)
         polling = sum(isinstance(source, PollingSource) for source in self._sources.values())
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=max(4, polling + 2))},
@@ -124,11 +140,11 @@ class Service:
         self._reload_lock = threading.Lock()
         self.stop_report: StopReport | None = None
 
-    def _build_sources(self) -> dict[str, Source]:
+    def _build_sources(self, checked: SourceCheck) -> dict[str, Source]:
         """Every configured source from the registry, by id: built (validated), not started."""
         context = SourceContext(self.config, self._on_messages, self.pipeline.router,
                                 max_chunk=self.config.storage.batch_size)
-        return build_sources(self.config, context)
+        return build_sources(self.config, context, checked=checked)
 
     def _on_messages(self, messages: Sequence[RawMessage]) -> Future[WriteResult]:
         """The sink of every source: the pipeline, except for a redelivering source while stopping.
@@ -232,6 +248,15 @@ class Service:
     def report_stats(self, *, stopping: bool = False, timeout_s: float | None = None) -> None:
         """Persist counters (as deltas) and states (gauges) of the sources, the alert service, the writer and
         the event hub, so ``archmon status`` can show them."""
+        batch = self._stats_batch(stopping)
+        if batch:
+            try:
+                self.writer.submit(batch, timeout=timeout_s)
+            except RetryLater as exc:  # a full or closed writer while stopping: counters wait for next time
+                log.debug("counters not persisted: %s", exc)
+
+    def _stats_batch(self, stopping: bool) -> Batch:
+        """What changed in the counters since the last report, and every state."""
         self.check_sources()
         batch = Batch()
         now = now_ms()
@@ -239,7 +264,7 @@ class Service:
         for source_id, source in self.sources().items():
             stats = dict(source.stats())
             stats["connected"] = int(source.connected)
-            self._persist(batch, f"source.{source_id}", stats, now)
+            self._persist(batch, f"source.{source_id}", stats, now, self._gauges.get(source_id, _PART_GAUGES))
         self._persist(batch, "alerts", dict(self.alerts.stats()), now)
         writer = self.writer.stats()
         self._persist(batch, "writer", {"failures": writer.failures, "rejected": writer.rejected,
@@ -248,18 +273,15 @@ class Service:
         batch.gauges["writer.retrying"] = (int(writer.retrying), now)
         for sub in self.hub.subscribers():
             self._persist(batch, f"hub.{sub.name}", {"dropped": sub.dropped}, now)
-        if batch:
-            try:
-                self.writer.submit(batch, timeout=timeout_s)
-            except (RetryLater, RuntimeError) as exc:  # a full queue while stopping: counters wait for next time
-                log.debug("counters not persisted: %s", exc)
+        return batch
 
-    def _persist(self, batch: Batch, prefix: str, stats: dict[str, Any], now: int) -> None:
+    def _persist(self, batch: Batch, prefix: str, stats: dict[str, Any], now: int,
+                 gauges: frozenset[str] = _PART_GAUGES) -> None:
         reported = self._reported[prefix]
         for name, value in stats.items():
             if not isinstance(value, int) or isinstance(value, bool) or name.endswith("_ms"):
                 continue
-            if name in _GAUGES:
+            if name in gauges:
                 batch.gauges[f"{prefix}.{name}"] = (value, now)
             elif value != reported.get(name, 0):
                 batch.count(f"{prefix}.{name}", value - reported.get(name, 0))
@@ -289,10 +311,11 @@ class Service:
             try:
                 new = load_config(file)
                 plan = plan_reload(self.config, new)
-                problems = check_references(new) or check_references(plan.config)
+                checked = check_sources(plan.config)
+                problems = check_references(new) or check_references(plan.config, checked=checked)
                 if problems:
                     raise ConfigError(problems)
-                self._apply(plan.config)
+                self._apply(plan.config, checked)
             except ConfigError as exc:
                 outcome = ReloadOutcome(str(file), digest, applied=False, problems=list(exc.problems))
             except Exception as exc:  # a bug must cost the reload, never the running service
@@ -304,18 +327,18 @@ class Service:
             self._record_reload(outcome)
         return outcome
 
-    def _apply(self, config: Config) -> None:
+    def _apply(self, config: Config, checked: SourceCheck) -> None:
         """Switch every part to ``config``, alert rules first (the one part that may still refuse it)."""
         brokers = {i: s for i, s in self._sources.items() if isinstance(s, MqttSource)}
         buses = {i: s for i, s in self._sources.items() if isinstance(s, ModbusSource)}
-        router = Router(config)
+        router = Router(config, checked.configs)
         topics = {i: [validate_filter(t, f"mqtt ({i}) topics") for t in router.mqtt_topics(i)] for i in brokers}
         devices = {i: bus_devices(config, i) for i in buses}
         old = self.config
         self.config = config
         try:
             self._reload_alerts(config)
-            self.pipeline.reconfigure(config)
+            self.pipeline.reconfigure(config, checked.configs)
         except BaseException:
             self.config = old
             self._reload_alerts(old)
@@ -361,7 +384,7 @@ class Service:
         batch.gauges["service.restart_needed"] = (len(plan.restart_needed) if plan else 0, now)
         try:
             self.writer.submit(batch, timeout=1)
-        except (RetryLater, RuntimeError) as exc:
+        except RetryLater as exc:
             log.debug("reload counters not persisted: %s", exc)
         try:
             self.alerts.store.audit(now, "config", "system", "service", outcome.audit_payload())
@@ -372,8 +395,9 @@ class Service:
 
     def stop(self) -> StopReport:
         """Stop taking messages, store and acknowledge every accepted one, then disconnect and close, all
-        within ``[service] stop_timeout_s``; what could not be finished by then is given up (MQTT messages
-        stay unacknowledged, so the broker sends them again) and said in the log and the report."""
+        within ``[service] stop_timeout_s``; what could not be finished by then is given up and said in the
+        log and the report: MQTT messages stay unacknowledged (the broker sends them again), messages read
+        from serial devices are lost and counted (``lost_at_stop`` per source)."""
         if self._stopped.is_set():
             return self.stop_report or StopReport(self.config.service.stop_timeout_s)
         self._stopped.set()
@@ -388,13 +412,14 @@ class Service:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         redelivering = {i: s for i, s in self._sources.items() if i in self._redelivering}
-        others = [(i, s) for i, s in self._sources.items() if i not in redelivering]
-        # Serial sources hand over what they read until it is stored; all of them at once, one shared budget.
-        stoppers = [threading.Thread(target=s.stop, kwargs={"timeout": deadline.left(reserve=tail)},
-                                     name=f"stop {i}", daemon=True) for i, s in others]
-        for thread in stoppers:
+        others = {i: s for i, s in self._sources.items() if i not in redelivering}
+        # Serial sources stop reading and hand everything they buffered to the writer, which queues it for its
+        # final flush; they wait for it, all of them at once, in one shared budget.
+        stoppers = {i: threading.Thread(target=s.stop, kwargs={"timeout": deadline.left(reserve=tail)},
+                                        name=f"stop {i}", daemon=True) for i, s in others.items()}
+        for thread in stoppers.values():
             thread.start()
-        for (source_id, _), thread in zip(others, stoppers, strict=True):
+        for source_id, thread in stoppers.items():
             thread.join(deadline.left(reserve=tail / 2))
             if thread.is_alive():
                 report.unfinished.append(f"source {source_id}")
@@ -407,28 +432,45 @@ class Service:
                        deadline.left(reserve=tail / 2, cap=5))
             source.stop(timeout=deadline.left(reserve=tail / 2, cap=4))
             report.unacknowledged[source_id] = source.stats().get("pending", 0)
-        closed = run_bounded(lambda: self.writer.close(timeout=deadline.left(reserve=1)), deadline.left(),
-                             "store writer")
-        if self.notifier is not None and not run_bounded(self.notifier.stop, deadline.left(), "notifier"):
+        # The writer gives up early enough for its thread to end (one busy wait) within the bound: then every
+        # future it did not commit has failed, and the serial sources have counted what they lost.
+        after_writer = min(_AFTER_WRITER_S, bound / 10)
+        give_up = after_writer + min(STORE_BUSY_TIMEOUT_S + 0.5, bound / 10)  # the abort ends one busy wait
+        committed: list[bool] = []  # close() says whether everything submitted was committed
+        finished = run_bounded(
+            lambda: committed.append(self.writer.close(timeout=max(0.1, deadline.left(reserve=give_up)))),
+            deadline.left(reserve=after_writer), "store writer")
+        closed = finished and committed == [True]
+        wait_until(lambda: not any(s.stats().get("buffered", 0) for s in others.values()),
+                   deadline.left(reserve=after_writer / 2, cap=1.0))
+        for source_id, source in others.items():
+            stats = source.stats()  # still buffered now: never confirmed stored, so lost as well
+            if stats.get("lost_at_stop", 0) + stats.get("buffered", 0):
+                report.lost_at_stop[source_id] = stats.get("lost_at_stop", 0) + stats.get("buffered", 0)
+        if closed:  # what was counted at the writer's close goes straight to the store (its thread has ended)
+            try:
+                self.store.write_many([self._stats_batch(stopping=True)])
+            except Exception as exc:  # the log line and the report say it anyway
+                log.warning("stopping: the last counters were not stored: %s: %s", type(exc).__name__, exc)
+        if self.notifier is not None and not run_bounded(self.notifier.stop, deadline.left(reserve=1.0), "notifier"):
             report.unfinished.append("notifier")  # what is queued stays queued, sent at the next start
         # judge the last readings before the engine saves its state
-        for what, step in (("alert feed", lambda: self._alert_feed.stop(timeout=deadline.left())),
-                           ("alert service", self.alerts.stop)):
-            if not run_bounded(step, deadline.left(), what):
+        for what, step, reserve in (("alert feed", lambda: self._alert_feed.stop(timeout=deadline.left(reserve=0.5)),
+                                     0.5), ("alert service", self.alerts.stop, 0.0)):
+            if not run_step(step, deadline.left(reserve=reserve), what):  # a locked file: one line, not a crash
                 report.unfinished.append(what)
         self.hub.close()  # subscribers blocked in get() see the end
         after = self.writer.stats()
         report.stored = after.committed_readings - before.committed_readings
-        report.not_committed = after.queued_records
-        if closed and not report.not_committed:
-            self.store.close()
-        elif not closed:
+        report.not_committed = after.queued_records + after.abandoned_records - before.abandoned_records
+        if finished:
+            self.store.close()  # the writer's thread has ended: nothing writes any more
+        if not closed:
             report.unfinished.append("store writer")
         report.elapsed_s = deadline.elapsed()
         self.stop_report = report
         (log.info if report.complete else log.error)("%s", report.summary())
         return report
-
 
 def _now_dt(config: Config) -> Any:
     from datetime import datetime

@@ -40,13 +40,19 @@ def _load(args: argparse.Namespace) -> Config:
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from archmon.app import check_references
+    from collector.sources import check_sources
 
     path = config_path(args)
+    warnings: list[str] = []
     try:
-        config = load_config(path)
-        problems = check_references(config)
+        config = load_config(path, references=False)  # every problem in one run, references included
+        checked = check_sources(config)
+        warnings = checked.warnings
+        problems = check_references(config, checked=checked)
     except ConfigError as exc:
         problems = exc.problems
+    for line in warnings:
+        print(line, file=sys.stderr)
     if problems:
         for line in problems:
             print(line, file=sys.stderr)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from archmon.config_problems import validation_problems
 from archmon.errors import ConfigError
@@ -277,6 +277,13 @@ class Config(_Model):
     http: HttpConfig = HttpConfig()
     notify: dict[str, Any] = Field(default_factory=dict)
     path: Path | None = Field(default=None, exclude=True)
+    _label: str = PrivateAttr(default="<config>")
+
+    @property
+    def label(self) -> str:
+        """The file as it was named to :func:`load_config` (``<config>`` for a parsed dict): what every
+        problem line starts with, core and source kinds alike."""
+        return self._label
 
     def room(self, room_id: str) -> RoomConfig:
         """The room with this id (KeyError if none)."""
@@ -331,16 +338,25 @@ def _unique(problems: list[str], what: str, ids: list[str]) -> None:
         seen.add(ident)
 
 
-def parse_config(data: dict[str, Any], source: str = "<config>", path: Path | None = None) -> Config:
+def parse_config(data: dict[str, Any], source: str = "<config>", path: Path | None = None, *,
+                 references: bool = True) -> Config:
     """Validate a parsed TOML document into a Config.
 
     Source tables are checked for their ``kind`` and ``id`` only; the collector's source registry
     validates the rest with each kind's schema (``archmon check-config`` and the service do both).
 
+    Args:
+        data: the parsed document.
+        source: the file name problems start with (also ``Config.label``).
+        path: the file's absolute path (relative paths in it are relative to its folder).
+        references: also check references between sections (:func:`reference_problems`); False lets
+            ``archmon check-config`` report those together with the source kinds' problems.
+
     Raises:
         ConfigError: one line per problem: ``FILE: key.path: message (got VALUE)``.
     """
     tables, problems = read_source_tables(data, source)
+    problems = list(problems)
     core = {key: value for key, value in data.items() if key not in SOURCE_SECTIONS}
     try:
         config = Config.model_validate({**core, "sources": tables, "path": path})
@@ -348,9 +364,10 @@ def parse_config(data: dict[str, Any], source: str = "<config>", path: Path | No
         problems += validation_problems(exc, data, source=source)
     if problems:
         raise ConfigError(problems)
-    problems = reference_problems(config)
+    problems = reference_problems(config) if references else []
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
+    config._label = source
     return config if path is None else _absolute_paths(config, path.parent)
 
 
@@ -367,8 +384,12 @@ def _absolute_paths(config: Config, base: Path) -> Config:
     return config.model_copy(update={"storage": storage})
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
+def load_config(path: str | os.PathLike[str], *, references: bool = True) -> Config:
     """Read and validate an ``archmon.toml`` file.
+
+    Args:
+        path: the file; problems start with it as given here.
+        references: as for :func:`parse_config`.
 
     Raises:
         ConfigError: the file is missing, is not valid TOML, or breaks the schema.
@@ -382,4 +403,4 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from None
-    return parse_config(data, source=str(file), path=file.resolve())
+    return parse_config(data, source=str(file), path=file.resolve(), references=references)

@@ -10,9 +10,12 @@ __all__ = ["Availability", "RawMessage", "Reading"]
 Availability = Literal["online", "offline"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class RawMessage:
     """One message as a source received it, before decoding.
+
+    Weakly referenceable: the pipeline remembers what it decided about a message (its receive-time
+    stamp) for as long as a source holds the message, so handing it over again gives the same result.
 
     Attributes:
         source: id of the configured source (MQTT broker or serial port) it came from.

@@ -9,12 +9,13 @@ is up, and the stop goes on.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Deadline", "StopReport", "run_bounded", "wait_until"]
+__all__ = ["Deadline", "StopReport", "run_bounded", "run_step", "wait_until"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,21 @@ def run_bounded(step: Callable[[], object], timeout_s: float, what: str) -> bool
     return False
 
 
+def run_step(step: Callable[[], object], timeout_s: float, what: str) -> bool:
+    """:func:`run_bounded`, where a database error (a stalled or locked file) is one log line and the step
+    counts as not finished; False if it did not finish well within ``timeout_s``."""
+    failed: list[sqlite3.Error] = []
+
+    def run() -> None:
+        try:
+            step()
+        except sqlite3.Error as exc:
+            failed.append(exc)
+            log.error("stopping: %s could not finish: %s: %s", what, type(exc).__name__, exc)
+
+    return run_bounded(run, timeout_s, what) and not failed
+
+
 def wait_until(condition: Callable[[], bool], timeout_s: float, poll_s: float = 0.01) -> bool:
     """Poll ``condition`` until it holds or ``timeout_s`` passes (for state without an event to wait on)."""
     deadline = time.monotonic() + timeout_s
@@ -78,9 +94,12 @@ class StopReport:
         elapsed_s: how long the stop took.
         queued_at_start: records waiting for the store when the stop began.
         stored: readings committed during the stop (the final flush).
-        not_committed: records still not committed when the bound ran out (0 after a complete stop).
+        not_committed: records still not committed when the bound ran out, or given up by the store
+            writer (0 after a complete stop).
         unacknowledged: per MQTT source, messages left unacknowledged: the broker sends them again at the
             next start (those that arrived after the stop began, and any whose commit did not finish).
+        lost_at_stop: per serial source, messages read from the device that the stop could not store
+            (never taken by the store writer, or given up by it): those readings are lost.
         unfinished: steps given up at the bound.
     """
 
@@ -90,12 +109,14 @@ class StopReport:
     stored: int = 0
     not_committed: int = 0
     unacknowledged: dict[str, int] = field(default_factory=dict)
+    lost_at_stop: dict[str, int] = field(default_factory=dict)
     unfinished: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
-        """True if everything accepted was committed and every step finished."""
-        return not self.not_committed and not self.unfinished
+        """True if everything accepted was committed, nothing read from a serial device was lost, and every
+        step finished."""
+        return not self.not_committed and not self.unfinished and not any(self.lost_at_stop.values())
 
     def summary(self) -> str:
         """One log line (two when something was given up)."""
@@ -106,7 +127,8 @@ class StopReport:
             text += f"; MQTT messages left unacknowledged, the broker sends them again at the next start: {unacked}"
         if self.complete:
             return text + "; every accepted reading is stored"
+        lost = ", ".join(f"{source} {count}" for source, count in self.lost_at_stop.items() if count)
         return (text + f"\nNOT COMPLETE at the bound: {self.not_committed} record(s) not committed"
                 + (f", unfinished: {', '.join(self.unfinished)}" if self.unfinished else "")
-                + ". MQTT messages among them are redelivered by the broker; readings polled from serial devices"
-                " among them are lost")
+                + (f"; messages read from serial devices and LOST (counted lost_at_stop): {lost}" if lost else "")
+                + ". MQTT messages not committed are redelivered by the broker")

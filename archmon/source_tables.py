@@ -9,14 +9,14 @@ that kind. Messages name a table as written: ``sources[2] (bus1)``, ``mqtt[0] (b
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from archmon.config_problems import validation_problems
 
-__all__ = ["ID_PATTERN", "SOURCE_SECTIONS", "SourceTable", "read_source_tables"]
+__all__ = ["ID_PATTERN", "SOURCE_SECTIONS", "SourceTable", "SourceTables", "read_source_tables"]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 """Ids of rooms, sensors and sources: letters, digits, ``_``, ``.`` and ``-``, not starting with a sign."""
@@ -57,7 +57,19 @@ class SourceTable(BaseModel):
         return {"kind": self.kind, "id": self.id, **self.options}
 
 
-def read_source_tables(data: dict[str, Any], source: str) -> tuple[list[SourceTable], list[str]]:
+class SourceTables(NamedTuple):
+    """The source tables of a file and the problems of their ``kind``, ``id`` or (older form) ``protocol``.
+
+    Attributes:
+        tables: in the order sources, mqtt, serial (each in file order).
+        problems: one line per problem, each starting with the file name.
+    """
+
+    tables: list[SourceTable]
+    problems: list[str]
+
+
+def read_source_tables(data: dict[str, Any], source: str) -> SourceTables:
     """Every source table of a parsed file, ``[[sources]]`` and the older forms, as SourceTables.
 
     Args:
@@ -65,8 +77,7 @@ def read_source_tables(data: dict[str, Any], source: str) -> tuple[list[SourceTa
         source: the file name messages start with.
 
     Returns:
-        The tables in the order sources, mqtt, serial (each in file order), and one line per problem
-        of their ``kind``, ``id`` or (older form) ``protocol``.
+        The tables and the problems of their ``kind``, ``id`` or (older form) ``protocol``.
     """
     tables: list[SourceTable] = []
     problems: list[str] = []
@@ -102,4 +113,4 @@ def read_source_tables(data: dict[str, Any], source: str) -> tuple[list[SourceTa
                 tables.append(SourceTable(**head, options=options, where=where, form=form))
             except pydantic.ValidationError as exc:
                 problems += validation_problems(exc, head, source=source, prefix=where)
-    return tables, problems
+    return SourceTables(tables, problems)

@@ -15,7 +15,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from archmon.errors import ConfigError
-from collector.mqtt_config import MqttSourceConfig
+from collector.mqtt_config import MqttSourceConfig, tls_problems
 
 __all__ = [
     "OFFLINE",
@@ -112,12 +112,20 @@ class LoopClient(mqtt.Client):
 
 
 def build_client(
-    config: MqttSourceConfig, *, client_id: str, status_topic: str, password: str | None
+    config: MqttSourceConfig, *, client_id: str, status_topic: str, password: str | None, where: str = ""
 ) -> LoopClient:
     """A paho client with persistent session, manual ack, backoff, auth, TLS and the LWT set.
 
+    Args:
+        config: the validated source.
+        client_id: the MQTT client id.
+        status_topic: where the LWT goes.
+        password: the broker password (None: none).
+        where: the source's table in the file (``sources[0] (broker)``), named in errors; default
+            ``mqtt[<id>]``.
+
     Raises:
-        ConfigError: a TLS file cannot be loaded.
+        ConfigError: a TLS file cannot be loaded (naming the key and the file).
     """
     if config.protocol == "5":
         client = LoopClient(
@@ -140,15 +148,16 @@ def build_client(
     if config.username is not None or password is not None:
         client.username_pw_set(config.username or "", password)
     if config.tls.enabled:
-        _set_tls(client, config)
+        _set_tls(client, config, f"{where or f'mqtt[{config.id}]'}.tls")
     client.will_set(status_topic, OFFLINE, qos=1, retain=True)
     return client
 
 
-def _set_tls(client: mqtt.Client, config: MqttSourceConfig) -> None:
+def _set_tls(client: mqtt.Client, config: MqttSourceConfig, where: str) -> None:
     tls = config.tls
-    if (tls.cert_file is None) != (tls.key_file is None):
-        raise ConfigError(f"mqtt[{config.id}].tls: cert_file and key_file go together")
+    problems = tls_problems(tls, where)  # the words of `archmon check-config`, naming key and file
+    if problems:
+        raise ConfigError(problems)
     try:
         client.tls_set(
             ca_certs=str(tls.ca_file) if tls.ca_file else None,
@@ -158,6 +167,6 @@ def _set_tls(client: mqtt.Client, config: MqttSourceConfig) -> None:
             tls_version=ssl.PROTOCOL_TLS_CLIENT,
         )
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"mqtt[{config.id}].tls: cannot load certificates: {exc}") from exc
+        raise ConfigError(f"{where}: cannot load certificates: {exc}") from exc
     if tls.insecure:
         client.tls_insecure_set(True)

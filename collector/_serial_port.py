@@ -6,12 +6,14 @@ from typing import Literal
 
 from pydantic import Field
 
+from collector.handover import DEFAULT_MAX_BUFFERED_BYTES
 from collector.source import SourceConfig
 
-__all__ = ["DEFAULT_MAX_BUFFERED", "SerialPortConfig"]
+__all__ = ["DEFAULT_MAX_BUFFERED", "DEFAULT_MAX_BUFFERED_BYTES", "SerialPortConfig"]
 
 DEFAULT_MAX_BUFFERED = 10_000
 """Messages a serial source holds while the store is stalled, before it drops the oldest."""
+
 
 
 class SerialPortConfig(SourceConfig):
@@ -21,7 +23,9 @@ class SerialPortConfig(SourceConfig):
         device: the device (prefer ``/dev/serial/by-id/...``) or a pyserial URL (``rfc2217://host:port``).
         max_buffered_messages: messages read but not yet durable that the source keeps in memory
             while the store is stalled; past it the oldest not yet handed to the store are dropped,
-            counted (``dropped``) and logged.
+            counted (``dropped``) and logged. At least 2 (one in flight, the newest waiting).
+        max_buffered_bytes: the same bound in payload bytes (a line is at most 4096 bytes, a Modbus
+            answer a few hundred), whichever is reached first.
     """
 
     device: str = Field(min_length=1)
@@ -29,4 +33,5 @@ class SerialPortConfig(SourceConfig):
     parity: Literal["N", "E", "O"] = "N"
     bytesize: Literal[7, 8] = 8
     stopbits: Literal[1, 2] = 1
-    max_buffered_messages: int = Field(default=DEFAULT_MAX_BUFFERED, ge=1, le=1_000_000)
+    max_buffered_messages: int = Field(default=DEFAULT_MAX_BUFFERED, ge=2, le=1_000_000)
+    max_buffered_bytes: int = Field(default=DEFAULT_MAX_BUFFERED_BYTES, ge=64 * 1024, le=1024 * 1024 * 1024)

@@ -149,7 +149,7 @@ class ModbusSource:
         self.config = config
         self.devices = tuple(devices)
         self._handover = Handover(f"modbus {config.id}", sink, max_buffered=config.max_buffered_messages,
-                                  max_chunk=max_chunk)
+                                  max_buffered_bytes=config.max_buffered_bytes, max_chunk=max_chunk)
         self._client: ModbusSerialClient | None = None
         self._crc_watch = CrcWatch()
         self._gather_lock = threading.Lock()
@@ -230,7 +230,7 @@ class ModbusSource:
                     out[f"device.{address}.{name}"] = getattr(state, name)
         out.update(buffered=handover.buffered, delivered=handover.delivered, dropped=handover.dropped,
                    refused=handover.refused, retries=handover.retries, handler_errors=handover.handler_errors,
-                   lost_at_stop=handover.lost_at_stop)
+                   store_failures=handover.store_failures, lost_at_stop=handover.lost_at_stop)
         return out
 
     # -- port -------------------------------------------------------------------------------------

@@ -139,6 +139,7 @@ class MqttSource:
         site: the site name, used in the default client id and status topic.
         topics: topic filters derived from configured sensors; ``config.subscriptions`` filters are
             added, duplicates removed.
+        where: the source's table in the file (``sources[0] (broker)``), named in configuration errors.
 
     Raises:
         ConfigError: a bad topic filter, a missing password variable/file or unreadable TLS files.
@@ -154,6 +155,7 @@ class MqttSource:
         max_chunk: int = 500,
         site: str,
         topics: Sequence[str] = (),
+        where: str = "",
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise TypeError("MqttSource needs exactly one of handler and batch_handler")
@@ -174,7 +176,8 @@ class MqttSource:
         if config.protocol == "5" and config.session_expiry_s == 0:
             _LOG.warning("%s: session_expiry_s = 0: messages sent while archmon is down are lost", self._name)
         self._client = build_client(
-            config, client_id=self.client_id, status_topic=self.status_topic, password=config.password()
+            config, client_id=self.client_id, status_topic=self.status_topic, password=config.password(where),
+            where=where,
         )
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail

@@ -7,6 +7,7 @@ config file's folder.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +19,7 @@ from archmon.errors import ConfigError
 from collector.source import DeviceKey, PlacedSensor, SourceConfig
 from devices.formats import DECODERS, make_options
 
-__all__ = ["MqttSourceConfig", "MqttSubscription", "TlsConfig"]
+__all__ = ["MqttSourceConfig", "MqttSubscription", "TlsConfig", "tls_problems"]
 
 
 def _beside_config(value: Path | None, info: ValidationInfo) -> Path | None:
@@ -91,17 +92,29 @@ class MqttSourceConfig(SourceConfig):
             )
         return self
 
-    def password(self) -> str | None:
+    def password(self, where: str = "") -> str | None:
         """The broker password from the environment or a file (never from the config file itself).
 
+        Args:
+            where: the table's key path (``sources[0] (broker)``) for the error; default ``mqtt[<id>]``.
+
         Raises:
-            ConfigError: the variable is not set or the file cannot be read.
+            ConfigError: the variable is not set or the file cannot be read, naming the key.
         """
-        return read_secret(self.password_env, self.password_file, f"source {self.id}: password")
+        key = "password_env" if self.password_env else "password_file"
+        return read_secret(self.password_env, self.password_file, f"{where or f'mqtt[{self.id}]'}.{key}")
 
     def problems(self, where: str, sensors: Sequence[PlacedSensor], config: Config) -> list[str]:
-        """Unknown subscription formats and options; sensors without a topic or a known format."""
+        """What ``archmon run`` would refuse: an unset password variable or unreadable password file, TLS
+        files that cannot be loaded; unknown subscription formats and options; sensors without a topic
+        or a known format."""
         out = []
+        try:
+            self.password(where)
+        except ConfigError as exc:
+            out += exc.problems
+        if self.tls.enabled:
+            out += tls_problems(self.tls, f"{where}.tls")
         tz = self.device_tz or config.site.timezone
         for i, sub in enumerate(self.subscriptions):
             key = f"{where}.subscriptions[{i}]"
@@ -122,5 +135,31 @@ class MqttSourceConfig(SourceConfig):
         return out
 
     def device_key(self, sensor: SensorConfig) -> DeviceKey | None:
-        """The sensor's device topic (without a trailing ``/``)."""
-        return DeviceKey("topic", (sensor.topic or "").rstrip("/"))
+        """The sensor's device topic (without a trailing ``/``); None without one (reported as missing)."""
+        if not sensor.topic:
+            return None
+        return DeviceKey("topic", sensor.topic.rstrip("/"))
+
+
+def tls_problems(tls: TlsConfig, where: str) -> list[str]:
+    """Why the TLS files cannot be used, one line per key (``sources[0] (b).tls.ca_file: cannot load ...``),
+    loaded as paho loads them; empty when they can."""
+    if (tls.cert_file is None) != (tls.key_file is None):
+        return [f"{where}.{'key_file' if tls.key_file is None else 'cert_file'}: cert_file and key_file go together"]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if tls.ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=str(tls.ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            return [f"{where}.ca_file: cannot load certificates from {tls.ca_file}: {_reason(exc)}"]
+    if tls.cert_file is not None and tls.key_file is not None:
+        try:
+            context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+        except (OSError, ssl.SSLError) as exc:
+            return [f"{where}.cert_file: cannot load the certificate {tls.cert_file} with the key {tls.key_file}: "
+                    f"{_reason(exc)}"]
+    return []
+
+
+def _reason(exc: OSError | ssl.SSLError) -> str:
+    return exc.strerror or str(exc) if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) else str(exc)

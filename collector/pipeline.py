@@ -11,37 +11,38 @@ device without NTP), and the reading gets the receive time instead.
 
 Redelivered MQTT messages: a QoS 1/2 message stamped with the receive time leaves a receipt, so a copy
 the broker sends again gets the same time and hits its idempotent key (``collector.receipts``).
+
+Handing a message over again (a chunk the store refused, split message by message; an MQTT chunk held
+back while the writer was full) gives the same result: its receive-time stamp and quarantine decision
+are remembered for as long as the message object lives (``collector.memo``).
+
+Each source kind decodes its own messages: the registry's ``SourceKind.decoder`` makes one decode step
+per configured source (``collector.decode_steps`` for the built-in kinds); the pipeline runs it with the
+shared steps of :class:`_Handling`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Protocol
 
 from archmon.config import Config, SensorConfig
 from archmon.domain import RawMessage, Reading
 from archmon.errors import DecodeError, NotSensorData
 from archmon.timeutil import now_ms, to_iso
-from collector.quarantine import QuarantineKeeper, unassigned_readings_json
+from collector.memo import MessageMemo
+from collector.quarantine import QuarantineKeeper
 from collector.receipts import ReceiptBook, ReceiptLookup, message_digest
-from collector.records import (
-    AvailabilityRecord,
-    Batch,
-    MqttReceipt,
-    UnassignedRecord,
-    WriteResult,
-    mqtt_messages_counter,
-)
+from collector.records import Batch, MqttReceipt, WriteResult
 from collector.routing import Router
-from collector.serial_line_config import LineSourceConfig
-from collector.sources import configs_of
-from collector.values import calibrated, channel_values, checked_value
+from collector.source import DecodeStep, SourceConfig
+from collector.sources import SOURCE_KINDS, SourceKind, source_configs
+from collector.values import calibrated, checked_value
 from devices.decoded import Decoded, DecodedValue, DecodeOptions
 from devices.formats import get_decoder
-from devices.line import LineFormat
-from devices.modbus import decode_modbus_payload, get_register_map
 
 __all__ = ["Pipeline", "ReceiptLookup", "Submit", "message_digest"]
 
@@ -70,6 +71,11 @@ class Pipeline:
         clock: current time in UTC epoch ms (injected by tests).
         receipt_lookup: finds the receive time committed for a message sent again (``SqliteStore.receipt_time``);
             None: only receipts not yet committed are known.
+        sources: the source tables' typed configs (default: validated here through the registry).
+        kinds: the source registry.
+
+    Raises:
+        ConfigError: a source table is invalid.
     """
 
     def __init__(
@@ -79,19 +85,21 @@ class Pipeline:
         *,
         clock: Callable[[], int] = now_ms,
         receipt_lookup: ReceiptLookup | None = None,
+        sources: Sequence[SourceConfig] | None = None,
+        kinds: Mapping[str, SourceKind] = SOURCE_KINDS,
     ) -> None:
-        self._config = config
         self._submit = submit
         self._clock = clock
+        self._kinds = kinds
         self.receipts = ReceiptBook(receipt_lookup)
         self.quarantine = QuarantineKeeper(
             payload_max_bytes=config.storage.quarantine_payload_max_bytes,
             per_source_per_minute=config.storage.quarantine_per_source_per_minute,
         )
-        self.router = Router(config)
-        self._lines = _line_formats(config)
         self._warned: set[str] = set()
         self._last_receive_ms: dict[str, int] = {}
+        self._stamps: MessageMemo[int] = MessageMemo()
+        self.reconfigure(config, sources)
 
     def process(self, message: RawMessage) -> Future[WriteResult]:
         """Handle one raw message and submit what it produced; see the module docstring."""
@@ -105,8 +113,9 @@ class Pipeline:
                 wait, what the MQTT source needs: its network thread must keep serving the connection).
 
         Raises:
-            RetryLater: the writer's queue stayed full for ``timeout`` seconds; nothing was submitted, and the
-                same messages may be handed over again later.
+            RetryLater: the writer's queue stayed full for ``timeout`` seconds, or the writer is closed;
+                nothing was submitted, and the same messages may be handed over again later (they get
+                the same stamps and quarantine decisions).
         """
         batch = self.handle_many(messages)
         # a plain callable (tests, replay) may not take a timeout
@@ -120,124 +129,22 @@ class Pipeline:
 
     def handle_many(self, messages: Sequence[RawMessage]) -> Batch:
         """Turn several raw messages into one batch, in order, as if each were handled and the batches merged."""
-        batch = Batch()
-        receipts: _Receipts = {}
+        handling = _Handling(self, Batch(), {})
         for message in messages:
-            self._handle_into(message, batch, receipts)
-        return batch
+            self._handle_into(message, handling)
+        return handling.batch
 
-    def _handle_into(self, message: RawMessage, batch: Batch, receipts: _Receipts) -> None:
-        batch.count("received")
+    def _handle_into(self, message: RawMessage, handling: _Handling) -> None:
+        handling.batch.count("received")
         try:
-            if self.router.is_mqtt(message.source):
-                self._mqtt(message, batch, receipts)
-            elif message.topic.startswith("modbus/"):
-                self._modbus(message, batch)
-            elif message.topic.startswith("line/"):
-                self._line(message, batch)
+            step = self._steps.get(message.source)
+            if step is None:
+                self._reject(handling.batch, message, f"unknown source {message.source!r}", "route")
             else:
-                self._reject(batch, message, f"unknown source {message.source!r}", "route")
+                step(handling, message)
         except Exception as exc:  # a bug must cost one message, never the collector
             log.exception("pipeline error on %s %s", message.source, message.topic)
-            self._reject(batch, message, f"internal error: {type(exc).__name__}: {exc}", "internal")
-
-    # -- per source kind -------------------------------------------------------------------------
-
-    def _mqtt(self, message: RawMessage, batch: Batch, receipts: _Receipts) -> None:
-        if message.mid is not None:
-            batch.count(mqtt_messages_counter(message.source))
-            if message.dup:
-                batch.count("redelivered")
-            elif message.replayed:
-                batch.count("replayed")
-            else:
-                self.receipts.new_message(message.source)
-        sensor = self.router.mqtt_sensor(message.source, message.topic)
-        if sensor is not None:
-            assert sensor.format is not None
-            decoded = self._decode(message, batch, sensor.format, self.router.options[sensor.id], sensor)
-            if decoded is None:
-                return
-            if decoded.availability is not None:
-                batch.count("availability")
-                batch.availability.append(AvailabilityRecord(sensor.id, decoded.availability, message.received_ms))
-                return
-            self._accept(message, batch, sensor, decoded.values, receipts)
-            return
-        subscription = self.router.subscription(message.source, message.topic)
-        if subscription is None:
-            self._reject(batch, message, f"no sensor and no subscription format for topic {message.topic!r}", "route")
-            return
-        decoded = self._decode(message, batch, subscription.format, subscription.options, None)
-        if decoded is None:
-            return
-        batch.count("unassigned")
-        self._warn_once(
-            f"unassigned:{message.source}:{decoded.device_topic}",
-            "message from unassigned device %s (%s) on %s: configure a sensor with topic = %r to adopt it",
-            decoded.device,
-            subscription.format,
-            message.source,
-            decoded.device_topic,
-        )
-        batch.unassigned.append(
-            UnassignedRecord(
-                message.received_ms,
-                message.source,
-                decoded.device_topic,
-                subscription.format,
-                self.quarantine.bounded(message.payload),
-                unassigned_readings_json(decoded.values, decoded.availability, batch),
-            )
-        )
-
-    def _modbus(self, message: RawMessage, batch: Batch) -> None:
-        try:
-            address = int(message.topic.rsplit("/", 1)[1])
-        except ValueError:
-            self._reject(batch, message, f"bad Modbus topic {message.topic!r}", "route")
-            return
-        sensors = self.router.bus_sensors(message.source, address)
-        if not sensors:
-            self._reject(
-                batch, message, f"no sensor configured at Modbus address {address} on {message.source!r}", "route"
-            )
-            return
-        preset = sensors[0].preset or ""
-        try:
-            regmap = get_register_map(preset, self._config.modbus_maps)
-            values = decode_modbus_payload(regmap, message.payload)
-        except (DecodeError, KeyError) as exc:
-            self._reject(batch, message, f"Modbus {preset}: {_reason(exc)}", "decode", sensors[0].id)
-            return
-        for sensor in sensors:
-            self._accept(message, batch, sensor, channel_values(sensor, values))
-
-    def _line(self, message: RawMessage, batch: Batch) -> None:
-        line_format = self._lines.get(message.source)
-        sensors = self.router.port_sensors(message.source)
-        if line_format is None or not sensors:
-            self._reject(batch, message, f"no line sensor configured on {message.source!r}", "route")
-            return
-        try:
-            sensor_id, values = line_format.decode(message.payload)
-        except DecodeError as exc:
-            self._reject(batch, message, f"line: {exc}", "decode", sensors[0].id if len(sensors) == 1 else None)
-            return
-        if sensor_id is None and len(sensors) == 1:
-            sensor = sensors[0]
-        else:
-            found = [s for s in sensors if s.id == sensor_id]
-            if not found:
-                self._reject(
-                    batch,
-                    message,
-                    f"line names sensor {sensor_id!r}, not one of {[s.id for s in sensors]} on {message.source!r}",
-                    "route",
-                )
-                return
-            sensor = found[0]
-        self._accept(message, batch, sensor, values)
+            self._reject(handling.batch, message, f"internal error: {type(exc).__name__}: {exc}", "internal")
 
     # -- shared steps ----------------------------------------------------------------------------
 
@@ -297,7 +204,7 @@ class Pipeline:
     ) -> int:
         """The time to stamp readings without device time with; for QoS 1/2 MQTT, the first copy's."""
         if message.mid is None or receipts is None:
-            return self._distinct_receive_ms(sensor.id, message.received_ms)
+            return self._distinct_receive_ms(message, sensor.id)
         source, mid = message.source, message.mid
         digest = message_digest(message.topic, message.payload)
         first_ms: int | None = None
@@ -309,7 +216,7 @@ class Pipeline:
                     batch.count("replayed_restamped")
             elif not message.dup:
                 self.receipts.distrust_replays(source)  # the rest of this run is new to archmon
-        received_ms = self._distinct_receive_ms(sensor.id, message.received_ms) if first_ms is None else first_ms
+        received_ms = self._distinct_receive_ms(message, sensor.id) if first_ms is None else first_ms
         receipt = MqttReceipt(source, mid, digest, received_ms)
         receipts[(source, mid)] = receipt
         batch.receipts.append(receipt)
@@ -336,14 +243,22 @@ class Pipeline:
             )
             return None
 
-    def _distinct_receive_ms(self, sensor: str, received_ms: int) -> int:
+    def _distinct_receive_ms(self, message: RawMessage, sensor: str) -> int:
         """The receive time, moved 1 ms past the sensor's previous one if needed: two messages of one sensor
-        received in the same millisecond (a backlog delivered in a burst) must not share an idempotency key."""
-        last = self._last_receive_ms.get(sensor, 0)
-        if received_ms <= last:
-            received_ms = last + 1
-        self._last_receive_ms[sensor] = received_ms
-        return received_ms
+        received in the same millisecond (a backlog delivered in a burst) must not share an idempotency key.
+
+        The same message handed over again gets the stamp it got the first time (``collector.memo``).
+        """
+
+        def distinct() -> int:
+            received_ms = message.received_ms
+            last = self._last_receive_ms.get(sensor, 0)
+            if received_ms <= last:
+                received_ms = last + 1
+            self._last_receive_ms[sensor] = received_ms
+            return received_ms
+
+        return self._stamps.get(message, sensor, distinct)
 
     def _stamp(
         self, sensor: SensorConfig, device_ts: int | None, received_ms: int, now: int, batch: Batch
@@ -391,22 +306,27 @@ class Pipeline:
             self._warned.add(key)
         log.warning(fmt, *args)
 
-    def reconfigure(self, config: Config) -> None:
+    def reconfigure(self, config: Config, sources: Sequence[SourceConfig] | None = None) -> None:
         """Route and decode the messages handled from now on with ``config`` (``archmon run`` on SIGHUP).
 
         Messages being handled finish with the old routes; receive-time stamping (the last receive time
         per sensor, receipt lookups) carries on, so no reading is stamped twice or lost across a reload.
 
+        Args:
+            config: the new configuration.
+            sources: its source tables' typed configs (default: validated here).
+
         Raises:
             ConfigError: the new routes cannot be built (nothing is changed).
         """
-        router = Router(config)
-        self._config, self.router, self._lines = config, router, _line_formats(config)
-
-
-def _line_formats(config: Config) -> dict[str, LineFormat]:
-    """The line format of each serial-line source, by source id."""
-    return {s.id: s.line_format(config.site.timezone) for s in configs_of(config, LineSourceConfig)}
+        typed = source_configs(config, self._kinds) if sources is None else list(sources)
+        router = Router(config, typed)
+        steps: dict[str, DecodeStep] = {}
+        for source in typed:
+            make = self._kinds[source.kind].decoder
+            if make is not None:
+                steps[source.id] = make(source, config)
+        self.config, self.router, self._steps = config, router, steps
 
 
 def _iso_or_raw(ts_ms: int) -> str:
@@ -416,5 +336,39 @@ def _iso_or_raw(ts_ms: int) -> str:
         return str(ts_ms)
 
 
-def _reason(exc: BaseException) -> str:
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+@dataclass(slots=True)
+class _Handling:
+    """The shared steps offered to a kind's decode step (``collector.source.Handling``), into one batch."""
+
+    pipeline: Pipeline
+    batch: Batch
+    receipts_of_batch: _Receipts
+
+    @property
+    def config(self) -> Config:
+        return self.pipeline.config
+
+    @property
+    def router(self) -> Router:
+        return self.pipeline.router
+
+    @property
+    def receipts(self) -> ReceiptBook:
+        return self.pipeline.receipts
+
+    @property
+    def quarantine(self) -> QuarantineKeeper:
+        return self.pipeline.quarantine
+
+    def accept(self, message: RawMessage, sensor: SensorConfig, values: Sequence[DecodedValue]) -> None:
+        self.pipeline._accept(message, self.batch, sensor, values, self.receipts_of_batch)
+
+    def reject(self, message: RawMessage, reason: str, stage: str, sensor: str | None = None) -> None:
+        self.pipeline._reject(self.batch, message, reason, stage, sensor)
+
+    def decode(self, message: RawMessage, fmt: str, options: DecodeOptions, sensor: SensorConfig | None
+               ) -> Decoded | None:
+        return self.pipeline._decode(message, self.batch, fmt, options, sensor)
+
+    def warn_once(self, key: str, fmt: str, *args: object) -> None:
+        self.pipeline._warn_once(key, fmt, *args)

@@ -7,7 +7,8 @@ A source that floods the quarantine (a device sending garbage many times a secon
 ``storage.quarantine_per_source_per_minute`` records a minute (a token bucket: bursts up to that many,
 then one every ``60 / n`` seconds); the others are counted ``quarantine_suppressed`` (and per source
 ``source.<id>.quarantine_suppressed``) and logged once per flood. So garbage costs a bounded amount of
-disk per source and retention period, whatever it sends.
+disk per source and retention period, whatever it sends. A message handed over again (a chunk the
+store could not take) gets the decision it got the first time, and takes no second token.
 
 Unassigned devices (a subscription's format decodes them, no sensor claims them) are validated like
 configured sensors: the values they would give are listed as ``readings``, those that fail validation as
@@ -24,6 +25,7 @@ import threading
 from collections.abc import Sequence
 
 from archmon.domain import RawMessage
+from collector.memo import MessageMemo
 from collector.records import Batch, QuarantineRecord
 from collector.values import checked_value
 from devices.decoded import DecodedValue
@@ -79,10 +81,15 @@ class QuarantineKeeper:
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[float, int]] = {}  # source -> (tokens, as of received_ms)
         self._flooding: set[str] = set()
+        self._decided: MessageMemo[bool] = MessageMemo()
 
     def keep(self, batch: Batch, message: RawMessage, reason: str, stage: str, sensor: str | None) -> bool:
-        """Add a quarantine record for ``message`` to ``batch`` unless its source is flooding; True if kept."""
-        if not self._take(message.source, message.received_ms):
+        """Add a quarantine record for ``message`` to ``batch`` unless its source is flooding; True if kept.
+
+        The same message object handed over again gets the same decision without taking a token.
+        """
+        if not self._decided.get(message, (stage, sensor, reason),
+                                 lambda: self._take(message.source, message.received_ms)):
             batch.count("quarantine_suppressed")
             batch.count(f"source.{message.source}.quarantine_suppressed")
             if message.source not in self._flooding:

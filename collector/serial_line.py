@@ -7,8 +7,12 @@ not parsed here: the pipeline's line decoder applies ``line_pattern`` and quaran
 The reader thread never waits for the store: each line goes into a bounded
 :class:`collector.handover.Handover`, whose own thread hands lines to the sink and keeps them until
 they are durable. While the store is stalled the reader keeps reading the port (a sensor cannot be
-asked to send again, and the kernel's buffer would overflow); past ``max_buffered_messages`` the
-oldest lines not yet handed over are dropped, counted and logged.
+asked to send again, and the kernel's buffer would overflow); past ``max_buffered_messages`` (or
+``max_buffered_bytes``) the oldest lines not yet handed over are dropped, counted and logged.
+
+A line longer than :data:`MAX_LINE_BYTES` (a device sending garbage without line endings, a wrong baud
+rate) is cut there and handed on once, counted ``overlong_lines`` (the pipeline quarantines it); the
+rest of it up to the next line ending is skipped, so memory per port stays bounded whatever arrives.
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ from collector.handover import Handover
 from collector.serial_line_config import LineSourceConfig
 from collector.source import MessageSink
 
-__all__ = ["SerialLineSource"]
+__all__ = ["MAX_LINE_BYTES", "SerialLineSource"]
 
 log = logging.getLogger(__name__)
 
 _READ_TIMEOUT_S = 0.2  # bounds how long stop() waits for the reader
 _RECONNECT_MIN_S = 0.1
-_MAX_LINE = 4096  # a "line" longer than this without a line ending is handed on as it is
+MAX_LINE_BYTES = 4096
+"""Longest line handed on; a longer one is cut here (counted ``overlong_lines``), the rest of it skipped."""
 _LINE_END = re.compile(rb"[\r\n]")
 
 
@@ -52,12 +57,13 @@ class SerialLineSource:
     def __init__(self, config: LineSourceConfig, sink: MessageSink, *, max_chunk: int = 500) -> None:
         self.config = config
         self._handover = Handover(f"serial line {config.id}", sink, max_buffered=config.max_buffered_messages,
-                                  max_chunk=max_chunk)
+                                  max_buffered_bytes=config.max_buffered_bytes, max_chunk=max_chunk)
         self._topic = f"line/{config.id}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._serial: serial.SerialBase | None = None
         self._buffer = bytearray()
+        self._skipping = False  # inside the rest of an overlong line: skip up to the next line ending
         self._backoff_s = _RECONNECT_MIN_S
         self._down_logged = False
         self._lock = threading.Lock()
@@ -111,7 +117,7 @@ class SerialLineSource:
             out = dict(self._stats)
         out.update(buffered=handover.buffered, delivered=handover.delivered, dropped=handover.dropped,
                    refused=handover.refused, retries=handover.retries, handler_errors=handover.handler_errors,
-                   lost_at_stop=handover.lost_at_stop)
+                   store_failures=handover.store_failures, lost_at_stop=handover.lost_at_stop)
         return out
 
     @property
@@ -178,6 +184,7 @@ class SerialLineSource:
         if self._buffer:
             self._count("partial_dropped")
             self._buffer.clear()
+        self._skipping = False
         self._close()
 
     def _close(self) -> None:
@@ -192,14 +199,22 @@ class SerialLineSource:
 
     def _feed(self, data: bytes) -> None:
         self._count("bytes", len(data))
+        if self._skipping:
+            end = _LINE_END.search(data)
+            if end is None:
+                return
+            data, self._skipping = data[end.start():], False
         self._buffer.extend(data)
         *lines, rest = _LINE_END.split(bytes(self._buffer))
         self._buffer[:] = rest
-        if len(self._buffer) > _MAX_LINE:
-            self._count("overlong_lines")
-            lines.append(bytes(self._buffer))
+        if len(rest) > MAX_LINE_BYTES:  # no line ending yet: hand on what fits, skip the rest of it
+            lines.append(rest)
             self._buffer.clear()
+            self._skipping = True
         for line in lines:
+            if len(line) > MAX_LINE_BYTES:
+                self._count("overlong_lines")
+                line = line[:MAX_LINE_BYTES]
             if line:
                 self._deliver(line)
 

@@ -15,6 +15,11 @@ Lifecycles are narrow (STYLE.md 3):
 
 A kind may have no running source at all (readings imported from files): its registry entry has no
 ``build``, and its sensors need nothing more than ``source = "<id>"``.
+
+Each kind also says how its messages are decoded: a **decode step** (:data:`DecodeStep`), made once per
+configured source, routes a message to its sensors and hands their values to the pipeline's shared
+steps (:class:`Handling`: validate, calibrate, stamp, quarantine). The pipeline asks the registry for
+it; it knows no kind by name.
 """
 
 from __future__ import annotations
@@ -30,10 +35,17 @@ from archmon.config import ID_PATTERN, Config, SensorConfig
 from archmon.domain import RawMessage
 
 if TYPE_CHECKING:
+    from collector.quarantine import QuarantineKeeper
+    from collector.receipts import ReceiptBook
+    from collector.records import Batch
     from collector.routing import Router
+    from devices.decoded import Decoded, DecodedValue, DecodeOptions
 
 __all__ = [
+    "DecodeStep",
+    "DecoderFactory",
     "DeviceKey",
+    "Handling",
     "MessageSink",
     "PlacedSensor",
     "PollingSource",
@@ -141,6 +153,59 @@ class PollingSource(Source, Protocol):
         ...
 
 
+class Handling(Protocol):
+    """What a decode step gets from the pipeline for one message: the shared steps, into one batch."""
+
+    @property
+    def batch(self) -> Batch:
+        """The batch being built (counters, readings, rejects)."""
+        ...
+
+    @property
+    def config(self) -> Config:
+        """The configuration in force (register maps, site zone)."""
+        ...
+
+    @property
+    def router(self) -> Router:
+        """Which sensor a message belongs to (by topic, bus address or port)."""
+        ...
+
+    @property
+    def receipts(self) -> ReceiptBook:
+        """MQTT receipts (redelivered copies get their first receive time)."""
+        ...
+
+    @property
+    def quarantine(self) -> QuarantineKeeper:
+        """The bounded quarantine (payload prefixes for unassigned devices)."""
+        ...
+
+    def accept(self, message: RawMessage, sensor: SensorConfig, values: Sequence[DecodedValue]) -> None:
+        """Validate, calibrate and stamp ``values`` of ``sensor`` into the batch (rejects are quarantined)."""
+        ...
+
+    def reject(self, message: RawMessage, reason: str, stage: str, sensor: str | None = None) -> None:
+        """Quarantine ``message`` with a one-line reason (``stage``: route, decode, validate)."""
+        ...
+
+    def decode(self, message: RawMessage, fmt: str, options: DecodeOptions, sensor: SensorConfig | None
+               ) -> Decoded | None:
+        """Decode with payload format ``fmt``; None (counted ``ignored`` or quarantined) if it gives nothing."""
+        ...
+
+    def warn_once(self, key: str, fmt: str, *args: object) -> None:
+        """Log a warning the first time ``key`` is seen (then at debug level)."""
+        ...
+
+
+DecodeStep = Callable[[Handling, RawMessage], None]
+"""Decodes one message of one source into the batch through :class:`Handling`; may raise only for a bug."""
+
+DecoderFactory = Callable[[Any, Config], DecodeStep]
+"""Makes the decode step of one source from its validated config (compiling patterns once) and the config."""
+
+
 @dataclass(frozen=True)
 class SourceContext:
     """What a kind's ``build`` gets besides its own config.
@@ -150,9 +215,11 @@ class SourceContext:
         sink: where the source hands its raw messages (see :data:`MessageSink`).
         router: the pipeline's router (which topics the configured sensors need, for instance).
         max_chunk: most messages per sink call (the store writer's batch size).
+        where: the source's table in the file (``sources[0] (broker)``), for messages naming it.
     """
 
     config: Config
     sink: MessageSink
     router: Router
     max_chunk: int = 500
+    where: str = ""

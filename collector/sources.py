@@ -1,8 +1,9 @@
 """The registry of source kinds: name → schema, module (with its sample beside it) and factory.
 
-The service starts sources from here and ``archmon check-config`` validates source tables with the
-kinds' schemas from here, so adding a kind means: a module with its schema and a
-``<module>.sample.toml`` beside it, and one line in :data:`SOURCE_KINDS`.
+The service starts sources from here, the pipeline decodes their messages with the kinds' decode
+steps and persists their gauges by the kinds' gauge names, and ``archmon check-config`` validates
+source tables with the kinds' schemas from here, so adding a kind means: a module with its schema, a
+decode step and a ``<module>.sample.toml`` beside it, and one line in :data:`SOURCE_KINDS`.
 ``tests/collector/test_sources.py`` fails when a source module is not registered, lacks a sample,
 is registered under another name, or its sample does not load through its schema.
 """
@@ -11,27 +12,32 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import import_module
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import pydantic
+from pydantic import BaseModel, ConfigDict, Field
 
 from archmon.config import Config, SourceTable, validation_problems
 from archmon.errors import ConfigError
+from collector.decode_steps import line_decoder, modbus_decoder, mqtt_decoder
 from collector.modbus import ModbusSource, bus_devices
 from collector.modbus_config import ModbusSourceConfig
 from collector.mqtt import MqttSource
 from collector.mqtt_config import MqttSourceConfig
 from collector.serial_line import SerialLineSource
 from collector.serial_line_config import LineSourceConfig
-from collector.source import DeviceKey, PlacedSensor, Source, SourceConfig, SourceContext
+from collector.source import DecoderFactory, DeviceKey, PlacedSensor, Source, SourceConfig, SourceContext
 
 __all__ = [
     "SOURCE_KINDS",
+    "SourceCheck",
     "SourceKind",
+    "TypedSource",
     "build_sources",
+    "check_sources",
     "configs_of",
     "sample_path",
     "source_configs",
@@ -43,10 +49,27 @@ SourceFactory = Callable[[Any, SourceContext], Source]
 
 _T = TypeVar("_T", bound=SourceConfig)
 
-# Keys an older [[serial]] table accepted whatever its protocol; ignored where the kind has no use for them.
-_SERIAL_LINE_KEYS = frozenset({"line_pattern", "line_units", "line_scale", "line_encoding", "device_tz",
-                               "reconnect_max_s"})
-_SERIAL_MODBUS_KEYS = frozenset({"poll_interval_s", "timeout_s"})
+
+class _OlderLineKeys(BaseModel):
+    """Line keys an older ``[[serial]]`` table accepted whatever its protocol, with the types it gave them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    line_pattern: str | None = None
+    line_units: dict[str, str] = Field(default_factory=dict)
+    line_scale: dict[str, float] = Field(default_factory=dict)
+    line_encoding: str = "ascii"
+    device_tz: str | None = None
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+
+
+class _OlderModbusKeys(BaseModel):
+    """Modbus keys an older ``[[serial]]`` table accepted whatever its protocol, with their old types."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    poll_interval_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=1.0, gt=0, le=30)
 
 
 @dataclass(frozen=True)
@@ -57,16 +80,24 @@ class SourceKind:
         schema: the kind's config schema; its ``kind`` field's default is the kind's name.
         module: the module implementing it; its sample config is ``<module>.sample.toml`` beside it.
         build: makes the running source; None for a kind without one (readings imported from files).
+        decoder: makes the decode step of one source of this kind (``collector.source.DecodeStep``), which
+            the pipeline runs on its messages; None for a kind whose messages never reach the pipeline.
+        gauges: names in its sources' ``stats()`` that are states (persisted as they are), not counters
+            (summed as deltas); ``connected`` is one for every kind.
         redelivers: the origin keeps what was not acknowledged and sends it again (an MQTT broker), so
             a stopping service may leave messages unacknowledged instead of storing them.
-        legacy_ignored: keys an older ``[[serial]]`` table of this kind may carry that it does not use.
+        legacy_ignored: the keys an older ``[[serial]]`` table of this kind may carry that it does not
+            use, as a schema with the types the older table gave them: they are checked with those types
+            and reported as unused (a warning), never silently accepted.
     """
 
     schema: type[SourceConfig]
     module: str
     build: SourceFactory | None
+    decoder: DecoderFactory | None = None
+    gauges: frozenset[str] = field(default=frozenset())
     redelivers: bool = False
-    legacy_ignored: frozenset[str] = field(default=frozenset())
+    legacy_ignored: type[BaseModel] | None = None
 
     @property
     def name(self) -> str:
@@ -83,7 +114,7 @@ class SourceKind:
 
 def _mqtt(config: MqttSourceConfig, context: SourceContext) -> MqttSource:
     return MqttSource(config, batch_handler=context.sink, max_chunk=context.max_chunk, site=context.config.site.name,
-                      topics=context.router.mqtt_topics(config.id))
+                      topics=context.router.mqtt_topics(config.id), where=context.where)
 
 
 def _modbus(config: ModbusSourceConfig, context: SourceContext) -> ModbusSource:
@@ -94,10 +125,15 @@ def _line(config: LineSourceConfig, context: SourceContext) -> SerialLineSource:
     return SerialLineSource(config, context.sink, max_chunk=context.max_chunk)
 
 
+_SERIAL_GAUGES = frozenset({"connected", "buffered"})
+
 SOURCE_KINDS: dict[str, SourceKind] = {
-    "mqtt": SourceKind(MqttSourceConfig, "collector.mqtt", _mqtt, redelivers=True),
-    "modbus": SourceKind(ModbusSourceConfig, "collector.modbus", _modbus, legacy_ignored=_SERIAL_LINE_KEYS),
-    "line": SourceKind(LineSourceConfig, "collector.serial_line", _line, legacy_ignored=_SERIAL_MODBUS_KEYS),
+    "mqtt": SourceKind(MqttSourceConfig, "collector.mqtt", _mqtt, mqtt_decoder,
+                       gauges=frozenset({"connected", "pending"}), redelivers=True),
+    "modbus": SourceKind(ModbusSourceConfig, "collector.modbus", _modbus, modbus_decoder, gauges=_SERIAL_GAUGES,
+                         legacy_ignored=_OlderLineKeys),
+    "line": SourceKind(LineSourceConfig, "collector.serial_line", _line, line_decoder, gauges=_SERIAL_GAUGES,
+                       legacy_ignored=_OlderModbusKeys),
 }
 
 
@@ -106,35 +142,71 @@ def sample_path(kind: str) -> Path:
     return SOURCE_KINDS[kind].sample
 
 
-class _Typed(NamedTuple):
+class TypedSource(NamedTuple):
     """A source table and its config validated with its kind's schema."""
 
     table: SourceTable
     config: SourceConfig
 
 
-class _Checked:
-    """Source tables validated with their kinds' schemas: the typed configs and every problem."""
+class SourceCheck(NamedTuple):
+    """Every source table validated once with its kind's schema.
 
-    def __init__(self, config: Config, kinds: Mapping[str, SourceKind]) -> None:
-        self.typed: list[_Typed] = []
-        self.problems: list[str] = []
-        source = str(config.path or "<config>")
-        context = {"base_dir": config.path.parent if config.path else None}
-        for table in config.sources:
-            kind = kinds.get(table.kind)
-            if kind is None:
-                self.problems.append(f"{source}: {table.where}.kind: unknown source kind {table.kind!r}; "
-                                     f"known: {sorted(kinds)}")
-                continue
-            options = table.options
-            if table.form == "serial":
-                options = {k: v for k, v in options.items() if k not in kind.legacy_ignored}
-            data = {"kind": table.kind, "id": table.id, **options}
+    Attributes:
+        typed: the tables that validated, in file order, with their typed configs.
+        problems: one line per problem (``FILE: sources[2] (bus1).baudrate: ...``).
+        warnings: one line per key an older ``[[serial]]`` table carries that its kind does not use.
+    """
+
+    typed: list[TypedSource]
+    problems: list[str]
+    warnings: list[str]
+
+    @property
+    def configs(self) -> list[SourceConfig]:
+        """The typed configs, in file order."""
+        return [typed.config for typed in self.typed]
+
+    def valid(self) -> SourceCheck:
+        """This check, if there are no problems.
+
+        Raises:
+            ConfigError: one line per problem.
+        """
+        if self.problems:
+            raise ConfigError(self.problems)
+        return self
+
+
+def check_sources(config: Config, kinds: Mapping[str, SourceKind] = SOURCE_KINDS) -> SourceCheck:
+    """Validate every source table with its kind's schema, once; the typed configs and every problem."""
+    typed: list[TypedSource] = []
+    problems: list[str] = []
+    warnings: list[str] = []
+    label = config.label
+    context = {"base_dir": config.path.parent if config.path else None}
+    for table in config.sources:
+        kind = kinds.get(table.kind)
+        if kind is None:
+            problems.append(f"{label}: {table.where}.kind: unknown source kind {table.kind!r}; known: {sorted(kinds)}")
+            continue
+        options = table.options
+        older = kind.legacy_ignored
+        if table.form == "serial" and older is not None:
+            unused = {k: v for k, v in options.items() if k in older.model_fields}
+            options = {k: v for k, v in options.items() if k not in unused}
             try:
-                self.typed.append(_Typed(table, kind.schema.model_validate(data, context=context)))
+                older.model_validate(unused)
             except pydantic.ValidationError as exc:
-                self.problems += validation_problems(exc, data, source=source, prefix=table.where)
+                problems += validation_problems(exc, unused, source=label, prefix=table.where)
+            warnings += [f"{label}: {table.where}.{key}: ignored: a {table.kind} source does not use it (an older "
+                         f"[[serial]] table accepted it whatever the protocol); remove it" for key in unused]
+        data = {"kind": table.kind, "id": table.id, **options}
+        try:
+            typed.append(TypedSource(table, kind.schema.model_validate(data, context=context)))
+        except pydantic.ValidationError as exc:
+            problems += validation_problems(exc, data, source=label, prefix=table.where)
+    return SourceCheck(typed, problems, warnings)
 
 
 def source_configs(config: Config, kinds: Mapping[str, SourceKind] = SOURCE_KINDS) -> list[SourceConfig]:
@@ -143,10 +215,7 @@ def source_configs(config: Config, kinds: Mapping[str, SourceKind] = SOURCE_KIND
     Raises:
         ConfigError: one line per problem of any source table (``FILE: sources[2] (bus1).baudrate: ...``).
     """
-    checked = _Checked(config, kinds)
-    if checked.problems:
-        raise ConfigError(checked.problems)
-    return [typed.config for typed in checked.typed]
+    return check_sources(config, kinds).valid().configs
 
 
 def configs_of(config: Config, schema: type[_T], kinds: Mapping[str, SourceKind] = SOURCE_KINDS) -> list[_T]:
@@ -158,22 +227,28 @@ def configs_of(config: Config, schema: type[_T], kinds: Mapping[str, SourceKind]
     return [typed for typed in source_configs(config, kinds) if isinstance(typed, schema)]
 
 
-def source_problems(config: Config, kinds: Mapping[str, SourceKind] = SOURCE_KINDS) -> list[str]:
+def source_problems(config: Config, kinds: Mapping[str, SourceKind] = SOURCE_KINDS, *,
+                    checked: SourceCheck | None = None) -> list[str]:
     """Every problem of the source tables and of what their sensors say, one line each with the file name.
 
     Covers the kinds' schemas (unknown kinds and options, bad values), what each kind needs of its
     sensors (an MQTT topic and format, a Modbus address and preset...), and two enabled sensors
     claiming one device.
+
+    Args:
+        config: the configuration.
+        kinds: the registry.
+        checked: the tables already validated (:func:`check_sources`), so they are not validated again.
     """
-    checked = _Checked(config, kinds)
+    checked = check_sources(config, kinds) if checked is None else checked
     problems = list(checked.problems)
-    source = str(config.path or "<config>")
+    label = config.label
     placed: dict[str, list[PlacedSensor]] = defaultdict(list)
     for i, sensor in enumerate(config.sensors):
         placed[sensor.source].append(PlacedSensor(f"sensors[{i}] ({sensor.id})", sensor))
     for table, typed in checked.typed:
         sensors = placed.get(table.id, [])
-        problems += [f"{source}: {p}" for p in typed.problems(table.where, sensors, config)]
+        problems += [f"{label}: {p}" for p in typed.problems(table.where, sensors, config)]
         claimed: dict[DeviceKey, str] = {}
         for where, sensor in sensors:
             key = typed.device_key(sensor)
@@ -181,24 +256,28 @@ def source_problems(config: Config, kinds: Mapping[str, SourceKind] = SOURCE_KIN
                 continue
             other = claimed.setdefault(key, sensor.id)
             if other != sensor.id:
-                problems.append(f"{source}: {where}: same device as sensor {other!r} (source {table.id!r}, "
+                problems.append(f"{label}: {where}: same device as sensor {other!r} (source {table.id!r}, "
                                 f"{key.label} {key.value!r}); one of them would never receive data")
     return problems
 
 
-def build_sources(config: Config, context: SourceContext,
-                  kinds: Mapping[str, SourceKind] = SOURCE_KINDS) -> dict[str, Source]:
+def build_sources(config: Config, context: SourceContext, kinds: Mapping[str, SourceKind] = SOURCE_KINDS, *,
+                  checked: SourceCheck | None = None) -> dict[str, Source]:
     """The running sources of every table whose kind has one, by id (built, not started).
+
+    Args:
+        config: the configuration.
+        context: what every kind's ``build`` gets (each gets it with ``where`` set to its table).
+        kinds: the registry.
+        checked: the tables already validated (:func:`check_sources`), so they are not validated again.
 
     Raises:
         ConfigError: a source table is invalid (run :func:`source_problems` first for every problem).
     """
-    checked = _Checked(config, kinds)
-    if checked.problems:
-        raise ConfigError(checked.problems)
+    checked = (check_sources(config, kinds) if checked is None else checked).valid()
     sources: dict[str, Source] = {}
     for table, typed in checked.typed:
         build = kinds[table.kind].build
         if build is not None:
-            sources[table.id] = build(typed, context)
+            sources[table.id] = build(typed, replace(context, where=table.where))
     return sources

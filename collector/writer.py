@@ -22,11 +22,25 @@ from archmon.config import StorageConfig
 from archmon.errors import RetryLater
 from collector.records import Batch, WriteResult
 
-__all__ = ["BatchStore", "StoreWriter", "WriterStats"]
+__all__ = ["BatchStore", "StoreWriter", "WriterClosed", "WriterFull", "WriterStats"]
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[WriteResult], None]
+
+_REFUSAL_LOG_EVERY_S = 60.0
+
+
+class WriterFull(RetryLater):
+    """``submit(timeout=...)`` found the queue full for that long: nothing was queued; offer the batch again."""
+
+
+class WriterClosed(RetryLater):
+    """The writer is closed (``submit``) or gave up at close before committing (a future): not stored.
+
+    Never a refusal of the batch: its messages are fine, the service is stopping. Sources count them
+    as lost at stop (serial) or leave them unacknowledged (MQTT).
+    """
 
 
 class BatchStore(Protocol):
@@ -47,6 +61,7 @@ class WriterStats:
         committed_batches: transactions committed.
         committed_readings: readings newly stored; duplicates: duplicate readings ignored.
         failures: failed write attempts (each is retried); rejected: batches the store refused for good.
+        abandoned_records: records given up when the writer closed with the store still failing.
         listener_errors: exceptions raised by listeners.
         retrying: True while the current transaction is failing and being retried.
         last_error: text of the most recent write error ("" if none).
@@ -59,6 +74,7 @@ class WriterStats:
     duplicates: int
     failures: int
     rejected: int
+    abandoned_records: int
     listener_errors: int
     retrying: bool
     last_error: str
@@ -130,9 +146,13 @@ class StoreWriter:
         self._duplicates = 0
         self._failures = 0
         self._rejected = 0
+        self._abandoned = 0
         self._listener_errors = 0
         self._retrying = False
         self._last_error = ""
+        self._refusal_logged = ""
+        self._refusal_logged_at = 0.0
+        self._refusals_quiet = 0
 
     @classmethod
     def from_config(cls, store: BatchStore, storage: StorageConfig) -> StoreWriter:
@@ -175,12 +195,12 @@ class StoreWriter:
 
         Returns:
             A future resolving to the batch's own ``WriteResult``, or failing with the store's error when
-            the store refuses the batch for good (e.g. a constraint error), or with ``RetryLater`` when the
-            writer was closed before the batch could be committed.
+            the store refuses the batch for good (e.g. a constraint error), or with :class:`WriterClosed`
+            when the writer gave up at close before the batch could be committed.
 
         Raises:
-            RetryLater: the queue stayed full for ``timeout`` seconds (spool the batch instead).
-            RuntimeError: the writer is closed.
+            WriterFull: the queue stayed full for ``timeout`` seconds (nothing queued; offer it again).
+            WriterClosed: the writer is closed (also for a submit waiting in a full queue when it closes).
         """
         weight = _weight(batch)
         future: Future[WriteResult] = Future()
@@ -192,7 +212,7 @@ class StoreWriter:
                     break
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise RetryLater(
+                    raise WriterFull(
                         f"store writer queue full ({self._pending_weight} records pending,"
                         f" limit {self._max_queued}); spool and retry"
                     )
@@ -203,7 +223,7 @@ class StoreWriter:
                 finally:
                     self._blocked -= 1
             if self._closing:
-                raise RuntimeError("store writer is closed")
+                raise WriterClosed("store writer is closed")
             self._submitted_seq += 1
             wake = not self._queue  # the writer thread waits for a first item ...
             self._queue.append(_Item(batch, future, self._submitted_seq, weight, time.monotonic()))
@@ -230,7 +250,8 @@ class StoreWriter:
         """Write what is queued, then stop the thread. The store itself stays open.
 
         If the store still fails after ``timeout`` seconds, the writer gives up: futures not committed fail
-        with ``RetryLater`` (never with a result), so their sources do not acknowledge them.
+        with :class:`WriterClosed` (never with a result), so their sources do not acknowledge them. A submit
+        waiting for room fails with it at once.
 
         Returns:
             True if everything submitted was committed.
@@ -268,6 +289,7 @@ class StoreWriter:
                 duplicates=self._duplicates,
                 failures=self._failures,
                 rejected=self._rejected,
+                abandoned_records=self._abandoned,
                 listener_errors=self._listener_errors,
                 retrying=self._retrying,
                 last_error=self._last_error,
@@ -370,10 +392,23 @@ class StoreWriter:
             for item in items:
                 self._commit([item])
             return
+        text = f"{type(exc).__name__}: {exc}"
+        now = time.monotonic()
         with self._cond:
             self._rejected += 1
-            self._last_error = f"{type(exc).__name__}: {exc}"
-        log.error("store writer: the store refused a batch (%s); its future fails with the error", exc)
+            self._last_error = text
+            # A broken store refuses every batch: one line a minute per error, the rest counted (rejected).
+            quiet = text == self._refusal_logged and now - self._refusal_logged_at < _REFUSAL_LOG_EVERY_S
+            if quiet:
+                self._refusals_quiet += 1
+            else:
+                more, self._refusals_quiet = self._refusals_quiet, 0
+                self._refusal_logged, self._refusal_logged_at = text, now
+        if quiet:
+            log.debug("store writer: the store refused a batch (%s)", text)
+        else:
+            log.error("store writer: the store refused a batch (%s); its future fails with the error%s", exc,
+                      f" ({more} more refused with the same error in the last minute)" if more else "")
         items[0].future.set_exception(exc)
 
     def _give_up(self, items: list[_Item]) -> None:
@@ -381,8 +416,9 @@ class StoreWriter:
             rest = list(self._queue)
             self._queue.clear()
             self._queued_weight = 0
+            self._abandoned += sum(item.weight for item in [*items, *rest])
         for item in [*items, *rest]:
-            item.future.set_exception(RetryLater("store writer closed before the batch was committed"))
+            item.future.set_exception(WriterClosed("store writer closed before the batch was committed"))
         if rest:
             with self._cond:
                 self._pending_weight -= sum(item.weight for item in rest)

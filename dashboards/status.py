@@ -94,7 +94,8 @@ def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
             state = "connected" if connected[0] else "DISCONNECTED"
         sources.append({"source": source_id, "state": state,
                         "reported": to_iso(connected[1], tz) if connected else None,
-                        "counters": _source_counters(counters, source_id)})
+                        "counters": _source_counters(counters, source_id),
+                        "buffered": gauges.get(f"source.{source_id}.buffered", (0, 0))[0]})  # serial: read, not stored
     return {
         "database": str(path),
         "site": config.site.name,
@@ -261,7 +262,8 @@ def format_status(report: dict[str, Any], *, full: bool | None = None, room: str
         lines.append(f"store    {'RETRYING writes, ' if writer.get('retrying') else ''}"
                      f"{writer.get('queued_records', 0)} record(s) queued")
     if report.get("sources"):
-        lines.append("sources  " + "; ".join(f"{s['source']} {s['state']}" for s in report["sources"]))
+        lines.append("sources  " + "; ".join(f"{s['source']} {s['state']}" + (
+            f" ({s['buffered']} buffered, not stored yet)" if s.get("buffered") else "") for s in report["sources"]))
     alerts = report.get("alerts") or {}
     open_alerts = alerts.get("open") or {}
     alert_text = (f"{sum(open_alerts.values())} open" + (f" ({_counts(open_alerts)})" if open_alerts else ""))

@@ -269,3 +269,108 @@ def test_sigterm_with_a_backlog_on_a_slow_or_stalled_store_stops_within_the_boun
     values = [value for _, value in stored(db, "th", "temperature")]
     assert sorted(values) == [i / 100 for i in range(2 * half)]
     assert mqtt_stats(log)["received"] >= half  # the broker sent the unacknowledged half again
+
+
+LINE_SOURCE = ('[[sources]]\nkind = "line"\nid = "log{i}"\ndevice = "{device}"\n'
+               'line_pattern = "T=(?P<temperature>.+)"\n'
+               '[[sensors]]\nid = "t{i}"\nroom = "paper"\nsource = "log{i}"\nkind = "temperature"\n')
+
+
+@pytest.mark.serial
+def test_sigterm_during_a_stall_with_three_line_sources_stops_within_the_bound_and_counts_what_it_loses(
+    tmp_path: Path,
+) -> None:
+    """Three line sensors, each with lines read while the store is stalled. If the stall outlasts the stop,
+    archmon still exits within ``stop_timeout_s`` (all sources stop in parallel, the writer gives up in
+    time, a locked file in the alert service's stop is one log line) and says exactly which lines it lost;
+    if the stall ends during the stop, every line is stored."""
+    from devices.simulators.line_sensor import LineSensorSimulator
+    from devices.simulators.pty_pair import PtyPair
+
+    bound = 10
+    pairs = [PtyPair(link_dir=tmp_path / f"pty{i}") for i in range(3)]
+    sensors = [LineSensorSimulator(pair.b, dict, interval_s=None) for pair in pairs]
+    config = tmp_path / "archmon.toml"
+    db = tmp_path / "archmon.db"
+    config.write_text(f'[site]\ntimezone = "UTC"\n[service]\nstop_timeout_s = {bound}\n[[rooms]]\nid = "paper"\n'
+                      + "".join(LINE_SOURCE.format(i=i, device=pair.a) for i, pair in enumerate(pairs)),
+                      encoding="utf-8")
+
+    def lines_read_in_a_stall(run: str, first: float) -> tuple[ArchmonProcess, StoreStaller]:
+        process = ArchmonProcess(config, tmp_path / f"{run}.log")
+        process.wait_log("archmon started", "the start")
+        for i, sensor in enumerate(sensors):  # one line stored: the port is open and read
+            sensor.write_line(f"T={first}")
+            wait_for(lambda i=i: len(stored(db, f"t{i}", "temperature")) == (2 if run == "run2" else 1),
+                     f"the first line of log{i}")
+        staller = StoreStaller(db)
+        for sensor in sensors:
+            for k in range(1, 6):
+                sensor.write_line(f"T={first + k}")
+        # the writer waits a second for the lock before it says so: the lines were read long before
+        process.wait_log("database is locked", "the stalled store")
+        return process, staller
+
+    for sensor in sensors:
+        sensor.open()
+    try:
+        # 1. the stall outlasts the stop
+        process, staller = lines_read_in_a_stall("run1", 20.0)
+        process.signal(signal.SIGTERM)
+        try:
+            code = process.wait(bound + 15)
+        finally:
+            staller.release()
+        log = process.log()
+        assert code == 1, log[-3000:]
+        _, summary = stop_log(log)
+        elapsed = float(summary.split(" s (bound")[0])
+        assert elapsed <= bound + 1, summary
+        assert "LOST (counted lost_at_stop): log0 5, log1 5, log2 5" in summary, summary
+        assert "every accepted reading is stored" not in log
+        assert "Traceback" not in log, log[-3000:]
+        for i in range(3):
+            assert "5 messages read before the stop were not stored" in log
+            assert [v for _, v in stored(db, f"t{i}", "temperature")] == [20.0]
+
+        # 2. the stall ends during the stop: the lines handed to the writer at the stop are stored
+        process, staller = lines_read_in_a_stall("run2", 30.0)
+        process.signal(signal.SIGTERM)
+        process.wait_log("stopping within", "the stop")
+        staller.release()
+        assert process.wait(bound + 15) == 0, process.log()[-3000:]
+        _, summary = stop_log(process.log())
+        assert "every accepted reading is stored" in summary
+        for i in range(3):
+            assert [v for _, v in stored(db, f"t{i}", "temperature")] == [20.0, 30.0, 31.0, 32.0, 33.0, 34.0, 35.0]
+    finally:
+        for sensor in sensors:
+            sensor.stop()
+        for pair in pairs:
+            pair.close()
+
+
+def test_a_locked_database_in_a_stop_step_is_one_log_line_and_unfinished(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the alert service's stop meets when another connection holds the file: bounded, said, no crash."""
+    from archmon.shutdown import run_step
+
+    db = tmp_path / "a.db"
+    sqlite3.connect(db).close()
+    staller = StoreStaller(db)
+    try:
+        def write() -> None:
+            conn = sqlite3.connect(db, timeout=0.1)
+            try:
+                conn.execute("CREATE TABLE t (x)")
+            finally:
+                conn.close()
+
+        assert run_step(write, 10, "alert service") is False
+        assert run_step(lambda: None, 10, "alert feed") is True
+    finally:
+        staller.release()
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage() == "stopping: alert service could not finish: OperationalError: database is locked"
+    assert record.exc_info is None

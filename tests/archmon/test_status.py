@@ -114,3 +114,18 @@ def test_a_small_site_lists_every_sensor(tmp_path: Path) -> None:
     _store(config, [Reading("s0", "temperature", 20.0, T0, "paper")])
     text = format_status(status_report(config, now=T0 + 1000))
     assert len([line for line in text.splitlines() if re.match(r"s\d+ ", line)]) == FULL_LIST_MAX
+
+
+def test_a_serial_source_shows_what_it_holds_not_yet_stored(tmp_path: Path) -> None:
+    config = _site(tmp_path / "s.db", [("s0", "paper", 60.0)], rooms=["paper"])
+    store = SqliteStore(config.storage.sqlite_path, tz=ZoneInfo("Asia/Shanghai"))
+    try:
+        batch = Batch()
+        batch.gauges.update({"service.running": (1, T0), "source.bus.connected": (1, T0),
+                             "source.bus.buffered": (7, T0)})
+        store.write(batch)
+    finally:
+        store.close()
+    report = status_report(config, now=T0 + 1000)
+    assert [(s["source"], s["state"], s["buffered"]) for s in report["sources"]] == [("bus", "connected", 7)]
+    assert "sources  bus connected (7 buffered, not stored yet)" in format_status(report)

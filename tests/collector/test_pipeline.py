@@ -491,3 +491,57 @@ def test_replayed_messages_are_matched_until_the_first_without_a_receipt() -> No
     batch = replayed(9, '{"temperature": 22}')
     assert [r.ts_ms for r in batch.readings] == [NOW - 8000]
     assert batch.counters["replayed"] == 1 and batch.counters["replayed_restamped"] == 1
+
+
+# -- handing the same messages over again ------------------------------------------------------------------
+
+def test_a_chunk_held_back_by_a_full_writer_gets_the_same_stamps_and_quarantine_decisions_again(
+    tmp_path: Path,
+) -> None:
+    """The MQTT source's network thread never waits: a full writer raises at once and the chunk is offered
+    again later, through the whole pipeline again. Its readings must keep their receive times (not "the
+    sensor's last + 1 ms") and its rejects must not take a second flood-limit token."""
+    from archmon.errors import RetryLater
+    from collector.writer import StoreWriter
+    from tests.fixtures.serial_ports import wait_until
+    from tests.fixtures.store_stall import StoreStall
+
+    data = make_config().model_dump()
+    data.pop("path", None)
+    data["storage"]["quarantine_per_source_per_minute"] = 2  # the chunk's two rejects use up the minute
+    store = SqliteStore(tmp_path / "a.db", tz=ZoneInfo("Asia/Shanghai"))
+    writer = StoreWriter(store, flush_interval_ms=20, max_queued_records=3)
+    writer.start()
+    try:
+        p = Pipeline(parse_config(data), writer.submit, clock=lambda: NOW)
+        chunk = [
+            qos1("zigbee2mqtt/th1", '{"temperature": 21}', mid=2, received_ms=NOW - 3000),
+            qos1("zigbee2mqtt/th1", "not json", mid=3, received_ms=NOW - 2900),
+            qos1("zigbee2mqtt/th1", "nor this", mid=4, received_ms=NOW - 2800),
+            qos1("zigbee2mqtt/th1", '{"temperature": 22}', mid=5, received_ms=NOW - 2000),
+        ]
+        with StoreStall(store.path):
+            p.process_many([qos1("zigbee2mqtt/th1", '{"temperature": 20, "humidity": 50, "battery": 90}', mid=1,
+                                 received_ms=NOW - 5000)], timeout=0)  # three records: the queue is full
+            for _ in range(3):  # held back, offered again, held back again...
+                with pytest.raises(RetryLater, match="queue full"):
+                    p.process_many(chunk, timeout=0)
+        future: list[Future[WriteResult]] = []
+        assert wait_until(lambda: _offered(p, chunk, future), timeout=30)
+        future[0].result(timeout=30)
+        assert [ts for ts, _ in store.series("th1", "temperature", 0, 2**62)] == [NOW - 5000, NOW - 3000, NOW - 2000]
+        assert store.quarantine_count() == 2
+        assert "quarantine_suppressed" not in store.counters()
+    finally:
+        writer.close()
+        store.close()
+
+
+def _offered(p: Pipeline, chunk: list[RawMessage], future: list[Future[WriteResult]]) -> bool:
+    from archmon.errors import RetryLater
+
+    try:
+        future.append(p.process_many(chunk, timeout=0))
+    except RetryLater:
+        return False
+    return True

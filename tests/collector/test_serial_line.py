@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from archmon.domain import RawMessage
-from collector.serial_line import SerialLineSource
+from collector.serial_line import MAX_LINE_BYTES, SerialLineSource
 from collector.serial_line_config import LineSourceConfig
 from devices.simulators.line_sensor import LineSensorSimulator
 from devices.simulators.pty_pair import PtyPair
@@ -126,13 +126,25 @@ def test_handler_failure_is_counted_and_reading_goes_on(
     assert [r.message.payload for r in source.handover.refused()] == [b"BAD"]
 
 
-def test_overlong_line_without_ending_is_handed_on(
+def test_an_overlong_line_is_cut_once_and_the_rest_of_it_skipped(
     source: SerialLineSource, sensor: LineSensorSimulator, recorder: Recorder
 ) -> None:
-    sensor.write_raw(b"x" * 5000)
-    assert wait_until(lambda: source.stats()["overlong_lines"] == 1)
-    assert wait_until(lambda: len(recorder.payloads) == 1)
-    assert recorder.payloads[0].startswith(b"xxxx")
+    """Half a megabyte without a line ending (a wrong baud rate, a device sending garbage) is one message of
+    MAX_LINE_BYTES, not a hundred pieces: memory per port stays bounded, the next line is read as usual."""
+    blob = bytes(range(33, 127)) * (500_000 // 94)
+    for start in range(0, len(blob), 4096):  # paced: a pty's input queue holds a few KiB
+        sensor.write_raw(blob[start:start + 4096])
+        end = min(start + 4096, len(blob))
+        assert wait_until(lambda end=end: source.stats()["bytes"] == end)
+    sensor.write_raw(b"\nT=1.0,H=2.0\n")
+    assert wait_until(lambda: len(recorder.payloads) == 2, timeout=30)
+    assert recorder.payloads == [blob[:MAX_LINE_BYTES], b"T=1.0,H=2.0"]
+    stats = source.stats()
+    assert (stats["overlong_lines"], stats["lines"], stats["bytes"]) == (1, 2, len(blob) + 13)
+    sensor.write_raw(b"y" * (3 * MAX_LINE_BYTES) + b"\r\nT=3.0,H=4.0\r\n")  # within one read, too
+    assert wait_until(lambda: len(recorder.payloads) == 4)
+    assert recorder.payloads[2:] == [b"y" * MAX_LINE_BYTES, b"T=3.0,H=4.0"]
+    assert source.stats()["overlong_lines"] == 2
 
 
 def test_reconnects_after_unplug_and_replug(socat_pair: SocatPair, recorder: Recorder) -> None:

@@ -8,6 +8,7 @@ import re
 import threading
 import tomllib
 import typing
+from concurrent.futures import Future
 from importlib import import_module
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from collector.serial_line_config import LineSourceConfig
 from collector.source import SourceConfig, SourceContext
 from collector.sources import SOURCE_KINDS, SourceKind, build_sources, configs_of, source_configs, source_problems
 from collector.store import SqliteStore
+from devices.decoded import DecodedValue
 from devices.simulators.line_sensor import LineSensorSimulator
 from devices.simulators.modbus_slave import ModbusSlaveSimulator, SimDevice, encode_int16_x10, encode_uint16_x10
 from devices.simulators.pty_pair import PtyPair
@@ -63,6 +65,7 @@ def test_every_source_module_is_registered_under_its_own_name() -> None:
         assert kind.name == name, f"{kind.schema.__name__} calls itself {kind.name!r} but is registered as {name!r}"
         assert typing.get_args(kind.schema.model_fields["kind"].annotation) == (name,)
         assert kind.module in modules or kind.build is None, f"{name}: {kind.module} defines no source class"
+        assert kind.decoder is not None or kind.build is None, f"{name}: its messages have no decode step"
     samples = {path.name for path in COLLECTOR.glob("*.sample.toml")}
     assert samples == {kind.sample.name for kind in SOURCE_KINDS.values()}, "a sample without a registered kind"
 
@@ -359,3 +362,208 @@ def test_the_service_starts_sources_from_the_registry_and_stores_what_they_buffe
         assert reader.counters()["source.log.delivered"] == 5
     finally:
         reader.close()
+
+
+# -- problems check-config finds before run does ----------------------------------------------------------
+
+def test_older_serial_keys_a_kind_does_not_use_keep_their_types_and_are_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "archmon.toml"
+    path.write_text(ROOM + '[[serial]]\nid = "log"\nprotocol = "line"\ndevice = "/dev/null"\n'
+                    'line_pattern = "T=(?P<temperature>.+)"\npoll_interval_s = "every minute"\ntimeout_s = -1\n'
+                    '[[serial]]\nid = "bus"\nprotocol = "modbus"\ndevice = "/dev/null"\nline_pattern = 5\n',
+                    encoding="utf-8")
+    assert main(["check-config", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        *(f"{path}: serial[0] (log).{key}: ignored: a line source does not use it (an older [[serial]] table "
+          "accepted it whatever the protocol); remove it" for key in ("poll_interval_s", "timeout_s")),
+        f"{path}: serial[1] (bus).line_pattern: ignored: a modbus source does not use it (an older [[serial]] "
+        "table accepted it whatever the protocol); remove it",
+        f"{path}: serial[0] (log).poll_interval_s: Input should be a valid number, unable to parse string as a "
+        "number (got 'every minute')",
+        f"{path}: serial[0] (log).timeout_s: Input should be greater than 0 (got -1)",
+        f"{path}: serial[1] (bus).line_pattern: Input should be a valid string (got 5)",
+        f"{path}: 3 problem(s)",
+    ]
+    path.write_text(path.read_text().replace('"every minute"', "60").replace("-1", "1").replace(
+        "line_pattern = 5", 'line_pattern = "((("'), encoding="utf-8")
+    assert main(["check-config", str(path)]) == 0  # the older file still works ...
+    err = capsys.readouterr().err.splitlines()
+    assert err == [  # ... and says what it ignores
+        f"{path}: serial[0] (log).poll_interval_s: ignored: a line source does not use it (an older [[serial]] "
+        "table accepted it whatever the protocol); remove it",
+        f"{path}: serial[0] (log).timeout_s: ignored: a line source does not use it (an older [[serial]] table "
+        "accepted it whatever the protocol); remove it",
+        f"{path}: serial[1] (bus).line_pattern: ignored: a modbus source does not use it (an older [[serial]] "
+        "table accepted it whatever the protocol); remove it",
+    ]
+
+
+def test_check_config_checks_the_broker_secret_and_tls_files_as_run_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collector.mqtt import MqttSource
+    from tests.fixtures.mosquitto import _write_certs
+
+    _write_certs(tmp_path / "certs")
+    monkeypatch.delenv("T_ARCHMON_UNSET", raising=False)
+    path = tmp_path / "archmon.toml"
+    text = ROOM + ('[[sources]]\nkind = "mqtt"\nid = "c"\npassword_env = "T_ARCHMON_UNSET"\n'
+                   '[sources.tls]\nenabled = true\nca_file = "certs/missing.pem"\n'
+                   '[[sources]]\nkind = "mqtt"\nid = "d"\n'
+                   '[sources.tls]\nenabled = true\ncert_file = "certs/client.pem"\nkey_file = "certs/ca.key"\n'
+                   '[[sources]]\nkind = "mqtt"\nid = "e"\npassword_file = "nothing-here"\n')
+    problems = [
+        f"{path}: sources[0] (c).password_env: environment variable T_ARCHMON_UNSET is not set",
+        f"{path}: sources[0] (c).tls.ca_file: cannot load certificates from {tmp_path}/certs/missing.pem: "
+        "No such file or directory",
+        f"{path}: sources[1] (d).tls.cert_file: cannot load the certificate {tmp_path}/certs/client.pem with the "
+        f"key {tmp_path}/certs/ca.key: [X509: KEY_VALUES_MISMATCH] key values mismatch (_ssl.c:3926)",
+        f"{path}: sources[2] (e).password_file: cannot read secret file {tmp_path}/nothing-here: "
+        "No such file or directory",
+    ]
+    lines = _check(tmp_path, text, capsys)
+    assert lines[:2] + lines[3:] == problems[:2] + problems[3:]
+    assert lines[2].startswith(problems[2].split(": [X509")[0])  # OpenSSL's words vary
+    assert main(["--config", str(path), "run"]) == 2  # run refuses with the same lines, before starting
+    assert capsys.readouterr().err.strip().splitlines()[:2] == problems[:2]
+    monkeypatch.setenv("T_ARCHMON_UNSET", "s3cret")
+    (broker, *_) = configs_of(load_config(path), MqttSourceConfig)
+    with pytest.raises(ConfigError) as info:  # the source itself names the table too
+        MqttSource(broker, batch_handler=lambda messages: Future(), site="s", where="sources[0] (c)")
+    assert info.value.problems == [problems[1].removeprefix(f"{path}: ")]
+    path.write_text(ROOM + '[[sources]]\nkind = "mqtt"\nid = "c"\npassword_env = "T_ARCHMON_UNSET"\n'
+                    '[sources.tls]\nenabled = true\nca_file = "certs/ca.pem"\ncert_file = "certs/client.pem"\n'
+                    'key_file = "certs/client.key"\n', encoding="utf-8")
+    assert check_references(load_config(path)) == []
+
+
+def test_check_config_reports_references_and_source_tables_in_one_run_naming_the_file_as_typed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "archmon.toml").write_text(
+        ROOM + '[[sources]]\nkind = "modbus"\nid = "bus"\ndevice = "/dev/null"\nbaudrate = 100\n'
+        '[[sensors]]\nid = "s1"\nroom = "nowhere"\nsource = "bus"\naddress = 1\npreset = "xy-md02"\n'
+        '[[sensors]]\nid = "s2"\nroom = "r"\nsource = "bus"\npreset = "xy-md02"\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["check-config", "archmon.toml"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "archmon.toml: sensors[0] (s1).room: unknown room 'nowhere'; known: ['r']",
+        "archmon.toml: sources[0] (bus).baudrate: Input should be greater than or equal to 300 (got 100)",
+        "archmon.toml: 2 problem(s)",
+    ]
+    (tmp_path / "archmon.toml").write_text(
+        ROOM + '[[sources]]\nkind = "modbus"\nid = "bus"\ndevice = "/dev/null"\n'
+        '[[sensors]]\nid = "s1"\nroom = "nowhere"\nsource = "bus"\naddress = 1\npreset = "xy-md02"\n'
+        '[[sensors]]\nid = "s2"\nroom = "r"\nsource = "bus"\npreset = "xy-md02"\n', encoding="utf-8")
+    assert main(["check-config", "archmon.toml"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "archmon.toml: sensors[0] (s1).room: unknown room 'nowhere'; known: ['r']",
+        "archmon.toml: sensors[1] (s2).address: required for a sensor on Modbus bus 'bus'",
+        "archmon.toml: 2 problem(s)",
+    ]
+
+
+def test_mqtt_sensors_without_a_topic_are_not_also_the_same_device() -> None:
+    config = parse_config({"rooms": [{"id": "r"}], "sources": [{"kind": "mqtt", "id": "b"}],
+                           "sensors": [{"id": "a", "room": "r", "source": "b", "format": "json"},
+                                       {"id": "c", "room": "r", "source": "b", "format": "json"}]})
+    assert source_problems(config) == [
+        "<config>: sensors[0] (a).topic: required for a sensor on MQTT source 'b'",
+        "<config>: sensors[1] (c).topic: required for a sensor on MQTT source 'b'",
+    ]
+
+
+def test_a_service_validates_the_source_tables_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from archmon.source_tables import SourceTables, read_source_tables
+    from collector import handover
+
+    assert "RefusedMessage" in handover.__all__
+    tables = read_source_tables({"sources": [{"kind": "mqtt", "id": "b"}]}, "<config>")
+    assert isinstance(tables, SourceTables) and [t.id for t in tables.tables] == ["b"] and tables.problems == []
+    validated: list[str] = []
+    real = MqttSourceConfig.model_validate.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[MqttSourceConfig], data: Any, **kwargs: Any) -> MqttSourceConfig:
+        validated.append(data["id"])
+        return real(cls, data, **kwargs)
+
+    monkeypatch.setattr(MqttSourceConfig, "model_validate", classmethod(counting))
+    path = tmp_path / "archmon.toml"
+    path.write_text(ROOM + '[storage]\nsqlite_path = "a.db"\n[[sources]]\nkind = "mqtt"\nid = "b"\n' + MQTT_SENSOR,
+                    encoding="utf-8")
+    config = load_config(path)
+    service = Service(config)
+    try:
+        assert validated == ["b"]  # not again for the router, the pipeline, the checks and the build
+    finally:
+        service.stop()
+
+
+# -- a kind is its registration ------------------------------------------------------------------------
+
+
+class BacklogConfig(SourceConfig):
+    """A kind added by registration alone: lines ``sensor,quantity,value`` read from a logger's backlog."""
+
+    kind: Literal["backlog"] = "backlog"
+
+
+class BacklogSource:
+    """A running source of the kind: its counters and one gauge the registration names."""
+
+    connected = True
+
+    def stats(self) -> dict[str, int]:
+        return {"files": 2, "backlog": 3}
+
+    def stop(self, timeout: float = 10.0) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+
+def _backlog_step(config: BacklogConfig, whole: Config) -> Any:
+    def step(handling: Any, message: Any) -> None:
+        sensor_id, quantity, value = message.payload.decode().split(",")
+        sensor = next(s for s in whole.sensors if s.id == sensor_id)
+        handling.accept(message, sensor, [DecodedValue(quantity, float(value), "°C")])
+
+    return step
+
+
+def test_a_kind_brings_its_decode_step_and_its_gauges_with_its_registration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from archmon.domain import RawMessage
+    from collector.pipeline import Pipeline
+
+    kind = SourceKind(BacklogConfig, __name__, lambda config, context: BacklogSource(), _backlog_step,
+                      gauges=frozenset({"backlog"}))
+    monkeypatch.setitem(SOURCE_KINDS, "backlog", kind)
+    path = tmp_path / "archmon.toml"
+    path.write_text(ROOM + '[storage]\nsqlite_path = "a.db"\n[[sources]]\nkind = "backlog"\nid = "old"\n'
+                    '[[sensors]]\nid = "logger-t"\nroom = "r"\nsource = "old"\nkind = "temperature"\n',
+                    encoding="utf-8")
+    config = load_config(path)
+    batches: list[Any] = []
+    pipeline = Pipeline(config, lambda batch: batches.append(batch) or Future())
+    pipeline.process(RawMessage("old", "backlog/old", b"logger-t,temperature,21.5", 1_767_225_600_000))
+    assert [(r.sensor, r.quantity, r.value, r.ts_ms) for r in batches[0].readings] == [
+        ("logger-t", "temperature", 21.5, 1_767_225_600_000)]
+    service = Service(config)
+    service.start()
+    try:
+        service.report_stats()
+        assert service.writer.flush(30)
+        reader = SqliteStore(service.db_path, tz=ZoneInfo("UTC"), readonly=True)
+        try:
+            assert reader.gauges()["source.old.backlog"][0] == 3  # a state, as it is
+            assert reader.counters()["source.old.files"] == 2  # a counter, summed as deltas
+            assert "source.old.files" not in reader.gauges()
+        finally:
+            reader.close()
+    finally:
+        service.stop()

@@ -21,7 +21,7 @@ from archmon.domain import Reading
 from archmon.errors import RetryLater
 from collector.records import Batch, WriteResult
 from collector.store import SqliteStore
-from collector.writer import StoreWriter
+from collector.writer import StoreWriter, WriterClosed
 
 TZ = ZoneInfo("Asia/Shanghai")
 LONG_MS = 60_000  # an interval no test waits for: a write must be triggered by something else
@@ -222,7 +222,7 @@ def test_close_writes_everything_queued(store: SqliteStore) -> None:
     future = writer.submit(batch(1, 2, 3))
     assert writer.close(timeout=10)
     assert len(future.result(timeout=0).stored) == 3
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(WriterClosed, match="closed"):  # retry-later-like: never a refusal of the batch
         writer.submit(batch(4))
 
 
@@ -235,8 +235,9 @@ def test_close_on_a_dead_store_fails_futures_instead_of_resolving_them(
     wait_until(lambda: writer.stats().failures >= 1)
     assert not writer.close(timeout=0.2)
     for future in futures:
-        with pytest.raises(RetryLater, match="closed before"):
+        with pytest.raises(WriterClosed, match="closed before"):
             future.result(timeout=0)
+    assert writer.stats().abandoned_records == 2
     lock.execute("ROLLBACK")
     assert store.count_readings() == 0
 
