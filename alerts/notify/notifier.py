@@ -143,7 +143,7 @@ class Notifier:
             if again:
                 log.warning("notifier: %d delivery(ies) were being sent when archmon stopped; sending again, "
                             "marked as possible duplicates", again)
-            self._follow_config(now)
+            self.follow_config(now)
             if self.hub is not None:
                 self._subscription = self.hub.subscribe(["alert"], name="notify", maxsize=100, on_ready=self.wake)
             self._stop.clear()
@@ -154,7 +154,7 @@ class Notifier:
                 self._start_worker(name)
         log.info("notifier started: channels %s", {n: c.type for n, c in self.channels.items()})
 
-    def _follow_config(self, now: int) -> None:
+    def follow_config(self, now: int) -> None:
         """Settle deliveries of removed channels and contacts; mark channels without their secrets down."""
         if not self.plan.active:
             return
@@ -239,7 +239,7 @@ class Notifier:
             self.health.set_channels({name: channel.type for name, channel in new.items()})
             router, renderer, language = self._parts(config, plan)
             self.dispatcher.configure(plan, new, router, renderer, language)
-            self._follow_config(self.dispatcher.clock())
+            self.follow_config(self.dispatcher.clock())
             if self._running:
                 for name in new:
                     self._start_worker(name)
