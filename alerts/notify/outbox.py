@@ -294,15 +294,19 @@ class Outbox:
             f"SELECT 1 FROM notify_deliveries WHERE alert_id = ? AND channel = ? AND recipient = ? "
             f"AND status = 'sent' AND kind IN ({kinds}) LIMIT 1", (alert_id, channel, recipient)))
 
-    def alerts_sent_to(self, contact: str, alert_ids: Iterable[int]) -> set[int]:
-        """Which of ``alert_ids`` a contact was sent an alarm or reminder about (on any channel)."""
-        ids = list(alert_ids)
+    def alerts_sent_to(self, contact: str, mentioned_as: Iterable[str], alert_ids: Iterable[int]) -> set[int]:
+        """Which of ``alert_ids`` a contact was sent an alarm or reminder about: to them on any channel, or to
+        a group robot's chat that @-mentioned one of ``mentioned_as`` (their phone, their chat ids)."""
+        ids, names = list(alert_ids), [m for m in mentioned_as if m]
         if not ids:
             return set()
         kinds = ",".join(f"'{k}'" for k in PROBLEM_KINDS)
         marks = ",".join("?" * len(ids))
-        rows = self.query(f"SELECT DISTINCT alert_id FROM notify_deliveries WHERE contact = ? AND status = 'sent' "
-                          f"AND kind IN ({kinds}) AND alert_id IN ({marks})", (contact, *ids))
+        mentioned = (f" OR (contact IS NULL AND EXISTS (SELECT 1 FROM json_each(mentions) WHERE value IN "
+                     f"({','.join('?' * len(names))})))") if names else ""
+        rows = self.query(f"SELECT DISTINCT alert_id FROM notify_deliveries WHERE (contact = ?{mentioned}) "
+                          f"AND status = 'sent' AND kind IN ({kinds}) AND alert_id IN ({marks})",
+                          (contact, *names, *ids))
         return {r[0] for r in rows}
 
     def last_alerts_sent_to(self, channel: str, recipients: list[str]) -> list[int]:

@@ -117,7 +117,7 @@ class ReplyHandler:
             allowed = set(ids)
         else:
             ids = list(dict.fromkeys(reply.ids))
-            allowed = self.outbox.alerts_sent_to(contact.name, ids)
+            allowed = self.outbox.alerts_sent_to(contact.name, [contact.phone or "", *contact.chat.values()], ids)
             if reply.bare and not allowed:
                 return self._help(channel, sms, contact, f"bare number(s) {ids}: no alert sent to this contact",
                                   language, now_ms)
