@@ -157,7 +157,7 @@ class GsmModemSimulator:
             self._state.rssi = rssi
 
     def deliver_sms(self, number: str, text: str, *, alphanumeric: bool = False,
-                    parts_only: tuple[int, ...] | None = None) -> list[int]:
+                    parts_only: tuple[int, ...] | None = None, ref: int | None = None) -> list[int]:
         """A message arrives from ``number`` (concatenated parts if it is long): stored on the SIM, announced
         with ``+CMTI`` if the host asked for it. Returns the store indexes used.
 
@@ -166,10 +166,11 @@ class GsmModemSimulator:
             text: the message.
             alphanumeric: the sender is a name even if it is made of digits (a spoofable sender id).
             parts_only: deliver only these part numbers (1-based) of a long message; the others are late.
+            ref: the concatenation reference (default: the next one); give the same to deliver the late parts.
         """
         parts = split_text(text).parts
         with self._lock:
-            self._ref = (self._ref + 1) % 256
+            self._ref = (self._ref + 1) % 256 if ref is None else ref
             indexes = []
             for seq, part in enumerate(parts, start=1):
                 if parts_only is not None and seq not in parts_only:

@@ -40,6 +40,13 @@ class _Handler:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
 
+    async def handle_MAIL(self, smtp: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        if self.server.refuse_sender:
+            return "553 5.7.1 Sender address rejected: not owned by user"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
     async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.original_content or envelope.content,
                                            policy=email.policy.default)
@@ -63,6 +70,7 @@ class SmtpServer:
         self.cert_dir = cert_dir
         self.users = users
         self.implicit = implicit
+        self.refuse_sender = False  # answer MAIL FROM with 553 (a relay that does not take our sender)
         self.received: list[ReceivedMail] = []
         self.received_cond = threading.Condition()
         self.port = free_port()
