@@ -174,6 +174,9 @@ class ProviderServer:
                                       {k: v for k, v in self.headers.items()}, self.rfile.read(length))
                 status, body, *extra = owner.answer(request)
                 data = (json.dumps(body, ensure_ascii=False) if not isinstance(body, str) else body).encode()
+                with owner.cond:  # recorded before the client can read a byte of the answer
+                    owner.requests.append(request)
+                    owner.cond.notify_all()
                 self.send_response(status)
                 for key, value in (extra[0] if extra else {}).items():
                     self.send_header(key, value)
@@ -181,9 +184,6 @@ class ProviderServer:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-                with owner.cond:
-                    owner.requests.append(request)
-                    owner.cond.notify_all()
 
             do_POST = do_GET = do_PUT = _handle
 
