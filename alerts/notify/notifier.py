@@ -278,6 +278,8 @@ class Notifier:
 
     def _dispatch_loop(self) -> None:
         while not self._stop.is_set():
+            if self._subscription is not None:
+                self._subscription.drain()  # the events are only wake-ups: the queue table is the truth
             try:
                 if self.plan.active and self.dispatcher.expand_pending():
                     for worker in list(self._workers.values()):
