@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -128,12 +129,13 @@ class Dispatcher:
             recent.popleft()
         return 0 if len(recent) < limit else recent[0] + 60_000 - now_ms
 
-    def send_due(self, name: str, now_ms: int | None = None) -> int:
+    def send_due(self, name: str, now_ms: int | None = None, *, stop: threading.Event | None = None) -> int:
         """Send the messages of one channel that are due, most severe first, asking the outbox again after each
-        one and polling the channel in between (within its rate limit); returns messages sent."""
+        one and polling the channel in between (within its rate limit), until nothing is due or ``stop`` is
+        set; returns messages sent."""
         channel = self.channels.get(name)
         sent = 0
-        while channel is not None and self.channels.get(name) is channel:
+        while channel is not None and self.channels.get(name) is channel and not (stop and stop.is_set()):
             now = self.clock() if now_ms is None else now_ms
             if now < self._hold_until.get(name, 0) or self.rate_wait_ms(channel, now) > 0:
                 break  # they stay queued: a rate limit or a failing channel delays, it never drops

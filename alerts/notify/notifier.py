@@ -176,7 +176,8 @@ class Notifier:
         self._wake.set()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop the threads (a send in progress finishes), close the channels and the outbox."""
+        """Stop the threads (a send in progress finishes; a backlog waits for the next start), close the channels
+        and the outbox."""
         with self._lock:
             self._running = False
             self._stop.set()
@@ -294,7 +295,7 @@ class Notifier:
         while not (self._stop.is_set() or worker.stop.is_set()):
             wait = IDLE_WAIT_S
             try:
-                self.dispatcher.send_due(name)
+                self.dispatcher.send_due(name, stop=worker.stop)
                 self.dispatcher.poll(name)
                 channel = self.dispatcher.channels.get(name)
                 now = self.dispatcher.clock()

@@ -34,6 +34,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from alerts.notify.outbox_schema import MIGRATIONS, Delivery, NewDelivery
@@ -62,7 +63,7 @@ class Outbox:
         path: the shared database file.
     """
 
-    def __init__(self, path: Any) -> None:
+    def __init__(self, path: Path | str) -> None:
         self.path = path
         self.conn = connect(path)
         self.conn.row_factory = sqlite3.Row

@@ -143,3 +143,16 @@ def test_https_with_a_private_ca_after_a_name_lookup(certs) -> None:
         assert len(server.requests) == 1
     finally:
         server.stop()
+
+
+def test_a_named_proxy_takes_the_request_and_the_environments_do_not(provider: ProviderServer,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # a shared server's proxy nobody configured for alarms
+    proxy = provider.url.replace("http://", "http://ops:s3cret@")
+    channel = WebhookChannel("hook", WebhookOptions(url="http://hooks.example.invalid/x?a=1", proxy=proxy))
+    assert channel.send(MESSAGE, Recipient("hook")).accepted  # the proxy resolves the name, not archmon
+    [request] = provider.requests
+    assert request.headers["Host"] == "hooks.example.invalid" and request.path == "/x"
+    assert request.headers["Proxy-Authorization"] == "Basic b3BzOnMzY3JldA=="
+    direct = WebhookChannel("hook", WebhookOptions(url=f"{provider.url}/direct"))
+    assert direct.send(MESSAGE, Recipient("hook")).accepted and provider.requests[-1].path == "/direct"

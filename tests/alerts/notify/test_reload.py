@@ -136,3 +136,12 @@ def test_a_channel_without_its_secret_is_down_at_once_and_the_others_carry_its_a
         assert site.notifier.health.get("hook").broken is None
     finally:
         site.close()
+
+
+def test_notify_turned_on_in_a_service_that_started_without_it_waits_for_a_restart(
+        tmp_path: Path, provider: ProviderServer, caplog: pytest.LogCaptureFixture) -> None:
+    from alerts.notify import reload_notifier
+
+    config = parse_config(site_data(tmp_path, _notify(provider), alerts=ALERTS))
+    assert reload_notifier(None, config) is None
+    assert "notifications start at the next restart" in caplog.text
