@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from alerts.notify.channels import CHANNELS, Channel
 from alerts.notify.dispatch import Acknowledge, Dispatcher
@@ -48,6 +48,14 @@ log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 1.0  # a worker looks at its channel at least this often (modem replies, link checks)
 WORKER_STOP_S = 10.0  # a reload waits this long for a removed channel's send in progress
+
+
+class _Parts(NamedTuple):
+    """What the notifier builds from a configuration besides its channels."""
+
+    router: Router
+    renderer: Renderer
+    language: str
 
 
 @dataclass
@@ -102,14 +110,14 @@ class Notifier:
         self._subscription: Subscription | None = None
         self.attach_rule()
 
-    def _parts(self, config: Config, plan: NotifyPlan) -> tuple[Router, Renderer, str]:
+    def _parts(self, config: Config, plan: NotifyPlan) -> _Parts:
         settings = load_settings(config)
         language = plan.config.language or settings.language or config.site.language
         room_names = {room.id: (room.name_zh, room.name_en) for room in config.rooms}
         router = Router(plan, config.site.tz, settings.working_hours, language, self.outbox.recipients_of)
         renderer = Renderer(config.site.name, config.site.tz, room_names, self.outbox.alert_row,
                             plan.config.sms_max_parts)
-        return router, renderer, language
+        return _Parts(router, renderer, language)
 
     @staticmethod
     def _store_acknowledge(db_path: Path) -> Acknowledge:

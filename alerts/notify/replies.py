@@ -26,7 +26,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from alerts.notify.channels import IncomingSms
 from alerts.notify.outbox import Outbox
@@ -56,6 +56,11 @@ _PROBLEM = {"not_sent": ("未发给您，不能确认", "was not sent to you"), 
             "closed": ("已关闭", "is closed"), "cancelled": ("已取消", "was cancelled"),
             "other": ("无法确认", "cannot be acknowledged")}
 HOUR_MS = 3_600_000
+
+
+class _Refused(NamedTuple):
+    alert_id: int
+    why: str  # a key of _PROBLEM
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,19 +126,21 @@ class ReplyHandler:
             if reply.bare and not allowed:
                 return self._help(channel, sms, contact, f"bare number(s) {ids}: no alert sent to this contact",
                                   language, now_ms)
-        done, problems = [], []
+        done: list[int] = []
+        problems: list[_Refused] = []
         for alert_id in ids:
             problem = "not_sent" if alert_id not in allowed else self._ack(alert_id, contact)
             if problem is None:
                 done.append(alert_id)
             else:
-                problems.append((alert_id, problem))
+                problems.append(_Refused(alert_id, problem))
         text = self._answer(done, problems, bool(ids), contact, language == "zh")
-        log.info("SMS from %s (%s): acknowledged %s; refused %s", contact.name, sms.number, done, problems)
+        refused = [f"#{p.alert_id} {p.why}" for p in problems]
+        log.info("SMS from %s (%s): acknowledged %s; refused %s", contact.name, sms.number, done, refused)
         self.outbox.add_direct(kind="reply", channel=channel, recipient=contact.phone or sms.number,
                                contact=contact.name, language=language, payload={"text": text}, now_ms=now_ms)
         self._record(channel, sms, contact, now_ms, "ack" if done else "ack_failed",
-                     f"acknowledged {done}; refused {problems}")
+                     f"acknowledged {done}; refused {refused}")
         return "ack" if done else "ack_failed"
 
     def _ack(self, alert_id: int, contact: ContactConfig) -> str | None:
@@ -150,10 +157,10 @@ class ReplyHandler:
         return None
 
     @staticmethod
-    def _answer(done: list[int], problems: list[tuple[int, str]], any_ids: bool, contact: ContactConfig,
+    def _answer(done: list[int], problems: list[_Refused], any_ids: bool, contact: ContactConfig,
                 zh: bool) -> str:
         refused = ("；" if zh else "; ").join(
-            f"#{i}{'' if zh else ' '}{_PROBLEM[p][0 if zh else 1]}" for i, p in problems)
+            f"#{p.alert_id}{'' if zh else ' '}{_PROBLEM[p.why][0 if zh else 1]}" for p in problems)
         if done:
             text = (f"已确认告警 {'、'.join(f'#{i}' for i in done)}（{contact.label}），停止重复通知。" if zh
                     else f"Acknowledged alert {', '.join(f'#{i}' for i in done)} ({contact.label}); repeats stop.")

@@ -29,7 +29,7 @@ import re
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from pydantic import Field
 
@@ -268,7 +268,7 @@ class GsmModemChannel(Channel):
         lines = self.at.command("AT+CMGL=4", timeout_s=self.options.command_timeout_s)
         out: list[IncomingSms] = []
         delete: list[int] = []
-        long: dict[tuple[str, int, int], list[tuple[int, DeliverPdu]]] = defaultdict(list)
+        long: dict[tuple[str, int, int], list[_Listed]] = defaultdict(list)
         for header, pdu in zip(lines[::2], lines[1::2], strict=False):
             match = re.match(r"\+CMGL:\s*(\d+)", header)
             if match is None:
@@ -285,13 +285,13 @@ class GsmModemChannel(Channel):
                 out.append(_incoming(sms, sms.text))
                 delete.append(index)
             else:
-                long[(sms.number, sms.concat.ref, sms.concat.total)].append((index, sms))
+                long[(sms.number, sms.concat.ref, sms.concat.total)].append(_Listed(index, sms))
         now = time.monotonic()
         self._waiting = {key: seen for key, seen in self._waiting.items() if key in long}
         for key, parts in long.items():
-            texts = {sms.concat.seq: sms.text for _, sms in parts if sms.concat is not None}
+            texts = {p.sms.concat.seq: p.sms.text for p in parts if p.sms.concat is not None}
             if len(texts) == key[2]:
-                out.append(_incoming(parts[0][1], "".join(texts[i] for i in sorted(texts))))
+                out.append(_incoming(parts[0].sms, "".join(texts[i] for i in sorted(texts))))
             elif now - self._waiting.setdefault(key, now) >= self.options.part_wait_s:
                 log.warning("modem %s: a reply from %s stays incomplete (parts %s of %d) after %g s; deleted: %r",
                             self.name, key[0], sorted(texts), key[2], self.options.part_wait_s,
@@ -299,7 +299,7 @@ class GsmModemChannel(Channel):
             else:
                 continue  # the rest may still come: the parts wait on the SIM, where a restart finds them
             self._waiting.pop(key, None)
-            delete += [index for index, _ in parts]
+            delete += [p.index for p in parts]
         for index in delete:
             try:
                 self.at.command(f"AT+CMGD={index}", timeout_s=self.options.command_timeout_s)
@@ -310,6 +310,13 @@ class GsmModemChannel(Channel):
     def close(self) -> None:
         self.at.close()
         self.state["open"] = False
+
+
+class _Listed(NamedTuple):
+    """One part of a long reply, listed by ``AT+CMGL`` at ``index`` of the SIM."""
+
+    index: int
+    sms: DeliverPdu
 
 
 def _incoming(sms: DeliverPdu, text: str) -> IncomingSms:
