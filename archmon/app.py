@@ -347,6 +347,9 @@ class Service:
             broker.set_topics(topics[source_id])
         for source_id, bus in buses.items():
             bus.set_devices(devices[source_id])
+        from alerts.notify import reload_notifier  # never raises; [notify] turned on waits for a restart
+
+        self.notifier = reload_notifier(self.notifier, config)
 
     def _reload_alerts(self, config: Config) -> None:
         """Swap the alert rules in the alert feed's order: readings stored before the reload are judged by the

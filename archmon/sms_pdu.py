@@ -4,13 +4,10 @@ Pure functions, shared by the GSM modem channel (``alerts.notify.channels.gsm_mo
 simulator (``devices.simulators.gsm_modem``); in the core because both sides use it and it needs nothing
 but the standard library.
 
-- **Alphabets.** GSM 7-bit default alphabet with the extension table (``{ } [ ] ~ \\ ^ | €`` cost two
-  septets: ESC + code), septets packed LSB first; anything else (Chinese) goes as UCS2 (UTF-16 big
-  endian; a character outside the BMP takes two code units).
-- **Lengths.** One message carries 160 septets or 140 octets (70 UCS2 units). A longer text is split into
-  parts with a user-data header ``05 00 03 <ref> <total> <seq>`` (IEI 0x00, 8-bit reference): 153 septets
-  (the 6-octet header plus one fill bit take 7 septets) or 67 UCS2 units per part. A part never ends inside
-  an escape sequence or a surrogate pair.
+- **Alphabets and lengths** are in :mod:`archmon.sms_alphabet` (GSM 7-bit or UCS2; 160/70 in one
+  message, 153/67 per part). A longer text is split into parts with a user-data header
+  ``05 00 03 <ref> <total> <seq>`` (IEI 0x00, 8-bit reference); 7-bit septets start after fill bits that
+  align them to a septet boundary past the header.
 - **SMS-SUBMIT.** SMSC field ``00`` (the SIM's SMSC), first octet ``0x11`` (``0x51`` with a header: TP-MTI
   submit, TP-VPF relative, TP-UDHI), TP-MR ``00`` (the modem assigns it), destination (type ``91`` for
   ``+`` international numbers, ``81`` otherwise; digits nibble-swapped, padded with F), TP-PID ``00``,
@@ -22,11 +19,29 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
+
+from archmon.sms_alphabet import (
+    GSM7_BASIC,
+    GSM7_EXTENSION,
+    SINGLE_SEPTETS,
+    Alphabet,
+    SplitText,
+    gsm7_encodable,
+    gsm7_septets,
+    gsm7_text,
+    pack_septets,
+    split_text,
+    unpack_septets,
+)
 
 __all__ = [
+    "GSM7_BASIC",
+    "GSM7_EXTENSION",
     "Concat",
     "DeliverPdu",
+    "NumberType",
+    "SplitText",
     "SubmitPdu",
     "decode_deliver",
     "decode_submit",
@@ -37,20 +52,10 @@ __all__ = [
     "validity_octet",
 ]
 
-# GSM 03.38 default alphabet, code 0x00..0x7F (0x1B is the escape to the extension table).
-GSM7_BASIC = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXTENSION = {"\x0c": 0x0A, "^": 0x14, "{": 0x28, "}": 0x29, "\\": 0x2F, "[": 0x3C, "~": 0x3D, "]": 0x3E,
-                  "|": 0x40, "€": 0x65}
-_BASIC_CODE = {ch: code for code, ch in enumerate(GSM7_BASIC) if code != 0x1B}
-_EXT_CHAR = {code: ch for ch, code in GSM7_EXTENSION.items()}
-ESC = 0x1B
+NumberType = Literal["unknown", "international", "national", "alphanumeric", "other"]
+"""The type of number of an address (TS 23.040 §9.1.2.5, bits 6..4 of the type-of-address octet)."""
+_TON: dict[int, NumberType] = {0: "unknown", 1: "international", 2: "national", 5: "alphanumeric"}
 
-SINGLE_SEPTETS, PART_SEPTETS = 160, 153
-SINGLE_UNITS, PART_UNITS = 70, 67
-Alphabet = Literal["gsm7", "ucs2", "8bit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +90,8 @@ class DeliverPdu:
 
     Attributes:
         number: originating address (``+8613800000000``; alphanumeric senders as text).
+        number_type: the address's type of number: ``alphanumeric`` for a sender name (a bank's
+            ``ZHANG13800000001`` is a name, not a phone number), ``international`` for ``+``...
         text: the decoded user data (without header).
         alphabet: ``gsm7``, ``ucs2`` or ``8bit`` (8-bit data decoded as Latin-1).
         concat: the concatenation header, if any.
@@ -99,80 +106,7 @@ class DeliverPdu:
     timestamp: dt.datetime | None = None
     dcs: int = 0
     validity: int | None = None
-
-
-# -- alphabets ------------------------------------------------------------------------------------
-def gsm7_encodable(text: str) -> bool:
-    """Whether every character is in the GSM 7-bit default alphabet or its extension table."""
-    return all(ch in _BASIC_CODE or ch in GSM7_EXTENSION for ch in text)
-
-
-def _gsm7_septets(ch: str) -> list[int]:
-    if ch in _BASIC_CODE:
-        return [_BASIC_CODE[ch]]
-    return [ESC, GSM7_EXTENSION[ch]]
-
-
-def _pack(septets: list[int], fill_bits: int = 0) -> bytes:
-    """Pack septets LSB first, after ``fill_bits`` zero bits (the padding after a user-data header)."""
-    value, bits, out = 0, fill_bits, bytearray()
-    for septet in septets:
-        value |= (septet & 0x7F) << bits
-        bits += 7
-        while bits >= 8:
-            out.append(value & 0xFF)
-            value >>= 8
-            bits -= 8
-    if bits:
-        out.append(value & 0xFF)
-    return bytes(out)
-
-
-def _unpack(data: bytes, count: int, fill_bits: int = 0) -> list[int]:
-    value = int.from_bytes(data, "little")
-    return [(value >> (fill_bits + 7 * i)) & 0x7F for i in range(count)]
-
-
-def _gsm7_text(septets: list[int]) -> str:
-    out, escape = [], False
-    for code in septets:
-        if escape:
-            out.append(_EXT_CHAR.get(code, " "))  # 23.038: an unknown extension code shows as a space
-            escape = False
-        elif code == ESC:
-            escape = True
-        else:
-            out.append(GSM7_BASIC[code])
-    return "".join(out)
-
-
-def _ucs2_units(ch: str) -> int:
-    return 2 if ord(ch) > 0xFFFF else 1
-
-
-def split_text(text: str) -> tuple[Alphabet, list[str]]:
-    """The alphabet a text needs and its parts (one part when it fits a single message).
-
-    Returns:
-        ``("gsm7" | "ucs2", parts)``; parts never split an escape sequence or a surrogate pair.
-    """
-    if gsm7_encodable(text):
-        cost, single, per_part, alphabet = (lambda ch: len(_gsm7_septets(ch))), SINGLE_SEPTETS, PART_SEPTETS, "gsm7"
-    else:
-        cost, single, per_part, alphabet = _ucs2_units, SINGLE_UNITS, PART_UNITS, "ucs2"
-    if sum(cost(ch) for ch in text) <= single:
-        return alphabet, [text]  # type: ignore[return-value]
-    parts, current, used = [], [], 0
-    for ch in text:
-        c = cost(ch)
-        if used + c > per_part:
-            parts.append("".join(current))
-            current, used = [], 0
-        current.append(ch)
-        used += c
-    if current:
-        parts.append("".join(current))
-    return alphabet, parts  # type: ignore[return-value]
+    number_type: NumberType = "unknown"
 
 
 # -- addresses and time stamps ----------------------------------------------------------------
@@ -196,19 +130,36 @@ def _encode_address(number: str) -> bytes:
     return bytes([len(digits), 0x91 if international else 0x81]) + _swap_digits(digits)
 
 
-def _decode_address(data: bytes, pos: int) -> tuple[str, int]:
+def _encode_sender(name: str, alphanumeric: bool) -> bytes:
+    """An originating address: a number, or a sender name (alphanumeric, type ``D0``, 7-bit packed)."""
+    if not alphanumeric and name.lstrip("+").replace(" ", "").replace("-", "").isdigit():
+        return _encode_address(name)
+    if not name or len(name) > 11 or not gsm7_encodable(name):
+        raise ValueError(f"not a phone number nor a sender name: {name!r}")
+    septets = [s for ch in name for s in gsm7_septets(ch)]
+    return bytes([(len(septets) * 7 + 3) // 4, 0xD0]) + pack_septets(septets)
+
+
+class _Address(NamedTuple):
+    number: str
+    type: NumberType
+    end: int  # the position after the address field
+
+
+def _decode_address(data: bytes, pos: int) -> _Address:
     count, kind = data[pos], data[pos + 1]
     size = (count + 1) // 2
     raw = data[pos + 2: pos + 2 + size]
     if len(raw) < size:
         raise ValueError("PDU ends inside an address")
-    if (kind >> 4) & 0x07 == 0x05:  # alphanumeric (e.g. a bank's sender name), 7-bit packed
-        number = _gsm7_text(_unpack(raw, count * 4 // 7))
+    ton = _TON.get((kind >> 4) & 0x07, "other")
+    if ton == "alphanumeric":  # a sender name (a bank's, a shop's), 7-bit packed
+        number = gsm7_text(unpack_septets(raw, count * 4 // 7))
     else:
         number = _unswap_digits(raw, count)
-        if (kind >> 4) & 0x07 == 0x01:
+        if ton == "international":
             number = "+" + number
-    return number, pos + 2 + size
+    return _Address(number, ton, pos + 2 + size)
 
 
 def _bcd(octet: int) -> int:
@@ -249,15 +200,21 @@ def _user_data(text: str, alphabet: Alphabet, concat: Concat | None) -> tuple[in
     """(TP-UDL, TP-UD) for a text, with the concatenation header if any."""
     udh = b"" if concat is None else bytes([5, 0x00, 3, concat.ref & 0xFF, concat.total, concat.seq])
     if alphabet == "gsm7":
-        septets = [s for ch in text for s in _gsm7_septets(ch)]
+        septets = [s for ch in text for s in gsm7_septets(ch)]
         header_septets = (len(udh) * 8 + 6) // 7
         fill = header_septets * 7 - len(udh) * 8
-        return header_septets + len(septets), udh + _pack(septets, fill)
+        return header_septets + len(septets), udh + pack_septets(septets, fill)
     body = text.encode("utf-16-be")
     return len(udh) + len(body), udh + body
 
 
-def _read_user_data(data: bytes, pos: int, dcs: int, udhi: bool) -> tuple[str, Alphabet, Concat | None]:
+class _UserData(NamedTuple):
+    text: str
+    alphabet: Alphabet
+    concat: Concat | None
+
+
+def _read_user_data(data: bytes, pos: int, dcs: int, udhi: bool) -> _UserData:
     alphabet = _alphabet_of(dcs)
     udl = data[pos]
     ud = data[pos + 1:]
@@ -272,21 +229,34 @@ def _read_user_data(data: bytes, pos: int, dcs: int, udhi: bool) -> tuple[str, A
         count = udl - header_septets
         if (header_len * 8 + fill + count * 7 + 7) // 8 > len(ud):
             raise ValueError(f"user data shorter than its length ({udl} septets)")
-        return _gsm7_text(_unpack(ud[header_len:], count, fill)), alphabet, concat
+        return _UserData(gsm7_text(unpack_septets(ud[header_len:], count, fill)), alphabet, concat)
     if udl > len(ud):
         raise ValueError(f"user data shorter than its length ({udl} octets)")
     body = ud[header_len:udl]
     if alphabet == "ucs2":
-        return body.decode("utf-16-be", errors="replace"), alphabet, concat
-    return body.decode("latin-1"), alphabet, concat
+        return _UserData(body.decode("utf-16-be", errors="replace"), alphabet, concat)
+    return _UserData(body.decode("latin-1"), alphabet, concat)
 
 
 def _alphabet_of(dcs: int) -> Alphabet:
-    if dcs & 0xC0 == 0x00:  # general data coding (compressed texts are not used by phones)
+    """The alphabet of a TP-DCS (TS 23.038 §4).
+
+    ``00xx xxxx`` (general data coding) and ``01xx xxxx`` (the same, message marked for automatic deletion)
+    carry the alphabet in bits 3..2; ``1100``/``1101`` (message waiting, discard/store) are 7-bit, ``1110``
+    (message waiting, store) is UCS2, ``1111`` (data coding / message class) has bit 2 for 8-bit data.
+    The reserved groups ``1000``..``1011`` are read as 7-bit, as the specification asks of a receiver.
+
+    Raises:
+        ValueError: a compressed text (bit 5 of the general groups), which no phone sends.
+    """
+    group = dcs >> 4
+    if group < 0x8:
+        if dcs & 0x20:
+            raise ValueError(f"compressed text (TP-DCS {dcs:02X}) is not supported")
         return ("gsm7", "8bit", "ucs2", "gsm7")[(dcs >> 2) & 0x03]  # type: ignore[return-value]
-    if dcs & 0xF0 == 0xF0:
+    if group == 0xF:
         return "8bit" if dcs & 0x04 else "gsm7"
-    if dcs & 0xF0 == 0xE0:
+    if group == 0xE:
         return "ucs2"
     return "gsm7"
 
@@ -346,7 +316,8 @@ def decode_submit(pdu_hex: str, *, with_smsc: bool = True) -> DeliverPdu:
         first = data[pos]
         if first & 0x03 != 0x01:
             raise ValueError(f"not an SMS-SUBMIT (first octet {first:02X})")
-        number, pos = _decode_address(data, pos + 2)  # skip TP-MR
+        address = _decode_address(data, pos + 2)  # skip TP-MR
+        number, pos = address.number, address.end
         dcs = data[pos + 1]
         pos += 2
         vpf = (first >> 3) & 0x03
@@ -355,13 +326,18 @@ def decode_submit(pdu_hex: str, *, with_smsc: bool = True) -> DeliverPdu:
         text, alphabet, concat = _read_user_data(data, pos, dcs, bool(first & 0x40))
     except IndexError:
         raise ValueError("PDU truncated") from None
-    return DeliverPdu(number=number, text=text, alphabet=alphabet, concat=concat, dcs=dcs, validity=validity)
+    return DeliverPdu(number=number, text=text, alphabet=alphabet, concat=concat, dcs=dcs, validity=validity,
+                      number_type=address.type)
 
 
 # -- SMS-DELIVER --------------------------------------------------------------------------------
 def encode_deliver(number: str, text: str, *, timestamp: dt.datetime, smsc: str = "+8613800100500",
-                   concat: Concat | None = None) -> str:
+                   concat: Concat | None = None, alphanumeric: bool = False) -> str:
     """An SMS-DELIVER as a modem lists it (``AT+CMGR``/``AT+CMGL`` in PDU mode), SMSC field first.
+
+    ``number`` may be a sender name (``Bank``; up to 11 characters): it goes as an alphanumeric address, as
+    does any ``number`` with ``alphanumeric`` (a sender *name* made of digits, ``13800000001``, which
+    must never pass for that phone number).
 
     Raises:
         ValueError: a bad number, or a text that does not fit one (part of a) message.
@@ -372,7 +348,7 @@ def encode_deliver(number: str, text: str, *, timestamp: dt.datetime, smsc: str 
         raise ValueError("text does not fit one SMS-DELIVER")
     sca = _encode_address(smsc)[1:]  # the SMSC field counts octets, not digits
     first = 0x04 | (0x40 if concat else 0)
-    tpdu = (bytes([first]) + _encode_address(number) + bytes([0x00, 0x00 if alphabet == "gsm7" else 0x08])
+    tpdu = (bytes([first]) + _encode_sender(number, alphanumeric) + bytes([0x00, 0x00 if alphabet == "gsm7" else 0x08])
             + _encode_scts(timestamp) + bytes([udl]) + ud)
     return (bytes([len(sca)]) + sca + tpdu).hex().upper()
 
@@ -392,10 +368,12 @@ def decode_deliver(pdu_hex: str) -> DeliverPdu:
         first = data[pos]
         if first & 0x03 != 0x00:
             raise ValueError(f"not an SMS-DELIVER (first octet {first:02X})")
-        number, pos = _decode_address(data, pos + 1)
+        address = _decode_address(data, pos + 1)
+        pos = address.end
         dcs = data[pos + 1]
         timestamp = _decode_scts(data[pos + 2: pos + 9])
         text, alphabet, concat = _read_user_data(data, pos + 9, dcs, bool(first & 0x40))
     except IndexError:
         raise ValueError("PDU truncated") from None
-    return DeliverPdu(number=number, text=text, alphabet=alphabet, concat=concat, timestamp=timestamp, dcs=dcs)
+    return DeliverPdu(number=address.number, text=text, alphabet=alphabet, concat=concat, timestamp=timestamp,
+                      dcs=dcs, number_type=address.type)

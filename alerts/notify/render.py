@@ -1,9 +1,12 @@
 """Messages people read, in Chinese or English: one alert, a group of alerts, a recovery.
 
 A message says what (the alert's title), where (site, room, sensor), the value against the limit, since
-when (the site's zone, with its offset), the severity, the alert id and how to acknowledge. The SMS form
-is kept within ``sms_max_parts`` parts when it can be: a group lists the alerts that fit and counts the
-rest; a single alert drops the site line, then shortens its title.
+when (the site's zone, with its offset), the severity, the alert id and how to acknowledge. Titles and the
+subject are one line each, whatever an alert's detail holds (a provider's multi-line error page in a
+"channel down" alert): an e-mail subject with a line break cannot even be built. A group lists each alert
+once (the newest delivery of it) and counts alerts, not deliveries. The SMS form is kept within
+``sms_max_parts`` parts when it can be, the possible-duplicate mark included: a group lists the alerts that
+fit and counts the rest; a single alert drops the site line, then shortens its title.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from alerts.notify.channels import OutgoingMessage
 from alerts.notify.outbox import Delivery
 from archmon.sms_pdu import split_text
 
-__all__ = ["AlertFacts", "Renderer", "local_time"]
+__all__ = ["AlertFacts", "Renderer", "local_time", "one_line"]
 
 SEVERITY_NAMES = {"critical": ("紧急", "CRITICAL"), "major": ("严重", "MAJOR"), "minor": ("一般", "MINOR"),
                   "warning": ("提示", "WARNING")}
@@ -33,6 +36,11 @@ _KIND = {
 }
 _NUMERIC = frozenset({"temperature", "humidity", "light", "uv", "battery"})
 _PLURAL = {"stale": ("{n} 个传感器离线", "{n} sensors offline")}
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (line breaks included) as one space."""
+    return " ".join(text.split())
 
 
 def local_time(ts_ms: int, tz: ZoneInfo) -> str:
@@ -97,29 +105,33 @@ class Renderer:
         row = self.alert_row(delivery.alert_id) if delivery.alert_id is not None else None
         since = (row.get("active_ms") or row.get("opened_ms")) if row else None
         return AlertFacts(delivery.alert_id or 0, delivery.kind, delivery.severity, cond.rule, cond.room, cond.sensor,
-                          cond.quantity, cond.value, cond.limit, zh, en, int(since or ts), ts, delivery.level)
+                          cond.quantity, cond.value, cond.limit, one_line(zh), one_line(en), int(since or ts), ts,
+                          delivery.level)
 
     def render(self, batch: list[Delivery]) -> OutgoingMessage:
         """The message carrying a batch (one delivery, or a group)."""
         if batch[0].kind in ("reply", "test"):
             text = str(batch[0].payload.get("text", ""))
-            return OutgoingMessage(subject=str(batch[0].payload.get("subject", "archmon")), text=text, short=text)
+            return OutgoingMessage(subject=one_line(str(batch[0].payload.get("subject", "archmon"))), text=text,
+                                   short=text)
         zh = batch[0].language != "en"
-        facts = [self.facts(d) for d in batch]
+        newest = {d.alert_id: d for d in sorted(batch, key=lambda d: d.id)}  # each alert once: its newest delivery
+        facts = [self.facts(d) for d in sorted(newest.values(), key=lambda d: d.id)]
         duplicate = any(d.possible_duplicate for d in batch)
+        mark = ("（可能重复发送）" if zh else " (possible duplicate)") if duplicate else ""
         if len(facts) == 1:
             subject, lines, footer = self._single(facts[0], zh)
-            short = self._fit([subject, *lines], footer, zh)
+            short = self._fit([one_line(subject + mark), *lines], footer, zh)
         else:
             subject, lines, footer = self._group(facts, zh)
-            short = self._fit([subject, *lines], footer, zh, counted=len(facts))
-        mark = ("（可能重复发送）" if zh else " (possible duplicate)") if duplicate else ""
+            short = self._fit([one_line(subject + mark), *lines], footer, zh, counted=len(facts))
+        subject = one_line(subject + mark)
         site_line = f"{'站点' if zh else 'Site'}: {self.site}"
-        text = "\n".join([subject + mark, *lines, site_line, *footer])
+        text = "\n".join([subject, *lines, site_line, *footer])
         ids = tuple(f.id for f in facts)
         return OutgoingMessage(
-            subject=subject + mark, text=text, short=short + mark,
-            html=self._html(subject + mark, lines, site_line, footer),
+            subject=subject, text=text, short=short,
+            html=self._html(subject, lines, site_line, footer),
             data={"site": self.site, "alerts": [f.to_json(self.tz) for f in facts], "possible_duplicate": duplicate,
                   "language": "zh" if zh else "en"},
             alert_ids=ids)
@@ -182,7 +194,7 @@ class Renderer:
     def _fit(self, lines: list[str], footer: list[str], zh: bool, counted: int = 0) -> str:
         """The SMS text: all lines if they fit ``sms_max_parts``, else fewer (a group says how many it left out)."""
         def parts(text: str) -> int:
-            return len(split_text(text)[1])
+            return len(split_text(text).parts)
 
         text = "\n".join([*lines, *footer])
         if parts(text) <= self.sms_max_parts:

@@ -4,9 +4,12 @@
   request's time falls in the route's ``when`` and ``hours``. Every route that takes it sends; a
   (channel, recipient) reached through two routes gets one delivery.
 - Levels: ``fired`` goes to level 0; ``escalate`` to level N only (the new people); ``repeat`` to levels
-  0..N (everyone responsible so far is reminded); ``recovered`` to everyone who was sent anything about the
-  alert, and level 0. A level past a route's last uses its last.
-- Quiet hours hold non-critical requests until the end of the quiet hours; critical ones never wait.
+  0..N (everyone responsible so far is reminded); ``recovered`` only to whoever was told of the alert (an
+  alarm or reminder went out, or is going out, to them), on channels and for contacts still configured —
+  a recovery of an alarm nobody received would be news of something they never heard of. A level past a
+  route's last uses its last.
+- Quiet hours hold requests until the end of the quiet hours, except critical ones and smoke and leak
+  alerts (whatever their configured severity), which never wait.
 - Grouping: requests of one route within ``group_window_s`` share one message per recipient, except
   severities in ``group_exempt`` and smoke and leak alerts, which go at once.
 - A "notification channel down" alert is not sent through the channel it is about.
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from alerts.model import EXEMPT_RULES
+from alerts.model import EXEMPT_RULES, is_exempt
 from alerts.notify.channels import CHANNELS
 from alerts.notify.outbox import NewDelivery
 from alerts.notify.settings import ContactConfig, NotifyPlan, RouteConfig, TimeRange
@@ -86,28 +89,40 @@ class Router:
         grouped = window_ms > 0 and severity not in self.plan.config.group_exempt and rule not in EXEMPT_RULES
         skip_channel = payload.get("sensor") if rule == "channel" else None
         out: dict[tuple[str, str], NewDelivery] = {}
+        if kind == "recovered":
+            deliveries = self._told(request, skip_channel, grouped, now_ms, window_ms)
+            return Expansion(deliveries, "queued" if deliveries else "unrouted", tuple(r.name for r in routes))
         for route in routes:
             due = now_ms
-            if route.quiet_hours and severity != "critical":
+            if route.quiet_hours and not is_exempt(rule, severity):
                 quiet = TimeRange.parse(route.quiet_hours)
                 if quiet.contains(moment):
                     due = int(quiet.end_after(moment).timestamp() * 1000)
-            group_key = f"{route.name}:{'recovered' if kind == 'recovered' else 'alert'}" if grouped else None
+            group_key = f"{route.name}:alert" if grouped else None
             for target in self._targets(route, kind, level):
                 if target.channel == skip_channel:
                     continue
                 delivery = self._delivery(route, target, group_key, due, window_ms)
                 if delivery is not None:
                     out.setdefault((delivery.channel, delivery.recipient), delivery)
-        if kind == "recovered" and request["alert_id"] is not None:  # whoever was told, whatever routes say now
-            for row in self.previous(int(request["alert_id"])):
-                if row["channel"] in self.plan.channel_types and row["channel"] != skip_channel:
-                    group_key = f"{row['route']}:recovered" if grouped else None
-                    out.setdefault((row["channel"], row["recipient"]), NewDelivery(
-                        row["channel"], row["recipient"], row["contact"], tuple(json.loads(row["mentions"])),
-                        row["language"], row["route"], group_key, now_ms, window_ms))
         deliveries = list(out.values())
         return Expansion(deliveries, "queued" if deliveries else "unrouted", tuple(r.name for r in routes))
+
+    def _told(self, request: dict[str, Any], skip_channel: str | None, grouped: bool, now_ms: int,
+              window_ms: int) -> list[NewDelivery]:
+        """The recovery's deliveries: whoever was told of the alert, whatever the routes say now."""
+        if request["alert_id"] is None:
+            return []
+        out = []
+        for row in self.previous(int(request["alert_id"])):
+            if row["channel"] not in self.plan.channel_types or row["channel"] == skip_channel:
+                continue
+            if row["contact"] is not None and row["contact"] not in self.contacts:
+                continue  # removed from the configuration since
+            group_key = f"{row['route']}:recovered" if grouped else None
+            out.append(NewDelivery(row["channel"], row["recipient"], row["contact"], tuple(json.loads(row["mentions"])),
+                                   row["language"], row["route"], group_key, now_ms, window_ms))
+        return out
 
     def _targets(self, route: RouteConfig, kind: str, level: int) -> list[_Target]:
         last = len(route.levels) - 1

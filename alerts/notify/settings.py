@@ -15,7 +15,11 @@ Example (every option: ``alerts/notify/notify.sample.toml``, explained in ``docs
     levels = [{ contacts = ["zhang"], channels = ["modem"] }]
 
 :func:`load_notify` validates it against the rest of the configuration (rooms, the channel kinds'
-schemas) and returns a :class:`NotifyPlan`; :func:`notify_problems` is what ``check-config`` reports.
+schemas) and returns a :class:`NotifyPlan`. :func:`notify_problems` is what ``check-config`` reports
+(strict: a secret missing from the environment or its file is a problem); :func:`run_problems` what
+``archmon run`` refuses to start with (the same without the secrets: a channel whose secret is missing fails
+at run time — logged, marked down, its "channel down" alert sent through the others — and the rest of the
+service runs).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from archmon.config import Config
 from archmon.errors import ConfigError
 
 __all__ = ["ContactConfig", "LevelConfig", "NotifyConfig", "NotifyPlan", "RetryConfig", "RouteConfig", "TimeRange",
-           "build_channels", "load_notify", "normalise_phone", "notify_problems"]
+           "build_channels", "load_notify", "normalise_phone", "notify_problems", "run_problems"]
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -184,7 +188,11 @@ class NotifyConfig(_Model):
         expire_after_s: requests older than this when first seen are not sent (a notifier configured after
             weeks of queued requests must not flood people with old news); 0: never expire.
         help_reply_interval_s: at most one help reply per phone number in this time (no loops with robots).
+        help_replies_per_hour: at most this many help replies in an hour, to all numbers together (a flood
+            of texts from many unknown numbers must not cost a flood of SMS).
         sms_max_parts: SMS texts are shortened to fit this many parts when they can be.
+        retention_days: settled deliveries, their attempts and received SMS are deleted after this many
+            days by the service's hourly retention job (0: kept for ever).
     """
 
     enabled: bool = True
@@ -197,7 +205,9 @@ class NotifyConfig(_Model):
     down_after_s: float = Field(default=120.0, ge=0)
     expire_after_s: float = Field(default=86400.0, ge=0)
     help_reply_interval_s: float = Field(default=3600.0, ge=0)
+    help_replies_per_hour: int = Field(default=20, ge=0)
     sms_max_parts: int = Field(default=2, ge=1, le=10)
+    retention_days: float = Field(default=90.0, ge=0)
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
     contacts: list[ContactConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
@@ -307,16 +317,22 @@ def build_channels(plan: NotifyPlan, **kwargs: Any) -> dict[str, Channel]:
             for name, opts in plan.channel_options.items()}
 
 
-def notify_problems(config: Config) -> list[str]:
-    """What ``check-config`` reports about ``[notify]``: schema, references, and secrets that are missing
-    from the environment or their files (``archmon run`` would fail to send)."""
+def notify_problems(config: Config, *, secrets: bool = True) -> list[str]:
+    """What ``check-config`` reports about ``[notify]``: schema, references, and (``secrets``) secrets that
+    are missing from the environment or their files (that channel would fail to send)."""
     try:
         plan = load_notify(config)
     except ConfigError as exc:
         return list(exc.problems)
-    if not plan.config.enabled:
+    if not plan.config.enabled or not secrets:
         return []
     problems = []
     for channel in build_channels(plan).values():
         problems += channel.secrets()
     return problems
+
+
+def run_problems(config: Config) -> list[str]:
+    """What ``archmon run`` (start and reload) refuses: schema and references only. A missing secret is not
+    among them: that one channel fails at run time, the service runs."""
+    return notify_problems(config, secrets=False)

@@ -4,8 +4,10 @@ The notifier (``alerts.notify``) keeps each channel's health and attaches itself
 (:meth:`ChannelRule.attach`); the rule looks every few seconds and reports, per channel, violated while the
 channel is down and clearly fine once it works again. Without a notifier (replay, tests of other rules) it
 reports nothing. Only changes are reported (a channel going down, coming back); the first look after a
-start reports every channel's state. The alert has no room (``room = ""``, the channel's name as its sensor), so
-routes that take every room send it; the notifier never sends it through the channel it is about.
+start reports every channel's state. A channel removed from the configuration (a reload) while it was down
+is reported fine: nobody could bring it back up to clear its alert. The alert has no room (``room = ""``,
+the channel's name as its sensor), so routes that take every room send it; the notifier never sends it
+through the channel it is about.
 """
 
 from __future__ import annotations
@@ -68,7 +70,13 @@ class ChannelRule(Rule):
         if self.source is None:
             return []
         out = []
-        for health in self.source.channel_health():
+        healths = list(self.source.channel_health())
+        present = {health.channel for health in healths}
+        for name in [n for n in self._reported if n not in present]:
+            if self._reported.pop(name) and not self.quiet(name, False):
+                out.append(Condition(rule=self.name, key=name, room="", sensor=name, quantity=None, state=False,
+                                     ts_ms=now_ms, severity=self.severity, detail="channel removed from config"))
+        for health in healths:
             if health.state == "unknown":
                 continue
             state = health.down

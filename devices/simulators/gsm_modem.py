@@ -17,8 +17,9 @@ answers, byte for byte as modems do with ``ATV1``:
   unsolicited for a new message when ``AT+CNMI=<mode>,1`` asked for it.
 
 It decodes and records every PDU it is asked to send (:attr:`GsmModemSimulator.sent`), delivers incoming
-messages (:meth:`deliver_sms`), and fails on demand (:meth:`set_failure`: no SIM, no network, a
-``+CMS ERROR`` for the next sends, or silence).
+messages (:meth:`deliver_sms`, from a number or an alphanumeric sender name), and fails on demand
+(:meth:`set_failure`: no SIM, no network, a ``+CMS ERROR`` for some sends — optionally only after a number
+of good ones, to fail a long message part-way —, an answer lost after the PDU was taken, or silence).
 """
 
 from __future__ import annotations
@@ -29,17 +30,17 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import serial
 
 from archmon.sms_pdu import Concat, DeliverPdu, decode_submit, encode_deliver, split_text
 
-__all__ = ["Failure", "GsmModemSimulator", "SentSms", "StoredSms"]
+__all__ = ["Failure", "GsmModemSimulator", "SentSms", "SmsText", "StoredSms"]
 
 log = logging.getLogger(__name__)
 
-Failure = Literal["none", "no_sim", "no_network", "cms_error", "silent"]
+Failure = Literal["none", "no_sim", "no_network", "cms_error", "lost_answer", "silent"]
 CTRL_Z, ESC = b"\x1a", b"\x1b"
 
 
@@ -51,6 +52,13 @@ class SentSms:
     length: int
     pdu: str
     decoded: DeliverPdu
+
+
+class SmsText(NamedTuple):
+    """One whole message sent (its parts joined), as :meth:`GsmModemSimulator.texts_sent` lists them."""
+
+    number: str
+    text: str
 
 
 @dataclass(slots=True)
@@ -71,6 +79,7 @@ class _State:
     failure: Failure = "none"
     cms_code: int = 500
     cms_left: int = 0
+    good_before_failure: int = 0
     registration: int = 1
     rssi: int = 21
     store: dict[int, StoredSms] = field(default_factory=dict)
@@ -129,13 +138,17 @@ class GsmModemSimulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def set_failure(self, failure: Failure, *, code: int = 500, count: int = 1_000_000) -> None:
+    def set_failure(self, failure: Failure, *, code: int = 500, count: int = 1_000_000, after: int = 0) -> None:
         """Fail from now on: ``no_sim``, ``no_network``, ``cms_error`` (the next ``count`` sends answer
-        ``+CMS ERROR: code``), ``silent`` (read everything, answer nothing) or ``none`` (healthy again)."""
+        ``+CMS ERROR: code``), ``lost_answer`` (the next ``count`` PDUs are taken — recorded as sent — but
+        never answered, as when the modem's answer is lost), ``silent`` (read everything, answer nothing) or
+        ``none`` (healthy again). With ``after``, ``cms_error`` and ``lost_answer`` start only after that
+        many more sends went through (part 2 of a three-part message fails with ``after=1``)."""
         with self._lock:
             self._state.failure = failure
             self._state.cms_code = code
-            self._state.cms_left = count if failure == "cms_error" else 0
+            self._state.cms_left = count if failure in ("cms_error", "lost_answer") else 0
+            self._state.good_before_failure = after
             self._state.registration = 2 if failure == "no_network" else 1
 
     def set_signal(self, rssi: int) -> None:
@@ -143,16 +156,28 @@ class GsmModemSimulator:
         with self._lock:
             self._state.rssi = rssi
 
-    def deliver_sms(self, number: str, text: str) -> list[int]:
+    def deliver_sms(self, number: str, text: str, *, alphanumeric: bool = False,
+                    parts_only: tuple[int, ...] | None = None, ref: int | None = None) -> list[int]:
         """A message arrives from ``number`` (concatenated parts if it is long): stored on the SIM, announced
-        with ``+CMTI`` if the host asked for it. Returns the store indexes used."""
-        _, parts = split_text(text)
+        with ``+CMTI`` if the host asked for it. Returns the store indexes used.
+
+        Args:
+            number: the sender's number, or a sender name.
+            text: the message.
+            alphanumeric: the sender is a name even if it is made of digits (a spoofable sender id).
+            parts_only: deliver only these part numbers (1-based) of a long message; the others are late.
+            ref: the concatenation reference (default: the next one); give the same to deliver the late parts.
+        """
+        parts = split_text(text).parts
         with self._lock:
-            self._ref = (self._ref + 1) % 256
+            self._ref = (self._ref + 1) % 256 if ref is None else ref
             indexes = []
             for seq, part in enumerate(parts, start=1):
+                if parts_only is not None and seq not in parts_only:
+                    continue
                 concat = Concat(self._ref, len(parts), seq) if len(parts) > 1 else None
-                pdu = encode_deliver(number, part, timestamp=self.clock(), smsc=self.smsc, concat=concat)
+                pdu = encode_deliver(number, part, timestamp=self.clock(), smsc=self.smsc, concat=concat,
+                                     alphanumeric=alphanumeric)
                 free = next((i for i in range(self.capacity) if i not in self._state.store), None)
                 if free is None:
                     log.warning("gsm modem simulator: SIM store full, message from %s lost", number)
@@ -168,21 +193,23 @@ class GsmModemSimulator:
         with self._lock:
             return dict(self._state.store)
 
-    def texts_sent(self) -> list[tuple[str, str]]:
-        """Every message sent, parts joined in order: ``(number, text)``."""
+    def texts_sent(self) -> list[SmsText]:
+        """Every whole message sent, parts joined in order (a part sent twice counts once, as a phone joins
+        them; a message whose parts did not all arrive is not listed)."""
         with self._lock:
-            out: list[tuple[str, str]] = []
-            open_parts: dict[tuple[str, int], dict[int, str]] = {}
+            out: list[SmsText] = []
+            open_parts: dict[tuple[str, int, int], dict[int, str]] = {}
             for sms in self.sent:
                 d = sms.decoded
                 if d.concat is None:
-                    out.append((d.number, d.text))
+                    out.append(SmsText(d.number, d.text))
                     continue
-                parts = open_parts.setdefault((d.number, d.concat.ref), {})
+                key = (d.number, d.concat.ref, d.concat.total)
+                parts = open_parts.setdefault(key, {})
                 parts[d.concat.seq] = d.text
                 if len(parts) == d.concat.total:
-                    out.append((d.number, "".join(parts[i] for i in sorted(parts))))
-                    del open_parts[(d.number, d.concat.ref)]
+                    out.append(SmsText(d.number, "".join(parts[i] for i in sorted(parts))))
+                    del open_parts[key]
             return out
 
     def wait_sent(self, count: int, timeout: float = 30.0) -> bool:
@@ -324,12 +351,16 @@ class GsmModemSimulator:
         if st.failure == "no_network":
             self._error("CMS", 331)
             return
-        if st.failure == "cms_error" and st.cms_left > 0:
+        failing = st.failure in ("cms_error", "lost_answer") and st.cms_left > 0
+        if failing and st.good_before_failure > 0:
+            st.good_before_failure -= 1
+            failing = False
+        if failing:
             st.cms_left -= 1
-            if st.cms_left == 0:
-                st.failure = "none"
-            self._error("CMS", st.cms_code)
-            return
+            failure, st.failure = st.failure, st.failure if st.cms_left else "none"
+            if failure == "cms_error":
+                self._error("CMS", st.cms_code)
+                return
         pdu = body.decode("ascii", "replace").strip()
         try:
             smsc_octets = int(pdu[:2], 16)
@@ -343,6 +374,8 @@ class GsmModemSimulator:
         self._mr = (self._mr + 1) % 256
         self.sent.append(SentSms(self._mr, length, pdu, decoded))
         self.sent_event.notify_all()
+        if failing:  # lost_answer: the network took it, the host never hears so
+            return
         self._ok(f"+CMGS: {self._mr}")
 
     def _entry(self, sms: StoredSms) -> tuple[str, int]:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from archmon.sms_pdu import (
     GSM7_BASIC,
     GSM7_EXTENSION,
+    Concat,
     decode_deliver,
     decode_submit,
     encode_deliver,
@@ -117,3 +118,56 @@ def test_any_text_survives_encoding_and_decoding(text: str) -> None:
     assert "".join(d.text for d in decoded) == text
     assert all(p.tpdu_length == len(bytes.fromhex(p.hex)) - 1 for p in pdus)
     assert all(p.tpdu_length <= 164 for p in pdus)
+
+
+# Recorded from an independent implementation, python-gsmmodem-new 0.13.0
+# (gsmmodem.pdu.encodeSmsSubmitPdu(number, text, reference=0, validity=timedelta(hours=24),
+# requestStatusReport=False)): a two-part 7-bit message with extension-table characters. The user-data header
+# 05 00 03 00 02 0n is 6 octets, so one fill bit aligns the septets that follow it.
+INDEPENDENT_TEXT = ("Room A1 smoke detected 03:04 +08:00. Reply 1 or ACK 12 to acknowledge; escalation to level 2 in "
+                    "30 min [archmon] {test} ~ | ^ EUR") * 2
+INDEPENDENT_PDUS = [
+    (155, "0051000D91683108000000F10000A7A0050003000201A4EF771B148C81E6EDF7BA0C2297E9E531BD4C06C1663A180DB482E174309"
+          "80B242DC3D979500CF4968382C325282603D1DFA0F078ED7EDFD965F2B9BC0395E7E3303B4C4FBFDD20FA1BC42EDBCB6C900C947683"
+          "6630503BED066D7861F918DD7EBB373ED006452FCFE99B1468D3036D80A00D0554AC4AA5EF771B148C81E6EDF7BA0C2297E9"),
+    (126, "0051000D91683108000000F10000A77E050003000202CA637A990C82CD74301A6805C3E9603017485A86B3F3A018E82D0705874B5"
+          "04C06A2BF41E1F1DAFDBEB3CBE47379072ACFC76176989E7EBB41F437885DB697D9201928ED06CD60A076DA0DDAF0C2F231BAFD766F"
+          "7CA00D8A5E9ED33729D0A607DA00411B0AA8589502"),
+]
+
+
+def test_a_multipart_7bit_message_matches_an_independent_encoder() -> None:
+    pdus = encode_submit("+8613800000001", INDEPENDENT_TEXT, ref=0)
+    assert [(p.tpdu_length, p.hex) for p in pdus] == INDEPENDENT_PDUS
+    decoded = [decode_submit(h) for _, h in INDEPENDENT_PDUS]
+    assert "".join(d.text for d in decoded) == INDEPENDENT_TEXT
+    assert [d.concat for d in decoded] == [Concat(0, 2, 1), Concat(0, 2, 2)]
+
+
+def test_the_automatic_deletion_group_carries_the_alphabet_like_the_general_group() -> None:
+    moment = dt.datetime(2026, 3, 1, 3, 4, 5, tzinfo=CN8)
+    ucs2 = encode_deliver("+8613912345678", "确认 12", timestamp=moment)
+    # TS 23.038 §4: 01xx xxxx is "marked for automatic deletion", coded as 00xx xxxx: 0x48 is UCS2
+    dcs_at = 2 + 2 * (1 + int(ucs2[:2], 16)) + 2 + 2 + 14 + 2  # SMSC, first octet, address (07 91 + 7), PID
+    marked = ucs2[:dcs_at] + "48" + ucs2[dcs_at + 2:]
+    sms = decode_deliver(marked)
+    assert (sms.dcs, sms.alphabet, sms.text) == (0x48, "ucs2", "确认 12")
+    compressed = ucs2[:dcs_at] + "28" + ucs2[dcs_at + 2:]
+    with pytest.raises(ValueError, match="compressed"):
+        decode_deliver(compressed)
+
+
+def test_a_sender_name_keeps_its_type_even_when_it_is_all_digits() -> None:
+    moment = dt.datetime(2026, 3, 1, tzinfo=CN8)
+    named = decode_deliver(encode_deliver("13800000001", "1", timestamp=moment, alphanumeric=True))
+    assert (named.number, named.number_type) == ("13800000001", "alphanumeric")
+    number = decode_deliver(encode_deliver("13800000001", "1", timestamp=moment))
+    assert (number.number, number.number_type) == ("13800000001", "unknown")
+    assert decode_deliver(encode_deliver("+8613800000001", "1", timestamp=moment)).number_type == "international"
+    bank = decode_deliver(encode_deliver("BOC", "余额", timestamp=moment))
+    assert (bank.number, bank.number_type) == ("BOC", "alphanumeric")
+
+
+def test_split_text_says_what_it_returns_by_name() -> None:
+    split = split_text("档" * 71)
+    assert split.alphabet == "ucs2" and [len(p) for p in split.parts] == [67, 4]

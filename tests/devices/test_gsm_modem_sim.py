@@ -111,3 +111,35 @@ def test_incoming_message_cmti_cmgr_cmgl_cmgd(line) -> None:
     assert sim.stored() == {}
     assert _exchange(port, f"AT+CMGR={index}\r".encode()) == b"\r\nERROR\r\n"
     assert _exchange(port, b"AT+CMGL=4\r") == b"\r\nOK\r\n"
+
+
+def test_a_failure_after_good_sends_and_an_answer_lost_after_the_pdu(line) -> None:
+    port, sim = line
+    _exchange(port, b"ATE0\r")
+    _exchange(port, b"AT+CMEE=1\r")
+    pdus = encode_submit("+8613912345678", "一号库房检测到烟雾" * 10, ref=9)  # two parts
+    sim.set_failure("cms_error", code=500, count=1, after=1)
+    for pdu, answer in zip(pdus, (b"\r\n+CMGS: 1\r\n\r\nOK\r\n", b"\r\n+CMS ERROR: 500\r\n"), strict=True):
+        _exchange(port, f"AT+CMGS={pdu.tpdu_length}\r".encode(), until=b"> ")
+        assert _exchange(port, pdu.hex.encode() + b"\x1a") == answer
+    assert sim.texts_sent() == []  # part 2 never arrived: no whole message
+    sim.set_failure("lost_answer", count=1)
+    _exchange(port, f"AT+CMGS={pdus[1].tpdu_length}\r".encode(), until=b"> ")
+    assert _exchange(port, pdus[1].hex.encode() + b"\x1a", timeout=0.5) == b""  # taken, never answered
+    [whole] = sim.texts_sent()
+    assert (whole.number, whole.text) == ("+8613912345678", "一号库房检测到烟雾" * 10)
+    _exchange(port, f"AT+CMGS={pdus[1].tpdu_length}\r".encode(), until=b"> ")  # healthy again
+    assert _exchange(port, pdus[1].hex.encode() + b"\x1a") == b"\r\n+CMGS: 3\r\n\r\nOK\r\n"
+    assert len(sim.texts_sent()) == 1  # part 2 again under the same reference: still one message
+
+
+def test_a_sender_name_and_late_parts(line) -> None:
+    port, sim = line
+    _exchange(port, b"ATE0\r")
+    sim.deliver_sms("13800000001", "1", alphanumeric=True)
+    sim.deliver_sms("+8613800000002", "确认 1，" + "一切正常" * 20, parts_only=(2,), ref=5)
+    listing = _exchange(port, b"AT+CMGL=4\r").decode()
+    pdus = [line for line in listing.split("\r\n") if line and not line.startswith(("+CMGL", "OK"))]
+    first, late = (decode_deliver(p) for p in pdus)
+    assert (first.number, first.number_type) == ("13800000001", "alphanumeric")
+    assert late.concat is not None and (late.concat.ref, late.concat.seq, late.concat.total) == (5, 2, 2)

@@ -13,11 +13,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
 
 import serial
 
-__all__ = ["AtError", "AtPort", "ModemGone"]
+__all__ = ["AnswerLost", "AtError", "AtPort", "ModemGone"]
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +25,12 @@ _FINAL_ERR = ("ERROR", "NO CARRIER", "COMMAND NOT SUPPORT", "TOO MANY PARAMETERS
 _UNSOLICITED = ("+CMTI:", "+CMT:", "+CDSI:", "+CDS:", "RING", "+CREG:", "+CEREG:", "+CBM:", "^", "+CPIN: NOT")
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    lines: list[str]
-
-
 class ModemGone(Exception):
     """The port cannot be used (unplugged, no such device, or the modem stopped answering)."""
+
+
+class AnswerLost(ModemGone):
+    """A PDU was written whole, but no final result came in time: the network may have taken the message."""
 
 
 class AtError(Exception):
@@ -185,7 +183,8 @@ class AtPort:
 
         Raises:
             AtError: the modem refused (``+CMS ERROR: <n>``).
-            ModemGone: the port failed, or no prompt or answer in time.
+            AnswerLost: the PDU was written but no answer came in time (it may have been sent).
+            ModemGone: the port failed, or no prompt in time.
         """
         self.drain()
         cmd = f"AT+CMGS={length}"
@@ -204,7 +203,10 @@ class AtPort:
             if text and text != cmd and text.startswith(_UNSOLICITED):
                 self.unsolicited.append(text)
         self._write(pdu_hex.encode("ascii") + b"\x1a")
-        return self._collect(pdu_hex, time.monotonic() + timeout_s)
+        try:
+            return self._collect(pdu_hex, time.monotonic() + timeout_s)
+        except ModemGone as exc:
+            raise AnswerLost(f"{exc} after the message was handed over (it may have been sent)") from None
 
 
 def _answers(cmd: str, line: str) -> bool:

@@ -24,6 +24,7 @@ from alerts.notify.channels.base import (
     Recipient,
     SecretMissing,
     SendResult,
+    mask_secrets,
     read_secret,
 )
 
@@ -99,17 +100,19 @@ class RobotChannel(Channel):
         answer = post(url, json.dumps(body, ensure_ascii=False).encode("utf-8"),
                       headers={"Content-Type": "application/json; charset=utf-8"}, timeout_s=self.options.timeout_s,
                       proxy=self.options.proxy, ca_file=self.options.ca_file)
-        return self.judge(answer)
+        return self.judge(answer, [self.token(), self.secret()])
 
-    def judge(self, answer: HttpAnswer) -> SendResult:
-        """Accepted only when the body's code is 0."""
+    def judge(self, answer: HttpAnswer, secrets: list[str | None] | None = None) -> SendResult:
+        """Accepted only when the body's code is 0 (the answer recorded with ``secrets`` masked)."""
+        summary = mask_secrets(answer.summary(), secrets or [])
         if answer.error is not None:
-            return SendResult("failed", answer.summary())
+            return SendResult("failed", summary, possible_duplicate=answer.request_sent)
         code = answer.json.get(self.success_key) if isinstance(answer.json, dict) else None
         if code is None and isinstance(answer.json, dict):
             code = answer.json.get("StatusCode")  # Feishu's older answers
         if code == 0 and 200 <= answer.status < 300:
-            return SendResult("accepted", answer.summary())
+            return SendResult("accepted", summary)
         if code in self.rate_limit_codes or answer.status == 429:
-            return SendResult("rate_limited", answer.summary(), retry_after_s=self.options.rate_limited_retry_s)
-        return SendResult("failed", answer.summary())
+            return SendResult("rate_limited", summary,
+                              retry_after_s=answer.retry_after_s or self.options.rate_limited_retry_s)
+        return SendResult("failed", summary)

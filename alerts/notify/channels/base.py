@@ -8,8 +8,10 @@ raises for a provider's or the network's sake: it returns a :class:`SendResult` 
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -24,6 +26,7 @@ __all__ = [
     "Recipient",
     "SecretMissing",
     "SendResult",
+    "mask_secrets",
     "read_secret",
 ]
 
@@ -60,6 +63,20 @@ def read_secret(env: str | None, file: Path | None, what: str, environ: Mapping[
     return None
 
 
+def mask_secrets(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every secret replaced by ``***``, in the forms a provider may echo it (as it is,
+    URL-encoded, JSON-escaped): what a provider answers is recorded, logged, and may end up in the text of
+    a "channel down" alert sent through the other channels."""
+    for secret in secrets:
+        if not secret:
+            continue
+        forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret),
+                 json.dumps(secret, ensure_ascii=False)[1:-1], json.dumps(secret)[1:-1]}
+        for form in sorted(forms, key=len, reverse=True):
+            text = text.replace(form, "***")
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Recipient:
     """Who a message goes to on a channel.
@@ -86,6 +103,8 @@ class OutgoingMessage:
         html: HTML body for e-mail.
         data: JSON-able structure of the alerts it is about (webhooks).
         alert_ids: the alerts it is about.
+        resume: what the channel said about an earlier attempt of this same message (:attr:`SendResult.resume`:
+            the modem's parts already sent), None on a first attempt.
     """
 
     subject: str
@@ -94,6 +113,7 @@ class OutgoingMessage:
     html: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     alert_ids: tuple[int, ...] = ()
+    resume: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +126,21 @@ class SendResult:
             channel failure).
         answer: the provider's answer as text (status line, response body, ``+CMGS: 12``), no secrets.
         retry_after_s: when to try again, if the provider said.
+        channel_fault: whether a ``failed`` or ``rejected`` outcome counts against the channel's health.
+            False when this one message could not even be built or addressed (a header the mail library
+            refuses, a recipient that is no phone number): the channel itself is fine.
+        possible_duplicate: the provider may have taken the message although the attempt failed (the
+            request had gone out when the answer was lost): a retry is marked as a possible duplicate.
+        resume: what the next attempt of this message should know (the modem: the concatenation reference and
+            the parts already sent, so a retry sends only the rest); kept by the outbox with the delivery.
     """
 
     outcome: Outcome
     answer: str
     retry_after_s: float | None = None
+    channel_fault: bool = True
+    possible_duplicate: bool = False
+    resume: dict[str, Any] | None = None
 
     @property
     def accepted(self) -> bool:
@@ -120,11 +150,20 @@ class SendResult:
 
 @dataclass(frozen=True, slots=True)
 class IncomingSms:
-    """A message received by a channel (a reply to an SMS)."""
+    """A message received by a channel (a reply to an SMS).
+
+    Attributes:
+        number: the sender's address.
+        text: the message.
+        received: the service centre's time stamp, ISO-8601.
+        number_type: the address's type of number (``alphanumeric``: a sender *name*, which anyone can set
+            and which never acknowledges anything, even when it is made of a contact's digits).
+    """
 
     number: str
     text: str
-    received: str = ""  # the service centre's time stamp, ISO-8601
+    received: str = ""
+    number_type: str = "unknown"
 
 
 class Channel:

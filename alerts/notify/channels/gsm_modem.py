@@ -8,22 +8,32 @@ errors), ``AT+CMGF=0`` (PDU mode), ``AT+CPIN?`` (entering the SIM PIN from the e
 no retry can fix (an invalid number) which reject it. A port that fails is closed and reopened on the
 next attempt, so an unplugged modem comes back by itself.
 
+A long message that fails part-way is not sent again whole: the attempt's :attr:`SendResult.resume` keeps
+its concatenation reference and how many parts went out, and the retry sends the remaining parts under the
+same reference, so the phone joins them into one message. A part whose answer was lost after the PDU was
+handed over is sent again under the same reference and number (a phone keeps one copy of a part); a
+single-part message in that case is retried marked as a possible duplicate.
+
 Incoming messages (replies that acknowledge alerts) are read on ``+CMTI`` and by listing
-``AT+CMGL=4`` every ``inbox_poll_s`` (a URC can be lost), decoded, deleted from the SIM (``AT+CMGD``, so a
-full SIM never blocks new replies) and returned by :meth:`poll`. Parts of a long reply are joined.
+``AT+CMGL=4`` every ``inbox_poll_s`` (a URC can be lost), decoded, and returned by :meth:`poll` with the
+sender's type of number. A whole message is deleted from the SIM (``AT+CMGD``) once read, so a full SIM never
+blocks new replies; the parts of a long reply stay on the SIM until the last part arrives (so a restart
+loses none), or until ``part_wait_s`` passes, when the incomplete reply is logged and deleted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
+from collections import defaultdict
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from pydantic import Field
 
-from alerts.notify.channels._at import AtError, AtPort, ModemGone
+from alerts.notify.channels._at import AnswerLost, AtError, AtPort, ModemGone
 from alerts.notify.channels.base import (
     Channel,
     ChannelOptions,
@@ -34,7 +44,7 @@ from alerts.notify.channels.base import (
     SendResult,
     read_secret,
 )
-from archmon.sms_pdu import decode_deliver, encode_submit, validity_octet
+from archmon.sms_pdu import DeliverPdu, decode_deliver, encode_submit, validity_octet
 
 __all__ = ["GsmModemChannel", "GsmModemOptions"]
 
@@ -67,6 +77,7 @@ class GsmModemOptions(ChannelOptions):
         check_interval_s: SIM, registration and signal are read this often.
         inbox_poll_s: received messages are listed this often (besides ``+CMTI``); 0 turns replies off.
         reopen_after_s: wait this long before reopening a port that failed.
+        part_wait_s: how long the first parts of a long reply wait on the SIM for the rest.
     """
 
     port: str
@@ -79,6 +90,7 @@ class GsmModemOptions(ChannelOptions):
     check_interval_s: float = Field(default=60.0, gt=0)
     inbox_poll_s: float = Field(default=30.0, ge=0)
     reopen_after_s: float = Field(default=5.0, ge=0)
+    part_wait_s: float = Field(default=3600.0, gt=0)
 
 
 class GsmModemChannel(Channel):
@@ -96,7 +108,7 @@ class GsmModemChannel(Channel):
         self._next_open = 0.0
         self._next_check = 0.0
         self._next_inbox = 0.0
-        self._parts: dict[tuple[str, int], dict[int, str]] = {}
+        self._waiting: dict[tuple[str, int, int], float] = {}  # incomplete replies on the SIM: first seen
         self.state: dict[str, Any] = {"port": self.options.port, "sim": "unknown", "registration": "unknown",
                                       "signal": None, "open": False, "error": None}
 
@@ -187,30 +199,47 @@ class GsmModemChannel(Channel):
     # -- sending ----------------------------------------------------------------------------------
     def send(self, message: OutgoingMessage, recipient: Recipient) -> SendResult:
         text = message.short or message.text
-        self._ref = (self._ref + 1) % 256
+        digest = hashlib.sha256(f"{recipient.address}\n{text}".encode()).hexdigest()[:16]
+        resume = message.resume or {}
+        if resume.get("digest") == digest:  # the same message failed part-way: send the rest under its ref
+            ref, done = int(resume["ref"]), int(resume["done"])
+        else:
+            self._ref = (self._ref + 1) % 256
+            ref, done = self._ref, 0
         try:
-            pdus = encode_submit(recipient.address, text, ref=self._ref,
-                                 validity=validity_octet(self.options.validity_h))
+            pdus = encode_submit(recipient.address, text, ref=ref, validity=validity_octet(self.options.validity_h))
         except ValueError as exc:
-            return SendResult("rejected", str(exc))
-        answers = []
+            return SendResult("rejected", str(exc), channel_fault=False)
+        first, answers = done, []
         try:
             self._ensure_open()
-            for pdu in pdus:
+            for pdu in pdus[done:]:
                 lines = self.at.send_pdu(pdu.tpdu_length, pdu.hex, timeout_s=self.options.send_timeout_s)
                 answers.append(" ".join(lines) or "OK")
+                done += 1
         except AtError as exc:
-            done = f" after {len(answers)} of {len(pdus)} part(s)" if answers else ""
             outcome = "rejected" if exc.kind == "CMS" and exc.code in PERMANENT_CMS else "failed"
             self._next_check = 0.0  # look at SIM and network at once
-            return SendResult(outcome, f"{_explain(exc)}{done}")
+            return self._partial(outcome, _explain(exc), pdus, done, digest, ref)
         except ModemGone as exc:
             self.at.close()
             self.state.update(open=False, error=str(exc))
-            return SendResult("failed", str(exc))
+            lost = isinstance(exc, AnswerLost)
+            return self._partial("failed", str(exc), pdus, done, digest, ref,
+                                 possible_duplicate=lost and len(pdus) == 1)
         if not self.healthy():
             self._next_check = 0.0  # it sent, so what we last saw of SIM and network is out of date
-        return SendResult("accepted", "; ".join(answers))
+        before = f" (parts {first + 1}-{len(pdus)} of {len(pdus)}; 1-{first} went out before)" if first else ""
+        return SendResult("accepted", "; ".join(answers) + before)
+
+    @staticmethod
+    def _partial(outcome: str, why: str, pdus: list[Any], done: int, digest: str, ref: int, *,
+                 possible_duplicate: bool = False) -> SendResult:
+        """A failed or rejected attempt: how far it got, and (for a long message) where the retry resumes."""
+        where = f" after {done} of {len(pdus)} part(s)" if done else ""
+        resume = {"digest": digest, "ref": ref, "done": done} if len(pdus) > 1 else None
+        return SendResult(outcome, f"{why}{where}", possible_duplicate=possible_duplicate,  # type: ignore[arg-type]
+                          resume=resume)
 
     # -- polling: link checks and replies ----------------------------------------------------------
     def poll(self) -> list[IncomingSms]:
@@ -239,27 +268,38 @@ class GsmModemChannel(Channel):
         lines = self.at.command("AT+CMGL=4", timeout_s=self.options.command_timeout_s)
         out: list[IncomingSms] = []
         delete: list[int] = []
+        long: dict[tuple[str, int, int], list[_Listed]] = defaultdict(list)
         for header, pdu in zip(lines[::2], lines[1::2], strict=False):
             match = re.match(r"\+CMGL:\s*(\d+)", header)
             if match is None:
                 continue
             index = int(match.group(1))
-            delete.append(index)
             try:
                 sms = decode_deliver(pdu)
             except ValueError as exc:
                 log.warning("modem %s: unreadable message at index %d dropped: %s (PDU %s)", self.name, index,
                             exc, pdu[:80])
+                delete.append(index)
                 continue
-            received = sms.timestamp.isoformat() if sms.timestamp else ""
             if sms.concat is None or sms.concat.total <= 1:
-                out.append(IncomingSms(sms.number, sms.text, received))
-                continue
-            parts = self._parts.setdefault((sms.number, sms.concat.ref), {})
-            parts[sms.concat.seq] = sms.text
-            if len(parts) == sms.concat.total:
-                out.append(IncomingSms(sms.number, "".join(parts[i] for i in sorted(parts)), received))
-                del self._parts[(sms.number, sms.concat.ref)]
+                out.append(_incoming(sms, sms.text))
+                delete.append(index)
+            else:
+                long[(sms.number, sms.concat.ref, sms.concat.total)].append(_Listed(index, sms))
+        now = time.monotonic()
+        self._waiting = {key: seen for key, seen in self._waiting.items() if key in long}
+        for key, parts in long.items():
+            texts = {p.sms.concat.seq: p.sms.text for p in parts if p.sms.concat is not None}
+            if len(texts) == key[2]:
+                out.append(_incoming(parts[0].sms, "".join(texts[i] for i in sorted(texts))))
+            elif now - self._waiting.setdefault(key, now) >= self.options.part_wait_s:
+                log.warning("modem %s: a reply from %s stays incomplete (parts %s of %d) after %g s; deleted: %r",
+                            self.name, key[0], sorted(texts), key[2], self.options.part_wait_s,
+                            "".join(texts[i] for i in sorted(texts))[:160])
+            else:
+                continue  # the rest may still come: the parts wait on the SIM, where a restart finds them
+            self._waiting.pop(key, None)
+            delete += [p.index for p in parts]
         for index in delete:
             try:
                 self.at.command(f"AT+CMGD={index}", timeout_s=self.options.command_timeout_s)
@@ -270,3 +310,14 @@ class GsmModemChannel(Channel):
     def close(self) -> None:
         self.at.close()
         self.state["open"] = False
+
+
+class _Listed(NamedTuple):
+    """One part of a long reply, listed by ``AT+CMGL`` at ``index`` of the SIM."""
+
+    index: int
+    sms: DeliverPdu
+
+
+def _incoming(sms: DeliverPdu, text: str) -> IncomingSms:
+    return IncomingSms(sms.number, text, sms.timestamp.isoformat() if sms.timestamp else "", sms.number_type)

@@ -4,9 +4,11 @@ Every platform differs, so the request is a template: ``url``, ``method``, ``con
 plain text), ``headers`` and ``body`` with placeholders ``{phone}``, ``{text}``, ``{token}`` (from
 ``token_env``/``token_file``), ``{timestamp_ms}``, ``{timestamp_s}`` and ``{sign}`` (hex HMAC-SHA256 of
 ``<phone><text><timestamp_ms>`` with the token, for platforms that want one). Each value is escaped for
-where it lands (a JSON string's content, a form or URL component). Success is judged from the answer's
-body: the value at ``success_path`` (dotted, e.g. ``result.code``) must be one of ``success_values``;
-``rate_limited_values`` there mean "too fast".
+where it lands (a JSON string's content, a form or URL component), and the template is filled in one pass:
+a value is never scanned for placeholders again, so a text that says ``{token}`` stays ``{token}``. Success
+is judged from the answer's body: the value at ``success_path`` (dotted, e.g. ``result.code``) must be one
+of ``success_values``; ``rate_limited_values`` there, or HTTP 429, mean "too fast" (retried after
+``Retry-After``, else 60 s). The token and the signature are masked in every recorded answer.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 import urllib.parse
 from pathlib import Path
@@ -29,6 +32,7 @@ from alerts.notify.channels.base import (
     Recipient,
     SecretMissing,
     SendResult,
+    mask_secrets,
     read_secret,
 )
 
@@ -67,10 +71,12 @@ def _escape(value: str, where: ContentType | Literal["url"]) -> str:
 
 
 def fill_template(template: str, values: dict[str, str], where: ContentType | Literal["url"]) -> str:
-    """Replace ``{name}`` placeholders by escaped values (other braces, e.g. JSON's, stay)."""
-    for name, value in values.items():
-        template = template.replace("{" + name + "}", _escape(value, where))
-    return template
+    """Replace ``{name}`` placeholders by escaped values in one pass (other braces, e.g. JSON's, stay; a value
+    that contains ``{token}`` is not filled again)."""
+    if not values:
+        return template
+    pattern = re.compile("|".join(re.escape("{" + name + "}") for name in values))
+    return pattern.sub(lambda m: _escape(values[m.group(0)[1:-1]], where), template)
 
 
 def _at_path(document: Any, path: str) -> Any:
@@ -124,12 +130,12 @@ class SmsHttpChannel(Channel):
         body = fill_template(opts.body, values, opts.content_type).encode("utf-8")
         answer = post(url, body, headers=headers, timeout_s=opts.timeout_s, proxy=opts.proxy, ca_file=opts.ca_file,
                       method=opts.method)
-        summary = answer.summary().replace(token, "***") if token else answer.summary()
+        summary = mask_secrets(answer.summary(), [token, sign])
         if answer.error is not None:
-            return SendResult("failed", summary)
+            return SendResult("failed", summary, possible_duplicate=answer.request_sent)
         value = _at_path(answer.json, opts.success_path) if answer.json is not None else None
         if value is not None and str(value) in opts.success_values:
             return SendResult("accepted", summary)
-        if value is not None and str(value) in opts.rate_limited_values:
-            return SendResult("rate_limited", summary, retry_after_s=60.0)
+        if answer.status == 429 or (value is not None and str(value) in opts.rate_limited_values):
+            return SendResult("rate_limited", summary, retry_after_s=answer.retry_after_s or 60.0)
         return SendResult("failed", summary)

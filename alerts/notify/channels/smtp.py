@@ -3,8 +3,13 @@
 The message is built with the standard library's ``email`` package under the SMTP policy, so the
 Chinese subject is RFC 2047-encoded (``=?utf-8?b?...?=``) and both parts are UTF-8. The provider's answer
 recorded for each attempt is the server's reply to ``DATA`` (``250 2.0.0 Ok: queued as ...``). Temporary
-(4xx) replies and connection failures are retried; a refused recipient (5xx to ``RCPT``) is not.
-The password comes from ``password_env`` or ``password_file`` only.
+(4xx) replies and connection failures are retried; a refused sender or recipient (5xx to ``MAIL`` or
+``RCPT``) is not, and counts against the channel's health (a mail server that refuses every message is a
+channel that is down). A message the ``email`` package cannot build (a header it refuses) is rejected
+without counting against the channel. ``timeout_s`` bounds the whole attempt — name lookup, connect, TLS,
+every command — not each socket read. The password comes from ``password_env`` or ``password_file`` only,
+and is never sent over an unencrypted connection (``security = "none"`` with a ``username``) unless
+``allow_plaintext_auth = true`` says so.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from alerts.notify.channels._deadline import AttemptDeadline
 from alerts.notify.channels.base import (
     Channel,
     ChannelOptions,
@@ -44,7 +50,9 @@ class SmtpOptions(ChannelOptions):
         from_: the sender address (``from`` in the file).
         ca_file: trust this CA instead of the system's (an internal mail server's own CA).
         verify: check the server's certificate and name (turn off only on a closed network, knowingly).
-        timeout_s: connect and command timeout.
+        timeout_s: the whole attempt's time (name lookup, connect, TLS, every command).
+        allow_plaintext_auth: with ``security = "none"``, send the password unencrypted anyway (a closed
+            network's relay that offers no TLS); refused otherwise.
     """
 
     host: str
@@ -57,11 +65,15 @@ class SmtpOptions(ChannelOptions):
     ca_file: Path | None = None
     verify: bool = True
     timeout_s: float = Field(default=30.0, gt=0)
+    allow_plaintext_auth: bool = False
 
     @model_validator(mode="after")
     def _password_source(self) -> SmtpOptions:
         if self.username and not (self.password_env or self.password_file):
             raise ValueError("username is set but neither password_env nor password_file says where the password is")
+        if self.username and self.security == "none" and not self.allow_plaintext_auth:
+            raise ValueError('security = "none" with a username would send the password unencrypted; use '
+                             '"starttls" or "tls", or set allow_plaintext_auth = true if this network is closed')
         return self
 
 
@@ -113,33 +125,71 @@ class SmtpChannel(Channel):
             return SendResult("failed", str(exc))
         opts = self.options
         port = opts.port or DEFAULT_PORTS[opts.security]
-        mail = self.build(message, recipient)
         try:
-            client: smtplib.SMTP
-            if opts.security == "tls":
-                client = smtplib.SMTP_SSL(opts.host, port, timeout=opts.timeout_s, context=self._context())
-            else:
-                client = smtplib.SMTP(opts.host, port, timeout=opts.timeout_s)
-            with client:
+            mail = self.build(message, recipient)
+            data = mail.as_bytes()
+        except (ValueError, TypeError, LookupError) as exc:  # the email package refuses a header or an address
+            return SendResult("rejected", f"the e-mail cannot be built: {type(exc).__name__}: {exc}",
+                              channel_fault=False)
+        attempt = AttemptDeadline(opts.timeout_s)
+        client: smtplib.SMTP = (_BoundedSmtpSsl(attempt, timeout=opts.timeout_s, context=self._context())
+                                if opts.security == "tls" else _BoundedSmtp(attempt, timeout=opts.timeout_s))
+        transaction = _Transaction()
+        try:
+            with attempt.watch(lambda: client.sock), client:
+                client.connect(opts.host, port)
                 client.ehlo()
                 if opts.security == "starttls":
                     client.starttls(context=self._context())
                     client.ehlo()
                 if opts.username:
                     client.login(opts.username, password or "")
-                return self._transaction(client, mail, recipient.address)
+                return transaction.run(client, str(mail["From"]), recipient.address, data)
         except smtplib.SMTPAuthenticationError as exc:
             return SendResult("failed", f"authentication refused: {_reply(exc.smtp_code, exc.smtp_error)}")
         except smtplib.SMTPNotSupportedError as exc:
             return SendResult("failed", f"server does not support {opts.security}/AUTH: {exc}")
         except smtplib.SMTPResponseException as exc:
-            return SendResult("failed", _reply(exc.smtp_code, exc.smtp_error))
+            return SendResult("failed", _reply(exc.smtp_code, exc.smtp_error),
+                              possible_duplicate=transaction.data_sent)
         except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
-            return SendResult("failed", f"{type(exc).__name__}: {exc}")
+            return SendResult("failed", attempt.explain(exc), possible_duplicate=transaction.data_sent)
 
-    @staticmethod
-    def _transaction(client: smtplib.SMTP, mail: EmailMessage, to: str) -> SendResult:
-        sender = str(mail["From"])
+    def details(self) -> dict[str, Any]:
+        return {"host": self.options.host, "security": self.options.security}
+
+
+class _BoundedSmtp(smtplib.SMTP):
+    """``smtplib.SMTP`` whose connection is made within the attempt's time, name lookup included."""
+
+    def __init__(self, attempt: AttemptDeadline, **kwargs: Any) -> None:
+        self.attempt = attempt
+        super().__init__(**kwargs)  # no host: nothing is connected here
+
+    def connect(self, host: str = "localhost", port: int = 0, source_address: Any = None) -> tuple[int, bytes]:
+        self._host = host  # the name TLS checks the certificate against (smtplib sets it only in __init__)
+        return super().connect(host, port, source_address)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> Any:
+        return self.attempt.connect(host, port, timeout)
+
+
+class _BoundedSmtpSsl(smtplib.SMTP_SSL, _BoundedSmtp):
+    """``smtplib.SMTP_SSL`` (implicit TLS) on a connection made within the attempt's time."""
+
+    def __init__(self, attempt: AttemptDeadline, **kwargs: Any) -> None:
+        self.attempt = attempt
+        smtplib.SMTP_SSL.__init__(self, **kwargs)
+
+
+class _Transaction:
+    """``MAIL``, ``RCPT``, ``DATA``; remembers whether the message had gone out (a lost answer after it may
+    mean the server took the message)."""
+
+    def __init__(self) -> None:
+        self.data_sent = False
+
+    def run(self, client: smtplib.SMTP, sender: str, to: str, data: bytes) -> SendResult:
         code, answer = client.mail(sender)
         if code != 250:
             client.rset()
@@ -148,13 +198,11 @@ class SmtpChannel(Channel):
         if code not in (250, 251):
             client.rset()
             return SendResult("failed" if 400 <= code < 500 else "rejected", _reply(code, answer))
-        code, answer = client.data(mail.as_bytes())
+        self.data_sent = True
+        code, answer = client.data(data)
         if code != 250:
             return SendResult("failed" if 400 <= code < 500 else "rejected", _reply(code, answer))
         return SendResult("accepted", _reply(code, answer))
-
-    def details(self) -> dict[str, Any]:
-        return {"host": self.options.host, "security": self.options.security}
 
 
 def _reply(code: int, text: bytes | str) -> str:

@@ -5,7 +5,9 @@ Body: ``{"source": "archmon", "site": ..., "subject": ..., "text": ..., "alerts"
 "possible_duplicate": bool}``. With a secret, header ``X-Archmon-Signature: sha256=<hex>`` (the HMAC of
 the exact body bytes) and ``X-Archmon-Timestamp`` (ms, also inside the body as ``sent_ms``) let the
 receiver check both origin and freshness. Accepted on HTTP 2xx, unless a JSON answer carries a non-zero
-``errcode`` or ``code`` (many in-house receivers answer 200 with an error code).
+``errcode`` or ``code`` (many in-house receivers answer 200 with an error code). HTTP 400, 404 and 410
+reject the message (no retry; they count against the channel's health, so a wrong URL raises "channel
+down"); 429 waits for ``Retry-After`` (60 s if the server does not say).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from alerts.notify.channels.base import (
     Recipient,
     SecretMissing,
     SendResult,
+    mask_secrets,
     read_secret,
 )
 
@@ -97,13 +100,14 @@ class WebhookChannel(Channel):
             headers["X-Archmon-Timestamp"] = str(sent_ms)
         answer = post(self.options.url, body, headers=headers, timeout_s=self.options.timeout_s,
                       proxy=self.options.proxy, ca_file=self.options.ca_file)
+        summary = mask_secrets(answer.summary(), [secret])
         if answer.error is not None:
-            return SendResult("failed", answer.summary())
+            return SendResult("failed", summary, possible_duplicate=answer.request_sent)
         code = None
         if isinstance(answer.json, dict):
             code = answer.json.get("errcode", answer.json.get("code"))
         if answer.status == 429:
-            return SendResult("rate_limited", answer.summary(), retry_after_s=60.0)
+            return SendResult("rate_limited", summary, retry_after_s=answer.retry_after_s or 60.0)
         if 200 <= answer.status < 300 and code in (None, 0, "0"):
-            return SendResult("accepted", answer.summary())
-        return SendResult("rejected" if answer.status in (400, 404, 410) else "failed", answer.summary())
+            return SendResult("accepted", summary)
+        return SendResult("rejected" if answer.status in (400, 404, 410) else "failed", summary)

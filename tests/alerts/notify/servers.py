@@ -40,6 +40,13 @@ class _Handler:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
 
+    async def handle_MAIL(self, smtp: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        if self.server.refuse_sender:
+            return "553 5.7.1 Sender address rejected: not owned by user"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
     async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.original_content or envelope.content,
                                            policy=email.policy.default)
@@ -63,6 +70,7 @@ class SmtpServer:
         self.cert_dir = cert_dir
         self.users = users
         self.implicit = implicit
+        self.refuse_sender = False  # answer MAIL FROM with 553 (a relay that does not take our sender)
         self.received: list[ReceivedMail] = []
         self.received_cond = threading.Condition()
         self.port = free_port()
@@ -138,7 +146,8 @@ class HttpRequest:
         return json.loads(self.body)
 
 
-Answer = tuple[int, dict[str, Any] | str]
+Answer = tuple[int, dict[str, Any] | str] | tuple[int, dict[str, Any] | str, dict[str, str]]
+"""(status, body) or (status, body, extra headers)."""
 
 
 @dataclass
@@ -148,6 +157,7 @@ class ProviderServer:
     answer: Callable[[HttpRequest], Answer] = lambda request: (200, {"errcode": 0, "errmsg": "ok"})
     requests: list[HttpRequest] = field(default_factory=list)
     cond: threading.Condition = field(default_factory=threading.Condition)
+    tls: ssl.SSLContext | None = None  # serve HTTPS with this context
 
     def start(self) -> ProviderServer:
         """Serve in a thread."""
@@ -162,27 +172,33 @@ class ProviderServer:
                 parsed = urllib.parse.urlsplit(self.path)
                 request = HttpRequest(self.command, parsed.path, urllib.parse.parse_qs(parsed.query),
                                       {k: v for k, v in self.headers.items()}, self.rfile.read(length))
-                status, body = owner.answer(request)
+                status, body, *extra = owner.answer(request)
                 data = (json.dumps(body, ensure_ascii=False) if not isinstance(body, str) else body).encode()
+                with owner.cond:  # recorded before the client can read a byte of the answer
+                    owner.requests.append(request)
+                    owner.cond.notify_all()
                 self.send_response(status)
+                for key, value in (extra[0] if extra else {}).items():
+                    self.send_header(key, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-                with owner.cond:
-                    owner.requests.append(request)
-                    owner.cond.notify_all()
 
             do_POST = do_GET = do_PUT = _handle
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if self.tls is not None:
+            self.httpd.socket = self.tls.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
         return self
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
+        """``http://127.0.0.1:<port>`` (``https://localhost:<port>`` with TLS, the name its certificate has)."""
+        if self.tls is not None:
+            return f"https://localhost:{self.httpd.server_address[1]}"
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def stop(self) -> None:

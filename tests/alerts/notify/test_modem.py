@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from alerts.notify.channels import OutgoingMessage, Recipient
+from alerts.notify.channels.gsm_modem import GsmModemChannel, GsmModemOptions
 from devices.simulators.gsm_modem import GsmModemSimulator
 from devices.simulators.pty_pair import PtyPair
 from tests.alerts.notify.harness import LI, ZHANG, Site, modem_channel, smtp_channel
@@ -165,3 +166,110 @@ def test_each_failure_mode_retries_and_raises_a_channel_down_alert_sent_by_email
     site.at(410)
     site.step()
     assert site.store.alert(down["id"])["state"] in ("cleared", "closed")
+
+
+def _alarm_parts(site: Site) -> None:
+    """A smoke alarm for zhang whose SMS is two UCS2 parts (a detector with a long name)."""
+    site.store.enqueue_notification(1, "fired", "critical", "critical/A1", 0, site.now,
+                                    {"ts": "2024-03-04T04:00:00Z", "rule": "smoke", "room": "A1",
+                                     "sensor": "SMOKE-DETECTOR-NORTH-WALL-SHELF-12-ROW-3"})
+    site.d.expand_pending(site.now)
+
+
+def test_a_long_sms_that_fails_part_way_is_finished_not_resent(site: Site, modem: GsmModemSimulator) -> None:
+    modem.set_failure("cms_error", code=500, count=1, after=1)  # part 1 goes, part 2 is refused once
+    _alarm_parts(site)
+    site.d.send_due("modem", site.now)
+    [first] = site.rows("SELECT status, answer, resume FROM notify_deliveries WHERE channel = 'modem'")
+    assert first["status"] == "queued" and first["answer"].endswith("after 1 of 2 part(s)")
+    restarted = site.make_notifier()  # what was sent survives a restart: it is in the outbox
+    site.notifier.outbox.close()
+    site.notifier, site.d = restarted, restarted.dispatcher
+    site.at(10)
+    site.d.send_due("modem", site.now)
+    parts = [(s.decoded.concat.ref, s.decoded.concat.seq) for s in modem.sent]
+    assert [seq for _, seq in parts] == [1, 2] and len({ref for ref, _ in parts}) == 1  # same ref: one message
+    [sms] = [t for t in modem.texts_sent()]
+    assert sms.text.startswith("【告警·紧急】#1") and "可能重复" not in sms.text
+    [done] = site.rows("SELECT status, answer FROM notify_deliveries WHERE channel = 'modem'")
+    assert done["status"] == "sent" and done["answer"] == "+CMGS: 2 (parts 2-2 of 2; 1-1 went out before)"
+
+
+def test_an_answer_lost_after_the_pdu_marks_the_retry_a_possible_duplicate(site: Site,
+                                                                            modem: GsmModemSimulator) -> None:
+    channel = site.notifier.channels["modem"]
+    modem.set_failure("lost_answer", count=1)
+    result = channel.send(OutgoingMessage(subject="s", text="x", short="Smoke in room 1"),
+                          Recipient("+8613800000001", "zhang"))
+    assert result.outcome == "failed" and result.possible_duplicate and result.resume is None
+    assert "it may have been sent" in result.answer
+    long_text = "一号库房检测到烟雾" * 10  # two parts: the lost answer of part 2 means part 2 again, same ref
+    modem.set_failure("lost_answer", count=1, after=1)
+    again = channel.send(OutgoingMessage(subject="s", text=long_text, short=long_text), Recipient("+8613800000001"))
+    assert again.outcome == "failed" and not again.possible_duplicate and again.resume is not None
+    done = channel.send(OutgoingMessage(subject="s", text=long_text, short=long_text, resume=again.resume),
+                        Recipient("+8613800000001"))
+    assert done.accepted
+    seqs = [s.decoded.concat.seq for s in modem.sent if s.decoded.concat is not None]
+    assert seqs == [1, 2, 2]  # the phone keeps one copy of part 2
+    assert [t.text for t in modem.texts_sent()] == ["Smoke in room 1", long_text]
+
+
+def test_the_retry_of_a_lost_answer_says_possible_duplicate(site: Site, modem: GsmModemSimulator) -> None:
+    site.store.enqueue_notification(5, "fired", "critical", "critical/A1", 0, site.now,
+                                    {"ts": "2024-03-04T04:00:00Z", "rule": "smoke", "room": "A1", "sensor": "S"})
+    modem.set_failure("lost_answer", count=1)
+    site.step(("modem",))
+    site.at(10)
+    site.step(("modem",))
+    texts = [t.text for t in modem.texts_sent()]
+    assert len(texts) == 2 and "（可能重复发送）" not in texts[0] and "（可能重复发送）" in texts[1]
+
+
+def test_a_modem_refusing_every_pdu_is_down(site: Site, modem: GsmModemSimulator) -> None:
+    modem.set_failure("cms_error", code=304)  # invalid PDU parameter: rejected, not retried, but not healthy
+    for i in range(3):
+        site.store.enqueue_notification(10 + i, "fired", "critical", "critical/A1", 0, site.now,
+                                        {"ts": "2024-03-04T04:00:00Z", "rule": "smoke", "room": "A1", "sensor": "S"})
+    site.step(("modem",))
+    statuses = [r["status"] for r in site.rows("SELECT status FROM notify_deliveries WHERE channel = 'modem'")]
+    assert statuses == ["failed"] * 3
+    assert site.notifier.health.get("modem").state == "down"
+
+
+def test_the_parts_of_a_long_reply_wait_on_the_sim_across_a_restart(pty_pair: PtyPair,
+                                                                    modem: GsmModemSimulator) -> None:
+    options = GsmModemOptions.model_validate({k: v for k, v in modem_channel(pty_pair.a).items() if k != "type"})
+    text = "确认 1，已到现场检查，" + "一切正常" * 20  # a long reply: two parts
+    first = GsmModemChannel("modem", options)
+    try:
+        modem.deliver_sms("+8613800000001", text, parts_only=(1,), ref=77)
+        assert wait_polled(first) == []
+        assert len(modem.stored()) == 1  # the first part stays on the SIM
+    finally:
+        first.close()
+    second = GsmModemChannel("modem", options)  # archmon restarted before the second part came
+    try:
+        modem.deliver_sms("+8613800000001", text, parts_only=(2,), ref=77)
+        [reply] = wait_polled(second)
+        assert reply.text == text and reply.number_type == "international"
+        assert modem.stored() == {}
+    finally:
+        second.close()
+    late = GsmModemChannel("modem", options.model_copy(update={"part_wait_s": 0.01}))
+    try:
+        modem.deliver_sms("+8613800000001", text, parts_only=(1,))  # its part 2 never comes
+        assert wait_polled(late) == [] and modem.stored() == {}  # given up after part_wait_s: the SIM is free
+    finally:
+        late.close()
+
+
+def wait_polled(channel: GsmModemChannel) -> list:
+    """Poll until the inbox was read twice (a listing happens on +CMTI or every inbox_poll_s)."""
+    import time
+
+    out: list = []
+    for _ in range(3):
+        out += channel.poll()
+        time.sleep(0.05)  # inbox_poll_s of the test options is 0.01 s: the next poll lists again
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from alerts.notify.notifier import Notifier
@@ -36,5 +37,5 @@ def test_an_alert_event_wakes_the_notifier_and_the_result_is_published(tmp_path:
     finally:
         notifier.stop(timeout_s=5)
         store.close()
-    assert [t.name for t in notifier._threads] == []
+    assert [t.name for t in threading.enumerate() if t.name in ("notify-dispatch", "notify-hook")] == []
     assert hub.subscribers() == (results,)  # the notifier's own subscription is gone

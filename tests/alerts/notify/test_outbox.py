@@ -172,7 +172,7 @@ def test_migrations_are_recorded_and_a_second_open_is_idempotent(tmp_path: Path)
     first.close()
     second = Outbox(tmp_path / "x.db")
     try:
-        assert second.query("SELECT version FROM schema_migrations WHERE component = 'notify'")[0][0] == 1
+        assert second.query("SELECT version FROM schema_migrations WHERE component = 'notify'")[0][0] == 2
     finally:
         second.close()
 

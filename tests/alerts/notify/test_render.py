@@ -54,3 +54,33 @@ def test_binary_quantities_show_no_value_line_and_recovery_says_when() -> None:
     back = _renderer().render([_delivery(4, kind="recovered", ts="2024-03-04T04:30:00Z")])
     assert back.subject.startswith("【已恢复】#4") and "恢复于 2024-03-04 12:30 +08:00" in back.text
     assert "回复" not in back.short  # nothing to acknowledge
+
+
+def test_the_possible_duplicate_mark_is_within_the_sms_length_goal() -> None:
+    from dataclasses import replace
+
+    for n in range(1, 40):
+        batch = [replace(_delivery(i, rule="stale", quantity=None, value=None), possible_duplicate=True)
+                 for i in range(1, n + 1)]
+        message = _renderer().render(batch)
+        assert len(split_text(message.short).parts) <= 2, n
+        assert "（可能重复发送）" in message.short and message.subject.endswith("（可能重复发送）")
+
+
+def test_a_group_lists_each_alert_once_and_counts_alerts() -> None:
+    from dataclasses import replace
+
+    batch = [_delivery(1, rule="stale", quantity=None, value=None), _delivery(2, rule="stale", quantity=None,
+                                                                               value=None)]
+    batch.append(replace(_delivery(3, rule="stale", quantity=None, value=None, kind="repeat"), alert_id=1))
+    message = _renderer().render(batch)
+    assert message.subject == "【告警·严重】2 个传感器离线，涉及 1 个库房："
+    assert message.alert_ids == (2, 1) and message.text.count("\n#") == 2
+
+
+def test_a_multiline_detail_makes_one_line_subjects() -> None:
+    detail = "HTTP 502 <html>\r\n<head><title>502 Bad Gateway</title></head>\r\n</html>"
+    message = _renderer().render([_delivery(5, rule="channel", sensor="hook", quantity=None, value=None,
+                                            detail=detail, room="")])
+    assert message.subject == ("【告警·严重】#5 通知通道 hook 故障：HTTP 502 <html> <head><title>502 Bad Gateway"
+                               "</title></head> </html>")

@@ -178,5 +178,24 @@ def test_the_dingtalk_rate_limit_queues_never_drops(tmp_path: Path, provider: Pr
         assert statuses == ["sent"] * 25
         texts = {json.loads(r.body)["text"]["content"] for r in provider.requests}
         assert len(texts) == 25  # each alert once, none twice
+        assert site.d._recent["ding"].maxlen == 20  # send times kept: never more than the limit
     finally:
         site.close()
+
+
+def test_sms_http_fills_its_template_once_and_never_records_the_token(provider: ProviderServer) -> None:
+    provider.answer = lambda r: (200, {"code": "0"})
+    opts = SmsHttpOptions(url=provider.url + "/sms", token_env="SMS_TOKEN",
+                          body='{"mobile": "{phone}", "content": "{text}", "key": "{token}"}')
+    channel = SmsHttpChannel("gov", opts, environ=ENV)
+    text = "门禁 D1 {token} {sign} {phone}"  # a text that looks like placeholders stays as it is
+    assert channel.send(OutgoingMessage(subject="s", text=text, short=text), Recipient("+8613800000001")).accepted
+    body = provider.requests[-1].json()
+    assert body == {"mobile": "+8613800000001", "content": text, "key": "sms-tok"}
+    # a provider echoing the token never gets it into the record (nor into a "channel down" alert's text)
+    provider.answer = lambda r: (200, {"code": "9", "msg": "bad key sms-tok", "url": "https://x/?k=sms-tok"})
+    answer = channel.send(OutgoingMessage(subject="s", text="x"), Recipient("+8613800000001")).answer
+    assert "sms-tok" not in answer and "***" in answer
+    provider.answer = lambda r: (429, {"code": "busy"}, {"Retry-After": "12"})
+    result = channel.send(OutgoingMessage(subject="s", text="x"), Recipient("+8613800000001"))
+    assert result.outcome == "rate_limited" and result.retry_after_s == 12.0

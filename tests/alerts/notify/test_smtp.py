@@ -97,3 +97,32 @@ def test_implicit_tls(certs: Path, security: str) -> None:
         assert str(mail.message["Subject"]) == "主题" and mail.authenticated_as == "archmon"
     finally:
         server.stop()
+
+
+def test_a_subject_the_mail_library_refuses_is_rejected_and_not_the_channels_fault(smtp_server: SmtpServer) -> None:
+    result = _channel(smtp_server).send(OutgoingMessage(subject="down:\r\nBcc: x@example.org", text="t"),
+                                        Recipient("duty@example.org"))
+    assert result.outcome == "rejected" and not result.channel_fault
+    assert result.answer.startswith("the e-mail cannot be built: ValueError")
+    assert smtp_server.received == []
+
+
+def test_a_refused_sender_is_rejected_and_counts_against_the_channel(smtp_server: SmtpServer) -> None:
+    from alerts.notify.health import HealthBoard
+
+    smtp_server.refuse_sender = True
+    board = HealthBoard({"mail": "smtp"}, down_after_failures=3, down_after_s=120)
+    for i in range(3):
+        result = _channel(smtp_server).send(OutgoingMessage(subject="s", text="t"), Recipient(f"d{i}@example.org"))
+        assert result.outcome == "rejected" and result.answer.startswith("553 5.7.1 Sender address rejected")
+        health = board.record_send("mail", result.outcome, result.answer, i, channel_fault=result.channel_fault)
+    assert health.state == "down"
+
+
+def test_a_password_over_an_unencrypted_connection_is_refused_unless_allowed() -> None:
+    plain = {"host": "mail.example.org", "security": "none", "username": "archmon", "password_env": "PW",
+             "from": "archmon@example.org"}
+    with pytest.raises(ValueError, match="would send the password unencrypted"):
+        SmtpOptions.model_validate(plain)
+    assert SmtpOptions.model_validate({**plain, "allow_plaintext_auth": True}).allow_plaintext_auth
+    assert SmtpOptions.model_validate({**plain, "username": None, "password_env": None}).security == "none"
