@@ -62,7 +62,7 @@ class SourceState:
     ts_ms: int
 
 
-def check_references(config: Config, *, checked: SourceCheck | None = None) -> list[str]:
+def check_references(config: Config, *, checked: SourceCheck | None = None, secrets: bool = True) -> list[str]:
     """Problems the core schema cannot see, one line each: references between sections (for a config
     loaded with ``references=False``), every source table checked with its kind's schema
     (``sources[2] (bus1).baudrate: ...``), what each kind needs of its sensors (MQTT topic and a known
@@ -71,9 +71,12 @@ def check_references(config: Config, *, checked: SourceCheck | None = None) -> l
     Args:
         config: the configuration.
         checked: its source tables already validated (:func:`collector.sources.check_sources`).
+        secrets: also check that every notification channel's secret can be read (``check-config``); a
+            running service (False) starts without a channel whose secret is missing and marks it down.
     """
     from alerts import check_config as check_alerts
     from alerts.notify import check_config as check_notify
+    from alerts.notify import check_run_config
 
     where = config.label
     problems = [f"{where}: {p}" for p in reference_problems(config)]
@@ -85,7 +88,9 @@ def check_references(config: Config, *, checked: SourceCheck | None = None) -> l
             problems += [f"{where}: sensors[{i}] ({sensor.id}).options: {p.removeprefix('decode options: ')}"
                          for p in exc.problems]
     problems += [f"{where}: {p}" for p in check_alerts(config)]
-    problems += [f"{where}: {p}" for p in check_notify(config)]
+    # A running service does not stop for one notification channel's missing secret: that channel is down
+    # (and says so through the others); check-config stays strict.
+    problems += [f"{where}: {p}" for p in (check_notify if secrets else check_run_config)(config)]
     return problems
 
 
@@ -99,7 +104,7 @@ class Service:
 
     def __init__(self, config: Config, *, on_stored: list[Callable[[WriteResult], None]] | None = None) -> None:
         checked = check_sources(config)  # the one validation of the source tables; everything below uses it
-        problems = check_references(config, checked=checked)
+        problems = check_references(config, checked=checked, secrets=False)
         if problems:
             raise ConfigError(problems)
         for warning in checked.warnings:
@@ -291,6 +296,8 @@ class Service:
         """Drop raw readings and quarantine entries past their retention (rollups are kept)."""
         storage = self.config.storage
         removed = self.store.apply_retention(now_ms(), storage.raw_retention_days, storage.quarantine_retention_days)
+        if self.notifier is not None:
+            self.notifier.apply_retention()
         if any(removed.values()):
             log.info("retention removed %s", removed)
 
@@ -312,7 +319,8 @@ class Service:
                 new = load_config(file)
                 plan = plan_reload(self.config, new)
                 checked = check_sources(plan.config)
-                problems = check_references(new) or check_references(plan.config, checked=checked)
+                problems = (check_references(new, secrets=False)
+                            or check_references(plan.config, checked=checked, secrets=False))
                 if problems:
                     raise ConfigError(problems)
                 self._apply(plan.config, checked)

@@ -99,7 +99,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from archmon.systemd import notify_ready, notify_reloading
 
     config = _load(args)
-    problems = check_references(config)
+    problems = check_references(config, secrets=False)
     if problems:  # before the first log line: a broken file prints its problems and nothing else
         raise ConfigError(problems)
     use_zone(config.site.tz)

@@ -80,7 +80,7 @@ def _validated(file: Path, text: bytes) -> Config:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from None
     from archmon.app import check_references
 
-    problems = check_references(config)
+    problems = check_references(config, secrets=False)
     if problems:
         raise ConfigError(problems)
     return config
