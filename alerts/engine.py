@@ -197,6 +197,7 @@ class AlertEngine:
         slot = self.series.index.get((reading.sensor, quantity))
         if slot is None:
             slot = self.series.add(sensor.id, quantity, self.window_needs(sensor, quantity))
+        self.series.hint(sensor.id, quantity, slot)
         order = self.series.place(slot, reading.ts_ms, reading.value)
         counters = self.counters
         counters.readings += 1

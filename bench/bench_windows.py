@@ -311,6 +311,11 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
               "checkpoint; now: rebuilding from the store)")
         print(f"ticks skipped        : {skipped.count}")
         print(f"alerts raised        : {dict(alerts) or 'none'} (expected none: the data is inside every limit)")
+        if "alert_stats" in figures:
+            stats = figures["alert_stats"]
+            print(f"alert engine         : {stats['series']} series, windows {stats['window_bytes'] / 1e6:.1f} MB, "
+                  f"rebuilt {stats['rebuilt_series']} series in {stats['rebuild_ms'] / 1000:.2f} s; "
+                  f"{stats['late_for_alerts']} late for alerts, {stats['ticks_overlapped']} ticks overlapped")
         return figures
     finally:
         logging.getLogger("apscheduler").removeHandler(skipped)
