@@ -132,14 +132,11 @@ def behind_a_batch(service: AlertService, feed: _Feed, db: Path, trials: int, si
     try:
         for _ in range(trials):
             batch = feed.batch(size)
-            judged = service.stats()["readings_judged"] if hasattr(service, "stats") else None
+            lock = getattr(service._lock, "_lock", service._lock)  # the engine's lock, before and after slices
             worker = threading.Thread(target=service.on_readings, args=(batch,))
             worker.start()
-            if judged is not None:  # wait until the big batch is being judged
-                while service.stats()["readings_judged"] == judged and worker.is_alive():
-                    time.sleep(0.0005)
-            else:
-                time.sleep(0.005)
+            while not lock.locked() and worker.is_alive():  # until the big batch is being judged
+                time.sleep(0.0002)
             ts = batch[-1].ts_ms
             fired_before = reader.conn.execute(count).fetchone()[0]
             started = time.perf_counter()
