@@ -52,13 +52,21 @@ class SeriesTable:
         self.fine_window = array("q")  # the rate window (ms) each fine row was made for
         self.hours = HourLayer()
         self.fine = FineLayer()
+        self._hint: tuple[str, str, int] = ("", "", -1)  # the series being judged (rules look it up again)
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def find(self, sensor: str, quantity: str) -> int | None:
         """The slot of a series (None: never seen)."""
+        hint = self._hint
+        if hint[0] is sensor and hint[1] is quantity:
+            return hint[2]
         return self.index.get((sensor, quantity))
+
+    def hint(self, sensor: str, quantity: str, slot: int) -> None:
+        """Remember the series being judged: the rules' :meth:`find` for it costs no dict lookup."""
+        self._hint = (sensor, quantity, slot)
 
     def add(self, sensor: str, quantity: str, needs: WindowNeeds) -> int:
         """A slot for a series not seen before, with the window rows ``needs`` asks for."""
@@ -106,6 +114,11 @@ class SeriesTable:
         """``(ts_ms, value)`` of the series' newest reading (None: none yet)."""
         ts = self.newest_ts[slot]
         return None if ts == NEVER else (ts, self.newest_value[slot])
+
+    def day_span(self, slot: int) -> tuple[float, float] | None:
+        """(min, max) of the series' 24 h window (None: no hour row, or empty)."""
+        row = self.hour_row[slot]
+        return None if row < 0 else self.hours.spans(row)
 
     def day_stats(self, slot: int) -> WindowStats | None:
         """The 24 h window of a series (None: no hour row, or empty)."""

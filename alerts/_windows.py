@@ -94,6 +94,10 @@ class _Ring:
             return -1
         return base + bucket % size
 
+    def spans(self, row: int) -> tuple[float, float] | None:
+        """(min, max) of the row's window (None: no reading in it)."""
+        return self._spans(row)
+
     def _spans(self, row: int) -> tuple[float, float] | None:
         base = row * self.size
         high = max(self.max[base:base + self.size])

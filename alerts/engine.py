@@ -75,6 +75,8 @@ class AlertEngine:
         config: the site configuration (rooms, sensors, ``[alerts]``).
         store: where alerts, lifecycle state and the audit log live; state found there is resumed
             (pending delays, clear delays, maintenance holds, cleared alerts' close times).
+        series: the series table (newest readings, windows) to judge with: a new one, or the one of the
+            engine a reload replaces (then call :meth:`take_over`).
 
     Raises:
         ConfigError: bad ``[alerts]`` settings or room profiles.
@@ -197,6 +199,7 @@ class AlertEngine:
         slot = self.series.index.get((reading.sensor, quantity))
         if slot is None:
             slot = self.series.add(sensor.id, quantity, self.window_needs(sensor, quantity))
+        self.series.hint(sensor.id, quantity, slot)
         order = self.series.place(slot, reading.ts_ms, reading.value)
         counters = self.counters
         counters.readings += 1

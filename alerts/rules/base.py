@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Container
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -128,6 +129,14 @@ def at_resolution(value: float) -> float:
     return round(value, RESOLUTION_DECIMALS)
 
 
+@functools.lru_cache(maxsize=4096)
+def _thresholds(limit: float, margin: float, above: bool) -> tuple[float, float]:
+    """A limit and its clear-margin edge at sensor resolution, signed so that "past" is always "greater"."""
+    limit = at_resolution(limit)
+    back = at_resolution(limit - margin if above else limit + margin)
+    return (limit, back) if above else (-limit, -back)
+
+
 def hysteresis(value: float, limit: float, margin: float, *, above: bool, inclusive: bool = False) -> bool | None:
     """Position of ``value`` against a limit with a clear margin.
 
@@ -145,11 +154,8 @@ def hysteresis(value: float, limit: float, margin: float, *, above: bool, inclus
     Returns:
         True past the limit, False past the clear margin, None in between.
     """
-    value = at_resolution(value)
-    limit = at_resolution(limit)
-    back = at_resolution(limit - margin if above else limit + margin)
-    if not above:
-        value, limit, back = -value, -limit, -back
+    limit, back = _thresholds(limit, margin, above)
+    value = round(value, RESOLUTION_DECIMALS) if above else -round(value, RESOLUTION_DECIMALS)
     if value > limit or (inclusive and value == limit):
         return True
     fine = value < back if inclusive else value <= back

@@ -58,13 +58,18 @@ class RollingStabilityRule(Rule):
             return None
         series = self.ctx.series
         slot = series.find(sensor.id, quantity)
-        stats = None if slot is None else series.day_stats(slot)
-        if slot is None or stats is None:
+        if slot is None:
             return None
         limits: StabilityLimits = sensor.profile.stability
         if limits.interpretation == "A":
-            value = day_fluctuation(stats.min, stats.max, 0.0, interpretation="A")  # A needs no mean
+            span = series.day_span(slot)  # A needs no mean
+            if span is None:
+                return None
+            value = day_fluctuation(span[0], span[1], 0.0, interpretation="A")
         else:
+            stats = series.day_stats(slot)
+            if stats is None:
+                return None
             centre = limits.setpoint(quantity)
             value = abs(series.newest_value[slot] - (stats.mean if centre is None else centre))
         return at_resolution(value)

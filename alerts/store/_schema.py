@@ -140,4 +140,7 @@ def _first(conn: sqlite3.Connection) -> None:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, _first, "alerts, transitions, comments, lifecycle, rule state, maintenance, notification "
                          "queue, audit log (files from before migrations are taken as they are)"),
+    # rule memory is rebuilt from the readings store now; the old minute checkpoints (every window's
+    # readings, hundreds of MB at 10,000 sensors) are dropped; alert_rule_state keeps small markers only
+    Migration(2, "DELETE FROM alert_rule_state", "drop full rule checkpoints (rebuilt from the readings store)"),
 )

@@ -325,3 +325,25 @@ def test_a_file_from_before_early_ends_gets_the_new_columns(tmp_path: Path) -> N
     assert store.maintenance_until("A1", 1000) == 3_600_000
     assert store.pending_changes()[1][0]["end_ms"] == 3_600_000
     store.close()
+
+
+def test_a_file_of_the_previous_version_loses_its_checkpoints_and_keeps_its_alerts(tmp_path: Path) -> None:
+    """The previous version created the same tables without recording a schema version, and checkpointed
+    every window into alert_rule_state: migration 1 takes the file as it is, migration 2 drops those."""
+    import sqlite3
+
+    from alerts.store._schema import _TABLES
+    from archmon.sqlite import schema_version
+
+    conn = sqlite3.connect(tmp_path / "old.db")
+    for statement in _TABLES:
+        conn.execute(statement)
+    conn.execute("INSERT INTO alert_rule_state VALUES ('rate', ?, 0)", (json.dumps({"windows": [["T1", "x", []]]}),))
+    conn.execute("INSERT INTO alert_alerts (ident, rule, room, severity, state, opened_ms, updated_ms) "
+                 "VALUES ('smoke:S1', 'smoke', 'A1', 'critical', 'active', 0, 0)")
+    conn.commit()
+    conn.close()
+    store = AlertStore(tmp_path / "old.db")
+    assert store.rule_states() == {} and store.open_alert("smoke:S1")["state"] == "active"
+    assert schema_version(store.conn, "alerts") == 2
+    store.close()
