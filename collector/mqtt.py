@@ -37,8 +37,8 @@ How:
   the chunk, acknowledges nothing of it, and offers it again shortly after (counted ``held``). The
   connection stays alive, and the broker stops sending QoS 1/2 messages once its in-flight window is
   full of unacknowledged ones: Mosquitto's ``max_inflight_messages`` for MQTT 3.1.1, and for MQTT 5 the
-  Receive Maximum archmon sends (``2 × max_chunk``). QoS 0 deliveries are not bounded by any window:
-  past ``2 × max_chunk`` held messages the oldest QoS 0 ones are dropped (``qos0_dropped``). Devices
+  Receive Maximum archmon sends (``2 × max_chunk``, at least 100). QoS 0 deliveries are not bounded by any
+  window: past as many held messages the oldest QoS 0 ones are dropped (``qos0_dropped``). Devices
   should publish at QoS 1 (a message is delivered at the lower of the publisher's and archmon's QoS).
 - Replays without DUP (``collector/_mqtt_session.py``): messages at the start of a resumed session whose
   packet ids are not ahead of those already received are marked ``replayed``; the pipeline stores them
@@ -67,7 +67,7 @@ from archmon.domain import RawMessage
 from archmon.errors import ConfigError
 from archmon.timeutil import now_ms
 from collector._mqtt_acks import AckCount, AckSender, Delivery
-from collector._mqtt_chunks import ChunkFeeder, one_at_a_time
+from collector._mqtt_chunks import ChunkFeeder, default_max_held, one_at_a_time
 from collector._mqtt_client import (
     OFFLINE,
     ONLINE,
@@ -201,7 +201,7 @@ class MqttSource:
             self.config.port,
             keepalive=self.config.keepalive_s,
             clean_start=False if self.config.protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-            properties=connect_properties(self.config, receive_maximum=2 * self._max_chunk),
+            properties=connect_properties(self.config, receive_maximum=default_max_held(self._max_chunk)),
         )
         self._client.loop_start()
 

@@ -128,14 +128,16 @@ class Pipeline:
         future = self._submit_batch(batch, timeout)
         self.receipts.hold(batch.receipts, future)
         if len(messages) == 1 and messages[0].mid is not None:
-            return self._quarantined_if_refused(messages[0], future)
+            sensor = batch.readings[0].sensor if batch.readings else None
+            return self._quarantined_if_refused(messages[0], sensor, future)
         return future
 
     def _submit_batch(self, batch: Batch, timeout: float | None) -> Future[WriteResult]:
         # a plain callable (tests, replay) may not take a timeout
         return self._submit(batch) if timeout is None else self._submit(batch, timeout=timeout)  # type: ignore[call-arg]
 
-    def _quarantined_if_refused(self, message: RawMessage, stored: Future[WriteResult]) -> Future[WriteResult]:
+    def _quarantined_if_refused(self, message: RawMessage, sensor: str | None, stored: Future[WriteResult]
+                                ) -> Future[WriteResult]:
         """``stored``, except that a refusal for good becomes a quarantine record (see the module docstring).
 
         The callback may run in the writer's thread: the record is submitted without waiting (a full
@@ -166,7 +168,7 @@ class Pipeline:
                           "acknowledged (counted store_refused)", message.source, shown(message.topic),
                           type(error).__name__, error)
             self.quarantine.keep(batch, message, f"the store refused it: {type(error).__name__}: {error}", "store",
-                                 None)
+                                 sensor)
             try:
                 record = self._submit_batch(batch, 0)
             except Exception:  # the writer is full or closed: stays refused, the broker sends it again

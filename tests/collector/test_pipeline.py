@@ -475,7 +475,7 @@ def test_quarantined_text_is_bounded() -> None:
     assert len(records) == 3 and not long_device.unassigned
     for rec in records:
         assert len(rec.topic.encode()) <= TEXT_MAX_BYTES and len(rec.reason.encode()) <= TEXT_MAX_BYTES
-        assert len(rec.payload) <= 65_536 and rec.payload_size == len(rec.payload) or rec.payload_size > 65_536
+        assert len(rec.payload) <= 65_536 and rec.payload_size >= len(rec.payload)
     assert route.quarantine[0].topic.endswith(f"… ({len('nosuch/') + 60_000} bytes)")
     unassigned = p.handle(msg("zigbee2mqtt/new", json.dumps({"temperature": 999.0, "humidity": 50, "pad": big})))
     (rec,) = unassigned.unassigned
@@ -602,3 +602,127 @@ def _offered(p: Pipeline, chunk: list[RawMessage], future: list[Future[WriteResu
     except RetryLater:
         return False
     return True
+
+
+class FullThenTaking:
+    """A writer that raises ``RetryLater`` for the first ``full`` submits (``timeout=0``), then takes batches."""
+
+    def __init__(self, full: int) -> None:
+        self.full = full
+        self.batches: list[Batch] = []
+
+    def __call__(self, batch: Batch, *, timeout: float | None = None) -> Future[WriteResult]:
+        from archmon.errors import RetryLater
+
+        if self.full > 0:
+            self.full -= 1
+            raise RetryLater("queue full")
+        self.batches.append(batch)
+        future: Future[WriteResult] = Future()
+        future.set_result(WriteResult(tuple(batch.readings)))
+        return future
+
+
+def _offered_until_taken(p: Pipeline, messages: list[RawMessage]) -> int:
+    from archmon.errors import RetryLater
+
+    refused = 0
+    while True:
+        try:
+            p.process_many(messages, timeout=0)
+            return refused
+        except RetryLater:
+            refused += 1
+
+
+def test_a_thousand_refused_offers_change_no_stamp_no_quarantine_place_and_no_replay_decision() -> None:
+    """The MQTT source offers a held chunk again every pass until the writer takes it: each offer runs the
+    whole pipeline again, and must give what the first gave (a 1 ms drift per offer moved readings by a second)."""
+    committed = {(31, message_digest("zigbee2mqtt/th1", b'{"temperature": 25}')): NOW - 60_000}
+    writer = FullThenTaking(full=1000)
+    p = Pipeline(_config_with(quarantine_per_source_per_minute=1), writer, clock=lambda: NOW,
+                 receipt_lookup=lambda source, mid, digest: committed.get((mid, digest)))
+    chunk = [qos1("zigbee2mqtt/th1", f'{{"temperature": {20 + i / 10}}}', mid=i + 1, received_ms=NOW + i * 10)
+             for i in range(20)]
+    chunk.append(qos1("zigbee2mqtt/th1", "not json", mid=30, received_ms=NOW + 300))  # the minute's one record
+    chunk.append(RawMessage("b", "zigbee2mqtt/th1", b'{"temperature": 25}', NOW + 400, mid=31, replayed=True))
+    chunk.append(RawMessage("b", "zigbee2mqtt/th1", b'{"temperature": 26}', NOW + 500, mid=32, replayed=True))
+    assert _offered_until_taken(p, chunk) == 1000
+    (batch,) = writer.batches
+    stamps = {r.value: r.ts_ms for r in batch.readings}
+    assert [stamps[round(20 + i / 10 - 0.5, 2)] for i in range(20)] == [NOW + i * 10 for i in range(20)]
+    assert stamps[24.5] == NOW + 400 and stamps[25.5] == NOW + 500  # replays stamped anew, once
+    assert len(batch.quarantine) == 1 and "quarantine_suppressed" not in batch.counters
+    assert batch.counters["replayed_possible_duplicates"] == 1  # the one matching a stored receipt
+    assert [(r.mid, r.received_ms) for r in batch.receipts][-2:] == [(31, NOW + 400), (32, NOW + 500)]
+
+
+def test_device_time_warnings_survive_ten_thousand_unassigned_devices(caplog: pytest.LogCaptureFixture) -> None:
+    p, _ = pipeline()
+    for i in range(10_000):  # a big site, or a rogue client, introduces many unassigned topics
+        p.handle(RawMessage("b", f"zigbee2mqtt/dev{i}", b'{"temperature": 20}', NOW, False))
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+    for i in range(5):  # past the cap new unassigned devices are logged at DEBUG, not one warning each
+        p.handle(RawMessage("b", f"zigbee2mqtt/late{i}", b'{"temperature": 20}', NOW, False))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "more than 10000 distinct unassigned conditions" in warnings[0]
+    assert sum("late" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG) == 5
+    caplog.clear()
+    bad = json.dumps({"temperature": 20.0, "last_seen": NOW - 30 * 86_400_000}).encode()
+    for _ in range(5):
+        p.handle(RawMessage("b", "zigbee2mqtt/th1", bad, NOW, False))
+    device_time = [r for r in caplog.records if "device time" in r.getMessage()]
+    assert [r.levelno for r in device_time] == [logging.WARNING] + [logging.DEBUG] * 4
+
+
+def test_a_lone_qos1_message_the_store_refuses_is_quarantined_and_resolves() -> None:
+    """Refused for good (a constraint), it would come back on every reconnect and hold an in-flight place."""
+    import sqlite3 as sqlite
+
+    from archmon.errors import RetryLater
+
+    submitted: list[Batch] = []
+    outcomes: list[BaseException | None] = []
+
+    def store(batch: Batch, *, timeout: float | None = None) -> Future[WriteResult]:
+        submitted.append(batch)
+        future: Future[WriteResult] = Future()
+        outcome = outcomes.pop(0) if outcomes else None
+        if outcome is None:
+            future.set_result(WriteResult(tuple(batch.readings)))
+        else:
+            future.set_exception(outcome)
+        return future
+
+    p = Pipeline(make_config(), store, clock=lambda: NOW)
+    refused = sqlite.IntegrityError("CHECK constraint failed")
+    outcomes[:] = [refused]
+    result = p.process_many([qos1("zigbee2mqtt/th1", '{"temperature": 20}', mid=9)], timeout=0).result(0)
+    assert result == WriteResult()
+    first, record = submitted
+    assert first.readings and not record.readings
+    (kept,) = record.quarantine
+    assert kept.stage == "store" and "IntegrityError: CHECK constraint failed" in kept.reason
+    assert record.counters["store_refused"] == 1 and record.counters["source.b.store_refused"] == 1
+    outcomes[:] = [RetryLater("store writer closed")]  # not refused: stays unacknowledged, nothing quarantined
+    with pytest.raises(RetryLater):
+        p.process_many([qos1("zigbee2mqtt/th1", '{"temperature": 21}', mid=10)], timeout=0).result(0)
+    outcomes[:] = [refused, refused]  # the quarantine record refused too (a broken store): the refusal stands
+    with pytest.raises(sqlite.IntegrityError):
+        p.process_many([qos1("zigbee2mqtt/th1", '{"temperature": 22}', mid=11)], timeout=0).result(0)
+    outcomes[:] = [refused]  # a chunk of several or a serial line: the source decides (split, count)
+    with pytest.raises(sqlite.IntegrityError):
+        p.process_many([msg("zigbee2mqtt/th1", '{"temperature": 23}')], timeout=0).result(0)
+
+
+def test_a_refused_chunk_split_after_newer_messages_keeps_its_stamps() -> None:
+    """The split thread hands a refused chunk's messages over again while the network thread goes on with newer
+    ones: handled again, the older messages keep their stamps and never move past the newer ones."""
+    p, recorder = pipeline()
+    chunk = [qos1("zigbee2mqtt/th1", f'{{"temperature": {20 + i}}}', mid=i + 1, received_ms=NOW) for i in range(3)]
+    p.process_many(chunk)  # same millisecond: NOW, NOW + 1, NOW + 2 (the store refuses this batch)
+    newer = p.handle(qos1("zigbee2mqtt/th1", '{"temperature": 30}', mid=4, received_ms=NOW + 1))
+    again = [p.handle(message).readings[0].ts_ms for message in chunk]  # the split, one by one
+    assert [r.ts_ms for r in recorder.batches[0].readings] == again == [NOW, NOW + 1, NOW + 2]
+    assert [r.ts_ms for r in newer.readings] == [NOW + 3]
