@@ -37,7 +37,8 @@ How:
   the chunk, acknowledges nothing of it, and offers it again shortly after (counted ``held``). The
   connection stays alive, and the broker stops sending QoS 1/2 messages once its in-flight window is
   full of unacknowledged ones: Mosquitto's ``max_inflight_messages`` for MQTT 3.1.1, and for MQTT 5 the
-  Receive Maximum archmon sends (``2 × max_chunk``, at least 100). QoS 0 deliveries are not bounded by any
+  Receive Maximum archmon sends (``2 × max_chunk``, at least 100; Mosquitto uses it in place of its own
+  limit). QoS 0 deliveries are not bounded by any
   window: past as many held messages the oldest QoS 0 ones are dropped (``qos0_dropped``). Devices
   should publish at QoS 1 (a message is delivered at the lower of the publisher's and archmon's QoS).
 - Replays without DUP (``collector/_mqtt_session.py``): messages at the start of a resumed session whose
@@ -46,9 +47,8 @@ How:
 - QoS 2 works but gives no more than QoS 1 here: paho answers PUBREC itself and keeps QoS 2 state in
   memory only, so use QoS 1 (the default) and idempotent writes.
 
-Broker settings archmon needs (persistence, ``max_queued_messages``, ``max_inflight_messages`` of at
-least the store batch size but not 0, session expiry, authentication): see ``collector/mqtt.sample.toml``
-and ``docs/collector.md``.
+Broker settings archmon needs (persistence, queue and in-flight limits, session expiry, authentication):
+``collector/mqtt.sample.toml`` and ``docs/collector.md``.
 """
 
 from __future__ import annotations
@@ -185,23 +185,14 @@ class MqttSource:
         if self._started:
             return
         self._started = True
-        _LOG.info(
-            "%s: connecting to %s:%d as %r (MQTT %s, QoS %d, TLS %s), topics %s",
-            self._name,
-            self.config.host,
-            self.config.port,
-            self.client_id,
-            self.config.protocol,
-            self.config.qos,
-            "on" if self.config.tls.enabled else "off",
-            list(self.topics),
-        )
+        config = self.config
+        _LOG.info("%s: connecting to %s:%d as %r (MQTT %s, QoS %d, TLS %s), topics %s", self._name, config.host,
+                  config.port, self.client_id, config.protocol, config.qos, "on" if config.tls.enabled else "off",
+                  list(self.topics))
         self._client.connect_async(
-            self.config.host,
-            self.config.port,
-            keepalive=self.config.keepalive_s,
-            clean_start=False if self.config.protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-            properties=connect_properties(self.config, receive_maximum=default_max_held(self._max_chunk)),
+            config.host, config.port, keepalive=config.keepalive_s,
+            clean_start=False if config.protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=connect_properties(config, receive_maximum=default_max_held(self._max_chunk)),
         )
         self._client.loop_start()
 
