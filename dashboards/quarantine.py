@@ -91,6 +91,7 @@ def quarantine_data(config: Config, *, limit: int = 20) -> dict[str, Any]:
             "payload_base64": base64.b64encode(rec.payload).decode("ascii"),
             "payload_size": rec.payload_size,
             "payload_sha256": rec.payload_sha256.hex(),
+            "payload_repeats": rec.payload_repeats,
             "truncated": rec.truncated,
         }
         for rec in records

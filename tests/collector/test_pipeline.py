@@ -726,3 +726,34 @@ def test_a_refused_chunk_split_after_newer_messages_keeps_its_stamps() -> None:
     again = [p.handle(message).readings[0].ts_ms for message in chunk]  # the split, one by one
     assert [r.ts_ms for r in recorder.batches[0].readings] == again == [NOW, NOW + 1, NOW + 2]
     assert [r.ts_ms for r in newer.readings] == [NOW + 3]
+
+
+def test_device_text_in_the_log_cannot_drive_the_terminal_or_fake_a_line() -> None:
+    """Topics, device names and reasons come from devices: the log escapes controls (ANSI, bidi overrides) in
+    messages and exceptions, indents the lines after a record's first, and cuts long device text."""
+    import io
+
+    from archmon.logsetup import ZoneFormatter
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(ZoneFormatter())
+    logger = logging.getLogger("collector")
+    logger.addHandler(handler)
+    try:
+        p, _ = pipeline()
+        evil = "zigbee2mqtt/\x1b[2J\x1b[31mx\u202eevil\n2026-01-01T00:00:00.000+08:00 ERROR archmon: fake" + "y" * 5000
+        p.handle(msg(evil, b"garbage"))
+        try:
+            raise ValueError("bad \x1b]0;title\x07 value\nsecond")
+        except ValueError:
+            logging.getLogger("collector.test").exception("failed on %s", "\u2066topic")
+    finally:
+        logger.removeHandler(handler)
+    text = out.getvalue()
+    assert "\x1b" not in text and "\u202e" not in text and "\u2066" not in text and "\x07" not in text
+    assert "\\x1b[2J\\x1b[31mx\\u202eevil" in text and "\\x1b]0;title\\x07" in text and "\\u2066topic" in text
+    lines = text.splitlines()
+    assert sum(not line.startswith("  ") for line in lines) == 2  # two records, every other line indented
+    assert any(line.startswith("  2026-01-01T00:00:00.000+08:00 ERROR archmon: fake") for line in lines)
+    assert max(len(line) for line in lines) < 600  # the 5 kB topic is cut
