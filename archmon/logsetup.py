@@ -4,6 +4,12 @@
 line naming it; other commands log in the machine's local zone, still with the offset on every line. Under
 systemd (stderr connected to the journal, ``$JOURNAL_STREAM``), each line also starts with its syslog
 priority (``<3>`` for errors ...), so ``journalctl -p warning`` works; journald strips the prefix.
+
+Log lines carry text that devices and the network control (MQTT topics, payload excerpts, reasons quoting
+them), so the formatter escapes every control and format character of the message and the exception text
+(``\x1b``, ``\u202e``; :func:`printable`): a topic cannot colour the terminal, reorder a line or clear the
+screen. A line break in a message is kept but the lines after it are indented, so no text inside a
+message can start a line that looks like a record of its own.
 """
 
 from __future__ import annotations
@@ -11,10 +17,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import unicodedata
 from datetime import datetime, tzinfo
 from typing import TextIO
 
-__all__ = ["LOG_FORMAT", "ZoneFormatter", "setup_logging", "use_zone", "zone_label"]
+__all__ = ["LOG_FORMAT", "ZoneFormatter", "printable", "setup_logging", "use_zone", "zone_label"]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -24,6 +31,36 @@ _QUIET = {"amqtt": logging.WARNING, "transitions": logging.WARNING, "apscheduler
           "pymodbus": logging.CRITICAL}
 
 _SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+_UNSAFE = ("Cc", "Cf", "Cs", "Zl", "Zp")  # control, format (bidi overrides), surrogates, line/paragraph separators
+
+
+def _escaped(text: str, keep: str, backslash: str) -> str:
+    out = []
+    for char in text:
+        if char == "\\":
+            out.append(backslash)
+        elif char not in keep and unicodedata.category(char) in _UNSAFE:
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def printable(text: str) -> str:
+    """``text`` with every control or format character escaped (``\\x1b``, ``\\u202e``); backslashes doubled."""
+    return _escaped(text, "", "\\\\")
+
+
+def _log_text(text: str) -> str:
+    """Log text made safe: controls escaped, line breaks and tabs kept, backslashes as they are."""
+    return text if text.isprintable() else _escaped(text, "\n\t", "\\")
+
+
+def _indented(text: str) -> str:
+    """Safe log text whose second and later lines are indented: only a record starts a line."""
+    return _log_text(text).replace("\n", "\n  ")
 
 
 def zone_label(tz: tzinfo | None, now: datetime | None = None) -> str:
@@ -54,7 +91,17 @@ class ZoneFormatter(logging.Formatter):
         return moment.isoformat(timespec="milliseconds")
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        """The record as text, controls escaped (see the module docstring), with the syslog prefix if asked."""
+        record.message = _indented(record.getMessage())
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        text = self.formatMessage(record)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            text += "\n  " + _indented(record.exc_text)
+        if record.stack_info:
+            text += "\n  " + _indented(self.formatStack(record.stack_info))
         if not self.syslog_prefix:
             return text
         priority = _SYSLOG_PRIORITY.get(record.levelno, 6 if record.levelno < logging.WARNING else 3)

@@ -37,12 +37,14 @@ class Delivery(NamedTuple):
         mid: the packet id (0 for QoS 0).
         qos: the QoS it was delivered with.
         generation: the source's connection counter when it arrived; an ack must match the current one.
+        seq: its arrival number (``ChunkFeeder`` keeps QoS 0 deliveries apart and merges them back in order).
     """
 
     message: RawMessage
     mid: int
     qos: int
     generation: int
+    seq: int = 0
 
 
 class AckCount(NamedTuple):
@@ -91,6 +93,10 @@ class AckSender:
                     self._queued.append(delivery)
                 else:
                     # Sending this one wakes the network thread, which sends whatever queues up behind it.
+                    # Marked first: the woken thread may run its whole loop pass before this thread goes on,
+                    # and its flush must then wait for this lock and send the rest, not find nothing to do
+                    # (the rest would wait for its next pass, up to a second later when nothing else comes).
+                    self._woken = True
                     ok = self._ack(delivery)
                     sent += ok
                     skipped += not ok
@@ -99,10 +105,10 @@ class AckSender:
 
     def flush(self) -> AckCount:
         """Send the queued acknowledgements (network thread, at the end of each loop pass; and on stop)."""
-        if not self._woken:
-            return AckCount()
         sent = skipped = 0
         with self._lock:
+            if not self._woken:
+                return AckCount()
             while self._queued:
                 ok = self._ack(self._queued.popleft())
                 sent += ok

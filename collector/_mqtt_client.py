@@ -6,6 +6,7 @@ Nothing here touches the network: ``build_client`` only sets options, ``connect_
 from __future__ import annotations
 
 import logging
+import select
 import ssl
 from collections.abc import Callable, Sequence
 
@@ -25,6 +26,7 @@ __all__ = [
     "connect_properties",
     "default_client_id",
     "default_status_topic",
+    "more_to_read",
     "subscription_list",
     "validate_filter",
 ]
@@ -68,12 +70,19 @@ def validate_filter(topic_filter: str, where: str) -> str:
     return topic_filter
 
 
-def connect_properties(config: MqttSourceConfig) -> Properties | None:
-    """MQTT 5 CONNECT properties: the session expiry interval (None for MQTT 3.1.1)."""
+def connect_properties(config: MqttSourceConfig, *, receive_maximum: int | None = None) -> Properties | None:
+    """MQTT 5 CONNECT properties (None for MQTT 3.1.1): the session expiry interval and, if given, the
+    Receive Maximum: QoS 1/2 messages the broker may send before waiting for acknowledgements (1..65535).
+
+    archmon acknowledges only after a commit, so that is what it holds in memory while the store is
+    stalled, whatever the broker's own ``max_inflight_messages`` (which binds MQTT 3.1.1 clients only).
+    """
     if config.protocol != "5":
         return None
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = min(config.session_expiry_s, 0xFFFFFFFF)
+    if receive_maximum is not None:
+        props.ReceiveMaximum = min(max(1, receive_maximum), 65_535)
     return props
 
 
@@ -91,6 +100,19 @@ def subscription_list(
             for topic in topics
         ]
     return [(topic, config.qos) for topic in topics]
+
+
+def more_to_read(client: mqtt.Client) -> bool:
+    """Whether the client's socket has bytes waiting (paho reads them in its next loop pass)."""
+    sock = client.socket()
+    if sock is None:
+        return False
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):  # closed under us: hand over what there is
+        return False
 
 
 class LoopClient(mqtt.Client):

@@ -10,13 +10,13 @@ it resent in-flight messages with DUP set.
 
 The same crash rolls the broker's packet-id counter back to the save, so *new* messages then reuse the
 packet ids of messages sent after the save (lost by the broker). A replayed message and a new one with
-a reused packet id look the same on the wire; what tells them apart is where they come: a resumed
-session starts with what the broker restored (its in-flight messages, then its queue, in packet-id
-order), and only then new messages. So a message is ``replayed`` when it comes on a connection whose
-CONNACK said "session present", before the first message whose packet id is ahead of every packet id
-received on earlier connections. The pipeline restamps a replayed message only if a receipt with the
-same packet id *and* the same content exists, and stops trusting the run at the first replayed message
-without one (everything after it in the run is new to archmon).
+a reused packet id look the same on the wire, and a stable sensor (ESPHome, Shelly: a plain ``21.0``
+every minute) sends byte-identical payloads, so not even the content tells them apart. A message is
+``replayed`` when it comes on a connection whose CONNACK said "session present", before the first
+message whose packet id is ahead of every packet id received on earlier connections. The pipeline
+stamps a replayed message anew (never with a receipt's old time: that would drop a new reading as a
+duplicate) and counts it ``replayed_possible_duplicates`` when a stored receipt matches it
+(``collector._stamping``): after such a crash a reading may be stored twice, never lost.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ runs it on that source's messages; the step routes, decodes and hands values or 
 pipeline's shared steps (:class:`collector.source.Handling`: validate, calibrate, stamp, quarantine).
 
 - MQTT: the sensor whose device topic is the longest prefix of the message topic, decoded with its
-  ``format``; an availability message; else a source subscription's format (an unassigned device).
+  ``format``; an availability message; else a source subscription's format (an unassigned device; one
+  whose device topic is longer than ``TEXT_MAX_BYTES`` is quarantined instead of listed).
 - Modbus: the sensors at the answering address, decoded with their register preset (several for a
   digital-input module, one value each by ``channel``).
 - line: the line source's pattern; the sensor it names (a ``sensor`` group) or the port's only one.
@@ -20,7 +21,7 @@ from archmon.domain import RawMessage
 from archmon.errors import DecodeError
 from collector.modbus_config import ModbusSourceConfig
 from collector.mqtt_config import MqttSourceConfig
-from collector.quarantine import unassigned_readings_json
+from collector.quarantine import TEXT_MAX_BYTES, unassigned_readings_json
 from collector.records import AvailabilityRecord, UnassignedRecord, mqtt_messages_counter
 from collector.serial_line_config import LineSourceConfig
 from collector.source import DecodeStep, Handling
@@ -58,8 +59,6 @@ def _mqtt(handling: Handling, message: RawMessage) -> None:
             batch.count("redelivered")
         elif message.replayed:
             batch.count("replayed")
-        else:
-            handling.receipts.new_message(message.source)
     sensor = router.mqtt_sensor(message.source, message.topic)
     if sensor is not None:
         assert sensor.format is not None
@@ -79,6 +78,10 @@ def _mqtt(handling: Handling, message: RawMessage) -> None:
     decoded = handling.decode(message, subscription.format, subscription.options, None)
     if decoded is None:
         return
+    if len(decoded.device_topic.encode("utf-8")) > TEXT_MAX_BYTES:  # no device has such a topic: not listed
+        handling.reject(message, f"device topic of {len(decoded.device_topic.encode('utf-8'))} bytes is too long to "
+                        "list as an unassigned device", "route")
+        return
     batch.count("unassigned")
     handling.warn_once(
         f"unassigned:{message.source}:{decoded.device_topic}",
@@ -87,7 +90,7 @@ def _mqtt(handling: Handling, message: RawMessage) -> None:
     )
     batch.unassigned.append(UnassignedRecord(
         message.received_ms, message.source, decoded.device_topic, subscription.format,
-        handling.quarantine.bounded(message.payload),
+        handling.quarantine.unassigned_payload(message.payload),
         unassigned_readings_json(decoded.values, decoded.availability, batch),
     ))
 

@@ -25,46 +25,36 @@ How:
   thread) and queues the rest for the network thread, so a commit of a few hundred messages costs one
   wake-up. A message received on an earlier connection is not acknowledged: the broker sends it again
   on the new connection, and that copy is acknowledged when it is durable.
-- One path: ``on_message`` only queues each message; at the end of a loop pass, once the socket has
-  nothing more to read (or ``max_chunk`` messages are queued), the network thread hands the queue to
-  ``batch_handler`` (what ``archmon run`` uses) and gets one future for the lot. A per-message
-  ``handler`` is the same path with chunks of one message. A separate chunk thread was measured slower
-  (GIL hand-offs). If the store refuses a chunk for good, its messages are handed over again one by
-  one from a short-lived thread (counted ``chunk_splits``), so only the bad one stays unacknowledged.
+- One path (``collector/_mqtt_chunks.py``): ``on_message`` only queues each message; at the end of a
+  loop pass, once the socket has nothing more to read (or ``max_chunk`` messages are queued), the
+  network thread hands the queue to ``batch_handler`` (what ``archmon run`` uses) and gets one future
+  for the lot. A per-message ``handler`` is the same path with chunks of one message. If the store
+  refuses a chunk for good, its messages are handed over again one by one from a short-lived thread
+  (counted ``chunk_splits``); the pipeline quarantines a lone refused message, which is then
+  acknowledged, so a bad message neither comes back on every reconnect nor holds an in-flight place.
 - Back-pressure: the handler must never block the network thread (paho's thread also answers the
   broker's keepalive). When the store writer is full it raises ``RetryLater`` at once; the source keeps
-  the chunk, acknowledges nothing of it, and offers it again shortly after (counted
-  ``held``). The connection stays alive (PINGREQ/PINGRESP go on), and the broker stops sending once its
-  in-flight window (``max_inflight_messages``, MQTT 5 Receive Maximum) is full of unacknowledged messages,
-  so what is held in memory is bounded by that window.
+  the chunk, acknowledges nothing of it, and offers it again shortly after (counted ``held``). The
+  connection stays alive, and the broker stops sending QoS 1/2 messages once its in-flight window is
+  full of unacknowledged ones: Mosquitto's ``max_inflight_messages`` for MQTT 3.1.1, and for MQTT 5 the
+  Receive Maximum archmon sends (``2 × max_chunk``, at least 100; Mosquitto uses it in place of its own
+  limit). QoS 0 deliveries are not bounded by any
+  window: past as many held messages the oldest QoS 0 ones are dropped (``qos0_dropped``). Devices
+  should publish at QoS 1 (a message is delivered at the lower of the publisher's and archmon's QoS).
 - Replays without DUP (``collector/_mqtt_session.py``): messages at the start of a resumed session whose
-  packet ids are not ahead of those already received are marked ``replayed``; the pipeline recognises
-  them by their receipts.
+  packet ids are not ahead of those already received are marked ``replayed``; the pipeline stores them
+  anew and counts the ones that may be copies.
 - QoS 2 works but gives no more than QoS 1 here: paho answers PUBREC itself and keeps QoS 2 state in
   memory only, so use QoS 1 (the default) and idempotent writes.
 
-Broker settings archmon needs (Mosquitto names; see ``collector/mqtt.sample.toml``):
-- ``persistence true`` with a ``persistence_location``: sessions, queued and unacknowledged
-  messages and retained messages survive a broker restart. Without it a broker restart loses them.
-- ``max_queued_messages``: how many messages the broker queues for archmon while it is down (default
-  1000 drops the rest; 100000 or more covers a long outage of a busy site). ``max_queued_bytes`` if
-  memory matters.
-- ``max_inflight_messages``: unacknowledged QoS 1 messages the broker sends before waiting for acks
-  (default 20). archmon acks after a store commit, so this caps throughput: make it at least the
-  store batch size (``storage.batch_size``). It also bounds what archmon holds in memory while the
-  store is stalled; 0 (unlimited) lets the broker send its whole queue into archmon's memory.
-- ``persistent_client_expiration`` (MQTT 3.1.1 sessions never expire otherwise) longer than any
-  outage you want to survive; for MQTT 5 ``session_expiry_s`` sets it.
-- ``allow_anonymous false`` with a ``password_file`` and a TLS listener on untrusted networks; an
-  ACL that lets archmon's user read the sensor topics and write its status topic.
+Broker settings archmon needs (persistence, queue and in-flight limits, session expiry, authentication):
+``collector/mqtt.sample.toml`` and ``docs/collector.md``.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import logging
-import select
-import ssl
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -77,7 +67,7 @@ from archmon.domain import RawMessage
 from archmon.errors import ConfigError
 from archmon.timeutil import now_ms
 from collector._mqtt_acks import AckCount, AckSender, Delivery
-from collector._mqtt_chunks import ChunkFeeder
+from collector._mqtt_chunks import ChunkFeeder, default_max_held, one_at_a_time
 from collector._mqtt_client import (
     OFFLINE,
     ONLINE,
@@ -85,6 +75,7 @@ from collector._mqtt_client import (
     connect_properties,
     default_client_id,
     default_status_topic,
+    more_to_read,
     subscription_list,
     validate_filter,
 )
@@ -105,21 +96,9 @@ MqttBatchHandler = Callable[[Sequence[RawMessage]], "concurrent.futures.Future[A
 Raises ``RetryLater`` at once (never blocks) when the store cannot take them now: the source keeps them."""
 
 _COUNTERS = (
-    "received",
-    "retained",
-    "replayed",
-    "acked",
-    "ack_skipped",
-    "handler_errors",
-    "handler_failures",
-    "pending",
-    "held",
-    "connects",
-    "connect_failures",
-    "disconnects",
-    "subscribe_failures",
-    "chunks",
-    "chunk_splits",
+    "received", "retained", "replayed", "acked", "ack_skipped", "handler_errors", "handler_failures", "pending",
+    "held", "connects", "connect_failures", "disconnects", "subscribe_failures", "chunks", "chunk_splits",
+    "qos0_dropped",
 )
 
 
@@ -163,8 +142,9 @@ class MqttSource:
             raise ValueError(f"max_chunk must be at least 1, not {max_chunk}")
         self.config = config
         if handler is not None:
-            batch_handler, max_chunk = _one_at_a_time(handler), 1
+            batch_handler, max_chunk = one_at_a_time(handler), 1
         assert batch_handler is not None
+        self._max_chunk = max_chunk
         self._name = f"mqtt[{config.id}]"
         self.client_id = config.client_id or default_client_id(site, config.id)
         self.status_topic = config.status_topic or default_status_topic(site, config.id)
@@ -205,23 +185,14 @@ class MqttSource:
         if self._started:
             return
         self._started = True
-        _LOG.info(
-            "%s: connecting to %s:%d as %r (MQTT %s, QoS %d, TLS %s), topics %s",
-            self._name,
-            self.config.host,
-            self.config.port,
-            self.client_id,
-            self.config.protocol,
-            self.config.qos,
-            "on" if self.config.tls.enabled else "off",
-            list(self.topics),
-        )
+        config = self.config
+        _LOG.info("%s: connecting to %s:%d as %r (MQTT %s, QoS %d, TLS %s), topics %s", self._name, config.host,
+                  config.port, self.client_id, config.protocol, config.qos, "on" if config.tls.enabled else "off",
+                  list(self.topics))
         self._client.connect_async(
-            self.config.host,
-            self.config.port,
-            keepalive=self.config.keepalive_s,
-            clean_start=False if self.config.protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-            properties=connect_properties(self.config),
+            config.host, config.port, keepalive=config.keepalive_s,
+            clean_start=False if config.protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=connect_properties(config, receive_maximum=default_max_held(self._max_chunk)),
         )
         self._client.loop_start()
 
@@ -263,8 +234,8 @@ class MqttSource:
         """Counters: received, retained, replayed (may be a resend without DUP), acked, ack_skipped (stale
         connection), handler_errors (raised), handler_failures (future failed), pending (received, not yet
         acknowledged or given up), held (times a chunk was kept because the store was full), connects,
-        connect_failures, disconnects, subscribe_failures, chunks (handed over) and chunk_splits (refused by
-        the store, handed over again one by one)."""
+        connect_failures, disconnects, subscribe_failures, chunks (handed over), chunk_splits (refused by
+        the store, handed over again one by one) and qos0_dropped (held too long while the store was full)."""
         with self._lock:
             return dict(self._stats)
 
@@ -414,26 +385,6 @@ class MqttSource:
 
     def _end_of_pass(self) -> None:
         """``on_loop_misc``: hand the queue over once the socket is drained, send the queued acks."""
-        if self._chunk.due() and not self._more_to_read():
+        if self._chunk.due() and not more_to_read(self._client):
             self._chunk.hand_over()
         self._settled(self._acks.flush())
-
-    def _more_to_read(self) -> bool:
-        sock = self._client.socket()
-        if sock is None:
-            return False
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
-            return True
-        try:
-            return bool(select.select([sock], [], [], 0)[0])
-        except (OSError, ValueError):  # closed under us: hand over what there is
-            return False
-
-def _one_at_a_time(handler: MqttHandler) -> MqttBatchHandler:
-    """A per-message handler as a batch handler (used with chunks of one message)."""
-
-    def batch(messages: Sequence[RawMessage]) -> concurrent.futures.Future[Any]:
-        (message,) = messages
-        return handler(message)
-
-    return batch

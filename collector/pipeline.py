@@ -5,16 +5,20 @@ payload (bounded, ``collector.quarantine``), source and reason, and counted. It 
 writer's future, which resolves when everything the message produced is durable (the MQTT source
 acknowledges the message only then).
 
-Stamping: a device's own time is used when plausible (at most 7 days before the receive time, at most 5
-minutes ahead); an implausible one is counted ``device_time_rejected`` and logged once per sensor (a
-device without NTP), and the reading gets the receive time instead.
-
-Redelivered MQTT messages: a QoS 1/2 message stamped with the receive time leaves a receipt, so a copy
-the broker sends again gets the same time and hits its idempotent key (``collector.receipts``).
+Stamping (``collector._stamping``): a device's own time when plausible (at most 7 days before the
+receive time, at most 5 minutes ahead); an implausible one is counted ``device_time_rejected`` (once per
+message) and logged once per sensor (a device without NTP), and the reading gets the receive time
+instead. A QoS 1/2 MQTT message sent again with DUP gets its first copy's time from its receipt
+(``collector.receipts``), so it hits its idempotent key; one sent again without DUP is stored anew.
 
 Handing a message over again (a chunk the store refused, split message by message; an MQTT chunk held
-back while the writer was full) gives the same result: its receive-time stamp and quarantine decision
-are remembered for as long as the message object lives (``collector.memo``).
+back while the writer was full) gives the same result: its receive-time stamp, its receipt decision and
+its quarantine decision are remembered for as long as the message object lives (``collector.memo``).
+
+A lone QoS 1/2 MQTT message the store refuses for good (a constraint error, after the MQTT source split
+its chunk) is quarantined instead, with the store's error as the reason, and counted ``store_refused``:
+its future then resolves once that record is durable, so the source acknowledges it. Otherwise the
+broker would send it again on every reconnect and it would hold one of its in-flight places forever.
 
 Each source kind decodes its own messages: the registry's ``SourceKind.decoder`` makes one decode step
 per configured source (``collector.decode_steps`` for the built-in kinds); the pipeline runs it with the
@@ -27,16 +31,17 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from archmon.config import Config, SensorConfig
 from archmon.domain import RawMessage, Reading
-from archmon.errors import DecodeError, NotSensorData
+from archmon.errors import DecodeError, NotSensorData, RetryLater
 from archmon.timeutil import now_ms, to_iso
-from collector.memo import MessageMemo
-from collector.quarantine import QuarantineKeeper
+from collector._stamping import BatchReceipts, Stamper
+from collector._warn_once import WarnOnce
+from collector.quarantine import QuarantineKeeper, shown
 from collector.receipts import ReceiptBook, ReceiptLookup, message_digest
-from collector.records import Batch, MqttReceipt, WriteResult
+from collector.records import Batch, WriteResult
 from collector.routing import Router
 from collector.source import DecodeStep, SourceConfig
 from collector.sources import SOURCE_KINDS, SourceKind, source_configs
@@ -48,11 +53,6 @@ __all__ = ["Pipeline", "ReceiptLookup", "Submit", "message_digest"]
 
 log = logging.getLogger(__name__)
 
-MAX_DEVICE_AGE_MS = 7 * 86_400_000
-MAX_DEVICE_SKEW_MS = 5 * 60_000
-
-_Receipts = dict[tuple[str, int], MqttReceipt]  # receipts of the batch being built, by source and packet id
-
 
 class Submit(Protocol):
     """Hands a batch to the store writer (``StoreWriter.submit``)."""
@@ -60,6 +60,14 @@ class Submit(Protocol):
     def __call__(self, batch: Batch, *, timeout: float | None = None) -> Future[WriteResult]:
         """Returns a future resolved once ``batch`` is durable; ``timeout=0``: raise ``RetryLater`` if full."""
         ...
+
+
+class _Accepted(NamedTuple):
+    """A value that passed validation and calibration, with the device's time if plausible."""
+
+    quantity: str
+    value: float
+    device_ts: int | None
 
 
 class Pipeline:
@@ -96,9 +104,8 @@ class Pipeline:
             payload_max_bytes=config.storage.quarantine_payload_max_bytes,
             per_source_per_minute=config.storage.quarantine_per_source_per_minute,
         )
-        self._warned: set[str] = set()
-        self._last_receive_ms: dict[str, int] = {}
-        self._stamps: MessageMemo[int] = MessageMemo()
+        self.warnings = WarnOnce(log)
+        self._stamper = Stamper(self.receipts, self.warnings)
         self.reconfigure(config, sources)
 
     def process(self, message: RawMessage) -> Future[WriteResult]:
@@ -118,10 +125,59 @@ class Pipeline:
                 the same stamps and quarantine decisions).
         """
         batch = self.handle_many(messages)
-        # a plain callable (tests, replay) may not take a timeout
-        future = self._submit(batch) if timeout is None else self._submit(batch, timeout=timeout)  # type: ignore[call-arg]
+        future = self._submit_batch(batch, timeout)
         self.receipts.hold(batch.receipts, future)
+        if len(messages) == 1 and messages[0].mid is not None:
+            sensor = batch.readings[0].sensor if batch.readings else None
+            return self._quarantined_if_refused(messages[0], sensor, future)
         return future
+
+    def _submit_batch(self, batch: Batch, timeout: float | None) -> Future[WriteResult]:
+        # a plain callable (tests, replay) may not take a timeout
+        return self._submit(batch) if timeout is None else self._submit(batch, timeout=timeout)  # type: ignore[call-arg]
+
+    def _quarantined_if_refused(self, message: RawMessage, sensor: str | None, stored: Future[WriteResult]
+                                ) -> Future[WriteResult]:
+        """``stored``, except that a refusal for good becomes a quarantine record (see the module docstring).
+
+        The callback may run in the writer's thread: the record is submitted without waiting (a full
+        writer leaves the message refused and unacknowledged; the broker sends it again later).
+        """
+        out: Future[WriteResult] = Future()
+
+        def quarantined(record: Future[WriteResult], refusal: BaseException) -> None:
+            error = record.exception()
+            if error is None:
+                out.set_result(WriteResult())
+            else:
+                out.set_exception(refusal)
+
+        def done(first: Future[WriteResult]) -> None:
+            error = first.exception()
+            if error is None:
+                out.set_result(first.result())
+                return
+            if isinstance(error, RetryLater):  # not stored, not refused: the source leaves it unacknowledged
+                out.set_exception(error)
+                return
+            batch = Batch()
+            batch.count("store_refused")
+            batch.count(f"source.{message.source}.store_refused")
+            self.warnings("store_refused", message.source,
+                          "the store refused a message from %s topic %s for good (%s: %s); it is quarantined and "
+                          "acknowledged (counted store_refused)", message.source, shown(message.topic),
+                          type(error).__name__, error)
+            self.quarantine.keep(batch, message, f"the store refused it: {type(error).__name__}: {error}", "store",
+                                 sensor)
+            try:
+                record = self._submit_batch(batch, 0)
+            except Exception:  # the writer is full or closed: stays refused, the broker sends it again
+                out.set_exception(error)
+                return
+            record.add_done_callback(lambda f: quarantined(f, error))
+
+        stored.add_done_callback(done)
+        return out
 
     def handle(self, message: RawMessage) -> Batch:
         """Turn one raw message into a batch (readings, rejects, counters) without storing it."""
@@ -143,7 +199,7 @@ class Pipeline:
             else:
                 step(handling, message)
         except Exception as exc:  # a bug must cost one message, never the collector
-            log.exception("pipeline error on %s %s", message.source, message.topic)
+            log.exception("pipeline error on %s %s", message.source, shown(message.topic))
             self._reject(handling.batch, message, f"internal error: {type(exc).__name__}: {exc}", "internal")
 
     # -- shared steps ----------------------------------------------------------------------------
@@ -155,10 +211,9 @@ class Pipeline:
             return get_decoder(fmt).decode(message.topic, message.payload, options)
         except NotSensorData as exc:
             batch.count("ignored")  # routine status/command/diagnostic traffic: counted, not an error
-            key = f"ignored:{message.source}:{sensor.id if sensor else message.topic}"
-            if key not in self._warned and len(self._warned) < 10_000:
-                self._warned.add(key)
-                log.info("ignoring non-measurement messages like %s on %s: %s", message.topic, message.source, exc)
+            self.warnings("ignored", (message.source, sensor.id if sensor else message.topic),
+                          "ignoring non-measurement messages like %s on %s: %s", shown(message.topic), message.source,
+                          shown(str(exc)))
         except DecodeError as exc:
             who = f"sensor {sensor.id} " if sensor else ""
             self._reject(batch, message, f"{who}{fmt}: {exc}", "decode", sensor.id if sensor else None)
@@ -170,15 +225,16 @@ class Pipeline:
         batch: Batch,
         sensor: SensorConfig,
         values: Sequence[DecodedValue],
-        receipts: _Receipts | None = None,
+        receipts: BatchReceipts | None = None,
     ) -> None:
         """Validate, calibrate and stamp ``values``; a QoS 1/2 MQTT message stamped with its receive time
-        reuses the first copy's time (``collector.receipts``) and leaves a receipt in ``receipts``."""
+        leaves a receipt in ``receipts`` (``collector._stamping``)."""
         if not values:
             batch.count("empty")  # well-formed, but nothing archmon stores (e.g. only linkquality)
             return
         now = self._clock()
-        accepted: list[tuple[str, float, int | None]] = []
+        accepted: list[_Accepted] = []
+        bad_clock: int | None = None
         for item in values:
             try:
                 value = calibrated(sensor, item.quantity, checked_value(item.quantity, item.value, batch))
@@ -186,125 +242,43 @@ class Pipeline:
                 batch.count("rejected")
                 self._reject(batch, message, f"sensor {sensor.id}: {exc}", "validate", sensor.id)
                 continue
-            accepted.append((item.quantity, value, self._stamp(sensor, item.ts_ms, message.received_ms, now, batch)))
+            device_ts = self._stamper.plausible_device_time(item.ts_ms, message.received_ms, now)
+            if device_ts is None and item.ts_ms is not None and bad_clock is None:
+                bad_clock = item.ts_ms
+            accepted.append(_Accepted(item.quantity, value, device_ts))
+        if bad_clock is not None:
+            self._device_time_rejected(batch, sensor, bad_clock, message.received_ms)
         received_ms: int | None = None
-        for quantity, value, ts in accepted:
+        for item in accepted:
+            ts = item.device_ts
             if ts is None:
                 if message.retained:
                     batch.count("retained_skipped")
                     continue
                 if received_ms is None:
-                    received_ms = self._receive_time(message, batch, sensor, receipts)
+                    received_ms = self._stamper.receive_time(message, batch, sensor.id, receipts)
                 ts = received_ms
             batch.count("readings")
-            batch.readings.append(Reading(sensor.id, quantity, value, ts, sensor.room))
+            batch.readings.append(Reading(sensor.id, item.quantity, item.value, ts, sensor.room))
 
-    def _receive_time(
-        self, message: RawMessage, batch: Batch, sensor: SensorConfig, receipts: _Receipts | None
-    ) -> int:
-        """The time to stamp readings without device time with; for QoS 1/2 MQTT, the first copy's."""
-        if message.mid is None or receipts is None:
-            return self._distinct_receive_ms(message, sensor.id)
-        source, mid = message.source, message.mid
-        digest = message_digest(message.topic, message.payload)
-        first_ms: int | None = None
-        if message.dup or (message.replayed and self.receipts.trusts_replays(source)):
-            first_ms = self._first_receive_time(message, mid, digest, batch, receipts)
-            if first_ms is not None:
-                batch.count("redelivered_restamped")
-                if not message.dup:
-                    batch.count("replayed_restamped")
-            elif not message.dup:
-                self.receipts.distrust_replays(source)  # the rest of this run is new to archmon
-        received_ms = self._distinct_receive_ms(message, sensor.id) if first_ms is None else first_ms
-        receipt = MqttReceipt(source, mid, digest, received_ms)
-        receipts[(source, mid)] = receipt
-        batch.receipts.append(receipt)
-        return received_ms
-
-    def _first_receive_time(
-        self, message: RawMessage, mid: int, digest: bytes, batch: Batch, receipts: _Receipts
-    ) -> int | None:
-        earlier = receipts.get((message.source, mid))  # a copy earlier in the same batch
-        if earlier is not None and earlier.digest == digest:
-            return earlier.received_ms
-        try:
-            return self.receipts.find(message.source, mid, digest)
-        except Exception as exc:  # a failed lookup costs at worst a duplicate, never the message
-            batch.count("receipt_lookup_errors")
-            self._warn_once(
-                f"receipt:{message.source}",
-                "cannot look up the receipt of redelivered message %d on %s (%s: %s); stamped with the receive "
-                "time, so it may be stored twice",
-                mid,
-                message.source,
-                type(exc).__name__,
-                exc,
-            )
-            return None
-
-    def _distinct_receive_ms(self, message: RawMessage, sensor: str) -> int:
-        """The receive time, moved 1 ms past the sensor's previous one if needed: two messages of one sensor
-        received in the same millisecond (a backlog delivered in a burst) must not share an idempotency key.
-
-        The same message handed over again gets the stamp it got the first time (``collector.memo``).
-        """
-
-        def distinct() -> int:
-            received_ms = message.received_ms
-            last = self._last_receive_ms.get(sensor, 0)
-            if received_ms <= last:
-                received_ms = last + 1
-            self._last_receive_ms[sensor] = received_ms
-            return received_ms
-
-        return self._stamps.get(message, sensor, distinct)
-
-    def _stamp(
-        self, sensor: SensorConfig, device_ts: int | None, received_ms: int, now: int, batch: Batch
-    ) -> int | None:
-        """The device's own time if plausible, else None (the caller uses the receive time).
-
-        An implausible device time is counted (``device_time_rejected``, per sensor
-        ``sensor.<id>.device_time_rejected``) and logged once per sensor: its clock needs fixing.
-        """
-        if device_ts is None:
-            return None
-        if received_ms - MAX_DEVICE_AGE_MS <= device_ts <= max(received_ms, now) + MAX_DEVICE_SKEW_MS:
-            return int(device_ts)
+    def _device_time_rejected(self, batch: Batch, sensor: SensorConfig, device_ts: int, received_ms: int) -> None:
+        """Count a message with an implausible device time (once per message) and log it once per sensor."""
         batch.count("device_time_rejected")
         batch.count(f"sensor.{sensor.id}.device_time_rejected")
         skew_s = (device_ts - received_ms) / 1000
-        self._warn_once(
-            f"device_time:{sensor.id}",
+        self.warnings(
+            "device_time", sensor.id,
             "sensor %s: device time %s is %s the receive time (%+.0f s; accepted: up to 7 days before, 5 minutes "
             "after); its readings are stamped with the receive time: check the device's clock (NTP). Further "
-            "ones are counted as device_time_rejected",
-            sensor.id,
-            _iso_or_raw(device_ts),
-            "ahead of" if skew_s > 0 else "long before",
-            skew_s,
+            "messages like it are counted as device_time_rejected",
+            sensor.id, _iso_or_raw(device_ts), "ahead of" if skew_s > 0 else "long before", skew_s,
         )
-        return None
 
     def _reject(self, batch: Batch, message: RawMessage, reason: str, stage: str, sensor: str | None = None) -> None:
         if not self.quarantine.keep(batch, message, reason, stage, sensor):
             return
-        self._warn_once(
-            f"{stage}:{message.source}:{sensor or message.topic}",
-            "quarantined message from %s topic %s: %s",
-            message.source,
-            message.topic,
-            reason,
-        )
-
-    def _warn_once(self, key: str, fmt: str, *args: object) -> None:
-        if key in self._warned:
-            log.debug(fmt, *args)
-            return
-        if len(self._warned) < 10_000:
-            self._warned.add(key)
-        log.warning(fmt, *args)
+        self.warnings("quarantine", (stage, message.source, sensor or message.topic),
+                      "quarantined message from %s topic %s: %s", message.source, shown(message.topic), shown(reason))
 
     def reconfigure(self, config: Config, sources: Sequence[SourceConfig] | None = None) -> None:
         """Route and decode the messages handled from now on with ``config`` (``archmon run`` on SIGHUP).
@@ -342,7 +316,7 @@ class _Handling:
 
     pipeline: Pipeline
     batch: Batch
-    receipts_of_batch: _Receipts
+    receipts_of_batch: BatchReceipts
 
     @property
     def config(self) -> Config:
@@ -371,4 +345,5 @@ class _Handling:
         return self.pipeline._decode(message, self.batch, fmt, options, sensor)
 
     def warn_once(self, key: str, fmt: str, *args: object) -> None:
-        self.pipeline._warn_once(key, fmt, *args)
+        """``key`` is ``<category>:<rest>`` (``unassigned:<source>:<device topic>``)."""
+        self.pipeline.warnings(key.split(":", 1)[0], key, fmt, *args)

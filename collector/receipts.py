@@ -11,13 +11,11 @@ leaves a receipt ``(source, packet id, SHA-256 of topic + NUL + payload, receive
   never holds more than 65,535 rows per source and needs no pruning), in the same transaction as the
   readings.
 
-A copy is looked up when it carries the DUP flag, or when the MQTT source marks it ``replayed`` (the
-start of a resumed session, packet id not ahead of those received before: see
-``collector._mqtt_session``). Only a receipt with the same packet id *and* the same content counts, and
-the store ignores one followed by ``RECEIPT_SEQ_WINDOW`` or more messages of its source (the packet id
-has come round since, so it belongs to an earlier message). For replayed copies the book also stops
-trusting the run at the first one without a receipt: what follows it is new (see
-``collector._mqtt_session``).
+A copy is looked up when it carries the DUP flag (it is then given the receipt's time), or when the
+MQTT source marks it ``replayed`` (only to count it as a possible duplicate: a replayed message may be
+new, see ``collector._stamping``). Only a receipt with the same packet id *and* the same content
+counts, and the store ignores one followed by ``RECEIPT_SEQ_WINDOW`` or more messages of its source
+(the packet id has come round since, so it belongs to an earlier message).
 """
 
 from __future__ import annotations
@@ -96,15 +94,3 @@ class ReceiptBook:
         """Receipts waiting for their commit (a gauge for tests and status)."""
         with self._lock:
             return len(self._pending)
-
-    def trusts_replays(self, source: str) -> bool:
-        """Whether a replayed message of ``source`` may still be matched to a receipt."""
-        return source not in self._distrusted
-
-    def distrust_replays(self, source: str) -> None:
-        """A replayed message had no receipt: the rest of this run is new to archmon."""
-        self._distrusted.add(source)
-
-    def new_message(self, source: str) -> None:
-        """A message neither DUP nor replayed: a later run of replays (a later connection) is judged afresh."""
-        self._distrusted.discard(source)

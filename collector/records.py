@@ -24,10 +24,10 @@ class QuarantineRecord:
     Attributes:
         received_ms: when the raw message arrived (UTC epoch ms).
         source: source id; topic: MQTT topic or serial pseudo-topic.
-        payload: the raw bytes as received.
         payload: the raw bytes as received, or their first ``storage.quarantine_payload_max_bytes``.
-        reason: one line saying what was wrong, naming the field and the bad value.
-        stage: ``decode``, ``validate``, ``route`` or ``internal``.
+        reason: one line saying what was wrong, naming the field and the bad value (topic and reason are cut
+            to ``collector.quarantine.TEXT_MAX_BYTES``).
+        stage: ``decode``, ``validate``, ``route``, ``store`` (refused by the store for good) or ``internal``.
         sensor: the configured sensor, when one was identified.
         payload_size: size of the whole payload in bytes (None: ``payload`` is all of it).
         payload_sha256: SHA-256 of the whole payload (None: the store computes it from ``payload``).
@@ -49,7 +49,7 @@ class UnassignedRecord:
     """A message from a device no sensor is configured for, with what it would give.
 
     ``readings_json`` is ``{"readings": [...], "rejected": [...]}`` (``collector.quarantine``); ``payload`` is
-    bounded like a quarantined payload.
+    its first ``collector.quarantine.UNASSIGNED_PAYLOAD_MAX_BYTES``.
     """
 
     received_ms: int

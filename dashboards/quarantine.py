@@ -11,30 +11,17 @@ from __future__ import annotations
 
 import base64
 import json
-import unicodedata
+import math
 from typing import Any
 
 from archmon.config import Config
+from archmon.logsetup import printable
 from archmon.timeutil import to_iso
 
 __all__ = ["printable", "quarantine_data", "quarantine_report"]
 
 PAYLOAD_SHOWN = 200
 """Bytes of a payload shown in the text listing (``--format json`` gives all that is kept)."""
-
-
-def printable(text: str) -> str:
-    """``text`` with every control or format character escaped (``\\x1b``, ``\\u202e``); backslashes doubled."""
-    out = []
-    for char in text:
-        if char == "\\":
-            out.append("\\\\")
-        elif unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
-            code = ord(char)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(char)
-    return "".join(out)
 
 
 def _payload_text(payload: bytes) -> str:
@@ -46,16 +33,30 @@ def _payload_text(payload: bytes) -> str:
     return "".join(out)
 
 
+def _finite_or_text(value: Any) -> Any:
+    """A number as JSON can hold it: ``NaN`` and infinities (written by earlier versions) as their text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _finite_or_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_text(v) for v in value]
+    return value
+
+
 def _would_give(readings_json: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``(readings, rejected)`` of an unassigned device's last message (older files stored a plain list)."""
+    """``(readings, rejected)`` of an unassigned device's last message (older files stored a plain list, and
+    could hold ``NaN``/``Infinity`` tokens: they are given as text)."""
     try:
-        data = json.loads(readings_json)
+        data = _finite_or_text(json.loads(readings_json))
     except ValueError:
         return [], [{"reason": "unreadable", "value": readings_json[:80]}]
     if isinstance(data, list):
         return [r for r in data if isinstance(r, dict) and "quantity" in r], []
     if isinstance(data, dict):
-        return list(data.get("readings", [])), list(data.get("rejected", []))
+        readings, rejected = data.get("readings"), data.get("rejected")
+        return ([r for r in readings if isinstance(r, dict)] if isinstance(readings, list) else [],
+                [r for r in rejected if isinstance(r, dict)] if isinstance(rejected, list) else [])
     return [], []
 
 
@@ -90,6 +91,7 @@ def quarantine_data(config: Config, *, limit: int = 20) -> dict[str, Any]:
             "payload_base64": base64.b64encode(rec.payload).decode("ascii"),
             "payload_size": rec.payload_size,
             "payload_sha256": rec.payload_sha256.hex(),
+            "payload_repeats": rec.payload_repeats,
             "truncated": rec.truncated,
         }
         for rec in records

@@ -7,7 +7,10 @@ the same file and must not reuse these names. Steps (``store_migrations``):
    archmon, which recorded no migration, passes through unchanged), and ``store_meta``;
 2. MQTT receipts bounded to one row per source and packet id (``mqtt_packet_receipts``; the older
    ``mqtt_receipts`` kept one row per message until an hourly prune);
-3. quarantine records keep their payload's full size and SHA-256 (the payload itself may be a prefix).
+3. quarantine records keep their payload's full size and SHA-256 (the payload itself may be a prefix);
+4. bounded bad input (``collector.store._quarantine``): payloads stored once per SHA-256
+   (``quarantine_payloads``), bytes per source and day (``quarantine_usage``), unassigned devices by
+   last seen (for their retention).
 
 ``store_meta.schema_version`` stays 1: every step only adds what older readers do not look at, so an
 older archmon still reads (``archmon status``, ``export``) a migrated file, and refuses a file whose
@@ -26,6 +29,7 @@ import sqlite3
 
 from archmon import sqlite as sqlite_helper
 from archmon.sqlite import Migration, migrate, write_tx
+from collector.store._quarantine import QUARANTINE_DDL
 from collector.store._types import SchemaError
 
 __all__ = [
@@ -282,6 +286,7 @@ def store_migrations(tz_name: str, where: str = "") -> list[Migration]:
         _first_tables(tz_name, where),
         Migration(2, _bounded_receipts, "MQTT receipts: one row per source and packet id"),
         Migration(3, _quarantine_digests, "quarantine: full payload size and SHA-256"),
+        Migration(4, lambda conn: _run(conn, QUARANTINE_DDL), "bounded bad input: payloads once, bytes per day"),
     ]
 
 

@@ -71,6 +71,7 @@ class StoredQuarantine:
             may be the first bytes only.
         payload_size: size of the whole payload as received.
         payload_sha256: SHA-256 of the whole payload.
+        payload_repeats: how many quarantine records had this payload (it is stored once).
     """
 
     id: int
@@ -83,6 +84,7 @@ class StoredQuarantine:
     sensor: str | None
     payload_size: int = 0
     payload_sha256: bytes = b""
+    payload_repeats: int = 1
 
     @property
     def truncated(self) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import sqlite3
@@ -13,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from archmon.domain import Reading
 from collector.records import Batch, MqttReceipt, WriteResult, mqtt_messages_counter
+from collector.store._quarantine import QuarantineWriter
 from collector.store._series import SeriesCache
 
 __all__ = ["HOUR_MS", "DayCalendar", "SeriesCache", "write_batches"]
@@ -49,21 +49,6 @@ class DayCalendar:
         self._lo, self._hi = lo, hi
         return lo
 
-
-_UNASSIGNED_UPSERT = """
-INSERT INTO unassigned (source, device_topic, format, first_seen_ms, last_seen_ms, count,
-                        last_payload, last_readings_json)
-VALUES (?, ?, ?, ?, ?, 1, ?, ?)
-ON CONFLICT (source, device_topic) DO UPDATE SET
-    first_seen_ms = min(first_seen_ms, excluded.first_seen_ms),
-    count = count + 1,
-    format = CASE WHEN excluded.last_seen_ms >= last_seen_ms THEN excluded.format ELSE format END,
-    last_payload = CASE WHEN excluded.last_seen_ms >= last_seen_ms THEN excluded.last_payload
-                        ELSE last_payload END,
-    last_readings_json = CASE WHEN excluded.last_seen_ms >= last_seen_ms THEN excluded.last_readings_json
-                              ELSE last_readings_json END,
-    last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)
-"""
 
 _AVAILABILITY_UPSERT = """
 INSERT INTO availability (sensor, state, ts_ms) VALUES (?, ?, ?)
@@ -102,10 +87,6 @@ _ROLLUP_CONFLICT = """ON CONFLICT (series_id, start_ms) DO UPDATE SET
     min = min(min, excluded.min), max = max(max, excluded.max),
     sum = sum + excluded.sum, count = count + excluded.count"""
 _MAX_ROWS_PER_STATEMENT = 128  # 128 rows x 6 columns stays under SQLite's oldest limit of 999 parameters
-_QUARANTINE_INSERT = (
-    "INSERT INTO quarantine (received_ms, source, topic, sensor, stage, reason, payload, payload_size, payload_sha256)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
 _GAUGE_SET = (
     "INSERT INTO gauges (name, value, ts_ms) VALUES (?, ?, ?) "
     "ON CONFLICT (name) DO UPDATE SET value = excluded.value, ts_ms = excluded.ts_ms"
@@ -214,13 +195,18 @@ def _merge(agg: _Agg, key: tuple[int, int], cell: tuple[float, float, float, int
 
 
 def write_batches(
-    conn: sqlite3.Connection, batches: Sequence[Batch], series: SeriesCache, calendar: DayCalendar
+    conn: sqlite3.Connection,
+    batches: Sequence[Batch],
+    series: SeriesCache,
+    calendar: DayCalendar,
+    bad_input: QuarantineWriter,
 ) -> list[WriteResult]:
     """Write ``batches`` inside the caller's open transaction; one result per batch.
 
     Duplicate readings (same sensor, quantity, ts) are ignored and counted; rollups are updated only for
     newly inserted rows. Counter deltas are added, plus ``stored`` and ``duplicates``. MQTT receipts are
-    upserted (the newest receipt of a source and packet id replaces the one before).
+    upserted (the newest receipt of a source and packet id replaces the one before). Quarantine records and
+    unassigned devices go through ``bad_input``, within their limits.
 
     Readings of all batches are first inserted together; only if that finds a duplicate is it undone and
     redone reading by reading to tell which ones were new.
@@ -251,22 +237,8 @@ def write_batches(
     hours: _Agg = {}
     days: _Agg = {}
     _aggregate(new_rows, calendar, hours, days)
-    quarantine = [
-        (q.received_ms, q.source, q.topic, q.sensor, q.stage, q.reason, bytes(q.payload),
-         len(q.payload) if q.payload_size is None else q.payload_size,
-         hashlib.sha256(q.payload).digest() if q.payload_sha256 is None else q.payload_sha256)
-        for batch in batches
-        for q in batch.quarantine
-    ]
-    if quarantine:
-        cur.executemany(_QUARANTINE_INSERT, quarantine)
-    unassigned = [
-        (u.source, u.device_topic, u.format, u.received_ms, u.received_ms, bytes(u.payload), u.readings_json)
-        for batch in batches
-        for u in batch.unassigned
-    ]
-    if unassigned:
-        cur.executemany(_UNASSIGNED_UPSERT, unassigned)
+    bad_input.write_quarantine(cur, [q for batch in batches for q in batch.quarantine], counters)
+    bad_input.write_unassigned(cur, [u for batch in batches for u in batch.unassigned], counters)
     availability = [(a.sensor, a.state, a.ts_ms) for batch in batches for a in batch.availability]
     if availability:
         cur.executemany(_AVAILABILITY_UPSERT, availability)

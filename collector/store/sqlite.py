@@ -8,8 +8,6 @@ file) read while a write runs and never wait for it.
 
 from __future__ import annotations
 
-import hashlib
-import heapq
 import logging
 import sqlite3
 import threading
@@ -20,14 +18,9 @@ from zoneinfo import ZoneInfo
 
 from archmon import sqlite as sqlite_helper
 from collector.records import Batch, WriteResult, mqtt_messages_counter
-from collector.store._schema import (
-    check_schema,
-    ensure_schema,
-    has_columns,
-    has_room_history,
-    has_table,
-    seed_assignments,
-)
+from collector.store._quarantine import QuarantineLimits, QuarantineWriter, expire_bad_input, read_quarantine
+from collector.store._rooms import assignments, stream_readings
+from collector.store._schema import check_schema, ensure_schema, has_room_history, has_table
 from collector.store._types import (
     Bucket,
     LatestValue,
@@ -56,6 +49,7 @@ class SqliteStore:
         readonly: open an existing file for reading only; never creates it.
         busy_timeout_s: how long a write waits for a lock held by another connection before it fails
             with ``sqlite3.OperationalError: database is locked`` (the ``StoreWriter`` then retries).
+        quarantine_limits: how much bad input is kept (``collector.store._quarantine``; default limits).
 
     Raises:
         FileNotFoundError: ``readonly`` and the file does not exist.
@@ -63,7 +57,8 @@ class SqliteStore:
         sqlite3.Error: the file cannot be opened.
     """
 
-    def __init__(self, path: Path, *, tz: ZoneInfo, readonly: bool = False, busy_timeout_s: float = 5.0) -> None:
+    def __init__(self, path: Path, *, tz: ZoneInfo, readonly: bool = False, busy_timeout_s: float = 5.0,
+                 quarantine_limits: QuarantineLimits | None = None) -> None:
         self.path = Path(path)
         self.tz = tz
         self.readonly = readonly
@@ -72,6 +67,7 @@ class SqliteStore:
         self._writer: sqlite3.Connection | None = None
         self._series = SeriesCache()
         self._calendar = DayCalendar(tz)
+        self._bad_input = QuarantineWriter(quarantine_limits or QuarantineLimits())
         if readonly:
             if not self.path.is_file():
                 raise FileNotFoundError(f"archmon database {self.path} does not exist (opened read-only, not created)")
@@ -125,7 +121,7 @@ class SqliteStore:
             conn = self._require_writer()
             try:
                 with sqlite_helper.write_tx(conn):
-                    return write_batches(conn, batches, self._series, self._calendar)
+                    return write_batches(conn, batches, self._series, self._calendar, self._bad_input)
             except BaseException:
                 self._series.clear()  # the rolled-back transaction may have created series or assignments
                 if conn.in_transaction:  # COMMIT itself failed
@@ -139,15 +135,16 @@ class SqliteStore:
         return self._writer
 
     def apply_retention(self, now_ms: int, raw_retention_days: int, quarantine_retention_days: int) -> dict[str, int]:
-        """Delete raw readings and quarantine records older than their retention (0 days keeps forever).
+        """Delete raw readings, quarantine records and unassigned devices older than their retention.
 
-        Rollups are kept forever. Each series is trimmed in its own short transaction so the writer is
-        never blocked for long.
+        0 days keeps forever. Unassigned devices follow the quarantine's retention, by when they were last
+        seen. Rollups are kept forever. Each series is trimmed in its own short transaction so the writer
+        is never blocked for long.
 
         Returns:
-            Rows deleted: ``{"readings": n, "quarantine": m}``.
+            Rows deleted: ``{"readings": n, "quarantine": m, "unassigned": k}``.
         """
-        deleted = {"readings": 0, "quarantine": 0}
+        deleted = {"readings": 0, "quarantine": 0, "unassigned": 0}
         if raw_retention_days > 0:
             cutoff = now_ms - raw_retention_days * DAY_MS
             with self._readers.read() as rconn:
@@ -161,20 +158,13 @@ class SqliteStore:
         if quarantine_retention_days > 0:
             cutoff = now_ms - quarantine_retention_days * DAY_MS
             with self._write_lock:
-                cur = self._require_writer().execute("DELETE FROM quarantine WHERE received_ms < ?", (cutoff,))
-                deleted["quarantine"] += cur.rowcount
+                conn = self._require_writer()
+                with sqlite_helper.write_tx(conn):
+                    deleted["quarantine"], deleted["unassigned"] = expire_bad_input(conn, cutoff)
         if any(deleted.values()):
-            log.info(
-                "retention: deleted %d raw readings and %d quarantine records",
-                deleted["readings"],
-                deleted["quarantine"],
-            )
+            log.info("retention: deleted %d raw readings, %d quarantine records and %d unassigned devices",
+                     deleted["readings"], deleted["quarantine"], deleted["unassigned"])
         return deleted
-
-    def prune_receipts(self, now_ms: int, max_age_ms: int = DAY_MS) -> int:
-        """Nothing to prune any more: receipts are kept one per source and packet id (at most 65,535 per
-        source), each replaced by the next message under the same id. Kept for callers; returns 0."""
-        return 0
 
     # -- reads -------------------------------------------------------------------------------------
 
@@ -287,19 +277,8 @@ class SqliteStore:
     def quarantine(self, limit: int = 100) -> list[StoredQuarantine]:
         """The newest ``limit`` quarantine records, newest first."""
         with self._readers.read() as conn:
-            extra = ", payload_size, payload_sha256" if has_columns(conn, "quarantine", "payload_size") else ""
-            rows = conn.execute(
-                f"SELECT id, received_ms, source, topic, payload, reason, stage, sensor{extra} FROM quarantine"
-                " ORDER BY id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-        out = []
-        for r in rows:
-            payload = bytes(r[4])
-            size = int(r[8]) if extra and r[8] is not None else len(payload)  # older rows: always whole
-            digest = bytes(r[9]) if extra and r[9] is not None else hashlib.sha256(payload).digest()
-            out.append(StoredQuarantine(int(r[0]), int(r[1]), r[2], r[3], payload, r[5], r[6], r[7], size, digest))
-        return out
+            columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(quarantine)")}
+            return read_quarantine(conn, limit, columns=columns, payloads=has_table(conn, "quarantine_payloads"))
 
     def quarantine_count(self) -> int:
         """Number of quarantine records kept."""
@@ -341,31 +320,7 @@ class SqliteStore:
             [] for a sensor never stored with a room.
         """
         with self._readers.read() as conn:
-            return self._assignments(conn, sensor).get(sensor, [])
-
-    @staticmethod
-    def _assignments(conn: sqlite3.Connection, sensor: str | None = None) -> dict[str, list[RoomAssignment]]:
-        """Per sensor, its assignments oldest first (all sensors, or just ``sensor``)."""
-        found: dict[str, list[tuple[str, int]]] = {}
-        if has_room_history(conn):
-            query = "SELECT sensor, room, from_ms FROM sensor_rooms"
-            rows = conn.execute(
-                query + " ORDER BY sensor, from_ms" if sensor is None else query + " WHERE sensor = ? ORDER BY from_ms",
-                () if sensor is None else (sensor,),
-            )
-            for name, room, from_ms in rows:
-                found.setdefault(str(name), []).append((str(room), int(from_ms)))
-        # a file not opened for writing since sensor_rooms was added (read-only), or written to since by
-        # an older archmon: its unassigned sensors are seen as on open for writing
-        for name, room, from_ms in seed_assignments(conn, sensor):
-            found.setdefault(name, [(room, from_ms)])
-        return {
-            name: [
-                RoomAssignment(room, from_ms, spans[i + 1][1] if i + 1 < len(spans) else None)
-                for i, (room, from_ms) in enumerate(spans)
-            ]
-            for name, spans in found.items()
-        }
+            return assignments(conn, sensor).get(sensor, [])
 
     def readings(
         self,
@@ -389,40 +344,4 @@ class SqliteStore:
             rooms: only readings taken while their sensor was in one of these rooms (None: all).
         """
         with self._readers.read() as conn:
-            assignments = self._assignments(conn)
-            streams: list[Iterator[tuple[int, str, str, str, float]]] = []
-            for sid, sensor, quantity, room in conn.execute("SELECT id, sensor, quantity, room FROM series"):
-                if sensors is not None and sensor not in sensors:
-                    continue
-                spans = assignments.get(sensor) or [RoomAssignment(str(room), 0, None)]
-                parts: list[tuple[str, int, int]] = []
-                for i, span in enumerate(spans):
-                    # the first assignment also covers anything older (none is, but never drop a reading)
-                    lo = start_ms if i == 0 else max(start_ms, span.from_ms)
-                    hi = end_ms if span.to_ms is None else min(end_ms, span.to_ms)
-                    if lo < hi and (rooms is None or span.room in rooms):
-                        parts.append((span.room, lo, hi))
-                if len(parts) == 1:  # the usual case: a bare cursor, no generator frame per row
-                    streams.append(conn.execute(_SERIES_ROWS, (parts[0][0], sensor, quantity, sid, *parts[0][1:])))
-                elif parts:
-                    streams.append(_series_rows(conn, int(sid), str(sensor), str(quantity), parts))
-            try:
-                yield from heapq.merge(*streams)
-            finally:
-                for stream in streams:
-                    stream.close()  # type: ignore[attr-defined]
-
-
-_SERIES_ROWS = "SELECT ts, ?, ?, ?, value FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts"
-
-
-def _series_rows(
-    conn: sqlite3.Connection, sid: int, sensor: str, quantity: str, parts: list[tuple[str, int, int]]
-) -> Iterator[tuple[int, str, str, str, float]]:
-    """One series' readings, tagged with the room of each of its (consecutive) ``(room, lo, hi)`` spans."""
-    for room, lo, hi in parts:
-        cursor = conn.execute(_SERIES_ROWS, (room, sensor, quantity, sid, lo, hi))
-        try:
-            yield from cursor
-        finally:
-            cursor.close()
+            yield from stream_readings(conn, start_ms, end_ms, sensors, rooms)

@@ -654,3 +654,207 @@ def test_batch_handler_exception_is_counted_and_not_acked(
     finally:
         source.stop(timeout=2)
     assert redelivered_after_restart(config, sources, pub) == [b"boom"]
+
+
+# -- replays without DUP, packet ids ---------------------------------------------------------------
+
+
+def test_packet_id_ahead_within_half_a_cycle() -> None:
+    from collector._mqtt_session import packet_id_ahead
+
+    assert packet_id_ahead(8, 7) and packet_id_ahead(7 + 32_767, 7)
+    assert not packet_id_ahead(7, 7) and not packet_id_ahead(6, 7) and not packet_id_ahead(7 + 32_768, 7)
+    assert packet_id_ahead(3, 65_530) and not packet_id_ahead(65_530, 3)  # across the wrap to 1
+
+
+def test_replay_watch_marks_the_start_of_a_resumed_session_until_a_packet_id_comes_ahead() -> None:
+    from collector._mqtt_session import ReplayWatch
+
+    watch = ReplayWatch()
+    watch.connected(session_present=True)  # a process's first connection: nothing to compare with
+    assert [watch.classify(mid, False) for mid in (5, 6, 7, 8)] == [False] * 4
+    watch.connected(session_present=True)  # the broker crashed and restored older state
+    assert [watch.classify(mid, False) for mid in (6, 7, 8)] == [True] * 3  # not ahead of 8
+    assert watch.classify(4, True) is False  # DUP: a redelivery the pipeline matches itself
+    assert [watch.classify(mid, False) for mid in (9, 3)] == [False, False]  # 9 ends the run; later is new
+    watch.connected(session_present=False)  # no session: the broker sends nothing again
+    assert watch.classify(2, False) is False
+    watch.connected(session_present=True)  # compared with the newest id now, 2
+    assert watch.classify(1, False) is True and watch.classify(3, False) is False
+
+
+# -- what the source holds while the store cannot take messages -----------------------------------
+
+
+def test_held_queue_keeps_arrival_order_and_drops_the_oldest_qos0() -> None:
+    from collector._mqtt_acks import Delivery
+    from collector._mqtt_chunks import HeldQueue
+
+    held = HeldQueue()
+    for i, qos in enumerate([1, 0, 0, 1, 0, 1]):
+        held.append(Delivery(RawMessage("b", "t", f"m{i}".encode(), 0), i, qos, 1))
+    dropped = held.drop_oldest_qos0()
+    assert dropped is not None and dropped.message.payload == b"m1"
+    chunk = held.take(3)
+    assert [d.message.payload for d in chunk] == [b"m0", b"m2", b"m3"]
+    held.put_back(chunk)  # the handler could not take them: back at the head, in order
+    assert [d.message.payload for d in held.take(10)] == [b"m0", b"m2", b"m3", b"m4", b"m5"]
+    assert held.drop_oldest_qos0() is None and len(held) == 0
+
+
+class StoreFull:
+    """A batch handler whose store is full (``RetryLater`` at once) until ``open`` is set."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.taken: list[RawMessage] = []
+
+    def __call__(self, messages: list[RawMessage]) -> concurrent.futures.Future[Any]:
+        if not self.open.is_set():
+            raise RetryLater("store writer queue full")
+        self.taken.extend(messages)
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future.set_result(None)
+        return future
+
+
+def _publisher(broker: MosquittoBroker) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="flood")
+    client.max_inflight_messages_set(0)
+    client.max_queued_messages_set(0)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    return client
+
+
+@pytest.mark.mosquitto
+def test_qos0_messages_held_for_a_full_store_are_bounded_and_qos1_ones_never_dropped(
+    mosquitto: MosquittoBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Many devices publish at QoS 0, and no broker window bounds those: 3,000 of them while the store is full
+    leave at most two chunks held (the oldest dropped and counted); the QoS 1 ones all arrive afterwards."""
+    store = StoreFull()
+    source = MqttSource(config_for(mosquitto), batch_handler=store, max_chunk=50, site="lab", topics=("t/#",))
+    source.start()
+    flood = _publisher(mosquitto)
+    try:
+        assert source.wait_connected(10)
+        for info in [flood.publish(f"t/{i % 10}", f"q0-{i}", qos=0) for i in range(3000)]:
+            info.wait_for_publish(10)
+        wait_until(lambda: source.stats()["received"] == 3000, what="the QoS 0 flood", timeout=30)
+        for info in [flood.publish("t/qos1", f"q1-{i}", qos=1) for i in range(30)]:
+            info.wait_for_publish(10)
+        wait_until(lambda: source.stats()["received"] == 3020, what="a broker window of QoS 1 messages")
+        stats = source.stats()
+        assert stats["pending"] == 100 and stats["qos0_dropped"] == 2920 and stats["acked"] == 0
+        assert sum("dropping the oldest QoS 0" in r.getMessage() for r in caplog.records) == 1
+        store.open.set()  # the store takes messages again
+        wait_until(lambda: source.stats()["acked"] == 30, what="every QoS 1 message stored and acknowledged")
+        wait_until(lambda: source.stats()["pending"] == 0, what="nothing held")
+        kept = [m.payload.decode() for m in store.taken]
+        assert kept == [f"q0-{i}" for i in range(2920, 3000)] + [f"q1-{i}" for i in range(30)]  # the newest, in order
+    finally:
+        flood.loop_stop()
+        flood.disconnect()
+        source.stop(timeout=2)
+
+
+@pytest.mark.mosquitto
+@PROTOCOLS
+def test_mqtt5_receive_maximum_bounds_what_a_stalled_store_holds(
+    protocol: str, mosquitto_factory: Callable[..., MosquittoBroker]
+) -> None:
+    """A broker without an in-flight limit (``max_inflight_messages 0``) sends an MQTT 3.1.1 client its whole
+    queue; an MQTT 5 client says how many it takes (Receive Maximum: twice the chunk, at least 100)."""
+    broker = mosquitto_factory(max_inflight_messages=0)
+    store = StoreFull()
+    config = config_for(broker, protocol=protocol)
+    source = MqttSource(config, batch_handler=store, max_chunk=60, site="lab", topics=("t/#",))
+    source.start()
+    flood = _publisher(broker)
+    try:
+        assert source.wait_connected(10)
+        for info in [flood.publish(f"t/{i}", str(i), qos=1) for i in range(300)]:
+            info.wait_for_publish(10)  # Mosquitto forwards to subscribers before acknowledging the publisher
+        # Everything the broker sent before answering a SUBSCRIBE has been read once its answer is: a retained
+        # QoS 0 message on the new filter follows the answer (a QoS 0 one waits for no in-flight place).
+        flood.publish("sync/x", b"now", qos=0, retain=True)
+        flood.publish("nobody/listens", b"", qos=1).wait_for_publish(10)  # the broker took what came before it
+        source.set_topics(["t/#", "sync/#"])
+        wait_until(lambda: source.stats()["retained"] == 1, what="the message after the subscription's answer")
+        assert source.stats()["received"] == (121 if protocol == "5" else 301)
+        store.open.set()
+        wait_until(lambda: source.stats()["acked"] == 300, what="all stored and acknowledged", timeout=30)
+    finally:
+        flood.loop_stop()
+        flood.disconnect()
+        source.stop(timeout=2)
+
+
+def test_receive_maximum_is_sent_with_mqtt5_only() -> None:
+    five = connect_properties(MqttSourceConfig(id="b", protocol="5"), receive_maximum=1000)
+    assert five is not None and five.ReceiveMaximum == 1000 and five.SessionExpiryInterval == 7 * 86400
+    assert connect_properties(MqttSourceConfig(id="b", protocol="5"), receive_maximum=10**6).ReceiveMaximum == 65_535
+    assert connect_properties(MqttSourceConfig(id="b"), receive_maximum=1000) is None
+
+
+# -- acknowledgements sent from the writer's thread ------------------------------------------------
+
+
+@pytest.mark.mosquitto
+def test_acks_queued_while_the_woken_network_thread_ran_are_sent_by_that_pass(mosquitto: MosquittoBroker) -> None:
+    """The thread resolving a chunk sends its first PUBACK (which wakes paho's network thread) and queues the rest.
+    On a loaded machine the network thread may run its whole loop pass before that thread goes on: its flush must
+    then wait and send the rest, not return empty-handed and leave them for a pass that only a select timeout
+    brings (a second per round with paho's timeout, what stretched the no-loss test past its 30 s)."""
+    from collector._mqtt_acks import AckCount, AckSender, Delivery
+    from collector._mqtt_client import LoopClient
+
+    passed = threading.Event()
+
+    class WriterDescheduled(LoopClient):
+        stall = False
+
+        def loop_forever(self, timeout: float = 1.0, retry_first_connection: bool = False) -> mqtt.MQTTErrorCode:
+            # no idle pass for a minute: only a wake-up (or traffic) runs a pass and its flush
+            return super().loop_forever(timeout=60.0, retry_first_connection=retry_first_connection)
+
+        def loop_misc(self) -> mqtt.MQTTErrorCode:
+            rc = super().loop_misc()
+            passed.set()
+            return rc
+
+        def ack(self, mid: int, qos: int) -> mqtt.MQTTErrorCode:
+            rc = super().ack(mid, qos)
+            if self.stall and threading.current_thread() is not self._thread:
+                self.stall = False
+                passed.clear()
+                # let the woken network thread run a whole pass; if its flush waits for the sender (it must),
+                # the pass cannot end until this call returns: go on after a while
+                passed.wait(1.0)
+            return rc
+
+    received: list[mqtt.MQTTMessage] = []
+    client = WriterDescheduled(mqtt.CallbackAPIVersion.VERSION2, client_id="acks", clean_session=False,
+                               manual_ack=True)
+    client.on_message = lambda _c, _u, message: received.append(message)
+    sender = AckSender(client, lambda: 1, "test")
+    flushed: list[AckCount] = []
+    client.on_loop_misc = lambda: flushed.append(sender.flush())
+    client.connect(mosquitto.host, mosquitto.port, keepalive=120)
+    client.subscribe("t/#", qos=1)
+    client.loop_start()
+    publisher = _publisher(mosquitto)
+    try:
+        for info in [publisher.publish("t/x", f"m{i}", qos=1) for i in range(3)]:
+            info.wait_for_publish(10)
+        wait_until(lambda: len(received) == 3, what="three unacknowledged messages")
+        deliveries = [Delivery(RawMessage("b", m.topic, m.payload, 0), m.mid, 1, 1) for m in received]
+        client.stall = True
+        assert sender.durable(deliveries).sent == 1  # the first from this thread, the rest queued
+        wait_until(lambda: sum(count.sent for count in flushed) == 2, what="the queued acks sent by the woken pass")
+    finally:
+        publisher.loop_stop()
+        publisher.disconnect()
+        client.disconnect()
+        client.loop_stop()

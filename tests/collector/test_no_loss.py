@@ -19,11 +19,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 
+from archmon.domain import RawMessage
 from tests.fixtures.mosquitto import MosquittoBroker
 from tests.fixtures.waiting import wait_for
 
@@ -436,11 +440,23 @@ def test_a_stalled_store_holds_messages_unacknowledged_and_keeps_the_connection(
         broker.close()
 
 
-def test_messages_resent_without_dup_after_a_broker_crash_are_stored_once(tmp_path: Path) -> None:
-    """Mosquitto restarted from persisted state older than its last sends resends them WITHOUT the DUP flag,
-    and gives new messages the packet ids of messages it lost: replays are restamped, new ones are not."""
+class StablePublisher(BarePublisher):
+    """Messages 0..4 distinct; from 5 on sensor th0 reports the same ``21.0`` every time (a stable room: ESPHome and
+    Shelly send plain numbers, Zigbee2MQTT without ``last_seen`` the same JSON)."""
+
+    def payload(self, n: int) -> tuple[str, bytes]:
+        if n < 5:
+            return super().payload(n)
+        return "zigbee2mqtt/th0", json.dumps({"temperature": 21.0}).encode()
+
+
+def test_after_a_broker_crash_no_acknowledged_reading_is_lost_and_possible_copies_are_counted(tmp_path: Path) -> None:
+    """Mosquitto restarted from persisted state older than its last sends resends them WITHOUT the DUP flag, and
+    gives new messages the packet ids of messages it lost. A new reading of a stable room is byte-identical to the
+    lost one under the same packet id: nothing tells it from a resend. Both are stored (a resend perhaps twice,
+    counted), so no new reading is dropped as a duplicate."""
     broker = MosquittoBroker(tmp_path / "broker", extra_conf=("autosave_interval 0",)).start()  # saves on SIGUSR1
-    publisher = BarePublisher(broker.port)
+    publisher = StablePublisher(broker.port)
     try:
         with RunningService(tmp_path, broker.port) as running:  # creates the persistent session
             pass
@@ -450,20 +466,100 @@ def test_messages_resent_without_dup_after_a_broker_crash_are_stored_once(tmp_pa
         wait_for(lambda: broker.log_tail(400).count("Saving in-memory database") > saves, "the broker's save")
         with RunningService(tmp_path, broker.port) as running:
             wait_for(lambda: running.source.stats()["acked"] == 5, "the queued messages stored and acknowledged")
-            publisher.publish(range(5, 8))  # sent after the save: lost by the broker's crash
+            for n in range(5, 8):  # sent after the save: lost by the broker's crash
+                publisher.publish(range(n, n + 1))
             wait_for(lambda: running.source.stats()["acked"] == 8, "three more stored and acknowledged")
             broker.kill()
             broker.start()  # restores the save: the 5 come again, without DUP, under their packet ids
             wait_for(lambda: running.source.stats()["received"] >= 13, "the replayed messages")
-            publisher.publish(range(8, 11))  # new, under the packet ids of the 3 lost ones
+            for n in range(8, 11):  # new readings, the same value, under the packet ids of the 3 lost ones
+                publisher.publish(range(n, n + 1))
             wait_for(lambda: running.source.stats()["acked"] >= 16, "everything acknowledged")
             assert running.service.writer.flush(10)
             counters = running.counters()
             stats = running.source.stats()
-        assert values_stored(tmp_path / "archmon.db") == {bare_value(n): 1 for n in range(11)}
-        assert counters.get("redelivered", 0) == 0  # no DUP flag anywhere
-        assert counters["replayed_restamped"] == 5 and counters["duplicates"] == 5
-        assert stats["replayed"] >= 8  # the 5 replays and the 3 new messages under reused packet ids
+        stored = values_stored(tmp_path / "archmon.db")
+        assert stored[21.0] == 6  # three readings before the crash, three after: none taken for a resend
+        assert {n: stored[bare_value(n)] for n in range(5)} == dict.fromkeys(range(5), 2)  # the resends, again
+        assert counters.get("redelivered", 0) == 0 and counters.get("duplicates", 0) == 0  # no DUP anywhere
+        assert counters["replayed_possible_duplicates"] == 8  # 5 resends and 3 new readings that look like them
+        assert counters["source.broker.replayed_possible_duplicates"] == 8 and stats["replayed"] >= 8
+    finally:
+        publisher.close()
+        broker.close()
+
+
+class RefusedEveryOther(BarePublisher):
+    """Even messages carry a value the test's store refuses for good (a constraint), each on its own sensor."""
+
+    def payload(self, n: int) -> tuple[str, bytes]:
+        if n % 2:
+            return super().payload(n)
+        return f"zigbee2mqtt/th{n % BARE_SENSORS}", json.dumps({"temperature": REFUSED}).encode()
+
+
+REFUSED = 77.7
+
+
+def test_messages_the_store_refuses_for_good_are_quarantined_and_acknowledged(tmp_path: Path) -> None:
+    """Unacknowledged, each would keep one of the broker's 20 in-flight places and come back on every reconnect:
+    20 of them stopped all ingestion from the broker."""
+    from tests.fixtures.store_stall import refuse_value
+
+    broker = MosquittoBroker(tmp_path / "broker").start()  # Mosquitto's default window: 20 in flight
+    publisher = RefusedEveryOther(broker.port)
+    total = 60
+    try:
+        with RunningService(tmp_path, broker.port) as running:
+            refuse_value(running.db, REFUSED)
+            publisher.publish(range(total))  # 30 refused: more than the in-flight window
+            wait_for(lambda: running.source.stats()["acked"] == total, "every message acknowledged", timeout=60)
+            assert running.service.writer.flush(10)
+            counters = running.counters()
+            kept = [q for q in running.service.store.quarantine(limit=100) if q.stage == "store"]
+            assert running.source.stats()["pending"] == 0
+        assert values_stored(tmp_path / "archmon.db") == {bare_value(n): 1 for n in range(1, total, 2)}
+        assert counters["store_refused"] == counters["source.broker.store_refused"] == 30
+        assert len(kept) == 30 and all("reading refused by the test" in q.reason for q in kept)
+        assert {q.topic for q in kept} == {f"zigbee2mqtt/th{n}" for n in range(0, total, 2)}
+        with RunningService(tmp_path, broker.port) as running:  # nothing comes back on the next connection
+            publisher.publish(range(total + 1, total + 2))
+            wait_for(lambda: running.source.stats()["acked"] == 1, "the next message")
+            assert running.source.stats()["received"] == 1
+    finally:
+        publisher.close()
+        broker.close()
+
+
+def test_a_held_chunk_offered_again_keeps_its_receive_times(tmp_path: Path) -> None:
+    """While the writer is full the source offers its chunk again on every loop pass, through the whole pipeline:
+    the stamps must stay the receive times (they drifted by 1 ms per sensor and offer)."""
+    broker = MosquittoBroker(tmp_path / "broker").start()
+    publisher = BarePublisher(broker.port)  # 20 messages, 20 sensors: each stamp is its message's receive time
+    total = 20
+    try:
+        with RunningService(tmp_path, broker.port) as running:
+            first_seen: dict[float, int] = {}
+            handle = running.service.pipeline.process_many
+
+            def watched(messages: Sequence[RawMessage], **kwargs: Any) -> Future[Any]:
+                for message in messages:
+                    first_seen.setdefault(json.loads(message.payload)["temperature"], message.received_ms)
+                return handle(messages, **kwargs)
+
+            running.service.pipeline.process_many = watched  # type: ignore[method-assign]
+            running.service.writer._max_queued = 5  # a small writer queue: full after a few messages
+            lock = write_lock(running.db)
+            try:
+                publisher.publish(range(total))
+                wait_for(lambda: running.source.stats()["held"] >= 4, "the chunk held and offered again")
+            finally:
+                lock.execute("ROLLBACK")
+                lock.close()
+            wait_for(lambda: running.source.stats()["acked"] == total, f"all {total} acknowledged", timeout=60)
+        with sqlite3.connect(tmp_path / "archmon.db") as conn:
+            stamps = {round(value, 4): ts for value, ts in conn.execute("SELECT value, ts FROM readings")}
+        assert stamps == {round(value, 4): ts for value, ts in first_seen.items()}
     finally:
         publisher.close()
         broker.close()

@@ -414,20 +414,73 @@ def test_quarantine_keeps_a_prefix_with_the_full_size_and_digest(tmp_path: Path)
         store.close()
 
 
-def test_a_flood_from_one_source_is_rate_limited_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+def _config_with(**storage: object) -> Config:
     data = make_config().model_dump()
     data.pop("path", None)
-    data["storage"]["quarantine_per_source_per_minute"] = 5
-    p = Pipeline(parse_config(data), Recorder(), clock=lambda: NOW)
+    data["storage"].update(storage)
+    return parse_config(data)
+
+
+def test_a_flood_keeps_at_most_the_limit_in_any_minute_per_device_and_per_source(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A garbage device sending once a second for ten minutes: its sensor keeps at most 10 records in any 60 s
+    (not a burst plus a refill), the source at most its limit, and another sensor's bad value is still kept."""
+    p = Pipeline(_config_with(quarantine_per_source_per_minute=15), Recorder(), clock=lambda: NOW)
+    kept: list[int] = []
+    suppressed = 0
+    for i in range(600):
+        batch = p.handle(RawMessage("b", "zigbee2mqtt/th1", b"garbage", NOW + i * 1000))
+        kept += [q.received_ms for q in batch.quarantine]
+        suppressed += batch.counters.get("quarantine_suppressed", 0)
+        if i == 30:  # mid-flood, the other sensor's out-of-range value: its own allowance
+            other = p.handle(RawMessage("b", "zigbee2mqtt/door1", b'{"contact": false, "humidity": 180}', NOW + i))
+            assert [q.sensor for q in other.quarantine] == ["door1"]
+    assert len(kept) + suppressed == 600 and len(kept) == 100  # 10 a minute for 10 minutes
+    assert max(sum(1 for t in kept if start <= t < start + 60_000) for start in kept) == 10
+    later = NOW + 700_000  # the flood's minute is over: topics no sensor claims share one device's allowance
+    unclaimed = [p.handle(RawMessage("b", f"nosuch/{i}", b"x", later + i)) for i in range(30)]
+    assert sum(len(b.quarantine) for b in unclaimed) == 10
+    lines = [r.getMessage() for r in caplog.records if "floods the quarantine" in r.getMessage()]
+    assert len(lines) == 1 and "sensor th1: more than 10 rejects a minute" in lines[0]  # once per flood
+
+
+def test_a_flood_ends_after_quiet_minutes_with_its_total(caplog: pytest.LogCaptureFixture) -> None:
+    p = Pipeline(_config_with(quarantine_per_source_per_minute=5), Recorder(), clock=lambda: NOW)
     flood = p.handle_many([RawMessage("b", "zigbee2mqtt/th1", b"garbage", NOW + i) for i in range(100)])
-    assert len(flood.quarantine) == 5
-    assert flood.counters["quarantined"] == 5 and flood.counters["quarantine_suppressed"] == 95
+    assert len(flood.quarantine) == 5 and flood.counters["quarantine_suppressed"] == 95
     assert flood.counters["source.b.quarantine_suppressed"] == 95
-    assert sum("floods the quarantine" in r.getMessage() for r in caplog.records) == 1
     other = p.handle(RawMessage("log", "line/log", b"\x00garbage", NOW))  # another source is not limited
     assert len(other.quarantine) == 1
-    later = p.handle(RawMessage("b", "zigbee2mqtt/th1", b"garbage", NOW + 60_000))  # a minute later: 5 more
-    assert len(later.quarantine) == 1
+    assert p.quarantine.flooding() == {"b": 95}
+    later = p.handle_many([RawMessage("b", "zigbee2mqtt/th1", b"garbage", NOW + 9 * 60_000 + i) for i in range(10)])
+    assert len(later.quarantine) == 5 and p.quarantine.flooding() == {"b": 100}  # the window moved; still flooding
+    p.handle(RawMessage("log", "line/log", b"\x00garbage", NOW + 20 * 60_000))  # ten quiet minutes later
+    assert p.quarantine.flooding() == {}
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("floods the quarantine" in m for m in messages) == 1
+    (over,) = [m for m in messages if "flood is over" in m]
+    assert "100 reject(s) suppressed" in over
+
+
+def test_quarantined_text_is_bounded() -> None:
+    from collector.quarantine import TEXT_MAX_BYTES
+
+    p, _ = pipeline()
+    big = "A" * 1_000_000
+    value = p.handle(msg("zigbee2mqtt/th1", json.dumps({"temperature": big})))
+    route = p.handle(msg("nosuch/" + "x" * 60_000, b"y" * 1_000_000))
+    long_device = p.handle(msg("zigbee2mqtt/" + "d" * 5000, b'{"temperature": 20}'))  # not listed as unassigned
+    records = [*value.quarantine, *route.quarantine, *long_device.quarantine]
+    assert len(records) == 3 and not long_device.unassigned
+    for rec in records:
+        assert len(rec.topic.encode()) <= TEXT_MAX_BYTES and len(rec.reason.encode()) <= TEXT_MAX_BYTES
+        assert len(rec.payload) <= 65_536 and rec.payload_size >= len(rec.payload)
+    assert route.quarantine[0].topic.endswith(f"… ({len('nosuch/') + 60_000} bytes)")
+    unassigned = p.handle(msg("zigbee2mqtt/new", json.dumps({"temperature": 999.0, "humidity": 50, "pad": big})))
+    (rec,) = unassigned.unassigned
+    assert len(rec.payload) == 1024 and len(rec.readings_json) < 1000
+    assert json.loads(rec.readings_json)["rejected"][0]["quantity"] == "temperature"
 
 
 def test_implausible_device_time_is_counted_and_logged_once_per_sensor(caplog: pytest.LogCaptureFixture) -> None:
@@ -435,8 +488,8 @@ def test_implausible_device_time_is_counted_and_logged_once_per_sensor(caplog: p
     ahead = json.dumps({"temperature": 20, "humidity": 50, "last_seen": NOW + 3_600_000})
     batches = [p.handle(msg("zigbee2mqtt/th1", ahead)) for _ in range(3)]
     assert [r.ts_ms for r in batches[0].readings] == [NOW, NOW]  # the receive time instead
-    assert all(b.counters["device_time_rejected"] == 2 for b in batches)
-    assert batches[0].counters["sensor.th1.device_time_rejected"] == 2
+    assert all(b.counters["device_time_rejected"] == 1 for b in batches)  # once per message, not per value
+    assert batches[0].counters["sensor.th1.device_time_rejected"] == 1
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len([w for w in warnings if "th1: device time" in w]) == 1
     assert any("ahead of the receive time" in w and "NTP" in w for w in warnings)
@@ -475,22 +528,26 @@ def test_copy_sent_again_before_the_first_commit_gets_the_first_time() -> None:
     assert p.receipts.pending() == 0  # committed: the store has them now
 
 
-def test_replayed_messages_are_matched_until_the_first_without_a_receipt() -> None:
-    committed = {(7, message_digest("zigbee2mqtt/th1", b'{"temperature": 20}')): NOW - 9000,
-                 (9, message_digest("zigbee2mqtt/th1", b'{"temperature": 22}')): NOW - 8000}
+def test_replayed_messages_are_stored_anew_and_counted_when_they_may_be_copies() -> None:
+    """After a broker crash a replay (no DUP) and a new message under a reused packet id look alike, even in
+    content (a stable room sends the same payload every minute): neither may take an old time, or the new
+    reading would be dropped as a duplicate. One that matches a stored receipt is counted as a possible copy."""
+    committed = {(7, message_digest("zigbee2mqtt/th1", b'{"temperature": 20}')): NOW - 9000}
     p = Pipeline(make_config(), Recorder(), clock=lambda: NOW,
                  receipt_lookup=lambda source, mid, digest: committed.get((mid, digest)))
 
-    def replayed(mid: int, payload: str) -> Batch:
-        return p.handle(RawMessage("b", "zigbee2mqtt/th1", payload.encode(), NOW, mid=mid, replayed=True))
+    def replayed(mid: int, payload: str, received_ms: int) -> Batch:
+        return p.handle(RawMessage("b", "zigbee2mqtt/th1", payload.encode(), received_ms, mid=mid, replayed=True))
 
-    assert [r.ts_ms for r in replayed(7, '{"temperature": 20}').readings] == [NOW - 9000]  # a resend
-    assert replayed(8, '{"temperature": 21}').readings[0].ts_ms >= NOW  # no receipt: new, and the run ends
-    assert replayed(9, '{"temperature": 22}').readings[0].ts_ms >= NOW  # not trusted any more
-    p.handle(qos1("zigbee2mqtt/th1", '{"temperature": 23}', mid=10))  # a new message: a later run is judged afresh
-    batch = replayed(9, '{"temperature": 22}')
-    assert [r.ts_ms for r in batch.readings] == [NOW - 8000]
-    assert batch.counters["replayed"] == 1 and batch.counters["replayed_restamped"] == 1
+    same = replayed(7, '{"temperature": 20}', NOW)  # a resend, or a new identical reading: stored either way
+    assert [r.ts_ms for r in same.readings] == [NOW]
+    assert same.counters["replayed"] == 1 and same.counters["replayed_possible_duplicates"] == 1
+    assert same.counters["source.b.replayed_possible_duplicates"] == 1 and "redelivered_restamped" not in same.counters
+    assert [(r.mid, r.received_ms) for r in same.receipts] == [(7, NOW)]  # its own time, for a later DUP copy
+    other = replayed(8, '{"temperature": 21}', NOW + 10)  # no receipt: new
+    assert [r.ts_ms for r in other.readings] == [NOW + 10] and "replayed_possible_duplicates" not in other.counters
+    dup = p.handle(RawMessage("b", "zigbee2mqtt/th1", b'{"temperature": 20}', NOW + 20, mid=7, dup=True))
+    assert [r.ts_ms for r in dup.readings] == [NOW - 9000]  # DUP: the broker sent this very message before
 
 
 # -- handing the same messages over again ------------------------------------------------------------------
@@ -545,3 +602,158 @@ def _offered(p: Pipeline, chunk: list[RawMessage], future: list[Future[WriteResu
     except RetryLater:
         return False
     return True
+
+
+class FullThenTaking:
+    """A writer that raises ``RetryLater`` for the first ``full`` submits (``timeout=0``), then takes batches."""
+
+    def __init__(self, full: int) -> None:
+        self.full = full
+        self.batches: list[Batch] = []
+
+    def __call__(self, batch: Batch, *, timeout: float | None = None) -> Future[WriteResult]:
+        from archmon.errors import RetryLater
+
+        if self.full > 0:
+            self.full -= 1
+            raise RetryLater("queue full")
+        self.batches.append(batch)
+        future: Future[WriteResult] = Future()
+        future.set_result(WriteResult(tuple(batch.readings)))
+        return future
+
+
+def _offered_until_taken(p: Pipeline, messages: list[RawMessage]) -> int:
+    from archmon.errors import RetryLater
+
+    refused = 0
+    while True:
+        try:
+            p.process_many(messages, timeout=0)
+            return refused
+        except RetryLater:
+            refused += 1
+
+
+def test_a_thousand_refused_offers_change_no_stamp_no_quarantine_place_and_no_replay_decision() -> None:
+    """The MQTT source offers a held chunk again every pass until the writer takes it: each offer runs the
+    whole pipeline again, and must give what the first gave (a 1 ms drift per offer moved readings by a second)."""
+    committed = {(31, message_digest("zigbee2mqtt/th1", b'{"temperature": 25}')): NOW - 60_000}
+    writer = FullThenTaking(full=1000)
+    p = Pipeline(_config_with(quarantine_per_source_per_minute=1), writer, clock=lambda: NOW,
+                 receipt_lookup=lambda source, mid, digest: committed.get((mid, digest)))
+    chunk = [qos1("zigbee2mqtt/th1", f'{{"temperature": {20 + i / 10}}}', mid=i + 1, received_ms=NOW + i * 10)
+             for i in range(20)]
+    chunk.append(qos1("zigbee2mqtt/th1", "not json", mid=30, received_ms=NOW + 300))  # the minute's one record
+    chunk.append(RawMessage("b", "zigbee2mqtt/th1", b'{"temperature": 25}', NOW + 400, mid=31, replayed=True))
+    chunk.append(RawMessage("b", "zigbee2mqtt/th1", b'{"temperature": 26}', NOW + 500, mid=32, replayed=True))
+    assert _offered_until_taken(p, chunk) == 1000
+    (batch,) = writer.batches
+    stamps = {r.value: r.ts_ms for r in batch.readings}
+    assert [stamps[round(20 + i / 10 - 0.5, 2)] for i in range(20)] == [NOW + i * 10 for i in range(20)]
+    assert stamps[24.5] == NOW + 400 and stamps[25.5] == NOW + 500  # replays stamped anew, once
+    assert len(batch.quarantine) == 1 and "quarantine_suppressed" not in batch.counters
+    assert batch.counters["replayed_possible_duplicates"] == 1  # the one matching a stored receipt
+    assert [(r.mid, r.received_ms) for r in batch.receipts][-2:] == [(31, NOW + 400), (32, NOW + 500)]
+
+
+def test_device_time_warnings_survive_ten_thousand_unassigned_devices(caplog: pytest.LogCaptureFixture) -> None:
+    p, _ = pipeline()
+    for i in range(10_000):  # a big site, or a rogue client, introduces many unassigned topics
+        p.handle(RawMessage("b", f"zigbee2mqtt/dev{i}", b'{"temperature": 20}', NOW, False))
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+    for i in range(5):  # past the cap new unassigned devices are logged at DEBUG, not one warning each
+        p.handle(RawMessage("b", f"zigbee2mqtt/late{i}", b'{"temperature": 20}', NOW, False))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "more than 10000 distinct unassigned conditions" in warnings[0]
+    assert sum("late" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG) == 5
+    caplog.clear()
+    bad = json.dumps({"temperature": 20.0, "last_seen": NOW - 30 * 86_400_000}).encode()
+    for _ in range(5):
+        p.handle(RawMessage("b", "zigbee2mqtt/th1", bad, NOW, False))
+    device_time = [r for r in caplog.records if "device time" in r.getMessage()]
+    assert [r.levelno for r in device_time] == [logging.WARNING] + [logging.DEBUG] * 4
+
+
+def test_a_lone_qos1_message_the_store_refuses_is_quarantined_and_resolves() -> None:
+    """Refused for good (a constraint), it would come back on every reconnect and hold an in-flight place."""
+    import sqlite3 as sqlite
+
+    from archmon.errors import RetryLater
+
+    submitted: list[Batch] = []
+    outcomes: list[BaseException | None] = []
+
+    def store(batch: Batch, *, timeout: float | None = None) -> Future[WriteResult]:
+        submitted.append(batch)
+        future: Future[WriteResult] = Future()
+        outcome = outcomes.pop(0) if outcomes else None
+        if outcome is None:
+            future.set_result(WriteResult(tuple(batch.readings)))
+        else:
+            future.set_exception(outcome)
+        return future
+
+    p = Pipeline(make_config(), store, clock=lambda: NOW)
+    refused = sqlite.IntegrityError("CHECK constraint failed")
+    outcomes[:] = [refused]
+    result = p.process_many([qos1("zigbee2mqtt/th1", '{"temperature": 20}', mid=9)], timeout=0).result(0)
+    assert result == WriteResult()
+    first, record = submitted
+    assert first.readings and not record.readings
+    (kept,) = record.quarantine
+    assert kept.stage == "store" and "IntegrityError: CHECK constraint failed" in kept.reason
+    assert record.counters["store_refused"] == 1 and record.counters["source.b.store_refused"] == 1
+    outcomes[:] = [RetryLater("store writer closed")]  # not refused: stays unacknowledged, nothing quarantined
+    with pytest.raises(RetryLater):
+        p.process_many([qos1("zigbee2mqtt/th1", '{"temperature": 21}', mid=10)], timeout=0).result(0)
+    outcomes[:] = [refused, refused]  # the quarantine record refused too (a broken store): the refusal stands
+    with pytest.raises(sqlite.IntegrityError):
+        p.process_many([qos1("zigbee2mqtt/th1", '{"temperature": 22}', mid=11)], timeout=0).result(0)
+    outcomes[:] = [refused]  # a chunk of several or a serial line: the source decides (split, count)
+    with pytest.raises(sqlite.IntegrityError):
+        p.process_many([msg("zigbee2mqtt/th1", '{"temperature": 23}')], timeout=0).result(0)
+
+
+def test_a_refused_chunk_split_after_newer_messages_keeps_its_stamps() -> None:
+    """The split thread hands a refused chunk's messages over again while the network thread goes on with newer
+    ones: handled again, the older messages keep their stamps and never move past the newer ones."""
+    p, recorder = pipeline()
+    chunk = [qos1("zigbee2mqtt/th1", f'{{"temperature": {20 + i}}}', mid=i + 1, received_ms=NOW) for i in range(3)]
+    p.process_many(chunk)  # same millisecond: NOW, NOW + 1, NOW + 2 (the store refuses this batch)
+    newer = p.handle(qos1("zigbee2mqtt/th1", '{"temperature": 30}', mid=4, received_ms=NOW + 1))
+    again = [p.handle(message).readings[0].ts_ms for message in chunk]  # the split, one by one
+    assert [r.ts_ms for r in recorder.batches[0].readings] == again == [NOW, NOW + 1, NOW + 2]
+    assert [r.ts_ms for r in newer.readings] == [NOW + 3]
+
+
+def test_device_text_in_the_log_cannot_drive_the_terminal_or_fake_a_line() -> None:
+    """Topics, device names and reasons come from devices: the log escapes controls (ANSI, bidi overrides) in
+    messages and exceptions, indents the lines after a record's first, and cuts long device text."""
+    import io
+
+    from archmon.logsetup import ZoneFormatter
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(ZoneFormatter())
+    logger = logging.getLogger("collector")
+    logger.addHandler(handler)
+    try:
+        p, _ = pipeline()
+        evil = "zigbee2mqtt/\x1b[2J\x1b[31mx\u202eevil\n2026-01-01T00:00:00.000+08:00 ERROR archmon: fake" + "y" * 5000
+        p.handle(msg(evil, b"garbage"))
+        try:
+            raise ValueError("bad \x1b]0;title\x07 value\nsecond")
+        except ValueError:
+            logging.getLogger("collector.test").exception("failed on %s", "\u2066topic")
+    finally:
+        logger.removeHandler(handler)
+    text = out.getvalue()
+    assert "\x1b" not in text and "\u202e" not in text and "\u2066" not in text and "\x07" not in text
+    assert "\\x1b[2J\\x1b[31mx\\u202eevil" in text and "\\x1b]0;title\\x07" in text and "\\u2066topic" in text
+    lines = text.splitlines()
+    assert sum(not line.startswith("  ") for line in lines) == 2  # two records, every other line indented
+    assert any(line.startswith("  2026-01-01T00:00:00.000+08:00 ERROR archmon: fake") for line in lines)
+    assert max(len(line) for line in lines) < 600  # the 5 kB topic is cut

@@ -301,8 +301,8 @@ def test_retention_deletes_old_raw_but_keeps_rollups(store: SqliteStore) -> None
             quarantine=[QuarantineRecord(now - 100 * day, "s", "t", b"", "r", "decode")],
         )
     )
-    assert store.apply_retention(now, 0, 0) == {"readings": 0, "quarantine": 0}
-    assert store.apply_retention(now, 30, 90) == {"readings": 1, "quarantine": 1}
+    assert store.apply_retention(now, 0, 0) == {"readings": 0, "quarantine": 0, "unassigned": 0}
+    assert store.apply_retention(now, 30, 90) == {"readings": 1, "quarantine": 1, "unassigned": 0}
     assert [ts for ts, _ in store.series("th1", "temperature", 0, now)] == [now - 20 * day, now - 1]
     days = store.buckets("th1", "temperature", 0, now + day, "day")
     assert [b.min for b in days] == [18.0, 19.0, 20.0]
@@ -420,7 +420,6 @@ def test_receipts_are_one_row_per_packet_id(store: SqliteStore) -> None:
     assert store.receipt_time("b", 1, bytes([1]) * 32) == 1001
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("SELECT count(*) FROM mqtt_packet_receipts").fetchone()[0] == 2
-    assert store.prune_receipts(10**13) == 0  # nothing to prune
 
 
 def test_receipt_is_not_written_when_the_transaction_fails(store: SqliteStore) -> None:
@@ -498,13 +497,18 @@ def test_a_file_of_the_previous_version_opens_and_is_migrated(tmp_path: Path) ->
         assert old.payload_size == 2 and len(old.payload_sha256) == 32
         s.write(Batch(readings=[reading(2000, 21.0)], quarantine=[QuarantineRecord(6, "b", "t", b"x", "r", "decode")]))
         assert s.count_readings() == 2 and s.quarantine()[0].payload_size == 1
+        assert [(q.payload, q.payload_size) for q in s.quarantine()] == [(b"x", 1), (b"\xff\x00", 2)]
     finally:
         s.close()
     with sqlite3.connect(path) as conn:
         assert dict(conn.execute("SELECT key, value FROM store_meta"))["schema_version"] == "1"  # older readers
-        assert conn.execute("SELECT version FROM schema_migrations WHERE component = 'store'").fetchone() == (3,)
+        assert conn.execute("SELECT version FROM schema_migrations WHERE component = 'store'").fetchone() == (4,)
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert "mqtt_receipts" not in tables and "mqtt_packet_receipts" in tables
+        assert {"quarantine_payloads", "quarantine_usage"} <= tables
+        # the older record keeps its payload inline, the new one's is stored once beside it
+        inline = dict(conn.execute("SELECT received_ms, length(payload) FROM quarantine"))
+        assert inline == {5: 2, 6: 0}
     SqliteStore(path, tz=SHANGHAI).close()  # opening again changes nothing
 
 
@@ -515,3 +519,87 @@ def test_a_store_written_by_a_newer_archmon_is_refused(tmp_path: Path) -> None:
         conn.execute("UPDATE schema_migrations SET version = 99 WHERE component = 'store'")
     with pytest.raises(SchemaError, match="newer"):
         SqliteStore(path, tz=SHANGHAI)
+
+
+# -- bounded bad input ----------------------------------------------------------------------------------
+
+def _garbage(received_ms: int, payload: bytes, source: str = "b1", topic: str = "zigbee2mqtt/x") -> QuarantineRecord:
+    return QuarantineRecord(received_ms, source, topic, payload, "not JSON", "decode")
+
+
+def test_a_repeated_payload_is_stored_once_with_its_repeat_count(store: SqliteStore) -> None:
+    junk = b"\x00garbage" * 4096  # 32 KiB, sent over and over by a broken device
+    store.write(Batch(quarantine=[_garbage(1000 + i, junk) for i in range(50)], counters={"quarantined": 50}))
+    kept = store.quarantine(limit=100)
+    assert len(kept) == 50 and {q.payload for q in kept} == {junk} and {q.payload_repeats for q in kept} == {50}
+    with sqlite3.connect(store.path) as conn:
+        stored = conn.execute("SELECT sum(length(payload)) FROM quarantine_payloads").fetchone()[0]
+        inline = conn.execute("SELECT sum(length(payload)) FROM quarantine").fetchone()[0]
+    assert (stored, inline) == (len(junk), 0)  # once, not 50 times
+
+
+def test_a_source_keeps_at_most_its_daily_byte_budget_and_the_whole_quarantine_its_ceiling(tmp_path: Path) -> None:
+    from collector.store._quarantine import QuarantineLimits
+
+    limits = QuarantineLimits(bytes_per_source_per_day=100_000, bytes_total=250_000)
+    store = SqliteStore(tmp_path / "q.db", tz=UTC_TZ, quarantine_limits=limits)
+    day = 86_400_000
+    try:
+        for i in range(40):  # 40 distinct 10 kB payloads in one day: about 10 fit the day's budget
+            store.write(Batch(quarantine=[_garbage(day + i, bytes([i]) * 10_000)], counters={"quarantined": 1}))
+        counters = store.counters()
+        kept = store.quarantine_count()
+        assert 8 <= kept <= 10 and counters["quarantined"] == kept
+        assert counters["quarantine_over_budget"] == counters["source.b1.quarantine_over_budget"] == 40 - kept
+        assert counters["quarantine_suppressed"] == 40 - kept
+        other = Batch(quarantine=[_garbage(day + 50, b"y" * 5_000, source="b2")], counters={"quarantined": 1})
+        store.write(other)  # another source has its own budget
+        assert store.quarantine_count() == kept + 1
+        for d in (2, 3, 4):  # later days: a new budget each, until the ceiling of the whole quarantine
+            store.write(Batch(quarantine=[_garbage(d * day + i, bytes([d, i]) * 5_000) for i in range(12)],
+                              counters={"quarantined": 12}))
+        with sqlite3.connect(store.path) as conn:
+            used = conn.execute("SELECT sum(bytes) FROM quarantine_usage").fetchone()[0]
+            on_disk = conn.execute("SELECT sum(length(payload)) FROM quarantine_payloads").fetchone()[0]
+        assert used <= 250_000 and on_disk <= used
+        assert store.counters()["quarantine_over_budget"] > 40 - kept  # the ceiling refused some too
+        removed = store.apply_retention(10 * day, 0, 7)  # day 2 and older expire: room again
+        assert removed["quarantine"] > 0
+        with sqlite3.connect(store.path) as conn:
+            assert conn.execute("SELECT min(day_ms) FROM quarantine_usage").fetchone()[0] >= 3 * day
+            assert conn.execute("SELECT count(*) FROM quarantine_payloads WHERE last_ms < ?",
+                                (3 * day,)).fetchone()[0] == 0
+    finally:
+        store.close()
+
+
+def test_unassigned_devices_are_capped_per_source_and_expire_by_last_seen(tmp_path: Path) -> None:
+    """A rogue client inventing topics under a subscription filter costs at most the cap of rows, each small."""
+    import json
+
+    from archmon.domain import RawMessage
+    from collector.pipeline import Pipeline
+    from collector.store._quarantine import QuarantineLimits
+    from tests.collector.test_pipeline import NOW, make_config
+
+    store = SqliteStore(tmp_path / "u.db", tz=SHANGHAI, quarantine_limits=QuarantineLimits(unassigned_per_source=300))
+    try:
+        pipeline = Pipeline(make_config(), store.write, clock=lambda: NOW)  # type: ignore[arg-type]
+        junk = "Z" * 60_000
+        for start in range(0, 2000, 100):
+            store.write(pipeline.handle_many([
+                RawMessage("b", f"zigbee2mqtt/rogue{i}", json.dumps({"temperature": 20.0, "note": junk}).encode(),
+                           NOW + i) for i in range(start, start + 100)]))
+        store.write(pipeline.handle(RawMessage("b", "zigbee2mqtt/rogue0", b'{"temperature": 21.0}', NOW + 5000)))
+        devices = store.unassigned()
+        counters = store.counters()
+        assert len(devices) == 300 and counters["unassigned_suppressed"] == 1700
+        assert counters["source.b.unassigned_suppressed"] == 1700 and counters["unassigned"] == 2001
+        assert max(len(d.last_payload) for d in devices) == 1024  # a prefix of each device's last payload
+        assert next(d for d in devices if d.device_topic == "zigbee2mqtt/rogue0").count == 2  # known rows go on
+        assert sum(f.stat().st_size for f in tmp_path.iterdir()) < 3_000_000
+        day = 86_400_000
+        removed = store.apply_retention(NOW + 90 * day + 100, 0, 90)  # the first 100 were last seen earlier
+        assert removed["unassigned"] == 99 and len(store.unassigned()) == 201  # rogue0 was seen again later
+    finally:
+        store.close()

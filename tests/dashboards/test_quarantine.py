@@ -76,3 +76,37 @@ def test_json_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     (device,) = data["unassigned"]
     assert device["readings"] == [{"quantity": "temperature", "value": 18.5, "unit": "°C", "ts_ms": None}]
     assert device["rejected"][0]["quantity"] == "humidity" and device["messages"] == 1
+
+
+def test_a_database_of_the_previous_version_with_nan_tokens_is_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Earlier versions wrote ``NaN``/``Infinity`` into ``last_readings_json``; ``--format json`` must stay JSON."""
+    import sqlite3
+
+    config = make_site(tmp_path)
+    with sqlite3.connect(tmp_path / "a.db") as conn:
+        conn.execute(
+            "INSERT INTO unassigned VALUES ('b', 'zigbee2mqtt/old', 'zigbee2mqtt', ?, ?, 3, x'7b7d', ?)",
+            (NOW - 5000, NOW - 1000, '[{"quantity": "temperature", "value": NaN, "unit": "°C", "ts_ms": null},'
+                                      ' {"quantity": "humidity", "value": Infinity, "unit": "%"}]'))
+    assert main(["quarantine", "--config", str(config), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out, parse_constant=lambda token: pytest.fail(f"{token} in the JSON"))
+    old = next(d for d in data["unassigned"] if d["device_topic"] == "zigbee2mqtt/old")
+    assert [(r["quantity"], r["value"]) for r in old["readings"]] == [("temperature", "nan"), ("humidity", "inf")]
+    assert main(["quarantine", "--config", str(config)]) == 0
+    assert "temperature nan °C, humidity inf %" in capsys.readouterr().out
+
+
+def test_a_repeated_payload_is_listed_with_its_repeat_count(tmp_path: Path) -> None:
+    config = make_site(tmp_path)
+    site = load_config(config)
+    store = SqliteStore(tmp_path / "a.db", tz=site.site.tz)
+    try:
+        store.write(Batch(quarantine=[QuarantineRecord(NOW + i, "b", "t/big", b"x" * 300, "too big", "decode")
+                                      for i in range(2, 5)]))
+    finally:
+        store.close()
+    data = quarantine_data(site)
+    assert [q["payload_repeats"] for q in data["quarantine"] if q["topic"] == "t/big"] == [4, 4, 4, 4]
+    assert all(base64.b64decode(q["payload_base64"]) == b"x" * 300 for q in data["quarantine"] if q["topic"] == "t/big")
