@@ -1,0 +1,469 @@
+"""The service ``archmon run`` starts: stores, the pipeline, sources, the alert engine and its feed, the
+notifier and schedules, built from one Config; reloaded on SIGHUP, stopped within a bound on SIGTERM."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from archmon import systemd
+from archmon.app.audit import AuditQueue
+from archmon.app.checks import check_references, storage_problems
+from archmon.app.feed import URGENT, AlertFeed, Backlog, load_backlog
+from archmon.app.reloading import AlertSwap, open_alerts_of
+from archmon.app.stats import ALERT_GAUGES, WRITER_GAUGES, Counters
+from archmon.config import Config, load_config
+from archmon.domain import RawMessage
+from archmon.errors import ConfigError, RetryLater
+from archmon.hub import EventHub
+from archmon.reload import ReloadOutcome, plan_reload
+from archmon.shutdown import StopReport
+from archmon.sqlite import SchemaError
+from archmon.timeutil import now_ms
+from collector._mqtt_client import validate_filter
+from collector.modbus import ModbusSource, bus_devices
+from collector.mqtt import MqttSource
+from collector.pipeline import Pipeline
+from collector.records import Batch, WriteResult
+from collector.routing import Router
+from collector.source import PollingSource, PushSource, Source, SourceContext
+from collector.sources import SOURCE_KINDS, SourceCheck, build_sources, check_sources
+from collector.store import SqliteStore
+from collector.writer import StoreWriter
+
+__all__ = ["STORE_BUSY_TIMEOUT_S", "Service", "SourceState"]
+
+log = logging.getLogger("archmon.app")
+
+STATS_INTERVAL_S = 10.0
+SOURCE_CHECK_S = 1.0
+STORE_BUSY_TIMEOUT_S = 1.0
+"""How long one write of the store writer waits for another connection's lock before it retries (with
+backoff, for as long as it takes): short, so a stop during a stall gives up within its bound."""
+_PART_GAUGES = frozenset({"queued", "active", "open"})  # states of other parts; a source kind names its own
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """A source's state changed (event kind ``source`` on ``Service.hub``; also its first state after start)."""
+
+    source: str
+    state: Literal["connected", "disconnected"]
+    ts_ms: int
+
+
+class Service:
+    """Everything ``archmon run`` starts, in order, and stops in reverse with a final flush.
+
+    Args:
+        config: validated configuration.
+        on_stored: extra listeners called after each commit (live views, tests).
+
+    Raises:
+        ConfigError: a problem with the file, including a database that cannot be written where
+            ``storage.sqlite_path`` says.
+    """
+
+    def __init__(self, config: Config, *, on_stored: list[Callable[[WriteResult], None]] | None = None) -> None:
+        checked = check_sources(config)  # the one validation of the source tables; everything below uses it
+        problems = check_references(config, checked=checked) + storage_problems(config)
+        if problems:
+            raise ConfigError(problems)
+        for warning in checked.warnings:
+            log.warning("%s", warning)
+        self.config = config
+        self.db_path: Path = config.resolve(config.storage.sqlite_path)
+        self.store = _open_store(config, self.db_path)
+        self.writer = StoreWriter(
+            self.store, batch_size=config.storage.batch_size, flush_interval_ms=config.storage.flush_interval_ms
+        )
+        self.hub = EventHub()
+        """Stored readings and source state changes; alerts, acknowledgements and notification results."""
+        self.writer.add_listener(self._publish_readings)
+        for listener in on_stored or []:
+            self.writer.add_listener(listener)
+        self.pipeline = Pipeline(config, self._submit, receipt_lookup=self.store.receipt_time,
+                                 sources=checked.configs)
+        self._checked = checked
+        self._accepting = True
+        self._deferred: dict[str, int] = defaultdict(int)
+        # Sources whose origin sends again what was not acknowledged (an MQTT broker): see _on_messages.
+        self._redelivering = {t.id for t in config.sources if SOURCE_KINDS[t.kind].redelivers}
+        self._gauges = {t.id: SOURCE_KINDS[t.kind].gauges | {"connected"} for t in config.sources}
+        self._sources = self._build_sources(checked)
+        polling = sum(isinstance(source, PollingSource) for source in self._sources.values())
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=max(4, polling + 2))},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+            timezone=config.site.tz,
+        )
+        self.audit = AuditQueue(self.db_path)
+        """The service's own audit entries (reloads), written whatever the database is doing."""
+        self.backlog_path = self.db_path.with_name(self.db_path.name + ".unjudged.json")
+        """Readings stored but not judged when the last stop ran out of time (see :mod:`archmon.app.feed`)."""
+        self.alerts: Any = self._alert_service()
+        self.notifier: Any = self._notifier()
+        self.audit.start()  # (the alert service made the audit table) also for a reload before the start
+        self.counters = Counters()
+        self._service_counts: dict[str, int] = defaultdict(int)  # reloads, refusals... (persisted as counters)
+        self._service_gauges: dict[str, int] = {}
+        self._source_states: dict[str, str] = {}
+        self._source_lock = threading.Lock()
+        self._stopping = threading.Event()  # asked to stop: reloads are no longer applied
+        self._stopped = threading.Event()  # stop() ran
+        self._started = False
+        self._reload_lock = threading.Lock()
+        self.on_reload: list[Callable[[Config], None]] = []
+        """Called with the configuration in force after each applied reload (the dashboard follows it)."""
+        self.dashboard: Any = None
+        """The web dashboard's server while ``serve_dashboard`` runs it (stopped first by ``stop``)."""
+        self.stop_report: StopReport | None = None
+
+    def _build_sources(self, checked: SourceCheck) -> dict[str, Source]:
+        """Every configured source from the registry, by id: built (validated), not started."""
+        context = SourceContext(self.config, self._on_messages, self.pipeline.router,
+                                max_chunk=self.config.storage.batch_size)
+        return build_sources(self.config, context, checked=checked)
+
+    def _on_messages(self, messages: Sequence[RawMessage]) -> Future[WriteResult]:
+        """The sink of every source: the pipeline, except for a redelivering source while stopping.
+
+        A redelivering source (MQTT) calls this from its network thread, which must keep serving the
+        connection: it never waits for room in the writer; a full writer raises RetryLater and the source
+        holds the messages (unacknowledged) and offers them again. Serial sources hand over from their own
+        hand-over thread, which may wait.
+        """
+        redelivering = bool(messages) and messages[0].source in self._redelivering
+        if self._accepting or not redelivering:
+            return self.pipeline.process_many(messages, timeout=0 if redelivering else None)
+        # Stopping: leave the messages unacknowledged; the broker delivers them again on the next start.
+        # (Serial sources cannot be asked again: they keep handing over until their buffers are stored.)
+        for message in messages:
+            self._deferred[message.source] += 1
+        return Future()
+
+    def _submit(self, batch: Batch, *, timeout: float | None = None) -> Future[WriteResult]:
+        future = self.writer.submit(batch, timeout=timeout)
+        if batch.availability:
+            records, feed = list(batch.availability), self._alert_feed
+
+            def forward(done: Future[WriteResult]) -> None:
+                if done.exception() is None:
+                    for record in records:
+                        feed.availability(record.sensor, record.state, record.ts_ms)
+
+            future.add_done_callback(forward)
+        return future
+
+    def _alert_service(self) -> Any:
+        from alerts import AlertService
+
+        service = AlertService(self.config, self.db_path, hub=self.hub)
+        # Readings and availability reach the engine in commit order, on its own thread, so judging
+        # never holds up the next commit (and the MQTT acks that wait for it).
+        self._alert_feed = AlertFeed(service, on_backlog=self._judge_backlog)
+        self.writer.add_listener(lambda result: self._alert_feed.readings(result.stored) if result.stored else None)
+        return service
+
+    def _judge_backlog(self, backlog: Backlog) -> None:
+        """On the feed's thread, before this run's first commit: what the last stop could not judge."""
+        judge = getattr(self.alerts, "judge_backlog", None)
+        if judge is not None:
+            judge(backlog.readings, backlog.availability)
+            log.info("alerts: judged %d reading(s) and %d availability change(s) the last run stored but could "
+                     "not judge before it stopped", len(backlog.readings), len(backlog.availability))
+        else:  # this engine cannot judge stored readings again without counting them twice in its windows
+            urgent = [r for r in backlog.readings if r.quantity in URGENT]
+            if urgent:
+                self.alerts.on_readings(urgent)
+            for change in backlog.availability:
+                self.alerts.on_availability(change.sensor, change.state, change.ts_ms)
+            rest = len(backlog.readings) - len(urgent)
+            (log.warning if rest else log.info)(
+                "alerts: judged %d smoke/leak reading(s) and %d availability change(s) the last run stored but "
+                "could not judge before it stopped%s", len(urgent), len(backlog.availability),
+                f"; {rest} other reading(s) are stored but were not judged by the alert rules" if rest else "")
+        self.backlog_path.unlink(missing_ok=True)
+
+    def _notifier(self) -> Any:
+        from alerts.notify import build_notifier
+
+        alerts = self.alerts
+        return build_notifier(self.config, self.db_path, hub=self.hub, acknowledge=alerts.acknowledge,
+                              engine_rules=lambda: alerts.engine.rules)
+
+    def start(self) -> None:
+        """Start the writer, the sources and the schedules (never blocks on an unreachable device)."""
+        backlog = load_backlog(self.backlog_path)
+        if backlog is not None:  # judged before anything this run stores
+            self._alert_feed.backlog(backlog)
+        self._alert_feed.start()
+        self.writer.start()
+        for source_id, source in self._sources.items():
+            if isinstance(source, PollingSource):
+                self.scheduler.add_job(source.gather, "interval", seconds=source.interval_s,
+                                       id=f"gather:{source_id}", next_run_time=_now_dt(self.config))
+            elif isinstance(source, PushSource):
+                source.start()
+        self.scheduler.add_job(self.report_stats, "interval", seconds=STATS_INTERVAL_S, id="stats",
+                               next_run_time=_now_dt(self.config))
+        self.scheduler.add_job(self.check_sources, "interval", seconds=SOURCE_CHECK_S, id="source-states")
+        self.scheduler.add_job(self.apply_retention, "interval", hours=1, id="retention",
+                               next_run_time=_now_dt(self.config))
+        self.alerts.start(self.scheduler)
+        if self.notifier is not None:
+            self.notifier.start()
+        self.scheduler.start()
+        self._started = True
+        kinds = sorted(f"{t.id} ({t.kind})" for t in self.config.sources if t.id in self._sources)
+        log.info("archmon started: %d source(s) %s, %d sensors in %d rooms; data in %s", len(kinds),
+                 ", ".join(kinds), len(self.config.sensors), len(self.config.rooms), self.db_path)
+
+    def serve_dashboard(self, address: str | None = None) -> Any:
+        """Start the web dashboard (``--http HOST:PORT``, else ``[http]``; ``"off"``: not at all); see
+        :func:`archmon.app.web.serve_dashboard`. A dashboard that cannot start is logged, never fatal."""
+        from archmon.app.web import serve_dashboard
+
+        return serve_dashboard(self, address)
+
+    def sources(self) -> dict[str, Source]:
+        """Every running source by id (tables of a kind without a running source have none)."""
+        return dict(self._sources)
+
+    # -- event hub ---------------------------------------------------------------------------------
+
+    def _publish_readings(self, result: WriteResult) -> None:
+        """Writer listener: one ``readings`` event per commit (the hub never blocks, so neither does this)."""
+        if result.stored:
+            self.hub.publish("readings", result.stored)
+
+    def check_sources(self) -> None:
+        """Publish a ``source`` event for every source whose connection state changed (a 1 s job)."""
+        with self._source_lock:  # the 1 s job and report_stats both look
+            for source_id, source in self.sources().items():
+                state = "connected" if source.connected else "disconnected"
+                if self._source_states.get(source_id) != state:
+                    self._source_states[source_id] = state
+                    self.hub.publish("source", SourceState(source_id, state, now_ms()))
+
+    # -- counters ----------------------------------------------------------------------------------
+
+    def report_stats(self, *, stopping: bool = False, timeout_s: float | None = None) -> None:
+        """Persist counters (as deltas) and states (gauges) of the sources, the alert service, the writer and
+        the event hub, so ``archmon status`` can show them (see :mod:`archmon.app.stats`)."""
+        batch = self.stats_batch(stopping=stopping)
+        try:
+            self.counters.track(batch, self.writer.submit(batch, timeout=timeout_s))
+        except RetryLater as exc:  # a full or closed writer: these deltas go with the next report
+            self.counters.undo(batch.counters.items())
+            log.debug("counters not persisted: %s", exc)
+
+    def stats_batch(self, *, stopping: bool = False, alerts: bool = True) -> Batch:
+        """What changed in the counters since the last report, and every state (``alerts=False``: without
+        the alert service's, e.g. while its engine may be held by a stalled database)."""
+        self.check_sources()
+        batch = Batch()
+        now = now_ms()
+        batch.gauges["service.running"] = (0 if stopping else 1, now)
+        for source_id, source in self.sources().items():
+            stats = dict(source.stats())
+            stats["connected"] = int(source.connected)
+            self.counters.add(batch, f"source.{source_id}", stats, now, self._gauges.get(source_id, _PART_GAUGES))
+        if alerts:
+            gauges = frozenset(getattr(self.alerts, "stats_gauges", None) or ALERT_GAUGES)
+            self.counters.add(batch, "alerts", dict(self.alerts.stats()), now, gauges)
+        writer = self.writer.stats()
+        self.counters.add(batch, "writer", {"failures": writer.failures, "rejected": writer.rejected,
+                                            "listener_errors": writer.listener_errors,
+                                            "queued_records": writer.queued_records,
+                                            "retrying": int(writer.retrying)}, now, WRITER_GAUGES)
+        for sub in self.hub.subscribers():
+            self.counters.add(batch, f"hub.{sub.name}", {"dropped": sub.dropped}, now, frozenset())
+        self.counters.add(batch, "service", {**self._service_counts, **self._service_gauges}, now,
+                          frozenset(self._service_gauges))
+        return batch
+
+    def apply_retention(self) -> None:
+        """Drop raw readings and quarantine entries past their retention (rollups are kept)."""
+        storage = self.config.storage
+        removed = self.store.apply_retention(now_ms(), storage.raw_retention_days, storage.quarantine_retention_days)
+        if any(removed.values()):
+            log.info("retention removed %s", removed)
+
+    # -- reload (SIGHUP) ---------------------------------------------------------------------------
+
+    def reload(self, path: Path | None = None) -> ReloadOutcome:
+        """Read the configuration file again and apply what a running service can change (see
+        :mod:`archmon.reload`); a file with problems is refused and the running configuration stays.
+
+        Never raises for a bad file: the outcome says what happened; it is logged and audited either way
+        (audited through :class:`~archmon.app.audit.AuditQueue`, so also during a store stall). Returns at
+        once: the alert rules are swapped at their place in the alert feed, not waited for. Once a stop was
+        asked for, nothing is applied any more.
+        """
+        file = Path(path or self.config.path or "archmon.toml")
+        with self._reload_lock:
+            if self._stopping.is_set():
+                outcome = ReloadOutcome(str(file), "", applied=False, skipped=True)
+                outcome.log(log)
+                return outcome
+            try:
+                digest = hashlib.sha256(file.read_bytes()).hexdigest()
+            except OSError:
+                digest = ""
+            removed: list[str] = []
+            try:
+                new = load_config(file)
+                plan = plan_reload(self.config, new)
+                checked = check_sources(plan.config)
+                problems = check_references(new) or check_references(plan.config, checked=checked)
+                if problems:
+                    raise ConfigError(problems)
+                if self._stopping.is_set():
+                    outcome = ReloadOutcome(str(file), digest, applied=False, skipped=True)
+                    outcome.log(log)
+                    return outcome
+                removed = sorted({s.id for s in self.config.sensors} - {s.id for s in plan.config.sensors})
+                self._apply(plan.config, checked, removed=removed)
+            except ConfigError as exc:
+                outcome = ReloadOutcome(str(file), digest, applied=False, problems=list(exc.problems))
+            except Exception as exc:  # a bug must cost the reload, never the running service
+                log.exception("reload of %s failed", file)
+                outcome = ReloadOutcome(str(file), digest, applied=False,
+                                        problems=[f"{file}: internal error: {type(exc).__name__}: {exc}"])
+            else:
+                outcome = ReloadOutcome(str(file), digest, applied=True, plan=plan,
+                                        open_alerts_of_removed=open_alerts_of(self.db_path, removed))
+            self._record_reload(outcome)
+            config = self.config
+        if outcome.applied:
+            for listener in self.on_reload:
+                try:
+                    listener(config)
+                except Exception:
+                    log.exception("reload: listener %r failed", listener)
+        return outcome
+
+    def _apply(self, config: Config, checked: SourceCheck, *, removed: Sequence[str] = ()) -> None:
+        """Switch every part to ``config``. What can refuse it is worked out first; if a step fails after
+        all, every part switched so far goes back (the alert rules too, in the feed's order) and it raises."""
+        brokers = {i: s for i, s in self._sources.items() if isinstance(s, MqttSource)}
+        buses = {i: s for i, s in self._sources.items() if isinstance(s, ModbusSource)}
+        router = Router(config, checked.configs)
+        topics = {i: [validate_filter(t, f"mqtt ({i}) topics") for t in router.mqtt_topics(i)] for i in brokers}
+        devices = {i: bus_devices(config, i) for i in buses}
+        old, old_checked = self.config, self._checked
+        old_topics = {i: list(b.topics) for i, b in brokers.items()}
+        old_devices = {i: list(b.devices) for i, b in buses.items()}
+        swap = self._swap_alerts(config, removed)
+        try:
+            self.pipeline.reconfigure(config, checked.configs)
+            if not self._stopping.is_set():  # a stopping source is not asked to subscribe any more
+                for source_id, broker in brokers.items():
+                    broker.set_topics(topics[source_id])
+            for source_id, bus in buses.items():
+                bus.set_devices(devices[source_id])
+        except BaseException:
+            if swap is None or swap.cancel():  # done here, or too late to cancel: swap back
+                self._swap_alerts(old, ())
+            self.pipeline.reconfigure(old, old_checked.configs)
+            for source_id, broker in brokers.items():
+                if list(broker.topics) != old_topics[source_id]:
+                    broker.set_topics(old_topics[source_id])
+            for source_id, bus in buses.items():
+                bus.set_devices(old_devices[source_id])
+            raise
+        self.config, self._checked = config, checked
+
+    def _swap_alerts(self, config: Config, removed: Sequence[str]) -> AlertSwap | None:
+        """Swap the alert rules in the alert feed's order: readings stored before the reload are judged by the
+        rules they were stored under, every later one by the new rules, none twice. Not waited for (a
+        running service); before the start or after the stop, done here (and a refusal raises)."""
+        swap = AlertSwap(self.alerts, config, on_failure=self._alert_swap_failed, removed=removed)
+        if not self._started or not self._alert_feed.alive:
+            self.alerts.reload(config)
+            return None
+        waiting = self._alert_feed.queued()
+        self._alert_feed.call("reload", swap.run)
+        if waiting:
+            log.info("reload: the new alert rules apply once the alert engine is through the %d commit(s) stored "
+                     "before the reload", waiting)
+        return swap
+
+    def _alert_swap_failed(self, exc: BaseException) -> None:
+        """The alert engine refused a configuration everything else took (on the feed's thread)."""
+        log.error("reload: the alert engine refused the new rules and goes on with the old ones: %s: %s",
+                  type(exc).__name__, exc)
+        self._service_counts["reload_alert_failures"] += 1
+        self.audit.submit("config", "system", "service",
+                          {"event": "reload_alerts_failed", "problem": f"{type(exc).__name__}: {exc}"[:500]})
+
+    def _record_reload(self, outcome: ReloadOutcome) -> None:
+        """Log, count (persisted with the next report) and audit (retried until the file takes it)."""
+        outcome.log(log)
+        plan = outcome.plan
+        self._service_counts["reloads" if outcome.applied else "reloads_refused"] += 1
+        self._service_gauges["last_reload"] = int(outcome.applied)
+        self._service_gauges["restart_needed"] = len(plan.restart_needed) if plan else 0
+        self.audit.submit("config", "system", "service", outcome.audit_payload())
+        if self._started and not self._stopping.is_set():
+            self.report_stats(timeout_s=0)
+
+    # -- stop (SIGTERM) ----------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """A stop was asked for (a signal): reloads are no longer applied, and systemd hears it now, not when
+        the stop gets going. Cheap and safe from a signal handler; :meth:`stop` does the work."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        bound = self.config.service.stop_timeout_s
+        systemd.notify_stopping(f"stopping within {bound:g} s", timeout_s=bound + 5)
+
+    @property
+    def stopping(self) -> bool:
+        """A stop was asked for (or has run)."""
+        return self._stopping.is_set()
+
+    def stop(self) -> StopReport:
+        """Stop taking messages, store and acknowledge every accepted one, judge what was stored, then
+        disconnect and close, all within ``[service] stop_timeout_s`` (see :mod:`archmon.app.stopping`)."""
+        from archmon.app.stopping import stop_service
+
+        if self._stopped.is_set():
+            return self.stop_report or StopReport(self.config.service.stop_timeout_s)
+        self._stopped.set()
+        self.request_stop()
+        self.stop_report = stop_service(self)
+        return self.stop_report
+
+
+def _open_store(config: Config, db_path: Path) -> SqliteStore:
+    """The readings store, or a ConfigError naming the path (a file that is not an archmon database...)."""
+    try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteStore(db_path, tz=config.site.tz, busy_timeout_s=STORE_BUSY_TIMEOUT_S)
+    except (OSError, SchemaError) as exc:
+        raise ConfigError(f"{config.label}: storage.sqlite_path: {db_path}: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise  # another process holds it: a restart may well work
+        raise ConfigError(f"{config.label}: storage.sqlite_path: {db_path}: cannot use it as the database: "
+                          f"{exc}") from exc
+
+
+def _now_dt(config: Config) -> Any:
+    from datetime import datetime
+
+    return datetime.now(config.site.tz)
