@@ -38,6 +38,7 @@ class RunControl:
         self._reload = threading.Event()
         self._reloading = False
         self.reloads = 0
+        """Reloads done (applied or refused; not those a stop cut short)."""
         self._thread = threading.Thread(target=self._reloads, name="archmon-reload", daemon=True)
 
     def install(self) -> None:
@@ -98,6 +99,8 @@ class RunControl:
                 continue
             finally:
                 self._reloading = False
+            if outcome.skipped:
+                continue
             self.reloads += 1
             if not self._stop.is_set():
                 systemd.notify_ready("collecting; last reload " + ("applied" if outcome.applied

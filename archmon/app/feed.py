@@ -100,10 +100,12 @@ class AlertFeed:
         self._queue: deque[FeedItem] = deque()
         self._left: list[FeedItem] = []  # submitted after abandon(): kept with what was taken
         self._abandoned = False
+        self._unbounded = False
         self._stopping = False
         self._submitted = 0
         self._done = 0
         self._busy_since: float | None = None
+        self._current: FeedItem | None = None
         self._thread = threading.Thread(target=self._run, name="alerts-feed", daemon=True)
         self.errors = 0
         self.handled = 0
@@ -128,7 +130,7 @@ class AlertFeed:
 
     def _put(self, item: FeedItem) -> None:
         with self._cond:
-            while len(self._queue) >= self._max and not self._abandoned:
+            while len(self._queue) >= self._max and not self._abandoned and not self._unbounded:
                 self._cond.wait()
             if self._abandoned:
                 self._left.append(item)
@@ -153,10 +155,27 @@ class AlertFeed:
         with self._cond:
             return 0.0 if self._busy_since is None else time.monotonic() - self._busy_since
 
+    def current(self) -> FeedItem | None:
+        """The item being handled (None: idle)."""
+        with self._cond:
+            return self._current
+
+    @property
+    def abandoned(self) -> bool:
+        """:meth:`abandon` was called (a stop ran out of time)."""
+        return self._abandoned
+
     def queued(self) -> int:
         """Items waiting (the one being handled not counted)."""
         with self._cond:
             return len(self._queue)
+
+    def unbounded(self) -> None:
+        """Stop slowing the writer down (a stop: nothing new is taken in, the final flush must not wait for
+        the engine; what it cannot judge in time is kept for the next start)."""
+        with self._cond:
+            self._unbounded = True
+            self._cond.notify_all()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until everything queued so far has been handled; False on timeout."""
@@ -195,6 +214,7 @@ class AlertFeed:
                     return
                 item = self._queue.popleft()
                 self._busy_since = time.monotonic()
+                self._current = item
                 self._cond.notify_all()  # room for a producer blocked on a full queue
             try:
                 self._handle(item)
@@ -204,6 +224,7 @@ class AlertFeed:
                 log.exception("alert feed: %s failed; going on", type(item).__name__)
             with self._cond:
                 self._busy_since = None
+                self._current = None
                 self._done += 1
                 self._cond.notify_all()
 

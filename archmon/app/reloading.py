@@ -29,12 +29,14 @@ class AlertSwap:
     Args:
         alerts: the ``AlertService``.
         config: the configuration to swap in.
-        on_failure: called (on the feed's thread) with the exception when the engine refuses ``config``.
+        on_failure: called (on the feed's thread) with the exception when ``alerts.reload`` raised, and whether
+            the engine took ``config`` all the same (its own audit entry failed after the swap, on a stalled
+            database).
         removed: sensors the reload removed; their open alerts are closed after the swap if the alert service
             can (``AlertService.close_alerts_of_removed``).
     """
 
-    def __init__(self, alerts: Any, config: Config, *, on_failure: Callable[[BaseException], None],
+    def __init__(self, alerts: Any, config: Config, *, on_failure: Callable[[BaseException, bool], None],
                  removed: Collection[str] = ()) -> None:
         self._alerts = alerts
         self.config = config
@@ -57,7 +59,7 @@ class AlertSwap:
             if close is not None and self._removed:
                 close(self._removed, by="system", reason="sensor removed from the configuration by a reload")
         except Exception as exc:
-            self._on_failure(exc)
+            self._on_failure(exc, self._alerts.config is self.config)
 
     def cancel(self) -> bool:
         """Do not swap after all; True if it is too late (the swap ran or is running: swap back)."""

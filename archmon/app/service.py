@@ -194,7 +194,8 @@ class Service:
                 "alerts: judged %d smoke/leak reading(s) and %d availability change(s) the last run stored but "
                 "could not judge before it stopped%s", len(urgent), len(backlog.availability),
                 f"; {rest} other reading(s) are stored but were not judged by the alert rules" if rest else "")
-        self.backlog_path.unlink(missing_ok=True)
+        if not self._alert_feed.abandoned:  # (a stop that ran out of time keeps the file itself)
+            self.backlog_path.unlink(missing_ok=True)
 
     def _notifier(self) -> Any:
         from alerts.notify import build_notifier
@@ -259,10 +260,16 @@ class Service:
 
     # -- counters ----------------------------------------------------------------------------------
 
-    def report_stats(self, *, stopping: bool = False, timeout_s: float | None = None) -> None:
+    def report_stats(self, *, stopping: bool = False, timeout_s: float | None = None, alerts: bool = True) -> None:
         """Persist counters (as deltas) and states (gauges) of the sources, the alert service, the writer and
-        the event hub, so ``archmon status`` can show them (see :mod:`archmon.app.stats`)."""
-        batch = self.stats_batch(stopping=stopping)
+        the event hub, so ``archmon status`` can show them (see :mod:`archmon.app.stats`).
+
+        Args:
+            stopping: ``service.running`` is 0 from now on.
+            timeout_s: longest wait for room in the writer (None: as long as it takes; 0: none).
+            alerts: with the alert service's numbers (they wait for the engine's lock).
+        """
+        batch = self.stats_batch(stopping=stopping, alerts=alerts)
         try:
             self.counters.track(batch, self.writer.submit(batch, timeout=timeout_s))
         except RetryLater as exc:  # a full or closed writer: these deltas go with the next report
@@ -297,7 +304,12 @@ class Service:
     def apply_retention(self) -> None:
         """Drop raw readings and quarantine entries past their retention (rollups are kept)."""
         storage = self.config.storage
-        removed = self.store.apply_retention(now_ms(), storage.raw_retention_days, storage.quarantine_retention_days)
+        try:
+            removed = self.store.apply_retention(now_ms(), storage.raw_retention_days,
+                                                 storage.quarantine_retention_days)
+        except sqlite3.OperationalError as exc:  # a stalled file: the next hour's run removes them
+            log.warning("retention: nothing removed this time: %s", exc)
+            return
         if any(removed.values()):
             log.info("retention removed %s", removed)
 
@@ -335,7 +347,8 @@ class Service:
                     outcome.log(log)
                     return outcome
                 removed = sorted({s.id for s in self.config.sensors} - {s.id for s in plan.config.sensors})
-                self._apply(plan.config, checked, removed=removed)
+                if plan.changed:  # (an unchanged file: nothing to switch, the engine not even asked)
+                    self._apply(plan.config, checked, removed=removed)
             except ConfigError as exc:
                 outcome = ReloadOutcome(str(file), digest, applied=False, problems=list(exc.problems))
             except Exception as exc:  # a bug must cost the reload, never the running service
@@ -401,13 +414,16 @@ class Service:
                      "before the reload", waiting)
         return swap
 
-    def _alert_swap_failed(self, exc: BaseException) -> None:
-        """The alert engine refused a configuration everything else took (on the feed's thread)."""
-        log.error("reload: the alert engine refused the new rules and goes on with the old ones: %s: %s",
-                  type(exc).__name__, exc)
+    def _alert_swap_failed(self, exc: BaseException, swapped: bool) -> None:
+        """The alert service's reload raised (on the feed's thread): it refused the configuration everything
+        else took, or it took it and only its own audit entry failed (a stalled database)."""
+        problem = f"{type(exc).__name__}: {exc}"[:500]
+        if swapped:  # the service's own audit entry of this reload is on its way (AuditQueue)
+            log.warning("reload: the alert engine took the new rules; its own audit entry of them failed: %s", problem)
+            return
+        log.error("reload: the alert engine refused the new rules and goes on with the old ones: %s", problem)
         self._service_counts["reload_alert_failures"] += 1
-        self.audit.submit("config", "system", "service",
-                          {"event": "reload_alerts_failed", "problem": f"{type(exc).__name__}: {exc}"[:500]})
+        self.audit.submit("config", "system", "service", {"event": "reload_alerts_failed", "problem": problem})
 
     def _record_reload(self, outcome: ReloadOutcome) -> None:
         """Log, count (persisted with the next report) and audit (retried until the file takes it)."""
@@ -417,8 +433,8 @@ class Service:
         self._service_gauges["last_reload"] = int(outcome.applied)
         self._service_gauges["restart_needed"] = len(plan.restart_needed) if plan else 0
         self.audit.submit("config", "system", "service", outcome.audit_payload())
-        if self._started and not self._stopping.is_set():
-            self.report_stats(timeout_s=0)
+        if self._started and not self._stopping.is_set():  # status shows it soon (never waiting for the engine)
+            self.report_stats(timeout_s=0, alerts=False)
 
     # -- stop (SIGTERM) ----------------------------------------------------------------------------
 

@@ -38,9 +38,10 @@ def stop_service(service: Service) -> StopReport:
     from archmon.app.service import STORE_BUSY_TIMEOUT_S
 
     service._accepting = False
+    service._alert_feed.unbounded()  # the final flush never waits for the alert engine
     bound = service.config.service.stop_timeout_s
     deadline = Deadline(bound)
-    tail = min(5.0, bound / 4)  # kept for acknowledgements, disconnects and closing after the flush
+    tail = min(5.0, bound / 3)  # kept for acknowledgements, disconnects and what follows the flush
     writer = service.writer
     before = writer.stats()
     report = StopReport(bound, queued_at_start=before.queued_records)
@@ -74,7 +75,7 @@ def stop_service(service: Service) -> StopReport:
         report.unacknowledged[source_id] = source.stats().get("pending", 0)
     # The writer gives up early enough for its thread to end (one busy wait) within the bound: then every
     # future it did not commit has failed, and the serial sources have counted what they lost.
-    after_writer = min(3.0, bound / 5)  # the alert feed, the notifier, the alert service, the last counters
+    after_writer = min(3.0, bound / 4)  # the alert feed, the notifier, the alert service, the last counters
     give_up = after_writer + min(STORE_BUSY_TIMEOUT_S + 0.5, bound / 10)  # the abort ends one busy wait
     committed: list[bool] = []  # close() says whether everything submitted was committed
     finished = run_bounded(
@@ -91,17 +92,21 @@ def stop_service(service: Service) -> StopReport:
     report.stored = after.committed_readings - before.committed_readings
     report.not_committed = after.queued_records + after.abandoned_records - before.abandoned_records
 
-    judged = _finish_alert_feed(service, deadline, report, reserve=min(2.0, after_writer * 2 / 3))
-    if service.notifier is not None and not run_bounded(service.notifier.stop, deadline.left(reserve=0.3),
+    # What follows the feed takes little time unless a file is stalled: a share of the rest each, in order.
+    last_steps = after_writer * 0.4
+    judged = _finish_alert_feed(service, deadline, report, reserve=last_steps)
+    if service.notifier is not None and not run_bounded(service.notifier.stop,
+                                                        max(0.05, deadline.left(reserve=last_steps * 0.6)),
                                                         "notifier"):
         report.unfinished.append("notifier")  # what is queued stays queued, sent at the next start
     if not judged:  # its thread is still in the engine (a stalled database): closing its store would fail it
         report.unfinished.append("alert service (its database left open: the alert feed is still in it)")
-    elif not run_step(service.alerts.stop, deadline.left(reserve=0.2), "alert service"):
+    elif not run_step(service.alerts.stop, max(0.05, deadline.left(reserve=last_steps * 0.4)), "alert service"):
         report.unfinished.append("alert service")  # a locked file: one line, not a crash
-    report.audit_pending = service.audit.close(deadline.left(reserve=0.2, cap=1.0))
+    report.audit_pending = service.audit.close(max(0.05, deadline.left(reserve=last_steps * 0.2, cap=1.0)))
     # The last counters (judged readings included) go straight to the store: its writer's thread has ended.
-    last = finished and run_bounded(lambda: _last_counters(service, alerts=judged), deadline.left(), "last counters")
+    last = finished and run_bounded(lambda: _last_counters(service, alerts=judged), max(0.05, deadline.left()),
+                                    "last counters")
     service.hub.close()  # subscribers blocked in get() see the end
     if last:
         service.store.close()  # nothing writes any more
@@ -125,21 +130,33 @@ def _finish_alert_feed(service: Service, deadline: Deadline, report: StopReport,
     feed = service._alert_feed
     if not feed.alive:
         return True
-    if feed.join(deadline.left(reserve=reserve)):
-        return feed.stop(deadline.left(reserve=reserve / 2))
-    left = feed.abandon()  # the thread ends after the item it is judging
-    urgent, rest = split_urgent(left)
-    if urgent:
-        if run_step(lambda: service.alerts.on_readings(urgent), deadline.left(reserve=reserve / 2),
-                    "judging smoke and leak readings"):
+    rest = Backlog((), ())
+    if feed.join(deadline.left(reserve=reserve * 2)):
+        ended = feed.stop(max(0.05, deadline.left(reserve=reserve)))
+    else:
+        urgent, rest = split_urgent(feed.abandon())  # the thread ends after the item it is judging
+        if urgent and run_step(lambda: service.alerts.on_readings(urgent),
+                               max(0.05, deadline.left(reserve=reserve * 1.5)), "judging smoke and leak readings"):
             report.judged_urgent = len(urgent)
-        else:
+        elif urgent:
             rest = Backlog(tuple(urgent) + rest.readings, rest.availability)
+        ended = feed.stop(max(0.05, min(0.2, deadline.left(reserve=reserve))))
+    late_urgent, late = split_urgent(feed.abandon())  # what the writer handed over meanwhile (its last commits)
+    rest = Backlog(rest.readings + tuple(late_urgent) + late.readings, rest.availability + late.availability)
+    current = None if ended else feed.current()
+    if isinstance(current, Backlog):  # the last run's backlog, not through yet: kept again
+        rest = Backlog(current.readings + rest.readings, current.availability + rest.availability)
     try:
-        save_backlog(service.backlog_path, rest)
+        if rest.readings or rest.availability:
+            save_backlog(service.backlog_path, rest)
+        elif ended:  # nothing left, the last run's backlog (if any) included
+            service.backlog_path.unlink(missing_ok=True)
         report.unjudged = len(rest.readings) + len(rest.availability)
     except OSError as exc:
         log.error("stopping: %d reading(s) stored but not judged could not be kept for the next start (%s): "
                   "they will not be judged", len(rest.readings), exc)
         report.unfinished.append("alert feed (its backlog is lost)")
-    return feed.stop(min(0.2, deadline.left()))
+    if report.unjudged:
+        log.warning("stopping: the alert rules did not get to %d stored reading(s) in time; kept in %s, judged "
+                    "at the next start", report.unjudged, service.backlog_path)
+    return ended
