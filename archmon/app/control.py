@@ -1,16 +1,22 @@
 """What ``archmon run`` does with signals: SIGHUP reloads, SIGTERM and SIGINT stop, and a stop always wins.
 
-The main thread only waits for a stop; reloads run on a thread of their own. So a SIGTERM is seen at once,
-whatever a reload is doing (reading a file, waiting for a broker's answer): systemd hears ``STOPPING`` from
-the signal handler itself, a reload in progress applies nothing more, a reload asked for and not begun is
-dropped, and the stop starts without waiting for either. SIGHUPs in a row while a reload runs (or waits)
-collapse into one more reload, which reads the file as it is by then.
+The main thread only waits for a stop; reloads run on a thread of their own. It waits on the signal wake-up
+socket (``signal.set_wakeup_fd``), not on a lock: the kernel may hand a signal to any thread, and Python runs
+the handler only once the main thread runs again, which a thread blocked in a lock never does. So a SIGTERM
+is seen at once, whatever a reload is doing (reading a file, waiting for a broker's answer): systemd hears
+``STOPPING`` from the signal handler itself, a reload in progress applies nothing more, a reload asked for
+and not begun is dropped, and the stop starts without waiting for either. SIGHUPs in a row while a reload
+runs (or waits) collapse into one more reload, which reads the file as it is by then (the kernel merges
+signals of one kind that arrive before the first is handled, too).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import select
 import signal
+import socket
 import threading
 from typing import TYPE_CHECKING
 
@@ -78,11 +84,29 @@ class RunControl:
         """Serve reloads until a stop is asked for, then stop the service and return its report."""
         self._thread.start()
         try:
-            while not self._stop.wait(3600):
-                pass
+            self._wait_for_stop()
         finally:
             report = self.service.stop()
         return report
+
+    def _wait_for_stop(self) -> None:
+        """Sleep until a stop is asked for, woken by every signal whichever thread the kernel gave it to."""
+        if threading.current_thread() is not threading.main_thread():  # (tests: asked for by a call)
+            self._stop.wait()
+            return
+        wake, woken = socket.socketpair()
+        wake.setblocking(False)
+        woken.setblocking(False)
+        previous = signal.set_wakeup_fd(wake.fileno(), warn_on_full_buffer=False)
+        try:
+            while not self._stop.is_set():
+                select.select([woken], [], [], 5.0)  # back in Python: pending signal handlers run here
+                with contextlib.suppress(BlockingIOError):
+                    woken.recv(4096)
+        finally:
+            signal.set_wakeup_fd(previous)
+            wake.close()
+            woken.close()
 
     def _reloads(self) -> None:
         while True:

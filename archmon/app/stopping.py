@@ -64,7 +64,6 @@ def stop_service(service: Service) -> StopReport:
         thread.join(deadline.left(reserve=tail / 2))
         if thread.is_alive():
             report.unfinished.append(f"source {source_id}")
-    service.report_stats(stopping=True, timeout_s=0)
     if service._started:  # (a writer never started has no thread to flush; close() drains it)
         writer.flush(timeout=deadline.left(reserve=tail))
     for source_id, source in redelivering.items():

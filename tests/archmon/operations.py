@@ -120,3 +120,19 @@ def query(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
         return []
     finally:
         conn.close()
+
+
+def log_time(line: str) -> float:
+    """The time of a log line (ISO-8601 with offset at its start), in seconds."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(line.split(" ", 1)[0]).timestamp()
+
+
+def stop_seconds(log: str) -> float:
+    """From the stop signal's log line to the stop summary's, by the log's own clock; and the summary's own
+    figure (``archmon stopped in X s``), whichever is larger."""
+    lines = log.splitlines()
+    signalled = next(log_time(line) for line in lines if ": SIGTERM: stopping" in line or ": SIGINT: stopping" in line)
+    stopped = next(log_time(line) for line in lines if "archmon stopped in " in line)
+    return max(stopped - signalled, float(log.split("archmon stopped in ")[1].split(" s (bound")[0]))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,7 +15,7 @@ import pytest
 
 from alerts.audit import verify_audit
 from collector.store import SqliteStore
-from tests.archmon.operations import ArchmonProcess, NotifySocket, publisher, query, running
+from tests.archmon.operations import ArchmonProcess, NotifySocket, publisher, query, running, stop_seconds
 from tests.fixtures.mosquitto import MosquittoBroker
 from tests.fixtures.waiting import wait_for
 
@@ -240,15 +239,13 @@ def test_sigterm_with_a_backlog_on_a_slow_or_stalled_store_stops_within_the_boun
 
         # 2. the store stays stalled: archmon gives up at the bound, exits 1, acknowledges nothing unstored
         process, staller = backlog_reaches_a_stalled_store("run3", range(half, 2 * half))
-        signalled = time.monotonic()
         process.signal(signal.SIGTERM)
         code = process.wait(bound + 15)
-        took = time.monotonic() - signalled
         staller.release()
         log = process.log()
         queued, summary = stop_log(log)
         assert code == 1, log[-3000:]
-        assert took < bound + 15
+        assert stop_seconds(log) <= bound + 1, summary  # its own measure, from the signal on
         assert queued > 0 and "NOT COMPLETE at the bound" in summary
         assert mqtt_stats(log)["acked"] == 0
         assert len(stored(db, "th", "temperature")) == half
@@ -324,8 +321,7 @@ def test_sigterm_during_a_stall_with_three_line_sources_stops_within_the_bound_a
         log = process.log()
         assert code == 1, log[-3000:]
         _, summary = stop_log(log)
-        elapsed = float(summary.split(" s (bound")[0])
-        assert elapsed <= bound + 1, summary
+        assert stop_seconds(log) <= bound + 1, summary
         assert "LOST (counted lost_at_stop): log0 5, log1 5, log2 5" in summary, summary
         assert "every accepted reading is stored" not in log
         assert "Traceback" not in log, log[-3000:]

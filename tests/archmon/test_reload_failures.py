@@ -196,4 +196,6 @@ def test_a_stop_wins_over_a_reload_in_progress_and_those_asked_for(tmp_path: Pat
     assert caplog.text.count("SIGHUP: reloading the configuration") == 1
     assert caplog.text.count("SIGHUP: a reload is already waiting") == 2
     assert service_audit(service.db_path) == []  # nothing reloaded, nothing to audit
+    control.request_reload("SIGHUP")  # during (or after) the stop: said, not done
+    assert "SIGHUP: not reloading, archmon is stopping" in caplog.text
     assert service.reload().skipped  # and nothing is applied once stopping

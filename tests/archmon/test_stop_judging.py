@@ -123,3 +123,25 @@ def test_every_stored_reading_is_judged_and_counted_by_the_end_of_a_stop(tmp_pat
     assert gauges["service.running"] == 0
     for state in ("alerts.series", "alerts.window_bytes", "alerts.rebuilt_series", "alerts.state_write_max_us"):
         assert state not in counters, state
+
+
+def test_a_stop_during_a_stall_reports_exactly_what_it_did_not_commit(tmp_path: Path) -> None:
+    """``not_committed`` is read after the writer gave up (not before), ``store writer`` is unfinished
+    because close() said so: the report matches what the file holds."""
+    from tests.fixtures.store_stall import StoreStall
+
+    path = line_site(tmp_path, stop_timeout_s=2)
+    service = Service(load_config(path))
+    service.start()
+    service._submit(batch(*_temperatures(1)[0]))
+    assert service.writer.flush(10)
+    with StoreStall(service.db_path):
+        for readings in _temperatures(30)[1:]:
+            service._submit(batch(*readings))
+        report = service.stop()
+    assert report.not_committed == 29 * 5 and report.stored == 0
+    assert "store writer" in report.unfinished and not report.complete
+    assert f"{29 * 5} record(s) not committed" in report.summary()
+    assert report.elapsed_s <= report.bound_s + 0.5, report.summary()
+    with sqlite3.connect(service.db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 5
