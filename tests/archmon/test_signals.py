@@ -103,7 +103,7 @@ def test_a_storm_of_sighups_during_a_backlog_then_sigterm(
     asked = log.count("SIGHUP: reloading the configuration")
     collapsed = log.count("SIGHUP: a reload is already waiting")
     # (the kernel merges a SIGHUP sent before the last one was handled: at most 10 are seen)
-    assert 1 <= asked and asked + collapsed <= 10
+    assert asked >= 1 and asked + collapsed <= 10
     applied = log.count("archmon.app: reloaded ")
     assert applied <= asked
     stopping = _after(log, ": SIGTERM: stopping")
