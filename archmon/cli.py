@@ -113,7 +113,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"archmon running; data in {service.db_path}; Ctrl-C or SIGTERM to stop, SIGHUP to reload "
               f"{config.path}", file=sys.stderr)
     report = control.run()
-    return _exit(0 if report.complete else 1)
+    return _exit(0 if report.complete else 1, grace_s=min(2.0, max(0.2, report.bound_s - report.elapsed_s)))
 
 
 def _check_http(address: str | None) -> None:
@@ -128,11 +128,18 @@ def _check_http(address: str | None) -> None:
         raise ConfigError(str(exc)) from None
 
 
-def _exit(code: int) -> int:
+_JOINED_AT_EXIT = ("archmon-job", "ThreadPoolExecutor-", "asyncio_")
+"""Thread-pool workers Python joins at exit even when they are daemon threads (``concurrent.futures``): the
+scheduler's (``archmon-job``, see ``archmon.app.service``), and any other pool's by its default name."""
+
+
+def _exit(code: int, *, grace_s: float = 2.0) -> int:
     """``code``, or leave at once when a thread that ignores the stop bound would keep the process alive
-    (a scheduler worker stuck in a device or database wait): the stop already did all that can be done."""
-    grace = time.monotonic() + 2.0  # idle scheduler workers end on their own in a moment
-    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    (a scheduler worker stuck in a device or database wait): the stop already did all that can be done.
+    Idle workers end on their own within ``grace_s`` (what is left of the stop's bound, at most 2 s)."""
+    grace = time.monotonic() + grace_s
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread()
+             and (not t.daemon or t.name.startswith(_JOINED_AT_EXIT))]
     for thread in stuck:
         thread.join(max(0.0, grace - time.monotonic()))
     stuck = [t for t in stuck if t.is_alive()]

@@ -99,7 +99,8 @@ class Service(Reloading):
         self._sources = self._build_sources(checked)
         polling = sum(isinstance(source, PollingSource) for source in self._sources.values())
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=max(4, polling + 2))},
+            executors={"default": ThreadPoolExecutor(max_workers=max(4, polling + 2),
+                                                     pool_kwargs={"thread_name_prefix": "archmon-job"})},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
             timezone=config.site.tz,
         )
