@@ -125,6 +125,9 @@ class AlertService:
         self._scheduler: BaseScheduler | None = None
         self.rebuild_seconds = 0.0
         self.rebuilt_series = 0
+        from alerts.access import attach_register  # before the rebuild: doors open at the restart judged again
+
+        attach_register(self.engine, db_path)
         self._rebuild(history, db_path)
         self.store.audit(now_ms(), "config", "system", "config",
                          {"event": "load", "path": str(config.path), "sha256": _config_digest(config)})

@@ -6,11 +6,9 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +37,7 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    from archmon.app import check_references
+    from archmon.app import check_references, storage_problems
     from collector.sources import check_sources
 
     path = config_path(args)
@@ -48,7 +46,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         config = load_config(path, references=False)  # every problem in one run, references included
         checked = check_sources(config)
         warnings = checked.warnings
-        problems = check_references(config, checked=checked)
+        problems = check_references(config, checked=checked) + storage_problems(config)
     except ConfigError as exc:
         problems = exc.problems
     for line in warnings:
@@ -94,43 +92,54 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from archmon.app import Service, check_references
+    from archmon.app import Service, check_references, storage_problems
+    from archmon.app.control import RunControl
     from archmon.logsetup import use_zone
-    from archmon.systemd import notify_ready, notify_reloading
+    from archmon.systemd import notify_ready
 
     config = _load(args)
-    problems = check_references(config, secrets=False)
+    _check_http(args.http)
+    problems = check_references(config, secrets=False) + storage_problems(config)
     if problems:  # before the first log line: a broken file prints its problems and nothing else
         raise ConfigError(problems)
     use_zone(config.site.tz)
-    requests: deque[str] = deque()
-    wake = threading.Event()
-    _on_signals(requests, wake)
     service = Service(config)
+    control = RunControl(service)
+    control.install()  # before the start: a SIGTERM during it stops what started
     service.start()
+    service.serve_dashboard(args.http)
     notify_ready(f"collecting: {len(config.sensors)} sensors; data in {service.db_path}")
     if sys.stderr.isatty():
         print(f"archmon running; data in {service.db_path}; Ctrl-C or SIGTERM to stop, SIGHUP to reload "
               f"{config.path}", file=sys.stderr)
+    report = control.run()
+    return _exit(0 if report.complete else 1, grace_s=min(2.0, max(0.2, report.bound_s - report.elapsed_s)))
+
+
+def _check_http(address: str | None) -> None:
+    """``--http``: HOST:PORT or ``off`` (a ConfigError, exit 2, before anything starts)."""
+    if address is None or address == "off":
+        return
+    from dashboards.web import parse_address
+
     try:
-        while "stop" not in requests:
-            wake.wait()
-            wake.clear()
-            while requests and requests[0] == "reload":
-                requests.popleft()
-                notify_reloading()
-                outcome = service.reload()
-                notify_ready("collecting; last reload " + ("applied" if outcome.applied else "REFUSED (see log)"))
-    finally:
-        report = service.stop()
-    return _exit(0 if report.complete else 1)
+        parse_address(address)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
-def _exit(code: int) -> int:
+_JOINED_AT_EXIT = ("archmon-job", "ThreadPoolExecutor-", "asyncio_")
+"""Thread-pool workers Python joins at exit even when they are daemon threads (``concurrent.futures``): the
+scheduler's (``archmon-job``, see ``archmon.app.service``), and any other pool's by its default name."""
+
+
+def _exit(code: int, *, grace_s: float = 2.0) -> int:
     """``code``, or leave at once when a thread that ignores the stop bound would keep the process alive
-    (a scheduler worker stuck in a device or database wait): the stop already did all that can be done."""
-    grace = time.monotonic() + 2.0  # idle scheduler workers end on their own in a moment
-    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    (a scheduler worker stuck in a device or database wait): the stop already did all that can be done.
+    Idle workers end on their own within ``grace_s`` (what is left of the stop's bound, at most 2 s)."""
+    grace = time.monotonic() + grace_s
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread()
+             and (not t.daemon or t.name.startswith(_JOINED_AT_EXIT))]
     for thread in stuck:
         thread.join(max(0.0, grace - time.monotonic()))
     stuck = [t for t in stuck if t.is_alive()]
@@ -146,7 +155,8 @@ def _exit(code: int) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dashboards.demo import run_demo
 
-    return run_demo(Path(args.data_dir), duration_s=args.duration, interval_s=args.interval)
+    _check_http(args.http)
+    return run_demo(Path(args.data_dir), duration_s=args.duration, interval_s=args.interval, http=args.http)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -221,24 +231,6 @@ def _cmd_quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
-def _on_signals(requests: deque[str], wake: threading.Event) -> None:
-    """SIGINT/SIGTERM ask ``archmon run`` to stop, SIGHUP to reload; the main loop does the work (a signal
-    handler only records the request, so it never runs in the middle of a reload or a stop)."""
-
-    def handler(signum: int, _frame: object) -> None:
-        name = signal.Signals(signum).name
-        if signum == signal.SIGHUP:
-            log.info("%s: reloading the configuration", name)
-            requests.append("reload")
-        else:
-            log.info("%s: stopping", name)
-            requests.append("stop")
-        wake.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, handler)
-
-
 def config_help() -> str:
     """Where the config file is looked for, and where that leads here and now (ends every ``--help``)."""
     env = os.environ.get(CONFIG_ENV)
@@ -270,7 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"archmon {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    http_help = ("serve the web dashboard on HOST:PORT (default: [http] host and port, 127.0.0.1:8080), "
+                 "or 'off'")
     p = sub.add_parser("run", parents=[common], help="collect, store and judge readings until stopped")
+    p.add_argument("--http", metavar="HOST:PORT", help=http_help)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("demo", parents=[common],
@@ -279,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default="archmon-data", metavar="DIR", help="where the demo keeps its data")
     p.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
                    help="simulated sensors report this often (default 2)")
+    p.add_argument("--http", metavar="HOST:PORT", help=http_help)
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("check-config", parents=[common], help="validate a config file; exit 2 on problems")

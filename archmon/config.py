@@ -233,12 +233,16 @@ class SensorConfig(_Model):
 class HttpConfig(_Model):
     """The web dashboard's address (``[http]``); TLS when both a certificate and a key are given.
 
+    ``archmon run`` serves it unless ``enabled = false`` (or ``--http off``); an address that cannot be
+    used is logged and collection goes on without it.
+
     Relative ``tls_cert``/``tls_key`` paths are relative to the config file's folder. Behind a reverse
     proxy: ``trusted_proxies`` lists the proxy addresses whose ``X-Forwarded-For``/``-Proto`` are believed
     (none by default: the client address is the connection's), ``public_url`` the address browsers use
     (``https://archive.example.org``), which state-changing requests' ``Origin`` must match.
     """
 
+    enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     tls_cert: Path | None = None

@@ -7,7 +7,9 @@ Producers (the store writer after a commit, the alert engine, notification chann
   so a stalled consumer costs memory up to its bound and nothing else; consumers that must not miss
   anything read durable state (the database) and use events as a wake-up;
 - with ``latest_by`` (a key function), only the newest event per key is kept: a live view that fell behind
-  skips to the current value of each sensor instead of replaying history.
+  skips to the current value of each sensor instead of replaying history;
+- with ``wake_only``, only the newest event is kept and nothing counts as dropped: for a consumer that reads
+  durable state (the notifier's outbox) and only wants to be woken (by ``on_ready`` or ``get``).
 
 Consumers block on :meth:`Subscription.get` in a thread, or set :attr:`Subscription.on_ready` to be told
 (from the publishing thread, so it must be quick, e.g. ``loop.call_soon_threadsafe``) that events wait.
@@ -67,6 +69,7 @@ class Subscription:
     maxsize: int
     latest_by: Callable[[Event], Hashable] | None = None
     on_ready: Callable[[], None] | None = None
+    wake_only: bool = False
     dropped: int = 0
     delivered: int = 0
     _hub: EventHub | None = field(default=None, repr=False)
@@ -80,7 +83,10 @@ class Subscription:
         with self._cond:
             if self._closed:
                 return
-            if self.latest_by is not None:
+            if self.wake_only:  # a wake-up: the newest event stands for every one before it
+                self._queue.clear()
+                self._queue.append(event)
+            elif self.latest_by is not None:
                 key = self.latest_by(event)
                 if key in self._latest:
                     del self._latest[key]
@@ -174,6 +180,7 @@ class EventHub:
         maxsize: int = 1000,
         latest_by: Callable[[Event], Hashable] | None = None,
         on_ready: Callable[[], None] | None = None,
+        wake_only: bool = False,
     ) -> Subscription:
         """A new subscription to ``kinds`` (None: all kinds).
 
@@ -183,6 +190,7 @@ class EventHub:
             maxsize: events (or keys, with ``latest_by``) kept before the oldest is dropped.
             latest_by: keep only the newest event per key (e.g. per sensor) instead of a queue.
             on_ready: called (from the publisher's thread, must be quick) after an event was queued.
+            wake_only: a wake-up subscription: only the newest event is kept, none counts as dropped.
 
         Raises:
             ValueError: an unknown kind, or ``maxsize`` < 1.
@@ -194,7 +202,7 @@ class EventHub:
         if maxsize < 1:
             raise ValueError(f"maxsize must be at least 1, got {maxsize}")
         sub = Subscription(name=name or f"subscriber-{id(self):x}", kinds=wanted, maxsize=maxsize,
-                           latest_by=latest_by, on_ready=on_ready, _hub=self)
+                           latest_by=latest_by, on_ready=on_ready, wake_only=wake_only, _hub=self)
         with self._lock:
             self._subscribers = (*self._subscribers, sub)
         return sub

@@ -4,12 +4,15 @@ Applied at once: rooms and their profiles and overrides, sensors (room, kind, to
 calibration, expected interval, enabled, Modbus address/preset/channel/timeout: new MQTT topics are
 subscribed, Modbus devices polled), custom Modbus register maps, the ``[alerts]`` table, the source-level
 MQTT ``subscriptions`` (formats of unassigned devices), ``site.language``, ``storage.*_retention_days``
-and ``[service]``.
+and ``[service]``. (``[notify]`` is the notifier's: see ``alerts.notify``.)
 
 Only at the next restart (:data:`RESTART_ONLY`): ``site.name`` (it is in the MQTT client id and status
 topic) and ``site.timezone`` (days already rolled up and judged in it); ``storage.sqlite_path``,
-``batch_size`` and ``flush_interval_ms`` (the store and its writer are open); every option of a source table
-but an MQTT source's ``subscriptions``, and sources added or removed (connections and ports are open).
+``batch_size`` and ``flush_interval_ms`` (the store and its writer are open),
+``quarantine_per_source_per_minute`` and ``quarantine_payload_max_bytes`` (the pipeline's quarantine keeper
+is built once); the whole ``[http]`` table (the dashboard's socket, TLS and proxies are set up at start);
+every option of a source table but an MQTT source's ``subscriptions``, and sources added or removed
+(connections and ports are open).
 Until then the running values stay in force; sensors on a source that is not running yet are left out.
 A reload that changes any of these still applies the rest, and says which keys wait (log and audit).
 """
@@ -26,7 +29,9 @@ __all__ = ["LIVE_SOURCE_OPTIONS", "RESTART_ONLY", "ReloadOutcome", "ReloadPlan",
 
 RESTART_ONLY: dict[str, tuple[str, ...]] = {
     "site": ("name", "timezone"),
-    "storage": ("sqlite_path", "batch_size", "flush_interval_ms"),
+    "storage": ("sqlite_path", "batch_size", "flush_interval_ms", "quarantine_per_source_per_minute",
+                "quarantine_payload_max_bytes"),
+    "http": ("enabled", "host", "port", "tls_cert", "tls_key", "trusted_proxies", "public_url"),
 }
 """Keys of single tables that a reload cannot change; source tables cannot change either, except the options
 in :data:`LIVE_SOURCE_OPTIONS`."""
@@ -64,6 +69,9 @@ class ReloadOutcome:
         applied: False when the file was refused (the running configuration stays in force).
         problems: why it was refused (one line per problem, as ``archmon check-config`` prints them).
         plan: what was applied and what waits for a restart (None when refused).
+        open_alerts_of_removed: open alerts of sensors the reload removed (``alert 12 band th2 active``):
+            no reading of theirs comes any more to clear them.
+        skipped: not even read: archmon was stopping (not audited; the next start reads the file).
     """
 
     path: str
@@ -71,9 +79,14 @@ class ReloadOutcome:
     applied: bool
     problems: list[str] = field(default_factory=list)
     plan: ReloadPlan | None = None
+    open_alerts_of_removed: list[str] = field(default_factory=list)
+    skipped: bool = False
 
     def log(self, log: logging.Logger) -> None:
         """Log the outcome: refusals as errors with every problem, restart-only changes as warnings."""
+        if self.skipped:
+            log.info("reload of %s not applied: archmon is stopping (the next start reads the file)", self.path)
+            return
         if not self.applied:
             log.error("reload of %s REFUSED, the running configuration stays in force; %d problem(s):\n  %s",
                       self.path, len(self.problems), "\n  ".join(self.problems))
@@ -86,6 +99,9 @@ class ReloadOutcome:
                         "until then): %s", "; ".join(self.plan.restart_needed))
         if self.plan.left_out:
             log.warning("reload: sensor(s) %s are on sources that start at the next restart", self.plan.left_out)
+        if self.open_alerts_of_removed:
+            log.warning("reload: removed sensor(s) still have open alerts (no reading of theirs will clear them; "
+                        "clear them by hand: archmon alerts clear ID): %s", "; ".join(self.open_alerts_of_removed))
 
     def audit_payload(self) -> dict[str, Any]:
         """The audit entry's details."""
@@ -94,6 +110,8 @@ class ReloadOutcome:
         if self.plan is not None:
             payload.update(changed=self.plan.changed, restart_needed=self.plan.restart_needed,
                            left_out=self.plan.left_out)
+        if self.open_alerts_of_removed:
+            payload["open_alerts_of_removed"] = self.open_alerts_of_removed[:200]
         if self.problems:
             payload["problems"] = self.problems[:50]
         return payload

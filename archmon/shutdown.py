@@ -101,6 +101,11 @@ class StopReport:
         lost_at_stop: per serial source, messages read from the device that the stop could not store
             (never taken by the store writer, or given up by it): those readings are lost.
         unfinished: steps given up at the bound.
+        judged_urgent: smoke and leak readings judged at once because the alert feed could not get to them
+            in time.
+        unjudged: readings (and availability changes) stored but not judged by the alert rules in time: kept
+            beside the database, judged at the next start.
+        audit_pending: audit entries (reloads) the database did not take in time: written at the next start.
     """
 
     bound_s: float
@@ -111,12 +116,16 @@ class StopReport:
     unacknowledged: dict[str, int] = field(default_factory=dict)
     lost_at_stop: dict[str, int] = field(default_factory=dict)
     unfinished: list[str] = field(default_factory=list)
+    judged_urgent: int = 0
+    unjudged: int = 0
+    audit_pending: int = 0
 
     @property
     def complete(self) -> bool:
-        """True if everything accepted was committed, nothing read from a serial device was lost, and every
-        step finished."""
-        return not self.not_committed and not self.unfinished and not any(self.lost_at_stop.values())
+        """True if everything accepted was committed and judged, nothing read from a serial device was lost,
+        every audit entry was written and every step finished."""
+        return (not self.not_committed and not self.unfinished and not any(self.lost_at_stop.values())
+                and not self.unjudged and not self.audit_pending)
 
     def summary(self) -> str:
         """One log line (two when something was given up)."""
@@ -125,10 +134,16 @@ class StopReport:
                 f"{self.stored} reading(s) ({self.queued_at_start} record(s) were queued)")
         if unacked:
             text += f"; MQTT messages left unacknowledged, the broker sends them again at the next start: {unacked}"
+        if self.judged_urgent:
+            text += f"; {self.judged_urgent} smoke/leak reading(s) judged ahead of the rest"
         if self.complete:
             return text + "; every accepted reading is stored"
         lost = ", ".join(f"{source} {count}" for source, count in self.lost_at_stop.items() if count)
         return (text + f"\nNOT COMPLETE at the bound: {self.not_committed} record(s) not committed"
                 + (f", unfinished: {', '.join(self.unfinished)}" if self.unfinished else "")
                 + (f"; messages read from serial devices and LOST (counted lost_at_stop): {lost}" if lost else "")
+                + (f"; {self.unjudged} stored reading(s) not judged by the alert rules yet (kept, judged at the "
+                   "next start)" if self.unjudged else "")
+                + (f"; {self.audit_pending} audit entr(ies) not written yet (kept, written at the next start)"
+                   if self.audit_pending else "")
                 + ". MQTT messages not committed are redelivered by the broker")

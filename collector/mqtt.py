@@ -338,6 +338,8 @@ class MqttSource:
             self._count("subscribe_failures", len(refused))
             for topic, code in refused:
                 _LOG.error("%s: broker refused subscription to %r: %s", self._name, topic, code)
+        # the line tests and operators wait for: from here on a published message reaches this source
+        _LOG.info("%s: subscribed to %d filter(s)", self._name, len(self.topics) - len(refused))
         client.publish(self.status_topic, ONLINE, qos=1, retain=True)
         self._ready.set()
 

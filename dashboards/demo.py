@@ -176,8 +176,15 @@ class _Room:
         }
 
 
-def run_demo(data_dir: Path, *, duration_s: float | None, interval_s: float = 2.0) -> int:
-    """Run the simulators and the real service until ``duration_s`` passes or SIGINT/SIGTERM."""
+def run_demo(data_dir: Path, *, duration_s: float | None, interval_s: float = 2.0, http: str | None = None) -> int:
+    """Run the simulators and the real service until ``duration_s`` passes or SIGINT/SIGTERM.
+
+    Args:
+        data_dir: where the demo keeps its config and database.
+        duration_s: stop after this long (None: until a signal).
+        interval_s: how often the simulated sensors report.
+        http: the dashboard's ``HOST:PORT`` (None: ``127.0.0.1:8080``; ``"off"``: no dashboard).
+    """
     from archmon.app import Service
     from dashboards.status import status_report
 
@@ -231,6 +238,7 @@ def run_demo(data_dir: Path, *, duration_s: float | None, interval_s: float = 2.
         service = Service(config)
         service.start()
         stack.callback(service.stop)  # runs first: the collector stops before the sensors go "offline"
+        _print_dashboard(service, http)
 
         print(f"archmon demo: data in {service.db_path}\n"
               f"  config {config_path}\n  MQTT broker 127.0.0.1:{broker.port}, Modbus RTU on {bus.a}, "
@@ -253,6 +261,24 @@ def run_demo(data_dir: Path, *, duration_s: float | None, interval_s: float = 2.
           f"  {cmd} alerts list --config {config_path}",
           flush=True)
     return 0
+
+
+def _print_dashboard(service: Any, http: str | None) -> None:
+    """Serve the dashboard and say first where it is, with a one-time administrator password."""
+    from dashboards.web import UserStore, one_time_admin
+
+    dashboard = service.serve_dashboard(http)
+    if dashboard is None:
+        print("archmon demo: no dashboard (" + ("--http off" if http == "off" else "its address is taken; see the log")
+              + ")", flush=True)
+        return
+    users = UserStore(service.db_path)
+    try:
+        password = one_time_admin(users)
+    finally:
+        users.close()
+    print(f"archmon demo: dashboard {dashboard.url}/ — log in as admin with the one-time password {password}",
+          flush=True)
 
 
 def _print_summary(report: dict[str, Any], *, final: bool = False) -> None:

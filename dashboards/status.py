@@ -12,7 +12,7 @@ import json
 import sqlite3
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from alerts.settings import stale_after_ms, stale_settings
@@ -21,7 +21,7 @@ from archmon.logsetup import zone_label
 from archmon.sqlite import connect
 from archmon.timeutil import now_ms, to_iso
 
-__all__ = ["FULL_LIST_MAX", "format_status", "status_report"]
+__all__ = ["ALERT_COUNTERS_SHOWN", "ATTENTION_PER_ROOM", "FULL_LIST_MAX", "Gauge", "format_status", "status_report"]
 
 STATS_STALE_MS = 60_000
 """A running service reports its sources' states every 10 s; older reports mean it is not running."""
@@ -31,8 +31,26 @@ FULL_LIST_MAX = 40
 
 COUNTERS = ("received", "readings", "stored", "duplicates", "rejected", "quarantined", "unassigned", "ignored",
             "clamped", "retained_skipped", "redelivered_restamped", "empty", "availability")
+ATTENTION_PER_ROOM = 10
+"""Beyond :data:`FULL_LIST_MAX`, at most this many sensors that need attention are listed per room (an outage
+of a whole room would otherwise be a page per room); the rest of the room is one "and N more" line."""
+
+ALERT_COUNTERS_SHOWN = ("readings_judged", "late_readings", "late_for_alerts", "late_alarms", "late_for_day")
+"""The alert service's numbers people read in the text view, zeros included; the others (series, window
+sizes, state write times...) are for monitoring: ``--format json``."""
 STATES = ("ok", "stale", "never", "offline")
 _DEVICE_PROBLEMS = ("timeouts", "crc_errors", "exception_responses", "errors")
+
+
+class Gauge(NamedTuple):
+    """A state the service reported (``service.running``, ``source.b.connected``...) and when."""
+
+    value: int
+    ts_ms: int
+
+
+def _gauges(raw: dict[str, tuple[int, int]]) -> dict[str, Gauge]:
+    return {name: Gauge(*state) for name, state in raw.items()}
 
 
 def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
@@ -54,7 +72,7 @@ def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
         last_seen = store.last_seen()
         availability = store.availability()
         counters = store.counters()
-        gauges = store.gauges()
+        gauges = _gauges(store.gauges())
         quarantined = store.quarantine_count()
         unassigned = store.unassigned()
     finally:
@@ -73,7 +91,7 @@ def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
             state = "stale"
         else:
             state = "ok"
-        if avail is not None and avail[0] == "offline" and (seen is None or avail[1] >= seen):
+        if avail is not None and avail[0] == "offline" and (seen is None or avail[1] >= seen):  # (state, ts_ms)
             state = "offline" if state == "ok" else state
         sensors.append({
             "sensor": sensor.id, "room": sensor.room, "kind": sensor.kind, "source": sensor.source,
@@ -82,7 +100,7 @@ def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
             "age_s": round((now - seen) / 1000, 1) if seen else None, "state": state,
         })
     running = gauges.get("service.running")
-    service_up = running is not None and running[0] == 1 and now - running[1] <= STATS_STALE_MS
+    service_up = running is not None and running.value == 1 and now - running.ts_ms <= STATS_STALE_MS
     sources = []
     for source_id in [table.id for table in config.sources]:
         connected = gauges.get(f"source.{source_id}.connected")
@@ -91,25 +109,26 @@ def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
         elif connected is None:
             state = "unknown"
         else:
-            state = "connected" if connected[0] else "DISCONNECTED"
+            state = "connected" if connected.value else "DISCONNECTED"
+        buffered = gauges.get(f"source.{source_id}.buffered")  # serial: read, not stored yet
         sources.append({"source": source_id, "state": state,
-                        "reported": to_iso(connected[1], tz) if connected else None,
+                        "reported": to_iso(connected.ts_ms, tz) if connected else None,
                         "counters": _source_counters(counters, source_id),
-                        "buffered": gauges.get(f"source.{source_id}.buffered", (0, 0))[0]})  # serial: read, not stored
+                        "buffered": buffered.value if buffered else 0})
     return {
         "database": str(path),
         "site": config.site.name,
         "timezone": config.site.timezone,
         "now_local": to_iso(now, tz),
         "service_running": service_up,
-        "service_reported": to_iso(running[1], tz) if running else None,
+        "service_reported": to_iso(running.ts_ms, tz) if running else None,
+        "dashboard": _dashboard(gauges) if service_up else None,
         "sources": sources,
         "rooms": _rooms(config, sensors),
         "sensors": sensors,
-        "alerts": {"open": _open_alerts(path),
-                   "counters": {k.removeprefix("alerts."): v for k, v in counters.items() if k.startswith("alerts.")}},
-        "writer": {"queued_records": gauges.get("writer.queued_records", (0, 0))[0],
-                   "retrying": bool(gauges.get("writer.retrying", (0, 0))[0]),
+        "alerts": {"open": _open_alerts(path), **_alert_numbers(counters, gauges)},
+        "writer": {"queued_records": _value(gauges, "writer.queued_records"),
+                   "retrying": bool(_value(gauges, "writer.retrying")),
                    "failures": counters.get("writer.failures", 0)},
         "last_reload": _last_reload(path, gauges, tz),
         "counters": counters,
@@ -117,6 +136,28 @@ def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
         "unassigned_devices": len(unassigned),
         "channels": _notification_channels(config),
     }
+
+
+def _value(gauges: dict[str, Gauge], name: str) -> int:
+    gauge = gauges.get(name)
+    return gauge.value if gauge else 0
+
+
+def _alert_numbers(counters: dict[str, int], gauges: dict[str, Gauge]) -> dict[str, dict[str, int]]:
+    """The alert service's counters and states. A name it reports as a state is not a counter, even where an
+    older archmon added it up in the counters table."""
+    states = {k.removeprefix("alerts."): g.value for k, g in gauges.items() if k.startswith("alerts.")}
+    found = {k.removeprefix("alerts."): v for k, v in counters.items() if k.startswith("alerts.")}
+    shown = dict.fromkeys(ALERT_COUNTERS_SHOWN, 0)
+    return {"counters": {**shown, **{k: v for k, v in found.items() if k not in states}}, "gauges": states}
+
+
+def _dashboard(gauges: dict[str, Gauge]) -> dict[str, Any] | None:
+    """What the running service said about its web dashboard (None: an archmon that does not serve one)."""
+    if "http.serving" not in gauges:
+        return None
+    return {"enabled": bool(_value(gauges, "http.enabled")), "serving": bool(_value(gauges, "http.serving")),
+            "port": _value(gauges, "http.port")}
 
 
 def _notification_channels(config: Config) -> list[dict[str, Any]]:
@@ -184,7 +225,7 @@ def _open_alerts(path: Path) -> dict[str, int]:
     return {str(severity): int(count) for severity, count in rows}
 
 
-def _last_reload(path: Path, gauges: dict[str, tuple[int, int]], tz: Any) -> dict[str, Any] | None:
+def _last_reload(path: Path, gauges: dict[str, Gauge], tz: Any) -> dict[str, Any] | None:
     """The newest reload (audited by the service), with what waits for a restart."""
     rows = _read_only(path, "SELECT ts_ms, payload FROM audit_log WHERE kind = 'config' AND subject = 'service' "
                             "ORDER BY seq DESC LIMIT 1")
@@ -230,8 +271,24 @@ def _range(values: list[float] | None, unit: str) -> str:
 
 
 def _counts(items: dict[str, int], names: tuple[str, ...] | None = None) -> str:
+    """``name value, ...``: the ``names`` given, zeros included, or (without) every non-zero item."""
     keys = names if names is not None else tuple(items)
     return ", ".join(f"{name} {items.get(name, 0)}" for name in keys if names is not None or items.get(name))
+
+
+def _capped_per_room(listed: list[dict[str, Any]]) -> list[dict[str, Any] | str]:
+    """At most :data:`ATTENTION_PER_ROOM` sensors of each room, then one line for the rest of that room."""
+    out: list[dict[str, Any] | str] = []
+    by_room: dict[str, list[dict[str, Any]]] = {}
+    for s in listed:
+        by_room.setdefault(s["room"], []).append(s)
+    for room_id, members in by_room.items():
+        out += members[:ATTENTION_PER_ROOM]
+        if len(members) > ATTENTION_PER_ROOM:
+            rest = Counter(s["state"] for s in members[ATTENTION_PER_ROOM:])
+            out.append(f"  … and {len(members) - ATTENTION_PER_ROOM} more in {room_id} ("
+                       + ", ".join(f"{n} {state}" for state, n in rest.items()) + f"; --room {room_id} lists them)")
+    return out
 
 
 def format_status(report: dict[str, Any], *, full: bool | None = None, room: str | None = None) -> str:
@@ -256,6 +313,11 @@ def format_status(report: dict[str, Any], *, full: bool | None = None, room: str
                     + ("applied" if reload["applied"] else f"REFUSED ({reload['problems']} problem(s), see the log)"))
         if reload["restart_needed"]:
             service += f"; waiting for a restart: {', '.join(reload['restart_needed'])}"
+    dashboard = report.get("dashboard")
+    if dashboard:
+        service += ("; dashboard " + (f"on port {dashboard['port']}" if dashboard["serving"]
+                                      else "NOT SERVED (its address could not be used, see the log)")
+                    if dashboard["enabled"] else "; dashboard off")
     lines.append(f"service  {service}")
     writer = report.get("writer") or {}
     if writer.get("retrying") or writer.get("queued_records", 0) > 1000:
@@ -268,7 +330,7 @@ def format_status(report: dict[str, Any], *, full: bool | None = None, room: str
     open_alerts = alerts.get("open") or {}
     alert_text = (f"{sum(open_alerts.values())} open" + (f" ({_counts(open_alerts)})" if open_alerts else ""))
     if alerts.get("counters"):
-        alert_text += "; " + _counts(alerts["counters"])
+        alert_text += "; " + _counts(alerts["counters"], ALERT_COUNTERS_SHOWN)
     lines.append(f"alerts   {alert_text}")
     sensors = [s for s in report["sensors"] if room is None or s["room"] == room]
     states = Counter(s["state"] for s in sensors)
@@ -292,7 +354,10 @@ def format_status(report: dict[str, Any], *, full: bool | None = None, room: str
         room_width = max([len(s["room"]) for s in listed] + [4])
         title = "" if show_all else f"sensors that need attention ({len(listed)} of {len(sensors)}):\n"
         lines.append(f"{title}{'sensor':<{width}}  {'room':<{room_width}}  {'state':<7} {'last seen':<25} values")
-        for s in listed:
+        for s in listed if show_all else _capped_per_room(listed):
+            if isinstance(s, str):
+                lines.append(s)
+                continue
             lines.append(f"{s['sensor']:<{width}}  {s['room']:<{room_width}}  {s['state']:<7} "
                          f"{_local(s['last_seen_local']):<25} {_fmt_values(s['values'])}")
     else:

@@ -21,20 +21,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class ArchmonProcess:
-    """``python -m archmon run --config CONFIG`` with its log in a file (readable while it runs).
+    """``python -m archmon run --config CONFIG --http HTTP`` with its log in a file (readable while it runs).
 
     Args:
         config: the config file.
         log: where stderr goes.
         env: extra environment variables.
+        http: the dashboard's address (default ``off``: tests share the machine; no port is taken).
     """
 
-    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None, *, http: str = "off") -> None:
         self.config = config
         self.log_path = log
         self._out = open(log, "ab")  # noqa: SIM115 (closed in wait)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "archmon", "run", "--config", str(config)],
+            [sys.executable, "-m", "archmon", "run", "--config", str(config), "--http", http],
             stdout=self._out, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})},
         )
 
@@ -63,9 +64,10 @@ class ArchmonProcess:
 
 
 @contextmanager
-def running(config: Path, log: Path, env: dict[str, str] | None = None) -> Iterator[ArchmonProcess]:
+def running(config: Path, log: Path, env: dict[str, str] | None = None, *,
+            http: str = "off") -> Iterator[ArchmonProcess]:
     """An archmon process, killed at the end if the test did not stop it."""
-    process = ArchmonProcess(config, log, env)
+    process = ArchmonProcess(config, log, env, http=http)
     try:
         yield process
     finally:
@@ -118,3 +120,19 @@ def query(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
         return []
     finally:
         conn.close()
+
+
+def log_time(line: str) -> float:
+    """The time of a log line (ISO-8601 with offset at its start), in seconds."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(line.split(" ", 1)[0]).timestamp()
+
+
+def stop_seconds(log: str) -> float:
+    """From the stop signal's log line to the stop summary's, by the log's own clock; and the summary's own
+    figure (``archmon stopped in X s``), whichever is larger."""
+    lines = log.splitlines()
+    signalled = next(log_time(line) for line in lines if ": SIGTERM: stopping" in line or ": SIGINT: stopping" in line)
+    stopped = next(log_time(line) for line in lines if "archmon stopped in " in line)
+    return max(stopped - signalled, float(log.split("archmon stopped in ")[1].split(" s (bound")[0]))

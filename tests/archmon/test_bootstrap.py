@@ -127,3 +127,23 @@ exec {sys.executable} "$@"
     assert run.returncode == 3
     assert "pip: no route to the package index" in run.stderr
     assert "bootstrap: failed (3):" in run.stderr
+
+
+def test_ci_runs_exactly_the_readme_test_command_with_ci_set(tmp_path: Path) -> None:
+    """``.ci/run`` is the README's test command and nothing else, with ``CI`` set: tests that skip on a
+    developer's machine when a browser is missing fail there (bootstrap installs it)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = readme.split("Run the whole test suite", 1)[1].split("```sh\n", 1)[1].split("\n```", 1)[0].strip()
+    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert lines[-1] == command == "bash scripts/test.sh"
+    assert 'export CI="${CI:-true}"' in lines
+    fake = tmp_path / "repo"
+    (fake / ".ci").mkdir(parents=True)
+    (fake / "scripts").mkdir()
+    shutil.copy(ROOT / ".ci" / "run", fake / ".ci" / "run")
+    _script(fake / "scripts" / "test.sh", '#!/bin/sh\necho "CI=$CI $0 $*"\n')
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    run = subprocess.run(["bash", str(fake / ".ci" / "run")], env=env, capture_output=True, text=True, timeout=60,
+                         check=True)
+    assert run.stdout.strip() == "CI=true scripts/test.sh"

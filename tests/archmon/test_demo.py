@@ -26,9 +26,22 @@ def archmon(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
 
 def test_demo_stores_readings_from_every_simulated_sensor(tmp_path: Path) -> None:
     data = tmp_path / "demo"
-    run = archmon("demo", "--duration", "30", "--data-dir", str(data))
+    run = archmon("demo", "--duration", "30", "--data-dir", str(data), "--http", "127.0.0.1:0")
     assert run.returncode == 0, run.stderr[-3000:]
     assert str(data / "archmon.db") in run.stdout
+    # first of all, where the dashboard is and a one-time administrator password that works
+    first = run.stdout.splitlines()[0]
+    found = re.fullmatch(r"archmon demo: dashboard (http://127\.0\.0\.1:\d+)/ — log in as admin with the one-time "
+                         r"password (\S+)", first)
+    assert found, first
+    assert f"dashboard on {found[1]}" in run.stderr
+    from dashboards.web import UserStore
+
+    users = UserStore(data / "archmon.db")
+    try:
+        assert users.verify("admin", found[2]) is not None and users.verify("admin", "admin") is None
+    finally:
+        users.close()
     config = str(data / "archmon.toml")
 
     status = archmon("status", "--config", config, "--format", "json")

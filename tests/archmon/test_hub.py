@@ -82,3 +82,18 @@ def test_on_ready_is_called_and_a_failing_callback_does_not_reach_the_publisher(
 def test_unknown_kinds_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown event kind"):
         EventHub().subscribe(["reading"])  # type: ignore[list-item]
+
+
+def test_a_wake_up_subscription_keeps_the_newest_event_and_drops_nothing() -> None:
+    """The notifier reads its outbox and only wants to be woken: nothing it did not read counts as dropped
+    (``hub.notify.dropped`` grew for nothing with a queue of 100 nobody read)."""
+    hub = EventHub()
+    woken: list[int] = []
+    wake = hub.subscribe(["alert"], name="notify", wake_only=True, on_ready=lambda: woken.append(1))
+    queue = hub.subscribe(["alert"], name="queue", maxsize=100)
+    for i in range(250):
+        hub.publish("alert", i)
+    assert len(woken) == 250
+    assert wake.dropped == 0 and wake.pending() == 1
+    assert [e.data for e in wake.drain()] == [249]
+    assert queue.dropped == 150  # a real queue that overflowed still counts

@@ -54,6 +54,23 @@ def test_live_sections_apply_and_restart_only_keys_keep_their_running_values() -
     assert {"site", "storage", "rooms", "sources", "sensors"} <= set(plan.changed)
 
 
+def test_what_is_built_once_at_start_waits_for_a_restart() -> None:
+    """The pipeline's quarantine keeper and the dashboard's socket are made at start: a reload that changes
+    them says they wait, and the running values stay (they were reported as applied and never took effect)."""
+    running = _config()
+    new = _config(storage={"sqlite_path": "/tmp/x.db", "quarantine_per_source_per_minute": 5,
+                           "quarantine_payload_max_bytes": 1024, "raw_retention_days": 30},
+                  http={"port": 9090, "public_url": "https://archive.example.org"})
+    plan = plan_reload(running, new)
+    assert sorted(plan.restart_needed) == ["http.port", "http.public_url", "storage.quarantine_payload_max_bytes",
+                                           "storage.quarantine_per_source_per_minute"]
+    assert plan.config.storage.quarantine_per_source_per_minute == 60
+    assert plan.config.storage.quarantine_payload_max_bytes == 65_536
+    assert plan.config.http.port == 8080 and plan.config.http.public_url is None
+    assert plan.config.storage.raw_retention_days == 30  # applied
+    assert plan.changed == ["storage"]
+
+
 def test_sensors_on_sources_that_do_not_run_yet_are_left_out() -> None:
     running = _config()
     new = _config(

@@ -129,3 +129,64 @@ def test_a_serial_source_shows_what_it_holds_not_yet_stored(tmp_path: Path) -> N
     report = status_report(config, now=T0 + 1000)
     assert [(s["source"], s["state"], s["buffered"]) for s in report["sources"]] == [("bus", "connected", 7)]
     assert "sources  bus connected (7 buffered, not stored yet)" in format_status(report)
+
+
+def test_an_outage_lists_a_few_sensors_per_room_and_counts_the_rest(tmp_path: Path) -> None:
+    """The broker is down for an hour: all 300 sensors are stale; the view stays a screen, not 321 lines."""
+    from dashboards.status import ATTENTION_PER_ROOM
+
+    rooms = [f"room{r}" for r in range(6)]
+    sensors = [(f"s{i:03d}", rooms[i % 6], 60.0) for i in range(300)]
+    config = _site(tmp_path / "big.db", sensors, rooms=rooms)
+    _store(config, [Reading(s, "temperature", 20.0, T0, r) for s, r, _ in sensors])
+    text = format_status(status_report(config, now=T0 + 3_600_000))
+    lines = text.splitlines()
+    listed = [line for line in lines if re.match(r"s\d{3} ", line)]
+    assert len(listed) == 6 * ATTENTION_PER_ROOM
+    for room in rooms:
+        assert f"… and {50 - ATTENTION_PER_ROOM} more in {room} ({50 - ATTENTION_PER_ROOM} stale; --room {room} " \
+               "lists them)" in text
+    assert len(lines) < 100
+    assert "sensors that need attention (300 of 300)" in text
+    one_room = format_status(status_report(config, now=T0 + 3_600_000), room="room0")
+    assert len([line for line in one_room.splitlines() if re.match(r"s\d{3} ", line)]) == 50  # --room: all
+
+
+def _gauges(config: Config, gauges: dict[str, tuple[int, int]], counters: dict[str, int] | None = None) -> None:
+    store = SqliteStore(config.storage.sqlite_path, tz=ZoneInfo("Asia/Shanghai"))
+    try:
+        batch = Batch()
+        batch.gauges.update(gauges)
+        batch.counters.update(counters or {})
+        store.write(batch)
+    finally:
+        store.close()
+
+
+def test_the_alert_numbers_people_read_are_shown_zeros_included_and_internals_only_in_json(tmp_path: Path) -> None:
+    config = _site(tmp_path / "s.db", [("s0", "paper", 60.0)], rooms=["paper"])
+    # alerts.series added up by an older archmon (3 after two restarts), a state now
+    _gauges(config, {"service.running": (1, T0), "alerts.series": (1, T0), "alerts.window_bytes": (4096, T0),
+                     "alerts.state_write_max_us": (250, T0)},
+            {"alerts.readings_judged": 12, "alerts.series": 3})
+    report = status_report(config, now=T0 + 1000)
+    alerts_line = next(line for line in format_status(report).splitlines() if line.startswith("alerts"))
+    assert alerts_line == ("alerts   0 open; readings_judged 12, late_readings 0, late_for_alerts 0, late_alarms 0, "
+                           "late_for_day 0")
+    assert report["alerts"]["gauges"] == {"series": 1, "window_bytes": 4096, "state_write_max_us": 250}
+    assert "series" not in report["alerts"]["counters"]  # the old sum is not shown as a count
+
+
+@pytest.mark.parametrize(("gauges", "said"), [
+    ({"http.enabled": 1, "http.serving": 1, "http.port": 8080}, "; dashboard on port 8080"),
+    ({"http.enabled": 1, "http.serving": 0, "http.port": 8080}, "; dashboard NOT SERVED (its address could not be "
+                                                                 "used, see the log)"),
+    ({"http.enabled": 0, "http.serving": 0, "http.port": 0}, "; dashboard off"),
+])
+def test_status_says_whether_the_dashboard_is_served(tmp_path: Path, gauges: dict[str, int], said: str) -> None:
+    config = _site(tmp_path / "s.db", [("s0", "paper", 60.0)], rooms=["paper"])
+    _gauges(config, {"service.running": (1, T0), **{k: (v, T0) for k, v in gauges.items()}})
+    service_line = format_status(status_report(config, now=T0 + 1000)).splitlines()[2]
+    assert service_line.startswith("service  running") and service_line.endswith(said)
+    stopped = status_report(config, now=T0 + 3_600_000)  # not running: nothing said of a dashboard
+    assert stopped["dashboard"] is None
