@@ -125,6 +125,7 @@ class AlertService:
         self._scheduler: BaseScheduler | None = None
         self.rebuild_seconds = 0.0
         self.rebuilt_series = 0
+        self._db_path = db_path
         from alerts.access import attach_register  # before the rebuild: doors open at the restart judged again
 
         attach_register(self.engine, db_path)
@@ -238,6 +239,9 @@ class AlertService:
         with self._lock.urgent():
             engine = AlertEngine(config, self.store, series=self.engine.series)
             engine.take_over(self.engine)
+            from alerts.access import attach_register  # also for a reload before the first tick
+
+            attach_register(engine, self._db_path)
             self.engine, self.config = engine, config
             self.store.audit(now_ms(), "config", "system", "config",
                              {"event": "reload", "path": str(config.path), "sha256": _config_digest(config)})

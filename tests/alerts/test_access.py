@@ -272,6 +272,26 @@ def test_a_reload_through_the_alert_service_keeps_the_rule_its_register_and_open
         service.stop()
 
 
+def test_the_alert_service_attaches_the_register_itself_even_through_a_reload_before_its_first_tick(
+    tmp_path: Path,
+) -> None:
+    config = _config(tmp_path, grace_s=0)
+    db = tmp_path / "archmon.db"
+    service = AlertService(config, db)  # no dashboard: nobody else attaches it
+    try:
+        service.reload(config)  # before the first tick: the old engine's clock is not set yet
+        rule = next(r for r in service.engine.rules if r.name == "unregistered_entry")
+        assert rule.sessions is not None
+        service.tick()
+        now = now_ms()
+        service.on_readings([_door(0.0, now - 3 * MIN)])
+        service.on_readings([_door(1.0, now - MIN)])  # opened with no session
+        service.tick()
+        assert [a["state"] for a in _unregistered_alerts(service.store)] == ["active"]
+    finally:
+        service.stop()
+
+
 def _unregistered_alerts(store: AlertStore) -> list[dict]:
     return [a for a in store.alerts() if a["rule"] == "unregistered_entry"]
 
