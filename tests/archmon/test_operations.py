@@ -234,8 +234,11 @@ def test_sigterm_with_a_backlog_on_a_slow_or_stalled_store_stops_within_the_boun
         queued, summary = stop_log(log)
         assert queued > 0 and "every accepted reading is stored" in summary
         stats = mqtt_stats(log)
-        assert stats["acked"] == half and stats["pending"] == 0
-        assert len(stored(db, "th", "temperature")) == half
+        # what it had taken from the socket when the stop came (all of it, or less on a loaded machine: the
+        # rest stays with the broker) is stored and acknowledged, nothing else
+        first = len(stored(db, "th", "temperature"))
+        assert 0 < first <= half
+        assert stats["acked"] == first and stats["pending"] == 0
 
         # 2. the store stays stalled: archmon gives up at the bound, exits 1, acknowledges nothing unstored
         process, staller = backlog_reaches_a_stalled_store("run3", range(half, 2 * half))
@@ -248,7 +251,7 @@ def test_sigterm_with_a_backlog_on_a_slow_or_stalled_store_stops_within_the_boun
         assert stop_seconds(log) <= bound + 1, summary  # its own measure, from the signal on
         assert queued > 0 and "NOT COMPLETE at the bound" in summary
         assert mqtt_stats(log)["acked"] == 0
-        assert len(stored(db, "th", "temperature")) == half
+        assert len(stored(db, "th", "temperature")) == first
     finally:
         for process in processes:
             process.kill()
@@ -265,7 +268,7 @@ def test_sigterm_with_a_backlog_on_a_slow_or_stalled_store_stops_within_the_boun
         log = archmon.log()
     values = [value for _, value in stored(db, "th", "temperature")]
     assert sorted(values) == [i / 100 for i in range(2 * half)]
-    assert mqtt_stats(log)["received"] >= half  # the broker sent the unacknowledged half again
+    assert mqtt_stats(log)["received"] >= 2 * half - first  # the broker sent every unacknowledged one again
 
 
 LINE_SOURCE = ('[[sources]]\nkind = "line"\nid = "log{i}"\ndevice = "{device}"\n'
