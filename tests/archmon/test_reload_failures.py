@@ -193,8 +193,11 @@ def test_a_stop_wins_over_a_reload_in_progress_and_those_asked_for(tmp_path: Pat
     control._thread.join(10)  # the reload in progress goes on now: it sees the stop
     assert control.reloads == 0
     assert service.config.rooms[0].overrides["temperature"]["high"] == 30
-    assert caplog.text.count("SIGHUP: reloading the configuration") == 1
-    assert caplog.text.count("SIGHUP: a reload is already waiting") == 2
+    # each SIGHUP said what it did; which words depends on whether the reload thread had taken the first one
+    # when the second came ("after the reload in progress") or not ("already waiting"), never more than one
+    started = caplog.text.count("SIGHUP: reloading the configuration")
+    waiting = caplog.text.count("SIGHUP: a reload is already waiting")
+    assert started + waiting == 3 and 1 <= waiting <= 2
     assert service_audit(service.db_path) == []  # nothing reloaded, nothing to audit
     control.request_reload("SIGHUP")  # during (or after) the stop: said, not done
     assert "SIGHUP: not reloading, archmon is stopping" in caplog.text
