@@ -7,6 +7,7 @@ millisecond timestamp, each exactly once.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -218,3 +219,38 @@ def test_check_config_reads_the_token_from_env_or_file_only(tmp_path: Path, monk
         parse_config({"forward": {"influxdb": {"url": "http://h:8086", "token": "inline"}}})
     with pytest.raises(ConfigError, match="warn_rows"):
         parse_config({"forward": {"influxdb": {"url": "http://h:8086", "outbox_max_rows": 100, "warn_rows": 100}}})
+
+
+def test_status_shows_the_outbox_its_age_and_what_was_forwarded_in_text_and_json(
+        tmp_path: Path, victoria: VictoriaServer, capsys: pytest.CaptureFixture[str]) -> None:
+    from archmon.cli import main
+
+    config_path = tmp_path / "archmon.toml"
+    config_path.write_text(f'[site]\nname = "{SITE}"\n[[rooms]]\nid = "paper"\n[[rooms]]\nid = "film"\n'
+                           f'[forward.influxdb]\nurl = "{victoria.url}"\nwarn_rows = 100\n', encoding="utf-8")
+    target = InfluxForwardConfig(url=victoria.url, batch_size=100, timeout_s=2)
+    with site(tmp_path, target) as s:
+        s.write(readings(300))
+        wait_for(s.drained, "the outbox to drain")
+        victoria.stop()
+        s.write(readings(150, start=BASE + 50 * HOUR))
+        wait_for(lambda: s.forwarder.health().down, "the forwarder to see the server gone")
+    assert main(["--config", str(config_path), "status", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)["forwarding"]
+    assert (report["outbox_rows"], report["forwarded"], report["quarantined"], report["backlog"]) == (150, 300, 0, True)
+    assert report["oldest_age_s"] >= 0 and "Connection refused" in report["last_error"]
+    assert main(["--config", str(config_path), "status"]) == 0
+    text = capsys.readouterr().out
+    assert f"forward  influxdb {victoria.url}: state unknown (archmon not running); outbox 150 row(s)" in text
+    assert "BACKLOG" in text and "forwarded 300, failed requests 0, refused points 0" in text
+
+
+def test_check_config_names_an_unreadable_token(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from archmon.cli import main
+
+    config_path = tmp_path / "archmon.toml"
+    config_path.write_text('[forward.influxdb]\nurl = "https://influx.example.org:8086"\n'
+                           f'token_file = "{tmp_path / "missing-token"}"\n', encoding="utf-8")
+    assert main(["check-config", str(config_path)]) == 2
+    err = capsys.readouterr().err
+    assert "forward.influxdb.token: cannot read secret file" in err and "missing-token" in err
