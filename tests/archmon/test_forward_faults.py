@@ -32,6 +32,7 @@ from tests.archmon.forwarding import (
     wait_drained,
     write_site,
 )
+from tests.archmon.operations import query
 from tests.fixtures.mosquitto import MosquittoBroker
 from tests.fixtures.store_stall import StoreStall
 from tests.fixtures.tcp_proxy import TcpProxy
@@ -67,6 +68,10 @@ def test_a_influxdb_stopped_during_a_stream_fills_the_outbox_and_it_drains_after
         stream.close()
     assert local(db) == stream.expected_local(1400)
     assert sorted(influx.points()) == stream.expected(1400)
+    counters = dict(query(db, "SELECT name, value FROM counters WHERE name LIKE 'forward.%'"))
+    gauges = dict(query(db, "SELECT name, value FROM gauges WHERE name LIKE 'forward.%'"))
+    assert counters["forward.influxdb.forwarded"] >= 1400 and counters["forward.influxdb.failures"] >= 1
+    assert (gauges["forward.influxdb.outbox_rows"], gauges["forward.influxdb.up"]) == (0, 1)
 
 
 def test_c_archmon_killed_while_forwarding_and_restarted_sends_everything_once(

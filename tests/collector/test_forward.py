@@ -254,3 +254,56 @@ def test_check_config_names_an_unreadable_token(tmp_path: Path, capsys: pytest.C
     assert main(["check-config", str(config_path)]) == 2
     err = capsys.readouterr().err
     assert "forward.influxdb.token: cannot read secret file" in err and "missing-token" in err
+
+
+@dataclass
+class HealthOf:
+    """What the service wiring gives the rule: the forwarder's health."""
+
+    forwarder: Forwarder
+
+    def forward_health(self) -> list[object]:
+        return [self.forwarder.health()]
+
+
+def test_the_backlog_alert_rule_rises_at_the_warning_level_and_clears_below_it(
+        tmp_path: Path, victoria: VictoriaServer) -> None:
+    from alerts.model import RuleContext
+    from alerts.rules.forwarding import ForwardingRule
+    from alerts.settings import AlertSettings
+
+    target = InfluxForwardConfig(url=victoria.url, batch_size=100, timeout_s=2)
+    victoria.stop()
+    with site(tmp_path, target, limits=OutboxLimits(1000, 10**7, 100, 10**6)) as s:
+        rule = ForwardingRule(RuleContext(AlertSettings(), {}, TZ))
+        rule.attach(HealthOf(s.forwarder))
+        rule.start(0)
+        s.write(readings(99))
+        assert [c.state for c in rule.on_due(1)] == [False]  # the first look reports the state
+        s.write(readings(1, start=BASE + 90 * HOUR))
+        raised = rule.on_due(2)
+        assert [(c.state, c.detail, c.sensor, c.value) for c in raised] == [(True, "backlog", "influxdb", 100.0)]
+        assert rule.on_due(3) == []  # only changes are news
+        victoria.start()
+        wait_for(s.drained, "the outbox to drain")
+        assert [(c.state, c.detail) for c in rule.on_due(4)] == [(False, "")]
+
+
+def test_raw_retention_keeps_readings_an_overflow_range_still_needs(tmp_path: Path) -> None:
+    from archmon.app.forwarding import Forwarding
+
+    config = parse_config({"site": {"name": SITE}, "storage": {"sqlite_path": str(tmp_path / "archmon.db")},
+                           "forward": {"influxdb": {"url": "http://127.0.0.1:9", "outbox_max_rows": 100}}})
+    store = SqliteStore(tmp_path / "archmon.db", tz=TZ)
+    forwarding = Forwarding(config, store, store.path)  # not started: nothing drains
+    try:
+        now = BASE + 48 * HOUR
+        old = readings(150, start=now - 20 * 24 * HOUR)
+        store.write_many([Batch(readings=old[:100])])
+        store.write_many([Batch(readings=old[100:])])  # over the bound: an overflow range 20 days back
+        assert forwarding.outbox.totals().overflow_pending == 50
+        assert forwarding.retention_days(8, now) >= 21
+        assert forwarding.retention_days(0, now) == 0  # forever stays forever
+    finally:
+        forwarding.stop(1)
+        store.close()
