@@ -54,6 +54,10 @@ _TITLES: dict[str, tuple[str, str]] = {
     "door_open": ("{where}库房门长时间未关", "{where}door left open"),
     "door_hours": ("{where}非工作时间开门", "{where}door opened outside working hours"),
     "unregistered_entry": ("{where}未登记进入库房（三不查阅）", "{where}door opened with no registered access session"),
+    "forwarding/backlog": ("{where}数据转发积压：远端时序数据库未及时接收，读数暂存本地待发",
+                           "{where}forwarding backlog: the remote database is not taking readings; they wait locally"),
+    "forwarding/full": ("{where}转发队列已满：新读数仅保存在本地，队列腾空后自动补发",
+                        "{where}forwarding outbox full: new readings are kept locally, queued again once it drains"),
 }
 
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from archmon.config_problems import validation_problems
 from archmon.errors import ConfigError
+from archmon.forward_config import ForwardConfig, InfluxForwardConfig
 from archmon.quantities import QUANTITIES
 from archmon.source_tables import ID_PATTERN, SOURCE_SECTIONS, SourceTable, read_source_tables
 
@@ -29,7 +30,9 @@ __all__ = [
     "ID_PATTERN",
     "Calibration",
     "Config",
+    "ForwardConfig",
     "HttpConfig",
+    "InfluxForwardConfig",
     "RegisterSpec",
     "RoomConfig",
     "SensorConfig",
@@ -280,6 +283,7 @@ class Config(_Model):
     alerts: dict[str, Any] = Field(default_factory=dict)
     http: HttpConfig = HttpConfig()
     notify: dict[str, Any] = Field(default_factory=dict)
+    forward: ForwardConfig = ForwardConfig()
     path: Path | None = Field(default=None, exclude=True)
     _label: str = PrivateAttr(default="<config>")
 

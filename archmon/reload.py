@@ -10,7 +10,8 @@ Only at the next restart (:data:`RESTART_ONLY`): ``site.name`` (it is in the MQT
 topic) and ``site.timezone`` (days already rolled up and judged in it); ``storage.sqlite_path``,
 ``batch_size`` and ``flush_interval_ms`` (the store and its writer are open),
 ``quarantine_per_source_per_minute`` and ``quarantine_payload_max_bytes`` (the pipeline's quarantine keeper
-is built once); the whole ``[http]`` table (the dashboard's socket, TLS and proxies are set up at start);
+is built once); the whole ``[http]`` table (the dashboard's socket, TLS and proxies are set up at start); ``[forward]``
+(the outbox and the forwarder are built at start);
 every option of a source table but an MQTT source's ``subscriptions``, and sources added or removed
 (connections and ports are open).
 Until then the running values stay in force; sensors on a source that is not running yet are left out.
@@ -32,6 +33,7 @@ RESTART_ONLY: dict[str, tuple[str, ...]] = {
     "storage": ("sqlite_path", "batch_size", "flush_interval_ms", "quarantine_per_source_per_minute",
                 "quarantine_payload_max_bytes"),
     "http": ("enabled", "host", "port", "tls_cert", "tls_key", "trusted_proxies", "public_url"),
+    "forward": ("influxdb",),
 }
 """Keys of single tables that a reload cannot change; source tables cannot change either, except the options
 in :data:`LIVE_SOURCE_OPTIONS`."""

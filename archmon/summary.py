@@ -18,6 +18,10 @@ def config_summary(config: Config) -> str:
         f"{len(config.sources)} source(s): " + ", ".join(_describe(t) for t in config.sources),
         f"{len(config.sensors)} sensor(s)",
     ]
+    target = config.forward.active
+    if target is not None:
+        lines.append(f"forwarding to {target.url} ({target.api} API, database {target.database}; outbox bound "
+                     f"{target.outbox_max_rows:,} rows, warning at {target.warn_rows_at:,})")
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ from archmon.config import Config
 from archmon.logsetup import zone_label
 from archmon.sqlite import connect
 from archmon.timeutil import now_ms, to_iso
+from collector.forward.status import format_forward, forward_report
 
 __all__ = ["ALERT_COUNTERS_SHOWN", "ATTENTION_PER_ROOM", "FULL_LIST_MAX", "Gauge", "format_status", "status_report"]
 
@@ -131,6 +132,8 @@ def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
                    "retrying": bool(_value(gauges, "writer.retrying")),
                    "failures": counters.get("writer.failures", 0)},
         "last_reload": _last_reload(path, gauges, tz),
+        "forwarding": forward_report(config, path, now=now, counters=counters, service_up=service_up,
+                                     gauges={name: (g.value, g.ts_ms) for name, g in gauges.items()}),
         "counters": counters,
         "quarantine_entries": quarantined,
         "unassigned_devices": len(unassigned),
@@ -326,6 +329,8 @@ def format_status(report: dict[str, Any], *, full: bool | None = None, room: str
     if report.get("sources"):
         lines.append("sources  " + "; ".join(f"{s['source']} {s['state']}" + (
             f" ({s['buffered']} buffered, not stored yet)" if s.get("buffered") else "") for s in report["sources"]))
+    if report.get("forwarding"):
+        lines += format_forward(report["forwarding"])
     alerts = report.get("alerts") or {}
     open_alerts = alerts.get("open") or {}
     alert_text = (f"{sum(open_alerts.values())} open" + (f" ({_counts(open_alerts)})" if open_alerts else ""))

@@ -54,8 +54,9 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 if [ "$mode" = test ]; then
-  # a real broker and pty pairs; headless Chromium with CJK fonts for the dashboard's browser tests
-  apt_install mosquitto socat chromium fonts-noto-cjk
+  # a real broker and pty pairs; headless Chromium with CJK fonts for the dashboard's browser tests;
+  # InfluxDB 1.6 and VictoriaMetrics as the forward targets' real servers
+  apt_install mosquitto socat chromium fonts-noto-cjk influxdb victoria-metrics
   extras=".[test]"
   what="archmon and test tools"
 else

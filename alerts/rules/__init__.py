@@ -8,6 +8,7 @@ from alerts.rules.battery import BatteryRule
 from alerts.rules.channel import ChannelRule
 from alerts.rules.door_hours import DoorAfterHoursRule
 from alerts.rules.door_open import DoorOpenRule
+from alerts.rules.forwarding import ForwardingRule
 from alerts.rules.leak import LeakRule
 from alerts.rules.mould import MouldRule
 from alerts.rules.rate import RateOfChangeRule
@@ -35,4 +36,5 @@ RULES: dict[str, type[Rule]] = {
     "door_hours": DoorAfterHoursRule,
     "unregistered_entry": UnregisteredEntryRule,
     "channel": ChannelRule,
+    "forwarding": ForwardingRule,
 }

@@ -45,6 +45,9 @@ def check_references(config: Config, *, checked: SourceCheck | None = None, secr
     # A running service does not stop for one notification channel's missing secret: that channel is down
     # (and says so through the others); check-config stays strict.
     problems += [f"{where}: {p}" for p in (check_notify if secrets else check_run_config)(config)]
+    from collector.forward import forward_problems
+
+    problems += forward_problems(config, secrets=secrets)  # (a running service queues without a readable token)
     return problems
 
 

@@ -20,6 +20,7 @@ from archmon import systemd
 from archmon.app.audit import AuditQueue
 from archmon.app.checks import check_references, storage_problems
 from archmon.app.feed import URGENT, AlertFeed, Backlog, load_backlog
+from archmon.app.forwarding import FORWARD_GAUGES, FORWARD_STATS, build_forwarding
 from archmon.app.reloading import Reloading
 from archmon.app.stats import ALERT_GAUGES, WRITER_GAUGES, Counters
 from archmon.config import Config
@@ -83,6 +84,10 @@ class Service(Reloading):
         self.writer = StoreWriter(
             self.store, batch_size=config.storage.batch_size, flush_interval_ms=config.storage.flush_interval_ms
         )
+        self.forwarding = build_forwarding(config, self.store, self.db_path, busy_timeout_s=STORE_BUSY_TIMEOUT_S)
+        """Readings copied to InfluxDB through the outbox (None: no ``[forward.influxdb]``)."""
+        if self.forwarding is not None:
+            self.writer.add_listener(self.forwarding.forwarder.wake)
         self.hub = EventHub()
         """Stored readings and source state changes; alerts, acknowledgements and notification results."""
         self.writer.add_listener(self._publish_readings)
@@ -219,6 +224,11 @@ class Service(Reloading):
         self.scheduler.add_job(self.apply_retention, "interval", hours=1, id="retention",
                                next_run_time=_now_dt(self.config))
         self.alerts.start(self.scheduler)
+        if self.forwarding is not None:
+            forwarding = self.forwarding
+            forwarding.start()
+            self.scheduler.add_job(lambda: forwarding.attach(self.alerts), "interval", seconds=5, id="forward-alert",
+                                   next_run_time=_now_dt(self.config))
         if self.notifier is not None:
             self.notifier.start()
         self.scheduler.start()
@@ -291,6 +301,8 @@ class Service(Reloading):
                                             "listener_errors": writer.listener_errors,
                                             "queued_records": writer.queued_records,
                                             "retrying": int(writer.retrying)}, now, WRITER_GAUGES)
+        if self.forwarding is not None:
+            self.counters.add(batch, FORWARD_STATS, self.forwarding.stats(), now, FORWARD_GAUGES)
         for sub in self.hub.subscribers():
             self.counters.add(batch, f"hub.{sub.name}", {"dropped": sub.dropped}, now, frozenset())
         self.counters.add(batch, "service", {**self._service_counts, **self._service_gauges}, now,
@@ -301,8 +313,10 @@ class Service(Reloading):
         """Drop raw readings and quarantine entries past their retention (rollups are kept)."""
         storage = self.config.storage
         try:
-            removed = self.store.apply_retention(now_ms(), storage.raw_retention_days,
-                                                 storage.quarantine_retention_days)
+            raw_days = storage.raw_retention_days
+            if self.forwarding is not None:  # readings still to be queued again are kept
+                raw_days = self.forwarding.retention_days(raw_days, now_ms())
+            removed = self.store.apply_retention(now_ms(), raw_days, storage.quarantine_retention_days)
         except sqlite3.OperationalError as exc:  # a stalled file: the next hour's run removes them
             log.warning("retention: nothing removed this time: %s", exc)
             removed = {}

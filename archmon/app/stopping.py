@@ -51,6 +51,8 @@ def stop_service(service: Service) -> StopReport:
         report.unfinished.append("dashboard")
     if service.scheduler.running:
         service.scheduler.shutdown(wait=False)
+    if service.forwarding is not None:  # a request under way is abandoned: its rows stay queued for the next start
+        service.forwarding.stop(deadline.left(reserve=tail, cap=2.0))
     sources = service.sources()
     redelivering = {i: s for i, s in sources.items() if i in service._redelivering}
     others = {i: s for i, s in sources.items() if i not in redelivering}

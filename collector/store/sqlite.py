@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -31,7 +31,10 @@ from collector.store._types import (
 )
 from collector.store._write import DayCalendar, SeriesCache, write_batches
 
-__all__ = ["SqliteStore"]
+__all__ = ["SqliteStore", "WriteHook"]
+
+WriteHook = Callable[[sqlite3.Connection, Sequence[WriteResult]], None]
+"""Called inside every write transaction with its results (the forward outbox queues what was stored)."""
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,7 @@ class SqliteStore:
         self._series = SeriesCache()
         self._calendar = DayCalendar(tz)
         self._bad_input = QuarantineWriter(quarantine_limits or QuarantineLimits())
+        self._write_hooks: list[WriteHook] = []
         if readonly:
             if not self.path.is_file():
                 raise FileNotFoundError(f"archmon database {self.path} does not exist (opened read-only, not created)")
@@ -99,6 +103,12 @@ class SqliteStore:
 
     # -- writes ------------------------------------------------------------------------------------
 
+    def add_write_hook(self, hook: WriteHook) -> None:
+        """Run ``hook(conn, results)`` inside every write transaction, after the batches are written: what it
+        writes commits with them, and if it raises nothing of the transaction is written."""
+        with self._write_lock:
+            self._write_hooks.append(hook)
+
     def write(self, batch: Batch) -> WriteResult:
         """Write one batch in one durable transaction.
 
@@ -121,7 +131,10 @@ class SqliteStore:
             conn = self._require_writer()
             try:
                 with sqlite_helper.write_tx(conn):
-                    return write_batches(conn, batches, self._series, self._calendar, self._bad_input)
+                    results = write_batches(conn, batches, self._series, self._calendar, self._bad_input)
+                    for hook in self._write_hooks:
+                        hook(conn, results)
+                    return results
             except BaseException:
                 self._series.clear()  # the rolled-back transaction may have created series or assignments
                 if conn.in_transaction:  # COMMIT itself failed

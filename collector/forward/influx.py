@@ -1,0 +1,159 @@
+"""The HTTP side of the InfluxDB target, on influxdb-client's HTTP stack (one connection pool, TLS, auth).
+
+- :meth:`InfluxClient.write` sends line protocol with ms precision: through influxdb-client's write API to
+  ``/api/v2/write`` (``api = "v2"``: InfluxDB 2.x, 3.x, 1.8+, VictoriaMetrics), or to the 1.x ``/write``
+  endpoint (``api = "v1"``, InfluxDB before 1.8) through the same client's ``call_api``.
+- :meth:`InfluxClient.query` runs InfluxQL on ``/query``, which 1.x, 2.x (through a DBRP mapping) and 3.x
+  all answer.
+
+Every failure is a :class:`RemoteError` saying what to do with the request: send it again later
+(``retryable``: connection errors, timeouts, 429, 5xx), or split it and refuse the bad point (``bad_point``:
+400 and 422, a line the server cannot take; 413, too large), or keep it and wait for the operator (401, 403,
+404: a token, permission or database problem that no resend fixes by itself, so nothing is refused).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from influxdb_client import InfluxDBClient, WritePrecision
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.rest import ApiException
+
+from archmon.forward_config import InfluxForwardConfig
+
+__all__ = ["InfluxClient", "QuerySeries", "RemoteError"]
+
+log = logging.getLogger(__name__)
+
+_BAD_POINT = frozenset({400, 413, 422})
+_RETRYABLE = frozenset({408, 429})
+
+
+class RemoteError(Exception):
+    """A request the remote side did not accept.
+
+    Attributes:
+        status: the HTTP status (0: no answer: connection refused, reset, timed out).
+        reason: the server's message, or the connection error, in one line.
+        retryable: sending the same request later may work (an outage).
+        bad_point: the request holds a point the server refuses (split it to find which).
+    """
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"HTTP {status}: {reason}" if status else reason)
+        self.status = status
+        self.reason = reason
+        self.retryable = status == 0 or status >= 500 or status in _RETRYABLE
+        self.bad_point = status in _BAD_POINT
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySeries:
+    """One series of an InfluxQL answer: measurement, tags (with ``GROUP BY``), columns and rows."""
+
+    name: str
+    tags: dict[str, str]
+    columns: list[str]
+    values: list[list[Any]]
+
+
+def _reason(exc: ApiException) -> str:
+    body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
+    try:
+        parsed = json.loads(body)
+        if isinstance(parsed, dict):
+            body = str(parsed.get("error") or parsed.get("message") or body)
+    except ValueError:
+        pass
+    return " ".join((body or str(exc.reason or "")).split())[:1000]
+
+
+class InfluxClient:
+    """Writes and InfluxQL queries to one InfluxDB (or compatible) server.
+
+    Args:
+        config: the ``[forward.influxdb]`` table.
+        token: the API token (v2), or None.
+        password: the 1.x password (with ``config.username``), or None.
+        ca_file: CA certificate path (resolved against the config file's folder), or None.
+    """
+
+    def __init__(self, config: InfluxForwardConfig, *, token: str | None = None, password: str | None = None,
+                 ca_file: str | None = None) -> None:
+        self.config = config
+        self._v1_auth: list[tuple[str, str]] = []
+        if config.username and password is not None:
+            self._v1_auth = [("u", config.username), ("p", password)]
+            if token is None and config.api == "v2":
+                token = f"{config.username}:{password}"  # what InfluxDB 1.8+ takes on its v2 API
+        options: dict[str, Any] = {"retries": False}
+        if ca_file:
+            options["ssl_ca_cert"] = ca_file
+        self._client = InfluxDBClient(url=config.url, token=token, org=config.org or None,
+                                      timeout=int(config.timeout_s * 1000), **options)
+        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def write(self, lines: Sequence[str]) -> None:
+        """Send ``lines`` (ms timestamps) in one request.
+
+        Raises:
+            RemoteError: not accepted (see the module docstring for what each kind means).
+        """
+        body = "\n".join(lines).encode("utf-8")
+        try:
+            if self.config.api == "v2":
+                # 1.8+, 3.x and VictoriaMetrics ignore the organisation; the client insists on one ("-")
+                self._write_api.write(bucket=self.config.target_bucket, org=self.config.org or "-", record=body,
+                                      write_precision=WritePrecision.MS)
+            else:
+                params = [("db", self.config.database), ("precision", "ms"), *self._v1_auth]
+                if self.config.retention_policy:
+                    params.append(("rp", self.config.retention_policy))
+                self._client.api_client.call_api(
+                    "/write", "POST", query_params=params, body=body, auth_settings=[],
+                    header_params={"Content-Type": "text/plain; charset=utf-8"},
+                    _return_http_data_only=True, _preload_content=False)
+        except ApiException as exc:
+            raise RemoteError(int(exc.status or 0), _reason(exc)) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise RemoteError(0, f"{type(exc).__name__}: {exc}") from None
+
+    def query(self, influxql: str) -> list[QuerySeries]:
+        """Run one InfluxQL statement on ``/query`` (``db`` = ``database``, timestamps as epoch ms).
+
+        Raises:
+            RemoteError: the server did not answer, refused the request, or reported a query error (status
+                400 then, with the error text).
+        """
+        params = [("db", self.config.database), ("q", influxql), ("epoch", "ms"), *self._v1_auth]
+        if self.config.retention_policy:
+            params.append(("rp", self.config.retention_policy))
+        try:
+            response = self._client.api_client.call_api(
+                "/query", "GET", query_params=params, auth_settings=[], _return_http_data_only=True,
+                _preload_content=False)
+            answer = json.loads(response.data)
+        except ApiException as exc:
+            raise RemoteError(int(exc.status or 0), _reason(exc)) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise RemoteError(0, f"{type(exc).__name__}: {exc}") from None
+        except ValueError as exc:
+            raise RemoteError(502, f"not an InfluxQL answer: {exc}") from None
+        out: list[QuerySeries] = []
+        for result in answer.get("results", []):
+            if result.get("error"):
+                raise RemoteError(400, str(result["error"]))
+            for series in result.get("series", []):
+                out.append(QuerySeries(str(series.get("name", "")), dict(series.get("tags") or {}),
+                                       list(series.get("columns", [])), list(series.get("values", []))))
+        return out
