@@ -1,7 +1,7 @@
 """Stores: the embedded SQLite store and the types its read API returns."""
 
 from collector.store._summary import BIN_SCALE, BINNED_QUANTITIES, SLOT_MS, SLOTS_PER_HOUR, value_bin
-from collector.store._summary_read import DayBin, HourBin, SeriesRef, SummaryHour, SummaryReader
+from collector.store._summary_read import HourBin, HourCount, SeriesRef, SummaryHour, SummaryReader
 from collector.store._types import Bucket, LatestValue, RoomAssignment, SchemaError, StoredQuarantine, UnassignedDevice
 from collector.store.sqlite import SqliteStore
 
@@ -11,8 +11,8 @@ __all__ = [
     "SLOTS_PER_HOUR",
     "SLOT_MS",
     "Bucket",
-    "DayBin",
     "HourBin",
+    "HourCount",
     "LatestValue",
     "RoomAssignment",
     "SchemaError",

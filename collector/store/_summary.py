@@ -1,7 +1,7 @@
 """Summaries kept forever: what a compliance report needs once raw readings are gone (``summary_*`` tables).
 
 Raw readings may be deleted by retention and a one-year report must not scan them, so every stored
-reading is also added to three tables, in the write transaction that stores it:
+reading is also added to two tables, in the write transaction that stores it:
 
 - ``summary_hour(series_id, room, start_ms)``: min, max, sum, count, plus two bitmaps of the hour's
   10-second slots (``SLOT_MS``): ``p0..p5`` the slots holding at least one reading (presence), ``h0..h5`` the
@@ -11,7 +11,7 @@ reading is also added to three tables, in the write transaction that stores it:
 - ``summary_hour_bins(series_id, room, start_ms, bin)``: per hour, a histogram of the values of temperature
   and humidity (``BINNED_QUANTITIES``) at ``BIN_WIDTH`` = 0.1 of the unit: ``bin = round(value × 10)``; each
   bin holds how many readings fell in it and the first and last of their times (ms after ``start_ms``).
-- ``summary_day_bins(series_id, room, start_ms, bin)``: the same histogram per calendar day (counts only).
+  The time in a band of an hour is its covered time × the share of its readings in the band's bins.
 
 Hours are *local* hours of the site's zone: a bucket starts at local midnight plus whole hours, so every
 calendar day is made of whole buckets (also in zones with half-hour offsets and on DST days, whose last
@@ -87,14 +87,6 @@ CREATE TABLE IF NOT EXISTS summary_hour_bins (
     first_ms INTEGER NOT NULL,
     last_ms INTEGER NOT NULL,
     PRIMARY KEY (series_id, start_ms, room, bin)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS summary_day_bins (
-    series_id INTEGER NOT NULL,
-    room TEXT NOT NULL,
-    start_ms INTEGER NOT NULL,
-    bin INTEGER NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (series_id, start_ms, room, bin)
 ) WITHOUT ROWID
 """
 
@@ -109,8 +101,6 @@ _HOUR_BINS_CONFLICT = (
     "ON CONFLICT (series_id, start_ms, room, bin) DO UPDATE SET count = count + excluded.count, "
     "first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms)"
 )
-_DAY_BINS_HEAD = "INSERT INTO summary_day_bins (series_id, room, start_ms, bin, count)"
-_DAY_BINS_CONFLICT = "ON CONFLICT (series_id, start_ms, room, bin) DO UPDATE SET count = count + excluded.count"
 
 
 def value_bin(value: float) -> int:
@@ -127,18 +117,15 @@ class SummaryAggregate:
 
     Args:
         hour_start: maps a UTC instant (ms) to the start of its local hour bucket.
-        day_start: maps a bucket start to the start of its local day.
     """
 
-    __slots__ = ("_day_bins", "_day_start", "_hour_bins", "_hour_start", "_hours")
+    __slots__ = ("_hour_bins", "_hour_start", "_hours")
 
-    def __init__(self, hour_start: Callable[[int], int], day_start: Callable[[int], int]) -> None:
+    def __init__(self, hour_start: Callable[[int], int]) -> None:
         self._hour_start = hour_start
-        self._day_start = day_start
         # (sid, room, bucket) -> [min, max, sum, count, presence bits (360-bit int), high bits]
         self._hours: dict[tuple[int, str, int], list[Any]] = {}
         self._hour_bins: dict[tuple[int, str, int, int], list[int]] = {}  # -> [count, first off, last off]
-        self._day_bins: dict[tuple[int, str, int, int], int] = {}
 
     def __bool__(self) -> bool:
         return bool(self._hours)
@@ -147,7 +134,7 @@ class SummaryAggregate:
         """Add readings ``(ts, value)`` of one series, all taken while its sensor was in ``room``."""
         binned = quantity in BINNED_QUANTITIES
         binary = quantity in BINARY_QUANTITIES
-        hours, hour_bins, day_bins = self._hours, self._hour_bins, self._day_bins
+        hours, hour_bins = self._hours, self._hour_bins
         hour_start = self._hour_start
         bucket_lo = bucket_hi = 0
         for ts, value in rows:
@@ -158,7 +145,6 @@ class SummaryAggregate:
                 cell = hours.get(key)
                 if cell is None:
                     cell = hours[key] = [value, value, 0.0, 0, 0, 0]
-                day = self._day_start(bucket_lo) if binned else 0
             offset = ts - bucket_lo
             bit = 1 << (offset // SLOT_MS)
             if value < cell[0]:
@@ -181,8 +167,6 @@ class SummaryAggregate:
                         hb[1] = offset
                     if offset > hb[2]:
                         hb[2] = offset
-                dkey = (sid, room, day, b)
-                day_bins[dkey] = day_bins.get(dkey, 0) + 1
 
     def write(self, conn: sqlite3.Connection, insert: Insert) -> None:
         """Upsert the merged rows (inside the caller's transaction) and forget them."""
@@ -193,11 +177,8 @@ class SummaryAggregate:
         insert(conn, _HOUR_HEAD, _HOUR_CONFLICT, hours, 32)
         insert(conn, _HOUR_BINS_HEAD, _HOUR_BINS_CONFLICT,
                [(*key, *cell) for key, cell in self._hour_bins.items()], 128)
-        insert(conn, _DAY_BINS_HEAD, _DAY_BINS_CONFLICT,
-               [(*key, count) for key, count in self._day_bins.items()], 128)
         self._hours.clear()
         self._hour_bins.clear()
-        self._day_bins.clear()
 
 
 _WORDS = struct.Struct(f"<{SLOT_COLUMNS}q")

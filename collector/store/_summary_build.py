@@ -36,7 +36,7 @@ def build_summaries(conn: sqlite3.Connection, tz_name: str, where: str = "") -> 
         conn.executemany("INSERT INTO sensor_rooms (sensor, room, from_ms) VALUES (?, ?, ?)", seeds)
     spans = assignments(conn)
     calendar = DayCalendar(ZoneInfo(tz_name))
-    summary = SummaryAggregate(calendar.hour_start, calendar.day_start)
+    summary = SummaryAggregate(calendar.hour_start)
     total = 0
     for sid, sensor, quantity, series_room in conn.execute("SELECT id, sensor, quantity, room FROM series").fetchall():
         periods = spans.get(str(sensor)) or []

@@ -16,7 +16,7 @@ from collector.store._schema import has_table
 from collector.store._summary import columns_sql, slot_bytes
 from collector.store._types import RoomAssignment
 
-__all__ = ["DayBin", "HourBin", "SeriesRef", "SummaryHour", "SummaryReader"]
+__all__ = ["HourBin", "HourCount", "SeriesRef", "SummaryHour", "SummaryReader"]
 
 
 class SeriesRef(NamedTuple):
@@ -60,12 +60,11 @@ class HourBin(NamedTuple):
     last_ms: int
 
 
-class DayBin(NamedTuple):
-    """Readings of one local day (``start_ms``: local midnight) whose value rounds to ``bin`` tenths."""
+class HourCount(NamedTuple):
+    """How many readings of one local hour in ``room`` had a value whose bin lies in a range."""
 
     start_ms: int
     room: str
-    bin: int
     count: int
 
 
@@ -134,15 +133,16 @@ class SummaryReader:
         return [HourBin(int(s), str(r), int(b), int(c), int(s) + int(f), int(s) + int(la))
                 for s, r, b, c, f, la in self._conn.execute(sql + " ORDER BY start_ms, bin", params)]
 
-    def day_bins(self, series: SeriesRef, start_ms: int, end_ms: int, *, room: str | None = None) -> list[DayBin]:
-        """Histogram bins of days starting in ``[start_ms, end_ms)``, by day and bin (one room, or all)."""
+    def hour_counts(self, series: SeriesRef, start_ms: int, end_ms: int, *, room: str,
+                    low_bin: int | None, high_bin: int | None) -> list[HourCount]:
+        """Per hour starting in ``[start_ms, end_ms)`` in ``room``, the readings with ``low_bin <= bin <= high_bin``
+        (None: no limit on that side), counted in SQLite; hours with none are left out."""
         if not self.available:
             return []
-        sql = ("SELECT start_ms, room, bin, count FROM summary_day_bins"
-               " WHERE series_id = ? AND start_ms >= ? AND start_ms < ?")
-        params: list[object] = [series.id, start_ms, end_ms]
-        if room is not None:
-            sql += " AND room = ?"
-            params.append(room)
-        return [DayBin(int(s), str(r), int(b), int(c))
-                for s, r, b, c in self._conn.execute(sql + " ORDER BY start_ms, bin", params)]
+        lo = -(2**62) if low_bin is None else low_bin
+        hi = 2**62 if high_bin is None else high_bin
+        rows = self._conn.execute(
+            "SELECT start_ms, room, sum(count) FROM summary_hour_bins WHERE series_id = ? AND start_ms >= ?"
+            " AND start_ms < ? AND room = ? AND bin >= ? AND bin <= ? GROUP BY start_ms, room ORDER BY start_ms",
+            (series.id, start_ms, end_ms, room, lo, hi))
+        return [HourCount(int(s), str(r), int(c)) for s, r, c in rows]

@@ -284,7 +284,7 @@ def _summarise(cur: sqlite3.Cursor, rows: list[_Row], series: SeriesCache, calen
             per_series[sid] = [(ts, value)]
         else:
             found.append((ts, value))
-    summary = SummaryAggregate(calendar.hour_start, calendar.day_start)
+    summary = SummaryAggregate(calendar.hour_start)
     for sid, points in per_series.items():
         sensor, quantity = series.key_of(cur, sid)
         room, since = series.newest_assignment(cur, sensor)
