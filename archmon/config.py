@@ -280,6 +280,7 @@ class Config(_Model):
     alerts: dict[str, Any] = Field(default_factory=dict)
     http: HttpConfig = HttpConfig()
     notify: dict[str, Any] = Field(default_factory=dict)
+    reports: dict[str, Any] = Field(default_factory=dict)  # validated by dashboards.reports.settings
     path: Path | None = Field(default=None, exclude=True)
     _label: str = PrivateAttr(default="<config>")
 

@@ -12,13 +12,12 @@ has none). Both need only the day's minimum, maximum and mean, which the summari
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from alerts.profiles import StandardProfile
 from collector.store import SeriesRef, SummaryHour
 from dashboards.reports.coverage import SeriesCoverage
-from dashboards.reports.excursions import BandBins
 from dashboards.reports.model import DayQuantity, Excursion, QuantityStats
 
 __all__ = ["SensorSlice", "quantity_figures"]
@@ -76,7 +75,7 @@ def _pct(part: float, whole: float) -> float | None:
 
 
 def quantity_figures(quantity: str, slices: Sequence[SensorSlice], profile: StandardProfile, n_days: int, *,
-                     period_lo: int, period_hi: int, day_index: object, sufficient_pct: float
+                     period_lo: int, period_hi: int, day_index: Callable[[int], int], sufficient_pct: float
                      ) -> tuple[QuantityStats, list[DayQuantity]]:
     """The room's figures for one quantity and its per-day rows (one per day of the period).
 
@@ -89,11 +88,10 @@ def quantity_figures(quantity: str, slices: Sequence[SensorSlice], profile: Stan
         sufficient_pct: the daily completeness that makes a day count.
     """
     band = profile.band(quantity)
-    bins = BandBins.of(band.low if band else None, band.high if band else None)
     limit = profile.stability.limit(quantity)
     interpretation = profile.stability.interpretation
     setpoint = profile.stability.setpoint(quantity)
-    index = day_index  # Days.index
+    index = day_index
     per_day: list[list[tuple[_Day, int, int]]] = [[] for _ in range(n_days)]  # (figures, covered, expected)
     in_band_day = [0.0] * n_days
     weight_day = [0.0] * n_days
@@ -103,7 +101,7 @@ def quantity_figures(quantity: str, slices: Sequence[SensorSlice], profile: Stan
         for row in piece.rows:
             if not period_lo <= row.start_ms < period_hi:
                 continue
-            i = index(row.start_ms)  # type: ignore[operator]
+            i = index(row.start_ms)
             days.setdefault(i, _Day()).add(row)
             readings += row.count
             total += row.sum
