@@ -98,7 +98,7 @@ class QuantityStats:
             up to the time of the report); covered_s: time covered by readings (a reading covers the time
             until the next, at most 2 × the sensor's expected interval).
         completeness_pct: covered_s / expected_s.
-        min, mean, max: of the readings (mean: arithmetic, of all readings).
+        min, mean, max: of the readings (mean: arithmetic, of all readings, to 4 decimals).
         in_band_s: covered time inside the band; in_band_pct: in_band_s / covered_s.
         days_in_period, days_with_data, days_sufficient (≥ the sufficient-coverage share), days_stable
             (sufficient days meeting the stability rule as interpreted; None when not judged).
@@ -133,7 +133,8 @@ class DayQuantity:
 
     Attributes:
         readings: readings that day; completeness_pct: covered / expected time that day.
-        min, mean, max: of the day's readings; range: the largest max − min of one sensor (日较差).
+        min, mean, max: of the day's readings (mean to 4 decimals: sums of floats depend on their order);
+            range: the largest max − min of one sensor (日较差).
         in_band_pct: covered time in band / covered time.
         sufficient: completeness at least the sufficient share; stable: the stability rule met (None: not
             sufficient or not judged).

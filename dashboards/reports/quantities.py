@@ -136,8 +136,8 @@ def quantity_figures(quantity: str, slices: Sequence[SensorSlice], profile: Stan
         stable_days += bool(stable)
         daily.append(DayQuantity(
             readings=count, completeness_pct=completeness, min=min(lows) if lows else None,
-            mean=round(sum(d.total for d, _, _ in sensors) / count, 3) if count else None,
-            max=max(highs) if highs else None, range=round(max(ranges), 3) if ranges else None,
+            mean=round(sum(d.total for d, _, _ in sensors) / count, 4) if count else None,
+            max=max(highs) if highs else None, range=max(ranges) if ranges else None,
             in_band_pct=_pct(in_band_day[i], weight_day[i]), sufficient=enough, stable=stable))
     covered_all = sum(s.coverage.total_ms for s in slices)
     expected_all = sum(sum(s.expected_days.values()) for s in slices)
@@ -148,7 +148,7 @@ def quantity_figures(quantity: str, slices: Sequence[SensorSlice], profile: Stan
         sensors=tuple(sorted({s.sensor for s in slices})), readings=readings,
         expected_s=expected_all / 1000, covered_s=covered_all / 1000,
         completeness_pct=_pct(covered_all, expected_all), min=low,
-        mean=round(total / readings, 3) if readings else None, max=high,
+        mean=round(total / readings, 4) if readings else None, max=high,
         in_band_s=round(sum(in_band_day) / 1000, 3), in_band_pct=_pct(sum(in_band_day), sum(weight_day)),
         days_in_period=n_days, days_with_data=with_data, days_sufficient=sufficient,
         days_stable=stable_days if limit is not None else None, excursions=excursions)
