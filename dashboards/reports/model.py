@@ -302,7 +302,7 @@ class Preservation:
     """Preservation metrics of one room from the hourly means of its temperature/humidity sensors.
 
     Attributes:
-        hours: hours with both temperature and humidity.
+        hours: sensor-hours with both a temperature and a humidity mean (two sensors: up to twice the hours).
         twpi_years: time-weighted preservation index; pi_min_years / pi_max_years: the range of hourly PI;
             pi_verdict: the TWPI's band (< 45 risk, 45–75 ok, ≥ 75 good).
         mould_max_exposure_h: longest run of hours in the mould-risk zone (RH ≥ the profile's mould RH
