@@ -49,6 +49,8 @@ __all__ = [
     "SLOT_MS",
     "SUMMARY_DDL",
     "SummaryAggregate",
+    "slot_bytes",
+    "slot_words",
     "value_bin",
 ]
 
@@ -172,8 +174,8 @@ class SummaryAggregate:
         """Upsert the merged rows (inside the caller's transaction) and forget them."""
         hours = []
         for (sid, room, start), (lo, hi, total, count, present, high) in self._hours.items():
-            hours.append((sid, room, start, lo, hi, total, int(count), *_signed_words(int(present)),
-                          *_signed_words(int(high))))
+            hours.append((sid, room, start, lo, hi, total, int(count), *slot_words(int(present)),
+                          *slot_words(int(high))))
         insert(conn, _HOUR_HEAD, _HOUR_CONFLICT, hours, 32)
         insert(conn, _HOUR_BINS_HEAD, _HOUR_BINS_CONFLICT,
                [(*key, *cell) for key, cell in self._hour_bins.items()], 128)
@@ -184,8 +186,9 @@ class SummaryAggregate:
 _WORDS = struct.Struct(f"<{SLOT_COLUMNS}q")
 
 
-def _signed_words(bits: int) -> tuple[int, ...]:
-    """A bitmap as the ``SLOT_COLUMNS`` signed 64-bit integers it is stored in (SQLite's ``|`` works on them)."""
+def slot_words(bits: int) -> tuple[int, ...]:
+    """An hour's slot bitmap (bit i = slot i) as the ``SLOT_COLUMNS`` signed 64-bit integers it is stored in
+    (SQLite's ``|`` merges them)."""
     return _WORDS.unpack(bits.to_bytes(_WORDS.size, "little"))
 
 

@@ -11,7 +11,6 @@ import sqlite3
 from collections.abc import Collection
 from typing import NamedTuple
 
-from collector.store._rooms import assignments
 from collector.store._schema import has_table
 from collector.store._summary import columns_sql, slot_bytes
 from collector.store._types import RoomAssignment
@@ -90,8 +89,17 @@ class SummaryReader:
                 if (sensors is None or s in sensors) and (quantities is None or q in quantities)]
 
     def assignments(self) -> dict[str, list[RoomAssignment]]:
-        """Every sensor's room assignments, oldest first (as ``SqliteStore.room_assignments``)."""
-        return assignments(self._conn)
+        """Every sensor's room assignments, oldest first (as ``SqliteStore.room_assignments``).
+
+        Read from ``sensor_rooms`` alone: a file with summaries was migrated, and the migration gave every
+        sensor with data its first assignment, so nothing needs deriving from raw readings here.
+        """
+        spans: dict[str, list[tuple[str, int]]] = {}
+        for sensor, room, from_ms in self._conn.execute(
+                "SELECT sensor, room, from_ms FROM sensor_rooms ORDER BY sensor, from_ms"):
+            spans.setdefault(str(sensor), []).append((str(room), int(from_ms)))
+        return {sensor: [RoomAssignment(room, start, rows[i + 1][1] if i + 1 < len(rows) else None)
+                         for i, (room, start) in enumerate(rows)] for sensor, rows in spans.items()}
 
     def hours(self, series: SeriesRef, start_ms: int, end_ms: int, *, room: str | None = None) -> list[SummaryHour]:
         """Hour summaries of ``series`` starting in ``[start_ms, end_ms)``, oldest first (one room, or all)."""

@@ -25,7 +25,7 @@ from archmon.config import Config, RoomConfig, SensorConfig
 from archmon.errors import ConfigError
 from collector.store import RoomAssignment, SqliteStore, SummaryHour, SummaryReader
 from dashboards.reports.calibration import calibration_table, config_records
-from dashboards.reports.coverage import Days, Span, series_coverage
+from dashboards.reports.coverage import Days, SeriesCoverage, Span, series_coverage
 from dashboards.reports.duty import duty_summary
 from dashboards.reports.events import access_summary, alert_log
 from dashboards.reports.excursions import BandBins, find_excursions
@@ -104,7 +104,6 @@ class _Builder:
         self.config, self.reader, self.settings = config, reader, settings
         self.period, self.days, self.now_ms = period, days, now_ms
         self.tz = ZoneInfo(period.tz)
-        self.calendar_day = lambda ts: self.days.starts[max(0, min(len(days), days.index(ts)))]
         self.sensors = {s.id: s for s in config.sensors}
         self.assignments = reader.assignments()
         self.series = reader.series()
@@ -132,8 +131,7 @@ class _Builder:
             seen.add(ref.sensor)
             cap = self._cap_ms(ref.sensor)
             rows = self.reader.hours(ref, lo - (cap // HOUR_MS + 1) * HOUR_MS, hi, room=room.id)
-            cover = series_coverage(rows, spans, cap, self.days, count_lo=lo, count_hi=count_hi,
-                                    day_start=self.calendar_day)
+            cover = series_coverage(rows, spans, cap, self.days, count_lo=lo, count_hi=count_hi)
             in_band = {c.start_ms: c.count for c in self.reader.hour_counts(ref, lo, hi, room=room.id,
                                                                            low_bin=bins.low, high_bin=bins.high)}
             excursions = find_excursions(self.reader, ref, room.id, rows, cover.hours, bins,
@@ -143,9 +141,7 @@ class _Builder:
         for sensor in self.config.sensors:  # configured here, never stored anything: expected, not covered
             if (sensor.room == room.id and sensor.enabled and quantity in _MEASURES.get(sensor.kind, ())
                     and sensor.id not in seen and sensor.id not in self.assignments):
-                out.append(SensorSlice(sensor.id, None, [], series_coverage([], [], 1, self.days, count_lo=lo,
-                                                                             count_hi=count_hi,
-                                                                             day_start=self.calendar_day),
+                out.append(SensorSlice(sensor.id, None, [], SeriesCoverage(),
                                        _expected([Span(lo, None)], self.days, lo, count_hi)))
         return out
 

@@ -9,15 +9,14 @@ slots, so coverage is exact up to one slot at each edge of a gap, for any cap ch
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from collector.store import SLOT_MS, SummaryHour
 
-__all__ = ["Days", "SeriesCoverage", "Span", "dilate", "series_coverage"]
+__all__ = ["Days", "SeriesCoverage", "Span", "series_coverage"]
 
 HOUR_MS = 3_600_000
-_ALL = (1 << 62) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,16 +64,6 @@ class SeriesCoverage:
         return sum(self.days.values())
 
 
-def dilate(bits: int, slots: int) -> int:
-    """Every set bit ``p`` widened to ``p .. p + slots - 1`` (``slots`` ≥ 1)."""
-    out, width = bits, 1
-    while width < slots:
-        step = min(width, slots - width)
-        out |= out << step
-        width += step
-    return out
-
-
 def _credit(cov: SeriesCoverage, days: Days, lo: int, hi: int) -> int:
     """Add ``[lo, hi)`` to the day totals (split at midnights); returns the time added."""
     added = 0
@@ -90,7 +79,7 @@ def _credit(cov: SeriesCoverage, days: Days, lo: int, hi: int) -> int:
 
 
 def series_coverage(rows: Sequence[SummaryHour], spans: Sequence[Span], cap_ms: int, days: Days, *,
-                    count_lo: int, count_hi: int, day_start: Callable[[int], int]) -> SeriesCoverage:
+                    count_lo: int, count_hi: int) -> SeriesCoverage:
     """Covered time of one series in one room.
 
     Args:
@@ -98,48 +87,66 @@ def series_coverage(rows: Sequence[SummaryHour], spans: Sequence[Span], cap_ms: 
             carry coverage into the window).
         spans: the sensor's spans in this room (coverage never runs past the end of the span it starts in).
         cap_ms: how long one reading covers at most.
-        days: the period's days.
+        days: the period's days (an hour is cut at the midnight that ends it: the last hour of a 23.5 h day).
         count_lo, count_hi: only covered time inside ``[count_lo, count_hi)`` counts (the period, up to now).
-        day_start: local midnight of the day holding an instant (to find short hours cut by midnight).
     """
     cov = SeriesCoverage()
+    hours, day_totals = cov.hours, cov.days
     k = max(1, cap_ms // SLOT_MS)
+    steps = []  # the shifts that widen a bit to k bits (dilate)
+    width = 1
+    while width < k:
+        steps.append(min(width, k - width))
+        width += steps[-1]
+    starts = days.starts
+    n_days = len(days)
+    day = -1
+    day_end = -(2**62)
     carry_end = -(2**62)
     prev_end = -(2**62)
     prev_start: int | None = None
+    single = spans[0].hi if len(spans) == 1 else None
     for row in rows:
         start = row.start_ms
+        if start >= day_end:  # rows are in time order: move to the day holding this hour
+            day = bisect.bisect_right(starts, start) - 1
+            day_end = starts[day + 1] if 0 <= day < n_days else (starts[0] if day < 0 else 2**62)
         end = start + HOUR_MS
-        if day_start(end - 1) != day_start(start):  # the last hour of a day 23.5 h long
-            end = day_start(end - 1)
-        span_hi = _span_end(spans, start, end)
+        if end > day_end:
+            end = day_end
+        span_hi = single if len(spans) == 1 else _span_end(spans, start, end)
         if carry_end > prev_end and start > prev_end:  # the last reading before a gap covers into it
             added = _credit(cov, days, max(prev_end, count_lo), min(carry_end, start, count_hi))
             if prev_start is not None and added > 0:
-                cov.hours[prev_start] = cov.hours.get(prev_start, 0) + added
+                hours[prev_start] = hours.get(prev_start, 0) + added
         bits = int.from_bytes(row.present, "little")
-        covered = dilate(bits, k)
+        covered = bits
+        for step in steps:
+            covered |= covered << step
         if carry_end > start:
             covered |= (1 << -(-(carry_end - start) // SLOT_MS)) - 1
-        lo = max(start, count_lo)
-        hi = min(end, count_hi, _ALL if span_hi is None else span_hi)
+        lo = start if start >= count_lo else count_lo
+        hi = end if end <= count_hi else count_hi
+        if span_hi is not None and span_hi < hi:
+            hi = span_hi
         lo_slot = -(-(lo - start) // SLOT_MS)
         hi_slot = (hi - start) // SLOT_MS
         if hi_slot > lo_slot:
             ms = ((covered >> lo_slot) & ((1 << (hi_slot - lo_slot)) - 1)).bit_count() * SLOT_MS
-            if ms:
-                cov.hours[start] = cov.hours.get(start, 0) + ms
-                i = days.index(start)
-                cov.days[i] = cov.days.get(i, 0) + ms
-        last = bits.bit_length() - 1
-        if last >= 0:
-            reach = start + (last + k) * SLOT_MS
-            carry_end = max(carry_end, reach if span_hi is None else min(reach, span_hi))
+            if ms and 0 <= day < n_days:
+                hours[start] = hours.get(start, 0) + ms
+                day_totals[day] = day_totals.get(day, 0) + ms
+        if bits:
+            reach = start + (bits.bit_length() - 1 + k) * SLOT_MS
+            if span_hi is not None and reach > span_hi:
+                reach = span_hi
+            if reach > carry_end:
+                carry_end = reach
         prev_end, prev_start = end, start if start >= count_lo else None
     if carry_end > prev_end:
         added = _credit(cov, days, max(prev_end, count_lo), min(carry_end, count_hi))
         if prev_start is not None and added > 0:
-            cov.hours[prev_start] = cov.hours.get(prev_start, 0) + added
+            hours[prev_start] = hours.get(prev_start, 0) + added
     return cov
 
 

@@ -24,17 +24,25 @@ HOUR_MS = 3_600_000
 
 def _nearest(rows: Sequence[SummaryHour], starts: Sequence[int], at_ms: int, tolerance_ms: int
              ) -> tuple[int, SummaryHour] | None:
-    """``(distance, row)`` of the reading nearest ``at_ms`` within the tolerance, or None."""
+    """``(distance, row)`` of the reading nearest ``at_ms`` within the tolerance (slot centres), or None."""
     best: tuple[int, SummaryHour] | None = None
     lo, hi = at_ms - tolerance_ms, at_ms + tolerance_ms
     for i in range(max(0, bisect.bisect_left(starts, lo - HOUR_MS)), bisect.bisect_right(starts, hi)):
         row = rows[i]
-        bits = int.from_bytes(row.present, "little")
         first = max(0, -(-(lo - row.start_ms) // SLOT_MS))
-        last = min(bits.bit_length() - 1, (hi - row.start_ms) // SLOT_MS)
-        for slot in range(first, last + 1):
-            if bits >> slot & 1:
-                distance = abs(row.start_ms + slot * SLOT_MS + SLOT_MS // 2 - at_ms)
+        last = (hi - row.start_ms) // SLOT_MS
+        if last < first:
+            continue
+        bits = (int.from_bytes(row.present, "little") >> first) & ((1 << (last - first + 1)) - 1)
+        if not bits:
+            continue
+        target = max(0, min(last - first, (at_ms - row.start_ms) // SLOT_MS - first))
+        after = bits >> target
+        before = bits & ((1 << target) - 1)
+        for slot in ((after & -after).bit_length() - 1 + target if after else None,
+                     before.bit_length() - 1 if before else None):
+            if slot is not None:
+                distance = abs(row.start_ms + (slot + first) * SLOT_MS + SLOT_MS // 2 - at_ms)
                 if best is None or distance < best[0]:
                     best = (distance, row)
     return best
@@ -60,7 +68,7 @@ def duty_summary(temperature: Sequence[SensorSlice], humidity: Sequence[SensorSl
                     found[kind] = near
             t, rh = found.get("t"), found.get("rh")
             checks.append(DutyCheck(
-                date=day, time=moment.strftime("%H:%M"), at_ms=at, present=bool(found),
+                date=day, time=moment.strftime("%H:%M"), scheduled_ms=at, present=bool(found),
                 temperature=None if t is None else round(t[1].sum / t[1].count, 2),
                 humidity=None if rh is None else round(rh[1].sum / rh[1].count, 2)))
     return DutySummary(times=tuple(m.strftime("%H:%M") for m in times), tolerance_min=tolerance_min,

@@ -164,14 +164,14 @@ class DutyCheck:
     """One duty reading time of one day (the 1987 rule: readings at least twice a day).
 
     Attributes:
-        date: the day; time: the duty time (``HH:MM``, local); at_ms: that instant.
+        date: the day; time: the duty time (``HH:MM``, local); scheduled_ms: that instant.
         present: a reading of the room's temperature/humidity sensors within the tolerance of it.
         temperature, humidity: the mean of the local hour holding the nearest reading (None: none).
     """
 
     date: dt.date
     time: str
-    at_ms: int
+    scheduled_ms: int
     present: bool
     temperature: float | None
     humidity: float | None
@@ -197,7 +197,7 @@ class DutySummary:
 class AlertComment:
     """An acknowledgement or comment on an alert (append-only)."""
 
-    ts_ms: int
+    time_ms: int
     by: str
     comment: str
 

@@ -182,7 +182,7 @@ def test_preservation_metrics_and_duty_times(uci: tuple) -> None:
     assert room.duty.expected == 17 * 2
     logged = {(c.date, c.time) for c in room.duty.checks if c.present}
     for check in room.duty.checks:  # independent: any raw reading within 30 minutes of the duty time
-        near = any(abs(ts - check.at_ms) <= 30 * 60_000 for ts, _, _ in rows)
+        near = any(abs(ts - check.scheduled_ms) <= 30 * 60_000 for ts, _, _ in rows)
         assert ((check.date, check.time) in logged) is near, check
     assert room.duty.missing == sum(not c.present for c in room.duty.checks) > 0
     assert all((c.temperature is None) is (not c.present) for c in room.duty.checks)
