@@ -259,3 +259,15 @@ def test_archmon_report_writes_json_and_the_per_day_csv(site: Config, tmp_path: 
 
 def test_the_json_is_the_same_twice(site: Config) -> None:
     assert report_to_json(report(site)) == report_to_json(report(site))
+
+
+def test_a_bad_reports_table_is_named_by_check_config(tmp_path: Path) -> None:
+    from archmon.app import check_references
+
+    config = write_site(tmp_path)
+    broken = config.model_copy(update={"reports": {"duty_times": [], "sufficient_pct": 120, "color": "red"}})
+    problems = [p for p in check_references(broken) if "reports." in p]
+    assert len(problems) == 3, problems
+    assert any("reports.duty_times" in p and "at least one" in p for p in problems)
+    assert any("reports.sufficient_pct" in p and "120" in p for p in problems)
+    assert any("reports.color: unknown option" in p for p in problems)
