@@ -1,7 +1,7 @@
 """Stores: the embedded SQLite store and the types its read API returns."""
 
 from collector.store._summary import BIN_SCALE, BINNED_QUANTITIES, SLOT_MS, SLOTS_PER_HOUR, value_bin
-from collector.store._summary_read import HourBin, HourCount, SeriesRef, SummaryHour, SummaryReader
+from collector.store._summary_read import HourBin, SeriesRef, SummaryHour, SummaryReader
 from collector.store._types import Bucket, LatestValue, RoomAssignment, SchemaError, StoredQuarantine, UnassignedDevice
 from collector.store.sqlite import SqliteStore
 
@@ -12,7 +12,6 @@ __all__ = [
     "SLOT_MS",
     "Bucket",
     "HourBin",
-    "HourCount",
     "LatestValue",
     "RoomAssignment",
     "SchemaError",

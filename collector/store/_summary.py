@@ -35,7 +35,6 @@ import math
 import sqlite3
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from itertools import chain
 from typing import Any
 
 from archmon.quantities import BINARY_QUANTITIES
@@ -49,7 +48,6 @@ __all__ = [
     "SLOT_MS",
     "SUMMARY_DDL",
     "SummaryAggregate",
-    "slot_bytes",
     "slot_words",
     "value_bin",
 ]
@@ -190,13 +188,3 @@ def slot_words(bits: int) -> tuple[int, ...]:
     """An hour's slot bitmap (bit i = slot i) as the ``SLOT_COLUMNS`` signed 64-bit integers it is stored in
     (SQLite's ``|`` merges them)."""
     return _WORDS.unpack(bits.to_bytes(_WORDS.size, "little"))
-
-
-def slot_bytes(columns: Sequence[int]) -> bytes:
-    """One hour's slot bitmap as little-endian bytes (slot i = bit i) from its stored integers."""
-    return _WORDS.pack(*columns)
-
-
-def columns_sql(prefix: str = "") -> str:
-    """The bitmap columns in order, for a SELECT (``p0, ..., p5, h0, ..., h5``)."""
-    return ", ".join(prefix + c for c in chain(_P, _H))

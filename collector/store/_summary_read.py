@@ -8,14 +8,15 @@ read-only (not migrated yet) read as having no summaries.
 from __future__ import annotations
 
 import sqlite3
+import struct
 from collections.abc import Collection
 from typing import NamedTuple
 
 from collector.store._schema import has_table
-from collector.store._summary import columns_sql, slot_bytes
+from collector.store._summary import SLOT_COLUMNS
 from collector.store._types import RoomAssignment
 
-__all__ = ["HourBin", "HourCount", "SeriesRef", "SummaryHour", "SummaryReader"]
+__all__ = ["HourBin", "SeriesRef", "SummaryHour", "SummaryReader"]
 
 
 class SeriesRef(NamedTuple):
@@ -33,9 +34,8 @@ class SummaryHour(NamedTuple):
         start_ms: UTC epoch ms of the local hour's start.
         room: the room the sensor was assigned to during these readings.
         min, max, sum, count: of the readings' values.
-        present: the hour's 10-second slots holding a reading, little-endian bytes (slot i = bit i; 48 bytes,
-            the first 45 used).
-        high: slots holding a reading with value ≥ 1 (binary quantities; all zero otherwise).
+        present: the hour's 10-second slots holding a reading, as an integer bitmap (bit i = slot i).
+        high: slots holding a reading with value ≥ 1 (binary quantities; 0 otherwise, and 0 unless asked for).
     """
 
     start_ms: int
@@ -44,8 +44,8 @@ class SummaryHour(NamedTuple):
     max: float
     sum: float
     count: int
-    present: bytes
-    high: bytes
+    present: int
+    high: int
 
 
 class HourBin(NamedTuple):
@@ -59,15 +59,9 @@ class HourBin(NamedTuple):
     last_ms: int
 
 
-class HourCount(NamedTuple):
-    """How many readings of one local hour in ``room`` had a value whose bin lies in a range."""
-
-    start_ms: int
-    room: str
-    count: int
-
-
-_HOURS = f"SELECT start_ms, room, min, max, sum, count, {columns_sql()} FROM summary_hour"
+_HOURS = "SELECT start_ms, room, min, max, sum, count, p0, p1, p2, p3, p4, p5{high} FROM summary_hour"
+_HIGH = ", h0, h1, h2, h3, h4, h5"
+_WORDS = struct.Struct(f"<{SLOT_COLUMNS}q")  # the stored signed 64-bit columns, little-endian: the bitmap
 
 
 class SummaryReader:
@@ -101,20 +95,24 @@ class SummaryReader:
         return {sensor: [RoomAssignment(room, start, rows[i + 1][1] if i + 1 < len(rows) else None)
                          for i, (room, start) in enumerate(rows)] for sensor, rows in spans.items()}
 
-    def hours(self, series: SeriesRef, start_ms: int, end_ms: int, *, room: str | None = None) -> list[SummaryHour]:
-        """Hour summaries of ``series`` starting in ``[start_ms, end_ms)``, oldest first (one room, or all)."""
+    def hours(self, series: SeriesRef, start_ms: int, end_ms: int, *, room: str | None = None,
+              high: bool = False) -> list[SummaryHour]:
+        """Hour summaries of ``series`` starting in ``[start_ms, end_ms)``, oldest first (one room, or all);
+        ``high``: also the slots of value ≥ 1 (door openings)."""
         if not self.available:
             return []
-        sql = _HOURS + " WHERE series_id = ? AND start_ms >= ? AND start_ms < ?"
+        sql = _HOURS.format(high=_HIGH if high else "") + " WHERE series_id = ? AND start_ms >= ? AND start_ms < ?"
         params: list[object] = [series.id, start_ms, end_ms]
         if room is not None:
             sql += " AND room = ?"
             params.append(room)
-        out = []
-        for row in self._conn.execute(sql + " ORDER BY start_ms, room", params):
-            out.append(SummaryHour(int(row[0]), str(row[1]), float(row[2]), float(row[3]), float(row[4]), int(row[5]),
-                                   slot_bytes(row[6:12]), slot_bytes(row[12:18])))
-        return out
+        pack, make = _WORDS.pack, SummaryHour
+        cursor = self._conn.execute(sql + " ORDER BY start_ms, room", params)
+        if high:
+            return [make(r[0], r[1], r[2], r[3], r[4], r[5], int.from_bytes(pack(*r[6:12]), "little"),
+                         int.from_bytes(pack(*r[12:18]), "little")) for r in cursor]
+        return [make(r[0], r[1], r[2], r[3], r[4], r[5], int.from_bytes(pack(*r[6:12]), "little"), 0)
+                for r in cursor]
 
     def hour_bins(self, series: SeriesRef, start_ms: int, end_ms: int, *, room: str,
                   below: int | None = None, above: int | None = None) -> list[HourBin]:
@@ -140,17 +138,3 @@ class SummaryReader:
             sql += f" AND ({' OR '.join(outside)})"
         return [HourBin(int(s), str(r), int(b), int(c), int(s) + int(f), int(s) + int(la))
                 for s, r, b, c, f, la in self._conn.execute(sql + " ORDER BY start_ms, bin", params)]
-
-    def hour_counts(self, series: SeriesRef, start_ms: int, end_ms: int, *, room: str,
-                    low_bin: int | None, high_bin: int | None) -> list[HourCount]:
-        """Per hour starting in ``[start_ms, end_ms)`` in ``room``, the readings with ``low_bin <= bin <= high_bin``
-        (None: no limit on that side), counted in SQLite; hours with none are left out."""
-        if not self.available:
-            return []
-        lo = -(2**62) if low_bin is None else low_bin
-        hi = 2**62 if high_bin is None else high_bin
-        rows = self._conn.execute(
-            "SELECT start_ms, room, sum(count) FROM summary_hour_bins WHERE series_id = ? AND start_ms >= ?"
-            " AND start_ms < ? AND room = ? AND bin >= ? AND bin <= ? GROUP BY start_ms, room ORDER BY start_ms",
-            (series.id, start_ms, end_ms, room, lo, hi))
-        return [HourCount(int(s), str(r), int(c)) for s, r, c in rows]

@@ -132,12 +132,10 @@ class _Builder:
             cap = self._cap_ms(ref.sensor)
             rows = self.reader.hours(ref, lo - (cap // HOUR_MS + 1) * HOUR_MS, hi, room=room.id)
             cover = series_coverage(rows, spans, cap, self.days, count_lo=lo, count_hi=count_hi)
-            in_band = {c.start_ms: c.count for c in self.reader.hour_counts(ref, lo, hi, room=room.id,
-                                                                           low_bin=bins.low, high_bin=bins.high)}
-            excursions = find_excursions(self.reader, ref, room.id, rows, cover.hours, bins,
-                                         clear_delay_ms=int(clear_delay_s * 1000), start_ms=lo, end_ms=hi)
+            excursions, out_of_band = find_excursions(self.reader, ref, room.id, rows, cover.hours, bins,
+                                                      clear_delay_ms=int(clear_delay_s * 1000), start_ms=lo, end_ms=hi)
             out.append(SensorSlice(ref.sensor, ref, rows, cover, _expected(spans, self.days, lo, count_hi),
-                                   in_band, excursions))
+                                   out_of_band, excursions))
         for sensor in self.config.sensors:  # configured here, never stored anything: expected, not covered
             if (sensor.room == room.id and sensor.enabled and quantity in _MEASURES.get(sensor.kind, ())
                     and sensor.id not in seen and sensor.id not in self.assignments):
@@ -151,7 +149,7 @@ class _Builder:
         lo, hi = self.period.start_ms, self.period.end_ms
         for ref in self.series:
             if ref.quantity == "door" and any(a.room == room.id for a in self.assignments.get(ref.sensor, [])):
-                out[ref.sensor] = self.reader.hours(ref, lo, hi, room=room.id)
+                out[ref.sensor] = self.reader.hours(ref, lo, hi, room=room.id, high=True)
         return out
 
 

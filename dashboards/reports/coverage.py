@@ -119,7 +119,7 @@ def series_coverage(rows: Sequence[SummaryHour], spans: Sequence[Span], cap_ms: 
             added = _credit(cov, days, max(prev_end, count_lo), min(carry_end, start, count_hi))
             if prev_start is not None and added > 0:
                 hours[prev_start] = hours.get(prev_start, 0) + added
-        bits = int.from_bytes(row.present, "little")
+        bits = row.present
         covered = bits
         for step in steps:
             covered |= covered << step

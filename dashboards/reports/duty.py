@@ -33,7 +33,7 @@ def _nearest(rows: Sequence[SummaryHour], starts: Sequence[int], at_ms: int, tol
         last = (hi - row.start_ms) // SLOT_MS
         if last < first:
             continue
-        bits = (int.from_bytes(row.present, "little") >> first) & ((1 << (last - first + 1)) - 1)
+        bits = (row.present >> first) & ((1 << (last - first + 1)) - 1)
         if not bits:
             continue
         target = max(0, min(last - first, (at_ms - row.start_ms) // SLOT_MS - first))

@@ -72,11 +72,11 @@ def door_openings(rows: Sequence[SummaryHour], start_ms: int, end_ms: int) -> li
         offset = (row.start_ms - start_ms) // SLOT_MS
         if offset % 8 == 0:
             at = offset // 8
-            present[at:at + 45] = row.present[:45]
-            high[at:at + 45] = row.high[:45]
+            present[at:at + 48] = row.present.to_bytes(48, "little")
+            high[at:at + 48] = row.high.to_bytes(48, "little")
         else:
-            late_present |= int.from_bytes(row.present, "little") << offset
-            late_high |= int.from_bytes(row.high, "little") << offset
+            late_present |= row.present << offset
+            late_high |= row.high << offset
     mask = (1 << slots) - 1
     p = (int.from_bytes(present, "little") | late_present) & mask
     o = (int.from_bytes(high, "little") | late_high) & p

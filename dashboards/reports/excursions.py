@@ -59,8 +59,9 @@ class _Piece:
 
 def find_excursions(reader: SummaryReader, series: SeriesRef, room: str, rows: Sequence[SummaryHour],
                     hour_cover: dict[int, int], band: BandBins, *, clear_delay_ms: int,
-                    start_ms: int, end_ms: int) -> list[Excursion]:
-    """Excursions of one series in one room within ``[start_ms, end_ms)``, oldest first.
+                    start_ms: int, end_ms: int) -> tuple[list[Excursion], dict[int, int]]:
+    """Excursions of one series in one room within ``[start_ms, end_ms)``, oldest first, and per hour row the
+    readings out of band (hours not in it had none: their in-band count is their count).
 
     Args:
         reader: the summaries (reads only the out-of-band bins of out-of-band hours).
@@ -72,10 +73,14 @@ def find_excursions(reader: SummaryReader, series: SeriesRef, room: str, rows: S
         start_ms, end_ms: the period.
     """
     if band.low is None and band.high is None:
-        return []
+        return [], {}
     by_start = {row.start_ms: row for row in rows}
+    # value_bin(v) < low  <=>  v * 10 + 0.5 < low, for an integer low (as value_bin computes it)
+    low = -(2**62) if band.low is None else band.low
+    high = 2**62 if band.high is None else band.high + 1
     outside = [row.start_ms for row in rows if start_ms <= row.start_ms < end_ms
-               and (band.side(value_bin(row.min)) or band.side(value_bin(row.max)))]
+               and (row.min * 10 + 0.5 < low or row.max * 10 + 0.5 >= high)]
+    out_counts: dict[int, int] = {}
     pieces: list[_Piece] = []
     for lo, hi in _runs(outside, [row.start_ms for row in rows]):
         for b in reader.hour_bins(series, lo, hi + 1, room=room, below=band.low, above=band.high):
@@ -88,6 +93,7 @@ def find_excursions(reader: SummaryReader, series: SeriesRef, room: str, rows: S
             else:
                 extreme = row.min if b.bin == value_bin(row.min) else b.bin / 10
             share = hour_cover.get(b.start_ms, 0) * b.count / row.count
+            out_counts[b.start_ms] = out_counts.get(b.start_ms, 0) + b.count
             pieces.append(_Piece(side, b.first_ms, b.last_ms, b.count, share, extreme))
     out: list[Excursion] = []
     for side in ("high", "low"):
@@ -103,7 +109,7 @@ def find_excursions(reader: SummaryReader, series: SeriesRef, room: str, rows: S
                 merged.append(_Piece(side, piece.start, piece.end, piece.readings, piece.duration_ms, piece.extreme))
         out += [Excursion(series.sensor, p.side, p.start, p.end, round(p.duration_ms / 1000, 1), p.extreme,
                           p.readings) for p in merged]
-    return sorted(out, key=lambda e: (e.start_ms, e.side))
+    return sorted(out, key=lambda e: (e.start_ms, e.side)), out_counts
 
 
 def _runs(starts: Sequence[int], all_starts: Sequence[int]) -> list[tuple[int, int]]:
