@@ -28,7 +28,7 @@ from archmon.sqlite import Migration, ReaderPool, connect, migrate, write_tx
 from archmon.timeutil import now_ms
 
 __all__ = ["MIN_PEOPLE", "AccessError", "AccessRegister", "AccessSession", "attach_register", "person_key",
-           "register_lookup"]
+           "read_sessions", "register_lookup"]
 
 MIN_PEOPLE = 2
 """三不查阅: nobody consults the files alone."""
@@ -319,6 +319,28 @@ class AccessRegister:
         grace that ends at ``end_ms``)."""
         with self._readers.read() as conn:
             return _overlapping(conn, room, start_ms, end_ms)
+
+
+def read_sessions(path: Path | str, *, room: str, start_ms: int, end_ms: int) -> list[AccessSession]:
+    """Sessions of ``room`` overlapping ``[start_ms, end_ms)``, oldest first, read on a read-only connection
+    without creating anything (reports; a file whose register was never used has none).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+    """
+    conn = connect(path, readonly=True)
+    try:
+        try:
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM access_sessions WHERE room = ? AND opened_ms < ?"
+                                " AND (closed_ms IS NULL OR closed_ms >= ?) ORDER BY opened_ms, id",
+                                (room, end_ms, start_ms)).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+    finally:
+        conn.close()
+    return [_session(row) for row in rows]
 
 
 def register_lookup(path: Path | str) -> Any:

@@ -223,6 +223,23 @@ def _open_store(config: Config) -> SqliteStore:
     return SqliteStore(path, tz=config.site.tz, readonly=True)
 
 
+def _cmd_climate(args: argparse.Namespace) -> int:
+    from archmon.climate import condition_metrics
+
+    metrics = condition_metrics(args.t, args.rh).to_dict()
+    if args.format == "json":
+        print(json.dumps(metrics))
+    else:
+        labels = {"dew_point_c": "dew point (℃)", "abs_humidity_g_m3": "absolute humidity (g/m³)",
+                  "pi_years": "preservation index (years)", "emc_pct": "equilibrium moisture content (%)",
+                  "mould_risk": "mould risk"}
+        for key, value in metrics.items():
+            shown = "unavailable" if value is None else ("yes" if value else "no") if isinstance(value, bool) \
+                else f"{value:g}"
+            print(f"{labels[key]}: {shown}")
+    return 0
+
+
 def _cmd_quarantine(args: argparse.Namespace) -> int:
     from dashboards.quarantine import quarantine_report
 
@@ -312,11 +329,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_quarantine)
 
+    p = sub.add_parser("climate", parents=[common],
+                       help="dew point, absolute humidity, preservation index, EMC and mould risk of one condition")
+    p.add_argument("--t", type=float, required=True, metavar="C", help="air temperature in ℃")
+    p.add_argument("--rh", type=float, required=True, metavar="PCT", help="relative humidity in %%")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=_cmd_climate)
+
     from alerts.cli import add_commands as add_alert_commands
     from alerts.notify.cli import add_commands as add_notify_commands
+    from dashboards.reports.cli import add_commands as add_report_commands
     from dashboards.web.cli import add_commands as add_web_commands
 
-    for add_commands in (add_alert_commands, add_notify_commands, add_web_commands):
+    for add_commands in (add_alert_commands, add_notify_commands, add_web_commands, add_report_commands):
         add_commands(sub, common)
     _add_config_epilog(parser)
     return parser

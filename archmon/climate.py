@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
 
 __all__ = [
+    "ConditionMetrics",
     "absolute_humidity",
+    "condition_metrics",
     "dew_point",
     "emc",
+    "emc_corrosion_verdict",
+    "emc_mechanical_verdict",
     "mould_exposure",
     "mould_risk",
+    "pi_verdict",
     "preservation_index",
     "saturation_vapour_pressure",
     "twpi",
 ]
+
+Verdict = Literal["good", "ok", "risk"]
 
 _A = 17.625
 _B = 243.04  # ℃
@@ -208,3 +217,55 @@ def mould_exposure(samples: Iterable[tuple[float, float | None, float | None]], 
         elif not risk:
             current = 0.0
     return worst
+
+
+def pi_verdict(pi_years: float | None) -> Verdict | None:
+    """The band of a PI or TWPI: < 45 years ``risk``, 45–75 ``ok``, ≥ 75 ``good`` (None: unavailable)."""
+    if pi_years is None or not math.isfinite(pi_years):
+        return None
+    return "risk" if pi_years < 45 else "ok" if pi_years < 75 else "good"
+
+
+def emc_mechanical_verdict(emc_min: float | None, emc_max: float | None) -> Verdict | None:
+    """Mechanical damage (warping, cracking): ``risk`` when the EMC left 5–12.5 %, else ``ok``."""
+    if emc_min is None or emc_max is None:
+        return None
+    return "risk" if emc_min < 5.0 or emc_max > 12.5 else "ok"
+
+
+def emc_corrosion_verdict(emc_max: float | None) -> Verdict | None:
+    """Metal corrosion by the highest EMC: < 7 % ``good``, 7–10.5 % ``ok``, ≥ 10.5 % ``risk``."""
+    if emc_max is None or not math.isfinite(emc_max):
+        return None
+    return "good" if emc_max < 7.0 else "ok" if emc_max < 10.5 else "risk"
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionMetrics:
+    """Every metric of one condition (``archmon climate``); None where unavailable."""
+
+    dew_point_c: float | None
+    abs_humidity_g_m3: float | None
+    pi_years: float | None
+    emc_pct: float | None
+    mould_risk: bool | None
+
+    def to_dict(self) -> dict[str, float | bool | None]:
+        """The JSON form (keys as printed by ``archmon climate --format json``)."""
+        return {"dew_point_c": self.dew_point_c, "abs_humidity_g_m3": self.abs_humidity_g_m3,
+                "pi_years": self.pi_years, "emc_pct": self.emc_pct, "mould_risk": self.mould_risk}
+
+
+def condition_metrics(temperature_c: float | None, rh: float | None) -> ConditionMetrics:
+    """Dew point, absolute humidity, PI, EMC and mould risk of one condition (rounded for display: 2 decimals,
+    PI 1 decimal)."""
+    def rounded(value: float | None, digits: int) -> float | None:
+        return None if value is None else round(value, digits)
+
+    return ConditionMetrics(
+        dew_point_c=rounded(dew_point(temperature_c, rh), 2),
+        abs_humidity_g_m3=rounded(absolute_humidity(temperature_c, rh), 2),
+        pi_years=rounded(preservation_index(temperature_c, rh), 1),
+        emc_pct=rounded(emc(temperature_c, rh), 2),
+        mould_risk=mould_risk(temperature_c, rh) if _valid(temperature_c, rh, rh_zero_ok=True) else None,
+    )

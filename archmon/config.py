@@ -284,6 +284,7 @@ class Config(_Model):
     http: HttpConfig = HttpConfig()
     notify: dict[str, Any] = Field(default_factory=dict)
     forward: ForwardConfig = ForwardConfig()
+    reports: dict[str, Any] = Field(default_factory=dict)  # validated by dashboards.reports.settings
     path: Path | None = Field(default=None, exclude=True)
     _label: str = PrivateAttr(default="<config>")
 

@@ -1,16 +1,28 @@
 """Benchmark of the SQLite store: durable write throughput per batch size and bytes per stored reading.
 
-Run: ``.venv/bin/python bench/bench_store.py [--dir DIR]``. Every commit is durable (WAL,
+Run: ``.venv/bin/python bench/bench_store.py [--dir DIR] [--baseline REV]``. Every commit is durable (WAL,
 ``synchronous=FULL``), so the batch-size-1 figure is bounded by the disk's fsync rate. The figures
 printed come from one run on one machine; compare the ratios, not the absolute numbers.
+
+``--baseline REV`` (default ``main``) also measures the write path of that git revision in the same run:
+its ``archmon``, ``collector`` and ``devices`` are extracted (``git archive``) to a temporary folder and this
+script's throughput step runs there in a child process, alternating with this tree's, so both see the same
+machine load. The ratio printed is this tree's rate over the baseline's (below 1: this tree is slower).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
 import sqlite3
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
+from io import BytesIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -33,14 +45,38 @@ def _readings(start: int, count: int, sensors: int) -> list[Reading]:
     ]
 
 
-def throughput(folder: Path, batch_size: int, seconds: float) -> tuple[float, int]:
+def _climate_readings(start: int, count: int, sensors: int) -> list[Reading]:
+    """Like :func:`_readings`, but temperature and humidity pairs as a room's climate moves: slowly, a daily
+    swing of ±1.5 ℃ / ±4 %RH with sensor noise, at the sensors' 0.1 resolution (a few histogram bins an hour;
+    :func:`_readings` gives every reading a new bin, the worst case for the summaries)."""
+    out = []
+    for i in range(start, start + count):
+        n = i // 2
+        sensor, minute = n % sensors, n // sensors
+        phase = math.sin(2 * math.pi * minute / 1440 + sensor)
+        noise = ((n * 7919) % 11 - 5) / 100
+        if i % 2 == 0:
+            out.append(Reading(f"th{sensor:03d}", "temperature", round(20 + 1.5 * phase + noise, 1),
+                               T0 + minute * MINUTE, "r1"))
+        else:
+            out.append(Reading(f"th{sensor:03d}", "humidity", round(52 + 4 * phase + 3 * noise, 1),
+                               T0 + minute * MINUTE, "r1"))
+    return out
+
+
+DATA = {"bins-worst": _readings, "climate": _climate_readings}
+
+
+def throughput(folder: Path, batch_size: int, seconds: float, tag: str = "", data: str = "bins-worst"
+               ) -> tuple[float, int]:
     """Readings per second written in durable transactions of ``batch_size`` readings, for ~``seconds``."""
-    store = SqliteStore(folder / f"throughput-{batch_size}.db", tz=TZ)
+    store = SqliteStore(folder / f"throughput{tag}-{data}-{batch_size}.db", tz=TZ)
+    make = DATA[data]
     written = 0
     try:
         started = time.perf_counter()
         while time.perf_counter() - started < seconds:
-            store.write(Batch(readings=_readings(written, batch_size, 50)))
+            store.write(Batch(readings=make(written, batch_size, 50)))
             written += batch_size
         elapsed = time.perf_counter() - started
     finally:
@@ -95,6 +131,42 @@ def first_contact(folder: Path, sensors: int, batch_size: int) -> tuple[float, f
     return rates[0], rates[1]
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def extract_revision(rev: str, folder: Path) -> Path:
+    """The packages of git revision ``rev`` in ``folder`` (for a baseline run); raises on an unknown revision."""
+    data = subprocess.run(["git", "archive", "--format=tar", rev, "archmon", "collector", "devices"], cwd=ROOT,
+                          check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=BytesIO(data)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder
+
+
+def throughput_elsewhere(code: Path, folder: Path, batch_size: int, seconds: float, data: str) -> float:
+    """``throughput`` run by the packages in ``code`` (a child process with them first on its path)."""
+    env = dict(os.environ, PYTHONPATH=str(code))
+    out = subprocess.run([sys.executable, __file__, "--throughput", str(batch_size), "--seconds", str(seconds),
+                          "--data", data, "--dir", str(folder)], env=env, check=True, capture_output=True,
+                         text=True).stdout
+    return float(json.loads(out)["rate"])
+
+
+def compare(folder: Path, rev: str, seconds: float) -> None:
+    """Throughput of this tree against revision ``rev``, batch sizes 1, 100 and 1000, alternating runs."""
+    code = extract_revision(rev, folder / "baseline-code")
+    import collector.store
+
+    where = Path(collector.store.__file__).resolve().parents[2]
+    print(f"write path of this tree ({where}) against {rev} ({code}), {seconds:g} s per run:")
+    for data in DATA:
+        for batch_size in (1, 100, 1000):
+            base = throughput_elsewhere(code, folder, batch_size, seconds, data)
+            mine = throughput(folder, batch_size, seconds, tag="mine", data=data)[0]
+            print(f"  {data:>10}, batch size {batch_size:>5}: {mine:>10,.0f} readings/s, {rev}: {base:>10,.0f}"
+                  f" readings/s (x{mine / base:.2f})")
+
+
 def main() -> None:
     """Print the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -103,7 +175,20 @@ def main() -> None:
     parser.add_argument("--size-readings", type=int, default=500_000, help="readings written for the size figure")
     parser.add_argument("--sensors", type=int, default=10_000, help="new sensors for the first-contact figure")
     parser.add_argument("--only-first-contact", action="store_true", help="print only the first-contact figure")
+    parser.add_argument("--baseline", default="main", metavar="REV",
+                        help="git revision whose write path is measured alongside (default main; 'none' skips it)")
+    parser.add_argument("--throughput", type=int, metavar="BATCH", help=argparse.SUPPRESS)  # a baseline child
+    parser.add_argument("--data", choices=sorted(DATA), default="bins-worst", help=argparse.SUPPRESS)
+    parser.add_argument("--only-compare", action="store_true", help="print only the comparison with --baseline")
     args = parser.parse_args()
+    if args.throughput:
+        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+            print(json.dumps({"rate": throughput(Path(tmp), args.throughput, args.seconds, data=args.data)[0]}))
+        return
+    if args.only_compare:
+        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+            compare(Path(tmp), args.baseline, args.seconds)
+        return
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
         print(f"SQLite {sqlite3.sqlite_version}, WAL, synchronous=FULL, files in {folder}")
@@ -122,9 +207,11 @@ def main() -> None:
             )
         per_reading, rollups = bytes_per_reading(folder, args.size_readings, 50)
         print(
-            f"bytes per stored reading: {per_reading:.1f} (raw + hour/day rollups + series;"
-            f" {args.size_readings:,} readings of 50 sensors at 1/min); rollups alone: {rollups:.2f}"
+            f"bytes per stored reading: {per_reading:.1f} (raw + hour/day rollups + summaries + series;"
+            f" {args.size_readings:,} readings of 50 sensors at 1/min); rollups and summaries alone: {rollups:.2f}"
         )
+        if args.baseline != "none":
+            compare(folder, args.baseline, args.seconds)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,17 @@ class AlertReader:
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         return self._query(f"SELECT * FROM alert_alerts {where} ORDER BY id DESC LIMIT ?", (limit,))
 
+    def alerts_between(self, start_ms: int, end_ms: int, *, rooms: list[str] | None = None) -> list[dict[str, Any]]:
+        """Alerts that fired (were active at some point) and were open at some time in ``[start_ms, end_ms)``,
+        oldest first (compliance reports); of these rooms only when given."""
+        sql = ("SELECT * FROM alert_alerts WHERE fire_count > 0 AND coalesce(active_ms, opened_ms) < ?"
+               " AND (closed_ms IS NULL OR closed_ms >= ?)")
+        params: list[Any] = [end_ms, start_ms]
+        if rooms is not None:
+            sql += f" AND room IN ({', '.join('?' * len(rooms))})"
+            params += rooms
+        return self._query(sql + " ORDER BY coalesce(active_ms, opened_ms), id", params)
+
     def alert(self, alert_id: int) -> dict[str, Any] | None:
         """One alert row (None if unknown)."""
         rows = self._query("SELECT * FROM alert_alerts WHERE id = ?", (alert_id,))

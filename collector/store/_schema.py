@@ -10,7 +10,9 @@ the same file and must not reuse these names. Steps (``store_migrations``):
 3. quarantine records keep their payload's full size and SHA-256 (the payload itself may be a prefix);
 4. bounded bad input (``collector.store._quarantine``): payloads stored once per SHA-256
    (``quarantine_payloads``), bytes per source and day (``quarantine_usage``), unassigned devices by
-   last seen (for their retention).
+   last seen (for their retention);
+5. summaries kept forever (``collector.store._summary``: per local hour and room, coverage bitmaps and value
+   histograms), built from the raw readings the file still holds (``collector.store._summary_build``).
 
 ``store_meta.schema_version`` stays 1: every step only adds what older readers do not look at, so an
 older archmon still reads (``archmon status``, ``export``) a migrated file, and refuses a file whose
@@ -30,6 +32,7 @@ import sqlite3
 from archmon import sqlite as sqlite_helper
 from archmon.sqlite import Migration, migrate, write_tx
 from collector.store._quarantine import QUARANTINE_DDL
+from collector.store._summary import SUMMARY_DDL
 from collector.store._types import SchemaError
 
 __all__ = [
@@ -280,6 +283,16 @@ def _quarantine_digests(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE quarantine ADD COLUMN payload_sha256 BLOB")
 
 
+def _summaries(tz_name: str, where: str) -> Migration:
+    def apply(conn: sqlite3.Connection) -> None:
+        from collector.store._summary_build import build_summaries  # it reads rooms, which read this module
+
+        _run(conn, SUMMARY_DDL)
+        build_summaries(conn, tz_name, where)  # local hours of the zone the store writes in from now on
+
+    return Migration(5, apply, "summaries kept forever: coverage and histograms per local hour and room")
+
+
 def store_migrations(tz_name: str, where: str = "") -> list[Migration]:
     """The store's migration steps for a site in zone ``tz_name`` (see the module docstring)."""
     return [
@@ -287,6 +300,7 @@ def store_migrations(tz_name: str, where: str = "") -> list[Migration]:
         Migration(2, _bounded_receipts, "MQTT receipts: one row per source and packet id"),
         Migration(3, _quarantine_digests, "quarantine: full payload size and SHA-256"),
         Migration(4, lambda conn: _run(conn, QUARANTINE_DDL), "bounded bad input: payloads once, bytes per day"),
+        _summaries(tz_name, where),
     ]
 
 

@@ -77,6 +77,7 @@ class SeriesCache:
         # sensor -> its newest reading stored before the open transaction (looked up on a room mismatch)
         self._stored_last: dict[str, int | None] = {}
         self._found: dict[tuple[str, str], int] = {}  # series ids looked up or created by prefetch()
+        self._keys: dict[int, tuple[str, str]] = {}  # series id -> (sensor, quantity)
 
     def clear(self) -> None:
         """Forget everything (a rolled-back transaction may have created series rows or assignments)."""
@@ -86,6 +87,7 @@ class SeriesCache:
         self._pending.clear()
         self._stored_last.clear()
         self._found.clear()
+        self._keys.clear()
 
     def prefetch(self, cur: sqlite3.Cursor, readings: Sequence[Reading]) -> None:
         """Look up (or create) the series and room state of every sensor in ``readings`` not cached yet, in a
@@ -199,7 +201,35 @@ class SeriesCache:
         first = _UNASSIGNED if state.first_from is None else state.first_from
         self.ids[key] = (sid, _PENDING if state.moves else state.room, first)
         self._quantities.setdefault(reading.sensor, set()).add(reading.quantity)
+        self._keys[sid] = key
         return sid
+
+    def key_of(self, cur: sqlite3.Cursor, sid: int) -> tuple[str, str]:
+        """``(sensor, quantity)`` of series ``sid``."""
+        key = self._keys.get(sid)
+        if key is None:
+            row = cur.execute("SELECT sensor, quantity FROM series WHERE id = ?", (sid,)).fetchone()
+            key = self._keys[sid] = (str(row[0]), str(row[1]))
+        return key
+
+    def newest_assignment(self, cur: sqlite3.Cursor, sensor: str) -> tuple[str, int | None]:
+        """The room of the sensor's newest assignment and its from_ms (None: no assignment), as written by
+        the last :meth:`write_assignments`: every reading at or after from_ms is in that room."""
+        state = self._sensor(cur, sensor)
+        return state.room, state.last_from
+
+    @staticmethod
+    def room_at(cur: sqlite3.Cursor, sensor: str, ts_ms: int) -> str:
+        """The room ``sensor`` was assigned to at ``ts_ms`` (the first assignment also covers anything older;
+        '' for a sensor without any), as ``collector.store._rooms`` reads it back."""
+        row = cur.execute(
+            "SELECT room FROM sensor_rooms WHERE sensor = ? AND from_ms <= ? ORDER BY from_ms DESC LIMIT 1",
+            (sensor, ts_ms),
+        ).fetchone()
+        if row is None:
+            row = cur.execute("SELECT room FROM sensor_rooms WHERE sensor = ? ORDER BY from_ms LIMIT 1",
+                              (sensor,)).fetchone()
+        return "" if row is None else str(row[0])
 
     def write_assignments(self, cur: sqlite3.Cursor) -> None:
         """Write the room changes noted since the last call (before the readings of this transaction)."""

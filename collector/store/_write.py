@@ -14,6 +14,7 @@ from archmon.domain import Reading
 from collector.records import Batch, MqttReceipt, WriteResult, mqtt_messages_counter
 from collector.store._quarantine import QuarantineWriter
 from collector.store._series import SeriesCache
+from collector.store._summary import SummaryAggregate
 
 __all__ = ["HOUR_MS", "DayCalendar", "SeriesCache", "write_batches"]
 
@@ -48,6 +49,12 @@ class DayCalendar:
         hi = self._midnight(following.year, following.month, following.day)
         self._lo, self._hi = lo, hi
         return lo
+
+    def hour_start(self, ts_ms: int) -> int:
+        """UTC epoch ms of the start of the local hour bucket holding ``ts_ms``: local midnight plus whole hours
+        (``collector.store._summary``; on a DST day the repeated or shortened hour is one more bucket)."""
+        day = self.day_start(ts_ms)
+        return day + (ts_ms - day) // HOUR_MS * HOUR_MS
 
 
 _AVAILABILITY_UPSERT = """
@@ -124,19 +131,21 @@ def _rows(cur: sqlite3.Cursor, readings: Sequence[Reading], series: SeriesCache)
     return rows
 
 
-def _insert_rows(conn: sqlite3.Connection, head: str, tail: str, rows: Sequence[tuple[object, ...]]) -> int:
+def _insert_rows(conn: sqlite3.Connection, head: str, tail: str, rows: Sequence[tuple[object, ...]],
+                 max_rows: int = _MAX_ROWS_PER_STATEMENT) -> int:
     """Run ``{head} VALUES (...), (...) {tail}`` for ``rows`` in few statements; returns rows changed.
 
     The sqlite3 module releases the GIL around every statement step, and each release lets the MQTT thread
     in, so a transaction is written in a handful of multi-row statements (128, 64, ... rows, so at most
-    eight different statements are ever cached) instead of one step per row.
+    eight different statements are ever cached) instead of one step per row. ``max_rows`` × the columns
+    of a row must stay under 999 parameters.
     """
     if not rows:
         return 0
     placeholder = "(" + ", ".join("?" * len(rows[0])) + ")"
     changed = 0
     start = 0
-    size = _MAX_ROWS_PER_STATEMENT
+    size = max_rows
     while start < len(rows):
         while size > len(rows) - start:
             size //= 2
@@ -237,6 +246,7 @@ def write_batches(
     hours: _Agg = {}
     days: _Agg = {}
     _aggregate(new_rows, calendar, hours, days)
+    _summarise(cur, new_rows, series, calendar)
     bad_input.write_quarantine(cur, [q for batch in batches for q in batch.quarantine], counters)
     bad_input.write_unassigned(cur, [u for batch in batches for u in batch.unassigned], counters)
     availability = [(a.sensor, a.state, a.ts_ms) for batch in batches for a in batch.availability]
@@ -260,6 +270,34 @@ def write_batches(
     if gauges:
         cur.executemany(_GAUGE_SET, [(name, value, ts) for name, (value, ts) in gauges.items()])
     return results
+
+
+def _summarise(cur: sqlite3.Cursor, rows: list[_Row], series: SeriesCache, calendar: DayCalendar) -> None:
+    """Add newly stored rows to the summaries kept forever (``collector.store._summary``), each in the room its
+    sensor was assigned to at the reading's time (assignments are written before this is called)."""
+    if not rows:
+        return
+    per_series: dict[int, list[tuple[int, float]]] = {}
+    for sid, ts, value in rows:
+        found = per_series.get(sid)
+        if found is None:
+            per_series[sid] = [(ts, value)]
+        else:
+            found.append((ts, value))
+    summary = SummaryAggregate(calendar.hour_start)
+    for sid, points in per_series.items():
+        sensor, quantity = series.key_of(cur, sid)
+        room, since = series.newest_assignment(cur, sensor)
+        if since is None or min(points)[0] >= since:
+            summary.add(sid, room, quantity, sorted(points))
+            continue
+        by_room: dict[str, list[tuple[int, float]]] = {}
+        for point in points:  # late readings from before the sensor's newest move: look each one up
+            at = room if point[0] >= since else series.room_at(cur, sensor, point[0])
+            by_room.setdefault(at, []).append(point)
+        for at, part in by_room.items():
+            summary.add(sid, at, quantity, sorted(part))
+    summary.write(cur.connection, _insert_rows)
 
 
 def _write_receipts(conn: sqlite3.Connection, receipts: Sequence[MqttReceipt]) -> None:

@@ -12,6 +12,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from collector.records import Batch, WriteResult, mqtt_messages_counter
 from collector.store._quarantine import QuarantineLimits, QuarantineWriter, expire_bad_input, read_quarantine
 from collector.store._rooms import assignments, stream_readings
 from collector.store._schema import check_schema, ensure_schema, has_room_history, has_table
+from collector.store._summary_read import SummaryReader
 from collector.store._types import (
     Bucket,
     LatestValue,
@@ -334,6 +336,13 @@ class SqliteStore:
         """
         with self._readers.read() as conn:
             return assignments(conn, sensor).get(sensor, [])
+
+    @contextmanager
+    def summaries(self) -> Iterator[SummaryReader]:
+        """The summaries kept forever (``collector.store._summary``), read in one snapshot: coverage bitmaps and
+        value histograms per local hour and room, for reports that must not scan raw readings."""
+        with self._readers.read() as conn:
+            yield SummaryReader(conn)
 
     def readings(
         self,

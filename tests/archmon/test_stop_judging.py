@@ -134,6 +134,9 @@ def test_a_stop_during_a_stall_reports_exactly_what_it_did_not_commit(tmp_path: 
     service = Service(load_config(path))
     service.start()
     service._submit(batch(*_temperatures(1)[0]))
+    # the counters the start reports (a scheduler job) must be stored before the stall, or they are one
+    # record more not committed
+    wait_for(lambda: "service.running" in service.store.gauges(), "the start's counters stored")
     assert service.writer.flush(10)
     with StoreStall(service.db_path):
         for readings in _temperatures(30)[1:]:

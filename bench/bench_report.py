@@ -1,0 +1,197 @@
+"""Benchmark of the compliance report: one year, 50 temperature/humidity sensors at one reading a minute.
+
+Run: ``.venv/bin/python bench/bench_report.py [--days 365] [--sensors 50] [--dir DIR]``.
+
+Two files are generated from one value formula (integer tenths, so SQL and Python agree exactly):
+
+- ``summaries.db``: the store's tables with the summaries kept forever written directly (what the write path
+  would have left: per local hour min/max/sum/count, slot bitmaps, value histograms) and an EMPTY raw
+  readings table, as after raw retention. The report runs on it: it cannot scan raw readings, there are
+  none, and every table its statements read is printed (an SQLite authorizer on its connections).
+- ``raw.db``: the same readings as raw rows (generated in SQLite itself), for the baselines: one plain
+  ``SELECT count(*), min(value), max(value), sum(value) FROM readings`` scan (all in SQLite), and the same
+  rows handed to Python one by one, the least a report computed from raw rows would cost.
+
+Printed: the time of each, their ratio, and a check that the report's readings count and extremes equal the
+raw table's. Figures come from one run on one (shared) machine; compare the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import archmon.sqlite as archmon_sqlite
+from archmon.config import Config, load_config
+from collector.store import SqliteStore, value_bin
+from collector.store._summary import slot_words
+from dashboards.reports import ReportRequest, build_report
+
+TZ = ZoneInfo("Asia/Shanghai")
+START = dt.date(2025, 1, 1)
+T0 = round(dt.datetime.combine(START, dt.time(0), tzinfo=TZ).timestamp() * 1000)
+MINUTE, HOUR = 60_000, 3_600_000
+QUANTITIES = {"temperature": 200, "humidity": 500}  # base value in tenths
+
+
+def tenths(base: int, sensor: int, minute: int) -> int:
+    """The value (tenths) of minute ``minute`` since T0: a daily swing of 3 units, a weekly step, a sensor offset.
+    ``raw_sql`` computes the same in SQLite."""
+    return base + sensor % 5 + abs(minute % 1440 - 720) // 24 + (minute // 1440) % 7
+
+
+def raw_sql(sid: int, base: int, sensor: int, minutes: int) -> str:
+    """One series' raw readings generated in SQLite (same values as :func:`tenths`)."""
+    return (f"WITH RECURSIVE m(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM m WHERE i < {minutes - 1}) "
+            f"INSERT INTO readings (series_id, ts, value) SELECT {sid}, {T0} + i * {MINUTE}, "
+            f"({base} + {sensor % 5} + abs(i % 1440 - 720) / 24 + (i / 1440) % 7) / 10.0 FROM m")
+
+
+def config(folder: Path, sensors: int) -> Config:
+    """A site of 10 rooms sharing the sensors."""
+    path = folder / "archmon.toml"
+    path.write_text(
+        f'[site]\nname = "bench"\ntimezone = "{TZ.key}"\n'
+        + "".join(f'[[rooms]]\nid = "r{i:02d}"\n' for i in range(10))
+        + '[[serial]]\nid = "bus"\ndevice = "/dev/null"\nprotocol = "line"\nline_pattern = "(?P<sensor>x)"\n'
+        + "".join(f'[[sensors]]\nid = "th{i:03d}"\nroom = "r{i % 10:02d}"\nsource = "bus"\nexpected_interval_s = 60\n'
+                  for i in range(sensors)), encoding="utf-8")
+    return load_config(path)
+
+
+def _hour_rows(sid: int, base: int, sensor: int, days: int) -> Iterator[tuple[tuple, list[tuple]]]:
+    """Per hour, the ``summary_hour`` row and its ``summary_hour_bins`` rows (one reading a minute)."""
+    present = sum(1 << (m * 6) for m in range(60))  # a reading every minute: every 6th 10-second slot
+    words = slot_words(present)
+    room = f"r{sensor % 10:02d}"
+    for hour in range(days * 24):
+        start = T0 + hour * HOUR
+        values = [tenths(base, sensor, hour * 60 + m) for m in range(60)]
+        bins: dict[int, list[int]] = {}
+        for m, v in enumerate(values):
+            cell = bins.setdefault(v, [0, m * MINUTE, m * MINUTE])
+            cell[0] += 1
+            cell[2] = m * MINUTE
+        row = (sid, room, start, min(values) / 10, max(values) / 10, sum(values) / 10, 60, *words, *(0,) * 6)
+        yield row, [(sid, room, start, value_bin(b / 10), c, f, la) for b, (c, f, la) in bins.items()]
+
+
+def generate(folder: Path, sensors: int, days: int) -> tuple[Path, Path, float]:
+    """Both files; returns their paths and the seconds generation took."""
+    started = time.perf_counter()
+    paths = folder / "summaries.db", folder / "raw.db"
+    for path in paths:
+        SqliteStore(path, tz=TZ).close()  # the store's schema, migrated
+    series = [(i * 2 + j + 1, f"th{i:03d}", q, base) for i in range(sensors) for j, (q, base) in
+              enumerate(QUANTITIES.items())]
+    for path in paths:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO series (id, sensor, quantity, room) VALUES (?, ?, ?, ?)",
+                         [(sid, name, q, f"r{int(name[2:]) % 10:02d}") for sid, name, q, _ in series])
+        conn.executemany("INSERT INTO sensor_rooms (sensor, from_ms, room) VALUES (?, ?, ?)",
+                         [(f"th{i:03d}", T0, f"r{i % 10:02d}") for i in range(sensors)])
+        conn.execute("COMMIT")
+        conn.close()
+    conn = sqlite3.connect(paths[0], isolation_level=None)
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("BEGIN")
+    head = ("INSERT INTO summary_hour (series_id, room, start_ms, min, max, sum, count, p0, p1, p2, p3, p4, p5,"
+            " h0, h1, h2, h3, h4, h5) VALUES (" + ", ".join("?" * 19) + ")")
+    for sid, name, _, base in series:
+        hours, bins = [], []
+        for row, cells in _hour_rows(sid, base, int(name[2:]), days):
+            hours.append(row)
+            bins += cells
+        conn.executemany(head, hours)
+        conn.executemany("INSERT INTO summary_hour_bins VALUES (?, ?, ?, ?, ?, ?, ?)", bins)
+    conn.execute("COMMIT")
+    conn.close()
+    conn = sqlite3.connect(paths[1], isolation_level=None)
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("BEGIN")
+    for sid, name, _, base in series:
+        conn.execute(raw_sql(sid, base, int(name[2:]), days * 1440))
+    conn.execute("COMMIT")
+    conn.close()
+    return paths[0], paths[1], time.perf_counter() - started
+
+
+def _watch_tables(seen: set[str]) -> None:
+    """Record every table any archmon connection's statements read (the report's, here)."""
+    original = archmon_sqlite.connect
+
+    def connect(*args: object, **kwargs: object) -> sqlite3.Connection:
+        conn = original(*args, **kwargs)  # type: ignore[arg-type]
+
+        def authorize(action: int, table: str | None, *_: object) -> int:
+            if action == sqlite3.SQLITE_READ and table:
+                seen.add(table)
+            return sqlite3.SQLITE_OK
+
+        conn.set_authorizer(authorize)
+        return conn
+
+    archmon_sqlite.connect = connect  # type: ignore[assignment]
+
+
+def main() -> None:
+    """Print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--sensors", type=int, default=50, help="temperature/humidity sensors (two series each)")
+    parser.add_argument("--dir", type=Path, default=None, help="folder for the files (default: a tmp dir)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        summaries, raw, took = generate(Path(tmp), args.sensors, args.days)
+        readings = 2 * args.sensors * args.days * 1440
+        print(f"generated {readings:,} readings ({args.sensors} sensors x 2 quantities, {args.days} days at 1/min) "
+              f"in {took:.0f} s: summaries {summaries.stat().st_size / 1e6:,.0f} MB, "
+              f"raw {raw.stat().st_size / 1e6:,.0f} MB")
+        conn = sqlite3.connect(raw)
+        started = time.perf_counter()
+        scan = "SELECT count(*), min(value), max(value), sum(value) FROM readings"
+        count, low, high, _ = conn.execute(scan).fetchone()
+        scan_s = time.perf_counter() - started
+        started = time.perf_counter()
+        for _ in conn.execute("SELECT series_id, ts, value FROM readings"):
+            pass
+        fetch_s = time.perf_counter() - started
+        conn.close()
+        seen: set[str] = set()
+        _watch_tables(seen)
+        site = config(Path(tmp), args.sensors)
+        store = SqliteStore(summaries, tz=TZ, readonly=True)
+        try:
+            assert store.count_readings() == 0, "the report's file must hold no raw readings"
+            seen.clear()
+            started = time.perf_counter()
+            report = build_report(site, store, ReportRequest(START, START + dt.timedelta(days=args.days - 1),
+                                                             lang="en", now_ms=T0 + (args.days + 1) * 86_400_000))
+            report_s = time.perf_counter() - started
+        finally:
+            store.close()
+        stats = [q for room in report.rooms for q in room.quantities.values()]
+        total = sum(q.readings for q in stats)
+        extremes = (min(q.min for q in stats if q.min is not None), max(q.max for q in stats if q.max is not None))
+        assert total == count == readings, (total, count, readings)
+        assert extremes == (low, high), (extremes, low, high)
+        print(f"plain SQL scan of the raw table ({count:,} rows): {scan_s:.2f} s; handing every raw row to Python "
+              f"(the least a report from raw rows costs): {fetch_s:.2f} s")
+        print(f"{args.days}-day report of {len(report.rooms)} rooms from the summaries alone (raw table empty): "
+              f"{report_s:.2f} s (x{report_s / scan_s:.2f} of the raw SQL scan, "
+              f"x{report_s / fetch_s:.2f} of handing the raw rows to Python)")
+        print(f"tables the report's statements read: {', '.join(sorted(seen))}")
+        assert "readings" not in seen
+        print(f"check: the report counts {total:,} readings, extremes {extremes} = the raw table's")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Summaries kept forever: what a compliance report needs once raw readings are gone (``summary_*`` tables).
+
+Raw readings may be deleted by retention and a one-year report must not scan them, so every stored
+reading is also added to two tables, in the write transaction that stores it:
+
+- ``summary_hour(series_id, room, start_ms)``: min, max, sum, count, plus two bitmaps of the hour's
+  10-second slots (``SLOT_MS``): ``p0..p5`` the slots holding at least one reading (presence), ``h0..h5`` the
+  slots holding a reading with value ≥ 1 (binary quantities only: door open, smoke, leak; 0 otherwise).
+  64 slots per integer column (stored as signed 64-bit: ``struct.pack("<6q", p0, ..., p5)`` gives the
+  hour's bitmap as little-endian bytes, slot i = bit i), six columns for an hour's 360 slots.
+- ``summary_hour_bins(series_id, room, start_ms, bin)``: per hour, a histogram of the values of temperature
+  and humidity (``BINNED_QUANTITIES``) at ``BIN_WIDTH`` = 0.1 of the unit: ``bin = round(value × 10)``; each
+  bin holds how many readings fell in it and the first and last of their times (ms after ``start_ms``).
+  The time in a band of an hour is its covered time × the share of its readings in the band's bins.
+
+Hours are *local* hours of the site's zone: a bucket starts at local midnight plus whole hours, so every
+calendar day is made of whole buckets (also in zones with half-hour offsets and on DST days, whose last
+or repeated hour is simply one more bucket). Day figures are sums over the day's hour buckets.
+
+``room`` is the room the sensor was assigned to at the reading's time (``sensor_rooms``): a bucket that a
+move cuts is two rows, one per room, so room-level figures need no raw readings either.
+
+Every part is a commutative, idempotent-safe merge (min, max, sum, count, bitwise OR, min of firsts, max of
+lasts) applied only to readings the transaction newly inserted: readings arriving late or out of order
+give the same summaries as in order, and a duplicate (redelivery, replay) adds nothing. From them a report
+computes, for any band chosen afterwards, time-weighted coverage (a reading covers the time until the
+next, at most a cap: the slots dilated by the cap), the share of covered time in the band, days meeting
+the stability rule, excursions with their first and last out-of-band times, and door openings.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sqlite3
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from archmon.quantities import BINARY_QUANTITIES
+
+__all__ = [
+    "BINNED_QUANTITIES",
+    "BIN_SCALE",
+    "SLOTS_PER_COLUMN",
+    "SLOTS_PER_HOUR",
+    "SLOT_COLUMNS",
+    "SLOT_MS",
+    "SUMMARY_DDL",
+    "SummaryAggregate",
+    "slot_words",
+    "value_bin",
+]
+
+log = logging.getLogger(__name__)
+
+HOUR_MS = 3_600_000
+SLOT_MS = 10_000
+"""Resolution of the coverage bitmaps: coverage is exact up to one slot at each edge of a gap."""
+SLOTS_PER_COLUMN = 64
+SLOT_COLUMNS = 6
+SLOTS_PER_HOUR = HOUR_MS // SLOT_MS
+BIN_SCALE = 10
+"""Histogram bins per unit: values are binned (and judged against bands) at 0.1 ℃ / 0.1 %RH."""
+BINNED_QUANTITIES = frozenset({"temperature", "humidity"})
+
+_P = [f"p{i}" for i in range(SLOT_COLUMNS)]
+_H = [f"h{i}" for i in range(SLOT_COLUMNS)]
+SUMMARY_DDL = f"""
+CREATE TABLE IF NOT EXISTS summary_hour (
+    series_id INTEGER NOT NULL,
+    room TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    min REAL NOT NULL,
+    max REAL NOT NULL,
+    sum REAL NOT NULL,
+    count INTEGER NOT NULL,
+    {", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in _P + _H)},
+    PRIMARY KEY (series_id, start_ms, room)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS summary_hour_bins (
+    series_id INTEGER NOT NULL,
+    room TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    bin INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    first_ms INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL,
+    PRIMARY KEY (series_id, start_ms, room, bin)
+) WITHOUT ROWID
+"""
+
+_HOUR_HEAD = f"INSERT INTO summary_hour (series_id, room, start_ms, min, max, sum, count, {', '.join(_P + _H)})"
+_HOUR_CONFLICT = (
+    "ON CONFLICT (series_id, start_ms, room) DO UPDATE SET min = min(min, excluded.min), "
+    "max = max(max, excluded.max), sum = sum + excluded.sum, count = count + excluded.count, "
+    + ", ".join(f"{c} = {c} | excluded.{c}" for c in _P + _H)
+)
+_HOUR_BINS_HEAD = "INSERT INTO summary_hour_bins (series_id, room, start_ms, bin, count, first_ms, last_ms)"
+_HOUR_BINS_CONFLICT = (
+    "ON CONFLICT (series_id, start_ms, room, bin) DO UPDATE SET count = count + excluded.count, "
+    "first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms)"
+)
+
+
+def value_bin(value: float) -> int:
+    """The histogram bin of ``value``: tenths, rounded half up (24.04 → 240, 24.05 → 241)."""
+    return math.floor(value * BIN_SCALE + 0.5)
+
+
+Insert = Callable[[sqlite3.Connection, str, str, Sequence[tuple[object, ...]], int], int]
+"""``collector.store._write._insert_rows``: multi-row upserts of at most so many rows per statement."""
+
+
+class SummaryAggregate:
+    """The summary rows of one transaction's new readings, merged in memory before one upsert per table.
+
+    Args:
+        hour_start: maps a UTC instant (ms) to the start of its local hour bucket.
+    """
+
+    __slots__ = ("_hour_bins", "_hour_start", "_hours")
+
+    def __init__(self, hour_start: Callable[[int], int]) -> None:
+        self._hour_start = hour_start
+        # (sid, room, bucket) -> [min, max, sum, count, presence bits (360-bit int), high bits]
+        self._hours: dict[tuple[int, str, int], list[Any]] = {}
+        self._hour_bins: dict[tuple[int, str, int, int], list[int]] = {}  # -> [count, first off, last off]
+
+    def __bool__(self) -> bool:
+        return bool(self._hours)
+
+    def add(self, sid: int, room: str, quantity: str, rows: Iterable[tuple[int, float]]) -> None:
+        """Add readings ``(ts, value)`` of one series, all taken while its sensor was in ``room``."""
+        binned = quantity in BINNED_QUANTITIES
+        binary = quantity in BINARY_QUANTITIES
+        hours, hour_bins = self._hours, self._hour_bins
+        hour_start = self._hour_start
+        bucket_lo = bucket_hi = 0
+        for ts, value in rows:
+            if not bucket_lo <= ts < bucket_hi:
+                bucket_lo = hour_start(ts)
+                bucket_hi = bucket_lo + HOUR_MS
+                key = (sid, room, bucket_lo)
+                cell = hours.get(key)
+                if cell is None:
+                    cell = hours[key] = [value, value, 0.0, 0, 0, 0]
+            offset = ts - bucket_lo
+            bit = 1 << (offset // SLOT_MS)
+            if value < cell[0]:
+                cell[0] = value
+            if value > cell[1]:
+                cell[1] = value
+            cell[2] += value
+            cell[3] += 1
+            cell[4] = int(cell[4]) | bit
+            if binary and value >= 1.0:
+                cell[5] = int(cell[5]) | bit
+            if binned:
+                b = value_bin(value)
+                hb = hour_bins.get((sid, room, bucket_lo, b))
+                if hb is None:
+                    hour_bins[(sid, room, bucket_lo, b)] = [1, offset, offset]
+                else:
+                    hb[0] += 1
+                    if offset < hb[1]:
+                        hb[1] = offset
+                    if offset > hb[2]:
+                        hb[2] = offset
+
+    def write(self, conn: sqlite3.Connection, insert: Insert) -> None:
+        """Upsert the merged rows (inside the caller's transaction) and forget them."""
+        hours = []
+        for (sid, room, start), (lo, hi, total, count, present, high) in self._hours.items():
+            hours.append((sid, room, start, lo, hi, total, int(count), *slot_words(int(present)),
+                          *slot_words(int(high))))
+        insert(conn, _HOUR_HEAD, _HOUR_CONFLICT, hours, 32)
+        insert(conn, _HOUR_BINS_HEAD, _HOUR_BINS_CONFLICT,
+               [(*key, *cell) for key, cell in self._hour_bins.items()], 128)
+        self._hours.clear()
+        self._hour_bins.clear()
+
+
+_WORDS = struct.Struct(f"<{SLOT_COLUMNS}q")
+
+
+def slot_words(bits: int) -> tuple[int, ...]:
+    """An hour's slot bitmap (bit i = slot i) as the ``SLOT_COLUMNS`` signed 64-bit integers it is stored in
+    (SQLite's ``|`` merges them)."""
+    return _WORDS.unpack(bits.to_bytes(_WORDS.size, "little"))

@@ -1,0 +1,69 @@
+"""The calibration table: each instrument of a room, its last calibration, certificate, due date and whether it
+was overdue by the end of the period.
+
+Records come from the sensors' ``calibration`` tables in the config today (``calibrated_on``,
+``certificate``); the calibration history of the state store (issue 9 point 7) will hand
+:class:`~dashboards.reports.model.CalibrationRecord` values with ``source = "records"`` to the same function.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+from archmon.config import Config, SensorConfig
+from dashboards.reports.model import CalibrationEntry, CalibrationRecord
+
+__all__ = ["add_months", "calibration_table", "config_records"]
+
+_MEASURED = {"temperature_humidity": ("temperature", "humidity"), "temperature": ("temperature",),
+             "humidity": ("humidity",)}
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """``day`` plus whole months (the 31st becomes the month's last day)."""
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def config_records(config: Config) -> list[CalibrationRecord]:
+    """The calibrations the config states (sensors' ``calibration.<quantity>.calibrated_on``); a date that is
+    not ISO ``YYYY-MM-DD`` is skipped (the table then shows no record for it)."""
+    out = []
+    for sensor in config.sensors:
+        for quantity, cal in sensor.calibration.items():
+            if not cal.calibrated_on:
+                continue
+            try:
+                day = dt.date.fromisoformat(cal.calibrated_on)
+            except ValueError:
+                continue
+            out.append(CalibrationRecord(sensor.id, quantity, day, cal.certificate, cal.offset, None, "config"))
+    return out
+
+
+def calibration_table(sensors: Sequence[SensorConfig], records: Iterable[CalibrationRecord], *, interval_months: int,
+                      last_day: dt.date) -> tuple[CalibrationEntry, ...]:
+    """One row per measuring quantity of each sensor (temperature/humidity; other quantities when they have a
+    record), with its newest calibration on or before ``last_day``."""
+    newest: dict[tuple[str, str], CalibrationRecord] = {}
+    for record in records:
+        key = (record.sensor, record.quantity)
+        if record.calibrated_on > last_day:
+            continue
+        if key not in newest or record.calibrated_on >= newest[key].calibrated_on:
+            newest[key] = record
+    out = []
+    for sensor in sorted(sensors, key=lambda s: s.id):
+        quantities = set(_MEASURED.get(sensor.kind, ())) | {q for s, q in newest if s == sensor.id}
+        for quantity in sorted(quantities):
+            record = newest.get((sensor.id, quantity))
+            due = None if record is None else add_months(record.calibrated_on, interval_months)
+            out.append(CalibrationEntry(
+                sensor=sensor.id, name=sensor.name, quantity=quantity,
+                last_calibrated=None if record is None else record.calibrated_on,
+                certificate=None if record is None else record.certificate, due=due,
+                overdue=None if due is None else due <= last_day, source=None if record is None else record.source))
+    return tuple(out)

@@ -1,0 +1,72 @@
+"""The ``[reports]`` table of the site config: the logging duty times, what counts as a day with enough data,
+the calibration interval, and the names on the signature block.
+
+```toml
+[reports]
+duty_times = ["08:00", "14:00"]   # the 1987 rule: readings at least twice a day
+duty_tolerance_min = 30           # a reading within ± this many minutes of a duty time counts
+sufficient_pct = 50               # a day with at least this completeness counts as having enough data
+calibration_interval_months = 12  # due date = last calibration + this
+prepared_by = ""                  # names printed on the signature block (may be left empty)
+reviewed_by = ""
+```
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from archmon.config import Config
+from archmon.errors import ConfigError
+
+__all__ = ["ReportSettings", "check_config", "load_settings"]
+
+
+class ReportSettings(BaseModel):
+    """Validated ``[reports]`` settings (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    duty_times: list[dt.time] = Field(default_factory=lambda: [dt.time(8, 0), dt.time(14, 0)])
+    duty_tolerance_min: float = Field(default=30.0, gt=0, le=720)
+    sufficient_pct: float = Field(default=50.0, gt=0, le=100)
+    calibration_interval_months: int = Field(default=12, ge=1, le=120)
+    prepared_by: str = ""
+    reviewed_by: str = ""
+
+    @field_validator("duty_times")
+    @classmethod
+    def _some_times(cls, value: list[dt.time]) -> list[dt.time]:
+        if not value:
+            raise ValueError("give at least one duty time, e.g. [\"08:00\", \"14:00\"]")
+        return sorted(set(value))
+
+
+def load_settings(config: Config) -> ReportSettings:
+    """Validate ``[reports]``.
+
+    Raises:
+        ConfigError: one line per problem, ``reports.key: message (got VALUE)``.
+    """
+    try:
+        return ReportSettings.model_validate(config.reports)
+    except pydantic.ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in ("reports", *err["loc"]))
+            message = "unknown option" if err["type"] == "extra_forbidden" else err["msg"].removeprefix(
+                "Value error, ")
+            problems.append(f"{key}: {message} (got {err['input']!r})")
+        raise ConfigError(problems) from None
+
+
+def check_config(config: Config) -> list[str]:
+    """Problems in ``[reports]`` (empty when it is fine)."""
+    try:
+        load_settings(config)
+    except ConfigError as exc:
+        return list(exc.problems)
+    return []
