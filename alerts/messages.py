@@ -54,6 +54,10 @@ _TITLES: dict[str, tuple[str, str]] = {
     "door_open": ("{where}库房门长时间未关", "{where}door left open"),
     "door_hours": ("{where}非工作时间开门", "{where}door opened outside working hours"),
     "unregistered_entry": ("{where}未登记进入库房（三不查阅）", "{where}door opened with no registered access session"),
+    "calibration_due/due_soon": ("{where}仪器校准即将到期", "{where}instrument calibration due soon"),
+    "calibration_due/overdue": ("{where}仪器校准已过期", "{where}instrument calibration overdue"),
+    "calibration_due/uncalibrated": ("有仪器没有校准记录（见传感器页）",
+                                     "instruments without a calibration record (see the sensors page)"),
 }
 
 
