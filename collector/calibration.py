@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
@@ -41,8 +41,9 @@ from archmon.config import SensorConfig
 from archmon.quantities import BINARY_QUANTITIES, check_value
 from collector._stamping import MAX_DEVICE_SKEW_MS
 
-__all__ = ["APPLY_GRACE_MS", "EMPTY_BOOK", "NO_CORRECTION", "RECORDED_QUANTITIES", "Correction", "CorrectionSource",
-           "OffsetBook", "RecordedOffset", "applies_from_ms", "correction_for"]
+__all__ = ["APPLY_GRACE_MS", "EMPTY_BOOK", "NO_CORRECTION", "RECORDED_QUANTITIES", "ConfiguredCorrections",
+           "Correction", "CorrectionSource", "OffsetBook", "RecordedOffset", "applies_from_ms",
+           "configured_corrections", "correction_for"]
 
 APPLY_GRACE_MS = MAX_DEVICE_SKEW_MS + 5 * 60_000
 """A record applies no earlier than this long after it was recorded (10 minutes; see the module docstring)."""
@@ -82,54 +83,89 @@ class RecordedOffset(NamedTuple):
 
 
 class _Segment(NamedTuple):
-    """From ``from_ms`` on (until the next segment) ``record`` is in force."""
+    """From ``from_ms`` on (until the next segment) ``record`` is in force, with its corrections built once."""
 
     from_ms: int
     record: RecordedOffset
+    temperature: Correction
+    humidity: Correction
+
+
+def _segment(record: RecordedOffset) -> _Segment:
+    return _Segment(record.applies_from_ms, record,
+                    Correction("record", 1.0, record.temperature, record.record_id, record.certificate),
+                    Correction("record", 1.0, record.humidity, record.record_id, record.certificate))
 
 
 class OffsetBook:
-    """The recorded calibrations of every sensor, indexed for :meth:`at` (immutable once built).
+    """The recorded calibrations of every sensor, indexed for :meth:`at` (immutable once built: pipelines in
+    other threads keep using a book while a newer one is made with :meth:`extended`).
 
     Args:
         records: every record (any order).
         version: what the history's newest record id was when it was read (0: none).
     """
 
-    __slots__ = ("_segments", "_starts", "version")
+    __slots__ = ("_records", "_segments", "_starts", "version")
 
     def __init__(self, records: Iterable[RecordedOffset] = (), *, version: int = 0) -> None:
         self.version = version
-        by_sensor: dict[str, list[RecordedOffset]] = {}
-        for record in records:
-            by_sensor.setdefault(record.sensor, []).append(record)
+        self._records: dict[str, list[RecordedOffset]] = {}
         self._segments: dict[str, list[_Segment]] = {}
-        for sensor, items in by_sensor.items():
+        self._starts: dict[str, list[int]] = {}
+        self._index(records)
+
+    def extended(self, records: Iterable[RecordedOffset], *, version: int) -> OffsetBook:
+        """A new book with ``records`` added; only their sensors are indexed again (the history is
+        append-only, so this is the book of the whole history read at ``version``)."""
+        book = OffsetBook(version=version)
+        book._records, book._segments, book._starts = dict(self._records), dict(self._segments), dict(self._starts)
+        book._index(records)
+        return book
+
+    def _index(self, records: Iterable[RecordedOffset]) -> None:
+        added: dict[str, list[RecordedOffset]] = {}
+        for record in records:
+            added.setdefault(record.sensor, []).append(record)
+        for sensor, items in added.items():
+            every = self._records[sensor] = [*self._records.get(sensor, ()), *items]  # a new list: never shared
             segments: list[_Segment] = []
-            for record in sorted(items, key=lambda r: (r.applies_from_ms, r.record_id)):
+            for record in sorted(every, key=lambda r: (r.applies_from_ms, r.record_id)):
                 best = segments[-1].record if segments else None
                 if best is None or (record.calibrated_on, record.record_id) > (best.calibrated_on, best.record_id):
                     if segments and segments[-1].from_ms == record.applies_from_ms:
-                        segments[-1] = _Segment(record.applies_from_ms, record)
+                        segments[-1] = _segment(record)
                     else:
-                        segments.append(_Segment(record.applies_from_ms, record))
+                        segments.append(_segment(record))
             self._segments[sensor] = segments
-        self._starts = {sensor: [s.from_ms for s in segments] for sensor, segments in self._segments.items()}
+            self._starts[sensor] = [segment.from_ms for segment in segments]
 
     def at(self, sensor: str, ts_ms: int) -> RecordedOffset | None:
         """The record in force for ``sensor`` at ``ts_ms`` (None: none applies yet)."""
+        segment = self._segment_at(sensor, ts_ms)
+        return None if segment is None else segment.record
+
+    def correction(self, sensor: str, quantity: str, ts_ms: int) -> Correction | None:
+        """The recorded correction of ``quantity`` (temperature or humidity) at ``ts_ms`` (None: none applies)."""
+        segment = self._segment_at(sensor, ts_ms)
+        if segment is None:
+            return None
+        return segment.temperature if quantity == "temperature" else segment.humidity
+
+    def _segment_at(self, sensor: str, ts_ms: int) -> _Segment | None:
         starts = self._starts.get(sensor)
         if starts is None:
             return None
         i = bisect.bisect_right(starts, ts_ms) - 1
-        return self._segments[sensor][i].record if i >= 0 else None
+        return self._segments[sensor][i] if i >= 0 else None
 
     def sensors(self) -> frozenset[str]:
         """Sensors with at least one record."""
-        return frozenset(self._segments)
+        return frozenset(self._records)
 
     def __len__(self) -> int:
-        return sum(len(s) for s in self._segments.values())
+        """How many records the book holds."""
+        return sum(len(items) for items in self._records.values())
 
 
 EMPTY_BOOK = OffsetBook()
@@ -190,7 +226,19 @@ class Correction:
 NO_CORRECTION = Correction("none")
 
 
-def correction_for(sensor: SensorConfig, quantity: str, ts_ms: int, book: OffsetBook = EMPTY_BOOK) -> Correction:
+ConfiguredCorrections = Mapping[str, Mapping[str, Correction]]
+"""sensor id → quantity → its ``[sensors.calibration.<quantity>]`` as a :class:`Correction`."""
+
+
+def configured_corrections(sensors: Iterable[SensorConfig]) -> dict[str, dict[str, Correction]]:
+    """The configured corrections of ``sensors``, built once (the pipeline rebuilds them on a reload)."""
+    return {sensor.id: {quantity: Correction("config", cal.scale, cal.offset, None, cal.certificate)
+                        for quantity, cal in sensor.calibration.items()}
+            for sensor in sensors if sensor.calibration}
+
+
+def correction_for(sensor: SensorConfig, quantity: str, ts_ms: int, book: OffsetBook = EMPTY_BOOK,
+                   configured: ConfiguredCorrections | None = None) -> Correction:
     """The correction a reading of ``sensor`` and ``quantity`` taken at ``ts_ms`` gets (see the module docstring).
 
     Args:
@@ -198,12 +246,14 @@ def correction_for(sensor: SensorConfig, quantity: str, ts_ms: int, book: Offset
         quantity: the reading's quantity.
         ts_ms: the reading's time.
         book: the recorded calibrations.
+        configured: :func:`configured_corrections` of the configuration ``sensor`` is from, if at hand (the
+            pipeline's: no object is built per reading); None: built from ``sensor``.
     """
     if quantity in RECORDED_QUANTITIES:
-        record = book.at(sensor.id, ts_ms)
-        if record is not None:
-            return Correction("record", 1.0, record.offset(quantity), record.record_id, record.certificate)
-    cal = sensor.calibration.get(quantity)
-    if cal is None:
-        return NO_CORRECTION
-    return Correction("config", cal.scale, cal.offset, None, cal.certificate)
+        recorded = book.correction(sensor.id, quantity, ts_ms)
+        if recorded is not None:
+            return recorded
+    if configured is None:
+        configured = configured_corrections([sensor])
+    own = configured.get(sensor.id)
+    return NO_CORRECTION if own is None else own.get(quantity, NO_CORRECTION)

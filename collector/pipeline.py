@@ -44,7 +44,7 @@ from archmon.errors import DecodeError, NotSensorData, RetryLater
 from archmon.timeutil import now_ms, to_iso
 from collector._stamping import BatchReceipts, Stamper
 from collector._warn_once import WarnOnce
-from collector.calibration import EMPTY_BOOK, CorrectionSource, OffsetBook, correction_for
+from collector.calibration import EMPTY_BOOK, CorrectionSource, OffsetBook, configured_corrections, correction_for
 from collector.quarantine import QuarantineKeeper, shown
 from collector.receipts import ReceiptBook, ReceiptLookup, message_digest
 from collector.records import Batch, WriteResult
@@ -278,7 +278,8 @@ class Pipeline:
                     received_ms = self._stamper.receive_time(message, batch, sensor.id, receipts)
                 ts = received_ms
             try:
-                value = correction_for(sensor, item.quantity, ts, book).apply(item.quantity, item.value)
+                value = correction_for(sensor, item.quantity, ts, book, self._configured).apply(item.quantity,
+                                                                                                item.value)
             except ValueError as exc:
                 self._rejected_value(batch, message, sensor, exc)
                 continue
@@ -328,7 +329,8 @@ class Pipeline:
             make = self._kinds[source.kind].decoder
             if make is not None:
                 steps[source.id] = make(source, config)
-        self.config, self.router, self._steps = config, router, steps
+        configured = configured_corrections(config.sensors)
+        self.config, self.router, self._steps, self._configured = config, router, steps, configured
 
 
 def _iso_or_raw(ts_ms: int) -> str:

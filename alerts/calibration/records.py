@@ -107,9 +107,9 @@ def record_calibration(store: AlertStore, config: Config, sensor_id: str, calibr
 class RecordedCorrections:
     """The recorded calibrations for the ingest pipeline, followed as they are added (by any process).
 
-    :meth:`book` looks for a new record at most every ``look_every_s`` (one index lookup) and reads the
-    history again only when there is one. A read that fails keeps the last book (logged); so does a
-    file without records.
+    :meth:`book` looks for a new record at most every ``look_every_s`` (one index lookup) and reads only the
+    records added since (the history is append-only), indexing again only their sensors. A read that fails
+    keeps the last book (logged); so does a file without records.
 
     Args:
         path: the shared SQLite file (its calibration table is created if missing).
@@ -143,12 +143,12 @@ class RecordedCorrections:
             self._next_look = now + self._look_every_s
             try:
                 version = newest_record_id(self._conn)
-                if version != self._book.version:
-                    records = read_records(self._conn)
-                    self._book = OffsetBook((r.as_offset() for r in records), version=version)
+                if version != self._book.version:  # append-only: read only what was added since
+                    records = [r for r in read_records(self._conn, after_id=self._book.version) if r.id <= version]
+                    self._book = self._book.extended((r.as_offset() for r in records), version=version)
                     self.reads += 1
-                    log.info("calibration: %d recorded calibration(s) of %d sensor(s) taken for new readings",
-                             len(records), len(self._book.sensors()))
+                    log.info("calibration: %d new recorded calibration(s) taken for new readings (%d in all, "
+                             "%d sensor(s))", len(records), len(self._book), len(self._book.sensors()))
                 self._failed = False
             except Exception:
                 if not self._failed:

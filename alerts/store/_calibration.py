@@ -109,9 +109,11 @@ def _missing_table(exc: sqlite3.OperationalError) -> bool:
     return "no such table" in str(exc)
 
 
-def read_records(conn: sqlite3.Connection, sensor: str | None = None) -> list[CalibrationRecord]:
-    """The history (of one sensor, or all), by sensor, calibration date and id; empty on a file without it."""
-    where, params = ("WHERE sensor = ?", (sensor,)) if sensor is not None else ("", ())
+def read_records(conn: sqlite3.Connection, sensor: str | None = None, *, after_id: int = 0) -> list[CalibrationRecord]:
+    """The history (of one sensor, or all; only records added after ``after_id`` if given), by sensor,
+    calibration date and id; empty on a file without it."""
+    where, params = ("WHERE sensor = ? AND id > ?", (sensor, after_id)) if sensor is not None else (
+        "WHERE id > ?", (after_id,))
     try:
         rows = conn.execute(f"SELECT {_COLUMNS} FROM calibration_records {where} ORDER BY sensor, calibrated_on, id",
                             params).fetchall()

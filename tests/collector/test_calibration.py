@@ -191,3 +191,26 @@ def test_a_correction_past_the_range_is_quarantined_with_the_sensor_named(tmp_pa
     assert not batch.readings and batch.counters["rejected"] == 1
     (rec,) = batch.quarantine
     assert rec.stage == "validate" and rec.sensor == "t2" and "89" in rec.reason
+
+
+@given(st.lists(st.tuples(st.sampled_from(["th1", "t2", "t3"]), st.integers(0, 40), st.integers(0, 60)),
+                min_size=1, max_size=25), st.integers(1, 24), st.lists(st.integers(-5, 70), min_size=1, max_size=20))
+def test_a_book_extended_with_new_records_answers_as_one_built_from_the_whole_history(
+    items: list[tuple[str, int, int]], split: int, probes: list[int]
+) -> None:
+    """What a running pipeline builds as records come (``extended``) is what a restart reads at once."""
+    records = [RecordedOffset(i + 1, sensor, (dt.date(2025, 1, 1) + dt.timedelta(days=day)).isoformat(),
+                              MARCH_1 + applies * DAY, float(i), -float(i), f"C{i}")
+               for i, (sensor, day, applies) in enumerate(items)]
+    whole = OffsetBook(records, version=len(records))
+    first = OffsetBook(records[:split], version=min(split, len(records)))
+    grown = first.extended(records[split:], version=len(records))
+    assert len(grown) == len(whole) == len(records) and grown.version == whole.version
+    for sensor in ("th1", "t2", "t3"):
+        for day in probes:
+            assert grown.at(sensor, MARCH_1 + day * DAY) == whole.at(sensor, MARCH_1 + day * DAY)
+    untouched = OffsetBook(records[:split])  # the book other threads still use is not changed by extending it
+    assert len(first) == len(untouched)
+    for sensor in ("th1", "t2", "t3"):
+        assert [first.at(sensor, MARCH_1 + d * DAY) for d in probes] == [untouched.at(sensor, MARCH_1 + d * DAY)
+                                                                         for d in probes]
