@@ -207,3 +207,18 @@ def test_records_are_append_only(site: Site) -> None:
     (entry,) = [r for r in site.store.conn.execute("SELECT actor, subject, payload FROM audit_log "
                                                     "WHERE kind = 'calibration'")]
     assert entry[0] == "王工" and entry[1] == "sensor:T1" and '"certificate": "JL-1"' in entry[2]
+
+
+def test_check_config_names_a_bad_calibration_date_and_an_unknown_sensor(tmp_path: Path) -> None:
+    from alerts.site import check_config
+
+    config = _config(tmp_path, {"sensors": {"T7": {"interval_months": 6}}}, configured="2025-02-30")
+    problems = check_config(config)
+    assert "sensors[1] (H2).calibration.humidity.calibrated_on: not a date YYYY-MM-DD (got '2025-02-30')" in problems
+    assert any(p.startswith("alerts.calibration.sensors.T7: unknown sensor") for p in problems)
+    store = AlertStore(":memory:")
+    try:
+        with pytest.raises(Exception, match="interval_months"):
+            AlertEngine(_config(tmp_path, {"interval_months": 0}), store)
+    finally:
+        store.close()

@@ -78,6 +78,10 @@ def test_a_recorded_calibration_reaches_the_running_service_and_survives_reload_
         (20.0, "none", None, 20.0, True), (20.0, "none", None, 20.0, True),
         *[(20.3, "record", 1, 20.0, True)] * 3]
     assert rows[0]["ts"].endswith("+08:00")
+    listing = _cli_out(capsys, [*cli, "list"]).splitlines()
+    assert listing[0].split()[:4] == ["编号", "仪器", "校准日期", "证书编号"] and "JL-2026-1201" in listing[1]
+    assert listing[1].count("+08:00") == 2 and "王工" in listing[1]
+    assert "calibrated" in _cli_out(capsys, [*cli, "list", "--lang", "en"]).splitlines()[0]
     status = json.loads(_cli_out(capsys, [*cli, "status", "--format", "json"]))
     assert [(s["instrument"], s["certificate"], s["status"], s["overdue"]) for s in status] == [
         ("t0", "JL-2026-1201", "ok", False)]
