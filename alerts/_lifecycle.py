@@ -33,7 +33,7 @@ from alerts._timers import Timer, TimerQueue
 from alerts.messages import title
 from alerts.model import Condition, Transition, is_exempt
 from alerts.settings import AlertSettings
-from alerts.store import AlertStore
+from alerts.store import AlertStore, PendingChanges
 from archmon.timeutil import to_iso
 
 __all__ = ["KINDS", "KeyState", "Lifecycle"]
@@ -160,13 +160,12 @@ class Lifecycle:
                 return self._activate(ks, due)
         return []
 
-    def sync_changes(self, clock_ms: int | None) -> list[Transition]:
-        """Take what people changed through the store (here or in another process), in one query: maintenance
-        windows ended early, then alerts cleared by hand."""
-        alerts, windows = self.store.pending_changes()
-        for window in windows:
+    def take_changes(self, changes: PendingChanges, clock_ms: int | None) -> list[Transition]:
+        """Take what people changed through the store (here or in another process; the engine's one query,
+        ``AlertStore.pending_changes``): maintenance windows ended early, then alerts cleared by hand."""
+        for window in changes.windows:
             self._window_ended(window, clock_ms)
-        return self._manual_clears(alerts, clock_ms) if alerts else []
+        return self._manual_clears(changes.alerts, clock_ms) if changes.alerts else []
 
     def _window_ended(self, window: dict, clock_ms: int | None) -> None:
         """A maintenance window was ended early: every key it holds is judged again at the new end (a ``hold``

@@ -36,6 +36,7 @@ from alerts.actions import acknowledge, clear_by_hand
 from alerts.model import RuleContext, SensorInfo, Transition
 from alerts.rebuild import ReadingHistory, RebuildReport, rebuild
 from alerts.rules import RULES, Rule
+from alerts.rules.calibration_due import CalibrationDueRule
 from alerts.site import load_settings, room_profiles, sensor_infos
 from alerts.store import AlertStore
 from archmon.config import Config
@@ -156,7 +157,7 @@ class AlertEngine:
                 out.extend(self._run_due(reading.ts_ms))
                 if first:
                     first = False
-                    out.extend(self.lifecycle.sync_changes(self._clock))
+                    out.extend(self._take_changes())
                 out.extend(self._judge(reading))
                 self.store.flush_requests()
             except Exception as exc:
@@ -186,7 +187,21 @@ class AlertEngine:
                 call never holds the engine long, and calls again while :meth:`due`.
         """
         out = self._run_due(now_ms, budget)
-        out.extend(self.lifecycle.sync_changes(self._clock))
+        out.extend(self._take_changes())
+        return out
+
+    def _take_changes(self) -> list[Transition]:
+        """What people changed through the store, in one query: windows ended early and alerts cleared by
+        hand (the lifecycle's), calibration records added (the calibration-due rule's)."""
+        changes = self.store.pending_changes()
+        out = self.lifecycle.take_changes(changes, self._clock)
+        if changes.calibrations:
+            records = self.store.calibration_records_by_id(changes.calibrations)
+            for rule in self.rules:
+                if isinstance(rule, CalibrationDueRule):
+                    for cond in rule.on_records(records, self._clock or 0):
+                        out.extend(self.lifecycle.apply(cond, self._clock))
+            self.store.take_calibrations(changes.calibrations)
         return out
 
     def _judge(self, reading: Reading) -> list[Transition]:
@@ -291,7 +306,7 @@ class AlertEngine:
         ts = self._now(now_ms)
         out = self.advance(ts)  # the clock moves to the clear first: a re-raise is stamped with it, not before
         out.extend(clear_by_hand(self.store, alert_id, by, comment, ts))
-        out.extend(self.lifecycle.sync_changes(self._clock))
+        out.extend(self._take_changes())
         return out
 
     def maintenance(self, room: str, until_ms: int, reason: str, by: str, start_ms: int | None = None) -> int:

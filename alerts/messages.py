@@ -58,6 +58,10 @@ _TITLES: dict[str, tuple[str, str]] = {
                            "{where}forwarding backlog: the remote database is not taking readings; they wait locally"),
     "forwarding/full": ("{where}转发队列已满：新读数仅保存在本地，队列腾空后自动补发",
                         "{where}forwarding outbox full: new readings are kept locally, queued again once it drains"),
+    "calibration_due/due_soon": ("{where}仪器校准即将到期", "{where}instrument calibration due soon"),
+    "calibration_due/overdue": ("{where}仪器校准已过期", "{where}instrument calibration overdue"),
+    "calibration_due/uncalibrated": ("有仪器没有校准记录（见传感器页）",
+                                     "instruments without a calibration record (see the sensors page)"),
 }
 
 

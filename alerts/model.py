@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from alerts._series import SeriesTable
@@ -12,8 +13,8 @@ from alerts.profiles import StandardProfile
 from alerts.settings import AlertSettings, Severity
 from archmon.timeutil import to_iso
 
-__all__ = ["EXEMPT_RULES", "OPEN_STATES", "AlertState", "Condition", "RuleContext", "SensorInfo", "Transition",
-           "is_exempt"]
+__all__ = ["EXEMPT_RULES", "OPEN_STATES", "AlertState", "Condition", "ConfiguredCalibration", "RuleContext",
+           "SensorInfo", "Transition", "is_exempt"]
 
 AlertState = Literal["pending", "active", "acknowledged", "cleared", "closed", "cancelled"]
 OPEN_STATES: tuple[AlertState, ...] = ("pending", "active", "acknowledged", "cleared")
@@ -29,6 +30,13 @@ def is_exempt(rule: str, severity: str) -> bool:
     return rule in EXEMPT_RULES or severity == "critical"
 
 
+class ConfiguredCalibration(NamedTuple):
+    """The latest ``calibrated_on`` of a sensor's ``[sensors.calibration.<quantity>]`` tables, and its certificate."""
+
+    calibrated_on: dt.date
+    certificate: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class SensorInfo:
     """What the rules need to know about one sensor.
@@ -37,6 +45,8 @@ class SensorInfo:
         id: sensor id; room: its room; kind: configured kind.
         expected_interval_s: how often it should report.
         profile: the room's standard profile with overrides applied.
+        configured_calibration: the calibration its config names (None: none, or not a date), the last one
+            for the calibration-due rule until one is recorded.
     """
 
     id: str
@@ -44,6 +54,7 @@ class SensorInfo:
     kind: str
     expected_interval_s: float
     profile: StandardProfile
+    configured_calibration: ConfiguredCalibration | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,6 +129,9 @@ class AlertService:
         from alerts.access import attach_register  # before the rebuild: doors open at the restart judged again
 
         attach_register(self.engine, db_path)
+        from alerts.calibration import attach_calibrations  # calibration-due warnings from the recorded history
+
+        attach_calibrations(self.engine)
         self._rebuild(history, db_path)
         self.store.audit(now_ms(), "config", "system", "config",
                          {"event": "load", "path": str(config.path), "sha256": _config_digest(config)})

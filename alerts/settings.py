@@ -35,9 +35,11 @@ __all__ = [
     "AccessSettings",
     "AlertSettings",
     "BatterySettings",
+    "CalibrationSettings",
     "DoorSettings",
     "NotifySettings",
     "RuleSettings",
+    "SensorCalibration",
     "Severity",
     "StabilitySettings",
     "StaleSettings",
@@ -120,6 +122,49 @@ class AccessSettings(_Model):
     door opening still registers it (the keeper opens the door, then the session at the terminal inside)."""
 
     grace_s: float = Field(default=60.0, ge=0, le=3600)
+
+
+class SensorCalibration(_Model):
+    """One sensor's own calibration terms (``[alerts.calibration.sensors.<id>]``).
+
+    Attributes:
+        interval_months: its calibration interval (None: the site's).
+        required: whether it must be calibrated at all (None: if it measures temperature or humidity).
+    """
+
+    interval_months: int | None = Field(default=None, ge=1, le=120)
+    required: bool | None = None
+
+
+CALIBRATED_KINDS = frozenset({"temperature_humidity", "temperature", "humidity", "multi"})
+"""Sensor kinds that measure temperature or humidity: instruments that need calibrating by default."""
+
+
+class CalibrationSettings(_Model):
+    """The calibration-due rule (``[alerts.calibration]``, see ``docs/calibration.md``).
+
+    Attributes:
+        interval_months: months from a calibration to the next one due (1987 rules: periodic calibration).
+        warn_before_days: the warning comes this many days before the due date.
+        uncalibrated: one site-wide warning while an instrument that needs calibrating has no calibration on
+            record (neither ``archmon calibration add`` nor a ``calibrated_on`` in its ``[sensors.calibration]``).
+        sensors: per sensor id, its own interval or whether it needs calibrating.
+    """
+
+    interval_months: int = Field(default=12, ge=1, le=120)
+    warn_before_days: int = Field(default=30, ge=0, le=365)
+    uncalibrated: bool = True
+    sensors: dict[str, SensorCalibration] = Field(default_factory=dict)
+
+    def interval_for(self, sensor_id: str) -> int:
+        """The sensor's calibration interval in months."""
+        own = self.sensors.get(sensor_id)
+        return own.interval_months if own is not None and own.interval_months is not None else self.interval_months
+
+    def required(self, sensor_id: str, kind: str) -> bool:
+        """Whether the sensor must be calibrated (its own setting, else whether its kind measures T or RH)."""
+        own = self.sensors.get(sensor_id)
+        return own.required if own is not None and own.required is not None else kind in CALIBRATED_KINDS
 
 
 class DoorSettings(_Model):
@@ -221,6 +266,7 @@ class AlertSettings(_Model):
     stability: StabilitySettings = StabilitySettings()
     door: DoorSettings = DoorSettings()
     access: AccessSettings = AccessSettings()
+    calibration: CalibrationSettings = CalibrationSettings()
     working_hours: WorkingHours = WorkingHours()
     notify: NotifySettings = NotifySettings()
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -3,15 +3,18 @@ profile, sensor infos, and :func:`check_config` (every problem with its key path
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pydantic
 
-from alerts.model import EXEMPT_RULES, SensorInfo
+from alerts.model import EXEMPT_RULES, ConfiguredCalibration, SensorInfo
 from alerts.profiles import StandardProfile, resolve_profile
 from alerts.settings import AlertSettings
-from archmon.config import Config
+from archmon.config import Config, SensorConfig
 from archmon.errors import ConfigError
 
-__all__ = ["check_config", "exempt_rule_problems", "load_settings", "room_profiles", "sensor_infos"]
+__all__ = ["check_config", "configured_calibration", "exempt_rule_problems", "load_settings", "room_profiles",
+           "sensor_infos"]
 
 
 def load_settings(config: Config) -> AlertSettings:
@@ -77,12 +80,26 @@ def room_profiles(config: Config, settings: AlertSettings) -> dict[str, Standard
     return out
 
 
+def configured_calibration(sensor: SensorConfig) -> ConfiguredCalibration | None:
+    """The latest ``calibrated_on`` date of the sensor's ``[sensors.calibration.*]`` tables with its certificate
+    (a value that is not an ISO date is left out: :func:`check_config` reports it)."""
+    best: ConfiguredCalibration | None = None
+    for cal in sensor.calibration.values():
+        try:
+            day = dt.date.fromisoformat(cal.calibrated_on) if cal.calibrated_on else None
+        except ValueError:
+            day = None
+        if day is not None and (best is None or day > best.calibrated_on):
+            best = ConfiguredCalibration(day, cal.certificate)
+    return best
+
+
 def sensor_infos(config: Config, profiles: dict[str, StandardProfile]) -> dict[str, SensorInfo]:
     """The enabled sensors with their room's profile."""
     return {
         sensor.id: SensorInfo(
             id=sensor.id, room=sensor.room, kind=sensor.kind, expected_interval_s=sensor.expected_interval_s,
-            profile=profiles[sensor.room],
+            profile=profiles[sensor.room], configured_calibration=configured_calibration(sensor),
         )
         for sensor in config.sensors
         if sensor.enabled and sensor.room in profiles
@@ -111,6 +128,7 @@ def check_config(config: Config) -> list[str]:
     except ConfigError as exc:
         problems.extend(exc.problems)
         profiles = {}
+    problems.extend(_calibration_problems(config, settings))
     for index, room in enumerate(config.rooms):
         profile = profiles.get(room.id)
         if room.profile == "custom" and profile is not None and not any(
@@ -121,4 +139,21 @@ def check_config(config: Config) -> list[str]:
                 f"humidity are not judged in this room; set e.g. overrides = {{ temperature = {{ low = 14, high = 24 "
                 f"}}, humidity = {{ low = 45, high = 60 }} }} (got {room.overrides!r})"
             )
+    return problems
+
+
+def _calibration_problems(config: Config, settings: AlertSettings) -> list[str]:
+    """``calibrated_on`` values that are not dates; ``[alerts.calibration.sensors]`` naming unknown sensors."""
+    problems = []
+    for index, sensor in enumerate(config.sensors):
+        for quantity, cal in sensor.calibration.items():
+            try:
+                if cal.calibrated_on:
+                    dt.date.fromisoformat(cal.calibrated_on)
+            except ValueError:
+                problems.append(f"sensors[{index}] ({sensor.id}).calibration.{quantity}.calibrated_on: not a date "
+                                f"YYYY-MM-DD (got {cal.calibrated_on!r})")
+    known = {sensor.id for sensor in config.sensors}
+    for sensor_id in sorted(set(settings.calibration.sensors) - known):
+        problems.append(f"alerts.calibration.sensors.{sensor_id}: unknown sensor; known: {sorted(known)}")
     return problems

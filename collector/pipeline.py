@@ -1,4 +1,4 @@
-"""The ingest pipeline: raw message → decode → route → validate → calibrate → stamp → store.
+"""The ingest pipeline: raw message → decode → route → validate → stamp → calibrate → store.
 
 ``Pipeline.process`` never raises: whatever cannot become a reading is quarantined with its raw
 payload (bounded, ``collector.quarantine``), source and reason, and counted. It returns the store
@@ -20,6 +20,11 @@ its chunk) is quarantined instead, with the store's error as the reason, and cou
 its future then resolves once that record is durable, so the source acknowledges it. Otherwise the
 broker would send it again on every reconnect and it would hold one of its in-flight places forever.
 
+Calibration comes after stamping because the correction depends on the reading's time
+(:mod:`collector.calibration`: the configured ``[sensors.calibration]`` or, from a sensor's first recorded
+calibration on, the record in force at that time). The recorded history is taken once per batch from the
+``corrections`` source.
+
 Each source kind decodes its own messages: the registry's ``SourceKind.decoder`` makes one decode step
 per configured source (``collector.decode_steps`` for the built-in kinds); the pipeline runs it with the
 shared steps of :class:`_Handling`.
@@ -39,13 +44,14 @@ from archmon.errors import DecodeError, NotSensorData, RetryLater
 from archmon.timeutil import now_ms, to_iso
 from collector._stamping import BatchReceipts, Stamper
 from collector._warn_once import WarnOnce
+from collector.calibration import EMPTY_BOOK, CorrectionSource, OffsetBook, configured_corrections, correction_for
 from collector.quarantine import QuarantineKeeper, shown
 from collector.receipts import ReceiptBook, ReceiptLookup, message_digest
 from collector.records import Batch, WriteResult
 from collector.routing import Router
 from collector.source import DecodeStep, SourceConfig
 from collector.sources import SOURCE_KINDS, SourceKind, source_configs
-from collector.values import calibrated, checked_value
+from collector.values import checked_value
 from devices.decoded import Decoded, DecodedValue, DecodeOptions
 from devices.formats import get_decoder
 
@@ -63,7 +69,7 @@ class Submit(Protocol):
 
 
 class _Accepted(NamedTuple):
-    """A value that passed validation and calibration, with the device's time if plausible."""
+    """A value that passed validation (not corrected yet), with the device's time if plausible."""
 
     quantity: str
     value: float
@@ -81,6 +87,8 @@ class Pipeline:
             None: only receipts not yet committed are known.
         sources: the source tables' typed configs (default: validated here through the registry).
         kinds: the source registry.
+        corrections: the recorded calibrations (``alerts.calibration.RecordedCorrections``); None: only the
+            configured ``[sensors.calibration]`` applies.
 
     Raises:
         ConfigError: a source table is invalid.
@@ -95,8 +103,10 @@ class Pipeline:
         receipt_lookup: ReceiptLookup | None = None,
         sources: Sequence[SourceConfig] | None = None,
         kinds: Mapping[str, SourceKind] = SOURCE_KINDS,
+        corrections: CorrectionSource | None = None,
     ) -> None:
         self._submit = submit
+        self.corrections = corrections
         self._clock = clock
         self._kinds = kinds
         self.receipts = ReceiptBook(receipt_lookup)
@@ -185,7 +195,7 @@ class Pipeline:
 
     def handle_many(self, messages: Sequence[RawMessage]) -> Batch:
         """Turn several raw messages into one batch, in order, as if each were handled and the batches merged."""
-        handling = _Handling(self, Batch(), {})
+        handling = _Handling(self, Batch(), {}, self._book())
         for message in messages:
             self._handle_into(message, handling)
         return handling.batch
@@ -201,6 +211,15 @@ class Pipeline:
         except Exception as exc:  # a bug must cost one message, never the collector
             log.exception("pipeline error on %s %s", message.source, shown(message.topic))
             self._reject(handling.batch, message, f"internal error: {type(exc).__name__}: {exc}", "internal")
+
+    def _book(self) -> OffsetBook:
+        if self.corrections is None:
+            return EMPTY_BOOK
+        try:
+            return self.corrections.book()
+        except Exception:  # the source keeps its last book itself; this is a bug, and must not cost the batch
+            log.exception("cannot read the recorded calibrations; this batch is corrected without them")
+            return EMPTY_BOOK
 
     # -- shared steps ----------------------------------------------------------------------------
 
@@ -226,8 +245,9 @@ class Pipeline:
         sensor: SensorConfig,
         values: Sequence[DecodedValue],
         receipts: BatchReceipts | None = None,
+        book: OffsetBook = EMPTY_BOOK,
     ) -> None:
-        """Validate, calibrate and stamp ``values``; a QoS 1/2 MQTT message stamped with its receive time
+        """Validate, stamp and calibrate ``values``; a QoS 1/2 MQTT message stamped with its receive time
         leaves a receipt in ``receipts`` (``collector._stamping``)."""
         if not values:
             batch.count("empty")  # well-formed, but nothing archmon stores (e.g. only linkquality)
@@ -237,10 +257,9 @@ class Pipeline:
         bad_clock: int | None = None
         for item in values:
             try:
-                value = calibrated(sensor, item.quantity, checked_value(item.quantity, item.value, batch))
+                value = checked_value(item.quantity, item.value, batch)
             except ValueError as exc:
-                batch.count("rejected")
-                self._reject(batch, message, f"sensor {sensor.id}: {exc}", "validate", sensor.id)
+                self._rejected_value(batch, message, sensor, exc)
                 continue
             device_ts = self._stamper.plausible_device_time(item.ts_ms, message.received_ms, now)
             if device_ts is None and item.ts_ms is not None and bad_clock is None:
@@ -258,8 +277,18 @@ class Pipeline:
                 if received_ms is None:
                     received_ms = self._stamper.receive_time(message, batch, sensor.id, receipts)
                 ts = received_ms
+            try:
+                value = correction_for(sensor, item.quantity, ts, book, self._configured).apply(item.quantity,
+                                                                                                item.value)
+            except ValueError as exc:
+                self._rejected_value(batch, message, sensor, exc)
+                continue
             batch.count("readings")
-            batch.readings.append(Reading(sensor.id, item.quantity, item.value, ts, sensor.room))
+            batch.readings.append(Reading(sensor.id, item.quantity, value, ts, sensor.room))
+
+    def _rejected_value(self, batch: Batch, message: RawMessage, sensor: SensorConfig, exc: ValueError) -> None:
+        batch.count("rejected")
+        self._reject(batch, message, f"sensor {sensor.id}: {exc}", "validate", sensor.id)
 
     def _device_time_rejected(self, batch: Batch, sensor: SensorConfig, device_ts: int, received_ms: int) -> None:
         """Count a message with an implausible device time (once per message) and log it once per sensor."""
@@ -300,7 +329,8 @@ class Pipeline:
             make = self._kinds[source.kind].decoder
             if make is not None:
                 steps[source.id] = make(source, config)
-        self.config, self.router, self._steps = config, router, steps
+        configured = configured_corrections(config.sensors)
+        self.config, self.router, self._steps, self._configured = config, router, steps, configured
 
 
 def _iso_or_raw(ts_ms: int) -> str:
@@ -317,6 +347,7 @@ class _Handling:
     pipeline: Pipeline
     batch: Batch
     receipts_of_batch: BatchReceipts
+    book: OffsetBook
 
     @property
     def config(self) -> Config:
@@ -335,7 +366,7 @@ class _Handling:
         return self.pipeline.quarantine
 
     def accept(self, message: RawMessage, sensor: SensorConfig, values: Sequence[DecodedValue]) -> None:
-        self.pipeline._accept(message, self.batch, sensor, values, self.receipts_of_batch)
+        self.pipeline._accept(message, self.batch, sensor, values, self.receipts_of_batch, self.book)
 
     def reject(self, message: RawMessage, reason: str, stage: str, sensor: str | None = None) -> None:
         self.pipeline._reject(self.batch, message, reason, stage, sensor)

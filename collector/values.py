@@ -1,7 +1,8 @@
-"""What a decoded value becomes before it is stored: validated, calibrated, a digital input as a switch.
+"""What a decoded value becomes before it is stored: validated, a digital input as a switch.
 
 Pure functions of a sensor's configuration and one value, used by the pipeline for configured sensors
-and (validation only) for unassigned devices.
+and (validation only) for unassigned devices. The correction (configured or recorded calibration) is
+:mod:`collector.calibration`'s: it depends on the reading's time.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from archmon.config import SensorConfig
-from archmon.quantities import BINARY_QUANTITIES, check_value
+from archmon.quantities import check_value
 from collector.records import Batch
 from devices.decoded import DecodedValue
 
-__all__ = ["HUMIDITY_OVERSHOOT", "SWITCH_KINDS", "calibrated", "channel_values", "checked_value"]
+__all__ = ["HUMIDITY_OVERSHOOT", "SWITCH_KINDS", "channel_values", "checked_value"]
 
 HUMIDITY_OVERSHOOT = 105.0
 """Condensing hygrometers report a little over 100 %RH: up to this is saturation (stored as 100, ``clamped``)."""
@@ -30,23 +31,6 @@ def checked_value(quantity: str, value: float, batch: Batch) -> float:
         batch.count("clamped")
         return 100.0
     return check_value(quantity, value)
-
-
-def calibrated(sensor: SensorConfig, quantity: str, value: float) -> float:
-    """``value × scale + offset`` per the sensor's ``[sensors.calibration.<quantity>]``; humidity saturates.
-
-    Raises:
-        ValueError: the corrected value is outside the quantity's range.
-    """
-    if quantity in BINARY_QUANTITIES:
-        return value
-    cal = sensor.calibration.get(quantity)
-    if cal is None:
-        return value
-    corrected = value * cal.scale + cal.offset
-    if quantity == "humidity":
-        return min(100.0, max(0.0, corrected))  # a corrected hygrometer saturates, it does not exceed 100 %
-    return check_value(quantity, corrected)
 
 
 def _switch_value(kind: str, active: float, invert: bool) -> float:

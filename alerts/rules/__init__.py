@@ -5,6 +5,7 @@ from __future__ import annotations
 from alerts.rules.band import BandRule
 from alerts.rules.base import Rule
 from alerts.rules.battery import BatteryRule
+from alerts.rules.calibration_due import CalibrationDueRule
 from alerts.rules.channel import ChannelRule
 from alerts.rules.door_hours import DoorAfterHoursRule
 from alerts.rules.door_open import DoorOpenRule
@@ -37,4 +38,5 @@ RULES: dict[str, type[Rule]] = {
     "unregistered_entry": UnregisteredEntryRule,
     "channel": ChannelRule,
     "forwarding": ForwardingRule,
+    "calibration_due": CalibrationDueRule,
 }

@@ -1,12 +1,13 @@
 """Persistence of alerts, transitions, comments, maintenance windows, notification requests, the engine's
-lifecycle state and the audit log, in the shared SQLite file (tables prefixed ``alert_``, ``audit_``,
-``maintenance_``, ``notification_``), opened through :mod:`archmon.sqlite` (WAL, ``synchronous=FULL``,
-migrations of component ``alerts``).
+lifecycle state, the audit log and calibration records, in the shared SQLite file (tables prefixed ``alert_``,
+``audit_``, ``maintenance_``, ``notification_``, ``calibration_``), opened through :mod:`archmon.sqlite` (WAL,
+``synchronous=FULL``, migrations of components ``alerts`` and ``calibration``).
 
 One module per concern: ``_schema`` (tables, migrations), ``_tx`` (transactions and batches), ``_alerts``
-(alerts, transitions, comments), ``_maintenance``, ``_queue`` (notification queue), ``_memory`` (engine
-state); :class:`AlertStore` is the writer composed of them. Readers that must never wait on the engine's
-write lock (dashboard, reports, CLI listings) use :class:`~alerts.store.reader.AlertReader`.
+(alerts, transitions, comments), ``_maintenance``, ``_calibration`` (calibration records), ``_queue``
+(notification queue), ``_memory`` (engine state); :class:`AlertStore` is the writer composed of them.
+Readers that must never wait on the engine's write lock (dashboard, reports, CLI listings) use
+:class:`~alerts.store.reader.AlertReader`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from alerts.audit import AuditVerdict, append_audit, verify_audit
-from alerts.store._alerts import AlertRows
+from alerts.store._alerts import AlertRows, PendingChanges
+from alerts.store._calibration import MIGRATIONS as CALIBRATION_MIGRATIONS
+from alerts.store._calibration import CalibrationRecord, CalibrationRows
 from alerts.store._maintenance import MaintenanceRows
 from alerts.store._memory import EngineMemory, StateWrites
 from alerts.store._queue import NotificationQueue
@@ -26,10 +29,10 @@ from alerts.store._tx import Transactions
 from alerts.store.reader import AlertReader
 from archmon.sqlite import connect, migrate
 
-__all__ = ["AlertReader", "AlertStore", "StateWrites"]
+__all__ = ["AlertReader", "AlertStore", "CalibrationRecord", "PendingChanges", "StateWrites"]
 
 
-class AlertStore(Transactions, AlertRows, MaintenanceRows, NotificationQueue, EngineMemory):
+class AlertStore(Transactions, AlertRows, MaintenanceRows, CalibrationRows, NotificationQueue, EngineMemory):
     """The alert tables in one SQLite file, for the one writer that changes them.
 
     Thread-safe: one connection guarded by a lock. Several processes (the service and the CLI) may write
@@ -49,6 +52,7 @@ class AlertStore(Transactions, AlertRows, MaintenanceRows, NotificationQueue, En
         self.conn.row_factory = sqlite3.Row
         try:
             migrate(self.conn, "alerts", MIGRATIONS, where=self.path)
+            migrate(self.conn, "calibration", CALIBRATION_MIGRATIONS, where=self.path)
         except BaseException:
             self.conn.close()
             raise

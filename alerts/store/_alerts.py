@@ -9,13 +9,27 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, NamedTuple
 
 from alerts.audit import append_audit
 from alerts.model import Condition, Transition
 from alerts.store._schema import OPEN as _OPEN
 
-__all__ = ["AlertRows"]
+__all__ = ["AlertRows", "PendingChanges"]
+
+
+class PendingChanges(NamedTuple):
+    """What other processes (or people through the store) changed for the engine to take.
+
+    Attributes:
+        alerts: alerts cleared by hand whose condition the engine has not re-checked yet.
+        windows: maintenance windows ended early that it has not seen.
+        calibrations: ids of calibration records it has not taken (``calibration_records.unseen``).
+    """
+
+    alerts: list[dict[str, Any]]
+    windows: list[dict[str, Any]]
+    calibrations: list[int]
 
 
 class AlertRows:
@@ -180,17 +194,17 @@ class AlertRows:
         with self._lock:
             return [dict(r) for r in self.conn.execute("SELECT * FROM alert_alerts WHERE manual_clear = 1")]
 
-    def pending_changes(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """What other processes changed for the engine to take, in one query: alerts cleared by hand whose
-        condition it has not re-checked yet, and maintenance windows ended early that it has not seen."""
+    def pending_changes(self) -> PendingChanges:
+        """What other processes changed for the engine to take, in one query (see :class:`PendingChanges`)."""
         with self._lock:
             rows = self.conn.execute(
                 "SELECT 'alert' AS kind, id FROM alert_alerts WHERE manual_clear = 1 "
-                "UNION ALL SELECT 'window', id FROM maintenance_windows WHERE end_unseen = 1"
+                "UNION ALL SELECT 'window', id FROM maintenance_windows WHERE end_unseen = 1 "
+                "UNION ALL SELECT 'calibration', id FROM calibration_records WHERE unseen = 1"
             ).fetchall()
             if not rows:
-                return [], []
+                return PendingChanges([], [], [])
             alerts = [a for a in (self.alert(r["id"]) for r in rows if r["kind"] == "alert") if a is not None]
             windows = [w for w in (self.maintenance_window(r["id"]) for r in rows if r["kind"] == "window")
                        if w is not None]
-        return alerts, windows
+        return PendingChanges(alerts, windows, [int(r["id"]) for r in rows if r["kind"] == "calibration"])

@@ -7,10 +7,12 @@ alert engine has not written to yet (no alert tables) reads as empty.
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+from alerts.store._calibration import CalibrationRecord, read_latest, read_records
 from alerts.store._schema import WINDOW_END
 from archmon.sqlite import ReaderPool
 
@@ -108,6 +110,16 @@ class AlertReader:
         """One maintenance window (with ``end_ms``), or None."""
         rows = self._query(f"SELECT *, {WINDOW_END} AS end_ms FROM maintenance_windows WHERE id = ?", (window_id,))
         return rows[0] if rows else None
+
+    def calibration_records(self, sensor: str | None = None) -> list[CalibrationRecord]:
+        """The calibration history (of one sensor, or all), by sensor, date and id."""
+        with self._pool.read() as conn:
+            return read_records(conn, sensor)
+
+    def latest_calibrations(self, *, until: dt.date | None = None) -> dict[str, CalibrationRecord]:
+        """Each sensor's last calibration (dated on or before ``until`` if given)."""
+        with self._pool.read() as conn:
+            return read_latest(conn, until=until)
 
     def notifications(self, status: str | None = None, *, limit: int = 1000) -> list[dict[str, Any]]:
         """The notification log: queued requests and their status, newest first."""

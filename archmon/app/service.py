@@ -93,8 +93,12 @@ class Service(Reloading):
         self.writer.add_listener(self._publish_readings)
         for listener in on_stored or []:
             self.writer.add_listener(listener)
+        from alerts.calibration import RecordedCorrections
+
+        self.corrections = RecordedCorrections(self.db_path)
+        """The recorded calibrations, followed as ``archmon calibration add`` adds them (any process)."""
         self.pipeline = Pipeline(config, self._submit, receipt_lookup=self.store.receipt_time,
-                                 sources=checked.configs)
+                                 sources=checked.configs, corrections=self.corrections)
         self._checked = checked
         self._accepting = True
         self._deferred: dict[str, int] = defaultdict(int)

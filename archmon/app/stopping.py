@@ -109,6 +109,7 @@ def stop_service(service: Service) -> StopReport:
     last = finished and run_bounded(lambda: _last_counters(service, alerts=judged), max(0.05, deadline.left()),
                                     "last counters")
     service.hub.close()  # subscribers blocked in get() see the end
+    service.corrections.close()  # the sources are stopped: no reading is corrected any more
     if last:
         service.store.close()  # nothing writes any more
     if not closed:

@@ -12,7 +12,11 @@ SHANGHAI_NOON = 1_709_524_800_000  # 2024-03-04T12:00:00+08:00 (a Monday)
 
 def site_config(tmp_path: Path, *, alerts: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
                 profile: str = "paper", sensors: tuple[str, ...] = ("T1", "S1", "D1")) -> Config:
-    """A one-room configuration with an MQTT source and the given sensors."""
+    """A one-room configuration with an MQTT source and the given sensors (all of the default kind).
+
+    None of them has a calibration on record: the site-wide "no calibration record" warning of an attached
+    calibration-due rule is off unless ``alerts`` sets ``calibration`` (tests of other rules count alerts).
+    """
     data = {
         "site": {"name": "test", "timezone": "Asia/Shanghai"},
         "storage": {"sqlite_path": str(tmp_path / "archmon.db")},
@@ -23,7 +27,7 @@ def site_config(tmp_path: Path, *, alerts: dict[str, Any] | None = None, overrid
              "expected_interval_s": 60}
             for s in sensors
         ],
-        "alerts": alerts or {},
+        "alerts": {"calibration": {"uncalibrated": False}, **(alerts or {})},
     }
     return parse_config(data)
 

@@ -14,7 +14,11 @@ LINE_PATTERN = "(?P<sensor>\\w+) T=(?P<temperature>[\\d.]+)"
 
 def line_site(tmp_path: Path, *, temperature: int = 5, smoke: int = 1, stop_timeout_s: float = 30,
               high: float | None = None, extra: str = "") -> Path:
-    """Write ``archmon.toml`` (sensors ``t0``.. of temperature, ``smoke0``.. of smoke) and return its path."""
+    """Write ``archmon.toml`` (sensors ``t0``.. of temperature, ``smoke0``.. of smoke) and return its path.
+
+    No sensor has a calibration on record: the site-wide "no calibration record" warning is off (the tests
+    count alerts); ``extra`` may not set ``[alerts.calibration]``.
+    """
     path = tmp_path / "archmon.toml"
     band = f"overrides = {{ temperature = {{ high = {high}, delay_s = 0, clear_delay_s = 0 }} }}\n" if high else ""
     path.write_text(
@@ -25,7 +29,7 @@ def line_site(tmp_path: Path, *, temperature: int = 5, smoke: int = 1, stop_time
         + "".join(f'[[sensors]]\nid = "t{i}"\nroom = "paper"\nsource = "bus"\n' for i in range(temperature))
         + "".join(f'[[sensors]]\nid = "smoke{i}"\nroom = "paper"\nsource = "bus"\nkind = "smoke"\n'
                   for i in range(smoke))
-        + extra, encoding="utf-8")
+        + "[alerts.calibration]\nuncalibrated = false\n" + extra, encoding="utf-8")
     return path
 
 

@@ -1,5 +1,6 @@
-"""The sensors page: last seen, last value, battery, calibration, stale state; unassigned devices with
-"adopt into room" (admin); the quarantine with reasons."""
+"""The sensors page: last seen, last value, battery, calibration (last, certificate, due date, due-soon and
+overdue marks: ``alerts.calibration``), stale state; unassigned devices with "adopt into room" (admin); the
+quarantine with reasons."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from alerts.calibration import read_calibration_table
 from alerts.settings import stale_after_ms
 from archmon.timeutil import now_ms
 from dashboards.web.adopt import KINDS, AdoptError, adopt_device, unassigned_devices
@@ -30,6 +32,8 @@ def sensor_rows(ctx: WebContext, *, now: int | None = None) -> list[dict[str, An
     last_seen = ctx.store.last_seen()
     availability = ctx.store.availability()
     stale = ctx.stale  # validated once, not per sensor
+    with ctx.readers.read() as conn:
+        calibration = {row.instrument: row for row in read_calibration_table(conn, ctx.config, now)}
     rows = []
     for sensor in ctx.config.sensors:
         seen = last_seen.get(sensor.id)
@@ -46,9 +50,8 @@ def sensor_rows(ctx: WebContext, *, now: int | None = None) -> list[dict[str, An
             state = "offline"
         own = dict(values.get(sensor.id, {}))
         battery = own.pop("battery", None)
-        calibrated = sorted({c.calibrated_on for c in sensor.calibration.values() if c.calibrated_on})
         rows.append({"sensor": sensor, "state": state, "last_seen": seen, "values": own, "battery": battery,
-                     "calibrated_on": calibrated[-1] if calibrated else None})
+                     "calibration": calibration.get(sensor.id)})
     return rows
 
 
