@@ -6,8 +6,9 @@ Times are counted from the live start (when the collector starts, right after th
  +2 min     纸质档案库 paper store: the dehumidifier fails; RH climbs 10 %RH over 6 minutes and stays up for
             about 20 minutes. A swing over 5 %RH within an hour raises the rate-of-change alert and the
             24 h range over 5 %RH the 24 h-stability alert as soon as they happen; RH above 60 % for
-            longer than the room's 5-minute delay raises the humidity-high alert (about +12 min). All
-            clear after it recovers.
+            longer than the room's 5-minute delay raises the humidity-high alert (about +12 min), cleared
+            10 minutes after RH is back under 58 % (about +34 min). The rate alert clears once the swing has
+            left its 1-hour window, the 24 h-stability one a day later.
  +5 min     胶片母片库 film store: a registered visit (the session is opened 20 s before the door) leaves the
             door open when the session is closed at +7 min: the door-open alert after its 10 minutes
             (+15 min); the door is shut at +19 min.
@@ -77,7 +78,8 @@ SCRIPT: tuple[ScriptedEvent, ...] = (
 """The live script (see the module docstring)."""
 
 SCRIPT_MS = 45 * _MINUTE
-"""How long after the live start the script's effects last (every alert it raised is cleared by then)."""
+"""How long after the live start the script's events last (the door, smoke, entry and humidity-high alerts are
+cleared by then; the rate and 24 h-stability ones once the excursion has left their 1 h and 24 h windows)."""
 
 
 class LiveScenario:
