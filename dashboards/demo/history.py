@@ -9,7 +9,8 @@ day the history ends, times local):
 - 11 days back, 10:00: the reading room's humidifier fails for 5 h (RH -7 %RH over 1.5 h);
 - 4 days back, 15:20: the paper store's air conditioner restarts badly: +2.6 ℃ for a quarter of an hour,
   inside the band (14-24 ℃) but a rate-of-change and a 24 h-stability alert;
-- 45 minutes before the end: somebody enters the paper store without registering (4 minutes).
+- 50 minutes before the end: somebody enters the film store without registering (4 minutes); nobody has
+  acknowledged it when the live part starts.
 
 :func:`history_readings` gives every sensor's readings of ``[start, end)`` in time order, as the devices
 would have reported them (every 5 minutes, each device a few seconds after the mark, at its resolution;
@@ -79,8 +80,8 @@ def _fault(start_ms: int, hours: float, ramp_min: float, delta_c: float, delta_r
 
 
 def unregistered_openings(end_ms: int) -> tuple[Span, ...]:
-    """The scripted door openings of the history that nobody registers (the paper store's, at the end)."""
-    start = end_ms - 45 * _MINUTE
+    """The scripted door openings of the history that nobody registers (the film store's, at the end)."""
+    start = end_ms - 50 * _MINUTE
     return (Span(start, start + 4 * _MINUTE),)
 
 
@@ -97,7 +98,7 @@ def history_site(end_ms: int, tz: ZoneInfo) -> DemoSite:
             "reading": site.rooms["reading"].with_excursions([
                 _fault(_local(end_ms, tz, 11, "10:00"), 5.0, 90, -0.3, -7.0)]),
         },
-        doors={"paper": site.doors["paper"].with_openings(unregistered_openings(end_ms))},
+        doors={"film": site.doors["film"].with_openings(unregistered_openings(end_ms))},
         smoke={"paper": site.smoke["paper"].with_spans([Span(start := _local(end_ms, tz, 15, "10:05"),
                                                               start + 40_000)])},
     )

@@ -6,7 +6,7 @@ Times are counted from the live start (when the collector starts, right after th
  +2 min     纸质档案库 paper store: the dehumidifier fails; RH climbs 10 %RH over 6 minutes and stays up for
             about 20 minutes. A swing over 5 %RH within an hour raises the rate-of-change alert and the
             24 h range over 5 %RH the 24 h-stability alert as soon as they happen; RH above 60 % for
-            longer than the room's 5-minute delay raises the humidity-high alert (about +12 min), cleared
+            longer than the room's 5-minute delay raises the humidity-high alert (+9 to +12 min), cleared
             10 minutes after RH is back under 58 % (about +34 min). The rate alert clears once the swing has
             left its 1-hour window, the 24 h-stability one a day later.
  +5 min     胶片母片库 film store: a registered visit (the session is opened 20 s before the door) leaves the
