@@ -19,15 +19,15 @@ from collector.store import SqliteStore
 from dashboards.demo.month import HISTORY_SOURCE
 from dashboards.demo.scenario import LiveScenario
 from dashboards.demo.site import SENSORS
-from tests.dashboards.demo_site import DAY_MS, END_MS, TZ, WrittenHistory, live_readings, write_demo_history
+from tests.dashboards.demo_site import DAY_MS, END_MS, TZ, WrittenHistory, live_readings
 
 GRACE_MS = 60_000
 RECENT_MS = END_MS - 50 * 60_000  # the history's last event: an entry into the film store nobody registers
 
 
-@pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> WrittenHistory:
-    return write_demo_history(tmp_path_factory.mktemp("demo-history"))
+@pytest.fixture
+def history(demo_history: WrittenHistory) -> WrittenHistory:
+    return demo_history
 
 
 def _fired(db: Path) -> list[sqlite3.Row]:

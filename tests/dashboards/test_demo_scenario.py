@@ -13,7 +13,7 @@ from alerts.access import AccessRegister
 from alerts.model import Transition
 from archmon.hub import EventHub
 from dashboards.demo.scenario import SCRIPT, SCRIPT_MS, LiveScenario
-from tests.dashboards.demo_site import END_MS, TZ, WrittenHistory, live_readings, write_demo_history
+from tests.dashboards.demo_site import END_MS, TZ, WrittenHistory, live_readings
 
 STEP_MS = 10_000  # the live simulators report every few seconds; 10 s is enough to see every edge
 START_MS = END_MS + 20_000  # the history takes a few seconds, the live part starts after it
@@ -21,10 +21,10 @@ AT = {event.key: START_MS + int(event.at_s * 1000) for event in SCRIPT}
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Transition], LiveScenario, list[tuple[int, str]],
-                                                            Path]:
+def live(demo_history: WrittenHistory, tmp_path_factory: pytest.TempPathFactory
+         ) -> tuple[list[Transition], LiveScenario, list[tuple[int, str]], Path]:
     """The live script run through the live alert service at 10-second steps, from its start to its end."""
-    history: WrittenHistory = write_demo_history(tmp_path_factory.mktemp("demo-live"))
+    history = demo_history.copy(tmp_path_factory.mktemp("demo-live"))
     hub = EventHub()
     seen = hub.subscribe(["alert"], name="test", maxsize=100_000)
     service = AlertService(history.config, history.db, hub=hub)
