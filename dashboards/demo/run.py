@@ -79,9 +79,10 @@ def run_demo(data_dir: Path, *, duration_s: float | None, interval_s: float = 2.
     terminal = Terminal(tz)
     moved = _fresh(data_dir)
     log_path = data_dir / LOG_NAME
-    level = logging.getLevelName(logging.getLogger().level)
+    named = logging.getLevelName(logging.getLogger().level)
+    level = named if isinstance(named, str) else "INFO"
     log_file = log_path.open("a", encoding="utf-8")
-    setup_logging(level if isinstance(level, str) else "INFO", stream=log_file)
+    setup_logging(level, stream=log_file)
     use_zone(tz, why="the demo site's time zone")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -94,7 +95,7 @@ def run_demo(data_dir: Path, *, duration_s: float | None, interval_s: float = 2.
         terminal.line("archmon demo: stopped while writing the history")
         return 0
     finally:
-        logging.shutdown()
+        setup_logging(level)  # back to stderr: a late record of a thread still stopping never meets a closed file
         log_file.close()
 
 

@@ -1,13 +1,14 @@
 """What ``archmon demo`` shows on the terminal: the dashboard's address and password first, the history's
 progress on one line, the live script, then a live one-line summary with every alert on a line of its own.
 
-On a terminal the summary and the progress rewrite one line (``\\r``); into a file or a pipe they are
-printed as lines, the summary every :data:`PIPED_SUMMARY_S` seconds. Logs do not come here: they go to
-the demo's log file.
+On a terminal the summary and the progress rewrite one line (``\\r``, cut to the terminal's width); into a
+file or a pipe they are printed as lines, the summary every :data:`PIPED_SUMMARY_S` seconds. Logs do not come
+here: they go to the demo's log file.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import Any, TextIO
@@ -25,6 +26,7 @@ PIPED_SUMMARY_S = 10.0
 SHOWN_STATES = frozenset({"active", "acknowledged", "cleared"})
 """Alert transitions shown (pending, cancelled and closed stay on the dashboard)."""
 WIDTH = 200
+"""Longest rewritten line when the terminal's width is unknown (it is cut to the terminal's width)."""
 
 
 def summary_line(report: dict[str, Any], tz: ZoneInfo) -> str:
@@ -75,6 +77,7 @@ class Terminal:
         self.tz = tz
         self.out = out or sys.stdout
         self.tty = self.out.isatty()
+        self.width = shutil.get_terminal_size((WIDTH + 1, 24)).columns - 1 if self.tty else WIDTH
         self._open_line = False
         self._quarter = 0
         self._summary_at = 0.0
@@ -82,13 +85,13 @@ class Terminal:
     def line(self, text: str) -> None:
         """A line that stays (the summary line, if shown, is rewritten after it)."""
         if self._open_line:
-            self.out.write("\r" + " " * WIDTH + "\r")
+            self.out.write("\r" + " " * self.width + "\r")
             self._open_line = False
         self.out.write(text + "\n")
         self.out.flush()
 
     def _rewrite(self, text: str) -> None:
-        self.out.write("\r" + text[:WIDTH].ljust(WIDTH))
+        self.out.write("\r" + text[: self.width].ljust(self.width))  # one row: \r cannot climb back a wrap
         self.out.flush()
         self._open_line = True
 
