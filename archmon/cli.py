@@ -286,9 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("demo", parents=[common],
-                       help="run everything against built-in simulators (no config, no broker needed)")
-    p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long")
-    p.add_argument("--data-dir", default="archmon-data", metavar="DIR", help="where the demo keeps its data")
+                       help="a month of simulated history, then everything live against built-in simulators "
+                            "(no config, no broker needed)")
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                   help="stop after the live part ran this long")
+    p.add_argument("--data-dir", default="archmon-data", metavar="DIR",
+                   help="where the demo keeps its data and its log (a previous demo's data moves to DIR/previous)")
     p.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
                    help="simulated sensors report this often (default 2)")
     p.add_argument("--http", metavar="HOST:PORT", help=http_help)

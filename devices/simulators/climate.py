@@ -2,7 +2,8 @@
 
 Every model is pure: the value at a time depends only on the model's parameters, its seed and the
 time, so a simulator, a test and a demo replay agree exactly. Nothing here reads the clock except
-:class:`SimClock`, which maps real time to simulated time for the demo's ``speedup``.
+:class:`SimClock`, which maps real time to simulated time for a sped-up simulation (``speedup``; tests use
+it, ``archmon demo`` runs in real time).
 
 - :class:`RoomClimate`: a daily temperature curve (warmest mid-afternoon, local time), relative humidity
   moving the opposite way, small sensor noise, and occasional HVAC faults (excursions a few hours
@@ -324,7 +325,7 @@ class AlarmModel:
 
 
 class SimClock:
-    """Simulated time for demos: ``origin + (now - start) * speedup``, in UTC epoch ms.
+    """Simulated time for sped-up simulations (tests): ``origin + (now - start) * speedup``, in UTC epoch ms.
 
     Args:
         speedup: how many simulated seconds pass per real second (1440 shows a day in a minute).

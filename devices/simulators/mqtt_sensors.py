@@ -282,7 +282,7 @@ class SimulatorFleet:
         room: values model for devices without their own entry in ``rooms``.
         rooms: device name -> values model.
         client_id: MQTT client id.
-        clock: source of the devices' time (UTC epoch ms), e.g. a ``SimClock`` for a sped-up demo.
+        clock: source of the devices' time (UTC epoch ms), e.g. a ``SimClock`` for a sped-up simulation.
         max_queued: most messages kept while disconnected.
         reconnect_delay_s: paho's first and longest wait between reconnection attempts.
     """
