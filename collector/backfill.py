@@ -10,7 +10,8 @@ through the same checks and the same store:
   live value is (``collector.values.checked_value``: a finite number inside the quantity's physical range,
   0/1 for door, smoke and leak; humidity up to 105 % saturates at 100, counted ``clamped``); the timestamp
   must lie between :data:`EARLIEST_MS` (2000-01-01) and 5 minutes after now (``MAX_DEVICE_SKEW_MS``);
-- **calibrate**: the sensor's ``[sensors.calibration.<quantity>]`` (``collector.values.calibrated``), so a
+- **calibrate**: by the reading's own time (``collector.calibration.correction_for``): a recorded calibration
+  in force then (``corrections``), else the sensor's ``[sensors.calibration.<quantity>]``, so a
   logger's raw values and the live ones are corrected alike;
 - **quarantine**: a rejected reading is kept like a rejected message (``collector.quarantine``: bounded per
   device and per source and minute, the rest counted ``quarantine_suppressed``), with ``source`` the
@@ -57,9 +58,10 @@ from archmon.domain import RawMessage, Reading
 from archmon.quantities import QUANTITIES
 from archmon.timeutil import now_ms, to_iso
 from collector._stamping import MAX_DEVICE_SKEW_MS
+from collector.calibration import EMPTY_BOOK, CorrectionSource, OffsetBook, correction_for
 from collector.quarantine import QuarantineKeeper
 from collector.records import Batch, WriteResult
-from collector.values import calibrated, checked_value
+from collector.values import checked_value
 from collector.writer import BatchStore
 
 __all__ = ["DEFAULT_BATCH_SIZE", "EARLIEST_MS", "BackfillResult", "HistoricalReading", "backfill"]
@@ -127,6 +129,7 @@ def backfill(
     progress: Callable[[BackfillResult], None] | None = None,
     on_stored: Callable[[WriteResult], None] | None = None,
     clock: Callable[[], int] = now_ms,
+    corrections: CorrectionSource | None = None,
 ) -> BackfillResult:
     """Validate, calibrate and store historical readings; quarantine the bad ones (see the module docstring).
 
@@ -141,6 +144,8 @@ def backfill(
             order; duplicates left out), e.g. to judge them with an alert engine in simulated time.
         clock: the current time (UTC epoch ms; injected by tests): the receive time of quarantine records
             and the limit for timestamps in the future.
+        corrections: the recorded calibrations (``alerts.calibration.RecordedCorrections``), applied by each
+            reading's own time as the live pipeline does; None: only the configured ``[sensors.calibration]``.
 
     Returns:
         The counts.
@@ -162,8 +167,9 @@ def backfill(
     while chunk := list(itertools.islice(items, batch_size)):
         batch = Batch()
         now = clock()
+        book = EMPTY_BOOK if corrections is None else corrections.book()
         for item in chunk:
-            reading = _checked(item, sensors, now, label, batch, keeper)
+            reading = _checked(item, sensors, now, label, batch, keeper, book)
             if reading is not None:
                 batch.readings.append(reading)
         batch.count("backfilled", len(chunk))
@@ -183,7 +189,7 @@ def backfill(
 
 
 def _checked(item: HistoricalReading, sensors: dict[str, SensorConfig], now: int, label: str, batch: Batch,
-             keeper: QuarantineKeeper) -> Reading | None:
+             keeper: QuarantineKeeper, book: OffsetBook) -> Reading | None:
     """The stored form of ``item``, or None after quarantining it."""
     sensor = sensors.get(item.sensor_id)
     if sensor is None:
@@ -194,7 +200,8 @@ def _checked(item: HistoricalReading, sensors: dict[str, SensorConfig], now: int
         if item.quantity not in QUANTITIES:
             raise ValueError(f"unknown quantity {item.quantity!r}; known: {', '.join(sorted(QUANTITIES))}")
         ts = _checked_time(item.ts_ms, now)
-        value = calibrated(sensor, item.quantity, checked_value(item.quantity, item.value, batch))
+        value = correction_for(sensor, item.quantity, ts, book).apply(
+            item.quantity, checked_value(item.quantity, item.value, batch))
     except ValueError as exc:
         batch.count("rejected")
         _reject(item, f"sensor {sensor.id}: {exc}", "validate", sensor.id, now, label, batch, keeper)

@@ -14,11 +14,13 @@ else is the standard profiles' and archmon's defaults.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 from dashboards.demo.rooms import DemoAlarm, DemoDoor, DemoRoom
 from devices.simulators.climate import DoorSchedule, RoomClimate
@@ -93,6 +95,7 @@ source = "demo-broker"
 topic = "zigbee2mqtt/paper_th"
 format = "zigbee2mqtt"
 expected_interval_s = {expected}
+calibrated_on = "{paper_calibrated}"
 
 [[sensors]]
 id = "paper-door"
@@ -128,6 +131,7 @@ source = "rs485"
 address = 1
 preset = "renke-rs-ws-n01"
 expected_interval_s = {expected}
+calibrated_on = "{film_calibrated}"     # due within 30 days: the sensors page and a warning say so
 
 [[sensors]]
 id = "film-door"
@@ -144,13 +148,20 @@ id = "reading-th"
 room = "reading"
 source = "logger"
 expected_interval_s = {expected}
+calibrated_on = "{reading_calibrated}"
 """
 
 
 def demo_config(config_path: Path, *, mqtt_port: int, modbus_port: str, line_port: str, interval: float) -> str:
     """The demo site's configuration text (sources on the simulators' broker port and pseudo-terminals)."""
+    today = dt.datetime.now(ZoneInfo(DEMO_TIMEZONE)).date()
+
+    def ago(days: int) -> str:
+        return (today - dt.timedelta(days=days)).isoformat()
+
     return _CONFIG.format(config=config_path, timezone=DEMO_TIMEZONE, mqtt_port=mqtt_port, modbus_port=modbus_port,
-                          line_port=line_port, interval=interval, expected=max(EXPECTED_INTERVAL_S, 5 * interval))
+                          line_port=line_port, interval=interval, expected=max(EXPECTED_INTERVAL_S, 5 * interval),
+                          paper_calibrated=ago(60), film_calibrated=ago(350), reading_calibrated=ago(150))
 
 
 class DemoSensor(NamedTuple):
