@@ -95,7 +95,9 @@ source = "demo-broker"
 topic = "zigbee2mqtt/paper_th"
 format = "zigbee2mqtt"
 expected_interval_s = {expected}
+[sensors.calibration.temperature]
 calibrated_on = "{paper_calibrated}"
+certificate = "JL-DEMO-0101"
 
 [[sensors]]
 id = "paper-door"
@@ -131,7 +133,9 @@ source = "rs485"
 address = 1
 preset = "renke-rs-ws-n01"
 expected_interval_s = {expected}
-calibrated_on = "{film_calibrated}"     # due within 30 days: the sensors page and a warning say so
+[sensors.calibration.temperature]       # due within 30 days: the sensors page and a warning say so
+calibrated_on = "{film_calibrated}"
+certificate = "JL-DEMO-0102"
 
 [[sensors]]
 id = "film-door"
@@ -148,7 +152,9 @@ id = "reading-th"
 room = "reading"
 source = "logger"
 expected_interval_s = {expected}
+[sensors.calibration.temperature]
 calibrated_on = "{reading_calibrated}"
+certificate = "JL-DEMO-0103"
 """
 
 
