@@ -54,6 +54,8 @@ _TITLES: dict[str, tuple[str, str]] = {
     "door_open": ("{where}库房门长时间未关", "{where}door left open"),
     "door_hours": ("{where}非工作时间开门", "{where}door opened outside working hours"),
     "unregistered_entry": ("{where}未登记进入库房（三不查阅）", "{where}door opened with no registered access session"),
+    "actuator/not_responding": ("{where}调控设备无响应（命令未得到确认）", "{where}actuator not responding"),
+    "actuator/no_effect": ("{where}调控设备运行但环境无改善", "{where}actuator running without effect"),
 }
 
 

@@ -280,6 +280,7 @@ class Config(_Model):
     alerts: dict[str, Any] = Field(default_factory=dict)
     http: HttpConfig = HttpConfig()
     notify: dict[str, Any] = Field(default_factory=dict)
+    actuators: list[dict[str, Any]] = Field(default_factory=list)  # checked by alerts.control (climate control)
     path: Path | None = Field(default=None, exclude=True)
     _label: str = PrivateAttr(default="<config>")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from alerts.rules.actuator import ActuatorRule
 from alerts.rules.band import BandRule
 from alerts.rules.base import Rule
 from alerts.rules.battery import BatteryRule
@@ -35,4 +36,5 @@ RULES: dict[str, type[Rule]] = {
     "door_hours": DoorAfterHoursRule,
     "unregistered_entry": UnregisteredEntryRule,
     "channel": ChannelRule,
+    "actuator": ActuatorRule,
 }
