@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from alerts.notify.settings import TimeRange
@@ -110,8 +110,7 @@ class LoopInputs:
     paused: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """The state the device should be in (None: leave it as it is) and why."""
 
     want: bool | None
