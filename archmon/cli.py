@@ -313,10 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_quarantine)
 
     from alerts.cli import add_commands as add_alert_commands
+    from alerts.control.cli import add_commands as add_control_commands
     from alerts.notify.cli import add_commands as add_notify_commands
     from dashboards.web.cli import add_commands as add_web_commands
 
-    for add_commands in (add_alert_commands, add_notify_commands, add_web_commands):
+    for add_commands in (add_alert_commands, add_control_commands, add_notify_commands, add_web_commands):
         add_commands(sub, common)
     _add_config_epilog(parser)
     return parser

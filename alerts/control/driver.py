@@ -133,6 +133,7 @@ class ActuatorDriver:
         self.reported: Reported | None = None
         self.down = False
         self.down_detail = ""
+        self.offline = False
         self.commands_sent = 0
         self.refreshes = 0
         self.last_error = ""
@@ -194,13 +195,18 @@ class ActuatorDriver:
             self._schedule_refresh(now_ms)
 
     def availability(self, online: bool, via: str, now_ms: int) -> None:
-        """The device's own online/offline message."""
+        """The device's own online/offline message (recorded when it changes: a retained "online" at every
+        connection is no news)."""
         if online:
-            self._emit("online", now_ms, detail=via)
+            if self.offline:
+                self.offline = False
+                self._emit("online", now_ms, detail=via)
             if self.down:
                 self._next_probe = now_ms  # ask at once: it may answer now
             return
-        self._emit("offline", now_ms, detail=via)
+        if not self.offline:
+            self.offline = True
+            self._emit("offline", now_ms, detail=via)
         if not self.down:
             self._fail(now_ms, f"device reports itself offline ({via})")
 
@@ -211,8 +217,8 @@ class ActuatorDriver:
         pending = self._pending
         if pending is not None and pending.target == on:
             return
-        if pending is None and self.reported is not None and self.reported.on == on:
-            return
+        if (pending is None or pending.target is None) and self.reported is not None and self.reported.on == on:
+            return  # there already (a state question under way does not change that)
         if pending is not None and pending.target is None and self.reported is None:
             return  # still reading the state back: decide once it is known (or the read-back fails)
         self._pending = _Pending(on, cause, self._seq, now_ms, now_ms + self.timing.confirm_ms)

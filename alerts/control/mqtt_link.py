@@ -93,9 +93,13 @@ class MqttLink:
         self.client.loop_start()
 
     def stop(self) -> None:
-        """Disconnect and end paho's thread."""
-        self.client.disconnect()
+        """End paho's thread, then disconnect (written at once: with the thread still running, paho 2.2
+        loops once more on the closed socket and logs an error)."""
         self.client.loop_stop()
+        self.client.disconnect()
+        sock = self.client.socket()
+        if sock is not None:  # stopped before the broker answered CONNECT
+            sock.close()
 
     # -- the Link protocol ------------------------------------------------------------------------
     def send(self, actuator: str, on: bool, *, auto_off_s: int | None) -> None:

@@ -52,6 +52,7 @@ class SimulatedPlug:
         power_w: the load's power while on (reported by plugs that meter).
         answering: False while the plug ignores everything (a lost link).
         commands: commands received (also while not answering).
+        last_on_ms: when the newest ON command was obeyed (a timed switch-off counts from it).
     """
 
     clock: Callable[[], int]
@@ -61,6 +62,7 @@ class SimulatedPlug:
     commands: int = 0
     history: list[Switch] = field(default_factory=list)
     off_at_ms: int | None = None
+    last_on_ms: int | None = None
 
     def stop_answering(self) -> None:
         """Ignore every command and publish nothing (the relay stays as it is)."""
@@ -71,6 +73,8 @@ class SimulatedPlug:
         self.answering = True
 
     def _set(self, on: bool, why: str) -> None:
+        if on and why == "command":
+            self.last_on_ms = self.clock()
         if on != self.on:
             self.history.append(Switch(self.clock(), on, why))
         self.on = on

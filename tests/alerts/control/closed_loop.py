@@ -15,6 +15,8 @@ Used by ``tests/alerts/control/test_closed_loop.py`` and ``bench/bench_control.p
 from __future__ import annotations
 
 import itertools
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,8 @@ DEVICES = {
 
 def room_config(folder: Path, *, host: str, port: int, relay_port: str, overrides: dict[str, Any] | None = None,
                 enabled: bool = True) -> Config:
-    """The site: one paper store (45–60 %RH, 14–24 ℃), two sensors, three actuators."""
+    """The site: one paper store (45–60 %RH, 14–24 ℃), two sensors, three actuators; also written to
+    ``folder/archmon.toml`` (for the CLI)."""
     common = {"room": "A1", "sensors": ["th1", "th2"], "poll_interval_s": 1800, "confirm_timeout_s": 10,
               "retries": 2, "enabled": enabled}
     actuators = [
@@ -61,7 +64,7 @@ def room_config(folder: Path, *, host: str, port: int, relay_port: str, override
     ]
     for table in actuators:
         table.update((overrides or {}).get(table["id"], {}))
-    return parse_config({
+    data = {
         "site": {"name": "closed-loop", "timezone": "Asia/Shanghai"},
         "storage": {"sqlite_path": str(folder / "archmon.db")},
         "rooms": [{"id": "A1", "name_zh": "一号库房", "profile": "paper"}],
@@ -69,7 +72,34 @@ def room_config(folder: Path, *, host: str, port: int, relay_port: str, override
         "sensors": [{"id": sensor, "room": "A1", "source": "broker", "topic": f"zigbee2mqtt/{sensor}",
                      "format": "zigbee2mqtt", "expected_interval_s": 60} for sensor in ("th1", "th2")],
         "actuators": actuators,
-    })
+    }
+    path = folder / "archmon.toml"
+    path.write_text(_toml(data), encoding="utf-8")
+    return parse_config(data, source=str(path), path=path)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def _toml(data: dict[str, Any]) -> str:
+    """The few TOML shapes a site file needs: tables of scalars and arrays of such tables."""
+    lines: list[str] = []
+    for key, value in data.items():
+        rows = value if isinstance(value, list) else [value]
+        for row in rows:
+            lines.append(f"[[{key}]]" if isinstance(value, list) else f"[{key}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in row.items() if v is not None]
+            lines.append("")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,19 +146,22 @@ class ClosedLoopRoom:
         weather: outdoors.
         overrides: per actuator id, table keys to change.
         judge: also run the alert engine on the readings and the actuator rule (slower).
+        start_ms: the simulated start (the CLI stamps overrides with the real clock: start there to use it).
+        rh: the room's RH at the start.
     """
 
     def __init__(self, folder: Path, *, host: str, port: int, relay_port: str, module_port: str,
                  control: bool = True, weather: Weather = HUMID_WEEK,
-                 overrides: dict[str, dict[str, Any]] | None = None, judge: bool = True) -> None:
-        self.now = T0
+                 overrides: dict[str, dict[str, Any]] | None = None, judge: bool = True, start_ms: int = T0,
+                 rh: float = 52.0) -> None:
+        self.start_ms = self.now = start_ms
         self.config = room_config(folder, host=host, port=port, relay_port=relay_port, overrides=overrides,
                                   enabled=control)
         self.zigbee = Zigbee2MqttPlug(self.clock, topic="zigbee2mqtt/plug-dehum1")
         self.tasmota = TasmotaPlug(self.clock, topic="plug-ac1", power_w=900)
         self.fleet = PlugFleet(host, port, [self.zigbee, self.tasmota], client_id="sim-plugs-closed-loop")
         self.relay = ModbusRelayModule(module_port, self.clock)
-        self.room = RoomPhysics(T0, devices=DEVICES, weather=weather, door=DoorSchedule(seed=1), switches={
+        self.room = RoomPhysics(start_ms, rh=rh, devices=DEVICES, weather=weather, door=DoorSchedule(seed=1), switches={
             "dehum1": lambda: self.zigbee.on, "ac1": lambda: self.tasmota.on, "dehum2": lambda: self.relay.is_on(0)})
         db = self.config.storage.sqlite_path
         self.records = ControlRecords(db)
@@ -180,25 +213,42 @@ class ClosedLoopRoom:
         self.records.close()
         self.alerts.close()
 
-    def step(self, minutes: int = 1, *, wait_s: float = 10.0) -> list[Reading]:
-        """Move simulated time on by ``minutes``: the room, the plugs' timers, the sensors' readings, the
-        controller and the alert engine; then wait for every answer."""
+    def step(self, minutes: int = 1, *, wait_s: float = 10.0, sensors: bool = True) -> list[Reading]:
+        """Move simulated time on by ``minutes``: the room, the plugs' timers, the sensors' readings (none
+        with ``sensors=False``: they went silent), the controller and the alert engine; then wait for every
+        answer (at most ``wait_s``: a device that does not answer is counted in ``unanswered_steps``)."""
         self.now += minutes * MINUTE_MS
         self.room.step_to(self.now)
         self.fleet.tick(self.now)
         temperature, rh = self.room.reading()
         readings = [Reading(sensor, quantity, value + offset, self.now, "A1")
                     for sensor, offset in (("th1", 0.0), ("th2", -0.3))
-                    for quantity, value in (("temperature", temperature), ("humidity", rh))]
+                    for quantity, value in (("temperature", temperature), ("humidity", rh))] if sensors else []
         if self.runtime is not None:
             self.controller.on_readings(readings)
             self.controller.tick(self.now)
-            if not self.controller.wait_idle(wait_s):
+            if wait_s and not self.controller.wait_idle(wait_s):
                 self.unanswered_steps += 1
         if self.judge:
             self.engine.feed_many(readings)
             self.engine.advance(self.now)
         return readings
+
+    def histories(self) -> dict[str, list[Switch]]:
+        """Each device's relay changes, as the devices themselves recorded them."""
+        return {"dehum1": self.zigbee.history, "ac1": self.tasmota.history, "dehum2": self.relay.history[0]}
+
+    def until(self, condition: Callable[[], bool], *, limit_min: int, **step: Any) -> int:
+        """Step minute by minute until ``condition`` holds; the minutes it took.
+
+        Raises:
+            AssertionError: not within ``limit_min`` simulated minutes.
+        """
+        for minute in range(1, limit_min + 1):
+            self.step(**step)
+            if condition():
+                return minute
+        raise AssertionError(f"not within {limit_min} simulated minutes")
 
     def run(self, minutes: int) -> WeekResult:
         """Run ``minutes`` of simulated time, one minute a step; the room's figures over them."""
@@ -210,7 +260,7 @@ class ClosedLoopRoom:
             inside += 45.0 <= rh <= 60.0
             t_inside += 14.0 <= temperature <= 24.0
             rh_min, rh_max = min(rh_min, rh), max(rh_max, rh)
-        histories = {"dehum1": self.zigbee.history, "ac1": self.tasmota.history, "dehum2": self.relay.history[0]}
+        histories = self.histories()
         spells = {name: _spells(history) for name, history in histories.items()}
         return WeekResult(
             minutes=minutes, rh_in_band=inside / minutes, t_in_band=t_inside / minutes, rh_min=rh_min, rh_max=rh_max,
