@@ -63,3 +63,22 @@ def test_a_humid_week_with_and_without_control(mosquitto: MosquittoBroker, pty_p
     commands = sum(with_loop.switches.values())
     assert events["command"] == events["confirmed"] == commands  # every switch asked for and confirmed
     assert events.get("failed", 0) == 0 and events.get("retry", 0) == 0
+
+
+def test_minimum_times_bind_when_the_set_points_are_tight(mosquitto: MosquittoBroker, pty_pair: PtyPair,
+                                                        tmp_path: Path) -> None:
+    """Half a percent of hysteresis against ±0.15 % sensor noise would make the plug chatter; the minimum
+    on and off times are what stops it (a shortest spell right at the minimum shows they bind)."""
+    tight = {"dehum1": {"start_at": 53.0, "stop_at": 52.5}, "dehum2": {"enabled": False}}
+    room = ClosedLoopRoom(tmp_path, host=mosquitto.host, port=mosquitto.port, relay_port=pty_pair.a,
+                          module_port=pty_pair.b, overrides=tight, judge=False)
+    try:
+        room.start()
+        day = room.run(24 * 60)
+    finally:
+        room.stop()
+    print(f"\ntight set-points: {day.switches}, shortest on {day.shortest_on_s}, off {day.shortest_off_s}")
+    assert day.switches["dehum1"] >= 20
+    assert day.shortest_on_s["dehum1"] >= MIN_ON_S["dehum1"] and day.shortest_off_s["dehum1"] >= MIN_OFF_S["dehum1"]
+    assert min(day.shortest_on_s["dehum1"] - MIN_ON_S["dehum1"],
+               day.shortest_off_s["dehum1"] - MIN_OFF_S["dehum1"]) <= 60  # held back right to the limit
