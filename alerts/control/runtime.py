@@ -40,7 +40,8 @@ class ControlRuntime:
 
     def start(self, *, wait_s: float = 10.0) -> None:
         """Connect the links, wait (at most ``wait_s``) until every broker link has subscribed, so retained
-        states are read back, then ask every device for its state."""
+        states are read back, then ask every device for its state and wait (within the same bound) for the
+        answers, so the first decisions know what the devices are doing."""
         for link in self.mqtt:
             link.start()
         deadline = time.monotonic() + wait_s
@@ -49,6 +50,7 @@ class ControlRuntime:
                 log.warning("control: broker of source %s not reached within %.0f s; devices on it are asked for "
                             "their state once it is", link.source.id, wait_s)
         self.controller.start()
+        self.controller.wait_idle(max(0.0, deadline - time.monotonic()))
 
     def stop(self) -> None:
         """Disconnect every link (devices keep their state; those with an auto-off switch themselves off)."""

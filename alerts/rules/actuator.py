@@ -59,6 +59,13 @@ class ActuatorRule(Rule):
     def start(self, now_ms: int) -> None:
         self._next = now_ms
 
+    def adopt(self, previous: Rule, now_ms: int) -> None:
+        """A reload's new engine keeps the controller attached and what was reported."""
+        if isinstance(previous, ActuatorRule):
+            self.source = previous.source
+            self._reported = dict(previous._reported)
+        self._next = now_ms
+
     def next_due(self) -> int | None:
         return None if self.source is None else self._next
 

@@ -126,3 +126,18 @@ stop_at = 50
     assert f"{path}: actuators[0] (dehum1).start_at: 63 %RH is above the paper band" in err
     path.write_text(path.read_text(encoding="utf-8").replace("start_at = 63", "start_at = 55"), encoding="utf-8")
     assert main(["check-config", str(path)]) == 0
+
+
+def test_the_sample_is_valid_and_shows_every_option() -> None:
+    import re
+    import tomllib
+
+    from alerts.control.settings import ActuatorConfig
+
+    text = (Path(__file__).resolve().parents[3] / "alerts" / "control" / "control.sample.toml").read_text("utf-8")
+    sample = tomllib.loads(text)
+    shown = set(re.findall(r"^#?\s*([a-z_]+) =", text, re.M))
+    assert shown >= set(ActuatorConfig.model_fields), set(ActuatorConfig.model_fields) - shown
+    data = site(*sample["actuators"])
+    data["sources"] = [{"kind": "mqtt", "id": "broker"}]
+    assert control_problems(parse_config(data)) == []
