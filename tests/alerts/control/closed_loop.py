@@ -161,8 +161,10 @@ class ClosedLoopRoom:
         self.tasmota = TasmotaPlug(self.clock, topic="plug-ac1", power_w=900)
         self.fleet = PlugFleet(host, port, [self.zigbee, self.tasmota], client_id="sim-plugs-closed-loop")
         self.relay = ModbusRelayModule(module_port, self.clock)
-        self.room = RoomPhysics(start_ms, rh=rh, devices=DEVICES, weather=weather, door=DoorSchedule(seed=1), switches={
-            "dehum1": lambda: self.zigbee.on, "ac1": lambda: self.tasmota.on, "dehum2": lambda: self.relay.is_on(0)})
+        switches = {"dehum1": lambda: self.zigbee.on, "ac1": lambda: self.tasmota.on,
+                    "dehum2": lambda: self.relay.is_on(0)}
+        self.room = RoomPhysics(start_ms, rh=rh, devices=dict(DEVICES), weather=weather, door=DoorSchedule(seed=1),
+                                switches=switches)
         db = self.config.storage.sqlite_path
         self.records = ControlRecords(db)
         self.alerts = AlertStore(db)

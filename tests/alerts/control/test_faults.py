@@ -17,6 +17,7 @@ import pytest
 
 from alerts.audit import verify_audit
 from devices.simulators.pty_pair import PtyPair
+from devices.simulators.room_physics import RoomDevice
 from tests.alerts.control.closed_loop import ClosedLoopRoom
 from tests.fixtures.mosquitto import MosquittoBroker
 
@@ -166,3 +167,12 @@ def test_a_restart_while_on_keeps_the_switch_time_for_the_minimum_times(make_roo
     commands = [e for e in control_events(room, "dehum1") if e["event"] == "command"]
     room.step(2)
     assert [e for e in control_events(room, "dehum1") if e["event"] == "command"] == commands  # nothing re-sent
+
+
+def test_a_device_that_runs_without_effect_raises_an_alert(make_room) -> None:
+    room = make_room(rh=56.0, overrides={"ac1": {"enabled": False}, "dehum2": {"enabled": False}})
+    room.room.devices["dehum1"] = RoomDevice("dehumidifier", rate_g_h=0.0)  # on, but its tank is full
+    room.until(lambda: room.zigbee.on, limit_min=30)
+    minutes = room.until(lambda: alert_state(room, "actuator:dehum1/no_effect") == "active", limit_min=90)
+    assert 55 <= minutes <= 75  # one effect window (1 h) of running with RH not falling
+    assert room.zigbee.on  # an alert for people, not a switch-off: the loop still wants it on
