@@ -12,6 +12,11 @@ documentation, independently of ``devices.actuators`` so that a mistake there is
   ``stat/<topic>/POWER`` ``ON``; ``tele/<topic>/STATE`` every ``tele_period_s``; ``tele/<topic>/LWT``
   ``Online`` (retained). PulseTime switches it off after the pulse, restarted by every ON.
 
+- :class:`ShellyPlug` (Gen2+): JSON-RPC requests on ``<prefix>/rpc`` (``Switch.Set`` with ``toggle_after``,
+  ``Switch.GetStatus``), answered on ``<src>/rpc``; ``NotifyStatus`` on ``<prefix>/events/rpc`` after a change.
+- :class:`EsphomeNode`: ``<prefix>/switch/<name>/command``; the state on ``<prefix>/switch/<name>/state``,
+  retained (ESPHome's default), and ``<prefix>/status`` ``online`` (retained).
+
 A plug can stop answering (:meth:`SimulatedPlug.stop_answering`: commands are ignored, nothing is
 published, as a plug whose Wi-Fi or Zigbee link is gone) and its switches are recorded (``history``), so a
 test can check minimum on/off times. Timed switch-offs run in simulated time: :meth:`PlugFleet.tick`.
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 
-__all__ = ["PlugFleet", "SimulatedPlug", "Switch", "TasmotaPlug", "Zigbee2MqttPlug"]
+__all__ = ["EsphomeNode", "PlugFleet", "ShellyPlug", "SimulatedPlug", "Switch", "TasmotaPlug", "Zigbee2MqttPlug"]
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +203,83 @@ class TasmotaPlug(SimulatedPlug):
 
     def birth(self) -> list[Outgoing]:
         return [(f"tele/{self.topic}/LWT", b"Online", True), *self.state_messages()]
+
+
+@dataclass
+class ShellyPlug(SimulatedPlug):
+    """A Shelly Gen2+ plug with ``switch:0`` (see the module docstring)."""
+
+    topic: str = "shellyplusplugs-000000000000"
+
+    def filters(self) -> list[str]:
+        return [f"{self.topic}/rpc"]
+
+    def handle(self, topic: str, payload: bytes) -> list[Outgoing]:
+        self.commands += 1
+        if not self.answering:
+            return []
+        try:
+            request = json.loads(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return []
+        if not isinstance(request, dict) or not isinstance(request.get("src"), str):
+            return []
+        params = request.get("params") if isinstance(request.get("params"), dict) else {}
+        method, was_on = request.get("method"), self.on
+        if method == "Switch.Set" and isinstance(params.get("on"), bool):
+            self._set(params["on"], "command")
+            flip = params.get("toggle_after")
+            self.off_at_ms = self.clock() + int(flip * 1000) if self.on and isinstance(flip, int | float) else None
+            result: dict[str, object] = {"was_on": was_on}
+        elif method == "Switch.GetStatus":
+            result = {"id": 0, "source": "init", "output": self.on, "apower": self.power_w if self.on else 0.0}
+        else:
+            error = {"id": request.get("id"), "src": self.topic, "dst": request["src"],
+                     "error": {"code": 404, "message": f"No handler for {method}"}}
+            return [(f"{request['src']}/rpc", json.dumps(error).encode(), False)]
+        answer = {"id": request.get("id"), "src": self.topic, "dst": request["src"], "result": result}
+        out: list[Outgoing] = [(f"{request['src']}/rpc", json.dumps(answer).encode(), False)]
+        if method == "Switch.Set" and was_on != self.on:
+            out += self.state_messages()
+        return out
+
+    def state_messages(self) -> list[Outgoing]:
+        if not self.answering:
+            return []
+        notify = {"src": self.topic, "dst": f"{self.topic}/events", "method": "NotifyStatus",
+                  "params": {"ts": self.clock() / 1000, "switch:0": {"id": 0, "output": self.on}}}
+        return [(f"{self.topic}/events/rpc", json.dumps(notify).encode(), False)]
+
+    def birth(self) -> list[Outgoing]:
+        return [(f"{self.topic}/online", b"true", True)]
+
+
+@dataclass
+class EsphomeNode(SimulatedPlug):
+    """An ESPHome node with one ``switch`` (see the module docstring)."""
+
+    topic: str = "esphome-node"
+    switch: str = "relay"
+
+    def filters(self) -> list[str]:
+        return [f"{self.topic}/switch/{self.switch}/command"]
+
+    def handle(self, topic: str, payload: bytes) -> list[Outgoing]:
+        self.commands += 1
+        if not self.answering:
+            return []
+        word = payload.decode("utf-8", "replace").strip().upper()
+        if word in ("ON", "OFF", "TOGGLE"):
+            self._set(not self.on if word == "TOGGLE" else word == "ON", "command")
+        return self.state_messages()
+
+    def state_messages(self) -> list[Outgoing]:
+        if not self.answering:
+            return []
+        return [(f"{self.topic}/switch/{self.switch}/state", b"ON" if self.on else b"OFF", True)]
+
+    def birth(self) -> list[Outgoing]:
+        return [(f"{self.topic}/status", b"online", True), *self.state_messages()]
 
 
 class PlugFleet:
