@@ -8,7 +8,8 @@ within limits that protect the equipment, with every switch on the record (issue
 - :mod:`~alerts.control.mqtt_link`, :mod:`~alerts.control.modbus_link`: the wires (MQTT broker, RS-485 port);
 - :mod:`~alerts.control.records`: overrides, switch log, audit trail;
 - :mod:`~alerts.control.controller`: all of it, driven by ``tick``;
-- :mod:`~alerts.control.runtime`: built from a configuration.
+- :mod:`~alerts.control.runtime`: built from a configuration;
+- :mod:`~alerts.control.summary`: a period's run hours, switches, overrides, failures per device.
 
 The package sits above the rest of ``alerts`` (it reads profiles, stale settings, maintenance windows and
 writes the audit chain); nothing else in ``alerts`` imports it: the ``actuator`` rule reads the
@@ -22,6 +23,7 @@ from alerts.control.plan import ActuatorPlan, control_problems, default_setpoint
 from alerts.control.records import ControlRecords
 from alerts.control.runtime import ControlRuntime, build_runtime
 from alerts.control.settings import ActuatorConfig
+from alerts.control.summary import DeviceSummary, device_summaries
 
 __all__ = [
     "REASONS",
@@ -36,6 +38,7 @@ __all__ = [
     "ControlRecords",
     "ControlRuntime",
     "Decision",
+    "DeviceSummary",
     "DriverEvent",
     "DriverTiming",
     "LoopInputs",
@@ -44,5 +47,6 @@ __all__ = [
     "build_runtime",
     "control_problems",
     "default_setpoints",
+    "device_summaries",
     "load_plans",
 ]

@@ -231,6 +231,28 @@ class ControlRecords:
                                       (actuator, start_ms, end_ms)).fetchall()
         return [SwitchRow(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]
 
+    def event_counts(self, actuator: str, start_ms: int, end_ms: int) -> dict[str, int]:
+        """How many audit entries of each event (``command``, ``failed``, ``override``...) a device has in
+        ``[start_ms, end_ms)``."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT json_extract(payload, '$.event'), COUNT(*) FROM audit_log WHERE kind = ? AND subject = ? "
+                "AND ts_ms >= ? AND ts_ms < ? GROUP BY 1", (AUDIT_KIND, f"actuator:{actuator}", start_ms, end_ms))
+            return {str(event): int(count) for event, count in rows}
+
+    def changes(self, actuator: str, start_ms: int, end_ms: int) -> int:
+        """How many times the device's state changed in ``[start_ms, end_ms)`` (the first state ever read
+        back is not a change)."""
+        with self._lock:
+            before = self._conn.execute("SELECT state FROM control_switches WHERE actuator = ? AND ts_ms < ? "
+                                        "ORDER BY ts_ms DESC, seq DESC LIMIT 1", (actuator, start_ms)).fetchone()
+        previous = None if before is None else bool(before[0])
+        count = 0
+        for row in self.switches(actuator, start_ms, end_ms):
+            count += previous is not None and row.on != previous
+            previous = row.on
+        return count
+
     def run_ms(self, actuator: str, start_ms: int, end_ms: int) -> int:
         """How long the device was on in ``[start_ms, end_ms)``, from the switch log (the state before the
         first change in the period is the last one before it)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from alerts.audit import verify_audit
+from alerts.control import device_summaries, load_plans
 from devices.simulators.pty_pair import PtyPair
 from tests.alerts.control.closed_loop import MIN_OFF_S, MIN_ON_S, T0, ClosedLoopRoom
 from tests.fixtures.mosquitto import MosquittoBroker
@@ -42,6 +43,12 @@ def test_a_humid_week_with_and_without_control(mosquitto: MosquittoBroker, pty_p
                     assert [(r.ts_ms, r.on) for r in logged] == [(s.ts_ms, s.on) for s in plug_history], name
                     on_s = records.run_ms(name, T0, room.now) / 1000
                     assert abs(on_s - room.room.run_s[name]) <= 60 * (len(plug_history) + 1), name
+                summaries = {s.actuator: s for s in device_summaries(records, load_plans(room.config), T0,
+                                                                     room.now + 1)}
+                for name, plug_history in room.histories().items():
+                    summary = summaries[name]
+                    assert summary.switches == summary.commands == len(plug_history) and summary.failures == 0
+                    assert abs(summary.run_hours * 3600 - room.room.run_s[name]) <= 60 * (len(plug_history) + 1)
         finally:
             room.stop()
     with_loop, without = runs[True], runs[False]
