@@ -26,8 +26,9 @@ def test_every_rule_has_a_case() -> None:
     from alerts.rules import RULES
 
     covered = {rule for case in CASES for rule in case.spec.get("rules", [])}
-    # the rolling warning is tested in test_engine.py; channel health in tests/alerts/notify/test_channel_rule.py
-    assert set(RULES) - covered <= {"stability_24h", "channel"}
+    # the rolling warning is tested in test_engine.py; channel health in tests/alerts/notify/test_channel_rule.py;
+    # actuator health in tests/alerts/test_actuator_rule.py (and over real devices in tests/alerts/control/)
+    assert set(RULES) - covered <= {"stability_24h", "channel", "actuator"}
 
 
 def _notifications(db: Path) -> list[dict]:
