@@ -62,6 +62,8 @@ _TITLES: dict[str, tuple[str, str]] = {
     "calibration_due/overdue": ("{where}仪器校准已过期", "{where}instrument calibration overdue"),
     "calibration_due/uncalibrated": ("有仪器没有校准记录（见传感器页）",
                                      "instruments without a calibration record (see the sensors page)"),
+    "actuator/not_responding": ("{where}调控设备无响应（命令未得到确认）", "{where}actuator not responding"),
+    "actuator/no_effect": ("{where}调控设备运行但环境无改善", "{where}actuator running without effect"),
 }
 
 

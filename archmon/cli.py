@@ -341,12 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from alerts.calibration.cli import add_commands as add_calibration_commands
     from alerts.cli import add_commands as add_alert_commands
+    from alerts.control.cli import add_commands as add_control_commands
     from alerts.notify.cli import add_commands as add_notify_commands
     from dashboards.reports.cli import add_commands as add_report_commands
     from dashboards.web.cli import add_commands as add_web_commands
 
-    for add_commands in (add_alert_commands, add_calibration_commands, add_notify_commands, add_web_commands,
-                         add_report_commands):
+    for add_commands in (add_alert_commands, add_calibration_commands, add_control_commands, add_notify_commands,
+                         add_web_commands, add_report_commands):
         add_commands(sub, common)
     _add_config_epilog(parser)
     return parser

@@ -285,6 +285,7 @@ class Config(_Model):
     notify: dict[str, Any] = Field(default_factory=dict)
     forward: ForwardConfig = ForwardConfig()
     reports: dict[str, Any] = Field(default_factory=dict)  # validated by dashboards.reports.settings
+    actuators: list[dict[str, Any]] = Field(default_factory=list)  # checked by alerts.control (climate control)
     path: Path | None = Field(default=None, exclude=True)
     _label: str = PrivateAttr(default="<config>")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from alerts.rules.actuator import ActuatorRule
 from alerts.rules.band import BandRule
 from alerts.rules.base import Rule
 from alerts.rules.battery import BatteryRule
@@ -39,4 +40,5 @@ RULES: dict[str, type[Rule]] = {
     "channel": ChannelRule,
     "forwarding": ForwardingRule,
     "calibration_due": CalibrationDueRule,
+    "actuator": ActuatorRule,
 }

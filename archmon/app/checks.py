@@ -29,6 +29,7 @@ def check_references(config: Config, *, checked: SourceCheck | None = None, secr
             running service (False) starts without a channel whose secret is missing and marks it down.
     """
     from alerts import check_config as check_alerts
+    from alerts.control import control_problems
     from alerts.notify import check_config as check_notify
     from alerts.notify import check_run_config
     from dashboards.reports.settings import check_config as check_reports
@@ -44,6 +45,7 @@ def check_references(config: Config, *, checked: SourceCheck | None = None, secr
                          for p in exc.problems]
     problems += [f"{where}: {p}" for p in check_alerts(config)]
     problems += [f"{where}: {p}" for p in check_reports(config)]
+    problems += [f"{where}: {p}" for p in control_problems(config)]
     # A running service does not stop for one notification channel's missing secret: that channel is down
     # (and says so through the others); check-config stays strict.
     problems += [f"{where}: {p}" for p in (check_notify if secrets else check_run_config)(config)]

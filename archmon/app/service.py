@@ -119,6 +119,8 @@ class Service(Reloading):
         """Readings stored but not judged when the last stop ran out of time (see :mod:`archmon.app.feed`)."""
         self.alerts: Any = self._alert_service()
         self.notifier: Any = self._notifier()
+        self.control: Any = self._climate()
+        """Climate control (``[[actuators]]``; None without any): :mod:`archmon.app.climate`."""
         self.audit.start()  # (the alert service made the audit table) also for a reload before the start
         self.counters = Counters()
         self._service_counts: dict[str, int] = defaultdict(int)  # reloads, refusals... (persisted as counters)
@@ -209,6 +211,15 @@ class Service(Reloading):
         return build_notifier(self.config, self.db_path, hub=self.hub, acknowledge=alerts.acknowledge,
                               engine_rules=lambda: alerts.engine.rules)
 
+    def _climate(self) -> Any:
+        from archmon.app.climate import build_climate
+
+        control = build_climate(self.config, self.db_path)
+        if control is not None:
+            self.writer.add_listener(control.on_stored)
+            control.attach(self.alerts.engine.rules)
+        return control
+
     def start(self) -> None:
         """Start the writer, the sources and the schedules (never blocks on an unreachable device)."""
         backlog = load_backlog(self.backlog_path)
@@ -235,6 +246,8 @@ class Service(Reloading):
                                    next_run_time=_now_dt(self.config))
         if self.notifier is not None:
             self.notifier.start()
+        if self.control is not None:
+            self.control.start(self.scheduler)
         self.scheduler.start()
         self._started = True
         kinds = sorted(f"{t.id} ({t.kind})" for t in self.config.sources if t.id in self._sources)

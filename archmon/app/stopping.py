@@ -1,7 +1,8 @@
 """How ``archmon run`` stops (SIGTERM): in order, within ``[service] stop_timeout_s``, saying what it gave up.
 
 1. the dashboard (it must not take an adoption or an acknowledgement while the rest stops);
-2. the schedules; serial sources stop reading and hand what they buffered to the writer (all at once);
+2. the schedules and climate control (its links disconnect; devices keep their state); serial sources stop
+   reading and hand what they buffered to the writer (all at once);
 3. the final flush; MQTT sources wait until every stored message is acknowledged, then disconnect;
 4. the writer closes (it gives up early enough for its thread to end within the bound);
 5. the alert feed judges what was stored; if it cannot finish in time, the smoke and leak readings among
@@ -53,6 +54,9 @@ def stop_service(service: Service) -> StopReport:
         service.scheduler.shutdown(wait=False)
     if service.forwarding is not None:  # a request under way is abandoned: its rows stay queued for the next start
         service.forwarding.stop(deadline.left(reserve=tail, cap=2.0))
+    control = getattr(service, "control", None)  # climate control: links disconnect, devices keep their state
+    if control is not None and not run_bounded(control.stop, deadline.left(reserve=tail, cap=3), "climate control"):
+        report.unfinished.append("climate control")
     sources = service.sources()
     redelivering = {i: s for i, s in sources.items() if i in service._redelivering}
     others = {i: s for i, s in sources.items() if i not in redelivering}

@@ -2,7 +2,9 @@
 
 Every register or bit is read from a callable at request time, so values can follow a simulated
 climate. Devices can be silenced (no reply at all, like an absent RS-485 device) and the CRC of a
-device's replies can be corrupted (to exercise CRC error counters).
+device's replies can be corrupted (to exercise CRC error counters). Coils can be written (FC 05, FC 15)
+when the device has an ``on_write`` hook (a relay module, ``devices.simulators.modbus_relay``); everything
+else is read-only.
 
 pymodbus 3.16 answers a request for an unknown device id with an error reply unless the server has
 ``ignore_missing_devices=True`` and its datastore raises ``NoSuchIdException``; this module gives the
@@ -91,16 +93,20 @@ class SimDevice:
         input: input registers (function 04).
         coils: coils (function 01).
         discrete: discrete inputs (function 02).
+        on_write: called with (first coil, values) for a coil write (functions 05 and 15); None: coils are
+            read-only (the write is refused with ILLEGAL FUNCTION).
     """
 
     holding: Mapping[int, RegisterValue] = field(default_factory=dict)
     input: Mapping[int, RegisterValue] = field(default_factory=dict)
     coils: Mapping[int, RegisterValue] = field(default_factory=dict)
     discrete: Mapping[int, RegisterValue] = field(default_factory=dict)
+    on_write: Callable[[int, list[bool]], None] | None = None
 
     def table(self, function: int) -> Mapping[int, RegisterValue] | None:
-        """The data table a read function code addresses (None for other functions)."""
-        return {1: self.coils, 2: self.discrete, 3: self.holding, 4: self.input}.get(function)
+        """The data table a function code addresses (None for other functions); a single-coil write's
+        echo reads the coil back (function 05)."""
+        return {1: self.coils, 5: self.coils, 2: self.discrete, 3: self.holding, 4: self.input}.get(function)
 
 
 class _CallableStore:
@@ -135,15 +141,20 @@ class _CallableStore:
                 log.exception("modbus simulator: device %d register %d callable failed", device_id, register)
                 return ExcCodes.DEVICE_FAILURE
             values.append(int(value) & 0xFFFF)
-        if func_code in (1, 2):
+        if func_code in (1, 2, 5):
             return [bool(v) for v in values]
         return values
 
     async def async_setValues(  # pymodbus' method name
         self, device_id: int, func_code: int, address: int, values: Sequence[int] | Sequence[bool]
     ) -> ExcCodes | None:
-        self._device(device_id)
-        return ExcCodes.ILLEGAL_FUNCTION  # the simulated transmitters are read-only
+        device = self._device(device_id)
+        if func_code not in (5, 15) or device.on_write is None:
+            return ExcCodes.ILLEGAL_FUNCTION  # the simulated transmitters are read-only
+        if any(coil not in device.coils for coil in range(address, address + len(values))):
+            return ExcCodes.ILLEGAL_ADDRESS
+        device.on_write(address, [bool(v) for v in values])
+        return None
 
 
 class ModbusSlaveSimulator:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from archmon.timeutil import now_ms
+from dashboards.web.devices import room_devices
 from dashboards.web.i18n import Translator
 from dashboards.web.overview import STATUS_ORDER, room_card, room_cards, snapshot
 from dashboards.web.pages.common import ctx_of, html_error, language_of, page
@@ -60,7 +61,7 @@ async def room_page(request: Request) -> Response:
         temperature = room_series(ctx, room_id, "temperature", start, end, edges=edges)
         humidity = room_series(ctx, room_id, "humidity", start, end, edges=edges, events=False)
         return {"card": card, "temperature": temperature, "humidity": humidity, "table": _table(temperature, humidity),
-                "events": temperature.events}
+                "events": temperature.events, "devices": room_devices(ctx, room_id, start, end)}
 
     data = await run_in_threadpool(build)
     return page(request, "room.html", room=room, span=span_name, spans=list(RANGES), start_ms=start, end_ms=end,
