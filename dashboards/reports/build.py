@@ -24,7 +24,7 @@ from alerts.store import AlertReader
 from archmon.config import Config, RoomConfig, SensorConfig
 from archmon.errors import ConfigError
 from collector.store import RoomAssignment, SqliteStore, SummaryHour, SummaryReader
-from dashboards.reports.calibration import calibration_table, config_records
+from dashboards.reports.calibration import calibration_table, config_records, recorded_calibrations
 from dashboards.reports.coverage import Days, SeriesCoverage, Span, series_coverage
 from dashboards.reports.duty import duty_summary
 from dashboards.reports.events import access_summary, alert_log
@@ -169,7 +169,8 @@ def build_report(config: Config, store: SqliteStore, request: ReportRequest, *, 
         request: the period, rooms and language.
         alerts: the alert store's reader (None: no alert log, no unregistered entries).
         db_path: the shared file holding the access register (None: no sessions).
-        calibration: calibration records (None: those stated in the config).
+        calibration: calibration records (None: those stated in the config and those recorded with
+            ``archmon calibration add``, read through ``alerts``).
 
     Raises:
         ConfigError: an unknown room, a bad ``[reports]`` or ``[alerts]`` table, or an empty period.
@@ -185,7 +186,7 @@ def build_report(config: Config, store: SqliteStore, request: ReportRequest, *, 
     tz = config.site.tz
     period, days, dates = report_period(request.from_date, request.to_date, tz)
     now_ms = request.now_ms if request.now_ms is not None else time.time_ns() // 1_000_000
-    records = list(config_records(config) if calibration is None else calibration)
+    records = list(config_records(config) + recorded_calibrations(alerts) if calibration is None else calibration)
     rooms = []
     with store.summaries() as reader:
         if not reader.available:
@@ -209,7 +210,7 @@ def build_report(config: Config, store: SqliteStore, request: ReportRequest, *, 
                 access=access_summary(builder.door_rows(room), log, db_path, room_id, period.start_ms, period.end_ms,
                                       hours=alert_settings.working_hours, tz=tz),
                 calibration=calibration_table(_room_sensors(config, room_id, slices["temperature"]), records,
-                                              interval_months=settings.calibration_interval_months,
+                                              interval_months=alert_settings.calibration.interval_for,
                                               last_day=period.to_date),
                 duty=duty_summary(slices["temperature"], slices["humidity"], dates, times=settings.duty_times,
                                   tolerance_min=settings.duty_tolerance_min, tz=tz, now_ms=now_ms),

@@ -1,21 +1,23 @@
 """The calibration table: each instrument of a room, its last calibration, certificate, due date and whether it
 was overdue by the end of the period.
 
-Records come from the sensors' ``calibration`` tables in the config today (``calibrated_on``,
-``certificate``); the calibration history of the state store (issue 9 point 7) will hand
-:class:`~dashboards.reports.model.CalibrationRecord` values with ``source = "records"`` to the same function.
+Records come from the sensors' ``calibration`` tables in the config (``calibrated_on``, ``certificate``) and
+from the calibration history of the state store (``archmon calibration add``; ``source = "records"``, which
+wins over a config date of the same day). The interval is the alert rule's (``[alerts.calibration]
+interval_months``, per sensor where set), so the report and the "calibration due" alert agree.
 """
 
 from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from archmon.config import Config, SensorConfig
 from dashboards.reports.model import CalibrationEntry, CalibrationRecord
 
-__all__ = ["add_months", "calibration_table", "config_records"]
+__all__ = ["add_months", "calibration_table", "config_records", "recorded_calibrations"]
 
 _MEASURED = {"temperature_humidity": ("temperature", "humidity"), "temperature": ("temperature",),
              "humidity": ("humidity",)}
@@ -44,23 +46,41 @@ def config_records(config: Config) -> list[CalibrationRecord]:
     return out
 
 
-def calibration_table(sensors: Sequence[SensorConfig], records: Iterable[CalibrationRecord], *, interval_months: int,
+def recorded_calibrations(alerts: Any) -> list[CalibrationRecord]:
+    """The calibration history of the state store (an ``AlertReader``; None: none) as report records, one per
+    quantity a record corrects (temperature and humidity)."""
+    if alerts is None or not hasattr(alerts, "calibration_records"):
+        return []
+    out = []
+    for rec in alerts.calibration_records():
+        for quantity, offset in (("temperature", rec.offset_temperature), ("humidity", rec.offset_humidity)):
+            out.append(CalibrationRecord(rec.sensor, quantity, rec.calibrated_on, rec.certificate, offset, rec.by,
+                                         "records"))
+    return out
+
+
+def calibration_table(sensors: Sequence[SensorConfig], records: Iterable[CalibrationRecord], *,
+                      interval_months: int | Callable[[str], int],
                       last_day: dt.date) -> tuple[CalibrationEntry, ...]:
     """One row per measuring quantity of each sensor (temperature/humidity; other quantities when they have a
-    record), with its newest calibration on or before ``last_day``."""
+    record), with its newest calibration on or before ``last_day`` (a recorded one over a config date of the
+    same day); ``interval_months`` is a number or a function of the sensor id."""
+    interval = interval_months if callable(interval_months) else (lambda _sensor: interval_months)
     newest: dict[tuple[str, str], CalibrationRecord] = {}
     for record in records:
         key = (record.sensor, record.quantity)
         if record.calibrated_on > last_day:
             continue
-        if key not in newest or record.calibrated_on >= newest[key].calibrated_on:
+        old = newest.get(key)
+        if old is None or (record.calibrated_on, record.source == "records") >= (old.calibrated_on,
+                                                                                 old.source == "records"):
             newest[key] = record
     out = []
     for sensor in sorted(sensors, key=lambda s: s.id):
         quantities = set(_MEASURED.get(sensor.kind, ())) | {q for s, q in newest if s == sensor.id}
         for quantity in sorted(quantities):
             record = newest.get((sensor.id, quantity))
-            due = None if record is None else add_months(record.calibrated_on, interval_months)
+            due = None if record is None else add_months(record.calibrated_on, interval(sensor.id))
             out.append(CalibrationEntry(
                 sensor=sensor.id, name=sensor.name, quantity=quantity,
                 last_calibrated=None if record is None else record.calibrated_on,

@@ -1,12 +1,11 @@
 """The ``[reports]`` table of the site config: the logging duty times, what counts as a day with enough data,
-the calibration interval, and the names on the signature block.
+and the names on the signature block.
 
 ```toml
 [reports]
 duty_times = ["08:00", "14:00"]   # the 1987 rule: readings at least twice a day
 duty_tolerance_min = 30           # a reading within ± this many minutes of a duty time counts
 sufficient_pct = 50               # a day with at least this completeness counts as having enough data
-calibration_interval_months = 12  # due date = last calibration + this
 prepared_by = ""                  # names printed on the signature block (may be left empty)
 reviewed_by = ""
 ```
@@ -33,7 +32,6 @@ class ReportSettings(BaseModel):
     duty_times: list[dt.time] = Field(default_factory=lambda: [dt.time(8, 0), dt.time(14, 0)])
     duty_tolerance_min: float = Field(default=30.0, gt=0, le=720)
     sufficient_pct: float = Field(default=50.0, gt=0, le=100)
-    calibration_interval_months: int = Field(default=12, ge=1, le=120)
     prepared_by: str = ""
     reviewed_by: str = ""
 

@@ -271,3 +271,29 @@ def test_a_bad_reports_table_is_named_by_check_config(tmp_path: Path) -> None:
     assert any("reports.duty_times" in p and "at least one" in p for p in problems)
     assert any("reports.sufficient_pct" in p and "120" in p for p in problems)
     assert any("reports.color: unknown option" in p for p in problems)
+
+
+def test_recorded_calibrations_and_the_alert_rules_interval_fill_the_calibration_table(site: Config) -> None:
+    """A calibration recorded with ``archmon calibration add`` wins over the config's date; the due date uses
+    ``[alerts.calibration]`` (per sensor where set), the same interval as the "calibration due" alert."""
+    from alerts.calibration.records import record_calibration
+
+    db = site.resolve(site.storage.sqlite_path)
+    path = site.path
+    assert path is not None
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text + '\n[alerts.calibration]\ninterval_months = 6\n[alerts.calibration.sensors.th3]\n'
+                    'interval_months = 24\n', encoding="utf-8")
+    config = load_config(path)
+    store = AlertStore(db)
+    try:
+        record_calibration(store, config, "th3", dt.date(2024, 9, 1), "JL-REC-9", offset_temperature=-0.2,
+                           by="王工", now_ms=at(0, 0))
+    finally:
+        store.close()
+    rows = {(c.sensor, c.quantity): c for c in report(config).rooms[0].calibration}
+    th3 = rows[("th3", "temperature")]
+    assert (th3.last_calibrated, th3.certificate, th3.source) == (dt.date(2024, 9, 1), "JL-REC-9", "records")
+    assert th3.due == dt.date(2026, 9, 1) and th3.overdue is False  # its own 24 months
+    th1 = rows[("th1", "humidity")]  # config date 2024-06-01 + the site's 6 months
+    assert th1.source == "config" and th1.due == dt.date(2024, 12, 1) and th1.overdue is True
