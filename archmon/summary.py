@@ -18,6 +18,11 @@ def config_summary(config: Config) -> str:
         f"{len(config.sources)} source(s): " + ", ".join(_describe(t) for t in config.sources),
         f"{len(config.sensors)} sensor(s)",
     ]
+    part = config.service.instance
+    if part.split or config.service.store_only:
+        total = len(config.sensors) + len(config.foreign_sensors)
+        lines.append(f"instance {part.label}: {len(config.sensors)} of the file's {total} sensor(s) are this "
+                     "instance's" + ("; store-only: no alert rule runs" if config.service.store_only else ""))
     target = config.forward.active
     if target is not None:
         lines.append(f"forwarding to {target.url} ({target.api} API, database {target.database}; outbox bound "
