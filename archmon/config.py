@@ -303,12 +303,18 @@ class Config(_Model):
     path: Path | None = Field(default=None, exclude=True)
     _label: str = PrivateAttr(default="<config>")
     _foreign: tuple[SensorConfig, ...] = PrivateAttr(default=())
+    _whole: Config | None = PrivateAttr(default=None)
 
     @property
     def foreign_sensors(self) -> tuple[SensorConfig, ...]:
         """Sensors of the file that other instances own (``[service] partition``): their messages are not
         this instance's, nor unknown devices."""
         return self._foreign
+
+    @property
+    def whole(self) -> Config:
+        """The file before ``[service] partition`` kept this instance's share of it (itself for 1/1)."""
+        return self._whole or self
 
     @property
     def label(self) -> str:

@@ -96,6 +96,7 @@ def sensor_key(sensor_id: str, source_id: str, source_kind: str) -> str:
 def split_config(config: Config) -> Config:
     """The configuration as this instance sees it: its own sensors, MQTT sources, and the serial sources it
     owns; the other instances' sensors as :attr:`Config.foreign_sensors`. Unchanged for 1/1."""
+    config = config.whole
     part = config.service.instance
     if not part.split:
         return config
@@ -113,4 +114,5 @@ def split_config(config: Config) -> Config:
     split = config.model_copy(update={"sensors": own, "sources": sources})
     split._label = config.label
     split._foreign = tuple(s for s in config.sensors if not mine(s))
+    split._whole = config
     return split

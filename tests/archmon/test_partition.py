@@ -178,3 +178,13 @@ def test_store_only_instances_share_the_messages_through_an_mqtt5_shared_subscri
     assert sorted(stored[0] + stored[1]) == stream.expected_local(total)  # each message to one member only
     assert stored[0] and stored[1]
     assert all(query(db, "SELECT count(*) FROM alert_alerts") in ([(0,)], []) for db in dbs)  # nothing judged
+
+
+def test_a_reload_keeps_the_running_instances_share_until_the_restart() -> None:
+    from archmon.reload import plan_reload
+
+    running = parse_config(_site("1/2", modbus=0))
+    plan = plan_reload(running, parse_config(_site("2/2", sensors=31, modbus=0)))
+    assert plan.restart_needed == ["service.partition"] and plan.config.service.partition == "1/2"
+    assert {s.id for s in plan.config.sensors} == {s.id for s in parse_config(_site("1/2", sensors=31,
+                                                                                    modbus=0)).sensors}
