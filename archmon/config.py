@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from archmon.city_config import CentralConfig, CityLinkConfig
 from archmon.config_problems import validation_problems
 from archmon.errors import ConfigError
 from archmon.forward_config import ForwardConfig, InfluxForwardConfig
@@ -300,6 +301,8 @@ class Config(_Model):
     http: HttpConfig = HttpConfig()
     notify: dict[str, Any] = Field(default_factory=dict)
     forward: ForwardConfig = ForwardConfig()
+    city: CityLinkConfig | None = None
+    central: CentralConfig | None = None
     path: Path | None = Field(default=None, exclude=True)
     _label: str = PrivateAttr(default="<config>")
     _foreign: tuple[SensorConfig, ...] = PrivateAttr(default=())

@@ -13,6 +13,7 @@ topic) and ``site.timezone`` (days already rolled up and judged in it); ``storag
 is built once); the whole ``[http]`` table (the dashboard's socket, TLS and proxies are set up at start); ``[forward]``
 (the outbox and the forwarder are built at start); ``service.partition`` and ``store_only`` (the sources'
 client ids and subscriptions are this instance's: until the restart it keeps its share of the new file's sensors);
+``[city]`` and ``[central]`` (their connections to the city's broker);
 every option of a source table but an MQTT source's ``subscriptions``, and sources added or removed
 (connections and ports are open).
 Until then the running values stay in force; sensors on a source that is not running yet are left out.
@@ -40,6 +41,9 @@ RESTART_ONLY: dict[str, tuple[str, ...]] = {
 }
 """Keys of single tables that a reload cannot change; source tables cannot change either, except the options
 in :data:`LIVE_SOURCE_OPTIONS`."""
+
+WHOLE_RESTART_ONLY = ("city", "central")
+"""Optional tables a reload cannot change at all (their MQTT connections are set up at start)."""
 
 LIVE_SOURCE_OPTIONS: dict[str, tuple[str, ...]] = {"mqtt": ("subscriptions",)}
 """Options of a source table a reload applies at once (per kind): an MQTT source's subscriptions (formats of
@@ -141,6 +145,10 @@ def plan_reload(running: Config, new: Config) -> ReloadPlan:
         restart += [f"{section}.{key}" for key in kept]
         if kept:
             updates[section] = new_table.model_copy(update=kept)
+    for section in WHOLE_RESTART_ONLY:
+        if getattr(running, section) != getattr(new, section):
+            restart.append(f"[{section}]")
+            updates[section] = getattr(running, section)
     if "service" in updates:  # the new file's sensors as the running instance's share of them
         new = split_config(new.whole.model_copy(update={"service": updates["service"]}))
 

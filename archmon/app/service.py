@@ -115,6 +115,10 @@ class Service(Reloading):
         """Readings stored but not judged when the last stop ran out of time (see :mod:`archmon.app.feed`)."""
         self.alerts: Any = self._alert_service()
         self.notifier: Any = self._notifier()
+        from archmon.app.city import build_city
+
+        self.city = build_city(config, self.db_path, self.hub)
+        """The site's link to the city's broker and/or the central overview (None: neither configured)."""
         self.audit.start()  # (the alert service made the audit table) also for a reload before the start
         self.counters = Counters()
         self._service_counts: dict[str, int] = defaultdict(int)  # reloads, refusals... (persisted as counters)
@@ -231,6 +235,8 @@ class Service(Reloading):
                                    next_run_time=_now_dt(self.config))
         if self.notifier is not None:
             self.notifier.start()
+        if self.city is not None:
+            self.city.start()
         self.scheduler.start()
         self._started = True
         kinds = sorted(f"{t.id} ({t.kind})" for t in self.config.sources if t.id in self._sources)

@@ -53,6 +53,8 @@ def stop_service(service: Service) -> StopReport:
         service.scheduler.shutdown(wait=False)
     if service.forwarding is not None:  # a request under way is abandoned: its rows stay queued for the next start
         service.forwarding.stop(deadline.left(reserve=tail, cap=2.0))
+    if service.city is not None:  # the site says "offline" to the city while the rest stops
+        service.city.stop(deadline.left(reserve=tail, cap=2.0))
     sources = service.sources()
     redelivering = {i: s for i, s in sources.items() if i in service._redelivering}
     others = {i: s for i, s in sources.items() if i not in redelivering}
