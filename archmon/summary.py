@@ -27,6 +27,14 @@ def config_summary(config: Config) -> str:
     if target is not None:
         lines.append(f"forwarding to {target.url} ({target.api} API, database {target.database}; outbox bound "
                      f"{target.outbox_max_rows:,} rows, warning at {target.warn_rows_at:,})")
+    if config.city is not None and config.city.enabled:
+        broker = config.city.broker
+        lines.append(f"city: alerts and health published to {broker.host}:{broker.port} every "
+                     f"{config.city.status_interval_s:g} s")
+    if config.central is not None and config.central.enabled:
+        broker, influx = config.central.broker, config.central.influxdb
+        lines.append(f"central: city overview (/city) of every site on {broker.host}:{broker.port}"
+                     + (f", series from {influx.url}" if influx is not None else ""))
     return "\n".join(lines)
 
 
