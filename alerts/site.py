@@ -38,6 +38,10 @@ def load_settings(config: Config) -> AlertSettings:
     unknown = sorted(set(settings.rules) - set(RULES))
     if unknown:
         raise ConfigError([f"alerts.rules.{name}: unknown rule; known: {sorted(RULES)}" for name in unknown])
+    if config.service.store_only:  # an instance that only stores and forwards judges nothing
+        from alerts.settings import RuleSettings
+
+        settings = settings.model_copy(update={"rules": {name: RuleSettings(enabled=False) for name in RULES}})
     return settings
 
 
@@ -117,7 +121,8 @@ def check_config(config: Config) -> list[str]:
         settings = load_settings(config)
     except ConfigError as exc:
         return list(exc.problems)
-    problems: list[str] = exempt_rule_problems(settings)
+    # (a store-only instance runs no rule at all, by design: smoke and leak are judged where the sensor is owned)
+    problems: list[str] = [] if config.service.store_only else exempt_rule_problems(settings)
     for profile_id, layer in settings.profiles.items():
         try:
             resolve_profile(profile_id, layer, where=f"alerts.profiles.{profile_id}")

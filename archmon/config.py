@@ -20,9 +20,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from archmon.city_config import CentralConfig, CityLinkConfig
 from archmon.config_problems import validation_problems
 from archmon.errors import ConfigError
 from archmon.forward_config import ForwardConfig, InfluxForwardConfig
+from archmon.partition import Partition, parse_partition, split_config
 from archmon.quantities import QUANTITIES
 from archmon.source_tables import ID_PATTERN, SOURCE_SECTIONS, SourceTable, read_source_tables
 
@@ -125,9 +127,24 @@ class ServiceConfig(_Model):
         stop_timeout_s: on SIGTERM/SIGINT, everything (final flush, acknowledgements, alert state) is
             finished or given up within this bound; a systemd unit's ``TimeoutStopSec`` should be a little
             above it (see ``docs/archmon.service``).
+        partition: ``"K/N"``: this is instance K of N sharing the site's sensors (``archmon.partition``).
+        store_only: store and forward readings, judge none (no alert rules run, not even smoke and leak);
+            required for MQTT v5 shared subscriptions (an MQTT source's ``share_group``).
     """
 
     stop_timeout_s: float = Field(default=30.0, ge=1, le=600)
+    partition: str = "1/1"
+    store_only: bool = False
+
+    @field_validator("partition")
+    @classmethod
+    def _partition(cls, value: str) -> str:
+        return parse_partition(value).label
+
+    @property
+    def instance(self) -> Partition:
+        """This instance's share of the site (1/1: all of it)."""
+        return parse_partition(self.partition)
 
 
 class RoomConfig(_Model):
@@ -286,8 +303,23 @@ class Config(_Model):
     forward: ForwardConfig = ForwardConfig()
     reports: dict[str, Any] = Field(default_factory=dict)  # validated by dashboards.reports.settings
     actuators: list[dict[str, Any]] = Field(default_factory=list)  # checked by alerts.control (climate control)
+    city: CityLinkConfig | None = None
+    central: CentralConfig | None = None
     path: Path | None = Field(default=None, exclude=True)
     _label: str = PrivateAttr(default="<config>")
+    _foreign: tuple[SensorConfig, ...] = PrivateAttr(default=())
+    _whole: Config | None = PrivateAttr(default=None)
+
+    @property
+    def foreign_sensors(self) -> tuple[SensorConfig, ...]:
+        """Sensors of the file that other instances own (``[service] partition``): their messages are not
+        this instance's, nor unknown devices."""
+        return self._foreign
+
+    @property
+    def whole(self) -> Config:
+        """The file before ``[service] partition`` kept this instance's share of it (itself for 1/1)."""
+        return self._whole or self
 
     @property
     def label(self) -> str:
@@ -378,7 +410,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>", path: Path | No
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
     config._label = source
-    return config if path is None else _absolute_paths(config, path.parent)
+    return split_config(config if path is None else _absolute_paths(config, path.parent))
 
 
 def _absolute_paths(config: Config, base: Path) -> Config:

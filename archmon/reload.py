@@ -4,14 +4,16 @@ Applied at once: rooms and their profiles and overrides, sensors (room, kind, to
 calibration, expected interval, enabled, Modbus address/preset/channel/timeout: new MQTT topics are
 subscribed, Modbus devices polled), custom Modbus register maps, the ``[alerts]`` table, the source-level
 MQTT ``subscriptions`` (formats of unassigned devices), ``site.language``, ``storage.*_retention_days``
-and ``[service]``. (``[notify]`` is the notifier's: see ``alerts.notify``.)
+and ``[service]`` but ``partition`` and ``store_only``. (``[notify]`` is the notifier's: see ``alerts.notify``.)
 
 Only at the next restart (:data:`RESTART_ONLY`): ``site.name`` (it is in the MQTT client id and status
 topic) and ``site.timezone`` (days already rolled up and judged in it); ``storage.sqlite_path``,
 ``batch_size`` and ``flush_interval_ms`` (the store and its writer are open),
 ``quarantine_per_source_per_minute`` and ``quarantine_payload_max_bytes`` (the pipeline's quarantine keeper
 is built once); the whole ``[http]`` table (the dashboard's socket, TLS and proxies are set up at start); ``[forward]``
-(the outbox and the forwarder are built at start);
+(the outbox and the forwarder are built at start); ``service.partition`` and ``store_only`` (the sources'
+client ids and subscriptions are this instance's: until the restart it keeps its share of the new file's sensors);
+``[city]`` and ``[central]`` (their connections to the city's broker);
 every option of a source table but an MQTT source's ``subscriptions``, and sources added or removed
 (connections and ports are open).
 Until then the running values stay in force; sensors on a source that is not running yet are left out.
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archmon.config import Config
+from archmon.partition import split_config
 
 __all__ = ["LIVE_SOURCE_OPTIONS", "RESTART_ONLY", "ReloadOutcome", "ReloadPlan", "plan_reload"]
 
@@ -34,9 +37,13 @@ RESTART_ONLY: dict[str, tuple[str, ...]] = {
                 "quarantine_payload_max_bytes"),
     "http": ("enabled", "host", "port", "tls_cert", "tls_key", "trusted_proxies", "public_url"),
     "forward": ("influxdb",),
+    "service": ("partition", "store_only"),
 }
 """Keys of single tables that a reload cannot change; source tables cannot change either, except the options
 in :data:`LIVE_SOURCE_OPTIONS`."""
+
+WHOLE_RESTART_ONLY = ("city", "central")
+"""Optional tables a reload cannot change at all (their MQTT connections are set up at start)."""
 
 LIVE_SOURCE_OPTIONS: dict[str, tuple[str, ...]] = {"mqtt": ("subscriptions",)}
 """Options of a source table a reload applies at once (per kind): an MQTT source's subscriptions (formats of
@@ -138,6 +145,12 @@ def plan_reload(running: Config, new: Config) -> ReloadPlan:
         restart += [f"{section}.{key}" for key in kept]
         if kept:
             updates[section] = new_table.model_copy(update=kept)
+    for section in WHOLE_RESTART_ONLY:
+        if getattr(running, section) != getattr(new, section):
+            restart.append(f"[{section}]")
+            updates[section] = getattr(running, section)
+    if "service" in updates:  # the new file's sensors as the running instance's share of them
+        new = split_config(new.whole.model_copy(update={"service": updates["service"]}))
 
     running_tables = {t.id: t for t in running.sources}
     new_tables = {t.id: t for t in new.sources}

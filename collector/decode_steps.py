@@ -71,6 +71,9 @@ def _mqtt(handling: Handling, message: RawMessage) -> None:
             return
         handling.accept(message, sensor, decoded.values)
         return
+    if router.foreign_sensor(message.source, message.topic) is not None:
+        batch.count("other_partition")  # another instance's sensor, seen through a wildcard subscription
+        return
     subscription = router.subscription(message.source, message.topic)
     if subscription is None:
         handling.reject(message, f"no sensor and no subscription format for topic {message.topic!r}", "route")

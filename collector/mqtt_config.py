@@ -75,6 +75,7 @@ class MqttSourceConfig(SourceConfig):
     reconnect_min_s: float = Field(default=1.0, gt=0)
     reconnect_max_s: float = Field(default=60.0, gt=0)
     device_tz: str | None = None
+    share_group: str = Field(default="", pattern=r"^[^/+#$\s]*$")
     subscriptions: list[MqttSubscription] = Field(default_factory=list)
 
     _password_file = field_validator("password_file")(_beside_config)
@@ -109,6 +110,18 @@ class MqttSourceConfig(SourceConfig):
         files that cannot be loaded; unknown subscription formats and options; sensors without a topic
         or a known format."""
         out = []
+        if self.share_group and not config.service.store_only:
+            out.append(f"{where}.share_group: a shared subscription hands each message to one instance of the group, "
+                       "so a sensor's readings would be judged in pieces: only for [service] store_only = true "
+                       "(split judging instances by sensor with [service] partition) "
+                       f"(got {self.share_group!r})")
+        if self.share_group and self.protocol != "5":
+            out.append(f"{where}.share_group: shared subscriptions are MQTT v5: set protocol = \"5\" "
+                       f"(got protocol {self.protocol!r})")
+        if not self.share_group and config.service.store_only and config.service.instance.split:
+            out.append(f"{where}.share_group: store-only instances ([service] partition "
+                       f"{config.service.partition!r}) share this broker's messages through a shared subscription; "
+                       "without share_group every instance would store every message")
         try:
             self.password(where)
         except ConfigError as exc:

@@ -91,6 +91,15 @@ class Router:
                 self._by_address[(sensor.source, sensor.address)].append(sensor)
             else:
                 self._by_port[sensor.source].append(sensor)
+        # other instances' sensors ([service] partition): known, so their messages are not unknown devices
+        self._foreign_exact: dict[tuple[str, str], SensorConfig] = {}
+        self._foreign_wildcard: dict[str, list[SensorConfig]] = defaultdict(list)
+        for sensor in config.foreign_sensors:
+            if sensor.enabled and sensor.source in self._mqtt_ids and sensor.topic:
+                if "+" in sensor.topic or "#" in sensor.topic:
+                    self._foreign_wildcard[sensor.source].append(sensor)
+                else:
+                    self._foreign_exact[(sensor.source, sensor.topic.rstrip("/"))] = sensor
 
     def is_mqtt(self, source: str) -> bool:
         """True if ``source`` is a configured MQTT broker."""
@@ -109,6 +118,16 @@ class Router:
                 return sensor
         return None
 
+    def foreign_sensor(self, source: str, topic: str) -> SensorConfig | None:
+        """The sensor another instance owns (``[service] partition``) that ``topic`` belongs to, if any."""
+        parts = topic.split("/")
+        for end in range(len(parts), 0, -1):
+            sensor = self._foreign_exact.get((source, "/".join(parts[:end])))
+            if sensor is not None:
+                return sensor
+        wildcards = self._foreign_wildcard.get(source, ())
+        return next((s for s in wildcards if s.topic and topic_matches_sub(s.topic, topic)), None)
+
     def subscription(self, source: str, topic: str) -> Subscription | None:
         """The first source subscription whose filter matches ``topic``."""
         for sub in self._subscriptions.get(source, ()):
@@ -124,13 +143,14 @@ class Router:
         """Sensors on a serial line source."""
         return self._by_port.get(source, [])
 
-    def mqtt_topics(self, source: str) -> list[str]:
+    def mqtt_topics(self, source: str, *, extras: bool = True) -> list[str]:
         """Topic filters to subscribe on ``source``: each sensor's device topic with everything below it,
-        and the source's own subscriptions, without filters another one already covers (overlapping
-        subscriptions make brokers deliver a message once per match)."""
+        and (``extras``) the source's own subscriptions, without filters another one already covers
+        (overlapping subscriptions make brokers deliver a message once per match)."""
         topics = [f"{topic}/#" for (src, topic) in self._exact if src == source]
         topics += [s.topic for s in self._wildcard.get(source, ()) if s.topic]
-        topics += [sub.filter for sub in self._subscriptions.get(source, ())]
+        if extras:
+            topics += [sub.filter for sub in self._subscriptions.get(source, ())]
         return minimal_filters(topics)
 
 

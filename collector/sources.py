@@ -15,13 +15,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import import_module
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from archmon.config import Config, SourceTable, validation_problems
 from archmon.errors import ConfigError
+from collector._mqtt_client import default_client_id, default_status_topic
 from collector.decode_steps import line_decoder, modbus_decoder, mqtt_decoder
 from collector.modbus import ModbusSource, bus_devices
 from collector.modbus_config import ModbusSourceConfig
@@ -31,6 +32,9 @@ from collector.serial_line import SerialLineSource
 from collector.serial_line_config import LineSourceConfig
 from collector.source import DecoderFactory, DeviceKey, PlacedSensor, Source, SourceConfig, SourceContext
 
+if TYPE_CHECKING:
+    from collector.routing import Router
+
 __all__ = [
     "SOURCE_KINDS",
     "SourceCheck",
@@ -39,6 +43,7 @@ __all__ = [
     "build_sources",
     "check_sources",
     "configs_of",
+    "instance_subscriptions",
     "sample_path",
     "source_configs",
     "source_problems",
@@ -113,8 +118,33 @@ class SourceKind:
 
 
 def _mqtt(config: MqttSourceConfig, context: SourceContext) -> MqttSource:
+    config, topics = instance_subscriptions(config, context.config, context.router)
     return MqttSource(config, batch_handler=context.sink, max_chunk=context.max_chunk, site=context.config.site.name,
-                      topics=context.router.mqtt_topics(config.id), where=context.where)
+                      topics=topics, where=context.where)
+
+
+def instance_subscriptions(config: MqttSourceConfig, core: Config,
+                           router: Router) -> tuple[MqttSourceConfig, list[str]]:
+    """An MQTT source as this instance runs it (``archmon.partition``).
+
+    With ``[service] partition`` K/N its client id and status topic end in ``-KofN`` (each instance has its own
+    broker session), and only instance 1 subscribes to the source's extra ``subscriptions`` (devices not yet
+    adopted are listed once, not N times). With ``share_group`` every filter is ``$share/<group>/<filter>`` and
+    the extra subscriptions are left out: a message matching two shared filters would go to two members.
+
+    Returns:
+        The source's config and the topic filters of its sensors (with the extras it keeps), as subscribed.
+    """
+    part = core.service.instance
+    extras = part.index == 1 and not config.share_group
+    topics = router.mqtt_topics(config.id, extras=extras)
+    update: dict[str, object] = {} if extras else {"subscriptions": []}
+    if part.split:
+        update["client_id"] = (config.client_id or default_client_id(core.site.name, config.id)) + part.suffix
+        update["status_topic"] = (config.status_topic or default_status_topic(core.site.name, config.id)) + part.suffix
+    if config.share_group:
+        topics = [f"$share/{config.share_group}/{t}" for t in topics]
+    return (config.model_copy(update=update) if update else config), topics
 
 
 def _modbus(config: ModbusSourceConfig, context: SourceContext) -> ModbusSource:

@@ -52,6 +52,11 @@ def check_references(config: Config, *, checked: SourceCheck | None = None, secr
     from collector.forward import forward_problems
 
     problems += forward_problems(config, secrets=secrets)  # (a running service queues without a readable token)
+    from dashboards.city.link import link_problems
+
+    for table, where_key in ((config.city, "city.broker"), (config.central, "central.broker")):
+        if table is not None and table.enabled:
+            problems += link_problems(config, table.broker, where_key)
     return problems
 
 

@@ -121,6 +121,10 @@ class Service(Reloading):
         self.notifier: Any = self._notifier()
         self.control: Any = self._climate()
         """Climate control (``[[actuators]]``; None without any): :mod:`archmon.app.climate`."""
+        from archmon.app.city import build_city
+
+        self.city = build_city(config, self.db_path, self.hub)
+        """The site's link to the city's broker and/or the central overview (None: neither configured)."""
         self.audit.start()  # (the alert service made the audit table) also for a reload before the start
         self.counters = Counters()
         self._service_counts: dict[str, int] = defaultdict(int)  # reloads, refusals... (persisted as counters)
@@ -248,6 +252,8 @@ class Service(Reloading):
             self.notifier.start()
         if self.control is not None:
             self.control.start(self.scheduler)
+        if self.city is not None:
+            self.city.start()
         self.scheduler.start()
         self._started = True
         kinds = sorted(f"{t.id} ({t.kind})" for t in self.config.sources if t.id in self._sources)

@@ -57,6 +57,8 @@ def stop_service(service: Service) -> StopReport:
     control = getattr(service, "control", None)  # climate control: links disconnect, devices keep their state
     if control is not None and not run_bounded(control.stop, deadline.left(reserve=tail, cap=3), "climate control"):
         report.unfinished.append("climate control")
+    if service.city is not None:  # the site says "offline" to the city while the rest stops
+        service.city.stop(deadline.left(reserve=tail, cap=2.0))
     sources = service.sources()
     redelivering = {i: s for i, s in sources.items() if i in service._redelivering}
     others = {i: s for i, s in sources.items() if i not in redelivering}

@@ -70,7 +70,8 @@ def serve_dashboard(service: Service, address: str | None = None) -> Dashboard |
             raise RuntimeError("; ".join(outcome.problems) or "the reload was not applied")
 
     try:
-        app = build_app(config, hub=service.hub, db_path=service.db_path, alerts=service.alerts, reload=adopted)
+        app = build_app(config, hub=service.hub, db_path=service.db_path, alerts=service.alerts, reload=adopted,
+                        city=service.city)
     except Exception:  # a bug or a file it cannot read: the dashboard's loss, never the collector's
         log.exception("dashboard NOT served: it could not be built; archmon goes on collecting without it")
         _gauges(service, enabled=1, serving=0, port=port)

@@ -11,7 +11,7 @@ from archmon.forward_config import InfluxForwardConfig
 from collector.forward.influx import InfluxClient
 from collector.forward.outbox import OutboxLimits
 
-__all__ = ["forward_problems", "make_client", "outbox_limits"]
+__all__ = ["client_for", "forward_problems", "make_client", "outbox_limits"]
 
 WHERE = "forward.influxdb"
 
@@ -30,8 +30,17 @@ def make_client(config: Config) -> InfluxClient:
     target = config.forward.active
     if target is None:
         raise ConfigError(f"{config.label}: [{WHERE}] is not configured")
-    token = read_secret(target.token_env, _path(config, target.token_file), f"{WHERE}.token")
-    password = read_secret(target.password_env, _path(config, target.password_file), f"{WHERE}.password")
+    return client_for(config, target, WHERE)
+
+
+def client_for(config: Config, target: InfluxForwardConfig, where: str) -> InfluxClient:
+    """The client of ``target`` (a table of ``config`` named ``where`` in errors), its secrets read now.
+
+    Raises:
+        ConfigError: a secret cannot be read.
+    """
+    token = read_secret(target.token_env, _path(config, target.token_file), f"{where}.token")
+    password = read_secret(target.password_env, _path(config, target.password_file), f"{where}.password")
     ca_file = _path(config, target.ca_file)
     return InfluxClient(target, token=token, password=password, ca_file=str(ca_file) if ca_file else None)
 

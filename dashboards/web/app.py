@@ -21,7 +21,7 @@ from collector.store import SqliteStore
 from dashboards.web import api
 from dashboards.web.context import Reloader, WebContext
 from dashboards.web.live import LiveRooms, events_endpoint
-from dashboards.web.pages import admin, alerts, auth, rooms, sensors
+from dashboards.web.pages import admin, alerts, auth, city, rooms, sensors
 from dashboards.web.ratelimit import LoginLimiter
 from dashboards.web.security import AuthMiddleware, SecurityHeaders
 from dashboards.web.users import UserStore
@@ -41,6 +41,7 @@ def routes() -> list[Route | Mount]:
         Route("/account/language", auth.language, methods=["POST"]),
         Route("/", rooms.overview, methods=["GET"]),
         Route("/rooms/{room}", rooms.room_page, methods=["GET"]),
+        Route("/city", city.city_page, methods=["GET"]),
         Route("/alerts", alerts.alerts_page, methods=["GET"]),
         Route("/alerts/{alert_id:int}", alerts.alert_page, methods=["GET"]),
         Route("/alerts/{alert_id:int}/ack", alerts.acknowledge, methods=["POST"]),
@@ -56,6 +57,7 @@ def routes() -> list[Route | Mount]:
         Route("/api/rooms", api.api_rooms, methods=["GET"]),
         Route("/api/latest", api.api_latest, methods=["GET"]),
         Route("/api/rooms/{room}/series", api.api_series, methods=["GET"]),
+        Route("/api/city", city.api_city, methods=["GET"]),
         Route("/api/alerts", api.api_alerts, methods=["GET"]),
         Route("/api/alerts/{alert_id:int}/ack", api.api_ack, methods=["POST"]),
         Route("/api/access", api.api_access, methods=["GET"]),
@@ -75,6 +77,7 @@ def build_app(
     reload: Reloader | None = None,
     tls: bool | None = None,
     limiter: LoginLimiter | None = None,
+    city: Any = None,
 ) -> Starlette:
     """The dashboard for a site.
 
@@ -88,6 +91,7 @@ def build_app(
         reload: called with the new configuration after an adoption changed the config file.
         tls: cookies are ``Secure`` and HSTS is sent (default: ``config.http`` has a certificate).
         limiter: login rate limits (default: 5 failures per account, 20 per address, in 15 minutes).
+        city: the service's city parts (``archmon.app.city.CityParts``): a central archmon serves ``/city``.
 
     Returns:
         A Starlette app; ``app.state.ctx`` is its :class:`WebContext`.
@@ -97,7 +101,7 @@ def build_app(
         config=config, db_path=Path(db_path), hub=hub,
         store=SqliteStore(Path(db_path), tz=config.site.tz, readonly=True),
         readers=ReaderPool(db_path), users=UserStore(db_path), access=AccessRegister(db_path, hub=hub),
-        alerts=alerts, reload=reload, limiter=limiter or LoginLimiter(), secure_cookies=secure,
+        alerts=alerts, reload=reload, limiter=limiter or LoginLimiter(), secure_cookies=secure, city=city,
     )
     engine = getattr(alerts, "engine", None)
     if any(isinstance(rule, UnregisteredEntryRule) and rule.sessions is None for rule in getattr(engine, "rules", [])):

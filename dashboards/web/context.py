@@ -41,6 +41,7 @@ class WebContext:
         reload: called after the config file was changed (None: the change applies at the next start).
         limiter: login rate limits.
         secure_cookies: cookies carry ``Secure`` (the app is served over TLS).
+        city: the service's ``archmon.app.city.CityParts`` (a central archmon: the page ``/city``), or None.
     """
 
     config: Config
@@ -54,6 +55,7 @@ class WebContext:
     reload: Reloader | None = None
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     secure_cookies: bool = False
+    city: Any = None
     config_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property

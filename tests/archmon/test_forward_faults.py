@@ -4,6 +4,8 @@ with its tags, value and millisecond timestamp.
 
 (a) InfluxDB stopped during the stream, then restarted: the outbox fills (the ``forwarding`` alert rises), then
     drains (it clears);
+(b) the broker restarted twice during the stream (down for a second each time): archmon and the publisher
+    reconnect, the persistent session keeps what was queued, copies sent again are stored once;
 (c) ``archmon run`` SIGKILLed during the stream while forwarding, with writes the server applied but whose
     answers were lost (a proxy drops them), then restarted: those rows are sent again, which the server
     absorbs (same series and timestamp: one point);
@@ -16,6 +18,7 @@ with its tags, value and millisecond timestamp.
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -72,6 +75,35 @@ def test_a_influxdb_stopped_during_a_stream_fills_the_outbox_and_it_drains_after
     gauges = dict(query(db, "SELECT name, value FROM gauges WHERE name LIKE 'forward.%'"))
     assert counters["forward.influxdb.forwarded"] >= 1400 and counters["forward.influxdb.failures"] >= 1
     assert (gauges["forward.influxdb.outbox_rows"], gauges["forward.influxdb.up"]) == (0, 1)
+
+
+def test_b_the_broker_restarted_twice_during_a_stream_loses_and_duplicates_nothing_locally_or_remotely(
+        tmp_path: Path, mosquitto: MosquittoBroker, influx: InfluxServer) -> None:
+    config = write_site(tmp_path, mosquitto.port, f'url = "{influx.url}"\napi = "v1"\n')
+    db = tmp_path / "archmon.db"
+    stream = Stream(mosquitto.port, BASE_MS)
+    process = start(config, tmp_path / "run.log")
+    total = 2000
+    try:
+        publishing = threading.Thread(target=stream.publish, args=(range(total),), kwargs={"pace_s": 0.002})
+        publishing.start()
+        for at_least in (400, 1000):
+            wait_for(lambda a=at_least: len(local(db)) >= a, f"{at_least} readings stored")
+            assert publishing.is_alive()  # the restart falls inside the stream
+            mosquitto.stop()
+            time.sleep(1)  # the broker stays down for a moment: the publisher queues, archmon retries
+            mosquitto.start()
+        publishing.join(180)
+        assert not publishing.is_alive()
+        wait_drained(db, total)
+        process.signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        process.kill()
+        stream.close()
+    assert process.log().count("mqtt[b]: subscribed") == 3  # the first connection and one per restart
+    assert local(db) == stream.expected_local(total)
+    assert sorted(influx.points()) == stream.expected(total)
 
 
 def test_c_archmon_killed_while_forwarding_and_restarted_sends_everything_once(

@@ -74,7 +74,7 @@ def context(request: Request, **extra: Any) -> dict[str, Any]:
         "request": request, "t": t, "lang": t.language, "user": request.state.user,
         "csrf": request.state.csrf or "", "site": ctx.config.site, "when": when, "value": fmt_value,
         "quantity_name": quantity_name, "state_name": state_name, "room_name": room_name, "now_ms": now_ms(),
-        "tz_name": ctx.config.site.timezone, **extra,
+        "tz_name": ctx.config.site.timezone, "central": getattr(ctx.city, "state", None) is not None, **extra,
     }
 
 
