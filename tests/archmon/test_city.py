@@ -92,7 +92,8 @@ def _site(folder: Path, name: str, broker: int, influx: str, rooms: dict[str, li
         f'[site]\nname = "{name}"\n[service]\nstop_timeout_s = 10\n[http]\nenabled = false\n{rooms_toml}'
         f'[[mqtt]]\nid = "b"\nport = {broker}\nclient_id = "archmon-{name}"\nreconnect_max_s = 1\n{sensors}'
         f'[forward.influxdb]\nurl = "{influx}"\napi = "v1"\nretry_min_s = 0.1\nretry_max_s = 1\n'
-        f'[city]\nstatus_interval_s = 1\n[city.broker]\nport = {broker}\nkeepalive_s = 5\n', encoding="utf-8")
+        f'[city]\nstatus_interval_s = 1\n[city.broker]\nport = {broker}\nkeepalive_s = 5\n'
+        '[alerts.calibration]\nuncalibrated = false\n', encoding="utf-8")  # only the alerts the test raises
     return path
 
 

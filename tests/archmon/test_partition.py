@@ -94,7 +94,8 @@ def _instance(folder: Path, port: int, partition: str, extra_service: str = "", 
         f'[site]\nname = "big"\n[service]\nstop_timeout_s = 10\npartition = "{partition}"\n{extra_service}'
         '[http]\nenabled = false\n[[rooms]]\nid = "paper"\noverrides = { temperature = { high = 20, delay_s = 0 } }\n'
         f'[[mqtt]]\nid = "b"\nport = {port}\nreconnect_max_s = 1\n{extra_mqtt}'
-        '[[mqtt.subscriptions]]\nfilter = "zigbee2mqtt/+"\nformat = "zigbee2mqtt"\n' + sensors, encoding="utf-8")
+        '[[mqtt.subscriptions]]\nfilter = "zigbee2mqtt/+"\nformat = "zigbee2mqtt"\n' + sensors
+        + '[alerts.calibration]\nuncalibrated = false\n', encoding="utf-8")  # sensor alerts only
     return path
 
 
