@@ -16,6 +16,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,8 @@ class AuditQueue:
             try:
                 if conn is None:
                     conn = connect(self.db_path, busy_timeout_s=BUSY_TIMEOUT_S)
-                _append(conn, entry, check_duplicate=replayed)
+                if not _append(conn, entry, check_duplicate=replayed, closed=lambda: self._closing):
+                    break  # closed while it waited for the lock: the entry stays in the spool for the next run
             except (sqlite3.Error, OSError) as exc:
                 self.failures += 1
                 if not failing:
@@ -144,16 +146,23 @@ class AuditQueue:
             conn.close()
 
 
-def _append(conn: sqlite3.Connection, entry: AuditEntry, *, check_duplicate: bool) -> None:
+def _append(conn: sqlite3.Connection, entry: AuditEntry, *, check_duplicate: bool,
+            closed: Callable[[], bool]) -> bool:
+    """Write ``entry`` unless the queue was closed while this waited for the write lock (then False: the
+    next run, which may already be writing it from the spool, owns it; writing it here too could put it in
+    the log twice, since only entries of an earlier run are checked for a copy)."""
     with write_tx(conn):
+        if closed():
+            return False
         for statement in DDL:  # a file the alert store has not migrated yet
             conn.execute(statement)
         if check_duplicate:  # written by the earlier run after it spooled it, before it could say so
             rows = conn.execute("SELECT payload FROM audit_log WHERE ts_ms = ? AND kind = ? AND subject = ?",
                                 (entry.ts_ms, entry.kind, entry.subject)).fetchall()
             if any(json.loads(row[0]) == json.loads(json.dumps(entry.payload, default=str)) for row in rows):
-                return
+                return True
         append_audit(conn, entry.ts_ms, entry.kind, entry.actor, entry.subject, entry.payload)
+    return True
 
 
 def _read_spool(path: Path) -> list[AuditEntry]:

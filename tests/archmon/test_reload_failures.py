@@ -202,3 +202,26 @@ def test_a_stop_wins_over_a_reload_in_progress_and_those_asked_for(tmp_path: Pat
     control.request_reload("SIGHUP")  # during (or after) the stop: said, not done
     assert "SIGHUP: not reloading, archmon is stopping" in caplog.text
     assert service.reload().skipped  # and nothing is applied once stopping
+
+
+def test_an_entry_whose_run_closed_while_it_waited_for_the_lock_is_written_once_by_the_next_run(tmp_path: Path) -> None:
+    """The old run's writer was waiting for the stalled file when its stop gave up on it; the next run takes
+    the entry from the spool. Whichever of the two gets the lock first, the log holds it once."""
+    from archmon.app.audit import AuditQueue
+
+    db = tmp_path / "a.db"
+    Service(load_config(line_site(tmp_path))).stop()  # the file and its tables
+    with StoreStall(db):
+        old = AuditQueue(db)
+        old.start()
+        old.submit("config", "system", "service", {"event": "reload", "path": "x"})
+        assert old.close(0.3) == 1  # given up on: kept in the spool
+        new = AuditQueue(db)  # the next run, started while the file is still stalled
+        new.start()
+        assert new.pending() == 1
+    wait_for(lambda: new.pending() == 0, "the next run writing it")
+    assert old._thread is not None
+    old._thread.join(30)  # the old writer got the lock too, after the stall, and saw it was closed
+    assert not old._thread.is_alive()
+    new.close(5)
+    assert [e["event"] for e in service_audit(db)] == ["reload"]
