@@ -9,7 +9,13 @@ sufficient_pct = 50               # a day with at least this completeness counts
 calibration_interval_months = 12  # due date = last calibration + this
 prepared_by = ""                  # names printed on the signature block (may be left empty)
 reviewed_by = ""
+pass_completeness_pct = 90        # the printed summary's pass criteria (stated on the report)
+pass_in_band_pct = 95
+outdoor_room = ""                 # a room whose sensors measure outdoors: its values beside the register's
 ```
+
+``[reports.schedule]`` (reports made by ``archmon run``):
+:class:`dashboards.reports.schedule_settings.ScheduleSettings`.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from archmon.config import Config
 from archmon.errors import ConfigError
+from dashboards.reports.schedule_settings import ScheduleSettings
 
 __all__ = ["ReportSettings", "check_config", "load_settings"]
 
@@ -36,6 +43,10 @@ class ReportSettings(BaseModel):
     calibration_interval_months: int = Field(default=12, ge=1, le=120)
     prepared_by: str = ""
     reviewed_by: str = ""
+    pass_completeness_pct: float = Field(default=90.0, ge=0, le=100)
+    pass_in_band_pct: float = Field(default=95.0, ge=0, le=100)
+    outdoor_room: str = ""
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
 
     @field_validator("duty_times")
     @classmethod
