@@ -154,7 +154,8 @@ LABELS: dict[str, dict[str, str]] = {
         "no": "否",
         "auto": "自动",
         "limits": "标准范围",
-        "register_notes": "说明：记录人 archmon 表示读数由 archmon 自动采集，为定时时刻 ±{tol} 分钟内有读数时该小时的平均值；"
+        "register_notes": "说明：记录人 archmon 表示读数由 archmon 自动采集，"
+                          "为定时时刻 ±{tol} 分钟内有读数时该小时的平均值；"
                           "空格表示该时刻没有读数（不补记）。"
                           "“是否符合”按当日定时读数与标准范围比较。采取措施摘自告警的确认与处置记录。",
         "register_sensors": "传感器：{sensors}",

@@ -12,6 +12,7 @@ naming the package, never a PDF whose Chinese is drawn in some fallback font or 
 from __future__ import annotations
 
 import functools
+import logging
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -23,6 +24,9 @@ __all__ = ["FONT_FAMILY", "FONT_PACKAGE", "RenderedPdf", "check_fonts", "render_
 
 FONT_FAMILY = "Noto Sans CJK SC"
 FONT_PACKAGE = "fonts-noto-cjk"
+logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)  # a line per page otherwise, at INFO
+logging.getLogger("fontTools").setLevel(logging.WARNING)
+
 _WEASYPRINT_HINT = ("the PDF needs WeasyPrint and Pango: `pip install weasyprint` (in archmon's dependencies) and "
                     "Debian's libpango-1.0-0 libpangoft2-1.0-0 (scripts/bootstrap.sh installs them)")
 
