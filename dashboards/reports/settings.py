@@ -75,9 +75,22 @@ def load_settings(config: Config) -> ReportSettings:
 
 
 def check_config(config: Config) -> list[str]:
-    """Problems in ``[reports]`` (empty when it is fine)."""
+    """Problems in ``[reports]`` (empty when it is fine): the table, the outdoor room, the schedule's rooms,
+    e-mail channel and recipients."""
     try:
-        load_settings(config)
+        settings = load_settings(config)
+        rooms = {room.id for room in config.rooms}
+        problems = []
+        if settings.outdoor_room and settings.outdoor_room not in rooms:
+            problems.append(f"reports.outdoor_room: no room {settings.outdoor_room!r} (rooms: {sorted(rooms)})")
+        unknown = sorted(set(settings.schedule.rooms) - rooms)
+        if unknown:
+            problems.append(f"reports.schedule.rooms: unknown room(s) {unknown} (rooms: {sorted(rooms)})")
+        if problems:
+            return problems
+        from dashboards.reports.schedule import ReportSchedule  # (it imports this module)
+
+        ReportSchedule(config)  # resolves the recipients and the smtp channel
     except ConfigError as exc:
         return list(exc.problems)
     return []

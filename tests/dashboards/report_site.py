@@ -42,8 +42,14 @@ def at(day: int, hh: int, mm: int = 0) -> int:
     return round(dt.datetime(2025, 3, day, hh, mm, tzinfo=TZ).timestamp() * 1000)
 
 
-def write_config(folder: Path, *, language: str = "zh") -> Config:
-    """The site's config file (and nothing else) in ``folder``."""
+def write_config(folder: Path, *, language: str = "zh", schedule: str = "enabled = false", extra: str = "") -> Config:
+    """The site's config file (and nothing else) in ``folder``.
+
+    Args:
+        language: the site's language.
+        schedule: the body of ``[reports.schedule]``.
+        extra: TOML appended (a ``[notify]`` table...).
+    """
     path = folder / "archmon.toml"
     path.write_text(f"""
 [site]
@@ -59,7 +65,7 @@ prepared_by = "张三"
 reviewed_by = "李四"
 outdoor_room = "OUT"
 [reports.schedule]
-enabled = false
+{schedule}
 [[rooms]]
 id = "A1"
 name_zh = "一号库"
@@ -75,6 +81,7 @@ id = "OUT"
 name_zh = "室外"
 name_en = "Outdoors"
 profile = "custom"
+overrides = {{ temperature = {{ low = -40, high = 60 }}, humidity = {{ low = 0, high = 100 }} }}
 [[serial]]
 id = "bus"
 device = "{folder / "no-port"}"
@@ -120,6 +127,7 @@ id = "a1-door"
 room = "A1"
 source = "bus"
 kind = "door"
+{extra}
 """, encoding="utf-8")
     return load_config(path)
 
@@ -212,9 +220,10 @@ def _alerts(db: Path) -> None:
         register.close()
 
 
-def build_site(folder: Path, *, language: str = "zh") -> Config:
-    """The config and the database of the site, in ``folder`` (see the module docstring)."""
-    config = write_config(folder, language=language)
+def build_site(folder: Path, *, language: str = "zh", schedule: str = "enabled = false", extra: str = "") -> Config:
+    """The config and the database of the site, in ``folder`` (see the module docstring; arguments as
+    :func:`write_config`)."""
+    config = write_config(folder, language=language, schedule=schedule, extra=extra)
     db = config.resolve(config.storage.sqlite_path)
     store = SqliteStore(db, tz=TZ)
     try:
