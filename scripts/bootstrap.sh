@@ -53,10 +53,13 @@ if [ ! -x .venv/bin/python ]; then
     quietly "$PY" -m venv .venv
   fi
 fi
+# the printed report and register: WeasyPrint's Pango, and Noto CJK (CFF outlines) embedded for Chinese
+apt_install libpango-1.0-0 libpangoft2-1.0-0 fontconfig fonts-noto-cjk
 if [ "$mode" = test ]; then
+  # pdftoppm/pdffonts render and inspect the PDFs in the report tests;
   # a real broker and pty pairs; headless Chromium with CJK fonts for the dashboard's browser tests;
   # InfluxDB 1.6 and VictoriaMetrics as the forward targets' real servers
-  apt_install mosquitto socat chromium fonts-noto-cjk influxdb victoria-metrics
+  apt_install mosquitto socat chromium poppler-utils influxdb victoria-metrics
   extras=".[test]"
   what="archmon and test tools"
 else

@@ -4,7 +4,8 @@ This package (with ``archmon/cli.py``) is the one place in the core that imports
 module per concern: ``service`` (the :class:`Service`: build, start, counters, reload), ``checks`` (what
 ``check-config`` and ``run`` check beyond the schema), ``feed`` (the alert feed), ``reloading`` (the alert
 rules' swap), ``audit`` (the service's own audit entries), ``stats`` (counters and gauges), ``stopping``
-(the bounded stop), ``control`` (signals: reload and stop), ``web`` (the dashboard of ``run`` and ``demo``).
+(the bounded stop), ``control`` (signals: reload and stop), ``web`` (the dashboard of ``run`` and ``demo``),
+``reports`` (the scheduled reports).
 """
 
 from archmon.app.checks import check_references, storage_problems

@@ -22,6 +22,7 @@ from archmon.app.checks import check_references, storage_problems
 from archmon.app.feed import URGENT, AlertFeed, Backlog, load_backlog
 from archmon.app.forwarding import FORWARD_GAUGES, FORWARD_STATS, build_forwarding
 from archmon.app.reloading import Reloading
+from archmon.app.reports import add_report_job
 from archmon.app.stats import ALERT_GAUGES, WRITER_GAUGES, Counters
 from archmon.config import Config
 from archmon.domain import RawMessage
@@ -243,6 +244,7 @@ class Service(Reloading):
         self.scheduler.add_job(self.apply_retention, "interval", hours=1, id="retention",
                                next_run_time=_now_dt(self.config))
         self.alerts.start(self.scheduler)
+        add_report_job(self.scheduler, lambda: self.config)  # monthly reports and registers ([reports.schedule])
         if self.forwarding is not None:
             forwarding = self.forwarding
             forwarding.start()

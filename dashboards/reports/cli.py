@@ -1,4 +1,6 @@
-"""``archmon report``: the compliance report for a period and rooms, as JSON or CSV (PDF: not yet)."""
+"""``archmon report`` (the compliance report as PDF, JSON or CSV), ``archmon report verify FILE`` (did this archmon
+produce exactly this file?) and ``archmon register`` (the monthly 温湿度登记表). Every file made is recorded
+in the audit log with its SHA-256 before it is written out (:mod:`dashboards.reports.integrity`)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,8 @@ import datetime as dt
 import getpass
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from alerts.store import AlertReader
 from archmon.config import load_config
 from archmon.errors import ConfigError
 
@@ -16,22 +18,39 @@ __all__ = ["add_commands"]
 
 
 def add_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    """Register ``report`` on the main parser's subparsers.
+    """Register ``report`` (with its ``verify`` action) and ``register`` on the main parser's subparsers.
 
     Args:
         subparsers: the main parser's subparsers.
         common: parent parser providing ``--config`` (added to every leaf command).
     """
-    p = subparsers.add_parser("report", parents=[common],
-                              help="compliance report for a period (JSON, or CSV: the per-day table)")
-    p.add_argument("--from", dest="start", required=True, metavar="DATE", help="first day (YYYY-MM-DD, site zone)")
-    p.add_argument("--to", dest="end", required=True, metavar="DATE", help="last day, included (YYYY-MM-DD)")
+    p = subparsers.add_parser(
+        "report", parents=[common], help="compliance report for a period (PDF, JSON, or CSV: the per-day table); "
+                                         "'report verify FILE' checks a file archmon made",
+        description="archmon report --from DATE --to DATE --format pdf|json|csv --out FILE, or "
+                    "archmon report verify FILE")
+    p.add_argument("--from", dest="start", metavar="DATE", help="first day (YYYY-MM-DD, site zone)")
+    p.add_argument("--to", dest="end", metavar="DATE", help="last day, included (YYYY-MM-DD)")
     p.add_argument("--rooms", metavar="ID,...", help="only these rooms (comma-separated; default: all)")
     p.add_argument("--lang", choices=("zh", "en"), help="language of names and labels (default: the site's)")
-    p.add_argument("--format", choices=("json", "csv", "pdf"), required=True)
-    p.add_argument("--out", required=True, metavar="FILE", help="where to write it ('-': standard output)")
+    p.add_argument("--format", choices=("json", "csv", "pdf"))
+    p.add_argument("--out", metavar="FILE", help="where to write it ('-': standard output)")
     p.add_argument("--by", metavar="NAME", help="who generates it (default: the login name)")
     p.set_defaults(func=_report)
+    actions = p.add_subparsers(dest="report_action", metavar="ACTION")
+    v = actions.add_parser("verify", parents=[common],
+                           help="whether this archmon produced exactly this file, when and for what period")
+    v.add_argument("file", metavar="FILE", help="a report or register archmon made")
+    v.set_defaults(func=_verify)
+
+    r = subparsers.add_parser("register", parents=[common],
+                              help="the monthly 温湿度登记表 (PDF, one A4 sheet per room) from the duty readings")
+    r.add_argument("--month", required=True, metavar="YYYY-MM", help="the month (site zone)")
+    r.add_argument("--rooms", metavar="ID,...", help="only these rooms (default: all but [reports] outdoor_room)")
+    r.add_argument("--lang", choices=("zh", "en"), help="language (default: the site's)")
+    r.add_argument("--out", required=True, metavar="FILE.pdf", help="where to write it ('-': standard output)")
+    r.add_argument("--by", metavar="NAME", help="who generates it (default: the login name)")
+    r.set_defaults(func=_register)
 
 
 def _date(option: str, text: str) -> dt.date:
@@ -41,41 +60,80 @@ def _date(option: str, text: str) -> dt.date:
         raise ConfigError(f"{option} must be a date YYYY-MM-DD, got {text!r}") from None
 
 
+def _rooms(text: str | None) -> tuple[str, ...] | None:
+    return tuple(r.strip() for r in text.split(",") if r.strip()) if text else None
+
+
+def _write(out: str, data: bytes) -> str:
+    if out == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return "standard output"
+    Path(out).write_bytes(data)
+    return out
+
+
 def _report(args: argparse.Namespace) -> int:
     from archmon.cli import config_path
-    from collector.store import SqliteStore
-    from dashboards.reports.build import ReportRequest, build_report
-    from dashboards.reports.csv_format import write_csv
-    from dashboards.reports.json_format import write_json
+    from dashboards.reports.produce import produce_report
 
-    if args.format == "pdf":
-        print("archmon report: the PDF report is not built yet; use --format json or --format csv", file=sys.stderr)
-        return 2
+    missing = [name for name, value in (("--from", args.start), ("--to", args.end), ("--format", args.format),
+                                        ("--out", args.out)) if not value]
+    if missing:
+        raise ConfigError(f"archmon report: {', '.join(missing)} required (archmon report --from DATE --to DATE "
+                          "--format pdf|json|csv --out FILE), or archmon report verify FILE")
     config = load_config(config_path(args))
     start, end = _date("--from", args.start), _date("--to", args.end)
-    rooms = tuple(r.strip() for r in args.rooms.split(",") if r.strip()) if args.rooms else None
-    path = config.resolve(config.storage.sqlite_path)
-    if not path.exists():
-        raise ConfigError(f"{path}: no database yet (has `archmon run` or `archmon demo` stored anything?)")
-    request = ReportRequest(start, end, rooms, args.lang or config.site.language, args.by or _login())
-    store = SqliteStore(path, tz=config.site.tz, readonly=True)
-    alerts = AlertReader(path)
+    made = produce_report(config, from_date=start, to_date=end, fmt=args.format, rooms=_rooms(args.rooms),
+                          lang=args.lang, by=args.by or _login(), name=Path(args.out).name if args.out != "-" else "-")
+    where = _write(args.out, made.data)
+    pages = f", {made.pages} pages" if made.pages else ""
+    print(f"report {start}..{end} for {len(made.rooms)} room(s) written to {where}{pages}; SHA-256 "
+          f"{made.record.sha256} recorded in the audit log (entry #{made.record.seq})", file=sys.stderr)
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    from archmon.cli import config_path
+    from dashboards.reports.produce import produce_register
+
+    config = load_config(config_path(args))
+    made = produce_register(config, month=args.month, rooms=_rooms(args.rooms), lang=args.lang,
+                            by=args.by or _login(), name=Path(args.out).name if args.out != "-" else "-")
+    where = _write(args.out, made.data)
+    print(f"register {args.month} for {len(made.rooms)} room(s) written to {where}, {made.pages} pages; SHA-256 "
+          f"{made.record.sha256} recorded in the audit log (entry #{made.record.seq})", file=sys.stderr)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from archmon.cli import config_path
+    from dashboards.reports.integrity import verify_file
+
+    config = load_config(config_path(args))
+    db = config.resolve(config.storage.sqlite_path)
+    if not db.exists():
+        raise ConfigError(f"{db}: no database: nothing can be verified against it")
     try:
-        report = build_report(config, store, request, alerts=alerts, db_path=path)
-    finally:
-        alerts.close()
-        store.close()
-    out = sys.stdout if args.out == "-" else open(Path(args.out), "w", encoding="utf-8", newline="")  # noqa: SIM115
-    try:
-        if args.format == "json":
-            write_json(report, out)
-        else:
-            write_csv(report, out)
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    where = "standard output" if args.out == "-" else args.out
-    print(f"report {start}..{end} for {len(report.rooms)} room(s) written to {where}", file=sys.stderr)
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{args.file}: cannot read it: {exc.strerror}") from None
+    result = verify_file(db, data)
+    tz = ZoneInfo(config.site.timezone)
+    if not result.records:
+        print(f"NOT VERIFIED: {args.file} (SHA-256 {result.sha256}) was not produced by this archmon ({db}), or "
+              "was changed since: no audit entry has this hash")
+        return 1
+    for record in result.records:
+        when = dt.datetime.fromtimestamp(record.ts_ms / 1000, tz).isoformat(timespec="seconds")
+        print(f"{'VERIFIED' if result.chain.ok else 'FOUND'}: {args.file} is exactly the {record.document} "
+              f"({record.format}, {record.lang}) for {record.from_date}..{record.to_date}, rooms "
+              f"{', '.join(record.rooms) or '-'}, produced by this archmon at {when} by {record.by} "
+              f"(audit entry #{record.seq}, SHA-256 {record.sha256})")
+    if not result.chain.ok:
+        print(f"WARNING: the audit log's hash chain is {result.chain}: its records cannot be trusted")
+        return 1
+    print(f"audit log: {result.chain}")
     return 0
 
 

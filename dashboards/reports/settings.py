@@ -8,7 +8,13 @@ duty_tolerance_min = 30           # a reading within ± this many minutes of a d
 sufficient_pct = 50               # a day with at least this completeness counts as having enough data
 prepared_by = ""                  # names printed on the signature block (may be left empty)
 reviewed_by = ""
+pass_completeness_pct = 90        # the printed summary's pass criteria (stated on the report)
+pass_in_band_pct = 95
+outdoor_room = ""                 # a room whose sensors measure outdoors: its values beside the register's
 ```
+
+``[reports.schedule]`` (reports made by ``archmon run``):
+:class:`dashboards.reports.schedule_settings.ScheduleSettings`.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from archmon.config import Config
 from archmon.errors import ConfigError
+from dashboards.reports.schedule_settings import ScheduleSettings
 
 __all__ = ["ReportSettings", "check_config", "load_settings"]
 
@@ -34,6 +41,10 @@ class ReportSettings(BaseModel):
     sufficient_pct: float = Field(default=50.0, gt=0, le=100)
     prepared_by: str = ""
     reviewed_by: str = ""
+    pass_completeness_pct: float = Field(default=90.0, ge=0, le=100)
+    pass_in_band_pct: float = Field(default=95.0, ge=0, le=100)
+    outdoor_room: str = ""
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
 
     @field_validator("duty_times")
     @classmethod
@@ -62,9 +73,22 @@ def load_settings(config: Config) -> ReportSettings:
 
 
 def check_config(config: Config) -> list[str]:
-    """Problems in ``[reports]`` (empty when it is fine)."""
+    """Problems in ``[reports]`` (empty when it is fine): the table, the outdoor room, the schedule's rooms,
+    e-mail channel and recipients."""
     try:
-        load_settings(config)
+        settings = load_settings(config)
+        rooms = {room.id for room in config.rooms}
+        problems = []
+        if settings.outdoor_room and settings.outdoor_room not in rooms:
+            problems.append(f"reports.outdoor_room: no room {settings.outdoor_room!r} (rooms: {sorted(rooms)})")
+        unknown = sorted(set(settings.schedule.rooms) - rooms)
+        if unknown:
+            problems.append(f"reports.schedule.rooms: unknown room(s) {unknown} (rooms: {sorted(rooms)})")
+        if problems:
+            return problems
+        from dashboards.reports.schedule import ReportSchedule  # (it imports this module)
+
+        ReportSchedule(config)  # resolves the recipients and the smtp channel
     except ConfigError as exc:
         return list(exc.problems)
     return []

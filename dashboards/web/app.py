@@ -21,7 +21,7 @@ from collector.store import SqliteStore
 from dashboards.web import api
 from dashboards.web.context import Reloader, WebContext
 from dashboards.web.live import LiveRooms, events_endpoint
-from dashboards.web.pages import admin, alerts, auth, city, rooms, sensors
+from dashboards.web.pages import admin, alerts, auth, city, reports, rooms, sensors
 from dashboards.web.ratelimit import LoginLimiter
 from dashboards.web.security import AuthMiddleware, SecurityHeaders
 from dashboards.web.users import UserStore
@@ -50,6 +50,8 @@ def routes() -> list[Route | Mount]:
         Route("/access", admin.access_page, methods=["GET"]),
         Route("/access/open", admin.access_open, methods=["POST"]),
         Route("/access/{session_id:int}/close", admin.access_close, methods=["POST"]),
+        Route("/reports", reports.reports_page, methods=["GET"]),
+        Route("/reports/{period}/{name}", reports.report_download, methods=["GET"]),
         Route("/users", admin.users_page, methods=["GET"]),
         Route("/users", admin.user_add, methods=["POST"]),
         Route("/users/{name}/{action}", admin.user_action, methods=["POST"]),

@@ -95,10 +95,12 @@ def test_a_failing_venv_is_quietly_fixed_through_apt_and_each_step_says_one_line
     assert run.stderr.splitlines() == [
         f"bootstrap: creating .venv with {version.strip()}",
         "bootstrap: installing Debian packages python3-venv …",
+        "bootstrap: installing Debian packages libpango-1.0-0 libpangoft2-1.0-0 fontconfig fonts-noto-cjk …",
         "bootstrap: installing archmon into .venv …",
         "bootstrap: done: .venv/bin/archmon",
     ]
-    assert "python3-venv" in (debian / "installed").read_text(encoding="utf-8")
+    installed = (debian / "installed").read_text(encoding="utf-8").split()
+    assert {"python3-venv", "fonts-noto-cjk", "libpango-1.0-0"} <= set(installed)  # the PDF's font and Pango
     pip_calls = (debian / "pip.log").read_text(encoding="utf-8").splitlines()
     assert pip_calls[-1].endswith("install -qq --disable-pip-version-check -e .")
 

@@ -251,8 +251,8 @@ def test_archmon_report_writes_json_and_the_per_day_csv(site: Config, tmp_path: 
     assert rows[1][header.index("温度 日较差")] == "5" and rows[1][header.index("温度 24h稳定")] == "否"
     assert rows[1][header.index("值班 09:00 有记录")] == "是"
     capsys.readouterr()
-    assert main([*args, "--format", "pdf", "--out", str(tmp_path / "r.pdf")]) == 2
-    assert "not built yet" in capsys.readouterr().err and not (tmp_path / "r.pdf").exists()
+    assert main([*args, "--format", "pdf", "--out", str(tmp_path / "r.pdf"), "--rooms", "B7"]) == 2
+    assert "unknown room" in capsys.readouterr().err and not (tmp_path / "r.pdf").exists()
     assert main([*args, "--format", "json", "--out", str(tmp_path / "x.json"), "--rooms", "B7"]) == 2
     assert "unknown room" in capsys.readouterr().err
 

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
+    "Attachment",
     "Channel",
     "ChannelOptions",
     "IncomingSms",
@@ -93,6 +94,15 @@ class Recipient:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with a message by the channels that carry files (e-mail); the others ignore it."""
+
+    filename: str
+    data: bytes
+    mime_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     """One message in every form a channel may need.
 
@@ -105,6 +115,7 @@ class OutgoingMessage:
         alert_ids: the alerts it is about.
         resume: what the channel said about an earlier attempt of this same message (:attr:`SendResult.resume`:
             the modem's parts already sent), None on a first attempt.
+        attachments: files (e-mail only: the scheduled reports).
     """
 
     subject: str
@@ -114,6 +125,7 @@ class OutgoingMessage:
     data: dict[str, Any] = field(default_factory=dict)
     alert_ids: tuple[int, ...] = ()
     resume: dict[str, Any] | None = None
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

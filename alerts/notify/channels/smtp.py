@@ -1,4 +1,5 @@
-"""E-mail over SMTP: STARTTLS, implicit TLS (SMTPS) or plain; AUTH; a text and an HTML part; UTF-8 subject.
+"""E-mail over SMTP: STARTTLS, implicit TLS (SMTPS) or plain; AUTH; a text and an HTML part; UTF-8 subject;
+attachments (the scheduled reports; file names RFC 2231-encoded).
 
 The message is built with the standard library's ``email`` package under the SMTP policy, so the
 Chinese subject is RFC 2047-encoded (``=?utf-8?b?...?=``) and both parts are UTF-8. The provider's answer
@@ -116,6 +117,10 @@ class SmtpChannel(Channel):
         mail.set_content(message.text, charset="utf-8")
         if message.html:
             mail.add_alternative(message.html, subtype="html", charset="utf-8")
+        for item in message.attachments:  # (the multipart/alternative above becomes the first part)
+            maintype, _, subtype = item.mime_type.partition("/")
+            mail.add_attachment(item.data, maintype=maintype, subtype=subtype or "octet-stream",
+                                filename=item.filename)
         return mail
 
     def send(self, message: OutgoingMessage, recipient: Recipient) -> SendResult:
