@@ -12,7 +12,8 @@ through the same checks and the same store:
   must lie between :data:`EARLIEST_MS` (2000-01-01) and 5 minutes after now (``MAX_DEVICE_SKEW_MS``);
 - **calibrate**: by the reading's own time (``collector.calibration.correction_for``): a recorded calibration
   in force then (``corrections``), else the sensor's ``[sensors.calibration.<quantity>]``, so a
-  logger's raw values and the live ones are corrected alike;
+  logger's raw values and the live ones are corrected alike (not when ``values_corrected``: readings archmon
+  stored and exported were corrected when they were first stored);
 - **quarantine**: a rejected reading is kept like a rejected message (``collector.quarantine``: bounded per
   device and per source and minute, the rest counted ``quarantine_suppressed``), with ``source`` the
   caller's label (``import:logger-2024.csv``, ``demo-history``), topic ``backfill/<sensor>``, the reading as
@@ -168,6 +169,7 @@ def backfill(
     on_stored: Callable[[WriteResult], None] | None = None,
     clock: Callable[[], int] = now_ms,
     corrections: CorrectionSource | None = None,
+    values_corrected: bool = False,
 ) -> BackfillResult:
     """Validate, calibrate and store historical readings; quarantine the bad ones (see the module docstring).
 
@@ -185,6 +187,8 @@ def backfill(
             and the limit for timestamps in the future.
         corrections: the recorded calibrations (``alerts.calibration.RecordedCorrections``), applied by each
             reading's own time as the live pipeline does; None: only the configured ``[sensors.calibration]``.
+        values_corrected: the values were corrected already (readings archmon stored and exported): they
+            are validated and stored as they are, not corrected a second time.
 
     Returns:
         The counts.
@@ -206,13 +210,14 @@ def backfill(
     while chunk := list(itertools.islice(items, batch_size)):
         batch = Batch()
         now = clock()
-        book = EMPTY_BOOK if corrections is None else corrections.book()
+        book = EMPTY_BOOK if corrections is None or values_corrected else corrections.book()
         reasons: list[str] = []
         for item in chunk:
             if isinstance(item, UnreadableRow):
                 _unreadable(item, sensors, now, label, batch, keeper, reasons)
                 continue
-            reading = _checked(item, sensors, now, label, batch, keeper, book, reasons)
+            reading = _checked(item, sensors, now, label, batch, keeper, None if values_corrected else book,
+                               reasons)
             if reading is not None:
                 batch.readings.append(reading)
         batch.count("backfilled", len(chunk))
@@ -232,8 +237,8 @@ def backfill(
 
 
 def _checked(item: HistoricalReading, sensors: dict[str, SensorConfig], now: int, label: str, batch: Batch,
-             keeper: QuarantineKeeper, book: OffsetBook, reasons: list[str]) -> Reading | None:
-    """The stored form of ``item``, or None after quarantining it."""
+             keeper: QuarantineKeeper, book: OffsetBook | None, reasons: list[str]) -> Reading | None:
+    """The stored form of ``item`` (not corrected when ``book`` is None), or None after quarantining it."""
     sensor = sensors.get(item.sensor_id)
     if sensor is None:
         _reject(item, f"unknown sensor {item.sensor_id!r} (not in the configuration)", "route", None, now, label,
@@ -243,8 +248,9 @@ def _checked(item: HistoricalReading, sensors: dict[str, SensorConfig], now: int
         if item.quantity not in QUANTITIES:
             raise ValueError(f"unknown quantity {item.quantity!r}; known: {', '.join(sorted(QUANTITIES))}")
         ts = _checked_time(item.ts_ms, now)
-        value = correction_for(sensor, item.quantity, ts, book).apply(
-            item.quantity, checked_value(item.quantity, item.value, batch))
+        value = checked_value(item.quantity, item.value, batch)
+        if book is not None:
+            value = correction_for(sensor, item.quantity, ts, book).apply(item.quantity, value)
     except ValueError as exc:
         batch.count("rejected")
         _reject(item, f"sensor {sensor.id}: {exc}", "validate", sensor.id, now, label, batch, keeper, reasons)
@@ -268,7 +274,7 @@ def _reject(item: HistoricalReading, reason: str, stage: str, sensor: str | None
         payload = f"{item.ts_ms},{item.sensor_id},{item.quantity},{item.value!r}".encode("utf-8", "replace")
     else:
         payload = item.origin.text.encode("utf-8", "replace")
-        reason = f"{item.origin.where}: {item.quantity} {item.value!r}: {reason}"
+        reason = f"{item.origin.where}: {reason}"
     message = RawMessage(label, f"backfill/{item.sensor_id}", payload, now)
     keeper.keep(batch, message, reason, stage, sensor)
     reasons.append(reason)

@@ -3,7 +3,7 @@
 ``--columns ts=Datum/Zeit,temperature=3,humidity=Feuchte`` — each key is ``ts`` (date and time in one
 column), or ``date`` and ``time`` (two columns), or a quantity (``temperature``, ``humidity``, ``light``...);
 each value a header name (compared without case) or a column number in the rows (1 first). A name may hold
-commas (``ts=Date Time, GMT+08:00``): a comma starts a new key only where a key and ``=`` follow.
+commas (``ts=Date Time, GMT+08:00``): a comma starts a new key only where a word and ``=`` follow.
 ``temperature_unit=F`` says the temperatures are °F (a header name with ``°F`` says so too).
 
 The header is the first line naming every named column; with numbers only, the first line is the header
@@ -26,7 +26,7 @@ __all__ = ["ColumnSpec", "columns_layout", "parse_columns"]
 
 TITLE = "columns named with --columns"
 _KEYS = ("ts", "date", "time", "temperature_unit", *QUANTITIES)
-_SPLIT = re.compile(r",\s*(?=(?:" + "|".join(_KEYS) + r")\s*=)", re.IGNORECASE)
+_SPLIT = re.compile(r",\s*(?=[A-Za-z_][A-Za-z0-9_]*\s*=)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ class ImportProgress:
         self.stream = stream
         self._bar: tqdm | None = None
         if stream.isatty():
-            self._bar = tqdm(total=total_rows, desc=name, unit=" rows", file=stream, leave=True, dynamic_ncols=True)
+            self._bar = tqdm(total=total_rows, desc=name, unit=" rows", file=stream, leave=True)
         self._next_tenth = 1
 
     def __call__(self, counts: RowCounts, result: BackfillResult) -> None:

@@ -174,7 +174,8 @@ def run_import(config: Config, store: BatchStore, plan: ImportPlan, *, correctio
 
     try:
         outcome.result = backfill(config, store, rows, source=plan.source, batch_size=batch_size, progress=stored,
-                                  clock=clock, corrections=corrections)
+                                  clock=clock, corrections=corrections,
+                                  values_corrected=isinstance(plan.layout, LongLayout))  # stored values, exported
     except sqlite3.Error as exc:
         outcome.error = f"the database refused a batch ({exc}); what was stored before stays"
     return outcome
