@@ -19,7 +19,9 @@ from collector.importer.layout import Layout, LongLayout, WideLayout
 from collector.importer.table import TextFile, parse_number, split
 from collector.importer.timestamps import DateOrderEvidence, TimeReader
 
-__all__ = ["FileScan", "RowCounts", "read_rows", "scan_rows"]
+__all__ = ["STAMPS_KEPT", "FileScan", "RowCounts", "read_rows", "scan_rows"]
+
+STAMPS_KEPT = 20
 
 
 @dataclass(slots=True)
@@ -30,11 +32,14 @@ class FileScan:
         rows: data rows (non-blank lines after the header).
         dates: the evidence for the order of slash dates.
         sensors: rows per sensor (archmon's export, whose rows name their sensor).
+        stamps: the timestamp cells of the first :data:`STAMPS_KEPT` rows, with their line numbers (to refuse
+            a file none of whose first timestamps can be read, before thousands of rows are quarantined).
     """
 
     rows: int = 0
     dates: DateOrderEvidence = field(default_factory=DateOrderEvidence)
     sensors: Counter[str] = field(default_factory=Counter)
+    stamps: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -61,14 +66,19 @@ def _data_lines(file: TextFile, header_line: int) -> Iterator[tuple[int, str]]:
 def scan_rows(file: TextFile, layout: Layout) -> FileScan:
     """Count the data rows and collect what the timestamps and sensor names say (cells are not checked)."""
     scan = FileScan()
-    for _, text in _data_lines(file, layout.header_line):
+    for number, text in _data_lines(file, layout.header_line):
         scan.rows += 1
         cells = split(text, layout.delimiter)
+        stamp = None
         if isinstance(layout, LongLayout):
             if len(cells) > layout.sensor:
                 scan.sensors[cells[layout.sensor]] += 1
+                stamp = cells[layout.timestamp]
         elif len(cells) >= layout.min_cells:
-            scan.dates.add(layout.time.text(cells, layout.leading))
+            stamp = layout.time.text(cells, layout.leading)
+            scan.dates.add(stamp)
+        if stamp is not None and len(scan.stamps) < STAMPS_KEPT:
+            scan.stamps.append((number, stamp))
     return scan
 
 

@@ -138,6 +138,7 @@ def plan_import(config: Config, path: Path, options: ImportOptions) -> ImportPla
         order = resolve_order(scan.dates, options.date_order)
     except ValueError as exc:
         raise ImportRefused(f"{file.name}: {exc}") from None
+    _check_stamps(file.name, scan, TimeReader(config.site.tz, order))
     zone_of_header = getattr(layout, "zone", None)
     if zone_of_header is not None:
         zone, zone_from = zone_of_header, "header"
@@ -179,6 +180,22 @@ def run_import(config: Config, store: BatchStore, plan: ImportPlan, *, correctio
     except sqlite3.Error as exc:
         outcome.error = f"the database refused a batch ({exc}); what was stored before stays"
     return outcome
+
+
+def _check_stamps(name: str, scan: FileScan, clock: TimeReader) -> None:
+    """Refuse a file none of whose first timestamps can be read: a form archmon does not read (a 12-hour
+    clock in another language), not a few bad rows to quarantine."""
+    problems = []
+    for number, stamp in scan.stamps:
+        try:
+            clock.epoch_ms(stamp)
+            return
+        except ValueError as exc:
+            problems.append((number, str(exc)))
+    if problems:
+        number, reason = problems[0]
+        raise ImportRefused(f"{name}: line {number}: {reason}; none of the first {len(problems)} rows' timestamps "
+                            "can be read (name the columns with --columns, or the date order with --date-order)")
 
 
 def unknown_sensor_lines(config: Config, sensors: list[str]) -> list[str]:

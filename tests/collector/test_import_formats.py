@@ -212,3 +212,12 @@ def test_two_temperature_columns_are_refused_with_a_columns_hint(tmp_path: Path)
     path.write_text("Date/Time;Temp inside [°C];Temp outside [°C]\n2024-03-05 08:00;20;5\n", encoding="utf-8")
     with pytest.raises(ImportRefused, match=r"2 temperature columns .*--columns ts=\.\.\.,temperature=2"):
         plan_import(config(), path, ImportOptions(sensor="s"))
+
+
+def test_a_file_none_of_whose_first_timestamps_can_be_read_is_refused_not_quarantined(tmp_path: Path) -> None:
+    path = tmp_path / "swedish.csv"  # HOBOware on a Swedish PC: fm/em instead of AM/PM
+    path.write_text('"#","Date Time, GMT+01:00","Temp, °C (LGR S/N: 1234)"\n1,07/19/18 10:00:00 fm,4.558\n'
+                    "2,07/19/18 11:00:00 fm,4.402\n", encoding="utf-8")
+    with pytest.raises(ImportRefused, match=r"swedish\.csv: line 2: timestamp '07/19/18 10:00:00 fm' is not a date "
+                                            r"and time .* none of the first 2 rows' timestamps can be read"):
+        plan_import(config(), path, ImportOptions(sensor="s"))
