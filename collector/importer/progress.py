@@ -3,6 +3,7 @@ or a pipe gets a few readable lines, not a stream of carriage returns)."""
 
 from __future__ import annotations
 
+import os
 from typing import TextIO
 
 from tqdm import tqdm
@@ -27,7 +28,9 @@ class ImportProgress:
         self.stream = stream
         self._bar: tqdm | None = None
         if stream.isatty():
-            self._bar = tqdm(total=total_rows, desc=name, unit=" rows", file=stream, leave=True)
+            columns, lines = _size(stream)
+            self._bar = tqdm(total=total_rows, desc=name, unit=" rows", file=stream, leave=True, ncols=columns,
+                             nrows=lines)
         self._next_tenth = 1
 
     def __call__(self, counts: RowCounts, result: BackfillResult) -> None:
@@ -49,3 +52,15 @@ class ImportProgress:
         if self._bar is not None:
             self._bar.update(counts.rows - self._bar.n)
             self._bar.close()
+
+
+
+def _size(stream: TextIO) -> tuple[int, int]:
+    """The terminal's columns and lines; 80 × 24 where it reports none (a terminal without a size, as under
+    ``script`` or a serial console: tqdm would then draw nothing at all)."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+        columns, lines = size.columns, size.lines
+    except (OSError, ValueError):
+        columns = lines = 0
+    return (columns if columns >= 20 else 80), (lines if lines >= 2 else 24)

@@ -8,6 +8,10 @@ from __future__ import annotations
 import io
 import os
 import re
+import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -205,6 +209,19 @@ def test_progress_is_a_bar_on_a_terminal_and_a_line_every_tenth_in_a_pipe() -> N
         os.close(leader)
         os.close(follower)
     assert "\r" in shown and "big.csv" in shown and re.search(r"1000/1000", shown)
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="util-linux script (runs a command on a terminal)")
+def test_the_command_draws_its_bar_on_a_terminal_that_reports_no_size(tmp_path: Path) -> None:
+    config = write_config(tmp_path)  # `script` without a terminal of its own gives a 0 × 0 one: tqdm drew nothing
+    archmon = Path(sys.executable).with_name("archmon")
+    command = shlex.join([str(archmon), "--log-level", "WARNING", "import", str(HOBO), "--sensor", "hobo-7",
+                          "-c", str(config)])
+    done = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True, timeout=120,
+                          stdin=subprocess.DEVNULL, check=False)
+    shown = done.stdout.decode("utf-8", "replace")
+    assert done.returncode == 0, shown
+    assert "hobo-ux100-fahrenheit.csv: 100%|" in shown and "74/74" in shown
 
 
 def _mixed(tmp_path: Path) -> Config:
