@@ -47,6 +47,8 @@ class SensorInfo:
         profile: the room's standard profile with overrides applied.
         configured_calibration: the calibration its config names (None: none, or not a date), the last one
             for the calibration-due rule until one is recorded.
+        live: expected to report live; False for a logger whose readings come only from imported files
+            (``source = "import"``), which the stale rule leaves alone.
     """
 
     id: str
@@ -55,6 +57,7 @@ class SensorInfo:
     expected_interval_s: float
     profile: StandardProfile
     configured_calibration: ConfiguredCalibration | None = None
+    live: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from archmon.source_tables import ID_PATTERN, SOURCE_SECTIONS, SourceTable, read
 
 __all__ = [
     "ID_PATTERN",
+    "IMPORT_SOURCE",
     "Calibration",
     "Config",
     "ForwardConfig",
@@ -52,6 +53,10 @@ __all__ = [
 ]
 
 _ID = ID_PATTERN
+IMPORT_SOURCE = "import"
+"""``source = "import"`` in ``[[sensors]]``: a logger whose readings come only from files (``archmon import``).
+It needs no ``[[sources]]`` table, topic or address, is never polled or subscribed, and is not expected to
+report live (no stale alert); no source table may take this id."""
 MIN_RAW_RETENTION_DAYS = 8
 DECODE_OPTION_KEYS = frozenset({
     "device_tz", "temperature_unit", "fields", "scale", "units", "ts_field",  # DecodeOptions fields
@@ -362,13 +367,17 @@ def reference_problems(config: Config) -> list[str]:
         other = first.setdefault(table.id, table)
         if other is not table:
             problems.append(f"{table.where}.id: duplicate source id {table.id!r} (also {other.where})")
+        if table.id == IMPORT_SOURCE:
+            problems.append(f"{table.where}.id: {IMPORT_SOURCE!r} is reserved for sensors whose readings come only "
+                            "from imported files; give the source another id")
     rooms = {r.id for r in config.rooms}
     for i, sensor in enumerate(config.sensors):
         where = f"sensors[{i}] ({sensor.id})"
         if sensor.room not in rooms:
             problems.append(f"{where}.room: unknown room {sensor.room!r}; known: {sorted(rooms)}")
-        if sensor.source not in first:
-            problems.append(f"{where}.source: unknown source {sensor.source!r}; known: {sorted(first)}")
+        if sensor.source not in first and sensor.source != IMPORT_SOURCE:
+            problems.append(f"{where}.source: unknown source {sensor.source!r}; known: {sorted(first)} (or "
+                            f"{IMPORT_SOURCE!r}: readings only from imported files)")
     return problems
 
 

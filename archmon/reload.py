@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from archmon.config import Config
+from archmon.config import IMPORT_SOURCE, Config
 from archmon.partition import split_config
 
 __all__ = ["LIVE_SOURCE_OPTIONS", "RESTART_ONLY", "ReloadOutcome", "ReloadPlan", "plan_reload"]
@@ -171,8 +171,9 @@ def plan_reload(running: Config, new: Config) -> ReloadPlan:
                 if source_id not in running_tables]
     updates["sources"] = sources
 
-    updates["sensors"] = [s for s in new.sensors if s.source in running_tables]
-    left_out = [s.id for s in new.sensors if s.source not in running_tables]
+    live = {*running_tables, IMPORT_SOURCE}  # an import-only sensor waits for no source
+    updates["sensors"] = [s for s in new.sensors if s.source in live]
+    left_out = [s.id for s in new.sensors if s.source not in live]
 
     effective = new.model_copy(update=updates)
     before, after = _dump(running), _dump(effective)

@@ -12,11 +12,15 @@ through the same checks and the same store:
   must lie between :data:`EARLIEST_MS` (2000-01-01) and 5 minutes after now (``MAX_DEVICE_SKEW_MS``);
 - **calibrate**: by the reading's own time (``collector.calibration.correction_for``): a recorded calibration
   in force then (``corrections``), else the sensor's ``[sensors.calibration.<quantity>]``, so a
-  logger's raw values and the live ones are corrected alike;
+  logger's raw values and the live ones are corrected alike (not when ``values_corrected``: readings archmon
+  stored and exported were corrected when they were first stored);
 - **quarantine**: a rejected reading is kept like a rejected message (``collector.quarantine``: bounded per
   device and per source and minute, the rest counted ``quarantine_suppressed``), with ``source`` the
   caller's label (``import:logger-2024.csv``, ``demo-history``), topic ``backfill/<sensor>``, the reading as
-  its payload (``ts_ms,sensor,quantity,value``), stage ``route`` or ``validate`` and a reason naming it;
+  its payload (``ts_ms,sensor,quantity,value``) or, when it says where it came from
+  (``HistoricalReading.origin``), the file line, stage ``route`` or ``validate`` and a reason naming it (and
+  the file and line). A file line that gives no reading at all (:class:`UnreadableRow`: a timestamp or value
+  that cannot be read) is quarantined the same way, stage ``decode``;
 - **store**: batches of ``batch_size`` readings, one durable transaction each (``BatchStore.write_many``:
   a ``SqliteStore``). The store's idempotent key ``(sensor, quantity, ts)`` makes a second run over the
   same readings add nothing (counted ``duplicates``; a different value for a stored key is kept as
@@ -64,13 +68,28 @@ from collector.records import Batch, WriteResult
 from collector.values import checked_value
 from collector.writer import BatchStore
 
-__all__ = ["DEFAULT_BATCH_SIZE", "EARLIEST_MS", "BackfillResult", "HistoricalReading", "backfill"]
+__all__ = ["DEFAULT_BATCH_SIZE", "EARLIEST_MS", "REASONS_KEPT", "BackfillResult", "HistoricalReading", "InputLine",
+           "UnreadableRow", "backfill"]
 
 log = logging.getLogger(__name__)
 
 EARLIEST_MS = 946_684_800_000
 """2000-01-01T00:00:00Z: an earlier timestamp is a logger's unset clock, not history."""
 DEFAULT_BATCH_SIZE = 5000
+REASONS_KEPT = 5
+"""Reasons of the first rejected readings a :class:`BackfillResult` carries (the quarantine keeps the rest)."""
+
+
+class InputLine(NamedTuple):
+    """Where a reading came from in a file: what a rejection names and keeps as the raw input.
+
+    Attributes:
+        where: the file and line, e.g. ``datatest.txt line 12``: the reason of a rejection starts with it.
+        text: the line as read (kept, bounded, as the quarantine record's payload).
+    """
+
+    where: str
+    text: str
 
 
 class HistoricalReading(NamedTuple):
@@ -81,12 +100,29 @@ class HistoricalReading(NamedTuple):
         quantity: ``temperature``, ``humidity``, ``door``... (``archmon.quantities``).
         ts_ms: when it was measured (UTC epoch ms).
         value: the value as the device gave it, in the quantity's canonical unit (°C, %RH, 0/1).
+        origin: the file line it was read from (None: the reading itself is kept if rejected).
     """
 
     sensor_id: str
     quantity: str
     ts_ms: int
     value: float
+    origin: InputLine | None = None
+
+
+class UnreadableRow(NamedTuple):
+    """A line of an input file that gives no reading (a timestamp or a value that cannot be read): it is
+    quarantined like a rejected reading (stage ``decode``), with the line as its raw input.
+
+    Attributes:
+        sensor_id: the sensor the line was meant for (None: not known).
+        origin: the file, line and text.
+        reason: what is wrong with it, e.g. ``timestamp '31.02.2024 10:00' is not a date``.
+    """
+
+    sensor_id: str | None
+    origin: InputLine
+    reason: str
 
 
 @dataclass(slots=True)
@@ -94,7 +130,7 @@ class BackfillResult:
     """What a backfill did (also handed to ``progress`` after each batch, as a copy).
 
     Attributes:
-        offered: readings taken from the input.
+        offered: readings (and unreadable rows) taken from the input.
         stored: readings newly stored.
         duplicates: readings the store had already (same sensor, quantity and timestamp).
         quarantined: rejected readings kept in the quarantine.
@@ -102,6 +138,8 @@ class BackfillResult:
         batches: transactions written.
         first_ms: the earliest timestamp stored (None: nothing stored).
         last_ms: the latest timestamp stored.
+        reasons: the reasons of the first :data:`REASONS_KEPT` rejections (each naming its file and line when
+            the input said where it came from), to show the person importing.
     """
 
     offered: int = 0
@@ -112,6 +150,7 @@ class BackfillResult:
     batches: int = 0
     first_ms: int | None = None
     last_ms: int | None = None
+    reasons: tuple[str, ...] = ()
 
     @property
     def rejected(self) -> int:
@@ -122,7 +161,7 @@ class BackfillResult:
 def backfill(
     config: Config,
     store: BatchStore,
-    readings: Iterable[HistoricalReading],
+    readings: Iterable[HistoricalReading | UnreadableRow],
     *,
     source: str,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -130,13 +169,15 @@ def backfill(
     on_stored: Callable[[WriteResult], None] | None = None,
     clock: Callable[[], int] = now_ms,
     corrections: CorrectionSource | None = None,
+    values_corrected: bool = False,
 ) -> BackfillResult:
     """Validate, calibrate and store historical readings; quarantine the bad ones (see the module docstring).
 
     Args:
         config: the site configuration (sensors, calibration, quarantine limits).
         store: where batches are written (``SqliteStore``), one transaction per batch.
-        readings: the readings, any order, any number (consumed ``batch_size`` at a time).
+        readings: the readings, any order, any number (consumed ``batch_size`` at a time), and the input
+            rows that gave none (:class:`UnreadableRow`: quarantined).
         source: a label naming where the readings came from, for the quarantine and the counters.
         batch_size: readings per transaction.
         progress: called after each committed batch with the counts so far.
@@ -146,6 +187,8 @@ def backfill(
             and the limit for timestamps in the future.
         corrections: the recorded calibrations (``alerts.calibration.RecordedCorrections``), applied by each
             reading's own time as the live pipeline does; None: only the configured ``[sensors.calibration]``.
+        values_corrected: the values were corrected already (readings archmon stored and exported): they
+            are validated and stored as they are, not corrected a second time.
 
     Returns:
         The counts.
@@ -167,15 +210,20 @@ def backfill(
     while chunk := list(itertools.islice(items, batch_size)):
         batch = Batch()
         now = clock()
-        book = EMPTY_BOOK if corrections is None else corrections.book()
+        book = EMPTY_BOOK if corrections is None or values_corrected else corrections.book()
+        reasons: list[str] = []
         for item in chunk:
-            reading = _checked(item, sensors, now, label, batch, keeper, book)
+            if isinstance(item, UnreadableRow):
+                _unreadable(item, sensors, now, label, batch, keeper, reasons)
+                continue
+            reading = _checked(item, sensors, now, label, batch, keeper, None if values_corrected else book,
+                               reasons)
             if reading is not None:
                 batch.readings.append(reading)
         batch.count("backfilled", len(chunk))
         batch.count(f"source.{label}.backfilled", len(chunk))
         written = store.write_many([batch])[0]
-        _add(result, chunk, batch, written)
+        _add(result, chunk, batch, written, reasons)
         if on_stored is not None and written.stored:
             on_stored(written)
         if progress is not None:
@@ -189,22 +237,23 @@ def backfill(
 
 
 def _checked(item: HistoricalReading, sensors: dict[str, SensorConfig], now: int, label: str, batch: Batch,
-             keeper: QuarantineKeeper, book: OffsetBook) -> Reading | None:
-    """The stored form of ``item``, or None after quarantining it."""
+             keeper: QuarantineKeeper, book: OffsetBook | None, reasons: list[str]) -> Reading | None:
+    """The stored form of ``item`` (not corrected when ``book`` is None), or None after quarantining it."""
     sensor = sensors.get(item.sensor_id)
     if sensor is None:
         _reject(item, f"unknown sensor {item.sensor_id!r} (not in the configuration)", "route", None, now, label,
-                batch, keeper)
+                batch, keeper, reasons)
         return None
     try:
         if item.quantity not in QUANTITIES:
             raise ValueError(f"unknown quantity {item.quantity!r}; known: {', '.join(sorted(QUANTITIES))}")
         ts = _checked_time(item.ts_ms, now)
-        value = correction_for(sensor, item.quantity, ts, book).apply(
-            item.quantity, checked_value(item.quantity, item.value, batch))
+        value = checked_value(item.quantity, item.value, batch)
+        if book is not None:
+            value = correction_for(sensor, item.quantity, ts, book).apply(item.quantity, value)
     except ValueError as exc:
         batch.count("rejected")
-        _reject(item, f"sensor {sensor.id}: {exc}", "validate", sensor.id, now, label, batch, keeper)
+        _reject(item, f"sensor {sensor.id}: {exc}", "validate", sensor.id, now, label, batch, keeper, reasons)
         return None
     return Reading(sensor.id, item.quantity, value, ts, sensor.room)
 
@@ -220,19 +269,37 @@ def _checked_time(ts_ms: object, now: int) -> int:
 
 
 def _reject(item: HistoricalReading, reason: str, stage: str, sensor: str | None, now: int, label: str,
-            batch: Batch, keeper: QuarantineKeeper) -> None:
-    payload = f"{item.ts_ms},{item.sensor_id},{item.quantity},{item.value!r}".encode("utf-8", "replace")
+            batch: Batch, keeper: QuarantineKeeper, reasons: list[str]) -> None:
+    if item.origin is None:
+        payload = f"{item.ts_ms},{item.sensor_id},{item.quantity},{item.value!r}".encode("utf-8", "replace")
+    else:
+        payload = item.origin.text.encode("utf-8", "replace")
+        reason = f"{item.origin.where}: {reason}"
     message = RawMessage(label, f"backfill/{item.sensor_id}", payload, now)
     keeper.keep(batch, message, reason, stage, sensor)
+    reasons.append(reason)
 
 
-def _add(result: BackfillResult, chunk: list[HistoricalReading], batch: Batch, written: WriteResult) -> None:
+def _unreadable(item: UnreadableRow, sensors: dict[str, SensorConfig], now: int, label: str, batch: Batch,
+                keeper: QuarantineKeeper, reasons: list[str]) -> None:
+    sensor = item.sensor_id if item.sensor_id in sensors else None
+    reason = f"{item.origin.where}: {item.reason}"
+    batch.count("rejected")
+    message = RawMessage(label, f"backfill/{item.sensor_id or '-'}", item.origin.text.encode("utf-8", "replace"), now)
+    keeper.keep(batch, message, reason, "decode", sensor)
+    reasons.append(reason)
+
+
+def _add(result: BackfillResult, chunk: list[HistoricalReading | UnreadableRow], batch: Batch, written: WriteResult,
+         reasons: list[str]) -> None:
     result.offered += len(chunk)
     result.stored += len(written.stored)
     result.duplicates += written.duplicates
     result.quarantined += batch.counters.get("quarantined", 0)
     result.suppressed += batch.counters.get("quarantine_suppressed", 0)
     result.batches += 1
+    if len(result.reasons) < REASONS_KEPT:
+        result.reasons += tuple(reasons[: REASONS_KEPT - len(result.reasons)])
     if written.stored:
         first = min(reading.ts_ms for reading in written.stored)
         last = max(reading.ts_ms for reading in written.stored)

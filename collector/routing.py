@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from paho.mqtt.client import topic_matches_sub
 
-from archmon.config import Config, SensorConfig
+from archmon.config import IMPORT_SOURCE, Config, SensorConfig
 from collector.mqtt_config import MqttSourceConfig
 from collector.source import SourceConfig
 from collector.sources import source_configs
@@ -77,7 +77,7 @@ class Router:
                 options = decode_options(sub.options, device_tz=mqtt_tz[mqtt.id])
                 self._subscriptions[mqtt.id].append(Subscription(sub.filter, sub.format, options))
         for sensor in config.sensors:
-            if not sensor.enabled:
+            if not sensor.enabled or sensor.source == IMPORT_SOURCE:  # readings only from files: nothing to route
                 continue
             tz = mqtt_tz.get(sensor.source, config.site.timezone)
             self.options[sensor.id] = decode_options(sensor.options, device_tz=tz)

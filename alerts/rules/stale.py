@@ -28,6 +28,9 @@ class StaleRule(Rule):
 
     Memory per sensor: last-seen time and one deadline on a heap (re-pushed lazily when it falls due after
     newer readings), not one heap entry per reading.
+
+    A sensor that is not expected to report live (``SensorInfo.live`` False: ``source = "import"``, readings
+    only from imported files) is never armed, so it never goes stale.
     """
 
     name = "stale"
@@ -49,7 +52,7 @@ class StaleRule(Rule):
         return timeout
 
     def _arm(self, sensor: SensorInfo) -> None:
-        if sensor.id not in self._armed:
+        if sensor.live and sensor.id not in self._armed:
             due = self._armed[sensor.id] = self._last[sensor.id] + self._timeout_ms(sensor)
             heapq.heappush(self._heap, (due, sensor.id))
 

@@ -270,15 +270,15 @@ class ImportedConfig(SourceConfig):
 
 def test_a_kind_without_a_running_source_needs_nothing_of_its_sensors() -> None:
     kinds = {**SOURCE_KINDS, "import": SourceKind(ImportedConfig, __name__, build=None)}
-    config = parse_config({"rooms": [{"id": "r"}], "sources": [{"kind": "import", "id": "import"}],
-                           "sensors": [{"id": "old-logger", "room": "r", "source": "import"}]})
+    config = parse_config({"rooms": [{"id": "r"}], "sources": [{"kind": "import", "id": "files"}],
+                           "sensors": [{"id": "old-logger", "room": "r", "source": "files"}]})
     assert source_problems(config, kinds) == []
     assert [type(c) for c in source_configs(config, kinds)] == [ImportedConfig]
     router = Router(config, source_configs(config, kinds))
     context = SourceContext(config, lambda messages: pytest.fail("no source should run"), router)
     assert build_sources(config, context, kinds) == {}
     assert source_problems(config) == [  # not registered here: a clear error, not a silent skip
-        "<config>: sources[0] (import).kind: unknown source kind 'import'; known: ['line', 'modbus', 'mqtt']"]
+        "<config>: sources[0] (files).kind: unknown source kind 'import'; known: ['line', 'modbus', 'mqtt']"]
 
 
 def test_paths_in_a_source_table_are_relative_to_the_config_file(tmp_path: Path,

@@ -1,7 +1,8 @@
-"""The compliance report on real data: the three UCI occupancy files (Mons, February 2015) stored through the
-store's normal write API, reported for 2015-02-02..2015-02-18 against the paper profile, and checked against
-an independent calculation from the raw CSV written here. The same report after raw retention deleted every
-raw reading, and after the readings arrived shuffled with replayed duplicates, must say exactly the same."""
+"""The compliance report on real data: the three UCI occupancy files (Mons, February 2015) imported with
+``archmon import --tz Europe/Brussels`` (the import-only sensor of a ``paper`` room), reported for
+2015-02-02..2015-02-18, and checked against an independent calculation from the raw CSV written here. The
+same report after raw retention deleted every raw reading, and after the readings arrived shuffled with
+replayed duplicates (through the store's write API), must say exactly the same."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from archmon.cli import main
 from archmon.config import Config, load_config
 from archmon.domain import Reading
 from collector.records import Batch
@@ -61,9 +63,7 @@ def site(tmp_path: Path) -> Config:
         '[site]\nname = "Mons office"\ntimezone = "Europe/Brussels"\nlanguage = "en"\n'
         '[storage]\nsqlite_path = "uci.db"\n[http]\nenabled = false\n'
         '[[rooms]]\nid = "office"\nname_en = "Office"\nprofile = "paper"\n'
-        f'[[serial]]\nid = "bus"\ndevice = "{tmp_path / "no-port"}"\nprotocol = "line"\n'
-        "line_pattern = '(?P<sensor>\\w+) T=(?P<temperature>[\\d.]+)'\n"
-        '[[sensors]]\nid = "uci"\nroom = "office"\nsource = "bus"\nexpected_interval_s = 60\n', encoding="utf-8")
+        '[[sensors]]\nid = "uci"\nroom = "office"\nsource = "import"\nexpected_interval_s = 60\n', encoding="utf-8")
     return load_config(path)
 
 
@@ -83,8 +83,11 @@ def uci(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, SqliteStore, 
     folder = tmp_path_factory.mktemp("uci-report")
     config = site(folder)
     rows = raw_rows()
+    files = [str(DATA / name) for name in FILES]
+    assert main(["import", *files, "--sensor", "uci", "--tz", "Europe/Brussels", "-c", str(config.path)]) == 0
     store = SqliteStore(config.resolve(config.storage.sqlite_path), tz=TZ)
-    load(store, rows)
+    assert store.count_readings("uci", "temperature") == store.count_readings("uci", "humidity") == len(rows)
+    assert sorted(store.series("uci", "temperature", 0, 2**62)) == [(ts, t) for ts, t, _ in rows]
     yield config, store, rows
     store.close()
 
