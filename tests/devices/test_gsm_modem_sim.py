@@ -92,8 +92,8 @@ def test_failure_modes_numeric_and_plain(line) -> None:
 
 def test_incoming_message_cmti_cmgr_cmgl_cmgd(line) -> None:
     port, sim = line
-    _exchange(port, b"ATE0\rAT+CNMI=2,1,0,0,0\r")
-    port.reset_input_buffer()
+    _exchange(port, b"ATE0\r")  # one command at a time: the second's OK must not be left for the URC read
+    assert _exchange(port, b"AT+CNMI=2,1,0,0,0\r") == b"\r\nOK\r\n"
     [index] = sim.deliver_sms("+8613800000001", "确认 1234")
     out = b""
     deadline = time.monotonic() + 5
