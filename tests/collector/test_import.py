@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import select
 import shlex
 import shutil
 import subprocess
@@ -204,7 +205,9 @@ def test_progress_is_a_bar_on_a_terminal_and_a_line_every_tenth_in_a_pipe() -> N
             progress(RowCounts(rows=500), BackfillResult(stored=1000))
             progress.close(RowCounts(rows=1000))
             terminal.flush()
-        shown = os.read(leader, 65536).decode("utf-8", "replace")
+        shown = ""  # a pty hands over what is there at each read: read until the final bar arrived
+        while "1000/1000" not in shown and select.select([leader], [], [], 5)[0]:
+            shown += os.read(leader, 65536).decode("utf-8", "replace")
     finally:
         os.close(leader)
         os.close(follower)
