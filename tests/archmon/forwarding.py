@@ -56,11 +56,15 @@ class Stream:
     def value(self, n: int) -> float:
         return round(18.0 + (n % 500) / 100, 2)
 
-    def publish(self, numbers: range, *, pace_s: float = 0.0) -> None:
-        """Publish and wait until the broker has every message (PUBACK)."""
+    def publish(self, numbers: range, *, pace_s: float = 0.0, hold_at: int | None = None,
+                until: threading.Event | None = None) -> None:
+        """Publish and wait until the broker has every message (PUBACK); before reading ``hold_at``, wait for
+        ``until`` (so a fault the test injects falls inside the stream however fast or slow the machine is)."""
         assert self._connected.wait(30), "publisher not connected"
         mids = set()
         for n in numbers:
+            if n == hold_at and until is not None:
+                assert until.wait(180), "the test never released the stream"
             payload = json.dumps({"temperature": self.value(n), "last_seen": self.base_ms + n * 1000})
             mids.add(self.client.publish(f"zigbee2mqtt/th{n % SENSORS}", payload, qos=1).mid)
             if pace_s:

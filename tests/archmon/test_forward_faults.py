@@ -85,14 +85,17 @@ def test_b_the_broker_restarted_twice_during_a_stream_loses_and_duplicates_nothi
     process = start(config, tmp_path / "run.log")
     total = 2000
     try:
-        publishing = threading.Thread(target=stream.publish, args=(range(total),), kwargs={"pace_s": 0.002})
+        restarted = threading.Event()
+        publishing = threading.Thread(target=stream.publish, args=(range(total),),
+                                      kwargs={"pace_s": 0.002, "hold_at": 1500, "until": restarted})
         publishing.start()
         for at_least in (400, 1000):
             wait_for(lambda a=at_least: len(local(db)) >= a, f"{at_least} readings stored")
-            assert publishing.is_alive()  # the restart falls inside the stream
+            assert publishing.is_alive()  # the restart falls inside the stream (it holds at 1500 until released)
             mosquitto.stop()
             time.sleep(1)  # the broker stays down for a moment: the publisher queues, archmon retries
             mosquitto.start()
+        restarted.set()
         publishing.join(180)
         assert not publishing.is_alive()
         wait_drained(db, total)
