@@ -247,7 +247,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             figures["feed_s"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         service.start()
-        if not all(source.wait_connected(STORE_TIMEOUT_S) for source in service.mqtt):
+        if not all(source.wait_connected(STORE_TIMEOUT_S) for source in service.sources().values()):
             raise RuntimeError("service did not connect and subscribe")
         t3 = time.perf_counter()
         figures["startup_s"] = (t1 - t0) + (t3 - t2)
