@@ -106,7 +106,8 @@ class AlertEngine:
         self.timers = TimerQueue()
         self.requests = NotificationRequests(store, self.settings, self.tz, self.timers)
         room_names = {room.id: (room.name_zh, room.name_en) for room in config.rooms}
-        self.lifecycle = Lifecycle(store, self.settings, self.language, self.timers, self.requests, room_names)
+        self.lifecycle = Lifecycle(store, self.settings, self.language, self.timers, self.requests, room_names,
+                                   tz=self.tz)
         for rule in self.rules:
             rule.watched = self.lifecycle.watched(rule.name)
         # rules with deadlines of their own, in registry order (ties go to the first)
@@ -265,7 +266,7 @@ class AlertEngine:
                 continue
             timer = self.timers.pop()
             if timer.kind in LIFECYCLE_TIMERS:
-                out.extend(self.lifecycle.on_timer(timer))
+                out.extend(self.lifecycle.on_timer(timer, self._clock))
             else:
                 self.requests.on_timer(timer)
         self._clock = max(self._clock, now_ms)

@@ -57,7 +57,9 @@ class RateOfChangeRule(Rule):
         key = f"{sensor.id}/{reading.quantity}"
         if self.quiet(key, state):
             return []
+        # the swing is the window's as of the series' newest reading (a late reading included), so is its time
+        ts = max(reading.ts_ms, self.ctx.series.newest_ts[slot])
         return [self.condition(
-            sensor, key, state, reading.ts_ms, quantity=reading.quantity,
+            sensor, key, state, ts, quantity=reading.quantity,
             value=swing, limit=limit, clear_delay_s=sensor.profile.timing.clear_delay_s,
         )]

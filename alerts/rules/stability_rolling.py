@@ -84,8 +84,11 @@ class RollingStabilityRule(Rule):
         key = f"{sensor.id}/{reading.quantity}"
         if self.quiet(key, state):
             return []
+        slot = self.ctx.series.find(sensor.id, reading.quantity)
+        # the window is judged as of the series' newest reading (a late reading included), so is its time
+        ts = reading.ts_ms if slot is None else max(reading.ts_ms, self.ctx.series.newest_ts[slot])
         return [self.condition(
-            sensor, key, state, reading.ts_ms, quantity=reading.quantity,
+            sensor, key, state, ts, quantity=reading.quantity,
             value=value, limit=limit, clear_delay_s=sensor.profile.timing.clear_delay_s,
             detail=sensor.profile.stability.interpretation,
         )]
