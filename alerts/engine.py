@@ -23,7 +23,7 @@ configuration.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from alerts._lifecycle import KINDS as LIFECYCLE_TIMERS
 from alerts._lifecycle import Lifecycle
 from alerts._requests import NotificationRequests
 from alerts._series import IN_ORDER, LATE, TOO_OLD, Order, SeriesTable, WindowNeeds
+from alerts._steps import Budget, Due, FedPart
 from alerts._timers import TimerQueue
 from alerts.actions import acknowledge, clear_by_hand
 from alerts.model import RuleContext, SensorInfo, Transition
@@ -41,7 +42,7 @@ from alerts.store import AlertStore
 from archmon.config import Config
 from archmon.domain import Reading
 
-__all__ = ["AlertEngine", "EngineCounters"]
+__all__ = ["AlertEngine", "EngineCounters", "FedPart"]
 
 log = logging.getLogger(__name__)
 
@@ -150,25 +151,54 @@ class AlertEngine:
         Returns:
             The transitions of the batch, in order.
         """
+        return self._feed(list(readings), Budget(None), True, on_error).transitions
+
+    def feed_part(self, readings: Sequence[Reading], *, budget: int, wait_for_due: bool = True,
+                  on_error: Callable[[Reading, Exception], None] | None = None) -> FedPart:
+        """Feed readings as :meth:`feed_many` does, for at most ``budget`` work units (see :mod:`alerts._steps`):
+        the live service's step, after which it releases the engine lock and hands the rest to the next one.
+
+        Args:
+            readings: in time order.
+            budget: work units of this step (timers and deadlines falling due, the transitions made).
+            wait_for_due: a reading waits until every timer due at its time has run (the order of a live
+                feed); False for smoke and leak, judged at once even while a mass of timers is still due
+                (those go on at the next step: each re-checks its subject when it runs).
+            on_error: as for :meth:`feed_many`.
+
+        Returns:
+            The transitions and how many of ``readings`` were judged (at least one, unless timers due
+            before the first took the whole budget).
+        """
+        return self._feed(readings, Budget(budget), wait_for_due, on_error)
+
+    def _feed(self, readings: Sequence[Reading], budget: Budget, wait_for_due: bool,
+              on_error: Callable[[Reading, Exception], None] | None) -> FedPart:
         out: list[Transition] = []
-        first = True
+        judged = 0
         for reading in readings:
             try:
-                out.extend(self._run_due(reading.ts_ms))
-                if first:
-                    first = False
+                out.extend(self._run_due(reading.ts_ms, budget))
+                if wait_for_due and budget.spent and self.due(reading.ts_ms):
+                    break
+                if not judged:
                     out.extend(self.lifecycle.sync_changes(self._clock))
-                out.extend(self._judge(reading))
+                out.extend(budget.transitions(self._judge(reading)))
                 self.store.flush_requests()
             except Exception as exc:
                 if on_error is None:
                     raise
                 on_error(reading, exc)
-        return out
+            judged += 1
+            if budget.spent:
+                break
+        return FedPart(out, judged)
 
-    def availability(self, sensor_id: str, state: str, ts_ms: int) -> list[Transition]:
-        """An availability message (``online``/``offline``) for a configured sensor."""
-        out = self.advance(ts_ms)
+    def availability(self, sensor_id: str, state: str, ts_ms: int, *, budget: int | None = None) -> list[Transition]:
+        """An availability message (``online``/``offline``) for a configured sensor, judged after the timers due
+        at its time (at most ``budget`` units of them: the rest run at the next step)."""
+        out = self._run_due(ts_ms, Budget(budget))
+        out.extend(self.lifecycle.sync_changes(self._clock))
         sensor = self.sensors.get(sensor_id)
         if sensor is None:
             return out
@@ -186,7 +216,7 @@ class AlertEngine:
             budget: at most so many timers or rule deadlines (None: all); the live tick uses it so one
                 call never holds the engine long, and calls again while :meth:`due`.
         """
-        out = self._run_due(now_ms, budget)
+        out = self._run_due(now_ms, Budget(budget))
         out.extend(self.lifecycle.sync_changes(self._clock))
         return out
 
@@ -238,35 +268,36 @@ class AlertEngine:
 
     def due(self, now_ms: int) -> bool:
         """Whether a timer or a rule's deadline is due at or before ``now_ms``."""
-        due, _ = self._next_due()
+        due = self._next_due().ts_ms
         return due is not None and due <= now_ms
 
-    def _run_due(self, now_ms: int, budget: int | None = None) -> list[Transition]:
-        """Run every timer and time-driven rule due at or before ``now_ms``, in time order (at most ``budget``
-        steps: the clock then stays at the last one run, and :meth:`due` tells whether more wait)."""
+    def _run_due(self, now_ms: int, budget: Budget) -> list[Transition]:
+        """Run every timer and time-driven rule due at or before ``now_ms``, in time order, until ``budget`` is
+        spent (the clock then stays at the last one run, and :meth:`due` tells whether more wait)."""
         if self._clock is None:
             self._clock = now_ms
             for rule in self.rules:
                 rule.start(now_ms)
             self.requests.resume(now_ms)
         out: list[Transition] = []
-        steps = 0
         while True:
-            due, rule = self._next_due()
+            due, source = self._next_due()
             if due is None or due > now_ms:
                 break
-            if budget is not None and steps >= budget:
+            if budget.spent:
                 return out
-            steps += 1
             self._clock = max(self._clock, due)
-            if rule is not None:
-                for cond in rule.on_due(due):
-                    out.extend(self.lifecycle.apply(cond, self._clock))
-                self._save_marker(rule)
+            if isinstance(source, Rule):
+                conditions = source.on_due(due)
+                budget.spend(1 + len(conditions))
+                for cond in conditions:
+                    out.extend(budget.transitions(self.lifecycle.apply(cond, self._clock)))
+                self._save_marker(source)
                 continue
+            budget.spend(1)
             timer = self.timers.pop()
             if timer.kind in LIFECYCLE_TIMERS:
-                out.extend(self.lifecycle.on_timer(timer, self._clock))
+                out.extend(budget.transitions(self.lifecycle.on_timer(timer, self._clock)))
             else:
                 self.requests.on_timer(timer)
         self._clock = max(self._clock, now_ms)
@@ -312,7 +343,7 @@ class AlertEngine:
         ts = self._now(now_ms)
         self.store.end_maintenance(window_id, by, comment, ts)
         out = self.advance(max(ts, self._clock or ts))
-        out.extend(self._run_due(self._clock or ts))  # the keys it released, at its end
+        out.extend(self._run_due(self._clock or ts, Budget(None)))  # the keys it released, at its end
         return out
 
     def rebuild(self, history: ReadingHistory, now_ms: int) -> RebuildReport:
@@ -366,11 +397,11 @@ class AlertEngine:
             raise RuntimeError("engine time unknown: pass now_ms")
         return self._clock
 
-    def _next_due(self) -> tuple[int | None, Rule | None]:
+    def _next_due(self) -> Due:
         """The earliest deadline: a queued timer (``rule`` None) or a rule's own; timers first at a tie."""
         best, source = self.timers.next_due(), None
         for rule in self._timed_rules:
             due = rule.next_due()
             if due is not None and (best is None or due < best):
                 best, source = due, rule
-        return best, source
+        return Due(best, source)

@@ -25,6 +25,7 @@ from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 
+from alerts._steps import STEP_BUDGET
 from alerts.engine import AlertEngine
 from alerts.history import ReadingHistory
 from alerts.model import Transition
@@ -43,8 +44,9 @@ log = logging.getLogger(__name__)
 _TICK_JOB = "alerts.tick"
 SLICE = 1000
 """Readings judged per hold of the engine lock (about 20 ms of work)."""
-TICK_BUDGET = 5000
-"""Timers and rule deadlines run per hold of the lock by the tick (it goes on while more are due)."""
+TICK_BUDGET = STEP_BUDGET
+"""Work units per hold of the lock (timers, rule deadlines and what they raise, transitions of readings:
+see :mod:`alerts._steps`); the tick and a batch's slices go on in further steps while more is due."""
 URGENT = frozenset({"smoke", "leak"})
 
 
@@ -186,27 +188,32 @@ class AlertService:
         """
         urgent = [r for r in readings if r.quantity in URGENT]
         if urgent:
-            self._judge(urgent, self._lock.urgent)
+            self._judge(urgent, self._lock.urgent, wait_for_due=False)
             readings = [r for r in readings if r.quantity not in URGENT]
         for start in range(0, len(readings), SLICE):
             self._judge(readings[start:start + SLICE], self._lock.slice)
 
-    def _judge(self, readings: Sequence[Reading], hold: Any) -> None:
-        with hold():
-            try:
-                with self.store.batch():
-                    out = self.engine.feed_many(readings, on_error=_reading_failed)
-            except Exception:  # the batch's commit failed: the store logged what was lost
-                log.exception("alert engine failed to commit a batch of %d readings", len(readings))
-                return
-        self._committed(out)
+    def _judge(self, readings: Sequence[Reading], hold: Any, *, wait_for_due: bool = True) -> None:
+        """Judge ``readings`` in steps of :data:`TICK_BUDGET` work units, each one hold of the lock and one
+        transaction; smoke and leak (``wait_for_due`` False) do not wait for a mass of timers due before them."""
+        while readings:
+            with hold():
+                try:
+                    with self.store.batch():
+                        part = self.engine.feed_part(readings, budget=TICK_BUDGET, wait_for_due=wait_for_due,
+                                                     on_error=_reading_failed)
+                except Exception:  # the batch's commit failed: the store logged what was lost
+                    log.exception("alert engine failed to commit a batch of %d readings", len(readings))
+                    return
+            self._committed(part.transitions)
+            readings = readings[part.judged:]
 
     def on_availability(self, sensor: str, state: str, ts_ms: int) -> None:
         """An availability/LWT message for a configured sensor (never raises)."""
         with self._lock.urgent():
             try:
                 with self.store.batch():
-                    out = self.engine.availability(sensor, state, ts_ms)
+                    out = self.engine.availability(sensor, state, ts_ms, budget=TICK_BUDGET)
             except Exception:
                 log.exception("alert engine failed on availability %s %s", sensor, state)
                 return

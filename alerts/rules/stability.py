@@ -74,6 +74,8 @@ class StabilityRule(Rule):
     DUE_SLICE = 2000
     """Verdicts given per ``on_due`` call: the engine calls again while more are due, releasing its lock
     in between, so midnight for 20,000 series never holds smoke and leak judgement back for long."""
+    DUE_VIOLATIONS = 50
+    """Failing verdicts per ``on_due`` call (each raises or updates an alert: far more work than a pass)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -208,8 +210,9 @@ class StabilityRule(Rule):
 
     def on_due(self, now_ms: int) -> list[Condition]:
         if self._rebuilt:
-            out, self._rebuilt = self._rebuilt, []
-            self.judged_through = max(self.judged_through, self._rebuilt_through)
+            out, self._rebuilt = self._rebuilt[:self.DUE_VIOLATIONS], self._rebuilt[self.DUE_VIOLATIONS:]
+            if not self._rebuilt:
+                self.judged_through = max(self.judged_through, self._rebuilt_through)
             return out
         if not self._held:
             return []
@@ -217,12 +220,15 @@ class StabilityRule(Rule):
         if self.day_end_ms(ordinal) > now_ms:
             return []
         out: list[Condition] = []
+        failing = 0
         day = self._day
         for slot in range(len(day)):
             if day[slot] == ordinal:
-                out.extend(self._verdict(slot))
+                verdict = self._verdict(slot)
+                out.extend(verdict)
+                failing += sum(1 for cond in verdict if cond.state)
                 self._end(slot)
-                if len(out) >= self.DUE_SLICE and ordinal in self._held:
+                if (len(out) >= self.DUE_SLICE or failing >= self.DUE_VIOLATIONS) and ordinal in self._held:
                     return out  # the rest at the next call (the engine calls again while due)
         return out
 
