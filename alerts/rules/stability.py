@@ -249,8 +249,9 @@ class StabilityRule(Rule):
         if slot is None:
             return
         newest_day = self._ordinal(history.newest[0])
-        # the day before only if the engine is known to have stopped before judging it
-        first_day = max(self.judged_through + 1, newest_day - 1) if self.judged_through else newest_day
+        # the day before too unless it is known to be judged: with no marker no day was ever judged, so the
+        # first day is judged even when the engine was down over its midnight
+        first_day = max(self.judged_through + 1, newest_day - 1)
         for ordinal in range(first_day, newest_day + 1):
             start, end = self.day_end_ms(ordinal - 1), self.day_end_ms(ordinal)
             aggregate = history.day(start, end)
