@@ -23,17 +23,19 @@ configuration.
 from __future__ import annotations
 
 import logging
+from array import array
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from alerts._engine_actions import PeopleActions
 from alerts._lifecycle import KINDS as LIFECYCLE_TIMERS
 from alerts._lifecycle import Lifecycle
 from alerts._requests import NotificationRequests
-from alerts._series import IN_ORDER, LATE, TOO_OLD, Order, SeriesTable, WindowNeeds
+from alerts._series import IN_ORDER, LATE, NEVER, TOO_OLD, Order, SeriesTable, WindowNeeds
 from alerts._steps import Budget, Due, FedPart
 from alerts._timers import TimerQueue
-from alerts.actions import acknowledge, clear_by_hand
+from alerts.catchup import Unjudged, catch_up, judge_stored_late, save_judged
+from alerts.counters import EngineCounters
 from alerts.model import RuleContext, SensorInfo, Transition
 from alerts.rebuild import ReadingHistory, RebuildReport, rebuild
 from alerts.rules import RULES, Rule
@@ -42,34 +44,15 @@ from alerts.store import AlertStore
 from archmon.config import Config
 from archmon.domain import Reading
 
-__all__ = ["AlertEngine", "EngineCounters", "FedPart"]
+__all__ = ["AlertEngine", "EngineCounters", "FedPart"]  # EngineCounters: from alerts.counters
 
 log = logging.getLogger(__name__)
 
-_TAKES: dict[Order, tuple[str, ...]] = {IN_ORDER: ("skip", "window", "always"), LATE: ("window", "always"),
+_TAKES: dict[int, tuple[str, ...]] = {IN_ORDER: ("skip", "window", "always"), LATE: ("window", "always"),
                                         TOO_OLD: ("always",)}
 
 
-@dataclass(slots=True)
-class EngineCounters:
-    """What the engine counted since it started (kept across a configuration reload).
-
-    Attributes:
-        readings: readings of configured sensors judged.
-        late_readings: older than their series' newest reading but inside the 24 h window: put in the
-            buckets of their own time; rules that judge the current state left them alone.
-        late_for_alerts: older than the 24 h window: no window or rule state changed (only smoke and leak
-            looked at them); the store has them.
-        late_alarms: smoke or leak alarms among the late ones (raised and, the newest being clear, cleared).
-    """
-
-    readings: int = 0
-    late_readings: int = 0
-    late_for_alerts: int = 0
-    late_alarms: int = 0
-
-
-class AlertEngine:
+class AlertEngine(PeopleActions):
     """Evaluates readings against the rules and runs every alert's lifecycle.
 
     Args:
@@ -116,6 +99,8 @@ class AlertEngine:
         self._rules_for: dict[tuple[str, Order], list[Rule]] = {}  # the rules judging a quantity, by order
         self._needs: dict[tuple[str, str], WindowNeeds] = {}  # (room, quantity): profiles are per room
         self._clock: int | None = None
+        self.unjudged: list[Unjudged] = []  # found by rebuild(), judged by catch_up()
+        self._marks = array("q")  # the watermarks at start, by slot (judge_backlog)
         self.lifecycle.load()
 
     # -- public API ------------------------------------------------------------------------------
@@ -220,37 +205,49 @@ class AlertEngine:
         out.extend(self.lifecycle.sync_changes(self._clock))
         return out
 
-    def _judge(self, reading: Reading) -> list[Transition]:
+    def _judge(self, reading: Reading, stored: Order | None = None) -> list[Transition]:
         """Place one reading in its series (order and windows), then judge it by the rules that take
-        readings of its order, at the engine's clock (already advanced to it)."""
+        readings of its order, at the engine's clock (already advanced to it).
+
+        ``stored``: the reading is in the windows and rule memory already (rebuilt from the store, see
+        :mod:`alerts.catchup`): it is not placed again, and is judged as a reading of that order by the rules
+        that judge stored readings (``Rule.stored``).
+        """
         sensor = self.sensors.get(reading.sensor)
         if sensor is None:
             return []
         quantity = reading.quantity
-        slot = self.series.index.get((reading.sensor, quantity))
+        series = self.series
+        slot = series.index.get((reading.sensor, quantity))
         if slot is None:
-            slot = self.series.add(sensor.id, quantity, self.window_needs(sensor, quantity))
-        self.series.hint(sensor.id, quantity, slot)
-        order = self.series.place(slot, reading.ts_ms, reading.value)
+            slot = series.add(sensor.id, quantity, self.window_needs(sensor, quantity))
+        series.hint(sensor.id, quantity, slot)
+        order = series.place(slot, reading.ts_ms, reading.value) if stored is None else stored
         counters = self.counters
         counters.readings += 1
         if order:
             if order == LATE:
                 counters.late_readings += 1
+                if series.beyond_fine(slot, reading.ts_ms):
+                    counters.late_for_rate += 1
             else:
                 counters.late_for_alerts += 1
             if quantity in ("smoke", "leak") and reading.value >= 1.0:
                 counters.late_alarms += 1
-        rules = self._rules_for.get((quantity, order))
+        rules = self._rules_for.get((quantity, order, stored is not None))
         if rules is None:
-            rules = self._rules_for[(quantity, order)] = [
+            rules = self._rules_for[(quantity, order, stored is not None)] = [
                 rule for rule in self.rules
                 if (rule.quantities is None or quantity in rule.quantities) and rule.late in _TAKES[order]
+                and (stored is None or rule.stored)
             ]
+        writes = self.store.writes
         out: list[Transition] = []
         for rule in rules:
             for cond in rule.on_reading(reading, sensor):
                 out.extend(self.lifecycle.apply(cond, self._clock))
+        if self.store.writes != writes or series.judged_saved[slot] == NEVER:
+            save_judged(series, self.store, slot)  # with what it wrote: never judged again after a restart
         return out
 
     def window_needs(self, sensor: SensorInfo, quantity: str) -> WindowNeeds:
@@ -271,14 +268,20 @@ class AlertEngine:
         due = self._next_due().ts_ms
         return due is not None and due <= now_ms
 
-    def _run_due(self, now_ms: int, budget: Budget) -> list[Transition]:
-        """Run every timer and time-driven rule due at or before ``now_ms``, in time order, until ``budget`` is
-        spent (the clock then stays at the last one run, and :meth:`due` tells whether more wait)."""
+    def begin(self, now_ms: int) -> None:
+        """Start the engine's time at ``now_ms`` (once: rules start, pending requests resume), without running
+        what is due (the next advance or reading does)."""
         if self._clock is None:
             self._clock = now_ms
             for rule in self.rules:
                 rule.start(now_ms)
             self.requests.resume(now_ms)
+
+    def _run_due(self, now_ms: int, budget: Budget) -> list[Transition]:
+        """Run every timer and time-driven rule due at or before ``now_ms``, in time order, until ``budget`` is
+        spent (the clock then stays at the last one run, and :meth:`due` tells whether more wait)."""
+        self.begin(now_ms)
+        assert self._clock is not None
         out: list[Transition] = []
         while True:
             due, source = self._next_due()
@@ -303,51 +306,10 @@ class AlertEngine:
         self._clock = max(self._clock, now_ms)
         return out
 
-    def acknowledge(self, alert_id: int, by: str, comment: str, now_ms: int | None = None) -> list[Transition]:
-        """Acknowledge an alert: active → acknowledged, cleared → closed; the comment is appended.
-
-        Raises:
-            KeyError: unknown alert id.
-            ValueError: the alert is closed or was cancelled.
-        """
-        return acknowledge(self.store, alert_id, by, comment, self._now(now_ms))
-
-    def clear(self, alert_id: int, by: str, comment: str, now_ms: int | None = None) -> list[Transition]:
-        """Clear an alert by hand at ``now_ms`` (timers due until then run first). If its condition still
-        holds it is raised again at once (its delay was served already).
-
-        Raises:
-            KeyError: unknown alert id.
-            ValueError: the alert is not active or acknowledged.
-        """
-        ts = self._now(now_ms)
-        out = self.advance(ts)  # the clock moves to the clear first: a re-raise is stamped with it, not before
-        out.extend(clear_by_hand(self.store, alert_id, by, comment, ts))
-        out.extend(self.lifecycle.sync_changes(self._clock))
-        return out
-
-    def maintenance(self, room: str, until_ms: int, reason: str, by: str, start_ms: int | None = None) -> int:
-        """Open a maintenance window for a room (silences its non-critical rules); returns its id."""
-        ts = self._now(start_ms)
-        return self.store.add_maintenance(room, ts, until_ms, reason, by, ts)
-
-    def end_maintenance(self, window_id: int, by: str, comment: str = "",
-                        now_ms: int | None = None) -> list[Transition]:
-        """End a maintenance window now (audited): conditions it silenced and still violated are judged as
-        when a window expires, and escalations it held back are sent.
-
-        Raises:
-            KeyError: unknown window.
-            ValueError: no name, or the window is over already.
-        """
-        ts = self._now(now_ms)
-        self.store.end_maintenance(window_id, by, comment, ts)
-        out = self.advance(max(ts, self._clock or ts))
-        out.extend(self._run_due(self._clock or ts, Budget(None)))  # the keys it released, at its end
-        return out
-
     def rebuild(self, history: ReadingHistory, now_ms: int) -> RebuildReport:
-        """Rebuild windows and rule memory from the readings store (at start, before the first reading).
+        """Rebuild windows and rule memory from the readings store (at start, before the first reading), and
+        find the readings it holds that the engine had not judged when it stopped (judge them with
+        :meth:`catch_up`).
 
         Args:
             history: the readings store's read API (``collector.store.SqliteStore`` or
@@ -357,7 +319,21 @@ class AlertEngine:
         Returns:
             What was rebuilt (series, queries, time).
         """
-        return rebuild(self, history, now_ms)
+        report = rebuild(self, history, now_ms)
+        self._marks = array("q", self.series.judged_saved)
+        return report
+
+    def catch_up(self, now_ms: int) -> list[Transition]:
+        """Judge the readings :meth:`rebuild` found stored after their series' watermarks, at ``now_ms`` (see
+        :mod:`alerts.catchup`); call inside ``store.batch()`` before anything else is judged."""
+        pending, self.unjudged = self.unjudged, []
+        return catch_up(self, pending, now_ms)
+
+    def judge_backlog(self, readings: Iterable[Reading]) -> list[Transition]:
+        """Judge readings an earlier run stored but did not get to (its stop ran out of time): those after
+        their series' watermark at this start were caught up already; the older ones are judged as late
+        readings, without placing them in the windows again."""
+        return judge_stored_late(self, readings, self._marks)
 
     def take_over(self, previous: AlertEngine) -> None:
         """Continue where ``previous`` (the engine of the configuration being replaced) stopped: its clock,
@@ -390,13 +366,6 @@ class AlertEngine:
             self._markers[rule.name] = marker
 
     # -- time ------------------------------------------------------------------------------------
-    def _now(self, ts: int | None) -> int:
-        if ts is not None:
-            return ts
-        if self._clock is None:
-            raise RuntimeError("engine time unknown: pass now_ms")
-        return self._clock
-
     def _next_due(self) -> Due:
         """The earliest deadline: a queued timer (``rule`` None) or a rule's own; timers first at a tie."""
         best, source = self.timers.next_due(), None

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from alerts.catchup import save_watermarks
 from alerts.engine import AlertEngine
 from alerts.history import MemoryHistory
 from alerts.model import Transition
@@ -209,10 +210,15 @@ def _act(
             keep(engine.end_maintenance(int(args["window"]), args.get("by", "replay"), args.get("comment", ""),
                                         action.ts_ms))
         elif action.do in ("restart", "crash"):
+            if action.do == "restart":  # a clean stop saves how far it judged; a crash leaves it behind
+                with store.batch():
+                    save_watermarks(engine.series, store)
             store.close()
             store = AlertStore(db_path)
             engine = AlertEngine(config, store)
             engine.rebuild(MemoryHistory(fed, config.site.tz), action.ts_ms)
+            with store.batch():
+                keep(engine.catch_up(action.ts_ms))
             keep(engine.advance(action.ts_ms))
         else:
             raise ConfigError(f"unknown replay action {action.do!r} "

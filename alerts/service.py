@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 from apscheduler.schedulers.base import BaseScheduler
 
 from alerts._steps import STEP_BUDGET
+from alerts.catchup import SAVE_EVERY_S, save_watermarks
 from alerts.engine import AlertEngine
 from alerts.history import ReadingHistory
 from alerts.model import Transition
@@ -124,6 +126,7 @@ class AlertService:
         self._lock = EngineLock()
         self._ticking = threading.Lock()
         self.ticks_overlapped = 0
+        self._watermarks_due = time.monotonic() + SAVE_EVERY_S
         self._scheduler: BaseScheduler | None = None
         self.rebuild_seconds = 0.0
         self.rebuilt_series = 0
@@ -142,8 +145,12 @@ class AlertService:
         if history is None:
             return
         try:
-            report = self.engine.rebuild(history, now_ms())
+            now = now_ms()
+            report = self.engine.rebuild(history, now)
             self.rebuild_seconds, self.rebuilt_series = report.seconds, report.series
+            with self.store.batch():  # what the store holds that the engine had not judged when it stopped
+                caught_up = self.engine.catch_up(now)
+            self._committed(caught_up)
         finally:
             if opened is not None:
                 opened.close()
@@ -176,9 +183,25 @@ class AlertService:
                     more = self.engine.due(now)
                 out.extend(self._committed(done))
                 if not more:
-                    return out
+                    break
+            if time.monotonic() >= self._watermarks_due:
+                self._save_watermarks(TICK_BUDGET)
+            return out
         finally:
             self._ticking.release()
+
+    def _save_watermarks(self, limit: int | None) -> None:
+        """Persist how far each series has been judged (the readings after it are judged again at a restart,
+        see :mod:`alerts.catchup`); at most ``limit`` rows in one hold of the lock."""
+        with self._lock.urgent():
+            try:
+                with self.store.batch():
+                    saved = save_watermarks(self.engine.series, self.store, limit)
+            except Exception:  # a stalled file: the next tick tries again
+                log.exception("alert engine: the judged-through watermarks were not saved")
+                return
+        if limit is None or saved < limit:
+            self._watermarks_due = time.monotonic() + SAVE_EVERY_S
 
     def on_readings(self, readings: Sequence[Reading]) -> None:
         """Judge readings just made durable (called from the store writer's thread; never raises).
@@ -218,6 +241,22 @@ class AlertService:
                 log.exception("alert engine failed on availability %s %s", sensor, state)
                 return
         self._committed(out)
+
+    def judge_backlog(self, readings: Sequence[Reading], availability: Sequence[Any] = ()) -> None:
+        """What the last run stored but did not judge before its stop ran out of time (``archmon.app.feed``,
+        handed over before anything this run stores): its readings after their series' watermark were judged
+        at start already (:mod:`alerts.catchup`), the older (late) ones are judged now, then its availability
+        changes (``sensor``, ``state``, ``ts_ms``)."""
+        with self._lock.urgent():
+            try:
+                with self.store.batch():
+                    out = self.engine.judge_backlog(readings)
+            except Exception:
+                log.exception("alert engine failed to judge the last run's backlog of %d readings", len(readings))
+                out = []
+        self._committed(out)
+        for change in availability:
+            self.on_availability(change.sensor, change.state, change.ts_ms)
 
     def acknowledge(self, alert_id: int, by: str, comment: str) -> list[Transition]:
         """Acknowledge an alert (see :meth:`AlertEngine.acknowledge`); published as ``ack`` (the transition
@@ -271,6 +310,8 @@ class AlertService:
                 "late_readings": counters.late_readings,
                 "late_for_alerts": counters.late_for_alerts,
                 "late_alarms": counters.late_alarms,
+                "late_for_rate": counters.late_for_rate,
+                "caught_up": counters.caught_up,
                 "late_for_day": int(getattr(stability, "late_for_day", 0)),
                 "series": len(self.engine.series),
                 "window_bytes": self.engine.series.nbytes(),
@@ -288,6 +329,7 @@ class AlertService:
             if self._scheduler.get_job(_TICK_JOB) is not None:
                 self._scheduler.remove_job(_TICK_JOB)
             self._scheduler = None
+        self._save_watermarks(None)  # a clean stop: nothing is judged again at the next start
         with self._lock.urgent():
             self.store.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from array import array
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from alerts.model import Condition, SensorInfo
 from alerts.rules.base import LateReadings, Rule, at_resolution
@@ -40,6 +40,13 @@ def day_fluctuation(
 INSUFFICIENT = "insufficient data"
 
 
+class _DayOf(NamedTuple):
+    """A time and the local day (ordinal) it falls on."""
+
+    ts_ms: int
+    ordinal: int
+
+
 def day_coverage(first_ms: int, last_ms: int, day_start_ms: int, day_end_ms: int) -> float:
     """How much of a day its readings span: (last − first) / the day's length (23 h or 25 h days count as
     they are), 0..1."""
@@ -71,6 +78,7 @@ class StabilityRule(Rule):
     default_severity = "minor"
     quantities = frozenset({"temperature", "humidity"})
     late: ClassVar[LateReadings] = "window"
+    stored: ClassVar[bool] = False  # its day aggregate was rebuilt from the daily rollup, every reading in it
     DUE_SLICE = 2000
     """Verdicts given per ``on_due`` call: the engine calls again while more are due, releasing its lock
     in between, so midnight for 20,000 series never holds smoke and leak judgement back for long."""
@@ -89,7 +97,7 @@ class StabilityRule(Rule):
         self._last = array("q")
         self._held: dict[int, int] = {}  # day ordinal -> series accumulating it
         self._ends: dict[int, int] = {}  # day ordinal -> its end (ms)
-        self._day_of: tuple[int, int] = (-1, 0)  # the last (ts_ms, local day ordinal) worked out
+        self._day_of = _DayOf(-1, 0)  # the last local day worked out
         self._judged: dict[tuple[str, str], bool] = {}  # (room, quantity) -> has a stability limit
         self.judged_through = 0  # the last day ordinal whose verdicts were all given
         self.late_for_day = 0
@@ -98,9 +106,9 @@ class StabilityRule(Rule):
 
     def _ordinal(self, ts_ms: int) -> int:
         """The local (site zone) day of ``ts_ms`` as an ordinal (a sensor's T and RH share a timestamp)."""
-        if self._day_of[0] != ts_ms:
-            self._day_of = (ts_ms, dt.datetime.fromtimestamp(ts_ms / 1000, self.ctx.tz).toordinal())
-        return self._day_of[1]
+        if self._day_of.ts_ms != ts_ms:
+            self._day_of = _DayOf(ts_ms, dt.datetime.fromtimestamp(ts_ms / 1000, self.ctx.tz).toordinal())
+        return self._day_of.ordinal
 
     def day_end_ms(self, ordinal: int) -> int:
         """The end of a local day (its next midnight), UTC epoch ms."""
@@ -248,7 +256,7 @@ class StabilityRule(Rule):
         slot = self.ctx.series.find(sensor.id, history.quantity)
         if slot is None:
             return
-        newest_day = self._ordinal(history.newest[0])
+        newest_day = self._ordinal(history.newest.ts_ms)
         # the day before too unless it is known to be judged: with no marker no day was ever judged, so the
         # first day is judged even when the engine was down over its midnight
         first_day = max(self.judged_through + 1, newest_day - 1)

@@ -65,7 +65,7 @@ class RollingStabilityRule(Rule):
             span = series.day_span(slot)  # A needs no mean
             if span is None:
                 return None
-            value = day_fluctuation(span[0], span[1], 0.0, interpretation="A")
+            value = day_fluctuation(span.min, span.max, 0.0, interpretation="A")
         else:
             stats = series.day_stats(slot)
             if stats is None:

@@ -14,8 +14,9 @@ A stop drains the feed within its bound; what it cannot judge in time is taken o
 (:meth:`AlertFeed.abandon`): the smoke and leak readings among it are judged at once, and the rest is kept
 in a file beside the database (:func:`save_backlog`, ``archmon.db.unjudged.json``) for the next start, which
 hands it to the engine before any new reading (``AlertService.judge_backlog``). Those readings are in the
-store, and so in the windows the engine rebuilds at start: only the engine can judge them again without
-counting them twice; an engine without ``judge_backlog`` is given the smoke, leak and availability part.
+store, and so in the windows the engine rebuilds at start: the engine judges the ones stored after what it
+had judged of their series as soon as it starts (``alerts.catchup``, also after a crash, which leaves no
+file), and the older ones and the availability changes from the file, without counting them twice.
 """
 
 from __future__ import annotations

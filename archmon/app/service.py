@@ -19,7 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from archmon import systemd
 from archmon.app.audit import AuditQueue
 from archmon.app.checks import check_references, storage_problems
-from archmon.app.feed import URGENT, AlertFeed, Backlog, load_backlog
+from archmon.app.feed import AlertFeed, Backlog, load_backlog
 from archmon.app.reloading import Reloading
 from archmon.app.stats import ALERT_GAUGES, WRITER_GAUGES, Counters
 from archmon.config import Config
@@ -173,23 +173,11 @@ class Service(Reloading):
         return service
 
     def _judge_backlog(self, backlog: Backlog) -> None:
-        """On the feed's thread, before this run's first commit: what the last stop could not judge."""
-        judge = getattr(self.alerts, "judge_backlog", None)
-        if judge is not None:
-            judge(backlog.readings, backlog.availability)
-            log.info("alerts: judged %d reading(s) and %d availability change(s) the last run stored but could "
-                     "not judge before it stopped", len(backlog.readings), len(backlog.availability))
-        else:  # this engine cannot judge stored readings again without counting them twice in its windows
-            urgent = [r for r in backlog.readings if r.quantity in URGENT]
-            if urgent:
-                self.alerts.on_readings(urgent)
-            for change in backlog.availability:
-                self.alerts.on_availability(change.sensor, change.state, change.ts_ms)
-            rest = len(backlog.readings) - len(urgent)
-            (log.warning if rest else log.info)(
-                "alerts: judged %d smoke/leak reading(s) and %d availability change(s) the last run stored but "
-                "could not judge before it stopped%s", len(urgent), len(backlog.availability),
-                f"; {rest} other reading(s) are stored but were not judged by the alert rules" if rest else "")
+        """On the feed's thread, before this run's first commit: what the last stop could not judge (its
+        readings after their series' watermark were judged at start already, see ``alerts.catchup``)."""
+        self.alerts.judge_backlog(backlog.readings, backlog.availability)
+        log.info("alerts: judged the %d reading(s) and %d availability change(s) the last run stored but could not "
+                 "judge before it stopped", len(backlog.readings), len(backlog.availability))
         if not self._alert_feed.abandoned:  # (a stop that ran out of time keeps the file itself)
             self.backlog_path.unlink(missing_ok=True)
 

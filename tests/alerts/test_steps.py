@@ -85,7 +85,8 @@ def test_smoke_is_judged_while_the_tick_works_through_a_mass_of_stale_sensors(tm
     ticker = threading.Thread(target=service.tick)
     ticker.start()
     try:
-        wait_for(lambda: bool(seen.extend(f"{e.data.rule} {e.data.state}" for e in events.drain()) or seen), "the first stale alert")
+        wait_for(lambda: bool(seen.extend(f"{e.data.rule} {e.data.state}" for e in events.drain()) or seen),
+                 "the first stale alert")
         service.on_readings([Reading("S1", "smoke", 1.0, now_ms(), "A1")])
     finally:
         ticker.join()
