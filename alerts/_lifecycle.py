@@ -128,7 +128,9 @@ class Lifecycle:
         previous, ks.last = ks.last, cond
         if cond.state:
             if ks.phase == "normal":
-                return self._start(ks, cond, ts, cond.ts_ms)
+                return self._start(ks, cond, ts, cond.ts_ms if cond.since_ms is None else cond.since_ms)
+            if ks.phase == "pending" and cond.since_ms is not None and cond.since_ms != ks.since_ms:
+                self._restart(ks, cond.since_ms)
             if ks.phase in ("active", "clearing"):
                 self._rejudged(ks, previous, cond, ts)
             if ks.phase == "clearing":
@@ -281,6 +283,15 @@ class Lifecycle:
         self._save(ks)
         self.timers.push(since + delay, "delay", ks.ident)
         return out
+
+    def _restart(self, ks: KeyState, since: int) -> None:
+        """A late reading moved the start of a pending violation: its delay runs from ``since`` now (a timer
+        at the new end; the old one finds the key changed and does nothing)."""
+        log.info("%s: a late reading moved the violation's start to %s; its delay runs from there", ks.ident,
+                 to_iso(since, self.tz))
+        ks.since_ms = since
+        self._save(ks)
+        self.timers.push(since + ks.wait_ms, "delay", ks.ident)
 
     def _rejudged(self, ks: KeyState, previous: Condition | None, cond: Condition, ts: int) -> None:
         """Still violated, judged on something new (another day, offline after silent): update the alert."""

@@ -166,6 +166,19 @@ class HourLayer(_Ring):
             if i >= 0 and bucket.count:
                 self.min[i], self.max[i], self.sum[i], self.count[i] = bucket.min, bucket.max, bucket.sum, bucket.count
 
+    def spans_since(self, row: int, ts_ms: int) -> Span | None:
+        """The lowest and highest value in the row's buckets from the hour of ``ts_ms`` on (None: none)."""
+        top = self.top[row]
+        first = max(ts_ms // HOUR_MS, top - self.size + 1)
+        if top == _NEVER or first > top:
+            return None
+        base, size = row * self.size, self.size
+        low, high = _EMPTY_MIN, _EMPTY_MAX
+        for bucket in range(first, top + 1):
+            i = base + bucket % size
+            low, high = min(low, self.min[i]), max(high, self.max[i])
+        return None if high == _EMPTY_MAX else Span(low, high)
+
     def stats(self, row: int) -> WindowStats | None:
         """The window's aggregate (None: no reading in it)."""
         spans = self.spans(row)

@@ -36,7 +36,7 @@ from alerts._steps import Budget, Due, FedPart
 from alerts._timers import TimerQueue
 from alerts.catchup import Unjudged, catch_up, judge_stored_late, save_judged
 from alerts.counters import EngineCounters
-from alerts.model import RuleContext, SensorInfo, Transition
+from alerts.model import HistoryRef, RuleContext, SensorInfo, Transition
 from alerts.rebuild import ReadingHistory, RebuildReport, rebuild
 from alerts.rules import RULES, Rule
 from alerts.site import load_settings, room_profiles, sensor_infos
@@ -75,7 +75,10 @@ class AlertEngine(PeopleActions):
         profiles = room_profiles(config, self.settings)
         self.sensors = sensor_infos(config, profiles)
         self.series = series if series is not None else SeriesTable()
-        ctx = RuleContext(settings=self.settings, sensors=self.sensors, tz=self.tz, series=self.series)
+        self.history = HistoryRef()
+        """The stored readings rules may look up (late readings' neighbours): set ``history.source``."""
+        ctx = RuleContext(settings=self.settings, sensors=self.sensors, tz=self.tz, series=self.series,
+                          history=self.history)
         self.rules: list[Rule] = [
             cls(ctx, self.settings.rule(name).severity)
             for name, cls in RULES.items()
@@ -343,6 +346,7 @@ class AlertEngine(PeopleActions):
             raise ValueError("take_over needs the engine built with series=previous.series")
         now = previous._clock
         self.counters = previous.counters
+        self.history.source = previous.history.source
         for slot, (sensor_id, quantity) in enumerate(self.series.keys):
             sensor = self.sensors.get(sensor_id)
             if sensor is not None:

@@ -131,6 +131,7 @@ class AlertService:
         self.rebuild_seconds = 0.0
         self.rebuilt_series = 0
         self._db_path = db_path
+        self._opened: Any = None  # the readings store this service opened (read-only), closed at stop
         from alerts.access import attach_register  # before the rebuild: doors open at the restart judged again
 
         attach_register(self.engine, db_path)
@@ -139,21 +140,18 @@ class AlertService:
                          {"event": "load", "path": str(config.path), "sha256": _config_digest(config)})
 
     def _rebuild(self, history: ReadingHistory | None, db_path: Path) -> None:
-        opened: Any = None
         if history is None:
-            opened = history = _readings_store(db_path, self.config)
+            history = self._opened = _readings_store(db_path, self.config)
         if history is None:
             return
-        try:
-            now = now_ms()
-            report = self.engine.rebuild(history, now)
-            self.rebuild_seconds, self.rebuilt_series = report.seconds, report.series
-            with self.store.batch():  # what the store holds that the engine had not judged when it stopped
-                caught_up = self.engine.catch_up(now)
-            self._committed(caught_up)
-        finally:
-            if opened is not None:
-                opened.close()
+        now = now_ms()
+        report = self.engine.rebuild(history, now)
+        self.rebuild_seconds, self.rebuilt_series = report.seconds, report.series
+        # the rules look up stored readings around a late one (alerts.rules._late_runs), read-only
+        self.engine.history.source = history
+        with self.store.batch():  # what the store holds that the engine had not judged when it stopped
+            caught_up = self.engine.catch_up(now)
+        self._committed(caught_up)
 
     def start(self, scheduler: BaseScheduler) -> None:
         """Add the tick job to the service's scheduler (and tick once now)."""
@@ -332,6 +330,8 @@ class AlertService:
         self._save_watermarks(None)  # a clean stop: nothing is judged again at the next start
         with self._lock.urgent():
             self.store.close()
+            if self._opened is not None:
+                self._opened.close()
 
     def _committed(self, transitions: list[Transition]) -> list[Transition]:
         """Log and publish transitions whose transaction has committed."""
