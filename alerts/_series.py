@@ -157,19 +157,24 @@ class SeriesTable:
         row = self.fine_row[slot]
         return None if row < 0 else self.fine.swing(row)
 
-    def adopt_needs(self, slot: int, needs: WindowNeeds) -> None:
+    def adopt_needs(self, slot: int, needs: WindowNeeds) -> bool:
         """Give an existing series the rows a new configuration asks for (reload): a missing row is added
         empty, a fine row made for another rate window is emptied for the new one; rows no longer needed
-        are kept (unused)."""
+        are kept (unused). Returns whether a row was added or emptied (to fill from the store)."""
+        changed = False
         if needs.hours and self.hour_row[slot] < 0:
             self.hour_row[slot] = self.hours.new_row()
+            changed = True
         if needs.fine_window_ms is not None:
             row = self.fine_row[slot]
             if row < 0:
                 self.fine_row[slot] = self.fine.new_row(needs.fine_window_ms)
+                changed = True
             elif self.fine_window[slot] != needs.fine_window_ms:
                 self.fine.reset(row, needs.fine_window_ms)
+                changed = True
             self.fine_window[slot] = needs.fine_window_ms
+        return changed
 
     def nbytes(self) -> int:
         """Bytes held by the flat columns (without the index dict)."""

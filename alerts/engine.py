@@ -91,7 +91,7 @@ class AlertEngine(PeopleActions):
         self._markers: dict[str, dict[str, Any] | None] = {rule.name: rule.marker() for rule in self.rules}
         self.counters = EngineCounters()
         self.timers = TimerQueue()
-        self.requests = NotificationRequests(store, self.settings, self.tz, self.timers)
+        self.requests = NotificationRequests(store, self.settings, self.tz, self.timers, self.sensors)
         room_names = {room.id: (room.name_zh, room.name_en) for room in config.rooms}
         self.lifecycle = Lifecycle(store, self.settings, self.language, self.timers, self.requests, room_names,
                                    tz=self.tz)
@@ -104,6 +104,7 @@ class AlertEngine(PeopleActions):
         self._clock: int | None = None
         self.unjudged: list[Unjudged] = []  # found by rebuild(), judged by catch_up()
         self._marks = array("q")  # the watermarks at start, by slot (judge_backlog)
+        self.refill: list[int] = []  # slots whose window rows take_over() gave anew: to fill from the store
         self.lifecycle.load()
 
     # -- public API ------------------------------------------------------------------------------
@@ -341,16 +342,19 @@ class AlertEngine(PeopleActions):
     def take_over(self, previous: AlertEngine) -> None:
         """Continue where ``previous`` (the engine of the configuration being replaced) stopped: its clock,
         counters, series table and windows (built with ``series=previous.series``) and each rule's memory;
-        a rule the new configuration enables afresh starts now. No reading is judged again."""
+        a rule the new configuration enables afresh starts now. No reading is judged again. Series given new
+        window rows (a rate window of another length, a 24 h window) are listed in :attr:`refill`, for the
+        caller to fill from the readings store (``alerts.rebuild.refill_windows``)."""
         if self.series is not previous.series:
             raise ValueError("take_over needs the engine built with series=previous.series")
         now = previous._clock
         self.counters = previous.counters
         self.history.source = previous.history.source
+        self._marks = previous._marks
         for slot, (sensor_id, quantity) in enumerate(self.series.keys):
             sensor = self.sensors.get(sensor_id)
-            if sensor is not None:
-                self.series.adopt_needs(slot, self.window_needs(sensor, quantity))
+            if sensor is not None and self.series.adopt_needs(slot, self.window_needs(sensor, quantity)):
+                self.refill.append(slot)
         if now is None:
             return
         self._clock = now

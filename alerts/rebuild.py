@@ -23,10 +23,11 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from alerts._series import Newest
+from alerts._series import Newest, SeriesTable
 from alerts._windows import HOUR_MS, HOURS
 from alerts.catchup import load_judged, unjudged
 from alerts.history import HistoryBucket, ReadingHistory
@@ -34,7 +35,8 @@ from alerts.history import HistoryBucket, ReadingHistory
 if TYPE_CHECKING:
     from alerts.engine import AlertEngine
 
-__all__ = ["DayAggregate", "QueryCount", "ReadingHistory", "RebuildReport", "SeriesHistory", "rebuild"]
+__all__ = ["DayAggregate", "QueryCount", "ReadingHistory", "RebuildReport", "SeriesHistory", "rebuild",
+           "refill_windows"]
 
 log = logging.getLogger(__name__)
 
@@ -182,22 +184,11 @@ def rebuild(engine: AlertEngine, history: ReadingHistory, now_ms: int) -> Rebuil
     counter.queries += 1
     stuck = engine.settings.stuck.hours if any(rule.name == "stuck" for rule in engine.rules) else 0.0
     hours_back = max(HOURS, math.ceil(stuck) + 1)
-    for slot, (sensor_id, quantity) in enumerate(series.keys):
+    for slot, (sensor_id, _) in enumerate(series.keys):
         sensor = engine.sensors.get(sensor_id)
-        newest = series.newest(slot)
-        if sensor is None or newest is None:
+        past = _load_windows(series, slot, history, hours_back, counter)
+        if sensor is None or past is None:
             continue
-        raw_start = newest.ts_ms // HOUR_MS * HOUR_MS
-        fine_row = series.fine_row[slot]
-        if fine_row >= 0:
-            raw_start = min(raw_start, series.fine.window_start_ms(newest.ts_ms, series.fine_window[slot]))
-        past = SeriesHistory(history, sensor_id, quantity, newest, raw_start=raw_start, hours_back=hours_back,
-                             counter=counter)
-        hour_row = series.hour_row[slot]
-        if hour_row >= 0:
-            series.hours.load(hour_row, newest.ts_ms, past.hours)
-        if fine_row >= 0:
-            series.fine.load(fine_row, newest.ts_ms, past.raw)
         for rule in engine.rules:
             rule.rebuild(sensor, past)
         left = unjudged(series, slot, past, sensor.room)
@@ -208,3 +199,34 @@ def rebuild(engine: AlertEngine, history: ReadingHistory, now_ms: int) -> Rebuil
              "series stored after what the engine had judged", report.series, report.seconds, report.queries,
              now_ms, sum(len(u.readings) for u in engine.unjudged), len(engine.unjudged))
     return report
+
+
+def _load_windows(series: SeriesTable, slot: int, history: ReadingHistory, hours_back: int,
+                  counter: QueryCount) -> SeriesHistory | None:
+    """Set one series' window rows from the store (as of its newest reading); its history, None: no reading."""
+    newest = series.newest(slot)
+    if newest is None:
+        return None
+    sensor_id, quantity = series.keys[slot]
+    raw_start = newest.ts_ms // HOUR_MS * HOUR_MS
+    fine_row = series.fine_row[slot]
+    if fine_row >= 0:
+        raw_start = min(raw_start, series.fine.window_start_ms(newest.ts_ms, series.fine_window[slot]))
+    past = SeriesHistory(history, sensor_id, quantity, newest, raw_start=raw_start, hours_back=hours_back,
+                         counter=counter)
+    hour_row = series.hour_row[slot]
+    if hour_row >= 0:
+        series.hours.load(hour_row, newest.ts_ms, past.hours)
+    if fine_row >= 0:
+        series.fine.load(fine_row, newest.ts_ms, past.raw)
+    return past
+
+
+def refill_windows(series: SeriesTable, history: ReadingHistory, slots: Sequence[int]) -> int:
+    """Set the window rows of ``slots`` from the store again (a reload gave them new rows: a rate window of
+    another length, the 24 h window of a rule enabled afresh), as a restart would; returns the queries made.
+    Call under the engine lock (a reading judged meanwhile would be left out of the rows)."""
+    counter = QueryCount()
+    for slot in slots:
+        _load_windows(series, slot, history, HOURS, counter)
+    return counter.queries

@@ -15,22 +15,23 @@ event hub (kind ``alert``), acknowledgements as ``ack``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 
+from alerts._lock import EngineLock
 from alerts._steps import STEP_BUDGET
 from alerts.catchup import SAVE_EVERY_S, save_watermarks
 from alerts.engine import AlertEngine
 from alerts.history import ReadingHistory
 from alerts.model import Transition
+from alerts.rebuild import refill_windows
 from alerts.site import check_config
 from alerts.store import AlertStore
 from archmon.config import Config
@@ -50,6 +51,8 @@ TICK_BUDGET = STEP_BUDGET
 """Work units per hold of the lock (timers, rule deadlines and what they raise, transitions of readings:
 see :mod:`alerts._steps`); the tick and a batch's slices go on in further steps while more is due."""
 URGENT = frozenset({"smoke", "leak"})
+REFILL_SLICE = 200
+"""Series whose windows a reload refills from the store per hold of the lock (a query or two each)."""
 
 
 def _config_digest(config: Config) -> str:
@@ -61,46 +64,6 @@ def _config_digest(config: Config) -> str:
 def _reading_failed(reading: Reading, exc: Exception) -> None:
     """One bad reading must not stop the writer (nor the rest of its batch)."""
     log.error("alert engine failed on %s", reading, exc_info=exc)
-
-
-class EngineLock:
-    """The engine's lock with a priority lane: :meth:`urgent` holders go before the next :meth:`slice`.
-
-    A thread judging a long batch takes the lock slice by slice; before each slice it waits while anyone
-    waits in the priority lane, so they get the lock within one slice (CPython's plain lock is not fair:
-    the releasing thread would often take it straight back).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lane = threading.Condition(threading.Lock())
-        self._waiting = 0
-
-    @contextlib.contextmanager
-    def urgent(self) -> Iterator[None]:
-        """Hold the lock, ahead of any batch slice."""
-        with self._lane:
-            self._waiting += 1
-        try:
-            self._lock.acquire()
-        finally:
-            with self._lane:
-                self._waiting -= 1
-                if not self._waiting:
-                    self._lane.notify_all()
-        try:
-            yield
-        finally:
-            self._lock.release()
-
-    @contextlib.contextmanager
-    def slice(self) -> Iterator[None]:
-        """Hold the lock for one slice of a batch, after everyone waiting in the priority lane."""
-        with self._lane:
-            while self._waiting:
-                self._lane.wait()
-        with self._lock:
-            yield
 
 
 class AlertService:
@@ -116,6 +79,10 @@ class AlertService:
     Raises:
         ConfigError: bad alert settings or room profiles.
     """
+
+    stats_gauges = frozenset({"series", "window_bytes", "rebuilt_series", "rebuild_ms", "state_write_max_bytes",
+                              "state_write_max_us", "lock_hold_max_us"})
+    """The names in :meth:`stats` that are states (kept as they are by ``archmon status``), not counters."""
 
     def __init__(self, config: Config, db_path: Path, *, hub: EventHub | None = None,
                  history: ReadingHistory | None = None) -> None:
@@ -289,15 +256,39 @@ class AlertService:
             self.engine, self.config = engine, config
             self.store.audit(now_ms(), "config", "system", "config",
                              {"event": "reload", "path": str(config.path), "sha256": _config_digest(config)})
+        self._refill(engine)
         log.info("alert configuration reloaded from %s", config.path)
+
+    def _refill(self, engine: AlertEngine) -> None:
+        """Fill the window rows a reload gave anew from the readings store, as a restart would (a changed rate
+        window was blind for its length), :data:`REFILL_SLICE` series per hold of the lock."""
+        slots, history = engine.refill, engine.history.source
+        engine.refill = []
+        if not slots or history is None:
+            return
+        started = time.perf_counter()
+        for start in range(0, len(slots), REFILL_SLICE):
+            with self._lock.slice():
+                if self.engine is not engine:
+                    return  # another reload replaced it (and fills its own)
+                try:
+                    refill_windows(engine.series, history, slots[start:start + REFILL_SLICE])
+                except Exception:  # the store cannot be read: the rows fill from live readings
+                    log.exception("alert engine: windows of %d series not refilled from the store", len(slots))
+                    return
+        log.info("alert engine: windows of %d series refilled from the store in %.2f s", len(slots),
+                 time.perf_counter() - started)
 
     def stats(self) -> dict[str, int]:
         """Counters for ``archmon status`` and the store's counters (see ``EngineCounters``).
 
         ``late_for_alerts``: readings older than the 24 h window (stored, judged by no rule but smoke and
-        leak); ``late_readings``: older than their series' newest but inside the window; ``late_for_day``:
-        readings of a day already judged; ``state_write_max_bytes``/``_us``: the largest single write of
-        engine state (a lifecycle row or a rule marker) and the longest one.
+        leak); ``late_readings``: older than their series' newest but inside the window; ``late_for_rate``:
+        late readings older than the rate window; ``late_for_day``: readings of a day already judged;
+        ``caught_up``: readings stored but not judged before the last stop, judged at this start;
+        ``state_write_max_bytes``/``_us``: the largest single write of engine state (a lifecycle row or a rule
+        marker) and the longest one (inside its transaction); ``lock_hold_max_us``: the longest single hold
+        of the engine lock (a slice, a tick's step, a reload: the most smoke and leak can have waited).
         """
         with self._lock.urgent():
             counters = self.engine.counters
@@ -318,6 +309,7 @@ class AlertService:
                 "state_writes": writes.count,
                 "state_write_max_bytes": writes.max_bytes,
                 "state_write_max_us": writes.max_us,
+                "lock_hold_max_us": self._lock.longest_hold_us,
                 "ticks_overlapped": self.ticks_overlapped,
             }
 

@@ -135,8 +135,10 @@ def test_every_stored_reading_is_judged_and_counted_by_the_end_of_a_stop(tmp_pat
     assert counters["stored"] == 3 * 1500
     assert counters["alerts.readings_judged"] == 3 * 1500
     assert gauges["alerts.series"] == 5  # a state: five series, not five per restart
+    assert 0 < gauges["alerts.lock_hold_max_us"] < 60_000_000  # a state (a longest hold), not a sum
     assert gauges["service.running"] == 0
-    for state in ("alerts.series", "alerts.window_bytes", "alerts.rebuilt_series", "alerts.state_write_max_us"):
+    for state in ("alerts.series", "alerts.window_bytes", "alerts.rebuilt_series", "alerts.state_write_max_us",
+                  "alerts.lock_hold_max_us"):
         assert state not in counters, state
 
 
