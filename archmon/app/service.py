@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -45,6 +46,7 @@ SOURCE_CHECK_S = 1.0
 STORE_BUSY_TIMEOUT_S = 1.0
 """How long one write of the store writer waits for another connection's lock before it retries (with
 backoff, for as long as it takes): short, so a stop during a stall gives up within its bound."""
+_ALARMS = frozenset({"smoke", "leak"})
 _PART_GAUGES = frozenset({"queued", "active", "open"})  # states of other parts; a source kind names its own
 
 
@@ -92,6 +94,7 @@ class Service(Reloading):
                                  sources=checked.configs)
         self._checked = checked
         self._accepting = True
+        self._alarms_told: dict[str, float] = {}  # sensor -> when an alarm during a store stall was logged
         self._deferred: dict[str, int] = defaultdict(int)
         # Sources whose origin sends again what was not acknowledged (an MQTT broker): see _on_messages.
         self._redelivering = {t.id for t in config.sources if SOURCE_KINDS[t.kind].redelivers}
@@ -151,6 +154,8 @@ class Service(Reloading):
 
     def _submit(self, batch: Batch, *, timeout: float | None = None) -> Future[WriteResult]:
         future = self.writer.submit(batch, timeout=timeout)
+        if any(r.quantity in _ALARMS and r.value >= 1.0 for r in batch.readings):
+            self._alarm_while_stalled(batch)
         if batch.availability:
             records, feed = list(batch.availability), self._alert_feed
 
@@ -161,6 +166,21 @@ class Service(Reloading):
 
             future.add_done_callback(forward)
         return future
+
+    def _alarm_while_stalled(self, batch: Batch) -> None:
+        """A smoke or leak alarm the store cannot take now (its writes are failing and retried): the alert
+        engine judges it only once it is stored (its alerts live in the same file, which takes no write
+        either), so say so at once, once a minute per sensor."""
+        if not self.writer.stats().retrying:
+            return
+        now = time.monotonic()
+        for reading in batch.readings:
+            if reading.quantity in _ALARMS and reading.value >= 1.0 and \
+                    now - self._alarms_told.get(reading.sensor, -60.0) >= 60.0:
+                self._alarms_told[reading.sensor] = now
+                log.error("%s alarm from %s received while the store cannot be written (%s): it is judged and "
+                          "notified as soon as it is stored", reading.quantity, reading.sensor,
+                          self.writer.stats().last_error or "retrying")
 
     def _alert_service(self) -> Any:
         from alerts import AlertService

@@ -168,3 +168,26 @@ def test_a_stop_during_a_stall_reports_exactly_what_it_did_not_commit(tmp_path: 
     assert report.elapsed_s <= report.bound_s + 0.5, report.summary()
     with sqlite3.connect(service.db_path) as conn:
         assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 5
+
+
+def test_a_smoke_alarm_during_a_store_stall_is_logged_at_once_and_judged_once_stored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The engine judges only what the store committed (its alerts are in the same file, which takes no write
+    during a stall either: see docs/alerts.md); the alarm is said in the log at once, and alerted as soon as
+    the stall ends."""
+    from tests.fixtures.store_stall import StoreStall
+
+    path = line_site(tmp_path)
+    service = Service(load_config(path))
+    service.start()
+    try:
+        with StoreStall(service.db_path):
+            service._submit(batch(Reading("t0", "temperature", 20.0, T0, "paper")))
+            wait_for(lambda: service.writer.stats().retrying, "the writer retrying")
+            service._submit(batch(Reading("smoke0", "smoke", 1.0, T0, "paper")))
+            assert "smoke alarm from smoke0 received while the store cannot be written" in caplog.text
+            assert alerts(service.db_path) == []
+        wait_for(lambda: ("smoke", "smoke0", "active") in alerts(service.db_path), "the smoke alert after the stall")
+    finally:
+        service.stop()
