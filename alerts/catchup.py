@@ -6,7 +6,8 @@ alarm, a door opened and left open. The engine keeps a watermark per series, the
 judged (``alert_judged``, :class:`~alerts.store.JudgedThrough`):
 
 - written in the transaction of every state change a reading of the series caused (so a reading whose
-  transitions are committed is never judged twice), and when the engine first judges a series;
+  transitions are committed is never judged twice), and when the engine first judges a series (with the
+  step that judged it, in one statement);
 - for the rest (readings that changed nothing) every :data:`SAVE_EVERY_S` by the live service's tick, and
   for every series at a clean stop.
 
@@ -44,8 +45,8 @@ if TYPE_CHECKING:
     from alerts.engine import AlertEngine
     from alerts.rebuild import SeriesHistory
 
-__all__ = ["SAVE_EVERY_S", "Unjudged", "catch_up", "judge_stored_late", "load_judged", "save_judged",
-           "save_watermarks", "unjudged"]
+__all__ = ["SAVE_EVERY_S", "Unjudged", "catch_up", "judge_stored_late", "load_judged", "save_first_judged",
+           "save_judged", "save_watermarks", "unjudged"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,15 @@ def save_judged(series: SeriesTable, store: AlertStore, slot: int) -> None:
         sensor, quantity = series.keys[slot]
         store.save_judged([JudgedThrough(sensor, quantity, ts)])
         series.judged_saved[slot] = ts
+
+
+def save_first_judged(series: SeriesTable, store: AlertStore, slots: Iterable[int]) -> None:
+    """Persist the watermarks of series judged for the first time (one statement for a whole step)."""
+    rows = [JudgedThrough(*series.keys[slot], series.newest_ts[slot]) for slot in slots
+            if series.newest_ts[slot] > series.judged_saved[slot]]
+    store.save_judged(rows)
+    for row in rows:
+        series.judged_saved[series.index[(row.sensor, row.quantity)]] = row.ts_ms
 
 
 def save_watermarks(series: SeriesTable, store: AlertStore, limit: int | None = None) -> int:
@@ -131,6 +141,7 @@ def catch_up(engine: AlertEngine, pending: Iterable[Unjudged], now_ms: int) -> l
         series.set_newest(slot, reading.ts_ms, reading.value)
         out.extend(engine._judge(reading, stored=IN_ORDER))
         engine.store.flush_requests()
+    engine.save_first_judged()
     engine.counters.caught_up += len(readings)
     log.warning("alert engine: judged %d reading(s) of %d series the store held but the engine had not judged "
                 "when it stopped (%d transition(s))", len(readings), len(pending), len(out))
@@ -153,4 +164,5 @@ def judge_stored_late(engine: AlertEngine, readings: Iterable[Reading], marks: a
         out.extend(engine._run_due(reading.ts_ms, Budget(None)))
         out.extend(engine._judge(reading, stored=order))
         engine.store.flush_requests()
+    engine.save_first_judged()
     return out

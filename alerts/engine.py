@@ -34,7 +34,7 @@ from alerts._requests import NotificationRequests
 from alerts._series import IN_ORDER, LATE, NEVER, TOO_OLD, Order, SeriesTable, WindowNeeds
 from alerts._steps import Budget, Due, FedPart
 from alerts._timers import TimerQueue
-from alerts.catchup import Unjudged, catch_up, judge_stored_late, save_judged
+from alerts.catchup import Unjudged, catch_up, judge_stored_late, save_first_judged, save_judged
 from alerts.counters import EngineCounters
 from alerts.model import HistoryRef, RuleContext, SensorInfo, Transition
 from alerts.rebuild import ReadingHistory, RebuildReport, rebuild
@@ -105,6 +105,7 @@ class AlertEngine(PeopleActions):
         self.unjudged: list[Unjudged] = []  # found by rebuild(), judged by catch_up()
         self._marks = array("q")  # the watermarks at start, by slot (judge_backlog)
         self.refill: list[int] = []  # slots whose window rows take_over() gave anew: to fill from the store
+        self._first_judged: set[int] = set()  # slots judged for the first time, their watermark not written yet
         self.lifecycle.load()
 
     # -- public API ------------------------------------------------------------------------------
@@ -121,6 +122,7 @@ class AlertEngine(PeopleActions):
         """
         out = self.advance(reading.ts_ms)
         out.extend(self._judge(reading))
+        self.save_first_judged()
         return out
 
     def feed_many(
@@ -181,6 +183,7 @@ class AlertEngine(PeopleActions):
             judged += 1
             if budget.spent:
                 break
+        self.save_first_judged()
         return FedPart(out, judged)
 
     def availability(self, sensor_id: str, state: str, ts_ms: int, *, budget: int | None = None) -> list[Transition]:
@@ -250,9 +253,18 @@ class AlertEngine(PeopleActions):
         for rule in rules:
             for cond in rule.on_reading(reading, sensor):
                 out.extend(self.lifecycle.apply(cond, self._clock))
-        if self.store.writes != writes or series.judged_saved[slot] == NEVER:
+        if self.store.writes != writes:
             save_judged(series, self.store, slot)  # with what it wrote: never judged again after a restart
+        elif series.judged_saved[slot] == NEVER:
+            self._first_judged.add(slot)  # a series met for the first time: written with the step
         return out
+
+    def save_first_judged(self) -> None:
+        """Write the watermarks of the series first judged since the last call (one statement, at the end of a
+        step, inside its transaction)."""
+        if self._first_judged:
+            slots, self._first_judged = self._first_judged, set()
+            save_first_judged(self.series, self.store, slots)
 
     def window_needs(self, sensor: SensorInfo, quantity: str) -> WindowNeeds:
         """The shared windows the enabled rules read for a series of ``sensor``."""

@@ -21,7 +21,10 @@ class RateOfChangeRule(Rule):
     limit for the clear delay.
 
     Late readings (``late = "window"``): a reading older than the newest goes into the bucket of its own
-    time (if still inside the window) and the swing is judged again, so arrival order does not matter.
+    time if it is still inside the window, and the window's swing (as of the newest reading) is judged
+    again: the window's contents do not depend on the arrival order. A late reading older than the window
+    cannot change it (counted ``late_for_rate``): a swing it would have shown in a past window is not
+    judged; nor is a swing that only a window of the past showed (the rule judges the current window).
     """
 
     name = "rate"

@@ -26,8 +26,9 @@ class RollingStabilityRule(Rule):
     limit.
 
     Late readings (``late = "window"``): a reading older than the newest goes into the bucket of its own
-    hour (if still inside the window) and the window is judged again (B still measures the newest value),
-    so arrival order does not matter.
+    hour (if still inside the window) and the window is judged again (B still measures the newest value):
+    the window's contents do not depend on the arrival order, but the verdict is the current window's, so a
+    fluctuation only a past window showed is not judged when it arrives late.
     """
 
     name = "stability_24h"
