@@ -283,6 +283,7 @@ class StabilityRule(Rule):
     def snapshot(self) -> dict[str, Any]:
         keys = self.ctx.series.keys
         return {"judged_through": self.judged_through,
-                "days": [[*keys[slot], self._day[slot], self._min[slot], self._max[slot], self._sum[slot],
-                          self._count[slot], self._first[slot], self._last[slot]]
+                "days": [{"sensor": keys[slot][0], "quantity": keys[slot][1], "day": self._day[slot],
+                          "min": self._min[slot], "max": self._max[slot], "sum": self._sum[slot],
+                          "count": self._count[slot], "first_ms": self._first[slot], "last_ms": self._last[slot]}
                          for slot in range(len(self._day)) if self._day[slot]]}

@@ -67,7 +67,7 @@ def test_smoke_and_an_open_door_stored_but_unjudged_at_a_crash_are_alarmed_after
         slot = again.engine.series.find("T1", "temperature")
         assert again.engine.series.day_stats(slot).count == 2
         stability = next(rule for rule in again.engine.rules if rule.name == "stability")
-        assert stability.snapshot()["days"][0][6] == 2  # the day aggregate holds each reading once
+        assert stability.snapshot()["days"][0]["count"] == 2  # the day aggregate holds each reading once
         assert again.engine.series.newest(slot).value == 20.4
     finally:
         again.stop()

@@ -81,8 +81,8 @@ def _memory(engine: AlertEngine) -> dict:
                                                                          round(stats.sum, 6)), series.swing(slot))
     rules = {rule.name: rule.snapshot() for rule in engine.rules}
     for row in rules["stability"]["days"]:
-        row[5] = round(row[5], 6)  # the day's sum: same readings, summed in another order by SQLite
-    rules["stability"]["days"].sort()
+        row["sum"] = round(row["sum"], 6)  # the day's sum: same readings, summed in another order by SQLite
+    rules["stability"]["days"].sort(key=lambda row: (row["sensor"], row["quantity"], row["day"]))
     return {"windows": windows, "rules": rules}
 
 
