@@ -10,14 +10,17 @@ due time.
 
 Judging a reading is in-memory work: rules skip conditions that would change nothing (a key that is normal
 and clearly fine, see ``Rule.quiet``) and only transitions touch the store. ``feed_many`` judges a batch
-with one look for alerts cleared by hand, not one per reading.
+with one look for alerts cleared by hand, not one per reading; ``feed_part`` does the same within a work
+budget (:mod:`alerts._steps`), the live service's one hold of the engine lock. Delays run in the readings'
+own time (see :mod:`alerts._lifecycle`).
 
 Every reading first goes through the engine's series table (:mod:`alerts._series`), which decides its order
 against the newest reading of its series and puts it into the shared windows of its own time; the engine
 then hands it to the rules that take readings of that order (``Rule.late``). Rules keep no checkpoint: at
 start :meth:`AlertEngine.rebuild` rebuilds windows and rule memory from the readings store
-(:mod:`alerts.rebuild`), and :meth:`AlertEngine.take_over` hands them to the engine of a reloaded
-configuration.
+(:mod:`alerts.rebuild`), then judges what the store holds beyond each series' judged-through watermark
+(:meth:`AlertEngine.catch_up`, :mod:`alerts.catchup`), and :meth:`AlertEngine.take_over` hands them to the
+engine of a reloaded configuration.
 """
 
 from __future__ import annotations
