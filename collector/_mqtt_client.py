@@ -118,15 +118,14 @@ def more_to_read(client: mqtt.Client) -> bool:
 class _DisconnectedOnPurpose(logging.Filter):
     """paho's network thread makes one more pass after a deliberate ``disconnect()`` closed the socket and
     logs it as an error ("Client is not connected … MQTT_CS_DISCONNECTED"): that pass is the normal end of a
-    clean stop, so it is logged at DEBUG. The same words in any other state (a lost connection) stay errors."""
+    clean stop and says nothing, so it is dropped. The same words in any other state stay errors."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR:
-            text = record.getMessage()
-            if text.startswith("Client is not connected") and text.endswith(("MQTT_CS_DISCONNECTED",
-                                                                               "MQTT_CS_DISCONNECTING")):
-                record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return True
+        if record.levelno < logging.ERROR:
+            return True
+        text = record.getMessage()
+        return not (text.startswith("Client is not connected")
+                    and text.endswith(("MQTT_CS_DISCONNECTED", "MQTT_CS_DISCONNECTING")))
 
 
 _PAHO_LOG = logging.getLogger("collector.mqtt.paho")

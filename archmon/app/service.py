@@ -196,8 +196,9 @@ class Service(Reloading):
         """On the feed's thread, before this run's first commit: what the last stop could not judge (its
         readings after their series' watermark were judged at start already, see ``alerts.catchup``)."""
         self.alerts.judge_backlog(backlog.readings, backlog.availability)
-        log.info("alerts: judged the %d reading(s) and %d availability change(s) the last run stored but could not "
-                 "judge before it stopped", len(backlog.readings), len(backlog.availability))
+        log.info("alerts: took the %d reading(s) and %d availability change(s) the last run stored but could not "
+                 "judge before it stopped (the readings stored after what it had judged of their series were "
+                 "judged at start)", len(backlog.readings), len(backlog.availability))
         if not self._alert_feed.abandoned:  # (a stop that ran out of time keeps the file itself)
             self.backlog_path.unlink(missing_ok=True)
 

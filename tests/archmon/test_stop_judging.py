@@ -114,7 +114,7 @@ def test_the_backlog_is_judged_once_its_new_readings_at_start_its_late_ones_and_
         assert ("stale", "t1", "active") in alerts(again.db_path)  # the offline message, from the file
     finally:
         again.stop()
-    assert "judged the 3 reading(s) and 1 availability change(s) the last run stored" in caplog.text
+    assert "took the 3 reading(s) and 1 availability change(s) the last run stored" in caplog.text
 
 
 def test_every_stored_reading_is_judged_and_counted_by_the_end_of_a_stop(tmp_path: Path) -> None:

@@ -14,8 +14,6 @@ from tests.fixtures.mosquitto import MosquittoBroker
 
 
 def test_a_clean_stop_logs_no_error(mosquitto: MosquittoBroker, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="collector.mqtt.paho")
-
     def handler(messages: Any) -> Any:
         raise AssertionError("no message expected")
 
@@ -24,6 +22,5 @@ def test_a_clean_stop_logs_no_error(mosquitto: MosquittoBroker, caplog: pytest.L
         source.start()
         assert source.wait_connected(10)
         source.stop(timeout=5)
-    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING or "not connected" in r.getMessage()]
     assert errors == [], [r.getMessage() for r in errors]
-    assert any("Sending DISCONNECT" in r.getMessage() for r in caplog.records)  # paho's own log still comes
