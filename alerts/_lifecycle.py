@@ -27,6 +27,7 @@ import dataclasses
 import json
 import logging
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from alerts._requests import NotificationRequests
 from alerts._timers import Timer, TimerQueue
@@ -41,6 +42,8 @@ __all__ = ["KINDS", "KeyState", "Lifecycle"]
 log = logging.getLogger(__name__)
 
 KINDS = ("delay", "clear", "hold", "close")
+LATE_NOTE_MS = 60_000
+"""A delay served this much (or more) before the clock it is judged at names its device time in the detail."""
 
 
 @dataclass(slots=True)
@@ -69,8 +72,10 @@ class Lifecycle:
     """
 
     def __init__(self, store: AlertStore, settings: AlertSettings, language: str, timers: TimerQueue,
-                 requests: NotificationRequests, room_names: dict[str, tuple[str, str]] | None = None) -> None:
+                 requests: NotificationRequests, room_names: dict[str, tuple[str, str]] | None = None,
+                 tz: ZoneInfo | None = None) -> None:
         self.store = store
+        self.tz = tz
         self.room_names = room_names or {}
         self.settings = settings
         self.language = language
@@ -101,7 +106,13 @@ class Lifecycle:
             self._arm_close(alert["id"], alert["rule"], alert["cleared_ms"])
 
     def apply(self, cond: Condition, clock_ms: int | None) -> list[Transition]:
-        """Take one condition reported by a rule (stamped no earlier than the engine's clock)."""
+        """Take one condition reported by a rule.
+
+        Its transitions are stamped no earlier than the engine's clock, but a delay or clear delay it starts
+        runs from the condition's own time (the reading's device time): a backlog delivered in device order
+        after the clock moved on raises what the live readings would have, its timers falling due in
+        device-time order as the backlog's readings pass them.
+        """
         ts = max(cond.ts_ms, clock_ms or cond.ts_ms)
         ks = self.states.get(cond.ident)
         if ks is None:
@@ -117,7 +128,9 @@ class Lifecycle:
         previous, ks.last = ks.last, cond
         if cond.state:
             if ks.phase == "normal":
-                return self._start(ks, cond, ts)
+                return self._start(ks, cond, ts, cond.ts_ms if cond.since_ms is None else cond.since_ms)
+            if ks.phase == "pending" and cond.since_ms is not None and cond.since_ms != ks.since_ms:
+                self._restart(ks, cond.since_ms)
             if ks.phase in ("active", "clearing"):
                 self._rejudged(ks, previous, cond, ts)
             if ks.phase == "clearing":
@@ -130,34 +143,36 @@ class Lifecycle:
         if ks.phase == "pending":
             return self._cancel(ks, ts)
         if ks.phase == "active":
-            ks.phase, ks.since_ms, ks.wait_ms = "clearing", ts, int(cond.clear_delay_s * 1000)
+            ks.phase, ks.since_ms, ks.wait_ms = "clearing", min(cond.ts_ms, ts), int(cond.clear_delay_s * 1000)
             if ks.wait_ms == 0:
                 return self._clear(ks, ts)
             self._save(ks)
-            self.timers.push(ts + ks.wait_ms, "clear", ks.ident)
+            self.timers.push(ks.since_ms + ks.wait_ms, "clear", ks.ident)
         return []
 
-    def on_timer(self, timer: Timer) -> list[Transition]:
-        """A ``delay``, ``clear``, ``hold`` or ``close`` timer fell due."""
+    def on_timer(self, timer: Timer, clock_ms: int | None = None) -> list[Transition]:
+        """A ``delay``, ``clear``, ``hold`` or ``close`` timer fell due (the engine's clock at ``clock_ms``: a
+        delay served in device time behind the clock is stamped at the clock, its device time in the detail)."""
         due, kind, ref = timer
         if kind == "close":
             return self._on_close_timer(due, int(ref))
         ks = self.states.get(ref)
         if ks is None:
             return []
+        stamp = max(due, clock_ms or due)
         if kind == "delay" and ks.phase == "pending" and ks.since_ms + ks.wait_ms == due:
-            return self._activate(ks, due)
+            return self._activate(ks, stamp, due)
         if kind == "clear" and ks.phase == "clearing" and ks.since_ms + ks.wait_ms == due:
-            return self._clear(ks, due)
+            return self._clear(ks, stamp, due)
         if kind == "hold" and ks.held_until == due:
             ks.held_until = None
             self._save(ks)
             if ks.last is not None and ks.last.state and ks.phase == "normal":
                 log.info("maintenance ended for %s with the condition still violated", ks.ident)
-                return self._start(ks, ks.last, due)
+                return self._start(ks, ks.last, stamp, stamp)  # its delay starts at the window's end
             if ks.last is not None and ks.last.state and ks.phase == "pending":
                 log.info("maintenance ended for %s, its delay served during the window: firing", ks.ident)
-                return self._activate(ks, due)
+                return self._activate(ks, stamp)
         return []
 
     def take_changes(self, changes: PendingChanges, clock_ms: int | None) -> list[Transition]:
@@ -238,9 +253,12 @@ class Lifecycle:
                      to_iso(until))
         return True
 
-    def _start(self, ks: KeyState, cond: Condition, ts: int) -> list[Transition]:
+    def _start(self, ks: KeyState, cond: Condition, ts: int, since: int) -> list[Transition]:
+        """A violation of a normal key at ``since`` (its own time), judged at ``ts`` (the clock): pending for
+        its delay from ``since``, or active at once without one."""
         if self._hold(ks, cond, ts):
             return []
+        since = min(since, ts)
         ks.held_until = None
         delay = int(cond.delay_s * 1000)
         existing = self.store.open_alert(cond.ident)
@@ -257,13 +275,22 @@ class Lifecycle:
         ks.alert_id = first.alert
         if delay > 0:  # with no delay the alert goes straight to active: pending is not reported
             out.append(first)
-        ks.phase, ks.since_ms, ks.wait_ms = "pending", ts, delay
+        ks.phase, ks.since_ms, ks.wait_ms = "pending", since, delay
         if delay == 0:
             out.extend(self._activate(ks, ts))
             return out
         self._save(ks)
-        self.timers.push(ts + delay, "delay", ks.ident)
+        self.timers.push(since + delay, "delay", ks.ident)
         return out
+
+    def _restart(self, ks: KeyState, since: int) -> None:
+        """A late reading moved the start of a pending violation: its delay runs from ``since`` now (a timer
+        at the new end; the old one finds the key changed and does nothing)."""
+        log.info("%s: a late reading moved the violation's start to %s; its delay runs from there", ks.ident,
+                 to_iso(since, self.tz))
+        ks.since_ms = since
+        self._save(ks)
+        self.timers.push(since + ks.wait_ms, "delay", ks.ident)
 
     def _rejudged(self, ks: KeyState, previous: Condition | None, cond: Condition, ts: int) -> None:
         """Still violated, judged on something new (another day, offline after silent): update the alert."""
@@ -286,9 +313,10 @@ class Lifecycle:
         self.requests.fired(transition)
         return [transition]
 
-    def _activate(self, ks: KeyState, ts: int) -> list[Transition]:
-        """The delay of a pending key is served: fire, unless a maintenance window holds it (then the
-        ``hold`` timer fires it at the window's end if it is still violated)."""
+    def _activate(self, ks: KeyState, ts: int, due: int | None = None) -> list[Transition]:
+        """The delay of a pending key is served (at ``due``, device time; judged at ``ts``): fire, unless a
+        maintenance window holds it (then the ``hold`` timer fires it at the window's end if it is still
+        violated)."""
         assert ks.alert_id is not None and ks.last is not None
         if self._hold(ks, ks.last, ts):
             return []
@@ -296,7 +324,7 @@ class Lifecycle:
         ks.phase = "active"
         self._save(ks)
         transition = self.store.set_state(ks.alert_id, "active", ts, value=ks.last.value, limit=ks.last.limit,
-                                          detail=ks.last.detail or None)
+                                          detail=self._detail(ks.last, ts, due))
         self.requests.fired(transition)
         return [transition]
 
@@ -312,13 +340,13 @@ class Lifecycle:
             out.extend(self._arm_close(ks.alert_id, ks.last.rule, ts))
         return out
 
-    def _clear(self, ks: KeyState, ts: int) -> list[Transition]:
+    def _clear(self, ks: KeyState, ts: int, due: int | None = None) -> list[Transition]:
         assert ks.alert_id is not None and ks.last is not None
         ks.phase = "normal"
         self._save(ks)
         alert = self.store.alert(ks.alert_id)
         out = [self.store.set_state(ks.alert_id, "cleared", ts, value=ks.last.value, limit=ks.last.limit,
-                                    detail=ks.last.detail or None)]
+                                    detail=self._detail(ks.last, ts, due))]
         acknowledged = alert is not None and alert["state"] == "acknowledged"
         if acknowledged:
             out.append(self.store.set_state(ks.alert_id, "closed", ts, note="cleared after acknowledgement"))
@@ -326,6 +354,14 @@ class Lifecycle:
         if not acknowledged:
             out.extend(self._arm_close(ks.alert_id, ks.last.rule, ts))
         return out
+
+    def _detail(self, cond: Condition, ts: int, due: int | None) -> str | None:
+        """The condition's detail, with the device time a delay was served at when that is well behind the
+        clock the transition is stamped with (a backlog judged after the clock moved on)."""
+        if due is None or ts - due < LATE_NOTE_MS:
+            return cond.detail or None
+        when = f"device time {to_iso(due, self.tz)}"
+        return f"{cond.detail} ({when})" if cond.detail else when
 
     # -- closing ---------------------------------------------------------------------------------
     def _arm_close(self, alert_id: int, rule: str, cleared_ms: int) -> list[Transition]:

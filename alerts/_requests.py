@@ -2,7 +2,8 @@
 
 A request (``fired``, ``repeat``, ``escalate``, ``recovered``) is a row of ``notification_queue`` with
 status ``pending``; the channels drain it. Repeats and escalations are timers on the engine's queue that
-stop by themselves once the alert is no longer active (acknowledged, cleared or closed). Maintenance
+stop by themselves once the alert is no longer active (acknowledged, cleared or closed), or once its sensor is
+no longer configured (smoke, leak and critical alerts excepted: they remind until cleared by hand). Maintenance
 windows silence every request of an alert that is not exempt (smoke, leak, critical); an escalation falling
 due inside a window waits for its end instead of being used up.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from zoneinfo import ZoneInfo
 
 from alerts._timers import Timer, TimerQueue
@@ -34,11 +36,14 @@ class NotificationRequests:
         timers: the engine's timer queue.
     """
 
-    def __init__(self, store: AlertStore, settings: AlertSettings, tz: ZoneInfo, timers: TimerQueue) -> None:
+    def __init__(self, store: AlertStore, settings: AlertSettings, tz: ZoneInfo, timers: TimerQueue,
+                 sensors: Collection[str] | None = None) -> None:
         self.store = store
         self.settings = settings
         self.tz = tz
         self.timers = timers
+        self.sensors = sensors  # the configured sensors (None: any); reminders stop for a removed one's alerts
+        self._told: set[int] = set()
         self.started_ms: int | None = None  # the engine's first time: repeats before it are downtime backlog
 
     def resume(self, now_ms: int) -> None:
@@ -80,6 +85,20 @@ class NotificationRequests:
         if level < len(steps) and severity in self.settings.notify.escalate:
             self.timers.push(active_ms + int(steps[level] * 1000), "escalate", f"{alert_id}:{level + 1}")
 
+    def _removed(self, alert: dict) -> bool:
+        """An alert of a sensor the configuration no longer has gets no repeats or escalations (no reading can
+        clear it: it waits for a clear by hand), except smoke, leak and critical ones, which go on reminding."""
+        sensor = alert["sensor"]
+        if self.sensors is None or not alert["room"] or sensor is None or sensor in self.sensors:
+            return False
+        if is_exempt(alert["rule"], alert["severity"]):
+            return False
+        if alert["id"] not in self._told:
+            self._told.add(alert["id"])
+            log.warning("alert %s (%s of %s): the sensor is no longer configured; no more repeats or escalations "
+                        "(clear it by hand: archmon alerts clear %s)", alert["id"], alert["rule"], sensor, alert["id"])
+        return True
+
     def window_ended(self, room: str, end_ms: int) -> None:
         """A maintenance window of ``room`` was ended early at ``end_ms``: escalations it held back (waiting
         for its original end) fall due now."""
@@ -100,6 +119,8 @@ class NotificationRequests:
         alert = self.store.alert(int(alert_id))
         if alert is None or alert["state"] != "active":
             return  # acknowledged, cleared or closed: timers stop
+        if self._removed(alert):
+            return
         transition = Transition(
             ts_ms=due, alert=alert["id"], rule=alert["rule"], severity=alert["severity"], room=alert["room"],
             sensor=alert["sensor"], quantity=alert["quantity"], state="active", value=alert["value"],

@@ -21,15 +21,30 @@ import sys
 from array import array
 from typing import Literal, NamedTuple
 
-from alerts._windows import HOUR_MS, HOURS, FineLayer, HourLayer, WindowStats
+from alerts._windows import HOUR_MS, HOURS, FineLayer, HourLayer, Span, WindowStats
 
-__all__ = ["IN_ORDER", "LATE", "TOO_OLD", "Order", "SeriesTable", "WindowNeeds"]
+__all__ = ["IN_ORDER", "LATE", "NEVER", "TOO_OLD", "Newest", "Order", "SeriesTable", "WindowNeeds"]
 
 Order = Literal[0, 1, 2]
 IN_ORDER: Order = 0
 LATE: Order = 1
 TOO_OLD: Order = 2
 NEVER = -(2**62)
+
+
+class Newest(NamedTuple):
+    """The newest reading of a series."""
+
+    ts_ms: int
+    value: float
+
+
+class _Hint(NamedTuple):
+    """The series being judged and its slot."""
+
+    sensor: str
+    quantity: str
+    slot: int
 
 
 class WindowNeeds(NamedTuple):
@@ -50,9 +65,10 @@ class SeriesTable:
         self.hour_row = array("l")
         self.fine_row = array("l")
         self.fine_window = array("q")  # the rate window (ms) each fine row was made for
+        self.judged_saved = array("q")  # the newest reading persisted as judged (alerts.catchup), NEVER: none
         self.hours = HourLayer()
         self.fine = FineLayer()
-        self._hint: tuple[str, str, int] = ("", "", -1)  # the series being judged (rules look it up again)
+        self._hint = _Hint("", "", -1)  # the series being judged (rules look it up again)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -60,13 +76,13 @@ class SeriesTable:
     def find(self, sensor: str, quantity: str) -> int | None:
         """The slot of a series (None: never seen)."""
         hint = self._hint
-        if hint[0] is sensor and hint[1] is quantity:
-            return hint[2]
+        if hint.sensor is sensor and hint.quantity is quantity:
+            return hint.slot
         return self.index.get((sensor, quantity))
 
     def hint(self, sensor: str, quantity: str, slot: int) -> None:
         """Remember the series being judged: the rules' :meth:`find` for it costs no dict lookup."""
-        self._hint = (sensor, quantity, slot)
+        self._hint = _Hint(sensor, quantity, slot)
 
     def add(self, sensor: str, quantity: str, needs: WindowNeeds) -> int:
         """A slot for a series not seen before, with the window rows ``needs`` asks for."""
@@ -76,6 +92,7 @@ class SeriesTable:
         self.keys.append(key)
         self.newest_ts.append(NEVER)
         self.newest_value.append(0.0)
+        self.judged_saved.append(NEVER)
         self.hour_row.append(self.hours.new_row() if needs.hours else -1)
         if needs.fine_window_ms is not None:
             self.fine_row.append(self.fine.new_row(needs.fine_window_ms))
@@ -110,13 +127,23 @@ class SeriesTable:
             self.newest_ts[slot] = ts_ms
             self.newest_value[slot] = value
 
-    def newest(self, slot: int) -> tuple[int, float] | None:
-        """``(ts_ms, value)`` of the series' newest reading (None: none yet)."""
-        ts = self.newest_ts[slot]
-        return None if ts == NEVER else (ts, self.newest_value[slot])
+    def rewind(self, slot: int, newest: Newest | None) -> None:
+        """Set a series' newest reading back to ``newest`` (None: none), the windows left as they are: the
+        engine judges readings the store holds after it again (see :mod:`alerts.catchup`)."""
+        self.newest_ts[slot], self.newest_value[slot] = (NEVER, 0.0) if newest is None else newest
 
-    def day_span(self, slot: int) -> tuple[float, float] | None:
-        """(min, max) of the series' 24 h window (None: no hour row, or empty)."""
+    def beyond_fine(self, slot: int, ts_ms: int) -> bool:
+        """A reading at ``ts_ms`` is older than the series' rate window (it has one, and the reading is late)."""
+        row = self.fine_row[slot]
+        return row >= 0 and ts_ms // self.fine.width[row] <= self.fine.top[row] - self.fine.size
+
+    def newest(self, slot: int) -> Newest | None:
+        """The series' newest reading (None: none yet)."""
+        ts = self.newest_ts[slot]
+        return None if ts == NEVER else Newest(ts, self.newest_value[slot])
+
+    def day_span(self, slot: int) -> Span | None:
+        """The lowest and highest value of the series' 24 h window (None: no hour row, or empty)."""
         row = self.hour_row[slot]
         return None if row < 0 else self.hours.spans(row)
 
@@ -130,19 +157,24 @@ class SeriesTable:
         row = self.fine_row[slot]
         return None if row < 0 else self.fine.swing(row)
 
-    def adopt_needs(self, slot: int, needs: WindowNeeds) -> None:
+    def adopt_needs(self, slot: int, needs: WindowNeeds) -> bool:
         """Give an existing series the rows a new configuration asks for (reload): a missing row is added
         empty, a fine row made for another rate window is emptied for the new one; rows no longer needed
-        are kept (unused)."""
+        are kept (unused). Returns whether a row was added or emptied (to fill from the store)."""
+        changed = False
         if needs.hours and self.hour_row[slot] < 0:
             self.hour_row[slot] = self.hours.new_row()
+            changed = True
         if needs.fine_window_ms is not None:
             row = self.fine_row[slot]
             if row < 0:
                 self.fine_row[slot] = self.fine.new_row(needs.fine_window_ms)
+                changed = True
             elif self.fine_window[slot] != needs.fine_window_ms:
                 self.fine.reset(row, needs.fine_window_ms)
+                changed = True
             self.fine_window[slot] = needs.fine_window_ms
+        return changed
 
     def nbytes(self) -> int:
         """Bytes held by the flat columns (without the index dict)."""

@@ -19,9 +19,13 @@ reading older than the window is refused (``add`` returns False) and changes not
 from __future__ import annotations
 
 from array import array
-from typing import NamedTuple
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, NamedTuple
 
-__all__ = ["FINE_BUCKETS", "HOURS", "HOUR_MS", "FineLayer", "HourLayer", "WindowStats"]
+if TYPE_CHECKING:
+    from alerts.history import HistoryBucket
+
+__all__ = ["FINE_BUCKETS", "HOURS", "HOUR_MS", "FineLayer", "HourLayer", "Span", "WindowStats"]
 
 HOUR_MS = 3_600_000
 HOURS = 24
@@ -31,6 +35,13 @@ FINE_BUCKETS = 60
 _EMPTY_MIN = float("inf")
 _EMPTY_MAX = float("-inf")
 _NEVER = -(2**62)
+
+
+class Span(NamedTuple):
+    """The lowest and highest value in a window."""
+
+    min: float
+    max: float
 
 
 class WindowStats(NamedTuple):
@@ -94,16 +105,13 @@ class _Ring:
             return -1
         return base + bucket % size
 
-    def spans(self, row: int) -> tuple[float, float] | None:
-        """(min, max) of the row's window (None: no reading in it)."""
-        return self._spans(row)
-
-    def _spans(self, row: int) -> tuple[float, float] | None:
+    def spans(self, row: int) -> Span | None:
+        """The lowest and highest value in the row's window (None: no reading in it)."""
         base = row * self.size
         high = max(self.max[base:base + self.size])
         if high == _EMPTY_MAX:
             return None
-        return min(self.min[base:base + self.size]), high
+        return Span(min(self.min[base:base + self.size]), high)
 
     def nbytes(self) -> int:
         """Bytes held by the columns (for the memory figures)."""
@@ -150,28 +158,35 @@ class HourLayer(_Ring):
         self.count[i] += 1
         return True
 
-    def load(self, row: int, newest_ms: int, buckets: list[tuple[int, float, float, float, int]]) -> None:
-        """Set a row from hour rollups ``(start_ms, min, max, sum, count)`` (those older than the window of
-        ``newest_ms`` are left out)."""
+    def load(self, row: int, newest_ms: int, buckets: Iterable[HistoryBucket]) -> None:
+        """Set a row from hour rollups (those older than the window of ``newest_ms`` are left out)."""
         self._place(row, newest_ms // HOUR_MS)
-        for start_ms, low, high, total, count in buckets:
-            i = self._place(row, start_ms // HOUR_MS)
-            if i >= 0 and count:
-                self.min[i], self.max[i], self.sum[i], self.count[i] = low, high, total, count
+        for bucket in buckets:
+            i = self._place(row, bucket.start_ms // HOUR_MS)
+            if i >= 0 and bucket.count:
+                self.min[i], self.max[i], self.sum[i], self.count[i] = bucket.min, bucket.max, bucket.sum, bucket.count
+
+    def spans_since(self, row: int, ts_ms: int) -> Span | None:
+        """The lowest and highest value in the row's buckets from the hour of ``ts_ms`` on (None: none)."""
+        top = self.top[row]
+        first = max(ts_ms // HOUR_MS, top - self.size + 1)
+        if top == _NEVER or first > top:
+            return None
+        base, size = row * self.size, self.size
+        low, high = _EMPTY_MIN, _EMPTY_MAX
+        for bucket in range(first, top + 1):
+            i = base + bucket % size
+            low, high = min(low, self.min[i]), max(high, self.max[i])
+        return None if high == _EMPTY_MAX else Span(low, high)
 
     def stats(self, row: int) -> WindowStats | None:
         """The window's aggregate (None: no reading in it)."""
-        spans = self._spans(row)
+        spans = self.spans(row)
         if spans is None:
             return None
         base = row * self.size
-        return WindowStats(spans[0], spans[1], sum(self.sum[base:base + self.size]),
+        return WindowStats(spans.min, spans.max, sum(self.sum[base:base + self.size]),
                            sum(self.count[base:base + self.size]))
-
-    def newest_hour(self, row: int) -> int | None:
-        """The window's newest hour (UTC hours since the epoch), None if the row is empty."""
-        top = self.top[row]
-        return None if top == _NEVER else top
 
 
 class FineLayer(_Ring):
@@ -237,5 +252,5 @@ class FineLayer(_Ring):
 
     def swing(self, row: int) -> float | None:
         """max − min of the window (None: no reading in it)."""
-        spans = self._spans(row)
-        return None if spans is None else spans[1] - spans[0]
+        spans = self.spans(row)
+        return None if spans is None else spans.max - spans.min

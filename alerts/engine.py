@@ -10,30 +10,36 @@ due time.
 
 Judging a reading is in-memory work: rules skip conditions that would change nothing (a key that is normal
 and clearly fine, see ``Rule.quiet``) and only transitions touch the store. ``feed_many`` judges a batch
-with one look for alerts cleared by hand, not one per reading.
+with one look for alerts cleared by hand, not one per reading; ``feed_part`` does the same within a work
+budget (:mod:`alerts._steps`), the live service's one hold of the engine lock. Delays run in the readings'
+own time (see :mod:`alerts._lifecycle`).
 
 Every reading first goes through the engine's series table (:mod:`alerts._series`), which decides its order
 against the newest reading of its series and puts it into the shared windows of its own time; the engine
 then hands it to the rules that take readings of that order (``Rule.late``). Rules keep no checkpoint: at
 start :meth:`AlertEngine.rebuild` rebuilds windows and rule memory from the readings store
-(:mod:`alerts.rebuild`), and :meth:`AlertEngine.take_over` hands them to the engine of a reloaded
-configuration.
+(:mod:`alerts.rebuild`), then judges what the store holds beyond each series' judged-through watermark
+(:meth:`AlertEngine.catch_up`, :mod:`alerts.catchup`), and :meth:`AlertEngine.take_over` hands them to the
+engine of a reloaded configuration.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from array import array
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from alerts._engine_actions import PeopleActions
 from alerts._lifecycle import KINDS as LIFECYCLE_TIMERS
 from alerts._lifecycle import Lifecycle
 from alerts._requests import NotificationRequests
-from alerts._series import IN_ORDER, LATE, TOO_OLD, Order, SeriesTable, WindowNeeds
+from alerts._series import IN_ORDER, LATE, NEVER, TOO_OLD, Order, SeriesTable, WindowNeeds
+from alerts._steps import Budget, Due, FedPart
 from alerts._timers import TimerQueue
-from alerts.actions import acknowledge, clear_by_hand
-from alerts.model import RuleContext, SensorInfo, Transition
+from alerts.catchup import Unjudged, catch_up, judge_stored_late, save_first_judged, save_judged
+from alerts.counters import EngineCounters
+from alerts.model import HistoryRef, RuleContext, SensorInfo, Transition
 from alerts.rebuild import ReadingHistory, RebuildReport, rebuild
 from alerts.rules import RULES, Rule
 from alerts.rules.calibration_due import CalibrationDueRule
@@ -42,34 +48,15 @@ from alerts.store import AlertStore
 from archmon.config import Config
 from archmon.domain import Reading
 
-__all__ = ["AlertEngine", "EngineCounters"]
+__all__ = ["AlertEngine", "EngineCounters", "FedPart"]  # EngineCounters: from alerts.counters
 
 log = logging.getLogger(__name__)
 
-_TAKES: dict[Order, tuple[str, ...]] = {IN_ORDER: ("skip", "window", "always"), LATE: ("window", "always"),
+_TAKES: dict[int, tuple[str, ...]] = {IN_ORDER: ("skip", "window", "always"), LATE: ("window", "always"),
                                         TOO_OLD: ("always",)}
 
 
-@dataclass(slots=True)
-class EngineCounters:
-    """What the engine counted since it started (kept across a configuration reload).
-
-    Attributes:
-        readings: readings of configured sensors judged.
-        late_readings: older than their series' newest reading but inside the 24 h window: put in the
-            buckets of their own time; rules that judge the current state left them alone.
-        late_for_alerts: older than the 24 h window: no window or rule state changed (only smoke and leak
-            looked at them); the store has them.
-        late_alarms: smoke or leak alarms among the late ones (raised and, the newest being clear, cleared).
-    """
-
-    readings: int = 0
-    late_readings: int = 0
-    late_for_alerts: int = 0
-    late_alarms: int = 0
-
-
-class AlertEngine:
+class AlertEngine(PeopleActions):
     """Evaluates readings against the rules and runs every alert's lifecycle.
 
     Args:
@@ -92,7 +79,10 @@ class AlertEngine:
         profiles = room_profiles(config, self.settings)
         self.sensors = sensor_infos(config, profiles)
         self.series = series if series is not None else SeriesTable()
-        ctx = RuleContext(settings=self.settings, sensors=self.sensors, tz=self.tz, series=self.series)
+        self.history = HistoryRef()
+        """The stored readings rules may look up (late readings' neighbours): set ``history.source``."""
+        ctx = RuleContext(settings=self.settings, sensors=self.sensors, tz=self.tz, series=self.series,
+                          history=self.history)
         self.rules: list[Rule] = [
             cls(ctx, self.settings.rule(name).severity)
             for name, cls in RULES.items()
@@ -105,9 +95,10 @@ class AlertEngine:
         self._markers: dict[str, dict[str, Any] | None] = {rule.name: rule.marker() for rule in self.rules}
         self.counters = EngineCounters()
         self.timers = TimerQueue()
-        self.requests = NotificationRequests(store, self.settings, self.tz, self.timers)
+        self.requests = NotificationRequests(store, self.settings, self.tz, self.timers, self.sensors)
         room_names = {room.id: (room.name_zh, room.name_en) for room in config.rooms}
-        self.lifecycle = Lifecycle(store, self.settings, self.language, self.timers, self.requests, room_names)
+        self.lifecycle = Lifecycle(store, self.settings, self.language, self.timers, self.requests, room_names,
+                                   tz=self.tz)
         for rule in self.rules:
             rule.watched = self.lifecycle.watched(rule.name)
         # rules with deadlines of their own, in registry order (ties go to the first)
@@ -115,6 +106,10 @@ class AlertEngine:
         self._rules_for: dict[tuple[str, Order], list[Rule]] = {}  # the rules judging a quantity, by order
         self._needs: dict[tuple[str, str], WindowNeeds] = {}  # (room, quantity): profiles are per room
         self._clock: int | None = None
+        self.unjudged: list[Unjudged] = []  # found by rebuild(), judged by catch_up()
+        self._marks = array("q")  # the watermarks at start, by slot (judge_backlog)
+        self.refill: list[int] = []  # slots whose window rows take_over() gave anew: to fill from the store
+        self._first_judged: set[int] = set()  # slots judged for the first time, their watermark not written yet
         self.lifecycle.load()
 
     # -- public API ------------------------------------------------------------------------------
@@ -131,6 +126,7 @@ class AlertEngine:
         """
         out = self.advance(reading.ts_ms)
         out.extend(self._judge(reading))
+        self.save_first_judged()
         return out
 
     def feed_many(
@@ -150,25 +146,55 @@ class AlertEngine:
         Returns:
             The transitions of the batch, in order.
         """
+        return self._feed(list(readings), Budget(None), True, on_error).transitions
+
+    def feed_part(self, readings: Sequence[Reading], *, budget: int, wait_for_due: bool = True,
+                  on_error: Callable[[Reading, Exception], None] | None = None) -> FedPart:
+        """Feed readings as :meth:`feed_many` does, for at most ``budget`` work units (see :mod:`alerts._steps`):
+        the live service's step, after which it releases the engine lock and hands the rest to the next one.
+
+        Args:
+            readings: in time order.
+            budget: work units of this step (timers and deadlines falling due, the transitions made).
+            wait_for_due: a reading waits until every timer due at its time has run (the order of a live
+                feed); False for smoke and leak, judged at once even while a mass of timers is still due
+                (those go on at the next step: each re-checks its subject when it runs).
+            on_error: as for :meth:`feed_many`.
+
+        Returns:
+            The transitions and how many of ``readings`` were judged (at least one, unless timers due
+            before the first took the whole budget).
+        """
+        return self._feed(readings, Budget(budget), wait_for_due, on_error)
+
+    def _feed(self, readings: Sequence[Reading], budget: Budget, wait_for_due: bool,
+              on_error: Callable[[Reading, Exception], None] | None) -> FedPart:
         out: list[Transition] = []
-        first = True
+        judged = 0
         for reading in readings:
             try:
-                out.extend(self._run_due(reading.ts_ms))
-                if first:
-                    first = False
+                out.extend(self._run_due(reading.ts_ms, budget))
+                if wait_for_due and budget.spent and self.due(reading.ts_ms):
+                    break
+                if not judged:
                     out.extend(self._take_changes())
-                out.extend(self._judge(reading))
+                out.extend(budget.transitions(self._judge(reading)))
                 self.store.flush_requests()
             except Exception as exc:
                 if on_error is None:
                     raise
                 on_error(reading, exc)
-        return out
+            judged += 1
+            if budget.spent:
+                break
+        self.save_first_judged()
+        return FedPart(out, judged)
 
-    def availability(self, sensor_id: str, state: str, ts_ms: int) -> list[Transition]:
-        """An availability message (``online``/``offline``) for a configured sensor."""
-        out = self.advance(ts_ms)
+    def availability(self, sensor_id: str, state: str, ts_ms: int, *, budget: int | None = None) -> list[Transition]:
+        """An availability message (``online``/``offline``) for a configured sensor, judged after the timers due
+        at its time (at most ``budget`` units of them: the rest run at the next step)."""
+        out = self._run_due(ts_ms, Budget(budget))
+        out.extend(self._take_changes())
         sensor = self.sensors.get(sensor_id)
         if sensor is None:
             return out
@@ -186,7 +212,7 @@ class AlertEngine:
             budget: at most so many timers or rule deadlines (None: all); the live tick uses it so one
                 call never holds the engine long, and calls again while :meth:`due`.
         """
-        out = self._run_due(now_ms, budget)
+        out = self._run_due(now_ms, Budget(budget))
         out.extend(self._take_changes())
         return out
 
@@ -204,38 +230,59 @@ class AlertEngine:
             self.store.take_calibrations(changes.calibrations)
         return out
 
-    def _judge(self, reading: Reading) -> list[Transition]:
+    def _judge(self, reading: Reading, stored: Order | None = None) -> list[Transition]:
         """Place one reading in its series (order and windows), then judge it by the rules that take
-        readings of its order, at the engine's clock (already advanced to it)."""
+        readings of its order, at the engine's clock (already advanced to it).
+
+        ``stored``: the reading is in the windows and rule memory already (rebuilt from the store, see
+        :mod:`alerts.catchup`): it is not placed again, and is judged as a reading of that order by the rules
+        that judge stored readings (``Rule.stored``).
+        """
         sensor = self.sensors.get(reading.sensor)
         if sensor is None:
             return []
         quantity = reading.quantity
-        slot = self.series.index.get((reading.sensor, quantity))
+        series = self.series
+        slot = series.index.get((reading.sensor, quantity))
         if slot is None:
-            slot = self.series.add(sensor.id, quantity, self.window_needs(sensor, quantity))
-        self.series.hint(sensor.id, quantity, slot)
-        order = self.series.place(slot, reading.ts_ms, reading.value)
+            slot = series.add(sensor.id, quantity, self.window_needs(sensor, quantity))
+        series.hint(sensor.id, quantity, slot)
+        order = series.place(slot, reading.ts_ms, reading.value) if stored is None else stored
         counters = self.counters
         counters.readings += 1
         if order:
             if order == LATE:
                 counters.late_readings += 1
+                if series.beyond_fine(slot, reading.ts_ms):
+                    counters.late_for_rate += 1
             else:
                 counters.late_for_alerts += 1
             if quantity in ("smoke", "leak") and reading.value >= 1.0:
                 counters.late_alarms += 1
-        rules = self._rules_for.get((quantity, order))
+        rules = self._rules_for.get((quantity, order, stored is not None))
         if rules is None:
-            rules = self._rules_for[(quantity, order)] = [
+            rules = self._rules_for[(quantity, order, stored is not None)] = [
                 rule for rule in self.rules
                 if (rule.quantities is None or quantity in rule.quantities) and rule.late in _TAKES[order]
+                and (stored is None or rule.stored)
             ]
+        writes = self.store.writes
         out: list[Transition] = []
         for rule in rules:
             for cond in rule.on_reading(reading, sensor):
                 out.extend(self.lifecycle.apply(cond, self._clock))
+        if self.store.writes != writes:
+            save_judged(series, self.store, slot)  # with what it wrote: never judged again after a restart
+        elif series.judged_saved[slot] == NEVER:
+            self._first_judged.add(slot)  # a series met for the first time: written with the step
         return out
+
+    def save_first_judged(self) -> None:
+        """Write the watermarks of the series first judged since the last call (one statement, at the end of a
+        step, inside its transaction)."""
+        if self._first_judged:
+            slots, self._first_judged = self._first_judged, set()
+            save_first_judged(self.series, self.store, slots)
 
     def window_needs(self, sensor: SensorInfo, quantity: str) -> WindowNeeds:
         """The shared windows the enabled rules read for a series of ``sensor``."""
@@ -252,85 +299,51 @@ class AlertEngine:
 
     def due(self, now_ms: int) -> bool:
         """Whether a timer or a rule's deadline is due at or before ``now_ms``."""
-        due, _ = self._next_due()
+        due = self._next_due().ts_ms
         return due is not None and due <= now_ms
 
-    def _run_due(self, now_ms: int, budget: int | None = None) -> list[Transition]:
-        """Run every timer and time-driven rule due at or before ``now_ms``, in time order (at most ``budget``
-        steps: the clock then stays at the last one run, and :meth:`due` tells whether more wait)."""
+    def begin(self, now_ms: int) -> None:
+        """Start the engine's time at ``now_ms`` (once: rules start, pending requests resume), without running
+        what is due (the next advance or reading does)."""
         if self._clock is None:
             self._clock = now_ms
             for rule in self.rules:
                 rule.start(now_ms)
             self.requests.resume(now_ms)
+
+    def _run_due(self, now_ms: int, budget: Budget) -> list[Transition]:
+        """Run every timer and time-driven rule due at or before ``now_ms``, in time order, until ``budget`` is
+        spent (the clock then stays at the last one run, and :meth:`due` tells whether more wait)."""
+        self.begin(now_ms)
+        assert self._clock is not None
         out: list[Transition] = []
-        steps = 0
         while True:
-            due, rule = self._next_due()
+            due, source = self._next_due()
             if due is None or due > now_ms:
                 break
-            if budget is not None and steps >= budget:
+            if budget.spent:
                 return out
-            steps += 1
             self._clock = max(self._clock, due)
-            if rule is not None:
-                for cond in rule.on_due(due):
-                    out.extend(self.lifecycle.apply(cond, self._clock))
-                self._save_marker(rule)
+            if isinstance(source, Rule):
+                conditions = source.on_due(due)
+                budget.spend(1 + len(conditions))
+                for cond in conditions:
+                    out.extend(budget.transitions(self.lifecycle.apply(cond, self._clock)))
+                self._save_marker(source)
                 continue
+            budget.spend(1)
             timer = self.timers.pop()
             if timer.kind in LIFECYCLE_TIMERS:
-                out.extend(self.lifecycle.on_timer(timer))
+                out.extend(budget.transitions(self.lifecycle.on_timer(timer, self._clock)))
             else:
                 self.requests.on_timer(timer)
         self._clock = max(self._clock, now_ms)
         return out
 
-    def acknowledge(self, alert_id: int, by: str, comment: str, now_ms: int | None = None) -> list[Transition]:
-        """Acknowledge an alert: active → acknowledged, cleared → closed; the comment is appended.
-
-        Raises:
-            KeyError: unknown alert id.
-            ValueError: the alert is closed or was cancelled.
-        """
-        return acknowledge(self.store, alert_id, by, comment, self._now(now_ms))
-
-    def clear(self, alert_id: int, by: str, comment: str, now_ms: int | None = None) -> list[Transition]:
-        """Clear an alert by hand at ``now_ms`` (timers due until then run first). If its condition still
-        holds it is raised again at once (its delay was served already).
-
-        Raises:
-            KeyError: unknown alert id.
-            ValueError: the alert is not active or acknowledged.
-        """
-        ts = self._now(now_ms)
-        out = self.advance(ts)  # the clock moves to the clear first: a re-raise is stamped with it, not before
-        out.extend(clear_by_hand(self.store, alert_id, by, comment, ts))
-        out.extend(self._take_changes())
-        return out
-
-    def maintenance(self, room: str, until_ms: int, reason: str, by: str, start_ms: int | None = None) -> int:
-        """Open a maintenance window for a room (silences its non-critical rules); returns its id."""
-        ts = self._now(start_ms)
-        return self.store.add_maintenance(room, ts, until_ms, reason, by, ts)
-
-    def end_maintenance(self, window_id: int, by: str, comment: str = "",
-                        now_ms: int | None = None) -> list[Transition]:
-        """End a maintenance window now (audited): conditions it silenced and still violated are judged as
-        when a window expires, and escalations it held back are sent.
-
-        Raises:
-            KeyError: unknown window.
-            ValueError: no name, or the window is over already.
-        """
-        ts = self._now(now_ms)
-        self.store.end_maintenance(window_id, by, comment, ts)
-        out = self.advance(max(ts, self._clock or ts))
-        out.extend(self._run_due(self._clock or ts))  # the keys it released, at its end
-        return out
-
     def rebuild(self, history: ReadingHistory, now_ms: int) -> RebuildReport:
-        """Rebuild windows and rule memory from the readings store (at start, before the first reading).
+        """Rebuild windows and rule memory from the readings store (at start, before the first reading), and
+        find the readings it holds that the engine had not judged when it stopped (judge them with
+        :meth:`catch_up`).
 
         Args:
             history: the readings store's read API (``collector.store.SqliteStore`` or
@@ -340,20 +353,38 @@ class AlertEngine:
         Returns:
             What was rebuilt (series, queries, time).
         """
-        return rebuild(self, history, now_ms)
+        report = rebuild(self, history, now_ms)
+        self._marks = array("q", self.series.judged_saved)
+        return report
+
+    def catch_up(self, now_ms: int) -> list[Transition]:
+        """Judge the readings :meth:`rebuild` found stored after their series' watermarks, at ``now_ms`` (see
+        :mod:`alerts.catchup`); call inside ``store.batch()`` before anything else is judged."""
+        pending, self.unjudged = self.unjudged, []
+        return catch_up(self, pending, now_ms)
+
+    def judge_backlog(self, readings: Iterable[Reading]) -> list[Transition]:
+        """Judge readings an earlier run stored but did not get to (its stop ran out of time): those after
+        their series' watermark at this start were caught up already; the older ones are judged as late
+        readings, without placing them in the windows again."""
+        return judge_stored_late(self, readings, self._marks)
 
     def take_over(self, previous: AlertEngine) -> None:
         """Continue where ``previous`` (the engine of the configuration being replaced) stopped: its clock,
         counters, series table and windows (built with ``series=previous.series``) and each rule's memory;
-        a rule the new configuration enables afresh starts now. No reading is judged again."""
+        a rule the new configuration enables afresh starts now. No reading is judged again. Series given new
+        window rows (a rate window of another length, a 24 h window) are listed in :attr:`refill`, for the
+        caller to fill from the readings store (``alerts.rebuild.refill_windows``)."""
         if self.series is not previous.series:
             raise ValueError("take_over needs the engine built with series=previous.series")
         now = previous._clock
         self.counters = previous.counters
+        self.history.source = previous.history.source
+        self._marks = previous._marks
         for slot, (sensor_id, quantity) in enumerate(self.series.keys):
             sensor = self.sensors.get(sensor_id)
-            if sensor is not None:
-                self.series.adopt_needs(slot, self.window_needs(sensor, quantity))
+            if sensor is not None and self.series.adopt_needs(slot, self.window_needs(sensor, quantity)):
+                self.refill.append(slot)
         if now is None:
             return
         self._clock = now
@@ -373,18 +404,11 @@ class AlertEngine:
             self._markers[rule.name] = marker
 
     # -- time ------------------------------------------------------------------------------------
-    def _now(self, ts: int | None) -> int:
-        if ts is not None:
-            return ts
-        if self._clock is None:
-            raise RuntimeError("engine time unknown: pass now_ms")
-        return self._clock
-
-    def _next_due(self) -> tuple[int | None, Rule | None]:
+    def _next_due(self) -> Due:
         """The earliest deadline: a queued timer (``rule`` None) or a rule's own; timers first at a tie."""
         best, source = self.timers.next_due(), None
         for rule in self._timed_rules:
             due = rule.next_due()
             if due is not None and (best is None or due < best):
                 best, source = due, rule
-        return best, source
+        return Due(best, source)

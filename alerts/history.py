@@ -104,9 +104,32 @@ class MemoryHistory:
             self._ts[key] = [ts for ts, _ in ordered]
             self._values[key] = [value for _, value in ordered]
 
+    def add(self, reading: Reading) -> None:
+        """Hold one more reading (a replay adds each row before judging it, as the store has it first)."""
+        key = (reading.sensor, reading.quantity)
+        ts, values = self._ts.setdefault(key, []), self._values.setdefault(key, [])
+        if not ts or reading.ts_ms > ts[-1]:
+            ts.append(reading.ts_ms)
+            values.append(reading.value)
+            return
+        i = bisect.bisect_left(ts, reading.ts_ms)
+        if i < len(ts) and ts[i] == reading.ts_ms:
+            return  # the first copy stays, as in the store
+        ts.insert(i, reading.ts_ms)
+        values.insert(i, reading.value)
+
+    def prune(self, before_ms: int) -> None:
+        """Forget readings older than ``before_ms`` (a long replay keeps only what a rebuild or a late reading
+        may look at)."""
+        for key, ts in self._ts.items():
+            cut = bisect.bisect_left(ts, before_ms)
+            if cut:
+                del ts[:cut]
+                del self._values[key][:cut]
+
     def latest(self) -> list[_Latest]:
         return [_Latest(sensor, quantity, self._values[(sensor, quantity)][-1], ts[-1])
-                for (sensor, quantity), ts in sorted(self._ts.items())]
+                for (sensor, quantity), ts in sorted(self._ts.items()) if ts]
 
     def series(self, sensor: str, quantity: str, start_ms: int, end_ms: int) -> list[tuple[int, float]]:
         ts = self._ts.get((sensor, quantity), [])

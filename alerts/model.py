@@ -9,12 +9,13 @@ from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from alerts._series import SeriesTable
+from alerts.history import ReadingHistory
 from alerts.profiles import StandardProfile
 from alerts.settings import AlertSettings, Severity
 from archmon.timeutil import to_iso
 
-__all__ = ["EXEMPT_RULES", "OPEN_STATES", "AlertState", "Condition", "ConfiguredCalibration", "RuleContext",
-           "SensorInfo", "Transition", "is_exempt"]
+__all__ = ["EXEMPT_RULES", "OPEN_STATES", "AlertState", "Condition", "ConfiguredCalibration", "HistoryRef",
+           "RuleContext", "SensorInfo", "Transition", "is_exempt"]
 
 AlertState = Literal["pending", "active", "acknowledged", "cleared", "closed", "cancelled"]
 OPEN_STATES: tuple[AlertState, ...] = ("pending", "active", "acknowledged", "cleared")
@@ -60,15 +61,24 @@ class SensorInfo:
     live: bool = True
 
 
+@dataclass(slots=True)
+class HistoryRef:
+    """Where rules look up stored readings while judging (a late reading's neighbours in time): the readings
+    store, read-only, set by the live service (None: not available, e.g. a replay without one)."""
+
+    source: ReadingHistory | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class RuleContext:
-    """Everything a rule is built from: settings, sensors, the site's zone, and the engine's series table
-    (newest reading and shared windows of every series, see :mod:`alerts._series`)."""
+    """Everything a rule is built from: settings, sensors, the site's zone, the engine's series table
+    (newest reading and shared windows of every series, see :mod:`alerts._series`) and the stored readings."""
 
     settings: AlertSettings
     sensors: dict[str, SensorInfo]
     tz: ZoneInfo
     series: SeriesTable = field(default_factory=SeriesTable)
+    history: HistoryRef = field(default_factory=HistoryRef)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +97,8 @@ class Condition:
         delay_s: how long ``state`` must stay True before the alert fires.
         clear_delay_s: how long it must stay False before the alert clears.
         detail: short code for the message (``low``, ``high``, ``offline``...).
+        since_ms: for a violation, when it began if a late reading moved that (the violation's readings
+            are known only now): a pending delay restarts from it (None: from when the key went pending).
     """
 
     rule: str
@@ -102,6 +114,7 @@ class Condition:
     delay_s: float = 0.0
     clear_delay_s: float = 0.0
     detail: str = ""
+    since_ms: int | None = None
 
     @property
     def ident(self) -> str:

@@ -23,16 +23,20 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+from alerts._series import Newest, SeriesTable
 from alerts._windows import HOUR_MS, HOURS
+from alerts.catchup import load_judged, unjudged
 from alerts.history import HistoryBucket, ReadingHistory
 
 if TYPE_CHECKING:
     from alerts.engine import AlertEngine
 
-__all__ = ["DayAggregate", "ReadingHistory", "RebuildReport", "SeriesHistory", "rebuild"]
+__all__ = ["DayAggregate", "QueryCount", "ReadingHistory", "RebuildReport", "SeriesHistory", "rebuild",
+           "refill_windows"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,13 @@ class DayAggregate(NamedTuple):
     count: int
     first_ms: int
     last_ms: int
+
+
+@dataclass(slots=True)
+class QueryCount:
+    """Queries made to the store so far."""
+
+    queries: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +83,8 @@ class SeriesHistory:
         raw_start: where :attr:`raw` starts: the earlier of the newest reading's hour and its rate window.
     """
 
-    def __init__(self, source: ReadingHistory, sensor: str, quantity: str, newest: tuple[int, float] | None,
-                 *, raw_start: int, hours_back: int, counter: list[int]) -> None:
+    def __init__(self, source: ReadingHistory, sensor: str, quantity: str, newest: Newest | None,
+                 *, raw_start: int, hours_back: int, counter: QueryCount) -> None:
         self.source = source
         self.sensor = sensor
         self.quantity = quantity
@@ -88,14 +99,14 @@ class SeriesHistory:
         """Raw readings with ``start_ms <= ts < end_ms``, oldest first (a query)."""
         if end_ms <= start_ms:
             return []
-        self._counter[0] += 1
+        self._counter.queries += 1
         return self.source.series(self.sensor, self.quantity, start_ms, end_ms)
 
     @property
     def raw(self) -> list[tuple[int, float]]:
         """Raw readings from :attr:`raw_start` to the newest, oldest first."""
         if self._raw is None:
-            self._raw = [] if self.newest is None else self.readings(self.raw_start, self.newest[0] + 1)
+            self._raw = [] if self.newest is None else self.readings(self.raw_start, self.newest.ts_ms + 1)
         return self._raw
 
     @property
@@ -105,8 +116,8 @@ class SeriesHistory:
             if self.newest is None:
                 self._hours = []
             else:
-                top = self.newest[0] // HOUR_MS
-                self._counter[0] += 1
+                top = self.newest.ts_ms // HOUR_MS
+                self._counter.queries += 1
                 start = (top - self._hours_back + 1) * HOUR_MS
                 self._hours = list(self.source.buckets(self.sensor, self.quantity, start, (top + 1) * HOUR_MS, "hour"))
         return self._hours
@@ -115,9 +126,9 @@ class SeriesHistory:
         """Hour rollups overlapping ``[start_ms, end_ms)`` (from :attr:`hours` when they cover it)."""
         first = start_ms // HOUR_MS * HOUR_MS
         held = self.hours
-        if self.newest is not None and first >= (self.newest[0] // HOUR_MS - self._hours_back + 1) * HOUR_MS:
+        if self.newest is not None and first >= (self.newest.ts_ms // HOUR_MS - self._hours_back + 1) * HOUR_MS:
             return [b for b in held if first <= b.start_ms < end_ms]
-        self._counter[0] += 1
+        self._counter.queries += 1
         return list(self.source.buckets(self.sensor, self.quantity, first, end_ms, "hour"))
 
     def _edge(self, buckets: list[HistoryBucket], start_ms: int, end_ms: int, *, last: bool) -> int | None:
@@ -135,15 +146,15 @@ class SeriesHistory:
 
     def day(self, start_ms: int, end_ms: int) -> DayAggregate | None:
         """The local day ``[start_ms, end_ms)``: its daily rollup, first and last reading (None: no reading)."""
-        self._counter[0] += 1
+        self._counter.queries += 1
         found = self.source.buckets(self.sensor, self.quantity, start_ms, start_ms + 1, "day")
         if not found or not found[0].count:
             return None
         bucket = found[0]
         hours = self._hour_buckets(start_ms, end_ms)
         first = self._edge(hours, start_ms, end_ms, last=False)
-        if self.newest is not None and start_ms <= self.newest[0] < end_ms:
-            last: int | None = self.newest[0]
+        if self.newest is not None and start_ms <= self.newest.ts_ms < end_ms:
+            last: int | None = self.newest.ts_ms
         else:
             last = self._edge(hours, start_ms, end_ms, last=True)
         if first is None or last is None:
@@ -157,7 +168,7 @@ def rebuild(engine: AlertEngine, history: ReadingHistory, now_ms: int) -> Rebuil
     Call once, after building the engine and before it judges anything.
     """
     started = time.perf_counter()
-    counter = [1]
+    counter = QueryCount(queries=1)  # latest()
     series = engine.series
     found = 0
     for row in history.latest():
@@ -169,27 +180,53 @@ def rebuild(engine: AlertEngine, history: ReadingHistory, now_ms: int) -> Rebuil
             slot = series.add(sensor.id, row.quantity, engine.window_needs(sensor, row.quantity))
         series.set_newest(slot, row.ts_ms, row.value)
         found += 1
+    load_judged(series, engine.store)
+    counter.queries += 1
     stuck = engine.settings.stuck.hours if any(rule.name == "stuck" for rule in engine.rules) else 0.0
     hours_back = max(HOURS, math.ceil(stuck) + 1)
-    for slot, (sensor_id, quantity) in enumerate(series.keys):
+    for slot, (sensor_id, _) in enumerate(series.keys):
         sensor = engine.sensors.get(sensor_id)
-        newest = series.newest(slot)
-        if sensor is None or newest is None:
+        past = _load_windows(series, slot, history, hours_back, counter)
+        if sensor is None or past is None:
             continue
-        raw_start = newest[0] // HOUR_MS * HOUR_MS
-        fine_row = series.fine_row[slot]
-        if fine_row >= 0:
-            raw_start = min(raw_start, series.fine.window_start_ms(newest[0], series.fine_window[slot]))
-        past = SeriesHistory(history, sensor_id, quantity, newest, raw_start=raw_start, hours_back=hours_back,
-                             counter=counter)
-        hour_row = series.hour_row[slot]
-        if hour_row >= 0:
-            series.hours.load(hour_row, newest[0], [(b.start_ms, b.min, b.max, b.sum, b.count) for b in past.hours])
-        if fine_row >= 0:
-            series.fine.load(fine_row, newest[0], past.raw)
         for rule in engine.rules:
             rule.rebuild(sensor, past)
-    report = RebuildReport(found, counter[0], time.perf_counter() - started)
-    log.info("alert engine rebuilt %d series from the store in %.2f s (%d queries) at %d", report.series,
-             report.seconds, report.queries, now_ms)
+        left = unjudged(series, slot, past, sensor.room)
+        if left is not None:
+            engine.unjudged.append(left)
+    report = RebuildReport(found, counter.queries, time.perf_counter() - started)
+    log.info("alert engine rebuilt %d series from the store in %.2f s (%d queries) at %d; %d reading(s) of %d "
+             "series stored after what the engine had judged", report.series, report.seconds, report.queries,
+             now_ms, sum(len(u.readings) for u in engine.unjudged), len(engine.unjudged))
     return report
+
+
+def _load_windows(series: SeriesTable, slot: int, history: ReadingHistory, hours_back: int,
+                  counter: QueryCount) -> SeriesHistory | None:
+    """Set one series' window rows from the store (as of its newest reading); its history, None: no reading."""
+    newest = series.newest(slot)
+    if newest is None:
+        return None
+    sensor_id, quantity = series.keys[slot]
+    raw_start = newest.ts_ms // HOUR_MS * HOUR_MS
+    fine_row = series.fine_row[slot]
+    if fine_row >= 0:
+        raw_start = min(raw_start, series.fine.window_start_ms(newest.ts_ms, series.fine_window[slot]))
+    past = SeriesHistory(history, sensor_id, quantity, newest, raw_start=raw_start, hours_back=hours_back,
+                         counter=counter)
+    hour_row = series.hour_row[slot]
+    if hour_row >= 0:
+        series.hours.load(hour_row, newest.ts_ms, past.hours)
+    if fine_row >= 0:
+        series.fine.load(fine_row, newest.ts_ms, past.raw)
+    return past
+
+
+def refill_windows(series: SeriesTable, history: ReadingHistory, slots: Sequence[int]) -> int:
+    """Set the window rows of ``slots`` from the store again (a reload gave them new rows: a rate window of
+    another length, the 24 h window of a rule enabled afresh), as a restart would; returns the queries made.
+    Call under the engine lock (a reading judged meanwhile would be left out of the rows)."""
+    counter = QueryCount()
+    for slot in slots:
+        _load_windows(series, slot, history, HOURS, counter)
+    return counter.queries

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from alerts.catchup import save_watermarks
 from alerts.engine import AlertEngine
 from alerts.history import MemoryHistory
 from alerts.model import Transition
@@ -32,6 +33,9 @@ from archmon.errors import ConfigError
 from archmon.timeutil import parse_iso_ms
 
 __all__ = ["ReplayAction", "ReplayRow", "infer_intervals", "profile_config", "read_readings_csv", "run_replay"]
+
+_PRUNE_EVERY = 50_000
+"""Rows between two prunings of the replay's in-memory store."""
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +161,9 @@ def run_replay(
 
     store = AlertStore(db_path)
     engine = AlertEngine(config, store)
-    fed: list[Reading] = []
+    stored = engine.history.source = MemoryHistory((), config.site.tz)  # the rows so far, as a store has them
+    # what a rebuild (two days, the stuck rule's hours) or a late reading's look-up may need of them
+    keep_ms, kept = max(2 * 24, int(engine.settings.stuck.hours) + 26) * 3_600_000, 0
     known = set(engine.sensors)
     warned: set[str] = set()
     pending = sorted(actions, key=lambda a: a.ts_ms)
@@ -165,7 +171,7 @@ def run_replay(
     try:
         for row in [*rows, None]:
             while index < len(pending) and (row is None or pending[index].ts_ms < row.ts_ms):
-                engine, store = _act(engine, store, config, db_path, pending[index], keep, fed)
+                engine, store = _act(engine, store, config, db_path, pending[index], keep, stored)
                 index += 1
             if row is None:
                 break
@@ -180,8 +186,10 @@ def run_replay(
                 room = engine.sensors[row.sensor].room
                 assert row.value is not None
                 reading = Reading(row.sensor, row.quantity, row.value, row.ts_ms, room)
-                if restarts:
-                    fed.append(reading)
+                stored.add(reading)
+                kept += 1
+                if kept % _PRUNE_EVERY == 0:
+                    stored.prune(reading.ts_ms - keep_ms)
                 keep(engine.feed(reading))
         if until_ms is not None:
             keep(engine.advance(until_ms))
@@ -192,7 +200,7 @@ def run_replay(
 
 def _act(
     engine: AlertEngine, store: AlertStore, config: Config, db_path: Path | str, action: ReplayAction,
-    keep: Callable[[list[Transition]], None], fed: list[Reading],
+    keep: Callable[[list[Transition]], None], stored: MemoryHistory,
 ) -> tuple[AlertEngine, AlertStore]:
     keep(engine.advance(action.ts_ms))
     args = action.args
@@ -209,10 +217,16 @@ def _act(
             keep(engine.end_maintenance(int(args["window"]), args.get("by", "replay"), args.get("comment", ""),
                                         action.ts_ms))
         elif action.do in ("restart", "crash"):
+            if action.do == "restart":  # a clean stop saves how far it judged; a crash leaves it behind
+                with store.batch():
+                    save_watermarks(engine.series, store)
             store.close()
             store = AlertStore(db_path)
             engine = AlertEngine(config, store)
-            engine.rebuild(MemoryHistory(fed, config.site.tz), action.ts_ms)
+            engine.rebuild(stored, action.ts_ms)
+            engine.history.source = stored
+            with store.batch():
+                keep(engine.catch_up(action.ts_ms))
             keep(engine.advance(action.ts_ms))
         else:
             raise ConfigError(f"unknown replay action {action.do!r} "

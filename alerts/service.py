@@ -15,19 +15,23 @@ event hub (kind ``alert``), acknowledgements as ``ack``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 
+from alerts._lock import EngineLock
+from alerts._steps import STEP_BUDGET
+from alerts.catchup import SAVE_EVERY_S, save_watermarks
 from alerts.engine import AlertEngine
 from alerts.history import ReadingHistory
 from alerts.model import Transition
+from alerts.rebuild import refill_windows
 from alerts.site import check_config
 from alerts.store import AlertStore
 from archmon.config import Config
@@ -43,9 +47,12 @@ log = logging.getLogger(__name__)
 _TICK_JOB = "alerts.tick"
 SLICE = 1000
 """Readings judged per hold of the engine lock (about 20 ms of work)."""
-TICK_BUDGET = 5000
-"""Timers and rule deadlines run per hold of the lock by the tick (it goes on while more are due)."""
+TICK_BUDGET = STEP_BUDGET
+"""Work units per hold of the lock (timers, rule deadlines and what they raise, transitions of readings:
+see :mod:`alerts._steps`); the tick and a batch's slices go on in further steps while more is due."""
 URGENT = frozenset({"smoke", "leak"})
+REFILL_SLICE = 200
+"""Series whose windows a reload refills from the store per hold of the lock (a query or two each)."""
 
 
 def _config_digest(config: Config) -> str:
@@ -57,46 +64,6 @@ def _config_digest(config: Config) -> str:
 def _reading_failed(reading: Reading, exc: Exception) -> None:
     """One bad reading must not stop the writer (nor the rest of its batch)."""
     log.error("alert engine failed on %s", reading, exc_info=exc)
-
-
-class EngineLock:
-    """The engine's lock with a priority lane: :meth:`urgent` holders go before the next :meth:`slice`.
-
-    A thread judging a long batch takes the lock slice by slice; before each slice it waits while anyone
-    waits in the priority lane, so they get the lock within one slice (CPython's plain lock is not fair:
-    the releasing thread would often take it straight back).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lane = threading.Condition(threading.Lock())
-        self._waiting = 0
-
-    @contextlib.contextmanager
-    def urgent(self) -> Iterator[None]:
-        """Hold the lock, ahead of any batch slice."""
-        with self._lane:
-            self._waiting += 1
-        try:
-            self._lock.acquire()
-        finally:
-            with self._lane:
-                self._waiting -= 1
-                if not self._waiting:
-                    self._lane.notify_all()
-        try:
-            yield
-        finally:
-            self._lock.release()
-
-    @contextlib.contextmanager
-    def slice(self) -> Iterator[None]:
-        """Hold the lock for one slice of a batch, after everyone waiting in the priority lane."""
-        with self._lane:
-            while self._waiting:
-                self._lane.wait()
-        with self._lock:
-            yield
 
 
 class AlertService:
@@ -113,6 +80,10 @@ class AlertService:
         ConfigError: bad alert settings or room profiles.
     """
 
+    stats_gauges = frozenset({"series", "window_bytes", "rebuilt_series", "rebuild_ms", "state_write_max_bytes",
+                              "state_write_max_us", "lock_hold_max_us"})
+    """The names in :meth:`stats` that are states (kept as they are by ``archmon status``), not counters."""
+
     def __init__(self, config: Config, db_path: Path, *, hub: EventHub | None = None,
                  history: ReadingHistory | None = None) -> None:
         self.config = config
@@ -122,10 +93,12 @@ class AlertService:
         self._lock = EngineLock()
         self._ticking = threading.Lock()
         self.ticks_overlapped = 0
+        self._watermarks_due = time.monotonic() + SAVE_EVERY_S
         self._scheduler: BaseScheduler | None = None
         self.rebuild_seconds = 0.0
         self.rebuilt_series = 0
         self._db_path = db_path
+        self._opened: Any = None  # the readings store this service opened (read-only), closed at stop
         from alerts.access import attach_register  # before the rebuild: doors open at the restart judged again
 
         attach_register(self.engine, db_path)
@@ -137,17 +110,18 @@ class AlertService:
                          {"event": "load", "path": str(config.path), "sha256": _config_digest(config)})
 
     def _rebuild(self, history: ReadingHistory | None, db_path: Path) -> None:
-        opened: Any = None
         if history is None:
-            opened = history = _readings_store(db_path, self.config)
+            history = self._opened = _readings_store(db_path, self.config)
         if history is None:
             return
-        try:
-            report = self.engine.rebuild(history, now_ms())
-            self.rebuild_seconds, self.rebuilt_series = report.seconds, report.series
-        finally:
-            if opened is not None:
-                opened.close()
+        now = now_ms()
+        report = self.engine.rebuild(history, now)
+        self.rebuild_seconds, self.rebuilt_series = report.seconds, report.series
+        # the rules look up stored readings around a late one (alerts.rules._late_runs), read-only
+        self.engine.history.source = history
+        with self.store.batch():  # what the store holds that the engine had not judged when it stopped
+            caught_up = self.engine.catch_up(now)
+        self._committed(caught_up)
 
     def start(self, scheduler: BaseScheduler) -> None:
         """Add the tick job to the service's scheduler (and tick once now)."""
@@ -177,9 +151,25 @@ class AlertService:
                     more = self.engine.due(now)
                 out.extend(self._committed(done))
                 if not more:
-                    return out
+                    break
+            if time.monotonic() >= self._watermarks_due:
+                self._save_watermarks(TICK_BUDGET)
+            return out
         finally:
             self._ticking.release()
+
+    def _save_watermarks(self, limit: int | None) -> None:
+        """Persist how far each series has been judged (the readings after it are judged again at a restart,
+        see :mod:`alerts.catchup`); at most ``limit`` rows in one hold of the lock."""
+        with self._lock.urgent():
+            try:
+                with self.store.batch():
+                    saved = save_watermarks(self.engine.series, self.store, limit)
+            except Exception:  # a stalled file: the next tick tries again
+                log.exception("alert engine: the judged-through watermarks were not saved")
+                return
+        if limit is None or saved < limit:
+            self._watermarks_due = time.monotonic() + SAVE_EVERY_S
 
     def on_readings(self, readings: Sequence[Reading]) -> None:
         """Judge readings just made durable (called from the store writer's thread; never raises).
@@ -189,31 +179,52 @@ class AlertService:
         """
         urgent = [r for r in readings if r.quantity in URGENT]
         if urgent:
-            self._judge(urgent, self._lock.urgent)
+            self._judge(urgent, self._lock.urgent, wait_for_due=False)
             readings = [r for r in readings if r.quantity not in URGENT]
         for start in range(0, len(readings), SLICE):
             self._judge(readings[start:start + SLICE], self._lock.slice)
 
-    def _judge(self, readings: Sequence[Reading], hold: Any) -> None:
-        with hold():
-            try:
-                with self.store.batch():
-                    out = self.engine.feed_many(readings, on_error=_reading_failed)
-            except Exception:  # the batch's commit failed: the store logged what was lost
-                log.exception("alert engine failed to commit a batch of %d readings", len(readings))
-                return
-        self._committed(out)
+    def _judge(self, readings: Sequence[Reading], hold: Any, *, wait_for_due: bool = True) -> None:
+        """Judge ``readings`` in steps of :data:`TICK_BUDGET` work units, each one hold of the lock and one
+        transaction; smoke and leak (``wait_for_due`` False) do not wait for a mass of timers due before them."""
+        while readings:
+            with hold():
+                try:
+                    with self.store.batch():
+                        part = self.engine.feed_part(readings, budget=TICK_BUDGET, wait_for_due=wait_for_due,
+                                                     on_error=_reading_failed)
+                except Exception:  # the batch's commit failed: the store logged what was lost
+                    log.exception("alert engine failed to commit a batch of %d readings", len(readings))
+                    return
+            self._committed(part.transitions)
+            readings = readings[part.judged:]
 
     def on_availability(self, sensor: str, state: str, ts_ms: int) -> None:
         """An availability/LWT message for a configured sensor (never raises)."""
         with self._lock.urgent():
             try:
                 with self.store.batch():
-                    out = self.engine.availability(sensor, state, ts_ms)
+                    out = self.engine.availability(sensor, state, ts_ms, budget=TICK_BUDGET)
             except Exception:
                 log.exception("alert engine failed on availability %s %s", sensor, state)
                 return
         self._committed(out)
+
+    def judge_backlog(self, readings: Sequence[Reading], availability: Sequence[Any] = ()) -> None:
+        """What the last run stored but did not judge before its stop ran out of time (``archmon.app.feed``,
+        handed over before anything this run stores): its readings after their series' watermark were judged
+        at start already (:mod:`alerts.catchup`), the older (late) ones are judged now, then its availability
+        changes (``sensor``, ``state``, ``ts_ms``)."""
+        with self._lock.urgent():
+            try:
+                with self.store.batch():
+                    out = self.engine.judge_backlog(readings)
+            except Exception:
+                log.exception("alert engine failed to judge the last run's backlog of %d readings", len(readings))
+                out = []
+        self._committed(out)
+        for change in availability:
+            self.on_availability(change.sensor, change.state, change.ts_ms)
 
     def acknowledge(self, alert_id: int, by: str, comment: str) -> list[Transition]:
         """Acknowledge an alert (see :meth:`AlertEngine.acknowledge`); published as ``ack`` (the transition
@@ -248,15 +259,39 @@ class AlertService:
             self.engine, self.config = engine, config
             self.store.audit(now_ms(), "config", "system", "config",
                              {"event": "reload", "path": str(config.path), "sha256": _config_digest(config)})
+        self._refill(engine)
         log.info("alert configuration reloaded from %s", config.path)
+
+    def _refill(self, engine: AlertEngine) -> None:
+        """Fill the window rows a reload gave anew from the readings store, as a restart would (a changed rate
+        window was blind for its length), :data:`REFILL_SLICE` series per hold of the lock."""
+        slots, history = engine.refill, engine.history.source
+        engine.refill = []
+        if not slots or history is None:
+            return
+        started = time.perf_counter()
+        for start in range(0, len(slots), REFILL_SLICE):
+            with self._lock.slice():
+                if self.engine is not engine:
+                    return  # another reload replaced it (and fills its own)
+                try:
+                    refill_windows(engine.series, history, slots[start:start + REFILL_SLICE])
+                except Exception:  # the store cannot be read: the rows fill from live readings
+                    log.exception("alert engine: windows of %d series not refilled from the store", len(slots))
+                    return
+        log.info("alert engine: windows of %d series refilled from the store in %.2f s", len(slots),
+                 time.perf_counter() - started)
 
     def stats(self) -> dict[str, int]:
         """Counters for ``archmon status`` and the store's counters (see ``EngineCounters``).
 
         ``late_for_alerts``: readings older than the 24 h window (stored, judged by no rule but smoke and
-        leak); ``late_readings``: older than their series' newest but inside the window; ``late_for_day``:
-        readings of a day already judged; ``state_write_max_bytes``/``_us``: the largest single write of
-        engine state (a lifecycle row or a rule marker) and the longest one.
+        leak); ``late_readings``: older than their series' newest but inside the window; ``late_for_rate``:
+        late readings older than the rate window; ``late_for_day``: readings of a day already judged;
+        ``caught_up``: readings stored but not judged before the last stop, judged at this start;
+        ``state_write_max_bytes``/``_us``: the largest single write of engine state (a lifecycle row or a rule
+        marker) and the longest one (inside its transaction); ``lock_hold_max_us``: the longest single hold
+        of the engine lock (a slice, a tick's step, a reload: the most smoke and leak can have waited).
         """
         with self._lock.urgent():
             counters = self.engine.counters
@@ -267,6 +302,8 @@ class AlertService:
                 "late_readings": counters.late_readings,
                 "late_for_alerts": counters.late_for_alerts,
                 "late_alarms": counters.late_alarms,
+                "late_for_rate": counters.late_for_rate,
+                "caught_up": counters.caught_up,
                 "late_for_day": int(getattr(stability, "late_for_day", 0)),
                 "series": len(self.engine.series),
                 "window_bytes": self.engine.series.nbytes(),
@@ -275,6 +312,7 @@ class AlertService:
                 "state_writes": writes.count,
                 "state_write_max_bytes": writes.max_bytes,
                 "state_write_max_us": writes.max_us,
+                "lock_hold_max_us": self._lock.longest_hold_us,
                 "ticks_overlapped": self.ticks_overlapped,
             }
 
@@ -284,8 +322,11 @@ class AlertService:
             if self._scheduler.get_job(_TICK_JOB) is not None:
                 self._scheduler.remove_job(_TICK_JOB)
             self._scheduler = None
+        self._save_watermarks(None)  # a clean stop: nothing is judged again at the next start
         with self._lock.urgent():
             self.store.close()
+            if self._opened is not None:
+                self._opened.close()
 
     def _committed(self, transitions: list[Transition]) -> list[Transition]:
         """Log and publish transitions whose transaction has committed."""

@@ -1,6 +1,6 @@
 """Benchmark of the live alert path: ``AlertService.on_readings`` as the store writer calls it.
 
-Run: ``.venv/bin/python bench/bench_alerts.py [--dir DIR] [--seconds S] [--trials N]``.
+Run: ``.venv/bin/python bench/bench_alerts.py [--dir DIR] [--seconds S] [--trials N] [--big-trials N]``.
 
 Prints
 
@@ -11,7 +11,11 @@ Prints
   ``fired`` row in ``notification_queue`` being committed (it is committed when ``on_readings`` returns;
   a second connection checks it is visible), median and p99 over the trials, for the smoke reading alone,
   at the end of a 500-reading batch, and arriving (from another thread) while the engine judges a
-  20,000-reading batch (the writer catching up after an outage), with its ratio to the smoke reading alone.
+  20,000-reading batch, with its ratio to the smoke reading alone;
+- the same latency on the path ``archmon run`` takes (``archmon.app.feed.AlertFeed``, which the store
+  writer's listener hands every commit to): from queueing the smoke reading's commit to its committed
+  ``fired`` row, with the feed idle, and with 20,000 readings queued before it as 40 commits of 500 (the
+  writer catching up after an outage), and the ratio of the two.
 
 Every commit is durable (WAL, ``synchronous=FULL``), so the latency is bounded by the disk's fsync. The
 figures come from one run on one machine; compare runs on the same machine, not absolute numbers.
@@ -151,6 +155,41 @@ def behind_a_batch(service: AlertService, feed: _Feed, db: Path, trials: int, si
     return out
 
 
+def through_feed(service: AlertService, feed: _Feed, db: Path, trials: int, size: int,
+                 commits: int) -> list[float]:
+    """Seconds from queueing a smoke commit on an ``AlertFeed`` (what the store writer's listener does) to its
+    committed ``fired`` request, with ``size`` readings queued before it as ``commits`` commits (0: idle)."""
+    from archmon.app.feed import AlertFeed
+
+    reader = AlertStore(db)
+    count = "SELECT COUNT(*) FROM notification_queue WHERE transition = 'fired'"
+    alert_feed = AlertFeed(service, on_backlog=lambda backlog: None)
+    alert_feed.start()
+    out: list[float] = []
+    try:
+        for _ in range(trials):
+            batches = [feed.batch(size // commits) for _ in range(commits)] if size else []
+            ts = batches[-1][-1].ts_ms if batches else feed.batch(1)[0].ts_ms
+            for batch in batches:
+                alert_feed.readings(batch)
+            fired_before = reader.conn.execute(count).fetchone()[0]
+            started = time.perf_counter()
+            alert_feed.readings([Reading(SMOKE, "smoke", 1.0, ts, ROOM)])
+            deadline = started + 120
+            while reader.conn.execute(count).fetchone()[0] < fired_before + 1:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError("no committed 'fired' request for the smoke reading")
+                time.sleep(0.0002)
+            out.append(time.perf_counter() - started)
+            if not alert_feed.join(300):
+                raise RuntimeError("the alert feed did not catch up")
+            service.on_readings([Reading(SMOKE, "smoke", 0.0, ts + 1, ROOM)])
+    finally:
+        alert_feed.stop(60)
+        reader.close()
+    return out
+
+
 def _p(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
@@ -187,6 +226,14 @@ def main() -> None:
                   f"batch, {len(times)} trials: median {statistics.median(times) * 1000:.2f} ms "
                   f"(x{statistics.median(times) / alone:.1f} the smoke reading alone), "
                   f"max {max(times) * 1000:.2f} ms")
+            idle = through_feed(service, feed, db, args.big_trials, 0, 1)
+            queued = through_feed(service, feed, db, args.big_trials, args.big_batch, args.big_batch // BATCH)
+            print(f"smoke → committed notification request through the AlertFeed (archmon run's path), "
+                  f"{len(idle)} trials: idle feed median {statistics.median(idle) * 1000:.2f} ms; behind "
+                  f"{args.big_batch:,} readings queued as {args.big_batch // BATCH} commits: median "
+                  f"{statistics.median(queued) * 1000:.2f} ms "
+                  f"(x{statistics.median(queued) / statistics.median(idle):.1f}"
+                  f" the idle feed), max {max(queued) * 1000:.2f} ms")
             others = service.store.conn.execute("SELECT COUNT(*) FROM alert_alerts WHERE rule != 'smoke'")
             print(f"alerts other than smoke in the whole run (expected 0): {others.fetchone()[0]}")
         finally:

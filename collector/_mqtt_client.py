@@ -115,6 +115,23 @@ def more_to_read(client: mqtt.Client) -> bool:
         return False
 
 
+class _DisconnectedOnPurpose(logging.Filter):
+    """paho's network thread makes one more pass after a deliberate ``disconnect()`` closed the socket and
+    logs it as an error ("Client is not connected … MQTT_CS_DISCONNECTED"): that pass is the normal end of a
+    clean stop and says nothing, so it is dropped. The same words in any other state stay errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        text = record.getMessage()
+        return not (text.startswith("Client is not connected")
+                    and text.endswith(("MQTT_CS_DISCONNECTED", "MQTT_CS_DISCONNECTING")))
+
+
+_PAHO_LOG = logging.getLogger("collector.mqtt.paho")
+_PAHO_LOG.addFilter(_DisconnectedOnPurpose())
+
+
 class LoopClient(mqtt.Client):
     """paho's client with one hook: ``on_loop_misc`` runs in the network thread on every loop pass.
 
@@ -164,7 +181,7 @@ def build_client(
             protocol=mqtt.MQTTv311,
             manual_ack=True,
         )
-    client.enable_logger(logging.getLogger("collector.mqtt.paho"))
+    client.enable_logger(_PAHO_LOG)
     # paho annotates the delays as int; it only multiplies and compares them, so fractions work.
     client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)  # type: ignore[arg-type]
     if config.username is not None or password is not None:

@@ -32,14 +32,14 @@ class DetectorRule(Rule):
         alarm = reading.value >= 1.0
         slot = self.ctx.series.find(sensor.id, self.quantity)
         newest = None if slot is None else self.ctx.series.newest(slot)
-        if newest is not None and reading.ts_ms < newest[0]:
-            if not alarm or newest[1] >= 1.0:
+        if newest is not None and reading.ts_ms < newest.ts_ms:
+            if not alarm or newest.value >= 1.0:
                 return []
             detail = f"late {to_iso(reading.ts_ms, self.ctx.tz)}"
             return [
                 self.condition(sensor, sensor.id, True, reading.ts_ms, quantity=self.quantity, value=reading.value,
                                limit=1.0, detail=detail),
-                self.condition(sensor, sensor.id, False, newest[0], quantity=self.quantity, value=newest[1],
+                self.condition(sensor, sensor.id, False, newest.ts_ms, quantity=self.quantity, value=newest.value,
                                limit=1.0, detail=detail),
             ]
         if self.quiet(sensor.id, alarm):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from alerts.model import Condition, SensorInfo
-from alerts.rules.base import Rule, hysteresis
+from alerts.rules._late_runs import LateRaised, judge_late
+from alerts.rules.base import LateReadings, Rule, at_resolution, hysteresis
 from archmon.domain import Reading
+from archmon.timeutil import to_iso
 
 __all__ = ["BandRule"]
 
@@ -32,19 +34,23 @@ class BandRule(Rule):
     value is ``clear_margin`` back inside the band for the clear delay, so a value oscillating around a
     limit within the margin does not flap.
 
-    Late readings: only the newest reading of a series is judged (``late = "skip"``). The band states
-    where a value is now; an older reading arriving after a newer one (device time, a redelivered
-    backlog) must not clear an alert the newer out-of-band value keeps, nor raise one the newer in-band
-    value has ended. It is stored and counts in reports and the day's stability.
+    Late readings (``late = "window"``, inside the 24 h window): a reading older than its series' newest
+    never sets the state now (an old in-band value must not clear an alert the newer out-of-band value
+    keeps, nor an old out-of-band one start a delay); what it proves about the past is judged from the
+    stored readings around it (:mod:`alerts.rules._late_runs`): a run out of band that lasted the delay is
+    raised and cleared at once, a pending delay restarts from the run's new start. A late in-band reading
+    of a subject that is idle needs no look-up when the 24 h window shows no value past the limit since.
     """
 
     name = "band"
     default_severity = "major"
     quantities = frozenset({"temperature", "humidity"})
+    late: ClassVar[LateReadings] = "window"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._plans: dict[tuple[str, str], _Plan | None] = {}  # (room, quantity): profiles are per room
+        self._late = LateRaised()
 
     def _plan(self, sensor: SensorInfo, quantity: str) -> _Plan | None:
         """The band of the sensor's room for ``quantity`` (None: not judged), worked out once per room."""
@@ -68,6 +74,10 @@ class BandRule(Rule):
         plan = self._plan(sensor, reading.quantity)
         if plan is None:
             return []
+        series = self.ctx.series
+        slot = series.find(sensor.id, reading.quantity)
+        if slot is not None and reading.ts_ms < series.newest_ts[slot]:
+            return self._late_reading(reading, sensor, plan, slot)
         out = []
         for side, limit in plan.limits:
             state = hysteresis(reading.value, limit, plan.margin, above=side == "high")
@@ -80,3 +90,50 @@ class BandRule(Rule):
                 delay_s=plan.delay_s, clear_delay_s=plan.clear_delay_s, detail=side,
             ))
         return out
+
+    def _late_reading(self, reading: Reading, sensor: SensorInfo, plan: _Plan, slot: int) -> list[Condition]:
+        series = self.ctx.series
+        newest = series.newest(slot)
+        assert newest is not None
+        out: list[Condition] = []
+        for side, limit in plan.limits:
+            key = f"{sensor.id}/{reading.quantity}/{side}"
+            above = side == "high"
+
+            def state_of(value: float, limit: float = limit, above: bool = above) -> bool | None:
+                return hysteresis(value, limit, plan.margin, above=above)
+
+            busy = key in self.watched
+            if not busy and state_of(reading.value) is not True and not self._past_limit_since(slot, reading.ts_ms,
+                                                                                               limit, above):
+                continue  # nothing out of band since: this in-band value splits no run
+            verdict = judge_late(self.ctx.history, reading, newest.ts_ms, int(plan.delay_s * 1000), state_of)
+            if verdict is None:
+                continue
+            extra = {"quantity": reading.quantity, "limit": limit, "clear_delay_s": 0.0}
+            for run in [] if busy else verdict.proven:  # (a current violation keeps its own alert)
+                if self._late.first(key, run.start_ms):
+                    detail = f"{side} late {to_iso(run.start_ms, self.ctx.tz)}"
+                    out.append(self.condition(sensor, key, True, run.start_ms, value=reading.value, detail=detail,
+                                              **extra))
+                    out.append(self.condition(sensor, key, False, run.end_ms or newest.ts_ms, value=newest.value,
+                                              detail=detail, **extra))
+            timing = {**extra, "delay_s": plan.delay_s, "clear_delay_s": plan.clear_delay_s}
+            if verdict.current_start is not None:  # the violation going on now began elsewhere: its delay too
+                out.append(self.condition(sensor, key, True, newest.ts_ms, value=newest.value, detail=side,
+                                          since_ms=verdict.current_start, **timing))
+            elif verdict.ended_ms is not None and busy:  # it ended at this in-band reading
+                out.append(self.condition(sensor, key, False, verdict.ended_ms, value=reading.value, detail=side,
+                                          **timing))
+        return out
+
+    def _past_limit_since(self, slot: int, ts_ms: int, limit: float, above: bool) -> bool:
+        """Whether the series' 24 h window may hold a value past ``limit`` at or after ``ts_ms`` (True when the
+        series has no 24 h window to tell)."""
+        row = self.ctx.series.hour_row[slot]
+        if row < 0:
+            return True
+        span = self.ctx.series.hours.spans_since(row, ts_ms)
+        if span is None:
+            return False
+        return span.max > at_resolution(limit) if above else span.min < at_resolution(limit)

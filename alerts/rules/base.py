@@ -6,7 +6,7 @@ import functools
 from collections.abc import Container
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from alerts._series import WindowNeeds
+from alerts._series import Newest, WindowNeeds
 from alerts.model import Condition, RuleContext, SensorInfo
 from alerts.settings import Severity
 from archmon.domain import Reading
@@ -54,6 +54,9 @@ class Rule:
     default_severity: ClassVar[Severity] = "major"
     quantities: frozenset[str] | None = None
     late: ClassVar[LateReadings] = "skip"
+    stored: ClassVar[bool] = True
+    """Whether the rule judges a reading whose data its memory already holds (rebuilt from the store, see
+    :mod:`alerts.catchup`): False for a rule whose memory adds every reading up (the day verdict)."""
 
     def __init__(self, ctx: RuleContext, severity: Severity | None = None) -> None:
         self.ctx = ctx
@@ -95,6 +98,10 @@ class Rule:
     def rebuild(self, sensor: SensorInfo, history: SeriesHistory) -> None:
         """Rebuild this rule's memory of one series from the readings store at start (see
         :mod:`alerts.rebuild`); the engine has already set the series' newest reading and windows."""
+
+    def rewind(self, sensor: SensorInfo, quantity: str, judged: Newest | None) -> None:
+        """The engine judges a series' stored readings after ``judged`` again (its newest judged reading,
+        None: unknown): memory derived from the newest reading goes back to it (see :mod:`alerts.catchup`)."""
 
     def adopt(self, previous: Rule, now_ms: int) -> None:
         """Take over the memory of the same rule of the engine being replaced (configuration reload at

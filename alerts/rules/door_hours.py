@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from alerts._series import Newest
 from alerts.model import Condition, SensorInfo
 from alerts.rules.base import Rule
 from archmon.domain import Reading
@@ -51,8 +52,15 @@ class DoorAfterHoursRule(Rule):
         return [self.condition(sensor, sensor.id, state, reading.ts_ms, quantity="door", value=reading.value)]
 
     def rebuild(self, sensor: SensorInfo, history: Any) -> None:
-        if history.quantity == "door" and history.newest is not None and history.newest[1] >= 1.0:
+        if history.quantity == "door" and history.newest is not None and history.newest.value >= 1.0:
             self._open.add(sensor.id)
+
+    def rewind(self, sensor: SensorInfo, quantity: str, judged: Newest | None) -> None:
+        if quantity == "door":
+            if judged is not None and judged.value >= 1.0:
+                self._open.add(sensor.id)
+            else:
+                self._open.discard(sensor.id)
 
     def adopt(self, previous: Rule, now_ms: int) -> None:
         if isinstance(previous, DoorAfterHoursRule):

@@ -30,7 +30,7 @@ class MouldRule(Rule):
         series = self.ctx.series
         slot = series.find(sensor.id, "temperature")
         newest = None if slot is None else series.newest(slot)
-        if newest is not None and not mould.t_low <= newest[1] <= mould.t_high:
+        if newest is not None and not mould.t_low <= newest.value <= mould.t_high:
             state: bool | None = False
         else:
             # at the threshold counts as risk (RH ≥ 65 %)

@@ -21,7 +21,10 @@ class RateOfChangeRule(Rule):
     limit for the clear delay.
 
     Late readings (``late = "window"``): a reading older than the newest goes into the bucket of its own
-    time (if still inside the window) and the swing is judged again, so arrival order does not matter.
+    time if it is still inside the window, and the window's swing (as of the newest reading) is judged
+    again: the window's contents do not depend on the arrival order. A late reading older than the window
+    cannot change it (counted ``late_for_rate``): a swing it would have shown in a past window is not
+    judged; nor is a swing that only a window of the past showed (the rule judges the current window).
     """
 
     name = "rate"
@@ -57,7 +60,9 @@ class RateOfChangeRule(Rule):
         key = f"{sensor.id}/{reading.quantity}"
         if self.quiet(key, state):
             return []
+        # the swing is the window's as of the series' newest reading (a late reading included), so is its time
+        ts = max(reading.ts_ms, self.ctx.series.newest_ts[slot])
         return [self.condition(
-            sensor, key, state, reading.ts_ms, quantity=reading.quantity,
+            sensor, key, state, ts, quantity=reading.quantity,
             value=swing, limit=limit, clear_delay_s=sensor.profile.timing.clear_delay_s,
         )]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from array import array
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from alerts.model import Condition, SensorInfo
 from alerts.rules.base import LateReadings, Rule, at_resolution
@@ -40,6 +40,13 @@ def day_fluctuation(
 INSUFFICIENT = "insufficient data"
 
 
+class _DayOf(NamedTuple):
+    """A time and the local day (ordinal) it falls on."""
+
+    ts_ms: int
+    ordinal: int
+
+
 def day_coverage(first_ms: int, last_ms: int, day_start_ms: int, day_end_ms: int) -> float:
     """How much of a day its readings span: (last − first) / the day's length (23 h or 25 h days count as
     they are), 0..1."""
@@ -71,9 +78,12 @@ class StabilityRule(Rule):
     default_severity = "minor"
     quantities = frozenset({"temperature", "humidity"})
     late: ClassVar[LateReadings] = "window"
+    stored: ClassVar[bool] = False  # its day aggregate was rebuilt from the daily rollup, every reading in it
     DUE_SLICE = 2000
     """Verdicts given per ``on_due`` call: the engine calls again while more are due, releasing its lock
     in between, so midnight for 20,000 series never holds smoke and leak judgement back for long."""
+    DUE_VIOLATIONS = 50
+    """Failing verdicts per ``on_due`` call (each raises or updates an alert: far more work than a pass)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -87,7 +97,7 @@ class StabilityRule(Rule):
         self._last = array("q")
         self._held: dict[int, int] = {}  # day ordinal -> series accumulating it
         self._ends: dict[int, int] = {}  # day ordinal -> its end (ms)
-        self._day_of: tuple[int, int] = (-1, 0)  # the last (ts_ms, local day ordinal) worked out
+        self._day_of = _DayOf(-1, 0)  # the last local day worked out
         self._judged: dict[tuple[str, str], bool] = {}  # (room, quantity) -> has a stability limit
         self.judged_through = 0  # the last day ordinal whose verdicts were all given
         self.late_for_day = 0
@@ -96,9 +106,9 @@ class StabilityRule(Rule):
 
     def _ordinal(self, ts_ms: int) -> int:
         """The local (site zone) day of ``ts_ms`` as an ordinal (a sensor's T and RH share a timestamp)."""
-        if self._day_of[0] != ts_ms:
-            self._day_of = (ts_ms, dt.datetime.fromtimestamp(ts_ms / 1000, self.ctx.tz).toordinal())
-        return self._day_of[1]
+        if self._day_of.ts_ms != ts_ms:
+            self._day_of = _DayOf(ts_ms, dt.datetime.fromtimestamp(ts_ms / 1000, self.ctx.tz).toordinal())
+        return self._day_of.ordinal
 
     def day_end_ms(self, ordinal: int) -> int:
         """The end of a local day (its next midnight), UTC epoch ms."""
@@ -208,8 +218,9 @@ class StabilityRule(Rule):
 
     def on_due(self, now_ms: int) -> list[Condition]:
         if self._rebuilt:
-            out, self._rebuilt = self._rebuilt, []
-            self.judged_through = max(self.judged_through, self._rebuilt_through)
+            out, self._rebuilt = self._rebuilt[:self.DUE_VIOLATIONS], self._rebuilt[self.DUE_VIOLATIONS:]
+            if not self._rebuilt:
+                self.judged_through = max(self.judged_through, self._rebuilt_through)
             return out
         if not self._held:
             return []
@@ -217,12 +228,15 @@ class StabilityRule(Rule):
         if self.day_end_ms(ordinal) > now_ms:
             return []
         out: list[Condition] = []
+        failing = 0
         day = self._day
         for slot in range(len(day)):
             if day[slot] == ordinal:
-                out.extend(self._verdict(slot))
+                verdict = self._verdict(slot)
+                out.extend(verdict)
+                failing += sum(1 for cond in verdict if cond.state)
                 self._end(slot)
-                if len(out) >= self.DUE_SLICE and ordinal in self._held:
+                if (len(out) >= self.DUE_SLICE or failing >= self.DUE_VIOLATIONS) and ordinal in self._held:
                     return out  # the rest at the next call (the engine calls again while due)
         return out
 
@@ -242,9 +256,10 @@ class StabilityRule(Rule):
         slot = self.ctx.series.find(sensor.id, history.quantity)
         if slot is None:
             return
-        newest_day = self._ordinal(history.newest[0])
-        # the day before only if the engine is known to have stopped before judging it
-        first_day = max(self.judged_through + 1, newest_day - 1) if self.judged_through else newest_day
+        newest_day = self._ordinal(history.newest.ts_ms)
+        # the day before too unless it is known to be judged: with no marker no day was ever judged, so the
+        # first day is judged even when the engine was down over its midnight
+        first_day = max(self.judged_through + 1, newest_day - 1)
         for ordinal in range(first_day, newest_day + 1):
             start, end = self.day_end_ms(ordinal - 1), self.day_end_ms(ordinal)
             aggregate = history.day(start, end)
@@ -268,6 +283,7 @@ class StabilityRule(Rule):
     def snapshot(self) -> dict[str, Any]:
         keys = self.ctx.series.keys
         return {"judged_through": self.judged_through,
-                "days": [[*keys[slot], self._day[slot], self._min[slot], self._max[slot], self._sum[slot],
-                          self._count[slot], self._first[slot], self._last[slot]]
+                "days": [{"sensor": keys[slot][0], "quantity": keys[slot][1], "day": self._day[slot],
+                          "min": self._min[slot], "max": self._max[slot], "sum": self._sum[slot],
+                          "count": self._count[slot], "first_ms": self._first[slot], "last_ms": self._last[slot]}
                          for slot in range(len(self._day)) if self._day[slot]]}

@@ -26,8 +26,9 @@ class RollingStabilityRule(Rule):
     limit.
 
     Late readings (``late = "window"``): a reading older than the newest goes into the bucket of its own
-    hour (if still inside the window) and the window is judged again (B still measures the newest value),
-    so arrival order does not matter.
+    hour (if still inside the window) and the window is judged again (B still measures the newest value):
+    the window's contents do not depend on the arrival order, but the verdict is the current window's, so a
+    fluctuation only a past window showed is not judged when it arrives late.
     """
 
     name = "stability_24h"
@@ -65,7 +66,7 @@ class RollingStabilityRule(Rule):
             span = series.day_span(slot)  # A needs no mean
             if span is None:
                 return None
-            value = day_fluctuation(span[0], span[1], 0.0, interpretation="A")
+            value = day_fluctuation(span.min, span.max, 0.0, interpretation="A")
         else:
             stats = series.day_stats(slot)
             if stats is None:
@@ -84,8 +85,11 @@ class RollingStabilityRule(Rule):
         key = f"{sensor.id}/{reading.quantity}"
         if self.quiet(key, state):
             return []
+        slot = self.ctx.series.find(sensor.id, reading.quantity)
+        # the window is judged as of the series' newest reading (a late reading included), so is its time
+        ts = reading.ts_ms if slot is None else max(reading.ts_ms, self.ctx.series.newest_ts[slot])
         return [self.condition(
-            sensor, key, state, reading.ts_ms, quantity=reading.quantity,
+            sensor, key, state, ts, quantity=reading.quantity,
             value=value, limit=limit, clear_delay_s=sensor.profile.timing.clear_delay_s,
             detail=sensor.profile.stability.interpretation,
         )]

@@ -35,6 +35,9 @@ class StaleRule(Rule):
 
     name = "stale"
     default_severity = "major"
+    DUE_SLICE = 50
+    """Stale conditions per ``on_due`` call (each raises an alert): the engine calls again while more are due,
+    so a step stays short when every sensor shares one deadline (after a restart or a broker outage)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -110,7 +113,7 @@ class StaleRule(Rule):
 
     def on_due(self, now_ms: int) -> list[Condition]:
         out = []
-        while (due := self.next_due()) is not None and due <= now_ms:
+        while len(out) < self.DUE_SLICE and (due := self.next_due()) is not None and due <= now_ms:
             _, sensor_id = heapq.heappop(self._heap)
             del self._armed[sensor_id]
             sensor = self.ctx.sensors[sensor_id]

@@ -79,12 +79,12 @@ class StuckRule(Rule):
             return
         self._grow(slot)
         tolerance = self.ctx.settings.stuck.tolerance
-        newest = history.newest[1]
+        newest = history.newest.value
 
         def within(value: float) -> bool:
             return at_resolution(abs(value - newest)) <= tolerance
 
-        since, first = history.newest[0], newest
+        since, first = history.newest.ts_ms, newest
         for ts, value in reversed(history.raw):  # the last hour, newest first
             if not within(value):
                 self._value[slot], self._since[slot] = first, since

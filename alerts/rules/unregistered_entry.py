@@ -147,7 +147,7 @@ class UnregisteredEntryRule(Rule):
         without one, the opening of a door open now (judging it again changes nothing if it was judged)."""
         if history.quantity != "door" or history.newest is None:
             return
-        newest_ts = history.newest[0]
+        newest_ts = history.newest.ts_ms
         rows = history.readings(max(0, newest_ts - DAY_MS), newest_ts + 1)[-MEMORY:] or [history.newest]
         door = self._doors[sensor.id] = [DoorReading(int(ts), value >= 1.0) for ts, value in rows]
         if self.sessions is None:

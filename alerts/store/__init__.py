@@ -59,6 +59,7 @@ class AlertStore(Transactions, AlertRows, MaintenanceRows, CalibrationRows, Noti
         self._depth = 0
         self._batching = False
         self._units = 0
+        self.writes = 0
         self._requests = False
         self.state_writes = StateWrites()
 

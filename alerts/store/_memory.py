@@ -1,4 +1,6 @@
-"""What the engine persists of its own state: each ``rule:key``'s lifecycle phase and small rule markers.
+"""What the engine persists of its own state: each ``rule:key``'s lifecycle phase, small rule markers, and
+per series the newest reading it has judged (``alert_judged``: what a restart judges again, see
+:mod:`alerts.catchup`).
 
 Mixin of :class:`~alerts.store.AlertStore`. Rolling windows and per-sensor rule memory are not persisted:
 the engine rebuilds them from the readings store at start (see :mod:`alerts.rebuild`). What is written here
@@ -12,14 +14,14 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from alerts.model import Condition
 
-__all__ = ["EngineMemory", "StateWrites"]
+__all__ = ["EngineMemory", "JudgedThrough", "StateWrites"]
 
 
 @dataclass(slots=True)
@@ -40,6 +42,14 @@ class StateWrites:
         self.count += 1
         self.max_bytes = max(self.max_bytes, size)
         self.max_us = max(self.max_us, int((time.perf_counter() - started) * 1e6))
+
+
+class JudgedThrough(NamedTuple):
+    """The newest reading of one series the engine has judged (``ts_ms``)."""
+
+    sensor: str
+    quantity: str
+    ts_ms: int
 
 
 class EngineMemory:
@@ -81,3 +91,18 @@ class EngineMemory:
         """Every rule's persisted marker (files from before rebuilding may hold old full snapshots)."""
         with self._lock:
             return {r["rule"]: json.loads(r["data"]) for r in self.conn.execute("SELECT * FROM alert_rule_state")}
+
+    def save_judged(self, rows: Iterable[JudgedThrough]) -> int:
+        """Persist how far the engine has judged some series (never moving one back); returns the rows."""
+        rows = list(rows)
+        if rows:
+            with self.tx() as conn:
+                conn.executemany("INSERT INTO alert_judged (sensor, quantity, ts_ms) VALUES (?,?,?) ON CONFLICT "
+                                 "(sensor, quantity) DO UPDATE SET ts_ms = max(ts_ms, excluded.ts_ms)", rows)
+        return len(rows)
+
+    def judged(self) -> dict[tuple[str, str], int]:
+        """``(sensor, quantity) -> ts_ms`` of every series the engine has judged."""
+        with self._lock:
+            return {(r[0], r[1]): int(r[2]) for r in self.conn.execute("SELECT sensor, quantity, ts_ms FROM "
+                                                                        "alert_judged")}

@@ -143,4 +143,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     # rule memory is rebuilt from the readings store now; the old minute checkpoints (every window's
     # readings, hundreds of MB at 10,000 sensors) are dropped; alert_rule_state keeps small markers only
     Migration(2, "DELETE FROM alert_rule_state", "drop full rule checkpoints (rebuilt from the readings store)"),
+    # per series, the newest reading the engine has judged: readings stored after it (a crash, a stop out of
+    # time) are judged at the next start (alerts.catchup)
+    Migration(3, "CREATE TABLE IF NOT EXISTS alert_judged (sensor TEXT NOT NULL, quantity TEXT NOT NULL, "
+                 "ts_ms INTEGER NOT NULL, PRIMARY KEY (sensor, quantity)) WITHOUT ROWID",
+              "judged-through watermark per series"),
 )

@@ -27,6 +27,7 @@ class Transactions:
     _depth: int = 0
     _batching: bool = False
     _units: int = 0  # units written in the batch's open transaction
+    writes: int = 0  # write units (transactions or savepoints) since the store was opened
     _requests: bool = False  # a notification request is in the batch's open transaction
 
     @contextlib.contextmanager
@@ -57,6 +58,7 @@ class Transactions:
                 raise
             else:
                 self.conn.execute("COMMIT")
+                self.writes += 1
             finally:
                 self._depth = 0
 
@@ -80,6 +82,7 @@ class Transactions:
         else:
             self.conn.execute("RELEASE unit")
             self._units += 1
+            self.writes += 1
         finally:
             self._depth = 0
 

@@ -5,12 +5,18 @@ listener queues each commit's readings here; one thread hands them to ``AlertSer
 with availability changes and reload swaps at their place in the same order. The queue is bounded: a slow
 engine slows ingest down instead of losing what it has not judged.
 
+Smoke and leak readings do not queue behind that order: each commit's alarms go to a lane of their own,
+served by a second thread that hands them to the engine at once (through the engine lock's priority lane:
+they wait for at most one slice of whatever the first thread is judging, never for the commits queued
+before theirs). A smoke reading committed behind 20,000 others is judged in milliseconds, not after them.
+
 A stop drains the feed within its bound; what it cannot judge in time is taken out of the queue
 (:meth:`AlertFeed.abandon`): the smoke and leak readings among it are judged at once, and the rest is kept
 in a file beside the database (:func:`save_backlog`, ``archmon.db.unjudged.json``) for the next start, which
 hands it to the engine before any new reading (``AlertService.judge_backlog``). Those readings are in the
-store, and so in the windows the engine rebuilds at start: only the engine can judge them again without
-counting them twice; an engine without ``judge_backlog`` is given the smoke, leak and availability part.
+store, and so in the windows the engine rebuilds at start: the engine judges the ones stored after what it
+had judged of their series as soon as it starts (``alerts.catchup``, also after a crash, which leaves no
+file), and the older ones and the availability changes from the file, without counting them twice.
 """
 
 from __future__ import annotations
@@ -84,7 +90,7 @@ def split_urgent(items: Sequence[FeedItem]) -> tuple[list[Reading], Backlog]:
 
 
 class AlertFeed:
-    """One thread handing committed readings to the alert service, in order.
+    """One thread handing committed readings to the alert service, in order, and one for smoke and leak.
 
     Args:
         alerts: the ``AlertService``.
@@ -98,6 +104,7 @@ class AlertFeed:
         self._max = max_items
         self._cond = threading.Condition()
         self._queue: deque[FeedItem] = deque()
+        self._urgent: deque[FeedItem] = deque()  # smoke and leak readings, served by their own thread
         self._left: list[FeedItem] = []  # submitted after abandon(): kept with what was taken
         self._abandoned = False
         self._unbounded = False
@@ -106,15 +113,22 @@ class AlertFeed:
         self._done = 0
         self._busy_since: float | None = None
         self._current: FeedItem | None = None
-        self._thread = threading.Thread(target=self._run, name="alerts-feed", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(self._queue,), name="alerts-feed", daemon=True)
+        self._urgent_thread = threading.Thread(target=self._run, args=(self._urgent,), name="alerts-urgent",
+                                               daemon=True)
         self.errors = 0
         self.handled = 0
 
     # -- producers ---------------------------------------------------------------------------------
 
     def readings(self, readings: Sequence[Reading]) -> None:
-        """Queue a commit's readings (blocks while the queue is full)."""
-        self._put(Judge(tuple(readings)))
+        """Queue a commit's readings (blocks while the queue is full): smoke and leak in their own lane."""
+        urgent = tuple(r for r in readings if r.quantity in URGENT)
+        if urgent:
+            self._put(Judge(urgent), urgent=True)
+            readings = [r for r in readings if r.quantity not in URGENT]
+        if readings:
+            self._put(Judge(tuple(readings)))
 
     def availability(self, sensor: str, state: str, ts_ms: int) -> None:
         """Queue a committed availability change."""
@@ -128,27 +142,29 @@ class AlertFeed:
         """Queue an earlier run's unjudged readings (before the first commit of this run, at start)."""
         self._put(backlog)
 
-    def _put(self, item: FeedItem) -> None:
+    def _put(self, item: FeedItem, *, urgent: bool = False) -> None:
         with self._cond:
-            while len(self._queue) >= self._max and not self._abandoned and not self._unbounded:
+            while (len(self._queue) + len(self._urgent) >= self._max and not self._abandoned
+                   and not self._unbounded):
                 self._cond.wait()
             if self._abandoned:
                 self._left.append(item)
                 return
-            self._queue.append(item)
+            (self._urgent if urgent else self._queue).append(item)
             self._submitted += 1
             self._cond.notify_all()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the thread."""
+        """Start the threads."""
         self._thread.start()
+        self._urgent_thread.start()
 
     @property
     def alive(self) -> bool:
-        """The thread is running (it may be inside the engine, judging or waiting for its database)."""
-        return self._thread.is_alive()
+        """A thread is running (it may be inside the engine, judging or waiting for its database)."""
+        return self._thread.is_alive() or self._urgent_thread.is_alive()
 
     def busy_s(self) -> float:
         """How long the item being handled has taken so far (0 when idle)."""
@@ -166,9 +182,9 @@ class AlertFeed:
         return self._abandoned
 
     def queued(self) -> int:
-        """Items waiting (the one being handled not counted)."""
+        """Items waiting (the ones being handled not counted)."""
         with self._cond:
-            return len(self._queue)
+            return len(self._queue) + len(self._urgent)
 
     def unbounded(self) -> None:
         """Stop slowing the writer down (a stop: nothing new is taken in, the final flush must not wait for
@@ -185,46 +201,53 @@ class AlertFeed:
                 self._done >= target
 
     def abandon(self) -> list[FeedItem]:
-        """Take every item still waiting out of the queue (and any submitted from now on); the thread ends
-        after the item it is handling."""
+        """Take every item still waiting out of the queues (and any submitted from now on); the threads end
+        after the items they are handling."""
         with self._cond:
             self._abandoned = True
-            taken = [*self._queue, *self._left]
+            taken = [*self._urgent, *self._queue, *self._left]
+            self._urgent.clear()
             self._queue.clear()
             self._left.clear()
             self._cond.notify_all()
         return taken
 
     def stop(self, timeout: float) -> bool:
-        """Handle what is queued (use :meth:`abandon` first to give it up), end the thread; True if it ended."""
+        """Handle what is queued (use :meth:`abandon` first to give it up), end the threads; True if they ended."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread.ident is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        deadline = time.monotonic() + timeout
+        for thread in (self._urgent_thread, self._thread):
+            if thread.ident is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        return not self.alive
 
-    def _run(self) -> None:
+    def _run(self, queue: deque[FeedItem]) -> None:
+        main = queue is self._queue  # (the urgent lane's thread does not report what it handles)
         while True:
             with self._cond:
-                while not self._queue and not self._stopping and not self._abandoned:
+                while not queue and not self._stopping and not self._abandoned:
                     self._cond.wait()
-                if not self._queue:
+                if not queue:
                     return
-                item = self._queue.popleft()
-                self._busy_since = time.monotonic()
-                self._current = item
+                item = queue.popleft()
+                if main:
+                    self._busy_since = time.monotonic()
+                    self._current = item
                 self._cond.notify_all()  # room for a producer blocked on a full queue
             try:
                 self._handle(item)
-                self.handled += 1
+                with self._cond:
+                    self.handled += 1
             except Exception:
-                self.errors += 1
+                with self._cond:
+                    self.errors += 1
                 log.exception("alert feed: %s failed; going on", type(item).__name__)
             with self._cond:
-                self._busy_since = None
-                self._current = None
+                if main:
+                    self._busy_since = None
+                    self._current = None
                 self._done += 1
                 self._cond.notify_all()
 

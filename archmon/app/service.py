@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -19,7 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from archmon import systemd
 from archmon.app.audit import AuditQueue
 from archmon.app.checks import check_references, storage_problems
-from archmon.app.feed import URGENT, AlertFeed, Backlog, load_backlog
+from archmon.app.feed import AlertFeed, Backlog, load_backlog
 from archmon.app.forwarding import FORWARD_GAUGES, FORWARD_STATS, build_forwarding
 from archmon.app.reloading import Reloading
 from archmon.app.reports import add_report_job
@@ -47,6 +48,7 @@ SOURCE_CHECK_S = 1.0
 STORE_BUSY_TIMEOUT_S = 1.0
 """How long one write of the store writer waits for another connection's lock before it retries (with
 backoff, for as long as it takes): short, so a stop during a stall gives up within its bound."""
+_ALARMS = frozenset({"smoke", "leak"})
 _PART_GAUGES = frozenset({"queued", "active", "open"})  # states of other parts; a source kind names its own
 
 
@@ -102,6 +104,7 @@ class Service(Reloading):
                                  sources=checked.configs, corrections=self.corrections)
         self._checked = checked
         self._accepting = True
+        self._alarms_told: dict[str, float] = {}  # sensor -> when an alarm during a store stall was logged
         self._deferred: dict[str, int] = defaultdict(int)
         # Sources whose origin sends again what was not acknowledged (an MQTT broker): see _on_messages.
         self._redelivering = {t.id for t in config.sources if SOURCE_KINDS[t.kind].redelivers}
@@ -167,6 +170,8 @@ class Service(Reloading):
 
     def _submit(self, batch: Batch, *, timeout: float | None = None) -> Future[WriteResult]:
         future = self.writer.submit(batch, timeout=timeout)
+        if any(r.quantity in _ALARMS and r.value >= 1.0 for r in batch.readings):
+            self._alarm_while_stalled(batch)
         if batch.availability:
             records, feed = list(batch.availability), self._alert_feed
 
@@ -177,6 +182,21 @@ class Service(Reloading):
 
             future.add_done_callback(forward)
         return future
+
+    def _alarm_while_stalled(self, batch: Batch) -> None:
+        """A smoke or leak alarm the store cannot take now (its writes are failing and retried): the alert
+        engine judges it only once it is stored (its alerts live in the same file, which takes no write
+        either), so say so at once, once a minute per sensor."""
+        if not self.writer.stats().retrying:
+            return
+        now = time.monotonic()
+        for reading in batch.readings:
+            if reading.quantity in _ALARMS and reading.value >= 1.0 and \
+                    now - self._alarms_told.get(reading.sensor, -60.0) >= 60.0:
+                self._alarms_told[reading.sensor] = now
+                log.error("%s alarm from %s received while the store cannot be written (%s): it is judged and "
+                          "notified as soon as it is stored", reading.quantity, reading.sensor,
+                          self.writer.stats().last_error or "retrying")
 
     def _alert_service(self) -> Any:
         from alerts import AlertService
@@ -189,23 +209,12 @@ class Service(Reloading):
         return service
 
     def _judge_backlog(self, backlog: Backlog) -> None:
-        """On the feed's thread, before this run's first commit: what the last stop could not judge."""
-        judge = getattr(self.alerts, "judge_backlog", None)
-        if judge is not None:
-            judge(backlog.readings, backlog.availability)
-            log.info("alerts: judged %d reading(s) and %d availability change(s) the last run stored but could "
-                     "not judge before it stopped", len(backlog.readings), len(backlog.availability))
-        else:  # this engine cannot judge stored readings again without counting them twice in its windows
-            urgent = [r for r in backlog.readings if r.quantity in URGENT]
-            if urgent:
-                self.alerts.on_readings(urgent)
-            for change in backlog.availability:
-                self.alerts.on_availability(change.sensor, change.state, change.ts_ms)
-            rest = len(backlog.readings) - len(urgent)
-            (log.warning if rest else log.info)(
-                "alerts: judged %d smoke/leak reading(s) and %d availability change(s) the last run stored but "
-                "could not judge before it stopped%s", len(urgent), len(backlog.availability),
-                f"; {rest} other reading(s) are stored but were not judged by the alert rules" if rest else "")
+        """On the feed's thread, before this run's first commit: what the last stop could not judge (its
+        readings after their series' watermark were judged at start already, see ``alerts.catchup``)."""
+        self.alerts.judge_backlog(backlog.readings, backlog.availability)
+        log.info("alerts: took the %d reading(s) and %d availability change(s) the last run stored but could not "
+                 "judge before it stopped (the readings stored after what it had judged of their series were "
+                 "judged at start)", len(backlog.readings), len(backlog.availability))
         if not self._alert_feed.abandoned:  # (a stop that ran out of time keeps the file itself)
             self.backlog_path.unlink(missing_ok=True)
 

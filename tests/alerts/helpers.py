@@ -11,14 +11,15 @@ SHANGHAI_NOON = 1_709_524_800_000  # 2024-03-04T12:00:00+08:00 (a Monday)
 
 
 def site_config(tmp_path: Path, *, alerts: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
-                profile: str = "paper", sensors: tuple[str, ...] = ("T1", "S1", "D1")) -> Config:
+                profile: str = "paper", sensors: tuple[str, ...] = ("T1", "S1", "D1"),
+                timezone: str = "Asia/Shanghai") -> Config:
     """A one-room configuration with an MQTT source and the given sensors (all of the default kind).
 
     None of them has a calibration on record: the site-wide "no calibration record" warning of an attached
     calibration-due rule is off unless ``alerts`` sets ``calibration`` (tests of other rules count alerts).
     """
     data = {
-        "site": {"name": "test", "timezone": "Asia/Shanghai"},
+        "site": {"name": "test", "timezone": timezone},
         "storage": {"sqlite_path": str(tmp_path / "archmon.db")},
         "rooms": [{"id": "A1", "name_zh": "一号库房", "profile": profile, "overrides": overrides or {}}],
         "mqtt": [{"id": "broker"}],

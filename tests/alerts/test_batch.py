@@ -142,7 +142,9 @@ def test_a_quiet_batch_runs_one_query_and_no_transaction(tmp_path: Path) -> None
     service = AlertService(site_config(tmp_path), tmp_path / "a.db")
     try:
         t0 = SHANGHAI_NOON
-        service.on_readings([Reading("T1", "temperature", 20.0, t0, "A1")])
+        # a series the engine meets for the first time gets its judged-through watermark (alerts.catchup)
+        service.on_readings([Reading("T1", "temperature", 20.0, t0, "A1"), Reading("T1", "humidity", 50.0, t0, "A1")])
+        assert service.store.judged() == {("T1", "temperature"): t0, ("T1", "humidity"): t0}
         statements = _traced(service.store)
         service.on_readings([Reading("T1", q, v, t0 + i * 100, "A1")
                              for i in range(1, 251) for q, v in (("temperature", 20.0 + i % 3 / 10),

@@ -345,5 +345,5 @@ def test_a_file_of_the_previous_version_loses_its_checkpoints_and_keeps_its_aler
     conn.close()
     store = AlertStore(tmp_path / "old.db")
     assert store.rule_states() == {} and store.open_alert("smoke:S1")["state"] == "active"
-    assert schema_version(store.conn, "alerts") == 2
+    assert schema_version(store.conn, "alerts") == 3
     store.close()

@@ -81,8 +81,8 @@ def _memory(engine: AlertEngine) -> dict:
                                                                          round(stats.sum, 6)), series.swing(slot))
     rules = {rule.name: rule.snapshot() for rule in engine.rules}
     for row in rules["stability"]["days"]:
-        row[5] = round(row[5], 6)  # the day's sum: same readings, summed in another order by SQLite
-    rules["stability"]["days"].sort()
+        row["sum"] = round(row["sum"], 6)  # the day's sum: same readings, summed in another order by SQLite
+    rules["stability"]["days"].sort(key=lambda row: (row["sensor"], row["quantity"], row["day"]))
     return {"windows": windows, "rules": rules}
 
 
@@ -212,3 +212,42 @@ def test_replay_restart_rebuilds_from_the_rows_replayed(tmp_path: Path) -> None:
                            actions=[ReplayAction(START + 30 * MIN, "restart")])
     # the rise spans the restart: the rebuilt window still holds 20.0 and 21.0
     assert [(t.state, t.value) for t in restarted] == [(t.state, t.value) for t in plain] == [("active", 3.0)]
+
+
+@pytest.mark.parametrize(("zone", "day_start_iso"), [("Asia/Shanghai", "2024-03-04T00:00:00+08:00"),
+                                                       ("Europe/Brussels", "2024-03-31T00:00:00+01:00")])
+def test_the_first_day_is_judged_when_the_engine_was_down_over_its_midnight(
+        tmp_path: Path, zone: str, day_start_iso: str) -> None:
+    """No day judged yet (no marker) and the store already holds the next day: the first day is still judged,
+    once (review finding 9: only the newest day was begun). The Brussels day is the 23 h one of March's DST."""
+    import datetime as dt
+
+    tz = ZoneInfo(zone)
+    enabled = {name: {"enabled": name == "stability"} for name in RULES}
+    config = site_config(tmp_path, alerts={"rules": enabled}, sensors=("T1",), timezone=zone)
+    day_start = int(dt.datetime.fromisoformat(day_start_iso).timestamp() * 1000)
+    day_end = int(dt.datetime.combine(dt.datetime.fromisoformat(day_start_iso).date() + dt.timedelta(days=1),
+                                      dt.time(0), tzinfo=tz).timestamp() * 1000)
+    day = [Reading("T1", "temperature", 20.0 + (i % 2) * 3, ts, "A1")
+           for i, ts in enumerate(range(day_start + 10 * MIN, day_end, 30 * MIN))]
+    db = tmp_path / "a.db"
+    readings = SqliteStore(db, tz=tz)
+    readings.write(Batch(readings=day))
+    store = AlertStore(db)
+    engine = AlertEngine(config, store)
+    engine.feed_many(day[:5])  # the engine judged the morning, then went down until after midnight
+    store.close()
+    readings.write(Batch(readings=[Reading("T1", "temperature", 20.0, day_end + 5 * MIN, "A1")]))
+    store = AlertStore(db)
+    engine = AlertEngine(config, store)
+    engine.rebuild(readings, day_end + 10 * MIN)
+    out = engine.advance(day_end + 10 * MIN)
+    day_name = dt.datetime.fromisoformat(day_start_iso).date().isoformat()
+    assert [(t.state, t.detail, t.value) for t in out] == [("active", f"A {day_name}", 3.0)]
+    store.close()
+    store = AlertStore(db)
+    engine = AlertEngine(config, store)  # and it is never judged again
+    engine.rebuild(readings, day_end + 20 * MIN)
+    assert engine.advance(day_end + 20 * MIN) == []
+    store.close()
+    readings.close()

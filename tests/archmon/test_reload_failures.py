@@ -184,9 +184,12 @@ def test_a_stop_wins_over_a_reload_in_progress_and_those_asked_for(tmp_path: Pat
     with service._reload_lock:  # a reload in progress (reading a file, waiting for a broker...)
         path.write_text(path.read_text(encoding="utf-8").replace("high = 30", "high = 25"), encoding="utf-8")
         runner = threading.Thread(target=lambda: result.append(control.run()))
-        runner.start()
+        # asked for before the reload thread runs: it must not take the first request before the other two
+        # are asked for (then the second would start a reload "after the one in progress": the counts below)
         for _ in range(3):
             control.request_reload("SIGHUP")
+        runner.start()
+        wait_for(lambda: control._reloading, "the reload thread inside the reload (waiting for the lock)")
         control.request_stop("SIGTERM")
         runner.join(60)
         assert not runner.is_alive() and result  # the stop did not wait for the reload in progress

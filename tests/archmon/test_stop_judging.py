@@ -18,6 +18,7 @@ from archmon.app.feed import Availability, Backlog, save_backlog
 from archmon.config import load_config
 from archmon.domain import Reading
 from archmon.timeutil import now_ms
+from collector.store import SqliteStore
 from tests.archmon.sites import alerts, batch, line_site
 from tests.fixtures.waiting import wait_for
 
@@ -54,8 +55,8 @@ def test_what_the_stop_cannot_judge_is_smoke_first_then_kept_and_judged_at_the_n
     assert service.writer.flush(30)
     report = service.stop()
 
-    assert report.judged_urgent == 1
-    assert alerts(service.db_path) == [("smoke", "smoke0", "active")]  # judged at the stop, ahead of the rest
+    assert report.judged_urgent == 0  # the feed's urgent lane judged it as soon as it was committed
+    assert alerts(service.db_path) == [("smoke", "smoke0", "active")]  # ahead of the 200 readings before it
     assert report.unjudged == 200 and not report.complete
     assert "200 stored reading(s) not judged by the alert rules yet" in report.summary()
     assert any("alert feed is still in it" in step for step in report.unfinished)  # its store was left open
@@ -80,26 +81,40 @@ def test_what_the_stop_cannot_judge_is_smoke_first_then_kept_and_judged_at_the_n
     assert availability == []
 
 
-def test_without_judge_backlog_the_engine_gets_the_smoke_leak_and_availability_part(
+def test_the_backlog_is_judged_once_its_new_readings_at_start_its_late_ones_and_availability_from_the_file(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The kept readings are in the store: those after what the engine had judged of their series are judged
+    as soon as it starts (alerts.catchup, which also covers a crash); the late ones (older than that) and the
+    availability changes come from the file, each judged once."""
     path = line_site(tmp_path)
-    service = Service(load_config(path))  # makes the database
+    service = Service(load_config(path))  # makes the database; judges a first reading of each series
+    service.start()
+    service._submit(batch(Reading("smoke0", "smoke", 0.0, T0, "paper"),
+                          Reading("t0", "temperature", 20.0, T0, "paper")))
+    assert service.writer.flush(30) and service._alert_feed.join(30)
     service.stop()
-    smoke = Reading("smoke0", "smoke", 1.0, T0, "paper")
-    save_backlog(service.backlog_path, Backlog((smoke, Reading("t0", "temperature", 21.0, T0, "paper")),
-                                               (Availability("t1", "offline", T0),)))
+    stored = [Reading("smoke0", "smoke", 1.0, T0 + 60_000, "paper"),  # after the watermark
+              Reading("t0", "temperature", 20.5, T0 + 60_000, "paper"),
+              Reading("t0", "temperature", 20.2, T0 - 60_000, "paper")]  # late: older than the watermark
+    store = SqliteStore(service.db_path, tz=service.config.site.tz)
+    store.write_many([batch(*stored)])
+    store.close()
+    save_backlog(service.backlog_path, Backlog(tuple(stored), (Availability("t1", "offline", T0 + 60_000),)))
     caplog.set_level(logging.INFO)
     again = Service(load_config(path))
-    assert not hasattr(again.alerts, "judge_backlog")  # (until the alert engine offers it)
+    assert again.alerts.stats()["caught_up"] == 2  # the smoke alarm and the newer temperature, at start
+    assert ("smoke", "smoke0", "active") in alerts(again.db_path)
     again.start()
     try:
         wait_for(lambda: not again.backlog_path.exists(), "the backlog taken")
         assert again._alert_feed.join(30)
+        stats = again.alerts.stats()
+        assert stats["late_readings"] == 1 and stats["readings_judged"] == 3  # each reading judged once
+        assert ("stale", "t1", "active") in alerts(again.db_path)  # the offline message, from the file
     finally:
         again.stop()
-    assert ("smoke", "smoke0", "active") in alerts(again.db_path)
-    assert "1 other reading(s) are stored but were not judged by the alert rules" in caplog.text
+    assert "took the 3 reading(s) and 1 availability change(s) the last run stored" in caplog.text
 
 
 def test_every_stored_reading_is_judged_and_counted_by_the_end_of_a_stop(tmp_path: Path) -> None:
@@ -120,8 +135,10 @@ def test_every_stored_reading_is_judged_and_counted_by_the_end_of_a_stop(tmp_pat
     assert counters["stored"] == 3 * 1500
     assert counters["alerts.readings_judged"] == 3 * 1500
     assert gauges["alerts.series"] == 5  # a state: five series, not five per restart
+    assert 0 < gauges["alerts.lock_hold_max_us"] < 60_000_000  # a state (a longest hold), not a sum
     assert gauges["service.running"] == 0
-    for state in ("alerts.series", "alerts.window_bytes", "alerts.rebuilt_series", "alerts.state_write_max_us"):
+    for state in ("alerts.series", "alerts.window_bytes", "alerts.rebuilt_series", "alerts.state_write_max_us",
+                  "alerts.lock_hold_max_us"):
         assert state not in counters, state
 
 
@@ -149,3 +166,26 @@ def test_a_stop_during_a_stall_reports_exactly_what_it_did_not_commit(tmp_path: 
     assert report.elapsed_s <= report.bound_s + 0.5, report.summary()
     with sqlite3.connect(service.db_path) as conn:
         assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 5
+
+
+def test_a_smoke_alarm_during_a_store_stall_is_logged_at_once_and_judged_once_stored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The engine judges only what the store committed (its alerts are in the same file, which takes no write
+    during a stall either: see docs/alerts.md); the alarm is said in the log at once, and alerted as soon as
+    the stall ends."""
+    from tests.fixtures.store_stall import StoreStall
+
+    path = line_site(tmp_path)
+    service = Service(load_config(path))
+    service.start()
+    try:
+        with StoreStall(service.db_path):
+            service._submit(batch(Reading("t0", "temperature", 20.0, T0, "paper")))
+            wait_for(lambda: service.writer.stats().retrying, "the writer retrying")
+            service._submit(batch(Reading("smoke0", "smoke", 1.0, T0, "paper")))
+            assert "smoke alarm from smoke0 received while the store cannot be written" in caplog.text
+            assert alerts(service.db_path) == []
+        wait_for(lambda: ("smoke", "smoke0", "active") in alerts(service.db_path), "the smoke alert after the stall")
+    finally:
+        service.stop()

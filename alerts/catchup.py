@@ -1,0 +1,168 @@
+"""Readings the store holds but the engine had not judged when it stopped are judged at the next start.
+
+The store writer commits readings first and hands them to the engine afterwards (``archmon run``'s alert
+feed), so a crash, a power cut or a stop that runs out of time can leave committed readings unjudged: a smoke
+alarm, a door opened and left open. The engine keeps a watermark per series, the newest reading it has
+judged (``alert_judged``, :class:`~alerts.store.JudgedThrough`):
+
+- written in the transaction of every state change a reading of the series caused (so a reading whose
+  transitions are committed is never judged twice), and when the engine first judges a series (with the
+  step that judged it, in one statement);
+- for the rest (readings that changed nothing) every :data:`SAVE_EVERY_S` by the live service's tick, and
+  for every series at a clean stop.
+
+At start, after rebuilding windows and rule memory (:mod:`alerts.rebuild`), the engine judges every reading
+the store holds after a series' watermark (inside its 24 h window), in device-time order, without placing
+them in the windows again (they were rebuilt with them): each series' newest reading is set back to the
+watermark's and moved along as its readings are judged, so rules that judge the newest reading see the
+sequence the live path would have; the day verdict, whose aggregate the rebuild took from the daily rollup,
+does not take them again (``Rule.stored``). Readings between a watermark written by the periodic save and
+the stop are judged a second time: they changed nothing the first time, and judged from the state they left
+they change nothing again.
+
+A series with no watermark was never judged by an engine that keeps them (a file seeded or imported from
+outside, an archmon before this one): its readings are taken as judged. Not caught: a late reading (older
+than its series' newest) stored but unjudged at a crash; at a stop out of time it is in the backlog file
+(``archmon.app.feed``), which :meth:`AlertEngine.judge_backlog` judges.
+"""
+
+from __future__ import annotations
+
+import logging
+from array import array
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, NamedTuple
+
+from alerts._series import IN_ORDER, LATE, NEVER, TOO_OLD, Newest, SeriesTable
+from alerts._steps import Budget
+from alerts._windows import HOUR_MS, HOURS
+from alerts.model import Transition
+from alerts.store import AlertStore
+from alerts.store._memory import JudgedThrough
+from archmon.domain import Reading
+
+if TYPE_CHECKING:
+    from alerts.engine import AlertEngine
+    from alerts.rebuild import SeriesHistory
+
+__all__ = ["SAVE_EVERY_S", "Unjudged", "catch_up", "judge_stored_late", "load_judged", "save_first_judged",
+           "save_judged", "save_watermarks", "unjudged"]
+
+log = logging.getLogger(__name__)
+
+SAVE_EVERY_S = 10.0
+"""How often the live service persists the watermarks that moved (readings after it are judged again at a
+restart after a crash: about this much of each series' readings, which changed nothing)."""
+
+
+class Unjudged(NamedTuple):
+    """What the store holds of one series after its watermark: the reading at the watermark (None: not in
+    the store any more) and the readings after it, oldest first."""
+
+    slot: int
+    judged: Newest | None
+    readings: tuple[Reading, ...]
+
+
+def save_judged(series: SeriesTable, store: AlertStore, slot: int) -> None:
+    """Persist one series' watermark (its newest reading, judged) in the current transaction."""
+    ts = series.newest_ts[slot]
+    if ts > series.judged_saved[slot]:
+        sensor, quantity = series.keys[slot]
+        store.save_judged([JudgedThrough(sensor, quantity, ts)])
+        series.judged_saved[slot] = ts
+
+
+def save_first_judged(series: SeriesTable, store: AlertStore, slots: Iterable[int]) -> None:
+    """Persist the watermarks of series judged for the first time (one statement for a whole step)."""
+    rows = [JudgedThrough(*series.keys[slot], series.newest_ts[slot]) for slot in slots
+            if series.newest_ts[slot] > series.judged_saved[slot]]
+    store.save_judged(rows)
+    for row in rows:
+        series.judged_saved[series.index[(row.sensor, row.quantity)]] = row.ts_ms
+
+
+def save_watermarks(series: SeriesTable, store: AlertStore, limit: int | None = None) -> int:
+    """Persist the watermarks that moved since they were last written (at most ``limit``); returns how many."""
+    newest, saved, keys = series.newest_ts, series.judged_saved, series.keys
+    moved = [slot for slot in range(len(keys)) if newest[slot] > saved[slot] and newest[slot] != NEVER]
+    if limit is not None:
+        moved = moved[:limit]
+    store.save_judged(JudgedThrough(*keys[slot], newest[slot]) for slot in moved)
+    for slot in moved:
+        saved[slot] = newest[slot]
+    return len(moved)
+
+
+def load_judged(series: SeriesTable, store: AlertStore) -> None:
+    """Take the persisted watermarks of the series in the table (at start, after their slots exist)."""
+    for key, ts in store.judged().items():
+        slot = series.index.get(key)
+        if slot is not None:
+            series.judged_saved[slot] = ts
+
+
+def unjudged(series: SeriesTable, slot: int, past: SeriesHistory, room: str) -> Unjudged | None:
+    """The readings of one series the store holds after its watermark, inside its 24 h window (None: none, or
+    a series without a watermark)."""
+    mark, newest = series.judged_saved[slot], series.newest(slot)
+    if mark == NEVER or newest is None or mark >= newest.ts_ms:
+        return None
+    start = max(mark, (newest.ts_ms // HOUR_MS - HOURS + 1) * HOUR_MS)
+    rows = [r for r in past.raw if r[0] >= start] if start >= past.raw_start else past.readings(start, newest.ts_ms + 1)
+    judged = Newest(*rows[0]) if rows and rows[0][0] == mark else None
+    sensor, quantity = series.keys[slot]
+    readings = tuple(Reading(sensor, quantity, value, ts, room) for ts, value in rows if ts > mark)
+    return Unjudged(slot, judged, readings) if readings else None
+
+
+def catch_up(engine: AlertEngine, pending: Iterable[Unjudged], now_ms: int) -> list[Transition]:
+    """Judge readings stored after their series' watermarks (see the module docstring), at ``now_ms``.
+
+    Call inside ``store.batch()``, before the engine judges anything else. Returns the transitions.
+    """
+    pending = list(pending)
+    if not pending:
+        return []
+    series = engine.series
+    for item in pending:
+        series.rewind(item.slot, item.judged)
+        sensor_id, quantity = series.keys[item.slot]
+        sensor = engine.sensors.get(sensor_id)
+        if sensor is not None:
+            for rule in engine.rules:
+                rule.rewind(sensor, quantity, item.judged)
+    engine.begin(now_ms)
+    readings = sorted((r for item in pending for r in item.readings), key=lambda r: r.ts_ms)
+    out: list[Transition] = []
+    for reading in readings:
+        out.extend(engine._run_due(reading.ts_ms, Budget(None)))  # timers in device-time order, as live
+        slot = series.index[(reading.sensor, reading.quantity)]
+        series.set_newest(slot, reading.ts_ms, reading.value)
+        out.extend(engine._judge(reading, stored=IN_ORDER))
+        engine.store.flush_requests()
+    engine.save_first_judged()
+    engine.counters.caught_up += len(readings)
+    log.warning("alert engine: judged %d reading(s) of %d series the store held but the engine had not judged "
+                "when it stopped (%d transition(s))", len(readings), len(pending), len(out))
+    return out
+
+
+def judge_stored_late(engine: AlertEngine, readings: Iterable[Reading], marks: array[int]) -> list[Transition]:
+    """Judge stored readings an earlier run did not get to, older than their series' watermark at this start
+    (``marks``, by slot; the readings after it were caught up at start): late readings, judged by the rules
+    that take late readings, without placing them in the windows again."""
+    series = engine.series
+    out: list[Transition] = []
+    for reading in sorted(readings, key=lambda r: r.ts_ms):
+        slot = series.index.get((reading.sensor, reading.quantity))
+        if slot is None or slot >= len(marks) or reading.ts_ms >= marks[slot]:
+            continue  # caught up at start, the watermark's own reading, or a series never judged
+        newest = series.newest_ts[slot]
+        order = IN_ORDER if reading.ts_ms >= newest else LATE if reading.ts_ms // HOUR_MS > newest // HOUR_MS - HOURS \
+            else TOO_OLD
+        out.extend(engine._run_due(reading.ts_ms, Budget(None)))
+        out.extend(engine._judge(reading, stored=order))
+        engine.store.flush_requests()
+    engine.save_first_judged()
+    return out
