@@ -9,25 +9,18 @@ interval_months``, per sensor where set), so the report and the "calibration due
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from alerts.calibration import add_months
 from archmon.config import Config, SensorConfig
 from dashboards.reports.model import CalibrationEntry, CalibrationRecord
 
-__all__ = ["add_months", "calibration_table", "config_records", "recorded_calibrations"]
+__all__ = ["calibration_table", "config_records", "recorded_calibrations"]
 
 _MEASURED = {"temperature_humidity": ("temperature", "humidity"), "temperature": ("temperature",),
              "humidity": ("humidity",)}
-
-
-def add_months(day: dt.date, months: int) -> dt.date:
-    """``day`` plus whole months (the 31st becomes the month's last day)."""
-    month = day.month - 1 + months
-    year, month = day.year + month // 12, month % 12 + 1
-    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def config_records(config: Config) -> list[CalibrationRecord]:
@@ -64,7 +57,8 @@ def calibration_table(sensors: Sequence[SensorConfig], records: Iterable[Calibra
                       last_day: dt.date) -> tuple[CalibrationEntry, ...]:
     """One row per measuring quantity of each sensor (temperature/humidity; other quantities when they have a
     record), with its newest calibration on or before ``last_day`` (a recorded one over a config date of the
-    same day); ``interval_months`` is a number or a function of the sensor id."""
+    same day); ``interval_months`` is a number or a function of the sensor id. Due dates use the alert rule's month
+    arithmetic (:func:`alerts.calibration.add_months`), so report and alert name the same day."""
     interval = interval_months if callable(interval_months) else (lambda _sensor: interval_months)
     newest: dict[tuple[str, str], CalibrationRecord] = {}
     for record in records:
