@@ -1,4 +1,5 @@
-"""What people do through the live engine: acknowledge, clear by hand, open and end maintenance windows.
+"""What people do through the live engine: acknowledge, clear by hand, open and end maintenance windows, and
+the one query that takes what they changed through the store (here or from another process).
 
 A mixin of :class:`~alerts.engine.AlertEngine`; the store-only versions (the CLI in another process) are in
 :mod:`alerts.actions`.
@@ -11,9 +12,11 @@ from typing import TYPE_CHECKING
 from alerts._steps import Budget
 from alerts.actions import acknowledge, clear_by_hand
 from alerts.model import Transition
+from alerts.rules.calibration_due import CalibrationDueRule
 
 if TYPE_CHECKING:
     from alerts._lifecycle import Lifecycle
+    from alerts.rules.base import Rule
     from alerts.store import AlertStore
 
 __all__ = ["PeopleActions"]
@@ -25,6 +28,7 @@ class PeopleActions:
     store: AlertStore
     lifecycle: Lifecycle
     _clock: int | None
+    rules: list[Rule]
 
     if TYPE_CHECKING:  # the engine's own
         def advance(self, now_ms: int, *, budget: int | None = None) -> list[Transition]: ...
@@ -72,6 +76,20 @@ class PeopleActions:
         self.store.end_maintenance(window_id, by, comment, ts)
         out = self.advance(max(ts, self._clock or ts))
         out.extend(self._run_due(self._clock or ts, Budget(None)))  # the keys it released, at its end
+        return out
+
+    def _take_changes(self) -> list[Transition]:
+        """What people changed through the store, in one query: windows ended early and alerts cleared by
+        hand (the lifecycle's), calibration records added (the calibration-due rule's)."""
+        changes = self.store.pending_changes()
+        out = self.lifecycle.take_changes(changes, self._clock)
+        if changes.calibrations:
+            records = self.store.calibration_records_by_id(changes.calibrations)
+            for rule in self.rules:
+                if isinstance(rule, CalibrationDueRule):
+                    for cond in rule.on_records(records, self._clock or 0):
+                        out.extend(self.lifecycle.apply(cond, self._clock))
+            self.store.take_calibrations(changes.calibrations)
         return out
 
     # -- time ------------------------------------------------------------------------------------

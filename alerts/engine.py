@@ -42,7 +42,6 @@ from alerts.counters import EngineCounters
 from alerts.model import HistoryRef, RuleContext, SensorInfo, Transition
 from alerts.rebuild import ReadingHistory, RebuildReport, rebuild
 from alerts.rules import RULES, Rule
-from alerts.rules.calibration_due import CalibrationDueRule
 from alerts.site import load_settings, room_profiles, sensor_infos
 from alerts.store import AlertStore
 from archmon.config import Config
@@ -214,20 +213,6 @@ class AlertEngine(PeopleActions):
         """
         out = self._run_due(now_ms, Budget(budget))
         out.extend(self._take_changes())
-        return out
-
-    def _take_changes(self) -> list[Transition]:
-        """What people changed through the store, in one query: windows ended early and alerts cleared by
-        hand (the lifecycle's), calibration records added (the calibration-due rule's)."""
-        changes = self.store.pending_changes()
-        out = self.lifecycle.take_changes(changes, self._clock)
-        if changes.calibrations:
-            records = self.store.calibration_records_by_id(changes.calibrations)
-            for rule in self.rules:
-                if isinstance(rule, CalibrationDueRule):
-                    for cond in rule.on_records(records, self._clock or 0):
-                        out.extend(self.lifecycle.apply(cond, self._clock))
-            self.store.take_calibrations(changes.calibrations)
         return out
 
     def _judge(self, reading: Reading, stored: Order | None = None) -> list[Transition]:
