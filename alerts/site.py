@@ -10,7 +10,7 @@ import pydantic
 from alerts.model import EXEMPT_RULES, ConfiguredCalibration, SensorInfo
 from alerts.profiles import StandardProfile, resolve_profile
 from alerts.settings import AlertSettings
-from archmon.config import IMPORT_SOURCE, Config, SensorConfig
+from archmon.config import Config, SensorConfig
 from archmon.errors import ConfigError
 
 __all__ = ["check_config", "configured_calibration", "exempt_rule_problems", "load_settings", "room_profiles",
@@ -104,7 +104,7 @@ def sensor_infos(config: Config, profiles: dict[str, StandardProfile]) -> dict[s
         sensor.id: SensorInfo(
             id=sensor.id, room=sensor.room, kind=sensor.kind, expected_interval_s=sensor.expected_interval_s,
             profile=profiles[sensor.room], configured_calibration=configured_calibration(sensor),
-            live=sensor.source != IMPORT_SOURCE,
+            live=sensor.live,
         )
         for sensor in config.sensors
         if sensor.enabled and sensor.room in profiles

@@ -245,6 +245,12 @@ class SensorConfig(_Model):
 
     _options = field_validator("options")(check_option_keys)
 
+    @property
+    def live(self) -> bool:
+        """Whether readings are expected live (False for ``source = "import"``: only from imported files, so
+        silence is never staleness)."""
+        return self.source != IMPORT_SOURCE
+
     @model_validator(mode="after")
     def _calibrated_quantities(self) -> SensorConfig:
         fields = self.options.get("fields") or {}

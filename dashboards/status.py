@@ -39,7 +39,7 @@ of a whole room would otherwise be a page per room); the rest of the room is one
 ALERT_COUNTERS_SHOWN = ("readings_judged", "late_readings", "late_for_alerts", "late_alarms", "late_for_day")
 """The alert service's numbers people read in the text view, zeros included; the others (series, window
 sizes, state write times...) are for monitoring: ``--format json``."""
-STATES = ("ok", "stale", "never", "offline")
+STATES = ("ok", "stale", "never", "offline", "imported")
 _DEVICE_PROBLEMS = ("timeouts", "crc_errors", "exception_responses", "errors")
 
 
@@ -88,6 +88,8 @@ def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
         avail = availability.get(sensor.id)
         if seen is None:
             state = "never"
+        elif not sensor.live:
+            state = "imported"  # readings only from files: its age is not staleness
         elif now - seen > stale_after_ms(sensor.expected_interval_s, stale):
             state = "stale"
         else:

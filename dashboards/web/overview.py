@@ -153,8 +153,10 @@ def room_card(ctx: WebContext, snap: SiteSnapshot, room: RoomConfig) -> RoomCard
     fresh_any = False
     for sensor in sensors:
         seen = snap.last_seen.get(sensor.id)
-        stale = seen is None or snap.now_ms - seen > stale_after_ms(sensor.expected_interval_s, snap.stale) \
-            or sensor.id in snap.offline
+        # a sensor whose readings come only from imported files is never stale, and never a live value
+        stale = sensor.live and (seen is None or snap.now_ms - seen > stale_after_ms(sensor.expected_interval_s,
+                                                                                     snap.stale)
+                                 or sensor.id in snap.offline)
         if stale:
             card.stale.append(sensor.id)
         own = snap.values.get(sensor.id, {})
@@ -164,7 +166,7 @@ def room_card(ctx: WebContext, snap: SiteSnapshot, room: RoomConfig) -> RoomCard
             present.setdefault(quantity, {})[sensor.id] = None if latest is None else latest.value
             if latest is not None:
                 card.updated_ms = max(card.updated_ms or 0, latest.ts_ms)
-                fresh_any = fresh_any or not stale
+                fresh_any = fresh_any or (sensor.live and not stale)
     guards: dict[str, ItemState] = {name: "unmonitored" for name in EIGHT_GUARDS}
     for quantity in ("temperature", "humidity"):
         if quantity not in present:

@@ -190,3 +190,17 @@ def test_status_says_whether_the_dashboard_is_served(tmp_path: Path, gauges: dic
     assert service_line.startswith("service  running") and service_line.endswith(said)
     stopped = status_report(config, now=T0 + 3_600_000)  # not running: nothing said of a dashboard
     assert stopped["dashboard"] is None
+
+
+def test_an_import_only_sensor_is_imported_never_stale_in_status_and_on_the_overview(tmp_path: Path) -> None:
+    config = _site(tmp_path / "a.db", [("live", "paper", 60.0)], rooms=["paper"])
+    config = parse_config({**config.model_dump(mode="json", exclude_none=True),
+                           "sensors": [*config.model_dump(mode="json", exclude_none=True)["sensors"],
+                                       {"id": "logger", "room": "paper", "source": "import"}]})
+    _store(config, [Reading("live", "temperature", 20.0, T0, "paper"),
+                    Reading("logger", "temperature", 21.0, T0, "paper")])
+    report = status_report(config, now=T0 + 30 * 86_400_000)  # a month later: both silent since
+    states = {s["sensor"]: s["state"] for s in report["sensors"]}
+    assert states == {"live": "stale", "logger": "imported"}
+    assert report["rooms"][0]["stale"] == 1 and report["rooms"][0]["imported"] == 1
+    assert "1 stale, 0 never, 0 offline, 1 imported" in format_status(report)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import tomllib
+from pathlib import Path
 
 from archmon.config import load_config
 from archmon.domain import Reading
 from archmon.timeutil import now_ms
 from collector.records import Batch
 from dashboards.web.i18n import catalogue
-from tests.dashboards.site import Site, csrf_of
+from tests.dashboards.site import CONFIG, Site, csrf_of, sensor_tables
 
 HOUR = 3_600_000
 
@@ -134,3 +135,21 @@ def test_language_is_per_user_and_chinese_by_default(site: Site) -> None:
     assert site.ctx.users.get("viewer").language == "en"
     with site.client("oper") as other:
         assert "库房总览" in other.get("/").text  # another user keeps the site's language
+
+
+def test_an_import_only_logger_is_neither_stale_nor_a_live_value_on_the_overview_and_sensors_page(
+        tmp_path: Path) -> None:
+    config_text = CONFIG.replace("{sensors}", sensor_tables() + '[[sensors]]\nid = "LOG1"\nroom = "B1"\n'
+                                 'source = "import"\n')
+    site = Site(tmp_path, config_text=config_text)
+    try:
+        month_ago = now_ms() - 30 * 86_400_000
+        site.store_readings([Reading("LOG1", "temperature", 19.0, month_ago, "B1")])
+        with site.client("viewer") as client:
+            rooms = {r["room"]: r for r in json.loads(client.get("/api/rooms").text)}
+            sensors_html = client.get("/sensors").text
+        assert "LOG1" not in rooms["B1"]["stale"]  # silent for a month, and rightly so
+        row = sensors_html[sensors_html.index('id="sensor-LOG1"'):]
+        assert 'class="sensor-imported"' in row[:200] and "仅导入" in row[:row.index("</tr>")]
+    finally:
+        site.close()

@@ -41,6 +41,8 @@ def sensor_rows(ctx: WebContext, *, now: int | None = None) -> list[dict[str, An
             state = "disabled"
         elif seen is None:
             state = "never"
+        elif not sensor.live:
+            state = "imported"  # readings only from files: its age is not staleness
         elif now - seen > stale_after_ms(sensor.expected_interval_s, stale):
             state = "stale"
         else:
