@@ -107,17 +107,21 @@ class ControlRecords:
     Args:
         path: the database file (``storage.sqlite_path``), or ``":memory:"``.
         readonly: open an existing file read-only, without migrating it (reports); see :meth:`open_readonly`.
+        durable: False commits without waiting for the disk (WAL ``synchronous=NORMAL``: a power cut may lose
+            the newest commits, never corrupt the file): only for generated history (the demo's month).
 
     Raises:
         archmon.sqlite.SchemaError: not a database, or tables written by a newer archmon.
     """
 
-    def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path | str, *, readonly: bool = False, durable: bool = True) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
         self._conn = connect(path, readonly=readonly)
         if readonly:
             return
+        if not durable:
+            self._conn.execute("PRAGMA synchronous=NORMAL")
         try:
             migrate(self._conn, "control", _MIGRATIONS, where=self.path)
         except BaseException:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from dashboards.demo.controlled import CONFIG as CONTROLLED_CONFIG
 from dashboards.demo.rooms import DemoAlarm, DemoDoor, DemoRoom
 from devices.simulators.climate import DoorSchedule, RoomClimate
 
@@ -165,7 +166,8 @@ def demo_config(config_path: Path, *, mqtt_port: int, modbus_port: str, line_por
     def ago(days: int) -> str:
         return (today - dt.timedelta(days=days)).isoformat()
 
-    return _CONFIG.format(config=config_path, timezone=DEMO_TIMEZONE, mqtt_port=mqtt_port, modbus_port=modbus_port,
+    text = _CONFIG + CONTROLLED_CONFIG
+    return text.format(config=config_path, timezone=DEMO_TIMEZONE, mqtt_port=mqtt_port, modbus_port=modbus_port,
                           line_port=line_port, interval=interval, expected=max(EXPECTED_INTERVAL_S, 5 * interval),
                           paper_calibrated=ago(60), film_calibrated=ago(350), reading_calibrated=ago(150))
 
