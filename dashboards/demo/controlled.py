@@ -71,6 +71,9 @@ source = "demo-broker"
 topic = "zigbee2mqtt/annex_th"
 format = "zigbee2mqtt"
 expected_interval_s = {expected}
+[sensors.calibration.temperature]
+calibrated_on = "{annex_calibrated}"
+certificate = "JL-DEMO-0104"
 
 # the dehumidifier on a Tasmota plug: on above 53 %RH, off below 52 %RH (see docs/control.md)
 [[actuators]]
@@ -88,7 +91,8 @@ stop_at = 52
 min_on_s = 600
 min_off_s = 300
 """
-"""The controlled room's part of the demo configuration (``{expected}``: the sensors' expected interval)."""
+"""The controlled room's part of the demo configuration (``{expected}``: the sensors' expected interval,
+``{annex_calibrated}``: its sensor's calibration date)."""
 
 WEATHER = Weather(mean_c=19.0, swing_c=2.0, mean_rh=80.0, swing_rh=6.0, wet_days=0.35, wet_rh=93.0, seed=7)
 SHAPE = RoomShape(volume_m3=30.0, ach=0.3, door_ach=0.0, buffer_g_per_rh=60.0, time_constant_h=24.0)

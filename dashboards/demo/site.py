@@ -159,9 +159,11 @@ certificate = "JL-DEMO-0103"
 """
 
 
-def demo_config(config_path: Path, *, mqtt_port: int, modbus_port: str, line_port: str, interval: float) -> str:
-    """The demo site's configuration text (sources on the simulators' broker port and pseudo-terminals)."""
-    today = dt.datetime.now(ZoneInfo(DEMO_TIMEZONE)).date()
+def demo_config(config_path: Path, *, mqtt_port: int, modbus_port: str, line_port: str, interval: float,
+                today: dt.date | None = None) -> str:
+    """The demo site's configuration text (sources on the simulators' broker port and pseudo-terminals);
+    calibration dates count back from ``today`` (default: today in the site's zone)."""
+    today = today or dt.datetime.now(ZoneInfo(DEMO_TIMEZONE)).date()
 
     def ago(days: int) -> str:
         return (today - dt.timedelta(days=days)).isoformat()
@@ -169,7 +171,8 @@ def demo_config(config_path: Path, *, mqtt_port: int, modbus_port: str, line_por
     text = _CONFIG + CONTROLLED_CONFIG
     return text.format(config=config_path, timezone=DEMO_TIMEZONE, mqtt_port=mqtt_port, modbus_port=modbus_port,
                           line_port=line_port, interval=interval, expected=max(EXPECTED_INTERVAL_S, 5 * interval),
-                          paper_calibrated=ago(60), film_calibrated=ago(350), reading_calibrated=ago(150))
+                          paper_calibrated=ago(60), film_calibrated=ago(350), reading_calibrated=ago(150),
+                       annex_calibrated=ago(120))
 
 
 class DemoSensor(NamedTuple):
