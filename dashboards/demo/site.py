@@ -3,8 +3,10 @@
 Three rooms (纸质档案库 paper store, 胶片母片库 film-master store, 阅览室 reading room) and seven sensors on
 the three kinds of source archmon reads: Zigbee2MQTT over MQTT (the paper store's climate, door, smoke and
 leak sensors), Modbus RTU (the film store's transmitter and door contact) and an ASCII line logger (the
-reading room). Every sensor is expected every 5 minutes, the interval of the history (a logger's usual
-one); the live simulators report more often.
+reading room); and a fourth, controlled room (地下档案库 basement store: a Zigbee2MQTT sensor and a
+dehumidifier on a Tasmota plug under climate control), modelled by :mod:`dashboards.demo.controlled`
+(``SENSORS`` lists the seven sensors of the curve-modelled rooms). Every sensor is expected every 5
+minutes, the interval of the history (a logger's usual one); the live simulators report more often.
 
 The paper store shortens its humidity delay to 5 minutes (``overrides.humidity.delay_s``; the standard's
 default is 15) so that the live part's scripted excursion becomes an alert within minutes. Everything
