@@ -1,33 +1,49 @@
 """Make the sample reports and registers under ``docs/samples/`` (and PNG previews of a few pages).
 
-Two sources: the realistic month of ``tests/dashboards/report_site.py`` (two stores and an outdoor sensor,
-March 2025, written through ``SqliteStore.write``) and the UCI occupancy data set (Mons, February 2015, loaded
-as ``tests/dashboards/test_reports_uci.py`` does). Each file goes through the same commands a site uses
-(``archmon report``, ``archmon register``), so its SHA-256 is in that temporary site's audit log.
+Two sources:
+
+- **the demo's 30 days of history** (``archmon demo``'s month, :func:`dashboards.demo.month.write_history`:
+  the four demo rooms with their scripted faults, alerts acknowledged by the keepers, access sessions, and
+  the controlled basement store whose dehumidifier archmon switched all month), ending at the start of
+  1 May 2025 so that it covers the calendar month of April 2025: report (PDF in both languages, JSON, the
+  per-day CSV) and the monthly register (both languages);
+- **the UCI occupancy data set** (Mons, February 2015, loaded as ``tests/dashboards/test_reports_uci.py``
+  does): report and register in both languages.
+
+Each file goes through the same commands a site uses (``archmon report``, ``archmon register``), so its
+SHA-256 is in that temporary site's audit log.
 
 Usage: ``.venv/bin/python scripts/report_samples.py [OUT_DIR]`` (default ``docs/samples``; needs
-poppler-utils' ``pdftoppm`` for the previews).
+poppler-utils' ``pdftoppm`` for the previews; about a minute).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from archmon.cli import main  # noqa: E402
+from archmon.config import load_config  # noqa: E402
 from collector.store import SqliteStore  # noqa: E402
+from dashboards.demo.month import write_history  # noqa: E402
+from dashboards.demo.site import DEMO_TIMEZONE, demo_config  # noqa: E402
 from tests.dashboards import test_reports_uci as uci  # noqa: E402
-from tests.dashboards.report_site import build_site  # noqa: E402
 
+MONTH = "2025-04"
+FIRST, LAST = "2025-04-01", "2025-04-30"
+END = dt.datetime(2025, 5, 1, tzinfo=ZoneInfo(DEMO_TIMEZONE))  # the history ends as May begins
 PREVIEWS = {  # file -> pages shown as PNG
-    "site-report-2025-03-zh.pdf": (1, 3),
-    "site-report-2025-03-en.pdf": (2,),
-    "site-register-2025-03-zh.pdf": (2,),
+    "demo-report-2025-04-zh.pdf": (1, 2, 6),
+    "demo-report-2025-04-en.pdf": (6,),
+    "demo-register-2025-04-zh.pdf": (4,),
+    "uci-register-2015-02-en.pdf": (1,),
 }
 
 
@@ -38,22 +54,32 @@ def run(*argv: str) -> None:
         raise SystemExit(f"archmon {' '.join(argv)} failed ({code})")
 
 
-def site_samples(out: Path, work: Path) -> None:
-    """The realistic month, reported and registered in both languages."""
-    (work / "site").mkdir()
-    build_site(work / "site")
-    cfg = str(work / "site" / "archmon.toml")
+def demo_samples(out: Path, work: Path) -> None:
+    """The demo's month (April 2025), reported and registered in both languages."""
+    folder = work / "demo"
+    folder.mkdir()
+    path = folder / "archmon.toml"
+    path.write_text(demo_config(path, mqtt_port=1883, modbus_port="/dev/null", line_port="/dev/null", interval=10.0,
+                                today=END.date()), encoding="utf-8")
+    config = load_config(path)
+    summary = write_history(config, folder / "archmon.db", int(END.timestamp() * 1000))
+    print(f"demo history: {summary.stored.stored:,} readings, {summary.alerts} alerts, {summary.sessions} sessions "
+          f"({summary.seconds:.1f} s)")
+    cfg = str(path)
+    by = "张伟"
     for lang in ("zh", "en"):
-        run("report", "--config", cfg, "--from", "2025-03-01", "--to", "2025-03-31", "--format", "pdf", "--lang",
-            lang, "--by", "张三", "--out", str(out / f"site-report-2025-03-{lang}.pdf"))
-        run("register", "--config", cfg, "--month", "2025-03", "--lang", lang, "--by", "张三",
-            "--out", str(out / f"site-register-2025-03-{lang}.pdf"))
-    run("report", "--config", cfg, "--from", "2025-03-01", "--to", "2025-03-31", "--format", "csv", "--lang", "zh",
-        "--out", str(out / "site-report-2025-03-zh.csv"))
+        run("report", "--config", cfg, "--from", FIRST, "--to", LAST, "--format", "pdf", "--lang", lang, "--by", by,
+            "--out", str(out / f"demo-report-{MONTH}-{lang}.pdf"))
+        run("register", "--config", cfg, "--month", MONTH, "--lang", lang, "--by", by,
+            "--out", str(out / f"demo-register-{MONTH}-{lang}.pdf"))
+    run("report", "--config", cfg, "--from", FIRST, "--to", LAST, "--format", "json", "--lang", "zh", "--by", by,
+        "--out", str(out / f"demo-report-{MONTH}-zh.json"))
+    run("report", "--config", cfg, "--from", FIRST, "--to", LAST, "--format", "csv", "--lang", "zh",
+        "--out", str(out / f"demo-report-{MONTH}-zh.csv"))
 
 
 def uci_samples(out: Path, work: Path) -> None:
-    """The UCI office (paper profile: its RH is never in band), 2015-02-02..2015-02-18."""
+    """The UCI office (paper profile: its RH is never in band), 2015-02-02..2015-02-18, both languages."""
     folder = work / "uci"
     folder.mkdir()
     config = uci.site(folder)
@@ -63,12 +89,11 @@ def uci_samples(out: Path, work: Path) -> None:
     finally:
         store.close()
     cfg = str(folder / "archmon.toml")
-    run("report", "--config", cfg, "--from", "2015-02-02", "--to", "2015-02-18", "--format", "pdf", "--lang", "en",
-        "--by", "archmon samples", "--out", str(out / "uci-report-2015-02-en.pdf"))
-    run("report", "--config", cfg, "--from", "2015-02-02", "--to", "2015-02-18", "--format", "pdf", "--lang", "zh",
-        "--by", "archmon samples", "--out", str(out / "uci-report-2015-02-zh.pdf"))
-    run("register", "--config", cfg, "--month", "2015-02", "--lang", "zh", "--by", "archmon samples",
-        "--out", str(out / "uci-register-2015-02-zh.pdf"))
+    for lang in ("zh", "en"):
+        run("report", "--config", cfg, "--from", "2015-02-02", "--to", "2015-02-18", "--format", "pdf", "--lang", lang,
+            "--by", "archmon samples", "--out", str(out / f"uci-report-2015-02-{lang}.pdf"))
+        run("register", "--config", cfg, "--month", "2015-02", "--lang", lang, "--by", "archmon samples",
+            "--out", str(out / f"uci-register-2015-02-{lang}.pdf"))
 
 
 def previews(out: Path) -> None:
@@ -85,7 +110,7 @@ def main_samples() -> None:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "samples"
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        site_samples(out, Path(tmp))
+        demo_samples(out, Path(tmp))
         uci_samples(out, Path(tmp))
     previews(out)
     print(f"samples written to {out}")

@@ -9,6 +9,7 @@ within limits that protect the equipment, with every switch on the record (issue
 - :mod:`~alerts.control.records`: overrides, switch log, audit trail;
 - :mod:`~alerts.control.controller`: all of it, driven by ``tick``;
 - :mod:`~alerts.control.runtime`: built from a configuration;
+- :mod:`~alerts.control.reconfigure`: a reload's changes (a removed device put in its safe state first);
 - :mod:`~alerts.control.summary`: a period's run hours, switches, overrides, failures per device.
 
 The package sits above the rest of ``alerts`` (it reads profiles, stale settings, maintenance windows and

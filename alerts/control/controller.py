@@ -201,6 +201,41 @@ class ClimateController:
                 self._watch_effect(device, now)
             self._drain(now)
 
+    def command(self, actuator: str, on: bool, cause: Cause) -> None:
+        """Bring one device to ``on`` now, outside its loop (a reload putting a removed device in its safe
+        state); confirmed, repeated and audited as every command."""
+        with self._lock:
+            now = self.clock()
+            driver = self._devices[actuator].driver
+            driver.want(on, cause, now)
+            driver.tick(now)
+            self._drain(now)
+
+    def drive(self, actuators: Iterable[str]) -> None:
+        """Only the drivers' time-driven work (repeats, failures) of some devices, no loop decisions."""
+        with self._lock:
+            now = self.clock()
+            for ident in actuators:
+                self._devices[ident].driver.tick(now)
+            self._drain(now)
+
+    def carry_over(self, previous: ClimateController) -> None:
+        """Take over what a controller replaced by a reload knew: the newest readings of the sensors followed
+        (so the loops do not see them as stale), and which devices rest after a maximum run."""
+        with previous._lock:
+            latest = dict(previous._latest)
+            resting = {ident: device.loop.resting for ident, device in previous._devices.items()}
+        with self._lock:
+            self._latest.update({key: value for key, value in latest.items() if key in self._wanted})
+            for ident, device in self._devices.items():
+                if resting.get(ident):
+                    device.loop.resting = True
+
+    @property
+    def plans(self) -> list[ActuatorPlan]:
+        """The devices' plans, in configuration order."""
+        return [device.plan for device in self._devices.values()]
+
     # -- outputs ----------------------------------------------------------------------------------
     def idle(self) -> bool:
         """Whether no command or state query waits for a device's report."""

@@ -130,6 +130,15 @@ class ControlLoop:
         self.started_ms = started_ms
         self._resting = False  # the last run ended at max_run_s: the next start waits rest_ms
 
+    @property
+    def resting(self) -> bool:
+        """Whether the last run ended at ``max_run_s`` (the next start waits ``rest_ms``)."""
+        return self._resting
+
+    @resting.setter
+    def resting(self, value: bool) -> None:
+        self._resting = value
+
     def decide(self, inputs: LoopInputs) -> Decision:
         """The state the device should be in now (see the module docstring for the precedence)."""
         s = self.settings

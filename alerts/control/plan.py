@@ -98,8 +98,9 @@ def control_problems(config: Config) -> list[str]:
     return problems
 
 
-def load_plans(config: Config) -> list[ActuatorPlan]:
-    """The enabled actuators' plans.
+def load_plans(config: Config, *, disabled: bool = False) -> list[ActuatorPlan]:
+    """The enabled actuators' plans (``disabled=True``: every table's, for reports on a past period in which a
+    device now disabled may have run).
 
     Raises:
         ConfigError: one line per problem (as :func:`control_problems`).
@@ -107,7 +108,7 @@ def load_plans(config: Config) -> list[ActuatorPlan]:
     plans, problems = _resolve(config)
     if problems:
         raise ConfigError(problems)
-    return [plan for plan in plans if plan.config.enabled]
+    return [plan for plan in plans if disabled or plan.config.enabled]
 
 
 def _resolve(config: Config) -> tuple[list[ActuatorPlan], list[str]]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from alerts.audit import SCHEMA as AUDIT_SCHEMA
 from alerts.audit import append_audit
-from archmon.sqlite import Migration, connect, migrate, write_tx
+from archmon.sqlite import Migration, connect, migrate, schema_version, write_tx
 
 __all__ = ["AUDIT_KIND", "ControlRecords", "OverrideRow", "SwitchRow"]
 
@@ -106,20 +106,40 @@ class ControlRecords:
 
     Args:
         path: the database file (``storage.sqlite_path``), or ``":memory:"``.
+        readonly: open an existing file read-only, without migrating it (reports); see :meth:`open_readonly`.
+        durable: False commits without waiting for the disk (WAL ``synchronous=NORMAL``: a power cut may lose
+            the newest commits, never corrupt the file): only for generated history (the demo's month).
 
     Raises:
         archmon.sqlite.SchemaError: not a database, or tables written by a newer archmon.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, readonly: bool = False, durable: bool = True) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
-        self._conn = connect(path)
+        self._conn = connect(path, readonly=readonly)
+        if readonly:
+            return
+        if not durable:
+            self._conn.execute("PRAGMA synchronous=NORMAL")
         try:
             migrate(self._conn, "control", _MIGRATIONS, where=self.path)
         except BaseException:
             self._conn.close()
             raise
+
+    @classmethod
+    def open_readonly(cls, path: Path | str) -> ControlRecords | None:
+        """The control tables of an existing file, read-only (a report never writes); None when the file
+        or its control tables do not exist (climate control never ran on it)."""
+        try:
+            records = cls(path, readonly=True)
+        except FileNotFoundError:
+            return None
+        if schema_version(records._conn, "control") < 1:
+            records.close()
+            return None
+        return records
 
     def close(self) -> None:
         """Close the connection."""
@@ -250,6 +270,25 @@ class ControlRecords:
         count = 0
         for row in self.switches(actuator, start_ms, end_ms):
             count += previous is not None and row.on != previous
+            previous = row.on
+        return count
+
+    def _state_before(self, actuator: str, ts_ms: int) -> bool | None:
+        """The device's state from the newest switch-log row before ``ts_ms`` (None: none)."""
+        with self._lock:
+            before = self._conn.execute("SELECT state FROM control_switches WHERE actuator = ? AND ts_ms < ? "
+                                        "ORDER BY ts_ms DESC, seq DESC LIMIT 1", (actuator, ts_ms)).fetchone()
+        return None if before is None else bool(before[0])
+
+    def starts(self, actuator: str, start_ms: int, end_ms: int) -> int:
+        """How many times the device was switched on in ``[start_ms, end_ms)``: changes from off to on, a
+        device never seen before counting as off, except a first state read back at a start (it was on
+        before archmon knew it, not started then)."""
+        previous = self._state_before(actuator, start_ms)
+        count = 0
+        for row in self.switches(actuator, start_ms, end_ms):
+            if row.on and (previous is False or (previous is None and row.how != "readback")):
+                count += 1
             previous = row.on
         return count
 

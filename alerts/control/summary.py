@@ -22,6 +22,7 @@ class DeviceSummary:
     Attributes:
         actuator, room, label, controls: which device.
         run_hours: hours on within the period.
+        starts: times switched on (``ControlRecords.starts``).
         switches: confirmed state changes (by command, at the device, read back changed).
         commands: commands sent (each confirmed or failed); failures: times it was declared not responding.
         overrides: manual overrides set in the period.
@@ -32,6 +33,7 @@ class DeviceSummary:
     label: str
     controls: str
     run_hours: float
+    starts: int
     switches: int
     commands: int
     failures: int
@@ -46,7 +48,7 @@ def device_summaries(records: ControlRecords, plans: list[ActuatorPlan], start_m
         counts = records.event_counts(plan.id, start_ms, end_ms)
         out.append(DeviceSummary(
             plan.id, plan.config.room, plan.config.label, plan.config.controls,
-            round(records.run_ms(plan.id, start_ms, end_ms) / 3_600_000, 2),
+            round(records.run_ms(plan.id, start_ms, end_ms) / 3_600_000, 2), records.starts(plan.id, start_ms, end_ms),
             records.changes(plan.id, start_ms, end_ms), counts.get("command", 0), counts.get("failed", 0),
             counts.get("override", 0)))
     return out

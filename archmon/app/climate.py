@@ -7,10 +7,15 @@ scheduler, read by the ``actuator`` alert rule.
   links (a broker that cannot be reached does not hold up the start) and reads every device's state back.
 - Maintenance windows: read through the alert store's read-only connection pool, never waiting on the
   engine.
-- Alerts: the engine's ``actuator`` rule is attached to the controller (and a reload's new rule takes the
-  attachment over: ``ActuatorRule.adopt``).
+- Alerts: the engine's ``actuator`` rule is attached to this service, which answers with its controller of
+  the moment (a reload's new rule takes the attachment over: ``ActuatorRule.adopt``).
+- Reload (:meth:`ClimateService.reload`): a configuration whose actuators resolve differently (set-points,
+  times, sensors, a device added, removed or disabled) rebuilds the controller and its links without a
+  restart: removed devices are put in their safe state first, through the running links; the new controller
+  carries over the newest readings and rests, reads every device's state back (the minimum on/off times go
+  on from the switch log) and every change is audited (:mod:`alerts.control.reconfigure`).
 - Stop: the links disconnect; devices keep their state (those with ``auto_off_s`` switch themselves off
-  within it). A change to ``[[actuators]]`` takes effect at the next start (a reload does not rebuild it).
+  within it).
 """
 
 from __future__ import annotations
@@ -67,13 +72,50 @@ class ClimateService:
         self.errors = 0
 
     def attach(self, engine_rules: Any) -> int:
-        """Give the engine's ``actuator`` rule this controller; returns how many rules took it."""
+        """Give the engine's ``actuator`` rule this service (its controller of the moment); returns how many
+        rules took it."""
         count = 0
         for rule in engine_rules:
             if getattr(rule, "name", "") == "actuator":
-                rule.attach(self.controller)
+                rule.attach(self)
                 count += 1
         return count
+
+    def actuator_health(self) -> Any:
+        """The current controller's device health (the ``actuator`` rule's source)."""
+        return self.controller.actuator_health()
+
+    def reload(self, config: Config, *, config_sha256: str = "") -> Any:
+        """Apply a reloaded configuration's ``[[actuators]]`` (see the module docstring); returns the
+        :class:`~alerts.control.reconfigure.ActuatorChanges` (nothing done when it has none).
+
+        Raises:
+            ConfigError: the new tables have problems (checked before: the reload is refused then).
+        """
+        from alerts.control import build_runtime, load_plans
+        from alerts.control.reconfigure import actuator_changes, record_changes, release
+
+        plans = load_plans(config)
+        with self._lock:  # no tick meanwhile
+            changes = actuator_changes(self.controller.plans, plans)
+            if not changes.any:
+                return changes
+            runtime = build_runtime(config, records=self.records, maintenance=self.maintenance, plans=plans)
+            old = {plan.id: plan for plan in self.controller.plans}
+            released = release(self.controller, [old[i] for i in changes.removed], wait=self._started)
+            self.runtime.stop()
+            runtime.controller.carry_over(self.controller)
+            self.runtime, self.controller = runtime, runtime.controller
+            record_changes(self.records, changes, released, self.controller.clock(), config_sha256=config_sha256)
+            for item in released:
+                (log.info if item.confirmed else log.warning)(
+                    "climate control: %s removed by the reload, put %s%s", item.actuator,
+                    "on" if item.safe_on else "off", "" if item.confirmed else " (NOT confirmed by the device)")
+            log.info("climate control reloaded: added %s, changed %s, removed %s", list(changes.added),
+                     list(changes.changed), list(changes.removed))
+            if self._started:
+                self.runtime.start(wait_s=TICK_S)
+        return changes
 
     def on_stored(self, result: Any) -> None:
         """Store writer listener: the commit's stored readings."""

@@ -6,6 +6,10 @@ The swap is queued, never waited for: its place in the feed fixes which readings
 stored before the reload) and which the new ones (every later one), so a reload returns at once even while
 the engine works through a backlog or waits for a stalled database. A reload that fails after its swap was
 queued cancels it; if the swap already ran, the old rules are swapped back, again in the feed's order.
+
+Climate control (``[[actuators]]``) follows an applied reload: :meth:`Reloading._reload_climate` rebuilds its
+controller when a device's plan changed, was added or removed (a removed one put in its safe state first;
+:mod:`archmon.app.climate`), and starts climate control when a reload adds the first actuator.
 """
 
 from __future__ import annotations
@@ -57,6 +61,9 @@ class Reloading:
     _service_counts: dict[str, int]
     _service_gauges: dict[str, int]
     report_stats: Callable[..., None]
+    control: Any
+    writer: Any
+    scheduler: Any
 
     def reload(self, path: Path | None = None) -> ReloadOutcome:
         """Read the configuration file again and apply what a running service can change (see
@@ -104,6 +111,8 @@ class Reloading:
                                         open_alerts_of_removed=open_alerts_of(self.db_path, removed))
             self._record_reload(outcome)
             config = self.config
+            if outcome.applied and not self._stopping.is_set():
+                self._reload_climate(config, digest)
         if outcome.applied:
             for listener in self.on_reload:
                 try:
@@ -145,6 +154,33 @@ class Reloading:
                 bus.set_devices(old_devices[source_id])
             raise
         self.config, self._checked = config, checked
+
+    def _reload_climate(self, config: Config, digest: str) -> None:
+        """Climate control after an applied reload (see the module docstring); a failure is logged and
+        audited, never raised: the rest of the reload stands and the running devices keep their loops."""
+        from archmon.app.climate import build_climate
+
+        try:
+            if self.control is not None:
+                self.control.reload(config, config_sha256=digest)
+                return
+            control = build_climate(config, self.db_path)
+            if control is None:
+                return
+            self.writer.add_listener(control.on_stored)
+            self.control = control
+            if self._started and self._alert_feed.alive:  # after the queued swap: the new rules take it
+                self._alert_feed.call("attach-climate", lambda: control.attach(self.alerts.engine.rules))
+                control.start(self.scheduler)
+            else:
+                control.attach(self.alerts.engine.rules)
+                if self._started:
+                    control.start(self.scheduler)
+            log.info("reload: climate control started for %d device(s)", len(control.controller.plans))
+        except Exception as exc:  # (the tables were checked with the rest: a bug or an unreachable secret)
+            log.exception("reload: climate control not reloaded; its devices go on as before")
+            self.audit.submit("control", "system", "service", {"event": "reload_control_failed",
+                                                               "problem": f"{type(exc).__name__}: {exc}"[:500]})
 
     def _swap_alerts(self, config: Config, removed: Sequence[str]) -> AlertSwap | None:
         """Swap the alert rules in the alert feed's order: readings stored before the reload are judged by the

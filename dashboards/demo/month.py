@@ -3,11 +3,14 @@
 :func:`write_history` is what ``archmon demo`` runs on its fresh database before going live: the readings
 of :mod:`dashboards.demo.history` go through :func:`collector.backfill.backfill` into the store, and what
 each batch stored goes to a :class:`~dashboards.demo.judge.HistoryJudge`, which judges it with the real
-alert engine in simulated time and registers the month's access sessions at their times.
+alert engine in simulated time and registers the month's access sessions at their times. The controlled
+room's readings (:mod:`dashboards.demo.controlled`) are simulated as the backfill pulls them, with archmon's
+controller switching its dehumidifier, so its switch log and audit trail are written alongside.
 """
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ from alerts.model import Transition
 from archmon.config import Config
 from collector.backfill import BackfillResult, backfill
 from collector.store import SqliteStore
+from dashboards.demo.controlled import ACTUATOR, ControlledHistory
 from dashboards.demo.history import (
     HISTORY_DAYS,
     history_count,
@@ -27,6 +31,7 @@ from dashboards.demo.history import (
 )
 from dashboards.demo.judge import HistoryJudge
 from dashboards.demo.site import DemoSite
+from devices.simulators.room_physics import RoomPhysics
 
 __all__ = ["HISTORY_SOURCE", "HistorySummary", "write_history"]
 
@@ -46,6 +51,8 @@ class HistorySummary:
         acknowledged: alerts the keeper acknowledged.
         sessions: access sessions registered.
         seconds: how long it took.
+        controlled: the controlled room as the history left it (the live part goes on from it; None: the
+            configuration has no ``annex-dehum`` actuator); plug_on: its dehumidifier's plug at the end.
     """
 
     site: DemoSite
@@ -56,6 +63,8 @@ class HistorySummary:
     acknowledged: int
     sessions: int
     seconds: float
+    controlled: RoomPhysics | None = None
+    plug_on: bool = False
 
     @property
     def alerts(self) -> int:
@@ -82,12 +91,19 @@ def write_history(config: Config, db_path: Path, end_ms: int, *,
     total = history_count(start_ms, end_ms)
     store = SqliteStore(db_path, tz=tz)
     judge = HistoryJudge(config, db_path, sessions, end_ms=end_ms)
+    controlled = None
+    readings = history_readings(site, start_ms, end_ms)
+    if any(table.get("id") == ACTUATOR for table in config.actuators):
+        controlled = ControlledHistory(config, db_path, start_ms, end_ms)
+        total += ControlledHistory.count(start_ms, end_ms)
+        readings = heapq.merge(readings, controlled.readings(), key=lambda reading: reading.ts_ms)
     try:
-        result = backfill(config, store, history_readings(site, start_ms, end_ms), source=HISTORY_SOURCE,
+        result = backfill(config, store, readings, source=HISTORY_SOURCE,
                           on_stored=judge, progress=None if progress is None else lambda done: progress(done, total))
         transitions = judge.finish(end_ms)
     finally:
         judge.close()
         store.close()
     return HistorySummary(site, start_ms, end_ms, result, tuple(transitions), judge.acknowledged, len(sessions),
-                          time.perf_counter() - started)
+                          time.perf_counter() - started, None if controlled is None else controlled.room,
+                          controlled is not None and controlled.plug_on)

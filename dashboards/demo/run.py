@@ -23,12 +23,14 @@ from contextlib import ExitStack
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from alerts.control import ControlRecords
 from archmon.config import load_config
 from archmon.errors import ConfigError
 from archmon.logsetup import setup_logging, use_zone
 from archmon.timeutil import now_ms
 from collector.backfill import BackfillResult
-from dashboards.demo.month import write_history
+from dashboards.demo.controlled import ACTUATOR, PLUG_TOPIC, SENSOR_NAME, LiveControlledRoom
+from dashboards.demo.month import HistorySummary, write_history
 from dashboards.demo.scenario import LiveScenario
 from dashboards.demo.site import DEMO_TIMEZONE, GENERATED, demo_config
 from dashboards.demo.terminal import Terminal
@@ -36,6 +38,7 @@ from devices.simulators.broker import EmbeddedBroker
 from devices.simulators.line_sensor import LineSensorSimulator
 from devices.simulators.modbus_slave import ModbusSlaveSimulator, SimDevice, encode_int16_x10, encode_uint16_x10
 from devices.simulators.mqtt_sensors import SimulatorFleet, Zigbee2MqttSensor
+from devices.simulators.plugs import PlugFleet, TasmotaPlug
 from devices.simulators.pty_pair import PtyPair
 
 __all__ = ["LOG_NAME", "run_demo"]
@@ -134,9 +137,12 @@ def _run(data_dir: Path, stack: ExitStack, terminal: Terminal, tz: ZoneInfo, sto
     if dashboard is None and address != "off":
         terminal.line(f"archmon demo: the dashboard could NOT be served on {address} (see {log_path})")
     scenario = LiveScenario(past.site, now_ms(), tz)
-    _start_simulators(stack, scenario, broker.port, bus.b, line_pair.b, interval_s)
+    _start_simulators(stack, scenario, past, broker.port, bus.b, line_pair.b, interval_s)
     register = AccessRegister(db_path, hub=service.hub)
     stack.callback(register.close)
+    records = ControlRecords(db_path) if past.controlled is not None else None
+    if records is not None:
+        stack.callback(records.close)
     watch = service.hub.subscribe(["alert"], name="demo-terminal", maxsize=10_000)
     service.start()
     stack.callback(service.stop)  # runs first: the collector stops before the sensors go "offline"
@@ -146,6 +152,8 @@ def _run(data_dir: Path, stack: ExitStack, terminal: Terminal, tz: ZoneInfo, sto
     while not stop.is_set() and (duration_s is None or time.monotonic() - started < duration_s):
         for event in scenario.step(now_ms(), register):
             terminal.event(event, scenario)
+            if event.key == "dehumidifier_back" and records is not None:  # the keeper: `archmon control auto`
+                records.end_override(ACTUATOR, now_ms(), "张伟", "滤网已更换 / filter changed")
         for item in watch.drain():
             terminal.alert(item.data)
         if time.monotonic() >= next_summary:
@@ -182,9 +190,17 @@ def _announce_dashboard(terminal: Terminal, db_path: Path, address: str) -> None
                   f"{password}")
 
 
-def _start_simulators(stack: ExitStack, scenario: LiveScenario, mqtt_port: int, modbus_pty: str, line_pty: str,
-                      interval_s: float) -> None:
+def _start_simulators(stack: ExitStack, scenario: LiveScenario, past: HistorySummary, mqtt_port: int,
+                      modbus_pty: str, line_pty: str, interval_s: float) -> None:
     paper, film, reading = (_RoomNow(scenario, room) for room in ("paper", "film", "reading"))
+    rooms: dict[str, object] = {}
+    devices = []
+    if past.controlled is not None:  # the basement store: its dehumidifier on a Tasmota plug, its sensor
+        plug = TasmotaPlug(now_ms, topic=PLUG_TOPIC, power_w=300.0, on=past.plug_on)
+        plugs = PlugFleet("127.0.0.1", mqtt_port, [plug], client_id="archmon-demo-plugs").start()
+        stack.callback(plugs.stop)
+        rooms[SENSOR_NAME] = LiveControlledRoom(past.controlled, lambda: plug.on, scenario.start_ms)
+        devices.append(Zigbee2MqttSensor(SENSOR_NAME, "temperature_humidity"))
     modbus = ModbusSlaveSimulator(modbus_pty, baudrate=4800, devices={
         1: SimDevice(holding={0: lambda: encode_uint16_x10(film.values()["humidity"]),
                               1: lambda: encode_int16_x10(film.values()["temperature"])}),
@@ -194,8 +210,9 @@ def _start_simulators(stack: ExitStack, scenario: LiveScenario, mqtt_port: int, 
     line = LineSensorSimulator(line_pty, lambda: reading.values(), interval_s=interval_s)
     names = {"paper_th": "temperature_humidity", "paper_door": "door", "paper_smoke": "smoke", "paper_leak": "leak"}
     fleet = SimulatorFleet(
-        "127.0.0.1", mqtt_port, [Zigbee2MqttSensor(name, kind) for name, kind in names.items()],  # type: ignore[arg-type]
-        interval_s=interval_s, rooms=dict.fromkeys(names, paper),  # type: ignore[arg-type]
+        "127.0.0.1", mqtt_port,
+        [*(Zigbee2MqttSensor(name, kind) for name, kind in names.items()), *devices],  # type: ignore[arg-type]
+        interval_s=interval_s, rooms={**dict.fromkeys(names, paper), **rooms},  # type: ignore[arg-type, dict-item]
         client_id="archmon-demo-sensors",
     )
     for part in (modbus, line, fleet):

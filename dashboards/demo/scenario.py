@@ -18,6 +18,11 @@ Times are counted from the live start (when the collector starts, right after th
             alert once the 60 s grace is over, cleared when the door closes.
 ==========  ==========================================================================================
 
+The controlled basement store (:mod:`dashboards.demo.controlled`) has two events of its own, which raise no
+alert: at +10 s the keeper ends the override of the filter change and the loop switches the dehumidifier on
+(RH rose above 53 % while it was off); at +45 min humid air comes in for half an hour and RH rises until
+the dehumidifier switches on again.
+
 Outside working hours (08:30-17:30 on weekdays, the site's defaults) the two openings also raise the
 door-after-hours alert, as they would in a real store. Visits of the doors' schedule (working hours, a few
 a day) go on during the live part, each registered by the keepers (``sessions``), except during the
@@ -35,6 +40,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from alerts.access import AccessRegister
+from dashboards.demo.controlled import BACK_S, LIVE_SPELL_S
 from dashboards.demo.history import SessionPlan, history_sessions
 from dashboards.demo.rooms import Span
 from dashboards.demo.site import DemoSite
@@ -65,6 +71,9 @@ class ScriptedEvent(NamedTuple):
 
 
 SCRIPT: tuple[ScriptedEvent, ...] = (
+    ScriptedEvent(BACK_S, "dehumidifier_back", "annex",
+                  "地下档案库更换滤网完毕，去湿机恢复自动控制并开启 / basement store: filter changed, the dehumidifier "
+                  "is back under automatic control and switches on", ()),
     ScriptedEvent(120, "rh_excursion", "paper",
                   "纸质档案库除湿机故障，湿度上升 / paper store: the dehumidifier fails, RH rises",
                   ("rate", "stability_24h", "band")),
@@ -74,6 +83,9 @@ SCRIPT: tuple[ScriptedEvent, ...] = (
                   ("smoke",)),
     ScriptedEvent(660, "unregistered_entry", "paper", "纸质档案库未登记入库 / paper store: entered without registering",
                   ("unregistered_entry",)),
+    ScriptedEvent(LIVE_SPELL_S, "humid_spell", "annex",
+                  "地下档案库潮湿空气进入，湿度上升，去湿机自动开启 / basement store: humid air comes in, RH rises, "
+                  "the dehumidifier switches on", ()),
 )
 """The live script (see the module docstring)."""
 

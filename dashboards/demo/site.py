@@ -3,8 +3,10 @@
 Three rooms (纸质档案库 paper store, 胶片母片库 film-master store, 阅览室 reading room) and seven sensors on
 the three kinds of source archmon reads: Zigbee2MQTT over MQTT (the paper store's climate, door, smoke and
 leak sensors), Modbus RTU (the film store's transmitter and door contact) and an ASCII line logger (the
-reading room). Every sensor is expected every 5 minutes, the interval of the history (a logger's usual
-one); the live simulators report more often.
+reading room); and a fourth, controlled room (地下档案库 basement store: a Zigbee2MQTT sensor and a
+dehumidifier on a Tasmota plug under climate control), modelled by :mod:`dashboards.demo.controlled`
+(``SENSORS`` lists the seven sensors of the curve-modelled rooms). Every sensor is expected every 5
+minutes, the interval of the history (a logger's usual one); the live simulators report more often.
 
 The paper store shortens its humidity delay to 5 minutes (``overrides.humidity.delay_s``; the standard's
 default is 15) so that the live part's scripted excursion becomes an alert within minutes. Everything
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from dashboards.demo.controlled import CONFIG as CONTROLLED_CONFIG
 from dashboards.demo.rooms import DemoAlarm, DemoDoor, DemoRoom
 from devices.simulators.climate import DoorSchedule, RoomClimate
 
@@ -158,16 +161,20 @@ certificate = "JL-DEMO-0103"
 """
 
 
-def demo_config(config_path: Path, *, mqtt_port: int, modbus_port: str, line_port: str, interval: float) -> str:
-    """The demo site's configuration text (sources on the simulators' broker port and pseudo-terminals)."""
-    today = dt.datetime.now(ZoneInfo(DEMO_TIMEZONE)).date()
+def demo_config(config_path: Path, *, mqtt_port: int, modbus_port: str, line_port: str, interval: float,
+                today: dt.date | None = None) -> str:
+    """The demo site's configuration text (sources on the simulators' broker port and pseudo-terminals);
+    calibration dates count back from ``today`` (default: today in the site's zone)."""
+    today = today or dt.datetime.now(ZoneInfo(DEMO_TIMEZONE)).date()
 
     def ago(days: int) -> str:
         return (today - dt.timedelta(days=days)).isoformat()
 
-    return _CONFIG.format(config=config_path, timezone=DEMO_TIMEZONE, mqtt_port=mqtt_port, modbus_port=modbus_port,
+    text = _CONFIG + CONTROLLED_CONFIG
+    return text.format(config=config_path, timezone=DEMO_TIMEZONE, mqtt_port=mqtt_port, modbus_port=modbus_port,
                           line_port=line_port, interval=interval, expected=max(EXPECTED_INTERVAL_S, 5 * interval),
-                          paper_calibrated=ago(60), film_calibrated=ago(350), reading_calibrated=ago(150))
+                          paper_calibrated=ago(60), film_calibrated=ago(350), reading_calibrated=ago(150),
+                       annex_calibrated=ago(120))
 
 
 class DemoSensor(NamedTuple):

@@ -124,7 +124,8 @@ class Terminal:
     def event(self, event: ScriptedEvent, scenario: LiveScenario) -> None:
         """A scripted event that starts now."""
         at = local_text(scenario.event_time(event), self.tz, date=False)
-        self.line(f"[{at}] scripted: {event.text} (expect: {', '.join(event.alerts)})")
+        expect = f" (expect: {', '.join(event.alerts)})" if event.alerts else ""
+        self.line(f"[{at}] scripted: {event.text}{expect}")
 
     def script(self, scenario: LiveScenario) -> None:
         """The live part's schedule, once at its start."""
@@ -132,4 +133,6 @@ class Terminal:
         self.line(f"live from {start}, in real time; scripted events:")
         for event in scenario.script:
             at = local_text(scenario.event_time(event), self.tz, date=False)
-            self.line(f"  +{event.at_s / 60:g} min ({at}) {event.text} → {', '.join(event.alerts)}")
+            then = f" → {', '.join(event.alerts)}" if event.alerts else ""
+            after = f"{event.at_s:g} s" if event.at_s < 60 else f"{event.at_s / 60:g} min"
+            self.line(f"  +{after} ({at}) {event.text}{then}")

@@ -10,6 +10,7 @@ were expected all period and covered nothing).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Iterable, Sequence
@@ -25,6 +26,7 @@ from archmon.config import Config, RoomConfig, SensorConfig
 from archmon.errors import ConfigError
 from collector.store import RoomAssignment, SqliteStore, SummaryHour, SummaryReader
 from dashboards.reports.calibration import calibration_table, config_records, recorded_calibrations
+from dashboards.reports.control import ControlSource, room_control
 from dashboards.reports.coverage import Days, SeriesCoverage, Span, series_coverage
 from dashboards.reports.duty import duty_summary
 from dashboards.reports.events import access_summary, alert_log
@@ -168,7 +170,8 @@ def build_report(config: Config, store: SqliteStore, request: ReportRequest, *, 
         store: the readings store (only its summaries are read).
         request: the period, rooms and language.
         alerts: the alert store's reader (None: no alert log, no unregistered entries).
-        db_path: the shared file holding the access register (None: no sessions).
+        db_path: the shared file holding the access register and the climate-control records (None: no
+            sessions; control records from the store's file).
         calibration: calibration records (None: those stated in the config and those recorded with
             ``archmon calibration add``, read through ``alerts``).
 
@@ -188,7 +191,8 @@ def build_report(config: Config, store: SqliteStore, request: ReportRequest, *, 
     now_ms = request.now_ms if request.now_ms is not None else time.time_ns() // 1_000_000
     records = list(config_records(config) + recorded_calibrations(alerts) if calibration is None else calibration)
     rooms = []
-    with store.summaries() as reader:
+    control = ControlSource(config, db_path if db_path is not None else store.path)
+    with contextlib.closing(control), store.summaries() as reader:
         if not reader.available:
             raise ConfigError(f"{store.path} has no summaries yet (written by an older archmon and opened read-only): "
                               "start archmon (run) on it once to migrate it, then report again")
@@ -200,12 +204,14 @@ def build_report(config: Config, store: SqliteStore, request: ReportRequest, *, 
                                            period_hi=period.end_ms, day_index=days.index,
                                            sufficient_pct=settings.sufficient_pct) for q in QUANTITIES}
             log = alert_log(alerts, room_id, period.start_ms, period.end_ms)
+            devices, device_days = room_control(control, room_id, slices, days, count_hi=min(period.end_ms, now_ms))
             rooms.append(RoomReport(
                 id=room_id, name_zh=room.name_zh, name_en=room.name_en, profile=profile.id,
                 profile_name_zh=profile.name_zh, profile_name_en=profile.name_en, profile_source=profile.source,
                 stability_interpretation=profile.stability.interpretation,
                 quantities={q: figures[q][0] for q in QUANTITIES},
-                daily=tuple(DailyRow(day, {q: figures[q][1][i] for q in QUANTITIES}) for i, day in enumerate(dates)),
+                daily=tuple(DailyRow(day, {q: figures[q][1][i] for q in QUANTITIES}, device_days[i])
+                            for i, day in enumerate(dates)),
                 alerts=log,
                 access=access_summary(builder.door_rows(room), log, db_path, room_id, period.start_ms, period.end_ms,
                                       hours=alert_settings.working_hours, tz=tz),
@@ -215,7 +221,8 @@ def build_report(config: Config, store: SqliteStore, request: ReportRequest, *, 
                 duty=duty_summary(slices["temperature"], slices["humidity"], dates, times=settings.duty_times,
                                   tolerance_min=settings.duty_tolerance_min, tz=tz, now_ms=now_ms),
                 preservation=preservation(slices["temperature"], slices["humidity"], profile.mould,
-                                          period_lo=period.start_ms, period_hi=period.end_ms)))
+                                          period_lo=period.start_ms, period_hi=period.end_ms),
+                control=devices))
     return ComplianceReport(site=config.site.name, period=period, generated_ms=now_ms,
                             generated_by=request.generated_by, lang=request.lang,
                             sufficient_pct=settings.sufficient_pct, rooms=tuple(rooms))

@@ -1,6 +1,8 @@
-"""The report's per-day table as CSV: one row per room and day, temperature and humidity side by side, then the
-duty times. UTF-8 with a byte-order mark, so spreadsheet programs show the Chinese headers and names; empty
-cells where a figure is unavailable; yes/no (是/否) for verdicts."""
+"""The report's per-day table as CSV: one row per room and day, temperature and humidity side by side, the
+duty times, then the climate control of the room (hours its switched devices ran that day, added up, and
+how many times they were switched on; empty for a room without such devices). UTF-8 with a byte-order
+mark, so spreadsheet programs show the Chinese headers and names; empty cells where a figure is unavailable;
+yes/no (是/否) for verdicts."""
 
 from __future__ import annotations
 
@@ -17,12 +19,13 @@ _LABELS = {
     "zh": {"room": "库房", "room_name": "库房名称", "date": "日期", "temperature": "温度", "humidity": "湿度",
            "readings": "读数", "completeness_pct": "完整率%", "min": "最低", "mean": "平均", "max": "最高",
            "range": "日较差", "in_band_pct": "达标时间%", "sufficient": "数据充足", "stable": "24h稳定",
-           "duty": "值班", "present": "有记录", "yes": "是", "no": "否"},
+           "duty": "值班", "present": "有记录", "yes": "是", "no": "否", "control_hours": "调控设备运行小时",
+           "control_starts": "调控设备启动次数"},
     "en": {"room": "room", "room_name": "room name", "date": "date", "temperature": "temperature",
            "humidity": "humidity", "readings": "readings", "completeness_pct": "completeness %", "min": "min",
            "mean": "mean", "max": "max", "range": "daily range", "in_band_pct": "in band %",
            "sufficient": "enough data", "stable": "stable 24 h", "duty": "duty", "present": "logged", "yes": "yes",
-           "no": "no"},
+           "no": "no", "control_hours": "controlled devices run h", "control_starts": "controlled devices starts"},
 }
 
 
@@ -36,7 +39,7 @@ def csv_columns(report: ComplianceReport) -> list[str]:
     for moment in times:
         head += [f"{labels['duty']} {moment} {labels['present']}", f"{labels['duty']} {moment} {labels['temperature']}",
                  f"{labels['duty']} {moment} {labels['humidity']}"]
-    return head
+    return [*head, labels["control_hours"], labels["control_starts"]]
 
 
 def _cell(value: object, labels: dict[str, str]) -> str:
@@ -70,6 +73,9 @@ def write_csv(report: ComplianceReport, out: TextIO) -> int:
                 line += ["" if check is None else _cell(check.present, labels),
                          "" if check is None else _cell(check.temperature, labels),
                          "" if check is None else _cell(check.humidity, labels)]
+            devices = day.control.values()
+            line += ["", ""] if not room.control else [_cell(round(sum(d.run_hours for d in devices), 3), labels),
+                                                       str(sum(d.starts for d in devices))]
             writer.writerow(line)
             rows += 1
     return rows

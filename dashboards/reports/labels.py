@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from dashboards.reports.control_labels import CONTROL_LABELS
+
 __all__ = ["LABELS", "PrintText"]
 
 LABELS: dict[str, dict[str, str]] = {
@@ -352,6 +354,8 @@ LABELS: dict[str, dict[str, str]] = {
         "list_sep": ", ",
     },
 }
+for _lang, _words in CONTROL_LABELS.items():
+    LABELS[_lang].update(_words)
 
 
 class PrintText:

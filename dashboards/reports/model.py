@@ -21,7 +21,9 @@ __all__ = [
     "CalibrationEntry",
     "CalibrationRecord",
     "ComplianceReport",
+    "ControlledDevice",
     "DailyRow",
+    "DayControl",
     "DayQuantity",
     "DutyCheck",
     "DutySummary",
@@ -152,11 +154,66 @@ class DayQuantity:
 
 
 @dataclass(frozen=True, slots=True)
+class DayControl:
+    """One switched device on one day: hours on and times switched on (from the switch log)."""
+
+    run_hours: float
+    starts: int
+
+
+@dataclass(frozen=True, slots=True)
 class DailyRow:
-    """One calendar day of one room: the per-day table (CSV rows, the register, range bars)."""
+    """One calendar day of one room: the per-day table (CSV rows, the register, range bars).
+
+    Attributes:
+        control: per actuator id of the room, its day (empty: the room has no switched device).
+    """
 
     date: dt.date
     quantities: dict[str, DayQuantity]
+    control: dict[str, DayControl] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlledDevice:
+    """One device archmon switches in the room (climate control, ``[[actuators]]``) over the period, and how
+    well its loop held the band.
+
+    Attributes:
+        actuator: its id; name_zh, name_en: its names; kind: how it is switched (``zigbee2mqtt``...).
+        controls: ``humidity_down`` …; quantity: what it follows; enabled: as configured now.
+        start_at, stop_at: the set-points; band_low, band_high: the room's band of ``quantity``.
+        sensors: the sensors its loop follows.
+        run_s, run_hours: time on within the period (up to the time of the report), from the switch log.
+        starts: times switched on; switches: state changes of any kind; commands: commands sent;
+            failures: times declared not responding; overrides: manual overrides set.
+        covered_s: time covered by the followed sensors' readings (as ``QuantityStats.covered_s``, summed
+            over those sensors); in_band_s: the part of it inside the band; held_band_pct: in_band_s /
+            covered_s (None: no data). From the summaries, never raw readings.
+    """
+
+    actuator: str
+    name_zh: str
+    name_en: str
+    kind: str
+    controls: str
+    quantity: str
+    enabled: bool
+    start_at: float
+    stop_at: float
+    band_low: float | None
+    band_high: float | None
+    sensors: tuple[str, ...]
+    run_s: float
+    run_hours: float
+    starts: int
+    switches: int
+    commands: int
+    failures: int
+    overrides: int
+    covered_s: float
+    in_band_s: float
+    held_band_pct: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +399,7 @@ class RoomReport:
     calibration: tuple[CalibrationEntry, ...]
     duty: DutySummary
     preservation: Preservation
+    control: tuple[ControlledDevice, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,6 +125,8 @@ class RoomPhysics:
         devices: device name -> what it does.
         switches: device name -> whether it is running now (read at every step: a simulated plug's relay).
         door: when the door is open (None: never).
+        vent: extra air changes per hour at a time (a window or door left open, a scripted humid spell;
+            None: none).
         noise_rh, noise_c: sensor noise (standard deviation) added by :meth:`reading`.
         seed: the noise.
     """
@@ -137,6 +139,7 @@ class RoomPhysics:
     devices: Mapping[str, RoomDevice] = field(default_factory=dict)
     switches: Mapping[str, Callable[[], bool]] = field(default_factory=dict)
     door: DoorSchedule | None = None
+    vent: Callable[[int], float] | None = None
     noise_rh: float = 0.15
     noise_c: float = 0.05
     seed: int = 0
@@ -167,6 +170,8 @@ class RoomPhysics:
         shape, hours = self.shape, dt_s / _HOUR_S
         out_c, out_rh = self.weather.at(self.now_ms)
         ach = shape.ach + (shape.door_ach if self.door is not None and self.door.is_open(self.now_ms) else 0.0)
+        if self.vent is not None:
+            ach += max(0.0, self.vent(self.now_ms))
         indoor_vapour = self.rh / 100 * _saturation_g_m3(self.temperature_c)
         outdoor_vapour = out_rh / 100 * _saturation_g_m3(out_c)
         water = self._water_g + ach * shape.volume_m3 * (outdoor_vapour - indoor_vapour) * hours

@@ -1,7 +1,11 @@
 """``archmon demo --http 127.0.0.1:PORT`` as a separate process from an empty data directory: the address and a
 one-time password come first, the login page answers within the issue's 60 s, the dashboard shows 30 days
 of history after logging in, every simulated sensor (MQTT and serial) reaches SQLite live, logs go to the
-log file, and ``archmon status`` and ``archmon export`` (run as separate commands) see it all."""
+log file, and ``archmon status`` and ``archmon export`` (run as separate commands) see it all. In the
+controlled basement store the keeper ends the filter change's override 10 s into the live part and the loop
+switches the dehumidifier on through the simulated Tasmota plug: the room page shows it running under
+automatic control, the audit log has the override's end and the confirmed command, ``archmon control
+status`` says ``on``, and the history holds a month of its switches."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import csv
 import io
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -25,7 +30,7 @@ from tests.fixtures.waiting import wait_for
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-SENSORS = {"paper-th", "paper-door", "paper-smoke", "paper-leak", "film-th", "film-door", "reading-th"}
+SENSORS = {"paper-th", "paper-door", "paper-smoke", "paper-leak", "film-th", "film-door", "reading-th", "annex-th"}
 LOGIN_BOUND_S = 60.0  # the issue's bound: a login page within 60 s of starting the demo
 DAY_MS = 86_400_000
 FIRST_LINE = re.compile(r"archmon demo: dashboard (http://127\.0\.0\.1:\d+)/ — log in as admin with the one-time "
@@ -86,7 +91,7 @@ def _span_ms(series: dict) -> int:
 def test_demo_serves_its_history_at_once_and_goes_live(tmp_path: Path) -> None:
     data = tmp_path / "demo"
     port = free_port()
-    demo = Demo("--duration", "25", "--data-dir", str(data), "--http", f"127.0.0.1:{port}")
+    demo = Demo("--duration", "30", "--data-dir", str(data), "--http", f"127.0.0.1:{port}")
     try:
         wait_for(lambda: bool(demo.lines), "the first line", timeout=LOGIN_BOUND_S)
         found = FIRST_LINE.fullmatch(demo.lines[0])
@@ -107,12 +112,13 @@ def test_demo_serves_its_history_at_once_and_goes_live(tmp_path: Path) -> None:
             history = client.get("/api/alerts", params={"state": "history"}).json()
             assert history["total"] >= 10  # a month of alerts, judged at their own times
             assert len(client.get("/api/access").json()) >= 20  # and of access sessions
+            wait_for(lambda: _device_running(client), "the basement store's dehumidifier shown running", timeout=40)
         code, stderr = demo.wait(120)
     finally:
         demo.kill()
     assert code == 0, stderr[-3000:]
     out = demo.lines
-    assert any(re.match(r"history: [\d,]+ readings of 7 sensors over 30 days stored", line) for line in out), out
+    assert any(re.match(r"history: [\d,]+ readings of 8 sensors over 30 days stored", line) for line in out), out
     assert any(line.startswith("live from ") for line in out)
     assert any(re.match(r"^\[\d\d:\d\d:\d\d\+08:00\] stored \d+", line) for line in out), out[-5:]
     assert not [line for line in out if re.search(r" (INFO|WARNING|ERROR) [\w.]+: ", line)]  # logs go to the file
@@ -121,6 +127,35 @@ def test_demo_serves_its_history_at_once_and_goes_live(tmp_path: Path) -> None:
     assert f"dashboard on http://127.0.0.1:{port}" in log
     assert str(data / "archmon-demo.log") in out[1] and str(data / "archmon.db") in out[1]
     _check_with_other_commands(data, password)
+    _check_the_dehumidifier(data)
+
+
+def _device_running(client: httpx.Client) -> bool:
+    page = client.get("/rooms/annex", params={"range": "24h"}).text
+    found = re.search(r'<li id="device-annex-dehum">(.*?)</li>', page, re.DOTALL)
+    return bool(found) and '<span class="device-state on">运行</span>' in found[1] and "自动控制" in found[1]
+
+
+def _check_the_dehumidifier(data: Path) -> None:
+    conn = sqlite3.connect(data / "archmon.db")
+    try:
+        rows = [(ts, actor, json.loads(payload)) for ts, actor, payload in conn.execute(
+            "SELECT ts_ms, actor, payload FROM audit_log WHERE kind = 'control' AND subject = 'actuator:annex-dehum' "
+            "ORDER BY seq")]
+        switches = conn.execute("SELECT count(*), sum(state) FROM control_switches WHERE how = 'command'").fetchone()
+    finally:
+        conn.close()
+    events = [(p["event"], p.get("state"), p.get("reason"), actor) for _, actor, p in rows]
+    end = max(i for i, e in enumerate(events) if e[0] == "override_end")
+    assert events[end][3] == "张伟"  # the keeper ended the filter change's override...
+    assert ("readback", "off", None, "device") in events[:end]  # (the live service read the plug back first)
+    assert events[end + 1:end + 3] == [("command", "on", "demand", "system"), ("confirmed", "on", "demand", "system")]
+    assert rows[end + 2][0] - rows[end][0] < 15_000  # ...and the loop switched it on at its next ticks
+    assert switches[0] >= 100 and switches[1] >= 50  # a month of automatic switching in the history
+    status = archmon("control", "status", "--config", str(data / "archmon.toml"), "--format", "json")
+    assert status.returncode == 0, status.stderr
+    (device,) = json.loads(status.stdout)
+    assert device["device"] == "annex-dehum" and device["state"] == "on" and device["override"] is None
 
 
 def _check_with_other_commands(data: Path, password: str) -> None:
@@ -156,7 +191,7 @@ def _check_with_other_commands(data: Path, password: str) -> None:
     rows = list(csv.DictReader(io.StringIO(export.stdout)))
     assert rows and list(rows[0]) == ["ts", "site", "room", "sensor", "quantity", "value"]
     assert {r["sensor"] for r in rows} == SENSORS
-    assert {r["room"] for r in rows} == {"paper", "film", "reading"}
+    assert {r["room"] for r in rows} == {"paper", "film", "reading", "annex"}
     assert any(r["sensor"] == "paper-door" and float(r["value"]) == 1.0 for r in rows)
 
 

@@ -11,6 +11,9 @@ from zoneinfo import ZoneInfo
 
 from archmon.config import Config, load_config
 from archmon.domain import Reading
+from dashboards.demo.controlled import ROOM as CONTROLLED_ROOM
+from dashboards.demo.controlled import SENSOR as CONTROLLED_SENSOR
+from dashboards.demo.controlled import LiveControlledRoom
 from dashboards.demo.month import HistorySummary, write_history
 from dashboards.demo.site import SENSORS, demo_config
 
@@ -54,9 +57,14 @@ def write_demo_history(folder: Path, end_ms: int = END_MS) -> WrittenHistory:
     return WrittenHistory(folder, config, summary)
 
 
-def live_readings(values: object, ts_ms: int) -> Iterator[Reading]:
-    """What every demo sensor reports at ``ts_ms``, from ``values(room, ts)`` (a scenario's), at its resolution."""
+def live_readings(values: object, ts_ms: int, controlled: LiveControlledRoom | None = None) -> Iterator[Reading]:
+    """What every demo sensor reports at ``ts_ms``, from ``values(room, ts)`` (a scenario's), at its resolution;
+    with ``controlled``, the controlled room's sensor too."""
     for sensor in SENSORS:
         room_values = values(sensor.room, ts_ms)  # type: ignore[operator]
         for quantity in sensor.quantities:
             yield Reading(sensor.id, quantity, round(room_values[quantity], sensor.decimals), ts_ms, sensor.room)
+    if controlled is not None:
+        now = controlled.values(ts_ms)
+        for quantity in ("temperature", "humidity"):
+            yield Reading(CONTROLLED_SENSOR, quantity, now[quantity], ts_ms, CONTROLLED_ROOM)

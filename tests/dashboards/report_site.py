@@ -1,6 +1,7 @@
-"""A realistic archive site over one month (March 2025, Asia/Shanghai) for the printed report, the register and
-the committed samples (``scripts/report_samples.py``): readings every 5 minutes written through
-``SqliteStore.write``, alerts with acknowledgements and measures, doors, access sessions, calibrations.
+"""A realistic archive site over one month (March 2025, Asia/Shanghai) for the printed report's and the
+register's tests (the committed samples come from the demo's month: ``scripts/report_samples.py``):
+readings every 5 minutes written through ``SqliteStore.write``, alerts with acknowledgements and measures,
+doors, access sessions, calibrations.
 
 What happens in it (tests rely on these facts):
 - 一号库 A1 (paper, two sensors): a calm daily cycle around 19.5 ℃ / 52 %RH; on 12 March 14:00–17:30 the air
