@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from argon2 import PasswordHasher
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
@@ -80,6 +81,7 @@ def build_app(
     tls: bool | None = None,
     limiter: LoginLimiter | None = None,
     city: Any = None,
+    hasher: PasswordHasher | None = None,
 ) -> Starlette:
     """The dashboard for a site.
 
@@ -94,6 +96,7 @@ def build_app(
         tls: cookies are ``Secure`` and HSTS is sent (default: ``config.http`` has a certificate).
         limiter: login rate limits (default: 5 failures per account, 20 per address, in 15 minutes).
         city: the service's city parts (``archmon.app.city.CityParts``): a central archmon serves ``/city``.
+        hasher: the argon2 parameters of the user store (default: ``UserStore``'s; tests pass cheaper ones).
 
     Returns:
         A Starlette app; ``app.state.ctx`` is its :class:`WebContext`.
@@ -102,7 +105,7 @@ def build_app(
     ctx = WebContext(
         config=config, db_path=Path(db_path), hub=hub,
         store=SqliteStore(Path(db_path), tz=config.site.tz, readonly=True),
-        readers=ReaderPool(db_path), users=UserStore(db_path), access=AccessRegister(db_path, hub=hub),
+        readers=ReaderPool(db_path), users=UserStore(db_path, hasher=hasher), access=AccessRegister(db_path, hub=hub),
         alerts=alerts, reload=reload, limiter=limiter or LoginLimiter(), secure_cookies=secure, city=city,
     )
     engine = getattr(alerts, "engine", None)

@@ -9,10 +9,12 @@ status`` says ``on``, and the history holds a month of its switches."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -88,10 +90,18 @@ def _span_ms(series: dict) -> int:
     return int((filled[-1] - filled[0]) * 1000)  # the API gives seconds, as uPlot takes them
 
 
+def _live_sensors(db: Path, since_ms: int) -> set[str]:
+    """Sensors with a reading stored at or after ``since_ms``."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as conn:
+        rows = conn.execute("SELECT DISTINCT s.sensor FROM readings r JOIN series s ON s.id = r.series_id "
+                            "WHERE r.ts >= ?", (since_ms,)).fetchall()
+    return {str(row[0]) for row in rows}
+
+
 def test_demo_serves_its_history_at_once_and_goes_live(tmp_path: Path) -> None:
     data = tmp_path / "demo"
     port = free_port()
-    demo = Demo("--duration", "30", "--data-dir", str(data), "--http", f"127.0.0.1:{port}")
+    demo = Demo("--duration", "300", "--data-dir", str(data), "--http", f"127.0.0.1:{port}")  # SIGTERM ends it
     try:
         wait_for(lambda: bool(demo.lines), "the first line", timeout=LOGIN_BOUND_S)
         found = FIRST_LINE.fullmatch(demo.lines[0])
@@ -113,6 +123,10 @@ def test_demo_serves_its_history_at_once_and_goes_live(tmp_path: Path) -> None:
             assert history["total"] >= 10  # a month of alerts, judged at their own times
             assert len(client.get("/api/access").json()) >= 20  # and of access sessions
             wait_for(lambda: _device_running(client), "the basement store's dehumidifier shown running", timeout=40)
+        wait_for(lambda: any(line.startswith("live from ") for line in demo.lines), "the live part")
+        live_ms = int(time.time() * 1000)  # the history ended before it was announced: later readings are live
+        wait_for(lambda: _live_sensors(data / "archmon.db", live_ms) == SENSORS, "every sensor stored live", 120)
+        demo.process.send_signal(signal.SIGTERM)  # the live part ends as at the end of --duration
         code, stderr = demo.wait(120)
     finally:
         demo.kill()

@@ -102,6 +102,7 @@ def test_closed_streams_leave_no_waiter_task_or_listener_behind(site: Site) -> N
 
 def test_sessions_opened_through_the_api_or_another_process_refresh_the_cards(site: Site) -> None:
     site.app.state.live.access_poll_s = 0.2
+    site.app.state.live.recheck_s = 0.2
     with site.client("oper") as oper, site.client("viewer") as viewer:
         stream = Stream(viewer)
         assert stream.next("hello") == {}
@@ -121,5 +122,7 @@ def test_sessions_opened_through_the_api_or_another_process_refresh_the_cards(si
         while card["room"] != "B1":
             card = stream.next("room")
         assert "王五、赵六" in card["html"]
-        viewer.close()  # ends the stream
+        with httpx.Client(base_url=site.url, cookies=viewer.cookies) as same_browser:  # ends the stream at once
+            same_browser.post("/logout", data={"csrf": csrf_of(same_browser.get("/").text)})
+        assert stream.next("logout") == {}
         stream.join()
