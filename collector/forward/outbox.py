@@ -279,6 +279,36 @@ class Outbox:
                          (QUARANTINE_KEPT,))
             conn.execute("UPDATE forward_totals SET quarantined = quarantined + 1 WHERE id = 1")
 
+    def refused_since(self, since_ms: int) -> int:
+        """Points moved to the quarantine at or after ``since_ms`` (still kept there)."""
+        with self._readers.read() as conn:
+            return int(conn.execute("SELECT count(*) FROM forward_quarantine WHERE at_ms >= ?",
+                                    (since_ms,)).fetchone()[0])
+
+    def requeue(self, *, since_ms: int | None = None) -> int:
+        """Queue refused points again (all, or those refused at or after ``since_ms``), oldest first.
+
+        For points refused by mistake (a proxy or a server problem since fixed): they go to the end of the
+        outbox and are sent like any other (a point the server still refuses is refused again). The outbox's
+        bound is not applied: they were queued once already.
+
+        Returns:
+            Points queued again.
+        """
+        conn = self._writer()
+        where, args = ("WHERE at_ms >= ?", (since_ms,)) if since_ms is not None else ("", ())
+        with sqlite_helper.write_tx(conn):
+            rows = conn.execute(f"SELECT id, line FROM forward_quarantine {where} ORDER BY id", args).fetchall()
+            lines = [str(line) for _, line in rows]
+            if not lines:
+                return 0
+            _insert_lines(conn, self._clock(), lines)
+            conn.execute(f"DELETE FROM forward_quarantine {where}", args)
+            conn.execute("UPDATE forward_totals SET rows = rows + ?, bytes = bytes + ? WHERE id = 1",
+                         (len(lines), sum(len(line.encode()) for line in lines)))
+        log.info("forward: %d refused point(s) queued again", len(lines))
+        return len(lines)
+
     def record_error(self, text: str) -> None:
         """Keep the last failure for ``archmon status`` (best effort: a locked file keeps the older one)."""
         try:
