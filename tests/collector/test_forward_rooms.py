@@ -95,3 +95,28 @@ def test_a_late_reading_of_a_moved_sensor_is_forwarded_under_the_room_it_is_stor
         assert site.outbox.totals().refilled >= 3
         assert remote(influx, "th1") == site.local("th1")  # one point per reading, each in its stored room
         assert remote(influx, "th2") == site.local("th2")
+
+
+def test_at_the_bound_a_far_late_reading_gets_its_own_range_and_the_refill_resends_only_what_overflowed(
+        tmp_path: Path, influx: InfluxServer) -> None:
+    hour = 60 * M
+    with running(tmp_path, influx.url, OutboxLimits(10, 10**9, 5, 10**8)) as site:
+        history = [Reading("th1", "temperature", 15.0 + i / 100, T0 - 30 * 24 * hour + i * hour, "paper")
+                   for i in range(30 * 24)]
+        for start in range(0, len(history), 10):  # a month of th1, forwarded as it comes
+            site.write(*history[start:start + 10])
+            wait_for(site.drained, "th1's month forwarded")
+        influx.stop()
+        site.write(*(Reading("th2", "temperature", 10.0 + i, T0 + i * M, "paper") for i in range(10)))
+        overflow = [Reading("th2", "temperature", 30.0, T0 + 40 * M, "paper"),
+                    Reading("th3", "humidity", 55.0, T0 - 20 * 24 * hour, "film"),  # a device buffer's oldest
+                    Reading("th2", "temperature", 31.0, T0 - 10 * 24 * hour, "paper")]
+        site.write(*overflow)
+        totals = site.outbox.totals()
+        assert (totals.overflowed, totals.overflow_pending, totals.overflow_lo_ts) == (3, 3, T0 - 20 * 24 * hour)
+        influx.start()
+        wait_for(site.drained, "the outbox and its overflow forwarded")
+        # the refill queued the 3 readings again, not th1's month in between
+        assert site.outbox.totals().refilled == 3
+        for sensor in ("th1", "th2", "th3"):
+            assert remote(influx, sensor) == site.local(sensor)
