@@ -58,6 +58,9 @@ _TITLES: dict[str, tuple[str, str]] = {
                            "{where}forwarding backlog: the remote database is not taking readings; they wait locally"),
     "forwarding/full": ("{where}转发队列已满：新读数仅保存在本地，队列腾空后自动补发",
                         "{where}forwarding outbox full: new readings are kept locally, queued again once it drains"),
+    "forwarding/refused": ("{where}远端拒收读数：已移入转发隔离区（archmon forward requeue 可重新发送）",
+                           "{where}the remote refused readings: kept in the forward quarantine "
+                           "(archmon forward requeue sends them again)"),
     "calibration_due/due_soon": ("{where}仪器校准即将到期", "{where}instrument calibration due soon"),
     "calibration_due/overdue": ("{where}仪器校准已过期", "{where}instrument calibration overdue"),
     "calibration_due/uncalibrated": ("有仪器没有校准记录（见传感器页）",

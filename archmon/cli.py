@@ -374,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     from alerts.cli import add_commands as add_alert_commands
     from alerts.control.cli import add_commands as add_control_commands
     from alerts.notify.cli import add_commands as add_notify_commands
+    from collector.forward.cli import add_commands as add_forward_commands
     from collector.importer.cli import add_commands as add_import_commands
     from dashboards.reports.cli import add_commands as add_report_commands
     from dashboards.web.cli import add_commands as add_web_commands
@@ -381,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     # the collector's import applies recorded calibrations, which the alert package keeps
     add_import = partial(add_import_commands, corrections=RecordedCorrections)
     for add_commands in (add_alert_commands, add_calibration_commands, add_control_commands, add_notify_commands,
-                         add_web_commands, add_report_commands, add_import):
+                         add_web_commands, add_report_commands, add_import, add_forward_commands):
         add_commands(sub, common)
     _add_config_epilog(parser)
     return parser

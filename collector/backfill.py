@@ -22,9 +22,11 @@ through the same checks and the same store:
   the file and line). A file line that gives no reading at all (:class:`UnreadableRow`: a timestamp or value
   that cannot be read) is quarantined the same way, stage ``decode``;
 - **store**: batches of ``batch_size`` readings, one durable transaction each (``BatchStore.write_many``:
-  a ``SqliteStore``). The store's idempotent key ``(sensor, quantity, ts)`` makes a second run over the
-  same readings add nothing (counted ``duplicates``; a different value for a stored key is kept as
-  stored and counted ``duplicates_conflicting``); hour and day rollups are updated for new rows only.
+  a ``SqliteStore``; with ``[forward.influxdb]`` on, its forward outbox is hooked in first,
+  ``collector.forward.hook``, so history is queued for forwarding like live readings). The store's
+  idempotent key ``(sensor, quantity, ts)`` makes a second run over the same readings add nothing (counted
+  ``duplicates``; a different value for a stored key is kept as stored and counted
+  ``duplicates_conflicting``); hour and day rollups are updated for new rows only.
 
 Readings may come in any order (time order per sensor is cheapest: one hour's rollup is merged once per
 batch) and in any number: the iterator is consumed batch by batch, so memory stays bounded. A store error
@@ -206,6 +208,7 @@ def backfill(
     keeper = QuarantineKeeper(payload_max_bytes=config.storage.quarantine_payload_max_bytes,
                               per_source_per_minute=config.storage.quarantine_per_source_per_minute)
     result = BackfillResult()
+    _hook_outbox(config, store)
     items = iter(readings)
     while chunk := list(itertools.islice(items, batch_size)):
         batch = Batch()
@@ -234,6 +237,18 @@ def backfill(
     log.info("backfill from %s: %d reading(s) offered, %d stored, %d already stored, %d rejected", label,
              result.offered, result.stored, result.duplicates, result.rejected)
     return result
+
+
+def _hook_outbox(config: Config, store: BatchStore) -> None:
+    """Queue what ``store`` stores for forwarding, if forwarding is on and nobody hooked the outbox in yet."""
+    if config.forward.active is None or not hasattr(store, "add_write_hook"):
+        return
+    from collector.forward.hook import attach_outbox, hooked_outbox
+
+    if hooked_outbox(store) is None:
+        outbox = attach_outbox(config, store)  # type: ignore[arg-type]
+        if outbox is not None:
+            outbox.close()  # its own connections only: the hook writes on the store's connection
 
 
 def _checked(item: HistoricalReading, sensors: dict[str, SensorConfig], now: int, label: str, batch: Batch,

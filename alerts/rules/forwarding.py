@@ -5,8 +5,10 @@ The service wiring (``archmon.app.forwarding``) attaches the forwarder's health 
 is at or over a warning level (queued rows or bytes, or the age of the oldest queued reading: long before
 the outbox's bound) and fine once it is under them again (the polled-health shape of
 :mod:`alerts.rules._polled`). Detail ``full`` when readings were stored at the bound (kept locally, queued
-again once the outbox drains), ``backlog`` before; going from one to the other is reported too. Without
-forwarding it reports nothing. The alert has no room; its sensor is the target's name (``influxdb``).
+again once the outbox drains), ``backlog`` before; going from one to the other is reported too. Points the
+remote refused for good in the last hour (``refused``: kept in ``forward_quarantine``, ``archmon forward
+requeue`` sends them again) raise it too, detail ``refused`` when there is no backlog. Without forwarding it
+reports nothing. The alert has no room; its sensor is the target's name (``influxdb``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class _Health(Protocol):
     backlog: bool
     full: bool
     detail: str
+    refused: int
 
 
 class BacklogSource(Protocol):
@@ -41,6 +44,7 @@ class ForwardingRule(PolledHealthRule[BacklogSource]):
 
     def looks(self, source: BacklogSource) -> Iterable[Look]:
         for health in source.forward_health():
-            detail = ("full" if health.full else "backlog") if health.backlog else ""
-            yield Look(health.target, "", health.target, health.backlog, detail, float(health.rows),
-                       news=health.full)
+            refused = health.refused > 0
+            detail = ("full" if health.full else "backlog") if health.backlog else "refused" if refused else ""
+            yield Look(health.target, "", health.target, health.backlog or refused, detail, float(health.rows),
+                       news=(health.full, refused))

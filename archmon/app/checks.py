@@ -52,8 +52,10 @@ def check_references(config: Config, *, checked: SourceCheck | None = None, secr
     from collector.forward import forward_problems
 
     problems += forward_problems(config, secrets=secrets)  # (a running service queues without a readable token)
-    from dashboards.city.link import link_problems
+    from dashboards.city.link import link_problems, site_name_problems
 
+    if secrets:  # check-config (a running site still publishes: the central warns of the shared level)
+        problems += site_name_problems(config)
     for table, where_key in ((config.city, "city.broker"), (config.central, "central.broker")):
         if table is not None and table.enabled:
             problems += link_problems(config, table.broker, where_key)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from archmon.config import Config
-from collector.forward import Forwarder, ForwardHealth, Outbox, make_client, outbox_limits
+from collector.forward import Forwarder, ForwardHealth, make_client
+from collector.forward.hook import attach_outbox
 from collector.store import SqliteStore
 
 __all__ = ["FORWARD_GAUGES", "FORWARD_STATS", "Forwarding", "build_forwarding"]
@@ -43,9 +44,9 @@ class Forwarding:
         if target is None:
             raise ValueError("no [forward.influxdb] target is configured and enabled")
         self.target = target
-        self.outbox = Outbox(db_path, site=config.site.name, limits=outbox_limits(target),
-                             busy_timeout_s=busy_timeout_s).open()
-        store.add_write_hook(self.outbox.enqueue)
+        outbox = attach_outbox(config, store, busy_timeout_s=busy_timeout_s)
+        assert outbox is not None  # config.forward.active is set
+        self.outbox = outbox
         self.forwarder = Forwarder(self.outbox, lambda: make_client(config), raw=store.readings,
                                    batch_size=target.batch_size, retry_min_s=target.retry_min_s,
                                    retry_max_s=target.retry_max_s, warn_age_ms=int(target.warn_age_s * 1000))

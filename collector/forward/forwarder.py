@@ -5,11 +5,20 @@ Each round takes the oldest rows (up to ``batch_size``) and sends them in one re
 - accepted (2xx): the rows are deleted (:meth:`Outbox.acknowledge`); if that delete fails (the file is
   locked), they are sent again later, which InfluxDB absorbs: a point with the same series and timestamp
   overwrites the one it already has, so a resend never makes a second point;
-- a bad point (400, 422, 413): the request is split in halves, each sent on its own, down to the single line
-  the server refuses, which is moved to the outbox's quarantine with the server's reason; the rest goes on;
-- an outage (no connection, timeout, 429, 5xx) or a refusal no resend fixes by itself (401, 403, 404): the
-  same rows are tried again after a backoff that doubles from ``retry_min_s`` to ``retry_max_s``; nothing is
-  dropped, the outbox fills (its bound and the ``forwarding`` alert: :mod:`collector.forward.outbox`).
+- a bad point (the server's own error names a point problem, or 413, too large: ``RemoteError.bad_point``,
+  ``too_large``): the request is split in halves, each sent on its own, down to the single lines the server
+  refuses, which are moved to the outbox's quarantine with the server's reason; the rest goes on;
+- an outage (no connection, timeout, 429, 5xx) or a refusal no resend fixes by itself (401, 403, 404, a 400
+  that is not the server's point error): the same rows are tried again after a backoff that doubles from
+  ``retry_min_s`` to ``retry_max_s``; nothing is dropped, the outbox fills (its bound and the ``forwarding``
+  alert: :mod:`collector.forward.outbox`).
+
+Refusing points for good is guarded, since whatever answers may not be the database (a proxy, a firewall
+answering every request with the same error): when most of a request is refused once the split has reached
+pieces of a quarter of it (or single lines), or when :data:`REFUSED_ROUNDS_AS_OUTAGE` requests in a row were
+refused whole with nothing accepted in between, nothing is refused and it counts as an outage. Points
+refused in the last hour keep the ``forwarding`` alert raised (``ForwardHealth.refused``); ``archmon forward
+requeue`` queues them again.
 
 When the outbox has drained below its warning level, readings stored while it was full are queued again
 from the raw table (:meth:`Outbox.refill`).
@@ -34,6 +43,10 @@ __all__ = ["ForwardHealth", "Forwarder", "LineSink"]
 
 log = logging.getLogger(__name__)
 
+REFUSED_ROUNDS_AS_OUTAGE = 3
+"""Requests in a row refused whole (not one line accepted) after which a refusal counts as an outage."""
+REFUSED_RECENT_MS = 3_600_000
+"""Points refused within this long keep the ``forwarding`` alert raised."""
 _ERROR_RECORD_EVERY_S = 30.0
 _POLL_S = 1.0
 _LINGER_S = 0.05  # gather a few more commits into one request
@@ -57,6 +70,7 @@ class ForwardHealth:
         backlog: at or over a warning level (rows, bytes or age); full: readings were stored at the bound and
             wait to be queued again.
         down: the last request failed; detail: the error, or what the backlog is.
+        refused: points the remote refused for good in the last hour (kept in ``forward_quarantine``).
     """
 
     target: str
@@ -67,6 +81,7 @@ class ForwardHealth:
     full: bool
     down: bool
     detail: str
+    refused: int = 0
 
 
 class Forwarder:
@@ -105,6 +120,7 @@ class Forwarder:
         self._quarantined = 0
         self._refilled = 0
         self._down_since: float | None = None
+        self._refused_rounds = 0  # requests in a row refused whole
         self._last_error = ""
         self._error_recorded_at = 0.0
 
@@ -166,10 +182,14 @@ class Forwarder:
                    or age >= self._warn_age_ms)
         with self._lock:
             down, error = self._down_since is not None, self._last_error
+        refused = self.outbox.refused_since(now_ms() - REFUSED_RECENT_MS)
         what = (f"{totals.rows} queued, oldest {age // 1000} s" if not full else
                 f"outbox full: {totals.overflow_pending} reading(s) stored locally only, queued again once it drains")
+        if refused:
+            what += (f"; {refused} point(s) refused by the server in the last hour (forward_quarantine; "
+                     "archmon forward requeue sends them again)")
         detail = f"{what}; {error}" if down and error else what
-        return ForwardHealth(self.target, totals.rows, totals.bytes, age, backlog, full, down, detail)
+        return ForwardHealth(self.target, totals.rows, totals.bytes, age, backlog, full, down, detail, refused)
 
     # -- the thread --------------------------------------------------------------------------------
 
@@ -212,8 +232,8 @@ class Forwarder:
         rows = self.outbox.peek(self._batch)
         if not rows:
             return self._refill()
-        self._deliver(self._sink, rows)
-        self._recovered()
+        if self._deliver(self._sink, rows):
+            self._recovered()
         if len(rows) < self._batch:
             self._refill()
         return True
@@ -231,29 +251,76 @@ class Forwarder:
             self._refilled += queued
         return True
 
-    def _deliver(self, sink: LineSink, rows: Sequence[OutboxRow]) -> None:
-        """Send ``rows``; split around points the server refuses (see the module docstring)."""
+    def _deliver(self, sink: LineSink, rows: Sequence[OutboxRow]) -> int:
+        """Send ``rows``; split around points the server refuses (see the module docstring).
+
+        Returns:
+            Lines accepted (0: all of them refused and quarantined).
+
+        Raises:
+            RemoteError: not delivered; nothing of what was not accepted is refused (an outage).
+        """
+        refused: list[tuple[OutboxRow, RemoteError]] = []
+        accepted = 0
+        last: RemoteError | None = None
+        pieces = [rows]
+        quarter = max(1, len(rows) // 4)
+        while pieces:
+            split: list[Sequence[OutboxRow]] = []
+            refused_lines = len(refused)
+            small = max(map(len, pieces)) <= quarter
+            for piece in pieces:
+                try:
+                    self._send(sink, piece)
+                except RemoteError as exc:
+                    if not (exc.bad_point or exc.too_large):
+                        raise
+                    last = exc
+                    if len(piece) > 1:
+                        middle = len(piece) // 2
+                        split += [piece[:middle], piece[middle:]]
+                    elif exc.bad_point:
+                        refused.append((piece[0], exc))
+                    else:
+                        raise RemoteError(exc.status, f"a single reading is refused as too large: {exc.reason} "
+                                                      "(a limit of something between, not a point problem)") from None
+                    if exc.bad_point:  # a piece too large refuses no point
+                        refused_lines += len(piece)
+                    continue
+                count = self.outbox.acknowledge(piece)
+                accepted += count
+                with self._lock:
+                    self._forwarded += count
+            if len(rows) > 1 and small and 2 * refused_lines > len(rows):
+                self._refused_as_outage(last, f"the server refuses most of a request ({refused_lines} of "
+                                              f"{len(rows)} lines)")
+            pieces = split
+        if refused:
+            self._refused_rounds = 0 if accepted else self._refused_rounds + 1
+            if not accepted and self._refused_rounds > REFUSED_ROUNDS_AS_OUTAGE:
+                self._refused_as_outage(last, f"{self._refused_rounds} requests in a row refused whole")
+            for row, exc in refused:
+                self.outbox.quarantine(row, exc.status, exc.reason)
+                log.warning("forward %s: the server refused a point for good (%s); kept in forward_quarantine: "
+                            "%s", self.target, exc, row.line[:200])
+            with self._lock:
+                self._quarantined += len(refused)
+        else:
+            self._refused_rounds = 0
+        return accepted
+
+    def _send(self, sink: LineSink, rows: Sequence[OutboxRow]) -> None:
         with self._lock:
             self._requests += 1
-        try:
-            sink.write([row.line for row in rows])
-        except RemoteError as exc:
-            if not exc.bad_point:
-                raise
-            if len(rows) == 1:
-                self.outbox.quarantine(rows[0], exc.status, exc.reason)
-                with self._lock:
-                    self._quarantined += 1
-                log.warning("forward %s: the server refused a point for good (%s); kept in forward_quarantine: "
-                            "%s", self.target, exc, rows[0].line[:200])
-                return
-            middle = len(rows) // 2
-            self._deliver(sink, rows[:middle])
-            self._deliver(sink, rows[middle:])
-            return
-        count = self.outbox.acknowledge(rows)
-        with self._lock:
-            self._forwarded += count
+        sink.write([row.line for row in rows])
+
+    @staticmethod
+    def _refused_as_outage(exc: RemoteError | None, what: str) -> None:
+        """Raise the outage that refusing this many points would be (nothing is quarantined)."""
+        reason = f"{what}: {exc.reason}" if exc is not None else what
+        raise RemoteError(exc.status if exc is not None else 400,
+                          f"{reason}; nothing refused: check the server and what is between (proxy, port, "
+                          "TLS); the same points are sent again")
 
     def _failed(self, text: str, *, remote: bool = True) -> None:
         now = time.monotonic()

@@ -7,15 +7,18 @@
   all answer.
 
 Every failure is a :class:`RemoteError` saying what to do with the request: send it again later
-(``retryable``: connection errors, timeouts, 429, 5xx), or split it and refuse the bad point (``bad_point``:
-400 and 422, a line the server cannot take; 413, too large), or keep it and wait for the operator (401, 403,
-404: a token, permission or database problem that no resend fixes by itself, so nothing is refused).
+(``retryable``: connection errors, timeouts, 429, 5xx), or split it to find the point the server refuses
+(``bad_point``: a 400 or 422 whose body is the server's own JSON error naming a point problem, such as
+``unable to parse``, ``partial write``, ``field type conflict``; ``too_large``: 413), or keep it and wait for
+the operator (401, 403, 404, and any other 400: an HTML page from a proxy, a wrong port, HTTP sent to an
+HTTPS port, a firewall's refusal, all of which refuse every request whatever it holds, so nothing is refused).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +34,13 @@ __all__ = ["InfluxClient", "QuerySeries", "RemoteError"]
 
 log = logging.getLogger(__name__)
 
-_BAD_POINT = frozenset({400, 413, 422})
+_BAD_POINT = frozenset({400, 422})
 _RETRYABLE = frozenset({408, 429})
+_POINT_PROBLEM = re.compile(
+    r"unable to parse|partial write|field type conflict|beyond retention|parsing failed|bad timestamp|"
+    r"invalid (?:field|tag|timestamp|line|number|boolean|measurement|point|value)|missing (?:field|tag|measurement)|"
+    r"max-values-per-tag|max-series-per-database", re.IGNORECASE)
+"""What InfluxDB 1.x, 2.x and 3.x say in the JSON error of a write that holds a point they cannot take."""
 
 
 class RemoteError(Exception):
@@ -42,15 +50,24 @@ class RemoteError(Exception):
         status: the HTTP status (0: no answer: connection refused, reset, timed out).
         reason: the server's message, or the connection error, in one line.
         retryable: sending the same request later may work (an outage).
-        bad_point: the request holds a point the server refuses (split it to find which).
+        bad_point: the server's own error names a point it cannot take (split the request to find which).
+        too_large: 413: the request is too large (split it; a single line refused so is no point problem).
     """
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, *, server_error: bool = False) -> None:
+        """``server_error``: the body was the server's JSON error (``error`` or ``message``), not a page."""
         super().__init__(f"HTTP {status}: {reason}" if status else reason)
         self.status = status
         self.reason = reason
         self.retryable = status == 0 or status >= 500 or status in _RETRYABLE
-        self.bad_point = status in _BAD_POINT
+        self.bad_point = status in _BAD_POINT and server_error and _POINT_PROBLEM.search(reason) is not None
+        self.too_large = status == 413
+
+
+def _error(exc: ApiException) -> RemoteError:
+    """The :class:`RemoteError` of an HTTP error answer."""
+    reason, server_error = _reason(exc)
+    return RemoteError(int(exc.status or 0), reason, server_error=server_error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +80,18 @@ class QuerySeries:
     values: list[list[Any]]
 
 
-def _reason(exc: ApiException) -> str:
+def _reason(exc: ApiException) -> tuple[str, bool]:
+    """The error's text in one line, and whether it was the server's JSON error (not an HTML page)."""
     body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
+    server_error = False
     try:
         parsed = json.loads(body)
-        if isinstance(parsed, dict):
-            body = str(parsed.get("error") or parsed.get("message") or body)
+        if isinstance(parsed, dict) and (parsed.get("error") or parsed.get("message")):
+            body = str(parsed.get("error") or parsed.get("message"))
+            server_error = True
     except ValueError:
         pass
-    return " ".join((body or str(exc.reason or "")).split())[:1000]
+    return " ".join((body or str(exc.reason or "")).split())[:1000], server_error
 
 
 class InfluxClient:
@@ -124,7 +144,7 @@ class InfluxClient:
                     header_params={"Content-Type": "text/plain; charset=utf-8"},
                     _return_http_data_only=True, _preload_content=False)
         except ApiException as exc:
-            raise RemoteError(int(exc.status or 0), _reason(exc)) from None
+            raise _error(exc) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise RemoteError(0, f"{type(exc).__name__}: {exc}") from None
 
@@ -144,7 +164,7 @@ class InfluxClient:
                 _preload_content=False)
             answer = json.loads(response.data)
         except ApiException as exc:
-            raise RemoteError(int(exc.status or 0), _reason(exc)) from None
+            raise _error(exc) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise RemoteError(0, f"{type(exc).__name__}: {exc}") from None
         except ValueError as exc:

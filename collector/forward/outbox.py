@@ -12,10 +12,13 @@ Tables (component ``forward`` in ``schema_migrations``; the store's own tables a
 - ``forward_totals``: one row: queued rows and bytes (kept in step by every insert and delete, so the bound
   is checked without counting), forwarded, quarantined, overflowed and refilled readings, last success and
   last error;
-- ``forward_overflow``: time ranges of readings stored while the outbox was at its bound. They were not
-  queued; once the outbox has drained below its warning level they are queued again from the raw readings
-  table (:meth:`refill`). A range may re-send readings already forwarded: harmless, InfluxDB keeps one point
-  per series and timestamp;
+- ``forward_overflow``: time ranges of readings stored while the outbox was at its bound, one sensor's each
+  (``sensor``; '' in rows of files before it: every sensor). They were not queued; once the outbox has
+  drained below its warning level they are queued again from the raw readings table (:meth:`refill`). A
+  sensor's readings more than :data:`OVERFLOW_GAP_MS` apart go to separate ranges, so one late reading
+  (a device buffer from last month) neither stretches a range over everything in between, nor makes the
+  refill re-send it, nor holds raw retention back for it longer than its own range. A range may re-send
+  readings already forwarded: harmless, InfluxDB keeps one point per series and timestamp;
 - ``forward_quarantine``: refused points with HTTP status and reason (the newest 10,000 kept).
 """
 
@@ -23,20 +26,22 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from archmon import sqlite as sqlite_helper
 from archmon.domain import Reading
 from archmon.timeutil import now_ms
 from collector.forward.lines import reading_line
+from collector.forward.schema import FORWARD_MIGRATIONS
 from collector.records import WriteResult
 
 __all__ = [
     "FORWARD_MIGRATIONS",
+    "OVERFLOW_GAP_MS",
     "QUARANTINE_KEPT",
     "Outbox",
     "OutboxLimits",
@@ -50,46 +55,18 @@ log = logging.getLogger(__name__)
 QUARANTINE_KEPT = 10_000
 _ROWS_PER_STATEMENT = 256
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS forward_outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    queued_ms INTEGER NOT NULL,
-    line TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS forward_totals (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    rows INTEGER NOT NULL DEFAULT 0,
-    bytes INTEGER NOT NULL DEFAULT 0,
-    forwarded INTEGER NOT NULL DEFAULT 0,
-    quarantined INTEGER NOT NULL DEFAULT 0,
-    overflowed INTEGER NOT NULL DEFAULT 0,
-    refilled INTEGER NOT NULL DEFAULT 0,
-    last_ok_ms INTEGER,
-    last_error TEXT NOT NULL DEFAULT '',
-    last_error_ms INTEGER
-);
-INSERT OR IGNORE INTO forward_totals (id) VALUES (1);
-CREATE TABLE IF NOT EXISTS forward_overflow (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    lo_ts INTEGER NOT NULL,
-    hi_ts INTEGER NOT NULL,
-    readings INTEGER NOT NULL,
-    since_ms INTEGER NOT NULL,
-    claimed INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS forward_quarantine (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at_ms INTEGER NOT NULL,
-    status INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    line TEXT NOT NULL
-)
-"""
+OVERFLOW_GAP_MS = 6 * 3_600_000
+"""Readings of one sensor at the bound further apart than this go to separate overflow ranges."""
 
-FORWARD_MIGRATIONS = [sqlite_helper.Migration(1, _DDL, "forward outbox, totals, overflow ranges, refused points")]
 
-RawReadings = Callable[[int, int], Iterable[tuple[int, str, str, str, float]]]
-"""``(start_ms, end_ms) -> (ts, room, sensor, quantity, value)`` in ts order: ``SqliteStore.readings``."""
+class RawReadings(Protocol):
+    """The raw table's readings by time (``SqliteStore.readings``)."""
+
+    def __call__(self, start_ms: int, end_ms: int, sensors: Collection[str] | None = None, /
+                 ) -> Iterable[tuple[int, str, str, str, float]]:
+        """``(ts, room, sensor, quantity, value)`` with ``start_ms <= ts < end_ms`` in ts order (only
+        ``sensors``' if given)."""
+        ...
 
 
 class OutboxLimits(NamedTuple):
@@ -213,15 +190,16 @@ class Outbox:
         self._overflow_logged = False
 
     def _overflow(self, conn: sqlite3.Connection, readings: Sequence[Reading]) -> None:
-        lo = min(r.ts_ms for r in readings)
-        hi = max(r.ts_ms for r in readings)
-        row = conn.execute("SELECT id FROM forward_overflow WHERE claimed = 0 ORDER BY id DESC LIMIT 1").fetchone()
-        if row is None:
-            conn.execute("INSERT INTO forward_overflow (lo_ts, hi_ts, readings, since_ms) VALUES (?, ?, ?, ?)",
-                         (lo, hi, len(readings), self._clock()))
-        else:
-            conn.execute("UPDATE forward_overflow SET lo_ts = min(lo_ts, ?), hi_ts = max(hi_ts, ?), "
-                         "readings = readings + ? WHERE id = ?", (lo, hi, len(readings), row[0]))
+        for sensor, lo, hi, count in _clusters(readings):
+            row = conn.execute("SELECT id FROM forward_overflow WHERE claimed = 0 AND sensor = ? AND lo_ts <= ? "
+                               "AND hi_ts >= ? ORDER BY id DESC LIMIT 1",
+                               (sensor, hi + OVERFLOW_GAP_MS, lo - OVERFLOW_GAP_MS)).fetchone()
+            if row is None:
+                conn.execute("INSERT INTO forward_overflow (lo_ts, hi_ts, readings, since_ms, sensor) "
+                             "VALUES (?, ?, ?, ?, ?)", (lo, hi, count, self._clock(), sensor))
+            else:
+                conn.execute("UPDATE forward_overflow SET lo_ts = min(lo_ts, ?), hi_ts = max(hi_ts, ?), "
+                             "readings = readings + ? WHERE id = ?", (lo, hi, count, row[0]))
         conn.execute("UPDATE forward_totals SET overflowed = overflowed + ? WHERE id = 1", (len(readings),))
         if not self._overflow_logged:
             self._overflow_logged = True
@@ -279,6 +257,36 @@ class Outbox:
                          (QUARANTINE_KEPT,))
             conn.execute("UPDATE forward_totals SET quarantined = quarantined + 1 WHERE id = 1")
 
+    def refused_since(self, since_ms: int) -> int:
+        """Points moved to the quarantine at or after ``since_ms`` (still kept there)."""
+        with self._readers.read() as conn:
+            return int(conn.execute("SELECT count(*) FROM forward_quarantine WHERE at_ms >= ?",
+                                    (since_ms,)).fetchone()[0])
+
+    def requeue(self, *, since_ms: int | None = None) -> int:
+        """Queue refused points again (all, or those refused at or after ``since_ms``), oldest first.
+
+        For points refused by mistake (a proxy or a server problem since fixed): they go to the end of the
+        outbox and are sent like any other (a point the server still refuses is refused again). The outbox's
+        bound is not applied: they were queued once already.
+
+        Returns:
+            Points queued again.
+        """
+        conn = self._writer()
+        where, args = ("WHERE at_ms >= ?", (since_ms,)) if since_ms is not None else ("", ())
+        with sqlite_helper.write_tx(conn):
+            rows = conn.execute(f"SELECT id, line FROM forward_quarantine {where} ORDER BY id", args).fetchall()
+            lines = [str(line) for _, line in rows]
+            if not lines:
+                return 0
+            _insert_lines(conn, self._clock(), lines)
+            conn.execute(f"DELETE FROM forward_quarantine {where}", args)
+            conn.execute("UPDATE forward_totals SET rows = rows + ?, bytes = bytes + ? WHERE id = 1",
+                         (len(lines), sum(len(line.encode()) for line in lines)))
+        log.info("forward: %d refused point(s) queued again", len(lines))
+        return len(lines)
+
     def record_error(self, text: str) -> None:
         """Keep the last failure for ``archmon status`` (best effort: a locked file keeps the older one)."""
         try:
@@ -296,14 +304,15 @@ class Outbox:
         """
         conn = self._writer()
         with sqlite_helper.write_tx(conn):
-            row = conn.execute("SELECT id, lo_ts, hi_ts FROM forward_overflow ORDER BY id LIMIT 1").fetchone()
+            row = conn.execute("SELECT id, lo_ts, hi_ts, sensor FROM forward_overflow ORDER BY id LIMIT 1"
+                               ).fetchone()
             if row is None:
                 return 0
             conn.execute("UPDATE forward_overflow SET claimed = 1 WHERE id = ?", (row[0],))
-        range_id, lo, hi = (int(v) for v in row)
+        range_id, lo, hi = (int(v) for v in row[:3])
         picked: list[Reading] = []
         next_lo: int | None = None
-        for ts, room, sensor, quantity, value in raw(lo, hi + 1):
+        for ts, room, sensor, quantity, value in raw(lo, hi + 1, [str(row[3])] if row[3] else None):
             if len(picked) >= chunk and ts != picked[-1].ts_ms:
                 next_lo = ts
                 break
@@ -328,6 +337,33 @@ class Outbox:
         """The outbox's numbers, read in one snapshot."""
         with self._readers.read() as conn:
             return read_totals(conn)
+
+
+class _Cluster(NamedTuple):
+    sensor: str
+    lo: int
+    hi: int
+    count: int
+
+
+def _clusters(readings: Sequence[Reading]) -> list[_Cluster]:
+    """Per sensor, its readings' time ranges, split where two are more than :data:`OVERFLOW_GAP_MS` apart."""
+    times: dict[str, list[int]] = {}
+    for reading in readings:
+        times.setdefault(reading.sensor, []).append(reading.ts_ms)
+    out = []
+    for sensor, stamps in times.items():
+        stamps.sort()
+        start = previous = stamps[0]
+        count = 0
+        for ts in stamps:
+            if ts - previous > OVERFLOW_GAP_MS:
+                out.append(_Cluster(sensor, start, previous, count))
+                start, count = ts, 0
+            previous = ts
+            count += 1
+        out.append(_Cluster(sensor, start, previous, count))
+    return out
 
 
 def read_totals(conn: sqlite3.Connection) -> OutboxTotals:

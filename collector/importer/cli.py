@@ -93,13 +93,23 @@ def _import(args: argparse.Namespace, *, corrections: CorrectionsFactory | None)
     from collector.store import SqliteStore
 
     store = SqliteStore(path, tz=config.site.tz)
+    outbox = None
     recorded = corrections(path) if corrections is not None else None
     try:
+        if config.forward.active is not None:
+            from collector.forward.hook import attach_outbox
+
+            # imported history is forwarded like live readings: queued in the same transactions
+            outbox = attach_outbox(config, store)
+            print(f"readings stored are queued for forwarding to {config.forward.active.url} "
+                  "(archmon run sends them)", file=sys.stderr)
         outcomes = [_one(config, store, plan, recorded) for plan in plans]
     finally:
         close = getattr(recorded, "close", None)
         if close is not None:
             close()
+        if outbox is not None:
+            outbox.close()
         store.close()
     if len(outcomes) > 1:
         print(_total(outcomes))

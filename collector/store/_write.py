@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import sqlite3
@@ -227,9 +228,10 @@ def write_batches(
     everything = [row for rows in per_batch for row in rows]
     results: list[WriteResult] = []
     new_rows: list[_Row]
+    rooms = _RoomsAt(cur, series)
     if not everything or _insert_all_new(conn, everything):
         new_rows = everything
-        results = [WriteResult(stored=tuple(batch.readings)) for batch in batches]
+        results = [WriteResult(stored=rooms.as_stored(batch.readings)) for batch in batches]
     else:
         new_rows = []
         for batch, rows in zip(batches, per_batch, strict=True):
@@ -242,7 +244,7 @@ def write_batches(
                 else:
                     duplicates += 1
                     _duplicate(cur, row[0], reading, counters)
-            results.append(WriteResult(stored=tuple(stored), duplicates=duplicates))
+            results.append(WriteResult(stored=rooms.as_stored(stored), duplicates=duplicates))
     hours: _Agg = {}
     days: _Agg = {}
     _aggregate(new_rows, calendar, hours, days)
@@ -270,6 +272,35 @@ def write_batches(
     if gauges:
         cur.executemany(_GAUGE_SET, [(name, value, ts) for name, (value, ts) in gauges.items()])
     return results
+
+
+class _RoomsAt:
+    """The room each reading is filed under: its sensor's assignment at the reading's time (assignments of this
+    transaction already written). What the results of :func:`write_batches` carry, so whoever takes the stored
+    readings (the forward outbox, the alert feed) sees them in the room ``SqliteStore.readings`` gives them."""
+
+    def __init__(self, cur: sqlite3.Cursor, series: SeriesCache) -> None:
+        self._cur = cur
+        self._series = series
+        self._newest: dict[str, tuple[str, int | None]] = {}
+
+    def room(self, sensor: str, ts_ms: int) -> str:
+        """The room ``sensor`` was assigned to at ``ts_ms`` ('' for a sensor without any assignment)."""
+        newest = self._newest.get(sensor)
+        if newest is None:
+            newest = self._newest[sensor] = self._series.newest_assignment(self._cur, sensor)
+        room, since = newest
+        if since is None or ts_ms >= since:
+            return room
+        return self._series.room_at(self._cur, sensor, ts_ms)
+
+    def as_stored(self, readings: Sequence[Reading]) -> tuple[Reading, ...]:
+        """``readings`` with the room they are stored under (the same objects where it is theirs already)."""
+        out = []
+        for reading in readings:
+            room = self.room(reading.sensor, reading.ts_ms)
+            out.append(reading if room == reading.room else dataclasses.replace(reading, room=room))
+        return tuple(out)
 
 
 def _summarise(cur: sqlite3.Cursor, rows: list[_Row], series: SeriesCache, calendar: DayCalendar) -> None:

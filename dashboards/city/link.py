@@ -13,10 +13,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from archmon.city_config import BrokerLink
-from archmon.config import Config, read_secret
+from archmon.config import Config, SiteConfig, read_secret
 from archmon.errors import ConfigError
 
-__all__ = ["city_client", "link_problems"]
+__all__ = ["city_client", "link_problems", "site_name_problems"]
 
 
 def _path(config: Config, path: Path | None) -> Path | None:
@@ -35,6 +35,15 @@ def link_problems(config: Config, link: BrokerLink, where: str) -> list[str]:
         if link.tls and path is not None and not path.is_file():
             problems.append(f"{where}.{key}: {path} is not a file")
     return [f"{config.label}: {p}" for p in problems]
+
+
+def site_name_problems(config: Config) -> list[str]:
+    """A site publishing to the city (``[city]``) under the default ``[site] name``: every site left at the
+    default shares one topic level, so one site's alerts and status overwrite another's at the central."""
+    if config.city is None or not config.city.enabled or config.site.name != SiteConfig().name:
+        return []
+    return [f"{config.label}: site.name: a site publishing to the city ([city]) needs its own [site] name; "
+            f"\"{config.site.name}\" is the default, which every other site left at the default shares"]
 
 
 def city_client(config: Config, link: BrokerLink, *, client_id: str, where: str,

@@ -8,9 +8,13 @@ from dataclasses import dataclass
 
 from collector.forward import InfluxClient, RemoteError
 
-__all__ = ["RoomSeries", "room_series", "safe_room_series"]
+__all__ = ["CLOCK_AHEAD_MS", "RoomSeries", "room_series", "safe_room_series"]
 
 log = logging.getLogger("dashboards.city")
+
+CLOCK_AHEAD_MS = 86_400_000
+"""How far past the central's now a window of readings reaches: a site whose clock runs fast stamps its
+readings ahead (the overview shows its offset); without it, its newest readings would be left out."""
 
 
 @dataclass(frozen=True, slots=True)

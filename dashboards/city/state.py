@@ -2,9 +2,17 @@
 arrive from the city's broker (:class:`CityState`), and the overview built from them (:meth:`CityState.sites`).
 
 A site is *online* while its last health message is younger than ``stale_factor`` × its own interval, *out of
-contact* (stale) once it is older, and *offline* when its will (or its clean stop) said so. The age is taken
-from the message's own time (``ts_ms``), so a retained message replayed when the central archmon connects
-says how old it really is. Alerts are rebuilt from the retained messages at every (re)connect.
+contact* (stale) once it is older, and *offline* when its will (or its clean stop) said so. A message
+delivered live is as old as its arrival (the site's clock plays no part: a site whose clock is slow or fast
+stays online while it publishes); only a retained message replayed when the central archmon connects is aged
+by its own time (``ts_ms``, never ahead of now), since that is all there is to say how old it is. A live
+message also tells the site's clock offset (its ``ts_ms`` less the arrival time, network delay included),
+shown on the overview and warned about from :data:`CLOCK_WARN_MS`. Alerts are rebuilt from the retained
+messages at every (re)connect.
+
+Sites are told apart by their topic level (``dashboards.city.topics``, one level per site name); two
+messages on one level naming different sites (two sites configured with the same name) are counted in
+``collisions`` and warned about once per pair.
 """
 
 from __future__ import annotations
@@ -16,15 +24,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from archmon.timeutil import now_ms
-from dashboards.city.topics import site_topic
 
-__all__ = ["CityAlert", "CityState", "Contact", "InstanceView", "RoomView", "SiteView"]
+__all__ = ["CLOCK_WARN_MS", "CityAlert", "CityState", "Contact", "InstanceView", "RoomView", "SiteView"]
 
 log = logging.getLogger("dashboards.city")
 
 Contact = Literal["online", "stale", "offline"]
 _CONTACT_ORDER = {"offline": 0, "stale": 1, "online": 2}
 _COMPLIANCE_ORDER = ("alarm", "warning", "out_of_band", "no_data", "ok")
+CLOCK_WARN_MS = 60_000
+"""A site clock off by more than this is pointed out on the overview."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +63,7 @@ class InstanceView:
     received_ms: int
     interval_s: float
     message: dict[str, Any]
+    clock_offset_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +95,13 @@ class SiteView:
     rooms: tuple[RoomView, ...]
     alerts: tuple[CityAlert, ...] = field(default=())
     instances: int = 1
+    clock_offset_ms: int | None = None
+    """The site's clock less the central's (the largest among its instances; None: not known yet)."""
+
+    @property
+    def clock_off(self) -> bool:
+        """Its clock is off by more than :data:`CLOCK_WARN_MS`."""
+        return self.clock_offset_ms is not None and abs(self.clock_offset_ms) > CLOCK_WARN_MS
 
     @property
     def compliance(self) -> str:
@@ -114,34 +131,59 @@ class CityState:
         self.stale_factor = stale_factor
         self._lock = threading.Lock()
         self._instances: dict[tuple[str, str], InstanceView] = {}
-        self._alerts: dict[tuple[str, str], CityAlert] = {}
+        self._alerts: dict[tuple[str, str], CityAlert] = {}  # (topic level, key) -> alert
+        self._levels: dict[str, str] = {}  # topic level -> the site name last seen on it
+        self._collided: set[tuple[str, str, str]] = set()
         self.ignored = 0
+        self.collisions = 0
 
     def connected(self) -> None:
         """A new connection: the retained alerts come again, the ones closed meanwhile do not."""
         with self._lock:
             self._alerts.clear()
 
-    def on_message(self, topic: str, payload: bytes, received_ms: int | None = None) -> None:
-        """Take one message from ``archmon/<site>/status[/KofN]`` or ``archmon/<site>/alerts/<id>``."""
+    def on_message(self, topic: str, payload: bytes, received_ms: int | None = None, *,
+                   retained: bool = False) -> None:
+        """Take one message from ``archmon/<site>/status[/KofN]`` or ``archmon/<site>/alerts/<id>``.
+
+        Args:
+            received_ms: when it arrived (default now).
+            retained: a retained message the broker replays at subscription (paho's ``msg.retain``), not one
+                published now: its age is its own time's.
+        """
         received = now_ms() if received_ms is None else received_ms
         parts = topic.split("/")
         if len(parts) == 4 and parts[2] == "alerts":
             self._on_alert(parts[1], parts[3], payload)
         elif len(parts) in (3, 4) and parts[2] == "status":
-            self._on_status(parts[1], parts[3] if len(parts) == 4 else "1/1", payload, received)
+            self._on_status(parts[1], parts[3] if len(parts) == 4 else "1/1", payload, received, retained)
         else:
             self.ignored += 1
 
-    def _on_status(self, level: str, instance: str, payload: bytes, received: int) -> None:
+    def _site_of(self, level: str, message: dict[str, Any]) -> str:
+        """The site a message on ``level`` is from (its ``site``, else the level); warns about two sites on one
+        level (lock held)."""
+        site = str(message.get("site") or level)
+        known = self._levels.setdefault(level, site)
+        if known != site:
+            self.collisions += 1
+            pair = (level, *sorted((known, site)))
+            if pair not in self._collided:
+                self._collided.add(pair)
+                log.warning("central: sites %r and %r both publish on archmon/%s/: give every site its own "
+                            "[site] name (their alerts and status mix up)", known, site, level)
+            self._levels[level] = site
+        return site
+
+    def _on_status(self, level: str, instance: str, payload: bytes, received: int, retained: bool) -> None:
         message = _json(payload)
         if message is None:  # a source's own "online"/"offline" under the same level, or rubbish
             self.ignored += 1
             return
-        site = str(message.get("site") or level)
-        key = (site, str(message.get("instance") or instance))
-        ts = min(int(message.get("ts_ms") or received), received)  # never ahead of now (a fast clock)
+        stamped = int(message.get("ts_ms") or received)
         with self._lock:
+            site = self._site_of(level, message)
+            key = (site, str(message.get("instance") or instance))
             known = self._instances.get(key)
             if message.get("state") == "offline":
                 if known is not None:
@@ -149,29 +191,28 @@ class CityState:
                 else:
                     self._instances[key] = InstanceView(site, key[1], "offline", 0, received, 30.0, {})
                 return
+            if retained:  # a replay: as old as it says (never ahead of now); the clock offset not known from it
+                ts, offset = min(stamped, received), None if known is None else known.clock_offset_ms
+            else:
+                ts, offset = received, stamped - received
             self._instances[key] = InstanceView(site, key[1], "online", ts, received,
-                                                float(message.get("interval_s") or 30.0), message)
+                                                float(message.get("interval_s") or 30.0), message, offset)
 
     def _on_alert(self, level: str, key: str, payload: bytes) -> None:
         with self._lock:
             if not payload:  # closed: the site cleared its retained message
-                for site_key in [k for k in self._alerts if k[1] == key and self._site_level(k[0]) == level]:
-                    del self._alerts[site_key]
+                self._alerts.pop((level, key), None)
                 return
             message = _json(payload)
             if message is None:
                 self.ignored += 1
                 return
-            site = str(message.get("site") or level)
-            self._alerts[(site, key)] = CityAlert(
+            site = self._site_of(level, message)
+            self._alerts[(level, key)] = CityAlert(
                 site, key, str(message.get("room") or ""), str(message.get("sensor") or ""),
                 str(message.get("rule") or ""), str(message.get("severity") or ""), str(message.get("state") or ""),
                 str(message.get("title_zh") or ""), str(message.get("title_en") or ""),
                 int(message.get("active_ms") or message.get("opened_ms") or 0))
-
-    @staticmethod
-    def _site_level(site: str) -> str:
-        return site_topic(site)
 
     def contact(self, view: InstanceView, now: int) -> Contact:
         """``offline`` (its will or stop said so), ``stale`` (silent too long) or ``online``."""
@@ -196,7 +237,10 @@ class CityState:
             rooms = _merge_rooms(site, [v.message for v in views])
             mine = tuple(sorted((a for a in alerts if a.site == site), key=lambda a: (-a.since_ms, a.key)))
             timezone = next((str(v.message["timezone"]) for v in views if v.message.get("timezone")), "")
-            out.append(SiteView(site, contact, max(seen) if seen else None, timezone, rooms, mine, len(views)))
+            offsets = [v.clock_offset_ms for v in views if v.clock_offset_ms is not None]
+            offset = max(offsets, key=abs) if offsets else None
+            out.append(SiteView(site, contact, max(seen) if seen else None, timezone, rooms, mine, len(views),
+                                offset))
         return out
 
 

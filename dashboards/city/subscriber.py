@@ -64,6 +64,6 @@ class CitySubscriber:
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         self.messages += 1
         try:
-            self.state.on_message(message.topic, message.payload)
+            self.state.on_message(message.topic, message.payload, retained=bool(message.retain))
         except Exception:  # one bad message costs itself, never the connection
             log.exception("central: message on %s not understood", message.topic)

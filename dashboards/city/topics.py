@@ -7,7 +7,11 @@
 - ``archmon/<site>/alerts/<id>``: one alert's current state, a JSON object; an empty retained message once
   it is closed (the broker then forgets it). A split instance's ids are ``KofN-<id>``.
 
-``<site>`` is ``[site] name`` with ``/``, ``+`` and ``#`` replaced by ``_``.
+``<site>`` is ``[site] name`` with ``%``, ``/``, ``+`` and ``#`` percent-encoded (``%25``, ``%2F``, ``%2B``,
+``%23``): two different names never share a level (``a/b`` and ``a+b`` once both became ``a_b``, so one site's
+closed alert removed the other's open one at the central). Names without those characters are unchanged.
+Two sites with the *same* name do share one: ``check-config`` refuses ``[city]`` with the default name, and the
+central warns when two different ``site`` values arrive on one level.
 """
 
 from __future__ import annotations
@@ -18,12 +22,12 @@ __all__ = ["ALERTS_FILTER", "STATUS_FILTERS", "alert_topic", "site_topic", "stat
 
 ALERTS_FILTER = "archmon/+/alerts/+"
 STATUS_FILTERS = ("archmon/+/status", "archmon/+/status/+")
-_UNSAFE = str.maketrans({"/": "_", "+": "_", "#": "_"})
+_UNSAFE = str.maketrans({"%": "%25", "/": "%2F", "+": "%2B", "#": "%23"})
 
 
 def site_topic(site: str) -> str:
-    """The site's topic level."""
-    return site.translate(_UNSAFE) or "_"
+    """The site's topic level (one level per name, see the module docstring)."""
+    return site.translate(_UNSAFE) or "%"
 
 
 def status_topic(site: str, part: Partition) -> str:

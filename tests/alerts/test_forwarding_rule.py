@@ -20,6 +20,7 @@ class Health:
     backlog: bool = False
     full: bool = False
     detail: str = ""
+    refused: int = 0
 
 
 @dataclass
@@ -57,6 +58,26 @@ def test_backlog_then_full_then_target_removed(tmp_path: Path) -> None:
         assert renewed.advance(SHANGHAI_NOON + 25_000) == []  # what was reported is kept: nothing repeated
         forwarding.healths.clear()  # forwarding switched off by the reload's configuration
         out = renewed.advance(SHANGHAI_NOON + 30_000)
+        assert [(t.sensor, t.state) for t in out][:1] == [("influxdb", "cleared")]
+    finally:
+        store.close()
+
+
+def test_points_refused_in_the_last_hour_raise_it_without_a_backlog_and_it_clears_after(tmp_path: Path) -> None:
+    config = site_config(tmp_path, alerts={"rules": {"stale": {"enabled": False}}})
+    store = AlertStore(tmp_path / "a.db")
+    engine = AlertEngine(config, store)
+    try:
+        [rule] = [r for r in engine.rules if isinstance(r, ForwardingRule)]
+        engine.advance(SHANGHAI_NOON)
+        forwarding = Forwarding([Health("influxdb", 0, refused=2)])
+        rule.attach(forwarding)
+        out = engine.advance(SHANGHAI_NOON + 5_000)
+        assert [(t.sensor, t.state) for t in out] == [("influxdb", "active")]
+        alert = store.open_alert("forwarding:influxdb")
+        assert alert is not None and alert["detail"] == "refused"
+        forwarding.healths[0] = Health("influxdb", 0)  # an hour on, nothing refused since
+        out = engine.advance(SHANGHAI_NOON + 10_000)
         assert [(t.sensor, t.state) for t in out][:1] == [("influxdb", "cleared")]
     finally:
         store.close()

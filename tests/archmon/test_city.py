@@ -31,15 +31,104 @@ def _status(site: str, ts: int, interval: float = 10, instance: str = "1/1", roo
                                            "temperature": [19.0, 21.0]}]}).encode()
 
 
-def test_contact_is_judged_by_the_messages_own_time_and_the_will() -> None:
+def test_contact_is_judged_by_arrival_for_live_messages_by_their_own_time_for_replays_and_by_the_will() -> None:
     state = CityState(stale_factor=3)
-    state.on_message("archmon/a/status", _status("a", NOW - 20_000), received_ms=NOW)
-    state.on_message("archmon/b/status", _status("b", NOW - 31_000), received_ms=NOW)  # a retained old message
+    state.on_message("archmon/a/status", _status("a", NOW - 20_000), received_ms=NOW)  # live, its clock 20 s slow
+    state.on_message("archmon/b/status", _status("b", NOW - 31_000), received_ms=NOW, retained=True)  # an old replay
     state.on_message("archmon/c/status", _status("c", NOW), received_ms=NOW)
     state.on_message("archmon/c/status", b'{"site": "c", "state": "offline"}', received_ms=NOW + 1)
     state.on_message("archmon/c/status/bus", b"online", received_ms=NOW)  # a source's own status: not the site's
     assert [(s.site, s.contact) for s in state.sites(NOW)] == [("a", "online"), ("b", "stale"), ("c", "offline")]
-    assert [s.contact for s in state.sites(NOW + 11_000)][:1] == ["stale"]  # a goes silent too
+    assert [s.contact for s in state.sites(NOW + 29_000)][:1] == ["online"]
+    assert [s.contact for s in state.sites(NOW + 31_000)][:1] == ["stale"]  # a goes silent too
+
+
+def test_a_site_whose_clock_is_slow_or_fast_stays_online_while_it_publishes_and_its_offset_is_shown() -> None:
+    state = CityState(stale_factor=3)
+    for step in range(20):  # every 10 s for 200 s: one site 5 minutes slow, one 2 minutes fast, one exact
+        now = NOW + step * 10_000
+        state.on_message("archmon/slow/status", _status("slow", now - 300_000), received_ms=now)
+        state.on_message("archmon/fast/status", _status("fast", now + 120_000), received_ms=now)
+        state.on_message("archmon/good/status", _status("good", now - 40), received_ms=now)
+        assert {s.site: s.contact for s in state.sites(now + 5_000)} == {"slow": "online", "fast": "online",
+                                                                         "good": "online"}
+    sites = {s.site: s for s in state.sites(NOW + 200_000)}
+    assert {name: (s.clock_offset_ms, s.clock_off) for name, s in sites.items()} == {
+        "slow": (-300_000, True), "fast": (120_000, True), "good": (-40, False)}
+    assert sites["fast"].last_contact_ms == NOW + 190_000  # when it was heard, not its clock's future
+    # a replay at the next connect is aged by its own time and keeps the offset learnt live
+    state.on_message("archmon/slow/status", _status("slow", NOW + 190_000 - 300_000), received_ms=NOW + 400_000,
+                     retained=True)
+    slow = next(s for s in state.sites(NOW + 400_000) if s.site == "slow")
+    assert (slow.contact, slow.clock_offset_ms) == ("stale", -300_000)
+
+
+def test_site_names_never_share_a_topic_level_and_two_sites_on_one_level_are_warned_about(
+        caplog: pytest.LogCaptureFixture) -> None:
+    part = Partition()
+    names = ["a/b", "a+b", "a#b", "a_b", "a%2Fb", "城东 档案馆"]
+    levels = [alert_topic(name, part, 1).split("/")[1] for name in names]
+    assert len(set(levels)) == len(names)
+    assert levels[-1] == "城东 档案馆" and all("/" not in lv and "+" not in lv and "#" not in lv for lv in levels)
+    state = CityState()
+    for name in ("a/b", "a+b"):
+        state.on_message(status_topic(name, part), _status(name, NOW), received_ms=NOW)
+        state.on_message(alert_topic(name, part, 1), json.dumps({"site": name, "id": 1, "room": "paper",
+                                                                 "state": "active", "active_ms": NOW}).encode())
+    state.on_message(alert_topic("a+b", part, 1), b"")  # a+b closes its alert 1: a/b's stays open
+    assert {s.site: [a.key for a in s.alerts] for s in state.sites(NOW)} == {"a+b": [], "a/b": ["1"]}
+    assert state.collisions == 0
+    # two sites left at one name: the central cannot tell them apart, and says so
+    with caplog.at_level("WARNING", logger="dashboards.city"):
+        state.on_message("archmon/archmon/status", _status("archmon", NOW), received_ms=NOW)
+        state.on_message("archmon/archmon/status", _status("城西", NOW), received_ms=NOW)
+    assert state.collisions == 1
+    assert "both publish on archmon/archmon/" in caplog.text
+
+
+def test_check_config_refuses_a_city_site_left_at_the_default_name(tmp_path: Path) -> None:
+    path = tmp_path / "archmon.toml"
+    path.write_text('[city]\n[city.broker]\nport = 1883\n', encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "archmon", "check-config", "--config", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "site.name: a site publishing to the city" in done.stderr + done.stdout
+    path.write_text('[site]\nname = "城东"\n[city]\n[city.broker]\nport = 1883\n',
+                    encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "archmon", "check-config", "--config", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert "site.name" not in done.stderr + done.stdout
+
+
+@pytest.mark.mosquitto
+def test_the_subscriber_takes_the_retain_flag_a_live_slow_clock_site_is_online_and_a_replay_is_aged(
+        mosquitto: MosquittoBroker, tmp_path: Path) -> None:
+    from archmon.config import parse_config
+    from dashboards.city import CitySubscriber
+
+    config = parse_config({"site": {"name": "city"}, "central": {"broker": {"port": mosquitto.port}}})
+    site = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="slow-site")
+    site.connect("127.0.0.1", mosquitto.port)
+    site.loop_start()
+    subscriber = CitySubscriber(config)
+    try:
+        old = int(time.time() * 1000) - 600_000  # retained from a site 10 minutes ago
+        site.publish("archmon/gone/status", _status("gone", old, interval=10), qos=1, retain=True).wait_for_publish(10)
+        subscriber.start()
+        wait_for(lambda: subscriber.connected and any(s.site == "gone" for s in subscriber.state.sites()),
+                 "the retained status replayed")
+        slow = lambda: _status("slow", int(time.time() * 1000) - 300_000, interval=10)  # noqa: E731
+        site.publish("archmon/slow/status", slow(), qos=1, retain=True).wait_for_publish(10)
+        wait_for(lambda: any(s.site == "slow" for s in subscriber.state.sites()), "the live status")
+        sites = {s.site: s for s in subscriber.state.sites()}
+        assert (sites["gone"].contact, sites["gone"].clock_offset_ms) == ("stale", None)
+        assert sites["slow"].contact == "online"
+        assert sites["slow"].clock_offset_ms is not None and -310_000 < sites["slow"].clock_offset_ms < -290_000
+    finally:
+        subscriber.stop()
+        for topic in ("archmon/gone/status", "archmon/slow/status"):
+            site.publish(topic, b"", qos=1, retain=True).wait_for_publish(10)
+        site.loop_stop()
+        site.disconnect()
 
 
 def test_alerts_follow_their_retained_state_and_a_reconnect_rebuilds_them() -> None:

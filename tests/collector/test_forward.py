@@ -307,3 +307,13 @@ def test_raw_retention_keeps_readings_an_overflow_range_still_needs(tmp_path: Pa
     finally:
         forwarding.stop(1)
         store.close()
+
+
+def test_the_victoria_metrics_the_tests_run_is_the_one_docs_operations_tells_to_run(tmp_path: Path) -> None:
+    # Its default retention (one month) and its 2-day future limit drop points while answering 204; the doc's
+    # command must carry the flags that keep them, and the tests must run exactly those.
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text(encoding="utf-8")
+    command = next(line for line in doc.splitlines() if line.startswith("victoria-metrics "))
+    flags = {flag for flag in command.split() if flag.startswith("-") and not flag.startswith("-storageDataPath")}
+    assert {"-retentionPeriod=100y", "-dedup.minScrapeInterval=1ms"} <= flags
+    assert flags <= set(VictoriaServer(tmp_path)._command())  # not started: its command line only
