@@ -8,10 +8,15 @@ reading is also added to two tables, in the write transaction that stores it:
   slots holding a reading with value ≥ 1 (binary quantities only: door open, smoke, leak; 0 otherwise).
   64 slots per integer column (stored as signed 64-bit: ``struct.pack("<6q", p0, ..., p5)`` gives the
   hour's bitmap as little-endian bytes, slot i = bit i), six columns for an hour's 360 slots.
+  ``first_ms``/``first_value`` and ``last_ms``/``last_value``: the hour's first and last reading (ms after
+  ``start_ms``), exactly as stored: the readings nearest a whole hour (the register's duty times) are the
+  last one of the hour row before it and the first one of the row after it.
 - ``summary_hour_bins(series_id, room, start_ms, bin)``: per hour, a histogram of the values of temperature
   and humidity (``BINNED_QUANTITIES``) at ``BIN_WIDTH`` = 0.1 of the unit: ``bin = round(value × 10)``; each
-  bin holds how many readings fell in it and the first and last of their times (ms after ``start_ms``).
-  The time in a band of an hour is its covered time × the share of its readings in the band's bins.
+  bin holds how many readings fell in it, the first and last of their times (ms after ``start_ms``) and
+  ``b0..b5``, the slots holding them (laid out as ``p0..p5``). The time in a band is the covered time of
+  the slots of the band's bins: a reading covers until the next reading of any bin, at most the cap, so
+  readings sampled faster or slower within one hour weigh what they cover, not one share each.
 
 Hours are *local* hours of the site's zone: a bucket starts at local midnight plus whole hours, so every
 calendar day is made of whole buckets (also in zones with half-hour offsets and on DST days, whose last
@@ -47,6 +52,7 @@ __all__ = [
     "SLOT_COLUMNS",
     "SLOT_MS",
     "SUMMARY_DDL",
+    "SUMMARY_V6_COLUMNS",
     "SummaryAggregate",
     "slot_words",
     "value_bin",
@@ -66,6 +72,14 @@ BINNED_QUANTITIES = frozenset({"temperature", "humidity"})
 
 _P = [f"p{i}" for i in range(SLOT_COLUMNS)]
 _H = [f"h{i}" for i in range(SLOT_COLUMNS)]
+_B = [f"b{i}" for i in range(SLOT_COLUMNS)]
+_EDGES = ("first_ms", "first_value", "last_ms", "last_value")
+SUMMARY_V6_COLUMNS = {
+    "summary_hour": ("first_ms INTEGER", "first_value REAL", "last_ms INTEGER", "last_value REAL"),
+    "summary_hour_bins": tuple(f"{c} INTEGER NOT NULL DEFAULT 0" for c in _B),
+}
+"""What schema step 6 added (``collector.store._schema``): a file summarised before has them NULL / 0 for
+hours whose raw readings were gone when it was migrated (see :mod:`collector.store._summary_build`)."""
 SUMMARY_DDL = f"""
 CREATE TABLE IF NOT EXISTS summary_hour (
     series_id INTEGER NOT NULL,
@@ -76,6 +90,7 @@ CREATE TABLE IF NOT EXISTS summary_hour (
     sum REAL NOT NULL,
     count INTEGER NOT NULL,
     {", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in _P + _H)},
+    {", ".join(SUMMARY_V6_COLUMNS["summary_hour"])},
     PRIMARY KEY (series_id, start_ms, room)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS summary_hour_bins (
@@ -86,20 +101,33 @@ CREATE TABLE IF NOT EXISTS summary_hour_bins (
     count INTEGER NOT NULL,
     first_ms INTEGER NOT NULL,
     last_ms INTEGER NOT NULL,
+    {", ".join(SUMMARY_V6_COLUMNS["summary_hour_bins"])},
     PRIMARY KEY (series_id, start_ms, room, bin)
 ) WITHOUT ROWID
 """
 
-_HOUR_HEAD = f"INSERT INTO summary_hour (series_id, room, start_ms, min, max, sum, count, {', '.join(_P + _H)})"
+_HOUR_HEAD = ("INSERT INTO summary_hour (series_id, room, start_ms, min, max, sum, count, "
+              f"{', '.join(_P + _H + list(_EDGES))})")
+# SET expressions read the row as it was before the update, so first_value is judged on the old first_ms;
+# first_ms is NULL on an hour summarised before step 6 whose raw readings were gone (nothing to compare).
 _HOUR_CONFLICT = (
     "ON CONFLICT (series_id, start_ms, room) DO UPDATE SET min = min(min, excluded.min), "
     "max = max(max, excluded.max), sum = sum + excluded.sum, count = count + excluded.count, "
     + ", ".join(f"{c} = {c} | excluded.{c}" for c in _P + _H)
+    + ", first_value = CASE WHEN first_ms IS NULL OR excluded.first_ms < first_ms THEN excluded.first_value"
+      " ELSE first_value END"
+    ", first_ms = CASE WHEN first_ms IS NULL OR excluded.first_ms < first_ms THEN excluded.first_ms"
+      " ELSE first_ms END"
+    ", last_value = CASE WHEN last_ms IS NULL OR excluded.last_ms > last_ms THEN excluded.last_value"
+      " ELSE last_value END"
+    ", last_ms = CASE WHEN last_ms IS NULL OR excluded.last_ms > last_ms THEN excluded.last_ms ELSE last_ms END"
 )
-_HOUR_BINS_HEAD = "INSERT INTO summary_hour_bins (series_id, room, start_ms, bin, count, first_ms, last_ms)"
+_HOUR_BINS_HEAD = ("INSERT INTO summary_hour_bins (series_id, room, start_ms, bin, count, first_ms, last_ms, "
+                   f"{', '.join(_B)})")
 _HOUR_BINS_CONFLICT = (
     "ON CONFLICT (series_id, start_ms, room, bin) DO UPDATE SET count = count + excluded.count, "
-    "first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms)"
+    "first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms), "
+    + ", ".join(f"{c} = {c} | excluded.{c}" for c in _B)
 )
 
 
@@ -123,9 +151,11 @@ class SummaryAggregate:
 
     def __init__(self, hour_start: Callable[[int], int]) -> None:
         self._hour_start = hour_start
-        # (sid, room, bucket) -> [min, max, sum, count, presence bits (360-bit int), high bits]
+        # (sid, room, bucket) -> [min, max, sum, count, presence bits (360-bit int), high bits,
+        #                         first offset, first value, last offset, last value]
         self._hours: dict[tuple[int, str, int], list[Any]] = {}
-        self._hour_bins: dict[tuple[int, str, int, int], list[int]] = {}  # -> [count, first off, last off]
+        # (sid, room, bucket, bin) -> [count, first offset, last offset, slot bits]
+        self._hour_bins: dict[tuple[int, str, int, int], list[int]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._hours)
@@ -144,9 +174,14 @@ class SummaryAggregate:
                 key = (sid, room, bucket_lo)
                 cell = hours.get(key)
                 if cell is None:
-                    cell = hours[key] = [value, value, 0.0, 0, 0, 0]
+                    offset = ts - bucket_lo
+                    cell = hours[key] = [value, value, 0.0, 0, 0, 0, offset, value, offset, value]
             offset = ts - bucket_lo
             bit = 1 << (offset // SLOT_MS)
+            if offset < cell[6]:
+                cell[6], cell[7] = offset, value
+            elif offset > cell[8]:
+                cell[8], cell[9] = offset, value
             if value < cell[0]:
                 cell[0] = value
             if value > cell[1]:
@@ -160,23 +195,25 @@ class SummaryAggregate:
                 b = value_bin(value)
                 hb = hour_bins.get((sid, room, bucket_lo, b))
                 if hb is None:
-                    hour_bins[(sid, room, bucket_lo, b)] = [1, offset, offset]
+                    hour_bins[(sid, room, bucket_lo, b)] = [1, offset, offset, bit]
                 else:
                     hb[0] += 1
                     if offset < hb[1]:
                         hb[1] = offset
                     if offset > hb[2]:
                         hb[2] = offset
+                    hb[3] |= bit
 
     def write(self, conn: sqlite3.Connection, insert: Insert) -> None:
         """Upsert the merged rows (inside the caller's transaction) and forget them."""
         hours = []
-        for (sid, room, start), (lo, hi, total, count, present, high) in self._hours.items():
+        for (sid, room, start), (lo, hi, total, count, present, high, *edges) in self._hours.items():
             hours.append((sid, room, start, lo, hi, total, int(count), *slot_words(int(present)),
-                          *slot_words(int(high))))
+                          *slot_words(int(high)), *edges))
         insert(conn, _HOUR_HEAD, _HOUR_CONFLICT, hours, 32)
         insert(conn, _HOUR_BINS_HEAD, _HOUR_BINS_CONFLICT,
-               [(*key, *cell) for key, cell in self._hour_bins.items()], 128)
+               [(*key, count, first, last, *slot_words(bits))
+                for key, (count, first, last, bits) in self._hour_bins.items()], 64)
         self._hours.clear()
         self._hour_bins.clear()
 
