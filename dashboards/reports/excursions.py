@@ -1,25 +1,40 @@
 """Excursions from the hour histograms: where a sensor's readings left the band, and for how long.
 
 An hour is looked at only if its minimum or maximum is out of band; its out-of-band histogram bins give the
-first and last time of the readings in each bin. The bins' time ranges of one side (high or low) are merged
-in time order when less than the band's clear delay apart (``merged when less than the clear delay apart``),
-so a stretch that dips back into the band for a moment stays one excursion. Each excursion's duration is
-the covered time of its out-of-band readings: each reading takes an equal share of its hour's covered time.
+first and last time of the readings in each bin and the 10-second slots holding them. The bins' time ranges
+of one side (high or low) are merged in time order when less than the band's clear delay apart (``merged
+when less than the clear delay apart``), so a stretch that dips back into the band for a moment stays one
+excursion.
+
+Time out of band is what the out-of-band readings *cover*, as coverage counts it (:mod:`coverage`): a
+reading covers from its slot until the next reading's slot (of any value), at most the cap. With the slots
+of the out-of-band bins ``O`` and of every reading ``P``, the covered out-of-band slots are those reachable
+from an ``O`` slot without passing an in-band slot (``P & ~O``) and at most ``cap`` slots after an ``O``
+slot: a forward fill blocked by in-band slots, cut by the dilation of ``O``. So a reading taken every 5
+minutes counts 5 minutes, one taken every 10 seconds beside it 10 seconds, however many readings the hour
+holds. A slot holding both an in-band and an out-of-band reading counts as out of band. An hour summarised
+before bins kept their slots (:mod:`collector.store._summary`) falls back to one equal share of its covered
+time per reading.
 
 Two out-of-band stretches within one bin and one hour cannot be told apart (the bin keeps only its first and
-last time): they are reported as one, from the first to the last of them.
+last time): they are reported as one, from the first to the last of them; its duration is still only the
+covered time of its out-of-band slots.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from collector.store import SeriesRef, SummaryHour, SummaryReader, value_bin
+from collector.store import SLOT_MS, HourBin, SeriesRef, SummaryHour, SummaryReader, value_bin
 from dashboards.reports.model import Excursion
 
 __all__ = ["BandBins", "find_excursions"]
+
+HOUR_MS = 3_600_000
+SLOTS = HOUR_MS // SLOT_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +68,99 @@ class _Piece:
     start: int
     end: int
     readings: int
-    duration_ms: float
+    duration_ms: float  # only for hours without bin slots (one share per reading); else from the slots
     extreme: float
+
+
+class _Slots:
+    """Out-of-band slots of one series: per hour row, the slots of each side's bins (``legacy``: hours with
+    bins without slots), and the covered out-of-band slots counted for it (absolute: bit i is ``base + i`` slots)."""
+
+    def __init__(self, rows: Sequence[SummaryHour], cap_slots: int, end_ms: int) -> None:
+        self.rows = rows
+        self.end_ms = end_ms  # nothing after the period counts
+        self.starts = [row.start_ms for row in rows]
+        self.k = max(1, cap_slots)
+        self.sides: dict[int, dict[str, int]] = {}
+        self.legacy: set[int] = set()  # hours with a bin without slots
+        self.covered: dict[str, list[tuple[int, int]]] = {"high": [], "low": []}  # (base slot, bits)
+
+    def add(self, b: HourBin, side: str) -> None:
+        if b.slots == 0:
+            self.legacy.add(b.start_ms)
+        sides = self.sides.setdefault(b.start_ms, {})
+        sides[side] = sides.get(side, 0) | b.slots
+
+    def _dilate(self, bits: int) -> int:
+        width = 1
+        while width < self.k:
+            step = min(width, self.k - width)
+            bits |= bits << step
+            width += step
+        return bits
+
+    def out_ms(self, i: int, cover_ms: int) -> int:
+        """Covered out-of-band time of row ``i`` (at most its covered time ``cover_ms``), as coverage counts
+        it: its own slots (also those covered by readings of the hour before) and, before a gap, the time its
+        last reading covers past the hour. Records each side's covered slots for the excursions."""
+        row, k = self.rows[i], self.k
+        origin = row.start_ms - k * SLOT_MS  # window: k slots before the hour to k slots after it
+        width = 2 * k + SLOTS
+        mask = (1 << width) - 1
+        present = 0
+        out = {"high": 0, "low": 0}
+        lo = bisect.bisect_left(self.starts, origin - HOUR_MS)
+        hi = bisect.bisect_left(self.starts, row.start_ms + HOUR_MS + k * SLOT_MS)
+        for other in self.rows[lo:hi]:
+            shift = (other.start_ms - origin) // SLOT_MS
+            sides = self.sides.get(other.start_ms, {})
+            for name, bits in ((None, other.present), *sides.items()):
+                placed = (bits << shift if shift >= 0 else bits >> -shift) & mask
+                if name is None:
+                    present |= placed
+                else:
+                    out[name] |= placed
+        to_next = SLOTS + k if i + 1 == len(self.starts) else (self.starts[i + 1] - row.start_ms) // SLOT_MS
+        counted_end = to_next if to_next <= SLOTS else min(SLOTS + k, to_next)  # + the tail before a gap
+        counted_end = min(counted_end, (self.end_ms - row.start_ms) // SLOT_MS)
+        if counted_end <= 0:
+            return 0
+        counted = ((1 << (k + counted_end)) - 1) & ~((1 << k) - 1)
+        total = 0
+        for name, o in out.items():
+            if not o:
+                continue
+            blocked = present & ~o
+            if blocked:
+                fill, allowed, step = o, ~blocked & mask, 1
+                while step < width:
+                    fill |= allowed & (fill << step)
+                    allowed &= allowed << step
+                    step *= 2
+                reach = fill & self._dilate(o) & counted
+            else:
+                reach = self._dilate(o) & counted
+            if reach:
+                self.covered[name].append((origin // SLOT_MS, reach))
+                total |= reach
+        return min(cover_ms, int(total).bit_count() * SLOT_MS)
+
+    def within(self, side: str, lo_ms: int, hi_ms: int) -> int:
+        """Covered out-of-band time of ``side`` in ``[lo_ms, hi_ms)`` (slot resolution)."""
+        lo, hi = lo_ms // SLOT_MS, -(-hi_ms // SLOT_MS)
+        total = 0
+        for base, bits in self.covered[side]:
+            a, b = max(lo - base, 0), hi - base
+            if b > a:
+                total += ((bits >> a) & ((1 << (b - a)) - 1)).bit_count()
+        return total * SLOT_MS
 
 
 def find_excursions(reader: SummaryReader, series: SeriesRef, room: str, rows: Sequence[SummaryHour],
                     hour_cover: dict[int, int], band: BandBins, *, clear_delay_ms: int,
-                    start_ms: int, end_ms: int) -> tuple[list[Excursion], dict[int, int]]:
+                    start_ms: int, end_ms: int, cap_ms: int) -> tuple[list[Excursion], dict[int, int]]:
     """Excursions of one series in one room within ``[start_ms, end_ms)``, oldest first, and per hour row the
-    readings out of band (hours not in it had none: their in-band count is their count).
+    covered time out of band in ms (hours not in it had none).
 
     Args:
         reader: the summaries (reads only the out-of-band bins of out-of-band hours).
@@ -71,6 +170,7 @@ def find_excursions(reader: SummaryReader, series: SeriesRef, room: str, rows: S
         band: the band in bins.
         clear_delay_ms: excursions less than this apart are merged.
         start_ms, end_ms: the period.
+        cap_ms: how long one reading covers at most (as for the coverage).
     """
     if band.low is None and band.high is None:
         return [], {}
@@ -80,6 +180,7 @@ def find_excursions(reader: SummaryReader, series: SeriesRef, room: str, rows: S
     high = 2**62 if band.high is None else band.high + 1
     outside = [row.start_ms for row in rows if start_ms <= row.start_ms < end_ms
                and (row.min * 10 + 0.5 < low or row.max * 10 + 0.5 >= high)]
+    slots = _Slots(rows, cap_ms // SLOT_MS, end_ms)
     out_counts: dict[int, int] = {}
     pieces: list[_Piece] = []
     for lo, hi in _runs(outside, [row.start_ms for row in rows]):
@@ -92,24 +193,45 @@ def find_excursions(reader: SummaryReader, series: SeriesRef, room: str, rows: S
                 extreme = row.max if b.bin == value_bin(row.max) else b.bin / 10
             else:
                 extreme = row.min if b.bin == value_bin(row.min) else b.bin / 10
-            share = hour_cover.get(b.start_ms, 0) * b.count / row.count
+            slots.add(b, side)
             out_counts[b.start_ms] = out_counts.get(b.start_ms, 0) + b.count
-            pieces.append(_Piece(side, b.first_ms, b.last_ms, b.count, share, extreme))
+            pieces.append(_Piece(side, b.first_ms, b.last_ms, b.count, hour_cover.get(b.start_ms, 0) * b.count
+                                 / row.count, extreme))
+    out_ms: dict[int, int] = {}
+    reach_ms = HOUR_MS + cap_ms  # an out-of-band reading's cover can run into the next hours
+    for i, start in enumerate(slots.starts):
+        if start in slots.legacy:  # bins without slots: one share per reading
+            out_ms[start] = round(hour_cover.get(start, 0) * out_counts[start] / by_start[start].count)
+        elif start in slots.sides or any(
+                s in slots.sides for s in slots.starts[bisect.bisect_left(slots.starts, start - reach_ms):i]):
+            found = slots.out_ms(i, hour_cover.get(start, 0))
+            if found:
+                out_ms[start] = found
     out: list[Excursion] = []
     for side in ("high", "low"):
         merged: list[_Piece] = []
         for piece in sorted((p for p in pieces if p.side == side), key=lambda p: p.start):
+            legacy = _hour_of(piece, slots.starts) in slots.legacy
             last = merged[-1] if merged else None
             if last is not None and piece.start - last.end < clear_delay_ms:
                 last.end = max(last.end, piece.end)
                 last.readings += piece.readings
-                last.duration_ms += piece.duration_ms
+                last.duration_ms += piece.duration_ms if legacy else 0
                 last.extreme = max(last.extreme, piece.extreme) if side == "high" else min(last.extreme, piece.extreme)
             else:
-                merged.append(_Piece(side, piece.start, piece.end, piece.readings, piece.duration_ms, piece.extreme))
-        out += [Excursion(series.sensor, p.side, p.start, p.end, round(p.duration_ms / 1000, 1), p.extreme,
-                          p.readings) for p in merged]
-    return sorted(out, key=lambda e: (e.start_ms, e.side)), out_counts
+                merged.append(_Piece(side, piece.start, piece.end, piece.readings,
+                                     piece.duration_ms if legacy else 0, piece.extreme))
+        for i, p in enumerate(merged):
+            limit = p.end + cap_ms if i + 1 == len(merged) else min(p.end + cap_ms, merged[i + 1].start)
+            duration = min(p.duration_ms + slots.within(side, p.start, limit), p.end - p.start + cap_ms)
+            out.append(Excursion(series.sensor, p.side, p.start, p.end, round(duration / 1000, 1), p.extreme,
+                                 p.readings))
+    return sorted(out, key=lambda e: (e.start_ms, e.side)), out_ms
+
+
+def _hour_of(piece: _Piece, starts: Sequence[int]) -> int:
+    """The hour row holding a piece (its bin's first time)."""
+    return starts[bisect.bisect_right(starts, piece.start) - 1]
 
 
 def _runs(starts: Sequence[int], all_starts: Sequence[int]) -> list[tuple[int, int]]:
