@@ -175,7 +175,10 @@ def test_the_register_leaves_a_missing_duty_reading_empty_and_never_invents_one(
         return len(re.findall(rf"(?<![+\d]){clock}", text))  # not the offset of the footer's time (+08:00)
 
     assert times(sheets[0], "08:00") == 32 and times(sheets[0], "14:00") == 32  # 31 days and the header
-    assert times(sheets[1], "08:00") == 31 and times(sheets[1], "14:00") == 31
+    # A2: 30 days, the header, and the within-limits cell of the 20th naming what is missing (never 是)
+    assert times(sheets[1], "08:00") == 32 and times(sheets[1], "14:00") == 32
+    assert re.search(r"缺\s*08:00", sheets[1]) and not re.search(r"缺\s*\d", sheets[0])
+    assert day20.missing == ("08:00", "14:00")
     assert "#1 王五：空调压缩机故障" in sheets[0].replace("\n", "")
 
 
