@@ -43,6 +43,7 @@ class ImportOptions:
         tz: the zone of times without an offset when the header names none (None: the site's).
         date_order: the order of slash dates (None: the file's dates tell).
         encoding: the file's text encoding (None: detected).
+        delimiter: the cell delimiter (None: guessed from the header and the rows after it).
     """
 
     sensor: str | None = None
@@ -50,6 +51,7 @@ class ImportOptions:
     tz: ZoneInfo | None = None
     date_order: DateOrder | None = None
     encoding: str | None = None
+    delimiter: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,7 @@ def plan_import(config: Config, path: Path, options: ImportOptions) -> ImportPla
         ImportRefused: the file cannot be imported as it is (see the module docstring).
     """
     file = open_text(path, options.encoding)
-    head = file.head()
+    head = file.head(options.delimiter)
     layout = columns_layout(head, options.columns) if options.columns is not None else detect_layout(head)
     if not isinstance(layout, LongLayout) and options.sensor is None:
         raise ImportRefused(f"{file.name}: a {layout.title} does not name its sensor: say which with --sensor ID")

@@ -91,3 +91,38 @@ def test_two_rows_giving_one_instant_different_values_are_rejected(tmp_path: Pat
     assert "5 offered, 3 stored, 1 already stored, 1 rejected" in captured.out
     assert "set-back.csv line 4" in captured.err and "line 3 of this file gives the same instant" in captured.err
     assert [v for _, v in _stored(config)] == [20.0, 20.5, 20.5]
+
+
+HOBO_SEMI = ('"Plot Title: 1234"\n"#";"Date Time, GMT+01:00";"Temp, °C (LGR S/N: 1234, SEN S/N: 1234)";'
+             '"RH, % (LGR S/N: 1234, SEN S/N: 1234)"\n0;10/27/24 01:00:00 AM;17,0;50,0\n'
+             "1;10/27/24 01:15:00 AM;17,1;50,1\n2;10/28/24 01:30:00 PM;17,2;50,2\n")
+HOBO_DE = ('"Plot Title: 1234"\n"#";"Datum Zeit, GMT+01:00";"Temp., °C (LGR S/N: 1234, SEN S/N: 1234)";'
+           '"RH, % (LGR S/N: 1234, SEN S/N: 1234)"\n0;27.10.24 01:00:00;17,0;50,0\n1;27.10.24 01:15:00;17,1;50,1\n')
+
+
+@pytest.mark.parametrize(("name", "text", "encoding", "first_utc"), [
+    ("hobo-semi.csv", HOBO_SEMI, "utf-8", dt.datetime(2024, 10, 27, 0, 0, tzinfo=dt.UTC)),
+    ("hobo-de.csv", HOBO_DE, "utf-16", dt.datetime(2024, 10, 27, 0, 0, tzinfo=dt.UTC)),  # with a BOM
+    ("hobo-de-be.csv", HOBO_DE, "utf-16-be", dt.datetime(2024, 10, 27, 0, 0, tzinfo=dt.UTC)),  # without one
+])
+def test_semicolon_and_german_hobo_exports_are_recognised(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          name: str, text: str, encoding: str,
+                                                          first_utc: dt.datetime) -> None:
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    config = _config(tmp_path)
+    assert main(["import", str(path), "--sensor", "logger-1", "-c", str(config)]) == 0
+    out = capsys.readouterr()
+    assert "HOBOware export" in out.err and "(from the header)" in out.err  # GMT+01:00 of the header
+    stored = _stored(config)
+    assert stored[0] == (round(first_utc.timestamp() * 1000), 17.0) and stored[1][1] == 17.1
+
+
+def test_delimiter_says_what_the_cells_cannot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "two-columns.csv"  # ',' and ';' both split header and rows in two: ',' would be guessed
+    path.write_text("Zeit;Temp, °C\n05.03.2024 10:00;20,5\n05.03.2024 10:15;20,6\n", encoding="utf-8")
+    config = _config(tmp_path)
+    args = ["import", str(path), "--sensor", "logger-1", "-c", str(config), "--columns", "ts=1,temperature=2"]
+    assert main([*args, "--delimiter", "semicolon"]) == 0
+    assert "2 offered, 2 stored" in capsys.readouterr().out
+    assert [v for _, v in _stored(config)] == [20.5, 20.6]
