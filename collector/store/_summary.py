@@ -210,10 +210,10 @@ class SummaryAggregate:
         for (sid, room, start), (lo, hi, total, count, present, high, *edges) in self._hours.items():
             hours.append((sid, room, start, lo, hi, total, int(count), *slot_words(int(present)),
                           *slot_words(int(high)), *edges))
-        insert(conn, _HOUR_HEAD, _HOUR_CONFLICT, hours, 32)
+        insert(conn, _HOUR_HEAD, _HOUR_CONFLICT, hours, 43)  # 23 parameters a row: under 999 a statement
         insert(conn, _HOUR_BINS_HEAD, _HOUR_BINS_CONFLICT,
                [(*key, count, first, last, *slot_words(bits))
-                for key, (count, first, last, bits) in self._hour_bins.items()], 64)
+                for key, (count, first, last, bits) in self._hour_bins.items()], 76)  # 13 a row
         self._hours.clear()
         self._hour_bins.clear()
 
