@@ -24,7 +24,7 @@ covered time of its out-of-band slots.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -73,23 +73,44 @@ class _Piece:
 
 
 class _Slots:
-    """Out-of-band slots of one series: per hour row, the slots of each side's bins (``legacy``: hours with
-    bins without slots), and the covered out-of-band slots counted for it (absolute: bit i is ``base + i`` slots)."""
+    """Out-of-band slots of one series in one room, as bitmaps over the whole series (bit i: slot i after its
+    first hour row): every reading's slots, each side's out-of-band slots (from the bins of the out-of-band
+    hours), and the covered out-of-band slots computed from them once. ``legacy``: hours with a bin without
+    slots (summarised before bins kept them)."""
 
     def __init__(self, rows: Sequence[SummaryHour], cap_slots: int, end_ms: int) -> None:
         self.rows = rows
-        self.end_ms = end_ms  # nothing after the period counts
         self.starts = [row.start_ms for row in rows]
         self.k = max(1, cap_slots)
+        self.end_ms = end_ms  # nothing after the period counts
+        self.origin = self.starts[0] if rows else 0
+        self.width = 0 if not rows else (self.starts[-1] - self.origin) // SLOT_MS + SLOTS + self.k + 8
         self.sides: dict[int, dict[str, int]] = {}
-        self.legacy: set[int] = set()  # hours with a bin without slots
-        self.covered: dict[str, list[tuple[int, int]]] = {"high": [], "low": []}  # (base slot, bits)
+        self.legacy: set[int] = set()
+        self._covered: dict[str, bytes] = {}
 
     def add(self, b: HourBin, side: str) -> None:
+        """Take one out-of-band bin into account."""
         if b.slots == 0:
             self.legacy.add(b.start_ms)
         sides = self.sides.setdefault(b.start_ms, {})
         sides[side] = sides.get(side, 0) | b.slots
+
+    def _bitmap(self, parts: Iterable[tuple[int, int]]) -> int:
+        """One bitmap over the series from ``(hour start, hour bitmap)`` parts (hours do not overlap)."""
+        buf = bytearray(self.width // 8 + 1)
+        for start, bits in parts:
+            if not bits:
+                continue
+            index = (start - self.origin) // SLOT_MS
+            at, shift = divmod(index, 8)
+            chunk = (bits << shift).to_bytes(SLOTS // 8 + 2, "little")
+            if shift == 0 and not any(buf[at:at + len(chunk)]):
+                buf[at:at + len(chunk)] = chunk
+            else:  # a bucket not on a whole byte (a half-hour clock change): merge byte by byte
+                for j, byte in enumerate(chunk):
+                    buf[at + j] |= byte
+        return int.from_bytes(buf, "little")
 
     def _dilate(self, bits: int) -> int:
         width = 1
@@ -99,61 +120,55 @@ class _Slots:
             width += step
         return bits
 
-    def out_ms(self, i: int, cover_ms: int) -> int:
-        """Covered out-of-band time of row ``i`` (at most its covered time ``cover_ms``), as coverage counts
-        it: its own slots (also those covered by readings of the hour before) and, before a gap, the time its
-        last reading covers past the hour. Records each side's covered slots for the excursions."""
-        row, k = self.rows[i], self.k
-        origin = row.start_ms - k * SLOT_MS  # window: k slots before the hour to k slots after it
-        width = 2 * k + SLOTS
-        mask = (1 << width) - 1
-        present = 0
-        out = {"high": 0, "low": 0}
-        lo = bisect.bisect_left(self.starts, origin - HOUR_MS)
-        hi = bisect.bisect_left(self.starts, row.start_ms + HOUR_MS + k * SLOT_MS)
-        for other in self.rows[lo:hi]:
-            shift = (other.start_ms - origin) // SLOT_MS
-            sides = self.sides.get(other.start_ms, {})
-            for name, bits in ((None, other.present), *sides.items()):
-                placed = (bits << shift if shift >= 0 else bits >> -shift) & mask
-                if name is None:
-                    present |= placed
-                else:
-                    out[name] |= placed
-        to_next = SLOTS + k if i + 1 == len(self.starts) else (self.starts[i + 1] - row.start_ms) // SLOT_MS
-        counted_end = to_next if to_next <= SLOTS else min(SLOTS + k, to_next)  # + the tail before a gap
-        counted_end = min(counted_end, (self.end_ms - row.start_ms) // SLOT_MS)
-        if counted_end <= 0:
-            return 0
-        counted = ((1 << (k + counted_end)) - 1) & ~((1 << k) - 1)
-        total = 0
-        for name, o in out.items():
-            if not o:
+    def compute(self) -> None:
+        """The covered out-of-band slots of each side: reachable from an out-of-band slot without passing an
+        in-band one (a forward fill blocked by in-band slots, ``k`` steps are enough), cut by the dilation."""
+        present = self._bitmap((row.start_ms, row.present) for row in self.rows)
+        mask = (1 << self.width) - 1
+        for side in ("high", "low"):
+            out = self._bitmap((start, sides.get(side, 0)) for start, sides in self.sides.items())
+            if not out:
                 continue
-            blocked = present & ~o
+            blocked = present & ~out
+            reach = self._dilate(out)
             if blocked:
-                fill, allowed, step = o, ~blocked & mask, 1
-                while step < width:
+                fill, allowed, step = out, ~blocked & mask, 1
+                while step < self.k:
                     fill |= allowed & (fill << step)
                     allowed &= allowed << step
                     step *= 2
-                reach = fill & self._dilate(o) & counted
-            else:
-                reach = self._dilate(o) & counted
-            if reach:
-                self.covered[name].append((origin // SLOT_MS, reach))
-                total |= reach
-        return min(cover_ms, int(total).bit_count() * SLOT_MS)
+                reach &= fill
+            self._covered[side] = (reach & mask).to_bytes(self.width // 8 + 1, "little")
+
+    def _count(self, side: str, lo: int, hi: int) -> int:
+        """Covered out-of-band slots of ``side`` in slots ``[lo, hi)`` of the series."""
+        buf = self._covered.get(side)
+        if buf is None or hi <= lo:
+            return 0
+        lo, hi = max(lo, 0), min(hi, len(buf) * 8)
+        if hi <= lo:
+            return 0
+        part = int.from_bytes(buf[lo // 8:(hi + 7) // 8], "little") >> (lo % 8)
+        return (part & ((1 << (hi - lo)) - 1)).bit_count()
+
+    def out_ms(self, i: int, cover_ms: int) -> int:
+        """Covered out-of-band time of row ``i`` (at most its covered time ``cover_ms``), as coverage counts
+        it: its own slots (also those covered by readings of the hour before) and, before a gap, the time its
+        last reading covers past the hour."""
+        start = self.starts[i]
+        to_next = SLOTS + self.k if i + 1 == len(self.starts) else (self.starts[i + 1] - start) // SLOT_MS
+        counted = min(to_next, SLOTS + self.k, (self.end_ms - start) // SLOT_MS)
+        lo = (start - self.origin) // SLOT_MS
+        total = self._count("high", lo, lo + counted) + self._count("low", lo, lo + counted)
+        return min(cover_ms, total * SLOT_MS)
 
     def within(self, side: str, lo_ms: int, hi_ms: int) -> int:
-        """Covered out-of-band time of ``side`` in ``[lo_ms, hi_ms)`` (slot resolution)."""
-        lo, hi = lo_ms // SLOT_MS, -(-hi_ms // SLOT_MS)
-        total = 0
-        for base, bits in self.covered[side]:
-            a, b = max(lo - base, 0), hi - base
-            if b > a:
-                total += ((bits >> a) & ((1 << (b - a)) - 1)).bit_count()
-        return total * SLOT_MS
+        """Covered out-of-band time of ``side`` in ``[lo_ms, hi_ms)`` (slot resolution), before the period's
+        end."""
+        hi_ms = min(hi_ms, self.end_ms)
+        lo = (lo_ms - self.origin) // SLOT_MS
+        hi = -(-(hi_ms - self.origin) // SLOT_MS)
+        return self._count(side, lo, hi) * SLOT_MS
 
 
 def find_excursions(reader: SummaryReader, series: SeriesRef, room: str, rows: Sequence[SummaryHour],
@@ -199,6 +214,8 @@ def find_excursions(reader: SummaryReader, series: SeriesRef, room: str, rows: S
                                  / row.count, extreme))
     out_ms: dict[int, int] = {}
     reach_ms = HOUR_MS + cap_ms  # an out-of-band reading's cover can run into the next hours
+    if slots.sides:
+        slots.compute()
     for i, start in enumerate(slots.starts):
         if start in slots.legacy:  # bins without slots: one share per reading
             out_ms[start] = round(hour_cover.get(start, 0) * out_counts[start] / by_start[start].count)
