@@ -87,3 +87,21 @@ def test_random_mixed_sampling_rates_match_the_raw_calculation(tmp_path: Path, s
     assert sum(e.duration_s for e in stats.excursions) * 1000 == pytest.approx(out)
     for e in stats.excursions:
         assert e.duration_s * 1000 <= e.end_ms - e.start_ms + 600_000
+
+
+def test_hours_summarised_before_bins_kept_their_slots_fall_back_to_one_share_per_reading(tmp_path: Path) -> None:
+    import sqlite3
+
+    points = _hourly(10, [(m * 60, 25.0) for m in range(0, 55, 5)] + [(s, 20.0) for s in range(3300, 3600, 10)])
+    config = small_site(tmp_path, sensor_toml("th2", "A2", 300))
+    write(config, [Reading("th2", "temperature", v, ts, "A2") for ts, v in points])
+    with sqlite3.connect(config.resolve(config.storage.sqlite_path)) as conn:  # as migration 6 leaves an hour
+        conn.execute("UPDATE summary_hour_bins SET b0 = 0, b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0")  # whose raw
+        conn.execute("UPDATE summary_hour SET first_ms = NULL, first_value = NULL, last_ms = NULL,"  # readings
+                     " last_value = NULL")  # retention had deleted
+    room = report(config, DAY, DAY, ("A2",)).rooms[0]
+    stats = room.quantities["temperature"]
+    assert stats.in_band_s == pytest.approx(86400 - 3600 * 11 / 41, abs=1)  # 11 of the hour's 41 readings out
+    assert stats.excursions[0].duration_s == pytest.approx(3600 * 11 / 41, abs=1)
+    check = room.duty.checks[0]  # 08:00: logged (the slots say so), its value not kept
+    assert check.present and check.temperature is None
