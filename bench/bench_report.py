@@ -6,7 +6,7 @@ Two files are generated from one value formula (integer tenths, so SQL and Pytho
 
 - ``summaries.db``: the store's tables with the summaries kept forever written directly (what the write path
   would have left: per local hour min/max/sum/count, slot bitmaps, first/last reading, value histograms
-  with their slots) and an EMPTY raw
+  with their minutes) and an EMPTY raw
   readings table, as after raw retention. The report runs on it: it cannot scan raw readings, there are
   none, and every table its statements read is printed (an SQLite authorizer on its connections).
 - ``raw.db``: the same readings as raw rows (generated in SQLite itself), for the baselines: one plain
@@ -79,11 +79,11 @@ def _hour_rows(sid: int, base: int, sensor: int, days: int) -> Iterator[tuple[tu
             cell = bins.setdefault(v, [0, m * MINUTE, m * MINUTE, 0])
             cell[0] += 1
             cell[2] = m * MINUTE
-            cell[3] |= 1 << (m * 6)
+            cell[3] |= 1 << m
         row = (sid, room, start, min(values) / 10, max(values) / 10, sum(values) / 10, 60, *words, *(0,) * 6,
                0, values[0] / 10, 59 * MINUTE, values[-1] / 10)
-        yield row, [(sid, room, start, value_bin(b / 10), c, f, la, *slot_words(bits))
-                    for b, (c, f, la, bits) in bins.items()]
+        yield row, [(sid, room, start, value_bin(b / 10), c, f, la, minutes)
+                    for b, (c, f, la, minutes) in bins.items()]
 
 
 def generate(folder: Path, sensors: int, days: int) -> tuple[Path, Path, float]:
@@ -115,7 +115,7 @@ def generate(folder: Path, sensors: int, days: int) -> tuple[Path, Path, float]:
             hours.append(row)
             bins += cells
         conn.executemany(head, hours)
-        conn.executemany("INSERT INTO summary_hour_bins VALUES (" + ", ".join("?" * 13) + ")", bins)
+        conn.executemany("INSERT INTO summary_hour_bins VALUES (" + ", ".join("?" * 8) + ")", bins)
     conn.execute("COMMIT")
     conn.close()
     conn = sqlite3.connect(paths[1], isolation_level=None)

@@ -14,7 +14,7 @@ the same file and must not reuse these names. Steps (``store_migrations``):
 5. summaries kept forever (``collector.store._summary``: per local hour and room, coverage bitmaps and value
    histograms), built from the raw readings the file still holds (``collector.store._summary_build``);
 6. the summaries carry each hour's first and last reading (the register's duty readings) and each histogram
-   bin's slots (time in band weighted by what each reading covers): a file summarised by step 5 gets the
+   bin's minutes (time in band weighted by what each reading covers): a file summarised by step 5 gets the
    columns and has them filled from the raw readings it still holds; hours whose raw readings retention had
    already deleted keep NULL / 0 there (no duty value; bins weighted one share per reading, as before).
 
@@ -310,7 +310,7 @@ def _summary_edges(tz_name: str, where: str) -> Migration:
         if added:
             fill_summary_edges(conn, tz_name, where)
 
-    return Migration(6, apply, "summaries: each hour's first and last reading, each histogram bin's slots")
+    return Migration(6, apply, "summaries: each hour's first and last reading, each histogram bin's minutes")
 
 
 def store_migrations(tz_name: str, where: str = "") -> list[Migration]:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from collector.store._rooms import assignments
 from collector.store._schema import seed_assignments
-from collector.store._summary import BINNED_QUANTITIES, SLOT_MS, SummaryAggregate, slot_words, value_bin
+from collector.store._summary import BINNED_QUANTITIES, MINUTE_MS, SummaryAggregate, value_bin
 from collector.store._write import DayCalendar, _insert_rows
 
 __all__ = ["build_summaries", "fill_summary_edges"]
@@ -68,13 +68,12 @@ def build_summaries(conn: sqlite3.Connection, tz_name: str, where: str = "") -> 
 
 _EDGE_UPDATE = ("UPDATE summary_hour SET first_ms = ?, first_value = ?, last_ms = ?, last_value = ?"
                 " WHERE series_id = ? AND room = ? AND start_ms = ?")
-_BITS_UPDATE = ("UPDATE summary_hour_bins SET b0 = ?, b1 = ?, b2 = ?, b3 = ?, b4 = ?, b5 = ?"
-                " WHERE series_id = ? AND room = ? AND start_ms = ? AND bin = ?")
+_BITS_UPDATE = "UPDATE summary_hour_bins SET minutes = ? WHERE series_id = ? AND room = ? AND start_ms = ? AND bin = ?"
 
 
 def fill_summary_edges(conn: sqlite3.Connection, tz_name: str, where: str = "") -> int:
     """Fill what schema step 6 added to summaries built before it (each hour's first and last reading, each
-    bin's slots) from the raw readings still stored; returns the readings read.
+    bin's minutes) from the raw readings still stored; returns the readings read.
 
     Runs inside the caller's transaction; the summaries' counts are left as they are. An hour whose raw
     readings retention had deleted keeps NULL / 0 (:mod:`collector.store._summary`); an hour retention had
@@ -101,11 +100,11 @@ def fill_summary_edges(conn: sqlite3.Connection, tz_name: str, where: str = "") 
                 cell[2], cell[3] = offset, value
             if binned:
                 key = (room, start, value_bin(float(value)))
-                bits[key] = bits.get(key, 0) | 1 << (offset // SLOT_MS)
+                bits[key] = bits.get(key, 0) | 1 << (offset // MINUTE_MS)
             total += 1
         conn.executemany(_EDGE_UPDATE, [(int(c[0]), c[1], int(c[2]), c[3], sid, room, start)
                                         for (room, start), c in edges.items()])
-        conn.executemany(_BITS_UPDATE, [(*slot_words(b), sid, room, start, k) for (room, start, k), b in bits.items()])
+        conn.executemany(_BITS_UPDATE, [(b, sid, room, start, k) for (room, start, k), b in bits.items()])
     if total:
         log.info("%s: summaries given their hours' first and last readings and bins' slots from %d stored raw "
                  "readings (hours deleted earlier by retention have none)", where or "store", total)

@@ -56,8 +56,8 @@ class SummaryHour(NamedTuple):
 
 class HourBin(NamedTuple):
     """Readings of one local hour whose value rounds to ``bin`` tenths: how many, first and last time (UTC ms),
-    and the hour's slots holding them (bitmap as ``SummaryHour.present``; 0: not known, summarised before
-    they were kept)."""
+    and the minutes of the hour holding them (bit m = minute m; 0: not known, summarised before they were
+    kept)."""
 
     start_ms: int
     room: str
@@ -65,7 +65,7 @@ class HourBin(NamedTuple):
     count: int
     first_ms: int
     last_ms: int
-    slots: int = 0
+    minutes: int = 0
 
 
 _HOURS = ("SELECT start_ms, room, min, max, sum, count, first_ms, first_value, last_ms, last_value,"
@@ -84,7 +84,7 @@ class SummaryReader:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         # a file of the layout before step 6 opened read-only (not migrated yet) reads as without summaries
-        self.available = has_table(conn, "summary_hour") and has_columns(conn, "summary_hour_bins", "b0")
+        self.available = has_table(conn, "summary_hour") and has_columns(conn, "summary_hour_bins", "minutes")
 
     def series(self, sensors: Collection[str] | None = None,
                quantities: Collection[str] | None = None) -> list[SeriesRef]:
@@ -138,7 +138,7 @@ class SummaryReader:
         """
         if not self.available:
             return []
-        sql = ("SELECT start_ms, room, bin, count, first_ms, last_ms, b0, b1, b2, b3, b4, b5 FROM summary_hour_bins"
+        sql = ("SELECT start_ms, room, bin, count, first_ms, last_ms, minutes FROM summary_hour_bins"
                " WHERE series_id = ? AND start_ms >= ? AND start_ms < ? AND room = ?")
         params: list[object] = [series.id, start_ms, end_ms, room]
         outside = []
@@ -150,7 +150,5 @@ class SummaryReader:
             params.append(above)
         if outside:
             sql += f" AND ({' OR '.join(outside)})"
-        pack = _WORDS.pack
-        return [HourBin(int(s), str(r), int(b), int(c), int(s) + int(f), int(s) + int(la),
-                        int.from_bytes(pack(*words), "little"))
-                for s, r, b, c, f, la, *words in self._conn.execute(sql + " ORDER BY start_ms, bin", params)]
+        return [HourBin(int(s), str(r), int(b), int(c), int(s) + int(f), int(s) + int(la), int(m))
+                for s, r, b, c, f, la, m in self._conn.execute(sql + " ORDER BY start_ms, bin", params)]

@@ -1,7 +1,8 @@
 """Excursions from the hour histograms: where a sensor's readings left the band, and for how long.
 
 An hour is looked at only if its minimum or maximum is out of band; its out-of-band histogram bins give the
-first and last time of the readings in each bin and the 10-second slots holding them. The bins' time ranges
+first and last time of the readings in each bin and the minutes holding them, whose slots holding a reading
+(the hour's 10-second presence bitmap) are the bin's slots. The bins' time ranges
 of one side (high or low) are merged in time order when less than the band's clear delay apart (``merged
 when less than the clear delay apart``), so a stretch that dips back into the band for a moment stays one
 excursion.
@@ -12,7 +13,8 @@ of the out-of-band bins ``O`` and of every reading ``P``, the covered out-of-ban
 from an ``O`` slot without passing an in-band slot (``P & ~O``) and at most ``cap`` slots after an ``O``
 slot: a forward fill blocked by in-band slots, cut by the dilation of ``O``. So a reading taken every 5
 minutes counts 5 minutes, one taken every 10 seconds beside it 10 seconds, however many readings the hour
-holds. A slot holding both an in-band and an out-of-band reading counts as out of band. An hour summarised
+holds. A minute holding both in-band and out-of-band readings counts as out of band (exact for loggers
+logging once a minute or slower; faster ones err by less than a minute at each crossing). An hour summarised
 before bins kept their slots (:mod:`collector.store._summary`) falls back to one equal share of its covered
 time per reading.
 
@@ -28,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from collector.store import SLOT_MS, HourBin, SeriesRef, SummaryHour, SummaryReader, value_bin
+from collector.store import MINUTE_MS, SLOT_MS, HourBin, SeriesRef, SummaryHour, SummaryReader, value_bin
 from dashboards.reports.model import Excursion
 
 __all__ = ["BandBins", "find_excursions"]
@@ -89,12 +91,12 @@ class _Slots:
         self.legacy: set[int] = set()
         self._covered: dict[str, bytes] = {}
 
-    def add(self, b: HourBin, side: str) -> None:
-        """Take one out-of-band bin into account."""
-        if b.slots == 0:
+    def add(self, b: HourBin, side: str, present: int) -> None:
+        """Take one out-of-band bin into account (``present``: its hour's slots holding a reading)."""
+        if b.minutes == 0:
             self.legacy.add(b.start_ms)
         sides = self.sides.setdefault(b.start_ms, {})
-        sides[side] = sides.get(side, 0) | b.slots
+        sides[side] = sides.get(side, 0) | (_minute_slots(b.minutes) & present)
 
     def _bitmap(self, parts: Iterable[tuple[int, int]]) -> int:
         """One bitmap over the series from ``(hour start, hour bitmap)`` parts (hours do not overlap)."""
@@ -208,7 +210,7 @@ def find_excursions(reader: SummaryReader, series: SeriesRef, room: str, rows: S
                 extreme = row.max if b.bin == value_bin(row.max) else b.bin / 10
             else:
                 extreme = row.min if b.bin == value_bin(row.min) else b.bin / 10
-            slots.add(b, side)
+            slots.add(b, side, row.present)
             out_counts[b.start_ms] = out_counts.get(b.start_ms, 0) + b.count
             pieces.append(_Piece(side, b.first_ms, b.last_ms, b.count, hour_cover.get(b.start_ms, 0) * b.count
                                  / row.count, extreme))
@@ -244,6 +246,19 @@ def find_excursions(reader: SummaryReader, series: SeriesRef, room: str, rows: S
             out.append(Excursion(series.sensor, p.side, p.start, p.end, round(duration / 1000, 1), p.extreme,
                                  p.readings))
     return sorted(out, key=lambda e: (e.start_ms, e.side)), out_ms
+
+
+_MINUTE = (1 << (MINUTE_MS // SLOT_MS)) - 1  # a minute's slots
+
+
+def _minute_slots(minutes: int) -> int:
+    """The slots of the minutes set in ``minutes`` (bit m = minute m)."""
+    out = 0
+    while minutes:
+        low = minutes & -minutes
+        out |= _MINUTE << ((low.bit_length() - 1) * (MINUTE_MS // SLOT_MS))
+        minutes ^= low
+    return out
 
 
 def _hour_of(piece: _Piece, starts: Sequence[int]) -> int:

@@ -36,9 +36,8 @@ def dump(path: Path) -> Summary:
             present = sum((b & (2**64 - 1)) << (64 * i) for i, b in enumerate(bits[:6]))
             high = sum((b & (2**64 - 1)) << (64 * i) for i, b in enumerate(bits[6:]))
             out["hour"][(*names[(sid,)], room, start)] = (lo, hi, round(total, 6), count, present, high, *edges)
-        for sid, room, start, b, count, first, last, *words in conn.execute("SELECT * FROM summary_hour_bins"):
-            slots = sum((w & (2**64 - 1)) << (64 * i) for i, w in enumerate(words))
-            out["hour_bins"][(*names[(sid,)], room, start, b)] = (count, first, last, slots)
+        for sid, room, start, b, count, first, last, minutes in conn.execute("SELECT * FROM summary_hour_bins"):
+            out["hour_bins"][(*names[(sid,)], room, start, b)] = (count, first, last, minutes)
         return out
     finally:
         conn.close()
@@ -72,10 +71,10 @@ def expected(rows: Iterable[tuple[int, str, str, str, float]], tz: ZoneInfo) -> 
         if quantity in ("temperature", "humidity"):
             b = math.floor(value * 10 + 0.5)
             old = out["hour_bins"].get((sensor, quantity, room, hour, b))
-            slot = 1 << (off // 10_000)
+            minute = 1 << (off // 60_000)
             out["hour_bins"][(sensor, quantity, room, hour, b)] = (
-                (1, off, off, slot) if old is None else (int(old[0]) + 1, min(int(old[1]), off),
-                                                          max(int(old[2]), off), int(old[3]) | slot))
+                (1, off, off, minute) if old is None else (int(old[0]) + 1, min(int(old[1]), off),
+                                                            max(int(old[2]), off), int(old[3]) | minute))
     out["hour"] = {k: (v[0], v[1], round(v[2], 6), v[3], v[4], v[5], v[6], v[7], v[8], v[9])
                    for k, v in cells.items()}
     return out
@@ -178,7 +177,7 @@ def test_step_6_fills_edges_and_bin_slots_from_the_raw_readings_a_summarised_fil
     cut = T0 + 2 * 3_600_000  # retention had deleted the raw readings of the first local hours
     with sqlite3.connect(path) as conn:  # back to a file summarised by step 5, before step 6's columns
         for table, columns in (("summary_hour", ("first_ms", "first_value", "last_ms", "last_value")),
-                               ("summary_hour_bins", tuple(f"b{i}" for i in range(6)))):
+                               ("summary_hour_bins", ("minutes",))):
             for column in columns:
                 conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         conn.execute("UPDATE schema_migrations SET version = 5 WHERE component = 'store'")

@@ -96,7 +96,7 @@ def test_hours_summarised_before_bins_kept_their_slots_fall_back_to_one_share_pe
     config = small_site(tmp_path, sensor_toml("th2", "A2", 300))
     write(config, [Reading("th2", "temperature", v, ts, "A2") for ts, v in points])
     with sqlite3.connect(config.resolve(config.storage.sqlite_path)) as conn:  # as migration 6 leaves an hour
-        conn.execute("UPDATE summary_hour_bins SET b0 = 0, b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0")  # whose raw
+        conn.execute("UPDATE summary_hour_bins SET minutes = 0")  # whose raw
         conn.execute("UPDATE summary_hour SET first_ms = NULL, first_value = NULL, last_ms = NULL,"  # readings
                      " last_value = NULL")  # retention had deleted
     room = report(config, DAY, DAY, ("A2",)).rooms[0]
