@@ -225,18 +225,17 @@ def _open_store(config: Config) -> SqliteStore:
 
 def _cmd_climate(args: argparse.Namespace) -> int:
     from archmon.climate import condition_metrics
+    from archmon.climate_text import condition_text
 
     metrics = condition_metrics(args.t, args.rh).to_dict()
     if args.format == "json":
         print(json.dumps(metrics))
-    else:
-        labels = {"dew_point_c": "dew point (℃)", "abs_humidity_g_m3": "absolute humidity (g/m³)",
-                  "pi_years": "preservation index (years)", "emc_pct": "equilibrium moisture content (%)",
-                  "mould_risk": "mould risk"}
-        for key, value in metrics.items():
-            shown = "unavailable" if value is None else ("yes" if value else "no") if isinstance(value, bool) \
-                else f"{value:g}"
-            print(f"{labels[key]}: {shown}")
+        return 0
+    lang = args.lang
+    if lang is None:  # the site's language when there is a config, else archmon's default (zh)
+        path = config_path(args)
+        lang = load_config(path).site.language if path.is_file() else "zh"
+    print(condition_text(metrics, lang))
     return 0
 
 
@@ -365,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--t", type=float, required=True, metavar="C", help="air temperature in ℃")
     p.add_argument("--rh", type=float, required=True, metavar="PCT", help="relative humidity in %%")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--lang", choices=["zh", "en"],
+                   help="language of the text (default: the site's, from the config if there is one; else zh)")
     p.set_defaults(func=_cmd_climate)
 
     from functools import partial

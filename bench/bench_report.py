@@ -5,7 +5,8 @@ Run: ``.venv/bin/python bench/bench_report.py [--days 365] [--sensors 50] [--dir
 Two files are generated from one value formula (integer tenths, so SQL and Python agree exactly):
 
 - ``summaries.db``: the store's tables with the summaries kept forever written directly (what the write path
-  would have left: per local hour min/max/sum/count, slot bitmaps, value histograms) and an EMPTY raw
+  would have left: per local hour min/max/sum/count, slot bitmaps, first/last reading, value histograms
+  with their minutes) and an EMPTY raw
   readings table, as after raw retention. The report runs on it: it cannot scan raw readings, there are
   none, and every table its statements read is printed (an SQLite authorizer on its connections).
 - ``raw.db``: the same readings as raw rows (generated in SQLite itself), for the baselines: one plain
@@ -75,11 +76,14 @@ def _hour_rows(sid: int, base: int, sensor: int, days: int) -> Iterator[tuple[tu
         values = [tenths(base, sensor, hour * 60 + m) for m in range(60)]
         bins: dict[int, list[int]] = {}
         for m, v in enumerate(values):
-            cell = bins.setdefault(v, [0, m * MINUTE, m * MINUTE])
+            cell = bins.setdefault(v, [0, m * MINUTE, m * MINUTE, 0])
             cell[0] += 1
             cell[2] = m * MINUTE
-        row = (sid, room, start, min(values) / 10, max(values) / 10, sum(values) / 10, 60, *words, *(0,) * 6)
-        yield row, [(sid, room, start, value_bin(b / 10), c, f, la) for b, (c, f, la) in bins.items()]
+            cell[3] |= 1 << m
+        row = (sid, room, start, min(values) / 10, max(values) / 10, sum(values) / 10, 60, *words, *(0,) * 6,
+               0, values[0] / 10, 59 * MINUTE, values[-1] / 10)
+        yield row, [(sid, room, start, value_bin(b / 10), c, f, la, minutes)
+                    for b, (c, f, la, minutes) in bins.items()]
 
 
 def generate(folder: Path, sensors: int, days: int) -> tuple[Path, Path, float]:
@@ -104,14 +108,14 @@ def generate(folder: Path, sensors: int, days: int) -> tuple[Path, Path, float]:
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("BEGIN")
     head = ("INSERT INTO summary_hour (series_id, room, start_ms, min, max, sum, count, p0, p1, p2, p3, p4, p5,"
-            " h0, h1, h2, h3, h4, h5) VALUES (" + ", ".join("?" * 19) + ")")
+            " h0, h1, h2, h3, h4, h5, first_ms, first_value, last_ms, last_value) VALUES (" + ", ".join("?" * 23) + ")")
     for sid, name, _, base in series:
         hours, bins = [], []
         for row, cells in _hour_rows(sid, base, int(name[2:]), days):
             hours.append(row)
             bins += cells
         conn.executemany(head, hours)
-        conn.executemany("INSERT INTO summary_hour_bins VALUES (?, ?, ?, ?, ?, ?, ?)", bins)
+        conn.executemany("INSERT INTO summary_hour_bins VALUES (" + ", ".join("?" * 8) + ")", bins)
     conn.execute("COMMIT")
     conn.close()
     conn = sqlite3.connect(paths[1], isolation_level=None)

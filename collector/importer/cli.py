@@ -29,6 +29,9 @@ from collector.writer import BatchStore
 
 __all__ = ["add_commands"]
 
+DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", ",": ",", ";": ";"}
+"""``--delimiter`` values (names, as a shell passes ``;`` and tab badly) and the delimiter each means."""
+
 CorrectionsFactory = Callable[[Path], CorrectionSource]
 """Opens the recorded calibrations of a database (``alerts.calibration.RecordedCorrections``)."""
 
@@ -62,6 +65,8 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     p.add_argument("--date-order", choices=("mdy", "dmy", "ymd"),
                    help="order of dates written with slashes, when the file's dates do not tell")
     p.add_argument("--encoding", metavar="NAME", help="the file's text encoding (default: detected)")
+    p.add_argument("--delimiter", choices=sorted(DELIMITER_NAMES), metavar="comma|semicolon|tab",
+                   help="the cell delimiter (default: the one that splits the header and its rows alike)")
     p.set_defaults(func=partial(_import, corrections=corrections))
 
 
@@ -84,7 +89,8 @@ def _import(args: argparse.Namespace, *, corrections: CorrectionsFactory | None)
         return _fail([f"--tz {args.tz!r} is not a time zone (e.g. Asia/Shanghai, Europe/Brussels)"])
     try:
         options = ImportOptions(sensor=args.sensor, columns=parse_columns(args.columns) if args.columns else None,
-                                tz=tz, date_order=args.date_order, encoding=args.encoding)
+                                tz=tz, date_order=args.date_order, encoding=args.encoding,
+                                delimiter=DELIMITER_NAMES[args.delimiter] if args.delimiter else None)
         plans = [plan_import(config, path, options) for path in args.files]
     except ImportRefused as exc:
         return _fail(exc.lines)

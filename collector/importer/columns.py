@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from archmon.quantities import QUANTITIES
 from collector.importer.layout import TimeColumns, ValueColumn, WideLayout, quantity_of
-from collector.importer.table import FileHead, ImportRefused, NumberedLine, guess_delimiter, split
+from collector.importer.table import FileHead, ImportRefused, NumberedLine, split
 from collector.importer.timestamps import TimeReader
 
 __all__ = ["ColumnSpec", "columns_layout", "parse_columns"]
@@ -86,8 +86,8 @@ def columns_layout(head: FileHead, spec: ColumnSpec) -> WideLayout:
     if not filled:
         raise ImportRefused(f"{name}: the file is empty")
     wanted = [ref for ref in spec.refs.values() if not ref.isdigit()]
-    header = _header(filled, wanted, name) if wanted else _maybe_header(filled[0], spec)
-    delimiter = guess_delimiter((header or filled[0]).text)
+    header = _header(head, filled, wanted, name) if wanted else _maybe_header(head, filled[0], spec)
+    delimiter = head.delimiter_for(header or filled[0])
     names = split(header.text, delimiter) if header else []
     leading = 0
     if header is not None:
@@ -120,22 +120,22 @@ def columns_layout(head: FileHead, spec: ColumnSpec) -> WideLayout:
                       leading=leading)
 
 
-def _header(filled: list[NumberedLine], wanted: list[str], name: str) -> NumberedLine:
+def _header(head: FileHead, filled: list[NumberedLine], wanted: list[str], name: str) -> NumberedLine:
     """The first line naming every column in ``wanted``."""
     needed = {w.lower() for w in wanted}
     for line in filled:
-        cells = {c.lower() for c in split(line.text, guess_delimiter(line.text))}
+        cells = {c.lower() for c in split(line.text, head.delimiter_for(line))}
         if needed <= cells:
             return line
     first = filled[0]
-    have = split(first.text, guess_delimiter(first.text))
+    have = split(first.text, head.delimiter_for(first))
     raise ImportRefused(f"{name}: --columns names {sorted(wanted)}, but no line among the first {len(filled)} "
                         f"names them all; line {first.number} has {have}")
 
 
-def _maybe_header(first: NumberedLine, spec: ColumnSpec) -> NumberedLine | None:
+def _maybe_header(head: FileHead, first: NumberedLine, spec: ColumnSpec) -> NumberedLine | None:
     """The first line if it is a header (its timestamp cell is not a timestamp), else None."""
-    cells = split(first.text, guess_delimiter(first.text))
+    cells = split(first.text, head.delimiter_for(first))
     keys = ("ts",) if "ts" in spec.refs else ("date", "time")
     positions = [int(spec.refs[k]) - 1 for k in keys]
     if max(positions) >= len(cells):

@@ -9,7 +9,7 @@ from, so a rejection in :func:`collector.backfill.backfill` names them and keeps
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -19,9 +19,12 @@ from collector.importer.layout import Layout, LongLayout, WideLayout
 from collector.importer.table import TextFile, parse_number, split
 from collector.importer.timestamps import DateOrderEvidence, TimeReader
 
-__all__ = ["STAMPS_KEPT", "FileScan", "RowCounts", "read_rows", "scan_rows"]
+__all__ = ["RECENT_KEPT", "STAMPS_KEPT", "FileScan", "RowCounts", "read_rows", "scan_rows"]
 
 STAMPS_KEPT = 20
+RECENT_KEPT = 4096
+"""Readings remembered to find two rows of one file giving one instant different values (a misread clock
+change, a logger's clock set back): a file is in time order, so such rows are close; memory stays bounded."""
 
 
 @dataclass(slots=True)
@@ -34,12 +37,14 @@ class FileScan:
         sensors: rows per sensor (archmon's export, whose rows name their sensor).
         stamps: the timestamp cells of the first :data:`STAMPS_KEPT` rows, with their line numbers (to refuse
             a file none of whose first timestamps can be read, before thousands of rows are quarantined).
+        last_stamp: the last row's timestamp cell (with the first one: the file's direction).
     """
 
     rows: int = 0
     dates: DateOrderEvidence = field(default_factory=DateOrderEvidence)
     sensors: Counter[str] = field(default_factory=Counter)
     stamps: list[tuple[int, str]] = field(default_factory=list)
+    last_stamp: str | None = None
 
 
 @dataclass(slots=True)
@@ -77,8 +82,10 @@ def scan_rows(file: TextFile, layout: Layout) -> FileScan:
         elif len(cells) >= layout.min_cells:
             stamp = layout.time.text(cells, layout.leading)
             scan.dates.add(stamp)
-        if stamp is not None and len(scan.stamps) < STAMPS_KEPT:
-            scan.stamps.append((number, stamp))
+        if stamp is not None:
+            scan.last_stamp = stamp
+            if len(scan.stamps) < STAMPS_KEPT:
+                scan.stamps.append((number, stamp))
     return scan
 
 
@@ -92,15 +99,30 @@ def read_rows(file: TextFile, layout: Layout, clock: TimeReader, *, sensor: str 
             own sensor).
         counts: updated as rows are read.
     """
+    recent: OrderedDict[tuple[str, str, int], tuple[float, int]] = OrderedDict()
     for number, text in _data_lines(file, layout.header_line):
         counts.rows += 1
         origin = InputLine(f"{file.name} line {number}", text)
         cells = split(text, layout.delimiter)
         if isinstance(layout, LongLayout):
-            yield from _long_row(cells, origin, layout, clock, sensor, counts)
+            found = _long_row(cells, origin, layout, clock, sensor, counts)
         else:
             assert sensor is not None
-            yield from _wide_row(cells, origin, layout, clock, sensor, counts)
+            found = _wide_row(cells, origin, layout, clock, sensor, counts)
+        for item in found:
+            if isinstance(item, HistoricalReading):
+                key = (item.sensor_id, item.quantity, item.ts_ms)
+                seen = recent.get(key)
+                if seen is not None and seen[0] != item.value:
+                    yield UnreadableRow(item.sensor_id, origin, (
+                        f"{item.quantity}: line {seen[1]} of this file gives the same instant another value "
+                        f"({seen[0]:g}, here {item.value:g}): one of the two times is misread (a clock change, "
+                        "--tz) or the logger's clock was set back"))
+                    continue
+                recent[key] = (item.value, number)
+                if len(recent) > RECENT_KEPT:
+                    recent.popitem(last=False)
+            yield item
 
 
 def _wide_row(cells: list[str], origin: InputLine, layout: WideLayout, clock: TimeReader, sensor: str,

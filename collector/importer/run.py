@@ -27,7 +27,7 @@ from collector.importer.formats import detect_layout
 from collector.importer.layout import Layout, LongLayout
 from collector.importer.rows import FileScan, RowCounts, read_rows, scan_rows
 from collector.importer.table import ImportRefused, TextFile, open_text
-from collector.importer.timestamps import DateOrder, TimeReader, resolve_order
+from collector.importer.timestamps import DateOrder, TimeReader, file_direction, resolve_order
 from collector.writer import BatchStore
 
 __all__ = ["ImportOptions", "ImportOutcome", "ImportPlan", "plan_import", "run_import", "unknown_sensor_lines"]
@@ -43,6 +43,7 @@ class ImportOptions:
         tz: the zone of times without an offset when the header names none (None: the site's).
         date_order: the order of slash dates (None: the file's dates tell).
         encoding: the file's text encoding (None: detected).
+        delimiter: the cell delimiter (None: guessed from the header and the rows after it).
     """
 
     sensor: str | None = None
@@ -50,6 +51,7 @@ class ImportOptions:
     tz: ZoneInfo | None = None
     date_order: DateOrder | None = None
     encoding: str | None = None
+    delimiter: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,7 @@ class ImportPlan:
         zone: the zone of its times without an offset; zone_from: ``header``, ``--tz`` or ``site``.
         order: the order of its slash dates (None: none).
         sensor: ``--sensor``.
+        descending: its rows are newest first (how a repeated autumn hour is read).
     """
 
     file: TextFile
@@ -70,6 +73,7 @@ class ImportPlan:
     zone_from: str
     order: DateOrder | None
     sensor: str | None
+    descending: bool = False
 
     @property
     def source(self) -> str:
@@ -88,7 +92,8 @@ class ImportPlan:
             times = f"{columns}; times without an offset in {self.zone} (from the {self.zone_from})"
         order = {"mdy": "; dates month/day/year", "dmy": "; dates day/month/year", "ymd": "; dates year/month/day",
                  None: ""}[self.order]
-        return (f"{self.file.name}: {self.layout.title}, {self.scan.rows:,} rows → {what}; {times}{order}")
+        direction = "; newest first" if self.descending else ""
+        return (f"{self.file.name}: {self.layout.title}, {self.scan.rows:,} rows → {what}; {times}{order}{direction}")
 
 
 @dataclass(slots=True)
@@ -118,7 +123,7 @@ def plan_import(config: Config, path: Path, options: ImportOptions) -> ImportPla
         ImportRefused: the file cannot be imported as it is (see the module docstring).
     """
     file = open_text(path, options.encoding)
-    head = file.head()
+    head = file.head(options.delimiter)
     layout = columns_layout(head, options.columns) if options.columns is not None else detect_layout(head)
     if not isinstance(layout, LongLayout) and options.sensor is None:
         raise ImportRefused(f"{file.name}: a {layout.title} does not name its sensor: say which with --sensor ID")
@@ -146,7 +151,9 @@ def plan_import(config: Config, path: Path, options: ImportOptions) -> ImportPla
         zone, zone_from = options.tz, "--tz"
     else:
         zone, zone_from = config.site.tz, "site"
-    return ImportPlan(file, layout, scan, zone, zone_from, order, options.sensor)
+    first = scan.stamps[0][1] if scan.stamps else None
+    descending = file_direction(TimeReader(zone, order), first, scan.last_stamp)
+    return ImportPlan(file, layout, scan, zone, zone_from, order, options.sensor, descending)
 
 
 def run_import(config: Config, store: BatchStore, plan: ImportPlan, *, corrections: CorrectionSource | None = None,
@@ -165,7 +172,7 @@ def run_import(config: Config, store: BatchStore, plan: ImportPlan, *, correctio
         batch_size: readings per transaction.
     """
     outcome = ImportOutcome(plan)
-    reader = TimeReader(plan.zone, plan.order)
+    reader = TimeReader(plan.zone, plan.order, descending=plan.descending)
     rows: Iterable = read_rows(plan.file, plan.layout, reader, sensor=plan.sensor, counts=outcome.counts)
 
     def stored(result: BackfillResult) -> None:

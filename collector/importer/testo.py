@@ -21,7 +21,7 @@ naming a timestamp column (``Datum/Zeit``, ``Date/Time``) or a date and a time c
 from __future__ import annotations
 
 from collector.importer.layout import WideLayout, wide_layout
-from collector.importer.table import FileHead, guess_delimiter, split
+from collector.importer.table import FileHead, split
 
 __all__ = ["EXPECTS", "TITLE", "detect"]
 
@@ -33,7 +33,7 @@ EXPECTS = ("Testo-style: a header (after at most a few lines about the device) n
 def detect(head: FileHead) -> WideLayout | None:
     """The layout of the first line in the head that is such a header."""
     for line in head.filled():
-        delimiter = guess_delimiter(line.text)
+        delimiter = head.delimiter_for(line)
         names = split(line.text, delimiter)
         if len(names) < 2:
             continue

@@ -12,8 +12,11 @@ Forms read (a time of day is optional, seconds and fractions too):
 Which zone: an offset written in the timestamp (``Z``, ``+08:00``) wins; else the zone the file's header
 names (HOBO's ``Date Time, GMT+08:00``); else the zone given (``--tz``, by default the site's). A local time
 in a zone with clock changes may not exist (the hour skipped in spring: the row is refused, naming it) or may
-exist twice (the hour repeated in autumn: the first time it is read as the earlier instant, and once the
-times go back, as the later one, so a logger that logs local wall time keeps every reading).
+exist twice (the hour repeated in autumn). The file's direction decides which instant a repeated time is: it
+is found first from rows outside that hour (:func:`file_direction`: the first and last row's times). In a
+file oldest first, the repeated hour is first read as the earlier instant, and once the times go back, as
+the later one; in a file newest first, it is first read as the later instant, and once the times go
+forward, as the earlier one. So a logger that logs local wall time keeps every reading either way.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["DateOrder", "DateOrderEvidence", "TimeReader", "fixed_zone", "resolve_order"]
+__all__ = ["DateOrder", "DateOrderEvidence", "TimeReader", "file_direction", "fixed_zone", "resolve_order"]
 
 DateOrder = Literal["mdy", "dmy", "ymd"]
 """How a slash date is ordered: month/day/year (HOBOware's default in the US), day/month/year, year/month/day."""
@@ -115,13 +118,15 @@ class TimeReader:
     Args:
         zone: the zone of times written without an offset (the header's, else ``--tz``, else the site's).
         order: the file's slash-date order (:func:`resolve_order`); None: the file has none.
+        descending: the file lists its rows newest first (:func:`file_direction`).
     """
 
-    def __init__(self, zone: dt.tzinfo, order: DateOrder | None) -> None:
+    def __init__(self, zone: dt.tzinfo, order: DateOrder | None, *, descending: bool = False) -> None:
         self.zone = zone
         self.order = order
+        self.descending = descending
         self._previous: dt.datetime | None = None
-        self._previous_fold = 0
+        self._ambiguous_fold: int | None = None  # the fold of the previous row, if it was in a repeated hour
 
     def epoch_ms(self, text: str) -> int:
         """The instant of one timestamp cell.
@@ -137,17 +142,26 @@ class TimeReader:
             moment = self._local(parsed.wall, text)
         return (moment - EPOCH) // _MS
 
+    def wall(self, text: str) -> dt.datetime | None:
+        """The wall time written in a cell (None: not a timestamp); does not change the reader's state."""
+        try:
+            return self._parse(text).wall
+        except ValueError:
+            return None
+
     def _local(self, wall: dt.datetime, text: str) -> dt.datetime:
         early, late = wall.replace(tzinfo=self.zone, fold=0), wall.replace(tzinfo=self.zone, fold=1)
-        fold = 0
+        fold: int | None = None
         if early.utcoffset() != late.utcoffset():
             if early.astimezone(dt.UTC).astimezone(self.zone).replace(tzinfo=None) != wall:
                 raise ValueError(f"timestamp {text.strip()!r} does not exist in {self.zone} (the clocks went "
                                  "forward over it)")
-            previous = self._previous
-            went_back = previous is not None and previous > wall
-            fold = 1 if went_back or (self._previous_fold == 1 and previous is not None) else 0
-        self._previous, self._previous_fold = wall, fold
+            previous, known = self._previous, self._ambiguous_fold
+            if self.descending:  # the later pass comes first; times going forward start the earlier pass
+                fold = 0 if known == 0 or (previous is not None and previous < wall) else 1
+            else:
+                fold = 1 if known == 1 or (previous is not None and previous > wall) else 0
+        self._previous, self._ambiguous_fold = wall, fold
         return late if fold else early
 
     def _parse(self, text: str) -> _Parsed:
@@ -210,3 +224,11 @@ def _offset(text: str | None, cell: str) -> dt.tzinfo | None:
         raise ValueError(f"timestamp {cell.strip()!r}: offset {text} is not a time zone offset")
     offset = dt.timedelta(hours=hours, minutes=minutes)
     return dt.timezone(-offset if text[0] == "-" else offset)
+
+
+def file_direction(reader: TimeReader, first: str | None, last: str | None) -> bool:
+    """Whether a file lists its rows newest first, from its first and last row's timestamp cells (rows of a
+    repeated hour can only be told apart once the direction is known). False when it cannot tell."""
+    a = reader.wall(first) if first is not None else None
+    b = reader.wall(last) if last is not None else None
+    return a is not None and b is not None and a > b

@@ -10,7 +10,7 @@ Temperature (℃) and relative humidity (%) are imported; light, CO2, the humidi
 from __future__ import annotations
 
 from collector.importer.layout import WideLayout, wide_layout
-from collector.importer.table import FileHead, guess_delimiter, split
+from collector.importer.table import FileHead, split
 
 __all__ = ["EXPECTS", "TITLE", "detect"]
 
@@ -25,7 +25,7 @@ def detect(head: FileHead) -> WideLayout | None:
     if not filled:
         return None
     header = filled[0]
-    delimiter = guess_delimiter(header.text)
+    delimiter = head.delimiter_for(header)
     names = split(header.text, delimiter)
     first = head.after(header.number)
     if first is None or len(names) < 2 or len(split(first.text, delimiter)) != len(names) + 1:

@@ -12,7 +12,11 @@ the same file and must not reuse these names. Steps (``store_migrations``):
    (``quarantine_payloads``), bytes per source and day (``quarantine_usage``), unassigned devices by
    last seen (for their retention);
 5. summaries kept forever (``collector.store._summary``: per local hour and room, coverage bitmaps and value
-   histograms), built from the raw readings the file still holds (``collector.store._summary_build``).
+   histograms), built from the raw readings the file still holds (``collector.store._summary_build``);
+6. the summaries carry each hour's first and last reading (the register's duty readings) and each histogram
+   bin's minutes (time in band weighted by what each reading covers): a file summarised by step 5 gets the
+   columns and has them filled from the raw readings it still holds; hours whose raw readings retention had
+   already deleted keep NULL / 0 there (no duty value; bins weighted one share per reading, as before).
 
 ``store_meta.schema_version`` stays 1: every step only adds what older readers do not look at, so an
 older archmon still reads (``archmon status``, ``export``) a migrated file, and refuses a file whose
@@ -32,7 +36,7 @@ import sqlite3
 from archmon import sqlite as sqlite_helper
 from archmon.sqlite import Migration, migrate, write_tx
 from collector.store._quarantine import QUARANTINE_DDL
-from collector.store._summary import SUMMARY_DDL
+from collector.store._summary import SUMMARY_DDL, SUMMARY_V6_COLUMNS
 from collector.store._types import SchemaError
 
 __all__ = [
@@ -293,6 +297,22 @@ def _summaries(tz_name: str, where: str) -> Migration:
     return Migration(5, apply, "summaries kept forever: coverage and histograms per local hour and room")
 
 
+def _summary_edges(tz_name: str, where: str) -> Migration:
+    def apply(conn: sqlite3.Connection) -> None:
+        from collector.store._summary_build import fill_summary_edges
+
+        added = False
+        for table, columns in SUMMARY_V6_COLUMNS.items():
+            for column in columns:  # step 5 on a file newer than it already made them
+                if not has_columns(conn, table, column.split()[0]):
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+                    added = True
+        if added:
+            fill_summary_edges(conn, tz_name, where)
+
+    return Migration(6, apply, "summaries: each hour's first and last reading, each histogram bin's minutes")
+
+
 def store_migrations(tz_name: str, where: str = "") -> list[Migration]:
     """The store's migration steps for a site in zone ``tz_name`` (see the module docstring)."""
     return [
@@ -301,6 +321,7 @@ def store_migrations(tz_name: str, where: str = "") -> list[Migration]:
         Migration(3, _quarantine_digests, "quarantine: full payload size and SHA-256"),
         Migration(4, lambda conn: _run(conn, QUARANTINE_DDL), "bounded bad input: payloads once, bytes per day"),
         _summaries(tz_name, where),
+        _summary_edges(tz_name, where),
     ]
 
 

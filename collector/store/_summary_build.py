@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 
 from collector.store._rooms import assignments
 from collector.store._schema import seed_assignments
-from collector.store._summary import SummaryAggregate
+from collector.store._summary import BINNED_QUANTITIES, MINUTE_MS, SummaryAggregate, value_bin
 from collector.store._write import DayCalendar, _insert_rows
 
-__all__ = ["build_summaries"]
+__all__ = ["build_summaries", "fill_summary_edges"]
 
 log = logging.getLogger(__name__)
 
@@ -63,4 +63,49 @@ def build_summaries(conn: sqlite3.Connection, tz_name: str, where: str = "") -> 
     if total:
         log.info("%s: summaries built from %d stored raw readings (raw readings deleted earlier are not in them)",
                  where or "store", total)
+    return total
+
+
+_EDGE_UPDATE = ("UPDATE summary_hour SET first_ms = ?, first_value = ?, last_ms = ?, last_value = ?"
+                " WHERE series_id = ? AND room = ? AND start_ms = ?")
+_BITS_UPDATE = "UPDATE summary_hour_bins SET minutes = ? WHERE series_id = ? AND room = ? AND start_ms = ? AND bin = ?"
+
+
+def fill_summary_edges(conn: sqlite3.Connection, tz_name: str, where: str = "") -> int:
+    """Fill what schema step 6 added to summaries built before it (each hour's first and last reading, each
+    bin's minutes) from the raw readings still stored; returns the readings read.
+
+    Runs inside the caller's transaction; the summaries' counts are left as they are. An hour whose raw
+    readings retention had deleted keeps NULL / 0 (:mod:`collector.store._summary`); an hour retention had
+    cut into gets the edges and slots of what is left.
+    """
+    spans = assignments(conn)
+    calendar = DayCalendar(ZoneInfo(tz_name))
+    total = 0
+    for sid, sensor, quantity, series_room in conn.execute("SELECT id, sensor, quantity, room FROM series").fetchall():
+        periods = spans.get(str(sensor)) or []
+        starts = [span.from_ms for span in periods]
+        rooms = [span.room for span in periods]
+        binned = quantity in BINNED_QUANTITIES
+        edges: dict[tuple[str, int], list[float]] = {}  # (room, hour) -> first off, value, last off, value
+        bits: dict[tuple[str, int, int], int] = {}
+        for ts, value in conn.execute("SELECT ts, value FROM readings WHERE series_id = ? ORDER BY ts", (sid,)):
+            room = rooms[max(0, bisect.bisect_right(starts, ts) - 1)] if rooms else str(series_room)
+            start = calendar.hour_start(int(ts))
+            offset = int(ts) - start
+            cell = edges.get((room, start))
+            if cell is None:
+                edges[(room, start)] = [offset, value, offset, value]
+            else:
+                cell[2], cell[3] = offset, value
+            if binned:
+                key = (room, start, value_bin(float(value)))
+                bits[key] = bits.get(key, 0) | 1 << (offset // MINUTE_MS)
+            total += 1
+        conn.executemany(_EDGE_UPDATE, [(int(c[0]), c[1], int(c[2]), c[3], sid, room, start)
+                                        for (room, start), c in edges.items()])
+        conn.executemany(_BITS_UPDATE, [(b, sid, room, start, k) for (room, start, k), b in bits.items()])
+    if total:
+        log.info("%s: summaries given their hours' first and last readings and bins' slots from %d stored raw "
+                 "readings (hours deleted earlier by retention have none)", where or "store", total)
     return total

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Collection
 from typing import NamedTuple
 
-from collector.store._schema import has_table
+from collector.store._schema import has_columns, has_table
 from collector.store._summary import SLOT_COLUMNS
 from collector.store._types import RoomAssignment
 
@@ -36,6 +36,8 @@ class SummaryHour(NamedTuple):
         min, max, sum, count: of the readings' values.
         present: the hour's 10-second slots holding a reading, as an integer bitmap (bit i = slot i).
         high: slots holding a reading with value ≥ 1 (binary quantities; 0 otherwise, and 0 unless asked for).
+        first_ms, first_value, last_ms, last_value: the hour's first and last reading (UTC ms, value); None
+            on an hour summarised before they were kept whose raw readings were gone.
     """
 
     start_ms: int
@@ -46,10 +48,16 @@ class SummaryHour(NamedTuple):
     count: int
     present: int
     high: int
+    first_ms: int | None = None
+    first_value: float | None = None
+    last_ms: int | None = None
+    last_value: float | None = None
 
 
 class HourBin(NamedTuple):
-    """Readings of one local hour whose value rounds to ``bin`` tenths: how many, first and last time (UTC ms)."""
+    """Readings of one local hour whose value rounds to ``bin`` tenths: how many, first and last time (UTC ms),
+    and the minutes of the hour holding them (bit m = minute m; 0: not known, summarised before they were
+    kept)."""
 
     start_ms: int
     room: str
@@ -57,9 +65,11 @@ class HourBin(NamedTuple):
     count: int
     first_ms: int
     last_ms: int
+    minutes: int = 0
 
 
-_HOURS = "SELECT start_ms, room, min, max, sum, count, p0, p1, p2, p3, p4, p5{high} FROM summary_hour"
+_HOURS = ("SELECT start_ms, room, min, max, sum, count, first_ms, first_value, last_ms, last_value,"
+          " p0, p1, p2, p3, p4, p5{high} FROM summary_hour")
 _HIGH = ", h0, h1, h2, h3, h4, h5"
 _WORDS = struct.Struct(f"<{SLOT_COLUMNS}q")  # the stored signed 64-bit columns, little-endian: the bitmap
 
@@ -73,7 +83,8 @@ class SummaryReader:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-        self.available = has_table(conn, "summary_hour")
+        # a file of the layout before step 6 opened read-only (not migrated yet) reads as without summaries
+        self.available = has_table(conn, "summary_hour") and has_columns(conn, "summary_hour_bins", "minutes")
 
     def series(self, sensors: Collection[str] | None = None,
                quantities: Collection[str] | None = None) -> list[SeriesRef]:
@@ -108,11 +119,14 @@ class SummaryReader:
             params.append(room)
         pack, make = _WORDS.pack, SummaryHour
         cursor = self._conn.execute(sql + " ORDER BY start_ms, room", params)
-        if high:
-            return [make(r[0], r[1], r[2], r[3], r[4], r[5], int.from_bytes(pack(*r[6:12]), "little"),
-                         int.from_bytes(pack(*r[12:18]), "little")) for r in cursor]
-        return [make(r[0], r[1], r[2], r[3], r[4], r[5], int.from_bytes(pack(*r[6:12]), "little"), 0)
-                for r in cursor]
+        out = []
+        for r in cursor:
+            start, first, last = r[0], r[6], r[8]
+            out.append(make(start, r[1], r[2], r[3], r[4], r[5], int.from_bytes(pack(*r[10:16]), "little"),
+                            int.from_bytes(pack(*r[16:22]), "little") if high else 0,
+                            None if first is None else start + first, r[7],
+                            None if last is None else start + last, r[9]))
+        return out
 
     def hour_bins(self, series: SeriesRef, start_ms: int, end_ms: int, *, room: str,
                   below: int | None = None, above: int | None = None) -> list[HourBin]:
@@ -124,7 +138,7 @@ class SummaryReader:
         """
         if not self.available:
             return []
-        sql = ("SELECT start_ms, room, bin, count, first_ms, last_ms FROM summary_hour_bins"
+        sql = ("SELECT start_ms, room, bin, count, first_ms, last_ms, minutes FROM summary_hour_bins"
                " WHERE series_id = ? AND start_ms >= ? AND start_ms < ? AND room = ?")
         params: list[object] = [series.id, start_ms, end_ms, room]
         outside = []
@@ -136,5 +150,5 @@ class SummaryReader:
             params.append(above)
         if outside:
             sql += f" AND ({' OR '.join(outside)})"
-        return [HourBin(int(s), str(r), int(b), int(c), int(s) + int(f), int(s) + int(la))
-                for s, r, b, c, f, la in self._conn.execute(sql + " ORDER BY start_ms, bin", params)]
+        return [HourBin(int(s), str(r), int(b), int(c), int(s) + int(f), int(s) + int(la), int(m))
+                for s, r, b, c, f, la, m in self._conn.execute(sql + " ORDER BY start_ms, bin", params)]

@@ -135,7 +135,8 @@ class _Builder:
             rows = self.reader.hours(ref, lo - (cap // HOUR_MS + 1) * HOUR_MS, hi, room=room.id)
             cover = series_coverage(rows, spans, cap, self.days, count_lo=lo, count_hi=count_hi)
             excursions, out_of_band = find_excursions(self.reader, ref, room.id, rows, cover.hours, bins,
-                                                      clear_delay_ms=int(clear_delay_s * 1000), start_ms=lo, end_ms=hi)
+                                                      clear_delay_ms=int(clear_delay_s * 1000), start_ms=lo, end_ms=hi,
+                                                      cap_ms=cap)
             out.append(SensorSlice(ref.sensor, ref, rows, cover, _expected(spans, self.days, lo, count_hi),
                                    out_of_band, excursions))
         for sensor in self.config.sensors:  # configured here, never stored anything: expected, not covered

@@ -1,13 +1,17 @@
 """``archmon report`` (the compliance report as PDF, JSON or CSV), ``archmon report verify FILE`` (did this archmon
 produce exactly this file?) and ``archmon register`` (the monthly 温湿度登记表). Every file made is recorded
-in the audit log with its SHA-256 before it is written out (:mod:`dashboards.reports.integrity`)."""
+in the audit log with its SHA-256 before anyone can open it (:mod:`dashboards.reports.integrity`): the bytes
+go to a temporary file beside ``--out`` first (a destination that cannot be written stops the command with
+exit 2 before anything is made or recorded), the hash is recorded, then the file is renamed into place."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import getpass
+import os
 import sys
+import tempfile
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -64,13 +68,55 @@ def _rooms(text: str | None) -> tuple[str, ...] | None:
     return tuple(r.strip() for r in text.split(",") if r.strip()) if text else None
 
 
-def _write(out: str, data: bytes) -> str:
-    if out == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return "standard output"
-    Path(out).write_bytes(data)
-    return out
+class _Destination:
+    """Where ``--out`` goes: standard output, or a temporary file beside it renamed into place at the end."""
+
+    def __init__(self, out: str) -> None:
+        self.out = out
+        self._temp: Path | None = None
+        if out == "-":
+            return
+        target = Path(out)
+        if target.is_dir():
+            raise ConfigError(f"--out {out}: is a folder; name the file to write")
+        try:
+            handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        except OSError as exc:
+            raise ConfigError(f"--out {out}: cannot write there ({exc.strerror or exc}); nothing was made or "
+                              "recorded") from None
+        os.close(handle)
+        self._temp = Path(name)
+
+    def stage(self, data: bytes) -> None:
+        """Write the bytes to the temporary file (before the hash is recorded)."""
+        if self._temp is None:
+            return
+        try:
+            self._temp.write_bytes(data)
+        except OSError as exc:
+            self.discard()
+            raise ConfigError(f"--out {self.out}: cannot write it ({exc.strerror or exc}); nothing was "
+                              "recorded") from None
+
+    def commit(self, data: bytes) -> str:
+        """Put the file in place (or write standard output); returns where it went."""
+        if self._temp is None:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return "standard output"
+        try:
+            os.replace(self._temp, self.out)
+        except OSError as exc:
+            self.discard()
+            raise ConfigError(f"--out {self.out}: cannot put the file in place ({exc.strerror or exc}); the "
+                              "audit log has its hash, make it again") from None
+        return self.out
+
+    def discard(self) -> None:
+        """Remove the temporary file (a failure before the end)."""
+        if self._temp is not None:
+            self._temp.unlink(missing_ok=True)
+            self._temp = None
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -84,9 +130,15 @@ def _report(args: argparse.Namespace) -> int:
                           "--format pdf|json|csv --out FILE), or archmon report verify FILE")
     config = load_config(config_path(args))
     start, end = _date("--from", args.start), _date("--to", args.end)
-    made = produce_report(config, from_date=start, to_date=end, fmt=args.format, rooms=_rooms(args.rooms),
-                          lang=args.lang, by=args.by or _login(), name=Path(args.out).name if args.out != "-" else "-")
-    where = _write(args.out, made.data)
+    out = _Destination(args.out)
+    try:
+        made = produce_report(config, from_date=start, to_date=end, fmt=args.format, rooms=_rooms(args.rooms),
+                              lang=args.lang, by=args.by or _login(),
+                              name=Path(args.out).name if args.out != "-" else "-", stage=out.stage)
+    except BaseException:
+        out.discard()
+        raise
+    where = out.commit(made.data)
     pages = f", {made.pages} pages" if made.pages else ""
     print(f"report {start}..{end} for {len(made.rooms)} room(s) written to {where}{pages}; SHA-256 "
           f"{made.record.sha256} recorded in the audit log (entry #{made.record.seq})", file=sys.stderr)
@@ -98,9 +150,15 @@ def _register(args: argparse.Namespace) -> int:
     from dashboards.reports.produce import produce_register
 
     config = load_config(config_path(args))
-    made = produce_register(config, month=args.month, rooms=_rooms(args.rooms), lang=args.lang,
-                            by=args.by or _login(), name=Path(args.out).name if args.out != "-" else "-")
-    where = _write(args.out, made.data)
+    out = _Destination(args.out)
+    try:
+        made = produce_register(config, month=args.month, rooms=_rooms(args.rooms), lang=args.lang,
+                                by=args.by or _login(), name=Path(args.out).name if args.out != "-" else "-",
+                                stage=out.stage)
+    except BaseException:
+        out.discard()
+        raise
+    where = out.commit(made.data)
     print(f"register {args.month} for {len(made.rooms)} room(s) written to {where}, {made.pages} pages; SHA-256 "
           f"{made.record.sha256} recorded in the audit log (entry #{made.record.seq})", file=sys.stderr)
     return 0

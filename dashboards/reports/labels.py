@@ -157,9 +157,11 @@ LABELS: dict[str, dict[str, str]] = {
         "auto": "自动",
         "limits": "标准范围",
         "register_notes": "说明：记录人 archmon 表示读数由 archmon 自动采集，"
-                          "为定时时刻 ±{tol} 分钟内有读数时该小时的平均值；"
+                          "为定时时刻 ±{tol} 分钟内离该时刻最近的一次实测读数；"
                           "空格表示该时刻没有读数（不补记）。"
-                          "“是否符合”按当日定时读数与标准范围比较。采取措施摘自告警的确认与处置记录。",
+                          "“是否符合”按当日定时读数与标准范围比较，缺少定时读数的日期不判为符合，注明所缺时刻。"
+                          "采取措施摘自告警的确认与处置记录。",
+        "register_missing": "缺 {times}",
         "register_sensors": "传感器：{sensors}",
         "register_outdoor": "室外传感器：{sensors}",
         "no_outdoor": "未配置室外传感器",
@@ -327,11 +329,12 @@ LABELS: dict[str, dict[str, str]] = {
         "no": "no",
         "auto": "auto",
         "limits": "Limits",
-        "register_notes": "Recorder archmon: the readings are taken automatically by archmon, the mean of the hour "
-                          "holding a reading within "
-                          "±{tol} min of the duty time. An empty cell means no reading at that time (nothing is "
-                          "filled in). \"Within limits\" compares the day's duty readings with the band. Measures "
-                          "are quoted from the alerts' acknowledgements and comments.",
+        "register_notes": "Recorder archmon: the readings are taken automatically by archmon, the reading "
+                          "nearest the duty time within ±{tol} min, as measured. An empty cell means no reading "
+                          "at that time (nothing is filled in). \"Within limits\" compares the day's duty "
+                          "readings with the band; a day missing a duty reading is not within limits, the missing "
+                          "times are named. Measures are quoted from the alerts' acknowledgements and comments.",
+        "register_missing": "missing {times}",
         "register_sensors": "Sensors: {sensors}",
         "register_outdoor": "Outdoor sensors: {sensors}",
         "no_outdoor": "no outdoor sensor configured",

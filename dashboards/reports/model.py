@@ -373,7 +373,7 @@ class Preservation:
     pi_min_years: float | None
     pi_max_years: float | None
     pi_verdict: Verdict | None
-    mould_max_exposure_h: float
+    mould_max_exposure_h: float | None
     emc_min_pct: float | None
     emc_max_pct: float | None
     emc_mechanical: Verdict | None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -53,7 +53,8 @@ def _open(config: Config) -> tuple[Path, SqliteStore, AlertReader]:
 def produce_report(config: Config, *, from_date: dt.date, to_date: dt.date, fmt: ReportFormat,
                    rooms: Sequence[str] | None = None, lang: str | None = None, by: str = "",
                    now_ms: int | None = None, name: str = "",
-                   calibration: Iterable[CalibrationRecord] | None = None) -> Produced:
+                   calibration: Iterable[CalibrationRecord] | None = None,
+                   stage: Callable[[bytes], None] | None = None) -> Produced:
     """Build the report, render it in ``fmt`` and record its hash.
 
     Args:
@@ -66,6 +67,8 @@ def produce_report(config: Config, *, from_date: dt.date, to_date: dt.date, fmt:
         now_ms: the time of the report (None: now).
         name: the file name it will be written under (kept in the audit entry).
         calibration: calibration records (None: those in the config).
+        stage: called with the bytes before the hash is recorded (the commands write them to a temporary file
+            beside the destination: a file that cannot be written gets no audit entry).
 
     Raises:
         ConfigError: no database, unknown rooms, a bad period or ``[reports]`` table, no PDF font/library.
@@ -89,13 +92,16 @@ def produce_report(config: Config, *, from_date: dt.date, to_date: dt.date, fmt:
         alerts.close()
         store.close()
     room_ids = tuple(room.id for room in report.rooms)
+    if stage is not None:
+        stage(data)
     record = record_report(path, data, document="report", fmt=fmt, from_date=from_date, to_date=to_date,
                            rooms=room_ids, lang=report.lang, by=by, ts_ms=report.generated_ms, name=name)
     return Produced(data, record, pages, room_ids)
 
 
 def produce_register(config: Config, *, month: str, rooms: Sequence[str] | None = None, lang: str | None = None,
-                     by: str = "", now_ms: int | None = None, name: str = "") -> Produced:
+                     by: str = "", now_ms: int | None = None, name: str = "",
+                     stage: Callable[[bytes], None] | None = None) -> Produced:
     """Build the month's register, render it and record its hash (arguments as :func:`produce_report`).
 
     Raises:
@@ -111,6 +117,8 @@ def produce_register(config: Config, *, month: str, rooms: Sequence[str] | None 
         alerts.close()
         store.close()
     room_ids = tuple(sheet.room.id for sheet in register.sheets)
+    if stage is not None:
+        stage(rendered.data)
     record = record_report(path, rendered.data, document="register", fmt="pdf", from_date=first, to_date=last,
                            rooms=room_ids, lang=register.report.lang, by=by, ts_ms=register.report.generated_ms,
                            name=name)

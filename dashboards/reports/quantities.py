@@ -35,7 +35,7 @@ class SensorSlice:
         rows: hour rows in the room, oldest first.
         coverage: the covered time (per hour row, per day).
         expected_days: per day index, the time the sensor was expected to report in the room that day.
-        out_of_band: per hour row start, the readings whose value lies outside the band (absent: none).
+        out_of_band: per hour row start, its covered time (ms) out of band (absent: none).
         excursions: its excursions in the period.
     """
 
@@ -109,7 +109,7 @@ def quantity_figures(quantity: str, slices: Sequence[SensorSlice], profile: Stan
             high = row.max if high is None else max(high, row.max)
             covered = piece.coverage.hours.get(row.start_ms, 0)
             weight_day[i] += covered
-            in_band_day[i] += covered * (row.count - piece.out_of_band.get(row.start_ms, 0)) / row.count
+            in_band_day[i] += max(0, covered - piece.out_of_band.get(row.start_ms, 0))
         for i in range(n_days):
             expected = piece.expected_days.get(i, 0)
             covered = piece.coverage.days.get(i, 0)

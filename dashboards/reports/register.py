@@ -2,11 +2,12 @@
 the morning and afternoon duty readings (time, temperature, RH, the outdoor values where an outdoor sensor
 exists), within limits yes/no, measures taken, recorder — filled from the report's duty data.
 
-Values are the report's duty checks (:mod:`dashboards.reports.duty`): the mean of the local hour holding a
-reading within the tolerance of the duty time. A duty time without a reading leaves its cells empty (shaded,
-explained in the notes), never filled in. "Within limits" compares the day's duty readings with the band
-(empty when the day has none). Measures are the alert comments (acknowledgements) of the room made that
-day. The outdoor values come from the room named by ``[reports] outdoor_room``.
+Values are the report's duty checks (:mod:`dashboards.reports.duty`): the reading nearest the duty time
+within the tolerance, as measured. A duty time without a reading leaves its cells empty (shaded, explained
+in the notes), never filled in. "Within limits" compares the day's duty readings with the band: 否 when one
+is outside it; a day missing a duty reading is never 是 — the cell names the missing times (缺 08:00) —
+and it is empty when no duty time of the day was expected yet. Measures are the alert comments
+(acknowledgements) of the room made that day. The outdoor values come from the room named by ``[reports] outdoor_room``.
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ class RegisterRow:
     """One day of the sheet.
 
     Attributes:
-        within: every duty reading of the day inside the band (None: the day has no duty reading).
+        within: every duty reading of the day inside the band: False when one is outside it, None when one is
+            missing (``missing``) or none was expected yet, True only when all are there and inside.
+        missing: the day's expected duty times (``HH:MM``) without a reading or without its value.
         measures: the room's alert comments made that day (``#id by: text``), oldest first.
         recorder: who recorded the day's readings (``archmon``: taken automatically; empty without readings).
     """
@@ -74,6 +77,7 @@ class RegisterRow:
     within: bool | None
     measures: tuple[str, ...]
     recorder: str
+    missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,7 @@ def register_sheet(room: RoomReport, outdoor: RoomReport | None, t: PrintText) -
     for day in room.daily:
         cells = []
         verdicts: list[bool] = []
+        missing: list[str] = []
         for moment in room.duty.times:
             check = own.get((day.date, moment))
             out = outdoor_checks.get((day.date, moment))
@@ -123,6 +128,8 @@ def register_sheet(room: RoomReport, outdoor: RoomReport | None, t: PrintText) -
                             out.temperature if out is not None and out.present else None,
                             out.humidity if out is not None and out.present else None)
             cells.append(cell)
+            if check is not None and (not present or (cell.temperature is None and cell.humidity is None)):
+                missing.append(moment)  # expected (not after the register was made), no reading or no value
             for verdict in (_inside(cell.temperature, t_stats.band_low, t_stats.band_high),
                             _inside(cell.humidity, rh_stats.band_low, rh_stats.band_high)):
                 if verdict is not None:
@@ -132,9 +139,9 @@ def register_sheet(room: RoomReport, outdoor: RoomReport | None, t: PrintText) -
             for comment in alert.comments:
                 if dt.datetime.fromtimestamp(comment.time_ms / 1000, tz).date() == day.date:
                     measures.append((comment.time_ms, f"#{alert.id} {comment.by}{t('colon')}{comment.comment}"))
-        rows.append(RegisterRow(day.date, tuple(cells), all(verdicts) if verdicts else None,
-                                tuple(text for _, text in sorted(measures)),
-                                "archmon" if any(c.present for c in cells) else ""))
+        within = False if not all(verdicts) else (True if verdicts and not missing else None)
+        rows.append(RegisterRow(day.date, tuple(cells), within, tuple(text for _, text in sorted(measures)),
+                                "archmon" if any(c.present for c in cells) else "", tuple(missing)))
     sensors = tuple(sorted(set(outdoor.quantities["temperature"].sensors)
                            | set(outdoor.quantities["humidity"].sensors))) if outdoor else ()
     return RegisterSheet(room, tuple(rows), room.duty.times, outdoor is not None, sensors)

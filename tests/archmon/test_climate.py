@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -116,5 +117,26 @@ def test_archmon_climate_prints_the_published_values_and_unavailable_for_bad_inp
     for bad in (["--t", "20", "--rh", "101"], ["--t", "nan", "--rh", "50"], ["--t", "90", "--rh", "50"]):
         assert main(["climate", *bad, "--format", "json"]) == 0
         assert set(json.loads(capsys.readouterr().out).values()) == {None}
-    assert main(["climate", "--t", "22", "--rh", "70"]) == 0
+    assert main(["climate", "--t", "22", "--rh", "70", "--lang", "en"]) == 0
     assert "mould risk: yes" in capsys.readouterr().out
+
+
+def test_archmon_climate_speaks_the_sites_language(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from archmon.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no archmon.toml here: archmon's default, Chinese
+    monkeypatch.delenv("ARCHMON_CONFIG", raising=False)
+    assert main(["climate", "--t", "22", "--rh", "70"]) == 0
+    out = capsys.readouterr().out
+    assert "霉变风险：有" in out and "露点（℃）：" in out and "mould" not in out
+    assert main(["climate", "--t", "22", "--rh", "101"]) == 0
+    assert "露点（℃）：无法计算" in capsys.readouterr().out
+    site = tmp_path / "en.toml"
+    site.write_text('[site]\nname = "x"\ntimezone = "Europe/Berlin"\nlanguage = "en"\n', encoding="utf-8")
+    assert main(["climate", "--t", "22", "--rh", "70", "--config", str(site)]) == 0
+    assert "mould risk: yes" in capsys.readouterr().out
+    cn = tmp_path / "cn.toml"
+    cn.write_text('[site]\nname = "x"\ntimezone = "Asia/Shanghai"\n', encoding="utf-8")  # language zh: default
+    assert main(["climate", "--t", "22", "--rh", "70", "--config", str(cn)]) == 0
+    assert "霉变风险：有" in capsys.readouterr().out

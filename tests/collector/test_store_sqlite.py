@@ -502,7 +502,7 @@ def test_a_file_of_the_previous_version_opens_and_is_migrated(tmp_path: Path) ->
         s.close()
     with sqlite3.connect(path) as conn:
         assert dict(conn.execute("SELECT key, value FROM store_meta"))["schema_version"] == "1"  # older readers
-        assert conn.execute("SELECT version FROM schema_migrations WHERE component = 'store'").fetchone() == (5,)
+        assert conn.execute("SELECT version FROM schema_migrations WHERE component = 'store'").fetchone() == (6,)
         # the summaries kept forever were built from the raw reading already there, the new one added on write
         assert conn.execute("SELECT room, count, sum FROM summary_hour").fetchall() == [("r1", 2, 41.5)]
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

@@ -31,12 +31,13 @@ def dump(path: Path) -> Summary:
     try:
         names = dict(((i,), (s, q)) for i, s, q in conn.execute("SELECT id, sensor, quantity FROM series"))
         out: Summary = {"hour": {}, "hour_bins": {}}
-        for sid, room, start, lo, hi, total, count, *bits in conn.execute("SELECT * FROM summary_hour"):
+        for sid, room, start, lo, hi, total, count, *rest in conn.execute("SELECT * FROM summary_hour"):
+            bits, edges = rest[:12], tuple(rest[12:])
             present = sum((b & (2**64 - 1)) << (64 * i) for i, b in enumerate(bits[:6]))
             high = sum((b & (2**64 - 1)) << (64 * i) for i, b in enumerate(bits[6:]))
-            out["hour"][(*names[(sid,)], room, start)] = (lo, hi, round(total, 6), count, present, high)
-        for sid, room, start, b, count, first, last in conn.execute("SELECT * FROM summary_hour_bins"):
-            out["hour_bins"][(*names[(sid,)], room, start, b)] = (count, first, last)
+            out["hour"][(*names[(sid,)], room, start)] = (lo, hi, round(total, 6), count, present, high, *edges)
+        for sid, room, start, b, count, first, last, minutes in conn.execute("SELECT * FROM summary_hour_bins"):
+            out["hour_bins"][(*names[(sid,)], room, start, b)] = (count, first, last, minutes)
         return out
     finally:
         conn.close()
@@ -54,8 +55,14 @@ def expected(rows: Iterable[tuple[int, str, str, str, float]], tz: ZoneInfo) -> 
     cells: dict[tuple[object, ...], list[float]] = {}
     for ts, room, sensor, quantity, value in rows:
         hour = _local_hour(ts, tz)
-        cell = cells.setdefault((sensor, quantity, room, hour), [math.inf, -math.inf, 0.0, 0, 0, 0])
+        off = ts - hour
+        cell = cells.setdefault((sensor, quantity, room, hour), [math.inf, -math.inf, 0.0, 0, 0, 0,
+                                                                 math.inf, None, -math.inf, None])
         cell[0], cell[1] = min(cell[0], value), max(cell[1], value)
+        if off < cell[6]:  # each hour's first and last reading, whatever order they came in
+            cell[6], cell[7] = off, value
+        if off > cell[8]:
+            cell[8], cell[9] = off, value
         cell[2] += value
         cell[3] += 1
         cell[4] = int(cell[4]) | 1 << ((ts - hour) // 10_000)
@@ -64,10 +71,12 @@ def expected(rows: Iterable[tuple[int, str, str, str, float]], tz: ZoneInfo) -> 
         if quantity in ("temperature", "humidity"):
             b = math.floor(value * 10 + 0.5)
             old = out["hour_bins"].get((sensor, quantity, room, hour, b))
-            off = ts - hour
+            minute = 1 << (off // 60_000)
             out["hour_bins"][(sensor, quantity, room, hour, b)] = (
-                (1, off, off) if old is None else (int(old[0]) + 1, min(int(old[1]), off), max(int(old[2]), off)))
-    out["hour"] = {k: (v[0], v[1], round(v[2], 6), v[3], v[4], v[5]) for k, v in cells.items()}
+                (1, off, off, minute) if old is None else (int(old[0]) + 1, min(int(old[1]), off),
+                                                            max(int(old[2]), off), int(old[3]) | minute))
+    out["hour"] = {k: (v[0], v[1], round(v[2], 6), v[3], v[4], v[5], v[6], v[7], v[8], v[9])
+                   for k, v in cells.items()}
     return out
 
 
@@ -158,3 +167,33 @@ def test_the_migration_builds_the_summaries_live_writes_keep_and_retention_leave
     finally:
         store.close()
     assert dump(path) == live
+
+
+def test_step_6_fills_edges_and_bin_slots_from_the_raw_readings_a_summarised_file_still_holds(tmp_path: Path) -> None:
+    path = tmp_path / "v5.db"
+    history = _history(3)
+    _write(path, [history[i:i + 64] for i in range(0, len(history), 64)]).close()
+    live = dump(path)
+    cut = T0 + 2 * 3_600_000  # retention had deleted the raw readings of the first local hours
+    with sqlite3.connect(path) as conn:  # back to a file summarised by step 5, before step 6's columns
+        for table, columns in (("summary_hour", ("first_ms", "first_value", "last_ms", "last_value")),
+                               ("summary_hour_bins", ("minutes",))):
+            for column in columns:
+                conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        conn.execute("UPDATE schema_migrations SET version = 5 WHERE component = 'store'")
+        conn.execute("DELETE FROM readings WHERE ts < ?", (cut,))
+    SqliteStore(path, tz=KOLKATA).close()
+    migrated = dump(path)
+    assert migrated.keys() == live.keys() and migrated["hour"].keys() == live["hour"].keys()
+    gone = [k for k in live["hour"] if int(k[3]) + 3_600_000 <= cut]
+    assert gone  # hours wholly before the cut: counts kept, no edges (NULL), no bin slots (0)
+    for key, row in live["hour"].items():
+        if key in gone:
+            assert migrated["hour"][key] == (*row[:6], None, None, None, None)
+        elif int(key[3]) >= cut:
+            assert migrated["hour"][key] == row
+    for key, row in live["hour_bins"].items():
+        if int(key[3]) + 3_600_000 <= cut:
+            assert migrated["hour_bins"][key] == (*row[:3], 0)
+        elif int(key[3]) >= cut:
+            assert migrated["hour_bins"][key] == row

@@ -146,6 +146,18 @@ def test_the_cover_and_summary_state_site_period_standards_interpretation_and_di
     assert "签字" in body and "编制人" in body and "审核人" in body
 
 
+def test_the_day_by_day_table_shows_each_days_completeness(made: Made) -> None:
+    json_report = json.loads(made.files["report.json"].read_text(encoding="utf-8"))
+    a2 = next(room for room in json_report["rooms"] if room["id"] == "A2")
+    gap_day = next(day for day in a2["daily"] if day["date"] == "2025-03-20")["quantities"]["temperature"]
+    assert 55 < gap_day["completeness_pct"] < 70  # a2-th was silent 06:00–15:00
+    rows = [line for page in _pdf_text(made.files["report-zh.pdf"]) for line in page.splitlines()
+            if line.startswith("2025-03-")]
+    gap = [line for line in rows if line.startswith("2025-03-20") and f"{gap_day['completeness_pct']:.0f} %" in line]
+    assert gap, "the 20th's completeness is not in A2's day-by-day table"
+    assert any(line.startswith("2025-03-19") and "100 %" in line for line in rows)  # a full day says so
+
+
 def test_the_register_leaves_a_missing_duty_reading_empty_and_never_invents_one(made: Made) -> None:
     config = made.config
     db = config.resolve(config.storage.sqlite_path)
@@ -175,7 +187,10 @@ def test_the_register_leaves_a_missing_duty_reading_empty_and_never_invents_one(
         return len(re.findall(rf"(?<![+\d]){clock}", text))  # not the offset of the footer's time (+08:00)
 
     assert times(sheets[0], "08:00") == 32 and times(sheets[0], "14:00") == 32  # 31 days and the header
-    assert times(sheets[1], "08:00") == 31 and times(sheets[1], "14:00") == 31
+    # A2: 30 days, the header, and the within-limits cell of the 20th naming what is missing (never 是)
+    assert times(sheets[1], "08:00") == 32 and times(sheets[1], "14:00") == 32
+    assert re.search(r"缺\s*08:00", sheets[1]) and not re.search(r"缺\s*\d", sheets[0])
+    assert day20.missing == ("08:00", "14:00")
     assert "#1 王五：空调压缩机故障" in sheets[0].replace("\n", "")
 
 
