@@ -55,7 +55,8 @@ class ControlSource:
 
 def held_band(slices: Sequence[SensorSlice], sensors: Sequence[str], lo: int, hi: int) -> tuple[float, float]:
     """``(covered_ms, in_band_ms)`` of the given sensors' hours starting in ``[lo, hi)``: each hour's covered
-    time, and its share of readings inside the band (as the room's ``in_band_pct``)."""
+    time, less its covered time out of band (as the room's ``in_band_pct``: each reading weighs the time it
+    covers)."""
     wanted = set(sensors)
     covered = in_band = 0.0
     for piece in slices:
@@ -66,7 +67,7 @@ def held_band(slices: Sequence[SensorSlice], sensors: Sequence[str], lo: int, hi
                 continue
             weight = piece.coverage.hours.get(row.start_ms, 0)
             covered += weight
-            in_band += weight * (row.count - piece.out_of_band.get(row.start_ms, 0)) / row.count
+            in_band += max(0, weight - piece.out_of_band.get(row.start_ms, 0))
     return covered, in_band
 
 
