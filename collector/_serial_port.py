@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import Field
 
+from archmon.config import Config
 from collector.handover import DEFAULT_MAX_BUFFERED_BYTES
-from collector.source import SourceConfig
-from collector.spool import DEFAULT_SPOOL_MAX_BYTES
+from collector.source import PlacedSensor, SourceConfig
+from collector.spool import DEFAULT_SPOOL_MAX_BYTES, spool_dir, spool_problems
 
 __all__ = ["DEFAULT_MAX_BUFFERED", "DEFAULT_MAX_BUFFERED_BYTES", "DEFAULT_SPOOL_MAX_BYTES", "SerialPortConfig"]
 
@@ -40,3 +42,10 @@ class SerialPortConfig(SourceConfig):
     max_buffered_messages: int = Field(default=DEFAULT_MAX_BUFFERED, ge=2, le=1_000_000)
     max_buffered_bytes: int = Field(default=DEFAULT_MAX_BUFFERED_BYTES, ge=64 * 1024, le=1024 * 1024 * 1024)
     spool_max_bytes: int = Field(default=DEFAULT_SPOOL_MAX_BYTES, ge=0, le=1024**4)
+
+    def problems(self, where: str, sensors: Sequence[PlacedSensor], config: Config) -> list[str]:
+        """The spool beside the database must be usable (``archmon run`` keeps it there)."""
+        if not self.spool_max_bytes:
+            return []
+        return spool_problems(spool_dir(config.resolve(config.storage.sqlite_path)), self.id,
+                              f"{where}.spool_max_bytes")

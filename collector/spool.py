@@ -22,6 +22,10 @@ the free pages); it is truncated when the spool is empty again.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import sqlite3
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +36,7 @@ from archmon.domain import RawMessage
 from archmon.sqlite import Migration, connect, migrate, write_tx
 
 __all__ = ["DEFAULT_SPOOL_MAX_BYTES", "ROW_OVERHEAD", "Appended", "Spool", "SpoolStats", "SpooledChunk", "open_spool",
-           "spool_dir", "spool_path"]
+           "spool_dir", "spool_path", "spool_problems"]
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +69,47 @@ def open_spool(folder: Path | None, source: str, max_bytes: int) -> Spool | None
         return None
     path = spool_path(folder, source)
     try:
-        return Spool(path, source, max_bytes=max_bytes)
+        spool = Spool(path, source, max_bytes=max_bytes)
     except Exception as exc:
         log.error("%s: cannot open the spool %s (%s: %s); without it, messages past the memory bound are dropped "
                   "while the store is stalled", source, path, type(exc).__name__, exc)
         return None
+    free = shutil.disk_usage(path.parent).free
+    if free < max_bytes:
+        log.warning("%s: the spool %s may hold %d bytes but the disk has %d free: a long stall fills the disk "
+                    "before the spool's bound (lower spool_max_bytes or free space)", source, path, max_bytes, free)
+    return spool
+
+
+def spool_problems(folder: Path, source: str, where: str) -> list[str]:
+    """What ``archmon check-config`` says of a serial source's spool: an existing file must be a spool this
+    archmon can read (and its rows are reported: stored at the next start), else its folder (or the nearest
+    existing one) must take new files. ``where``: the key path of the setting, for the messages."""
+    path = spool_path(folder, source)
+    if path.exists():
+        if not path.is_file():
+            return [f"{where}: the spool {path} is not a file"]
+        try:
+            conn = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True, timeout=5)
+            try:
+                conn.execute("SELECT count(*) FROM spool").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            return [f"{where}: {path} is not a spool archmon can read ({exc}); move it away (its readings are "
+                    "lost) or restore it"]
+        if not os.access(path, os.R_OK | os.W_OK):
+            return [f"{where}: cannot write the spool {path}; the service's user needs read and write access"]
+        return []
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        return [f"{where}: the spool folder {folder}: {existing} is not a folder"]
+    try:
+        Path(tempfile.mkdtemp(dir=existing, prefix=".archmon-probe-")).rmdir()
+    except OSError as exc:
+        return [f"{where}: cannot make the spool {path} in {existing}: {exc.strerror}; the service's user needs "
+                "to write there (or set 0: no spool)"]
+    return []
 
 
 def _row_bytes(topic: str, payload: bytes) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from archmon.config import Config
+from archmon.config import Config, parse_config
 from archmon.domain import RawMessage
 from collector.handover import Handover
 from collector.modbus import ModbusSource, bus_devices
@@ -23,7 +23,7 @@ from collector.modbus_config import ModbusSourceConfig
 from collector.pipeline import Pipeline
 from collector.serial_line import SerialLineSource
 from collector.serial_line_config import LineSourceConfig
-from collector.sources import configs_of
+from collector.sources import configs_of, source_problems
 from collector.spool import ROW_OVERHEAD, Spool, spool_dir, spool_path
 from devices.simulators.line_sensor import LineSensorSimulator
 from devices.simulators.modbus_slave import ModbusSlaveSimulator
@@ -282,3 +282,24 @@ def test_a_kill_of_archmon_run_while_spilled_loses_nothing_and_stores_each_line_
         pair.close()
     assert _stored_ts(db) == [TS0 + i * 1000 for i in range(count + 1)]  # every line, each exactly once
     assert "holds 299 messages not stored by an earlier run" in log.read_text()
+
+
+def test_check_config_names_a_spool_it_cannot_use(tmp_path: Path) -> None:
+    db = tmp_path / "data" / "archmon.db"
+
+    def problems() -> list[str]:
+        return source_problems(parse_config({
+            "storage": {"sqlite_path": str(db)}, "rooms": [{"id": "r"}],
+            "sources": [{"kind": "line", "id": "logger1", "device": "/dev/null",
+                         "line_pattern": r"T=(?P<temperature>\d+)"}],
+            "sensors": [{"id": "t1", "room": "r", "source": "logger1", "kind": "temperature"}]}))
+
+    assert problems() == []  # nothing there yet: the folder would be made
+    spool = spool_path(spool_dir(db), "logger1")
+    spool.parent.mkdir(parents=True)
+    spool.write_bytes(b"not a database, not a spool" * 100)
+    (problem,) = problems()
+    assert "sources[0] (logger1).spool_max_bytes" in problem and "is not a spool archmon can read" in problem
+    spool.unlink()
+    Spool(spool, "logger1").close()
+    assert problems() == []
