@@ -36,7 +36,7 @@ from archmon.domain import RawMessage
 from archmon.sqlite import Migration, connect, migrate, write_tx
 
 __all__ = ["DEFAULT_SPOOL_MAX_BYTES", "ROW_OVERHEAD", "Appended", "Spool", "SpoolStats", "SpooledChunk", "open_spool",
-           "spool_dir", "spool_path", "spool_problems"]
+           "peek_spool", "spool_dir", "spool_path", "spool_problems"]
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,28 @@ def spool_problems(folder: Path, source: str, where: str) -> list[str]:
         return [f"{where}: cannot make the spool {path} in {existing}: {exc.strerror}; the service's user needs "
                 "to write there (or set 0: no spool)"]
     return []
+
+
+def peek_spool(folder: Path, source: str) -> SpoolStats | None:
+    """What the spool of ``source`` holds, read-only from its file (``archmon status``, also while the store
+    is stalled and the service cannot write its gauges); None: no spool file or it is empty. ``max_bytes``,
+    ``appended`` and ``dropped`` are 0 (the running service knows them)."""
+    path = spool_path(folder, source)
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True, timeout=5)
+        try:
+            rows, size, oldest = conn.execute(
+                "SELECT count(*), coalesce(sum(length(CAST(topic AS BLOB)) + length(payload)), 0), "
+                "coalesce(min(received_ms), 0) FROM spool").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    if not rows:
+        return None
+    return SpoolStats(int(rows), int(size) + ROW_OVERHEAD * int(rows), int(oldest), 0, 0, 0)
 
 
 def _row_bytes(topic: str, payload: bytes) -> int:

@@ -264,6 +264,10 @@ def test_a_kill_of_archmon_run_while_spilled_loses_nothing_and_stores_each_line_
                 sensor.write_line(_line(i))
             # all on disk: the waiting ones, and a copy of those handed to the stalled store
             wait_for(lambda: _spool_rows(spool) == count - 1, f"{count - 1} lines spooled\n{log.read_text()[-2000:]}")
+            status = subprocess.run([sys.executable, "-m", "archmon", "status", "--config", str(config)], cwd=ROOT,
+                                    capture_output=True, text=True, timeout=60)
+            assert f"{count - 1} in the disk spool" in status.stdout, status.stdout + status.stderr
+            assert "oldest 1970" not in status.stdout
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
         assert _stored_ts(db) == [TS0]
