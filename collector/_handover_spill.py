@@ -57,9 +57,10 @@ class Spilling:
         self._spool_file: Path | None = spool.path if spool is not None else None
         self._pending: deque[RawMessage] = deque()
         self._pending_bytes = 0
+        self._moved = (0, 0)  # messages and bytes moved from memory at the spill: not counted against the bound
         self._appending = 0  # messages the spill thread is writing now
         self._shadow: list[Chunk] = []  # chunks in flight at the spill: their copies are written first
-        self._spill_thread: threading.Thread | None = None
+        self._spiller_running = False  # (under the lock) set when the spill thread starts, cleared as it ends
         self._spool_warned = False
         self._spool_last = spool.last_seq if spool is not None else 0
         self._read_upto = 0
@@ -80,6 +81,7 @@ class Spilling:
         self._shadow = [c for c in self._in_flight if c.spooled is None and c.future is None]
         self._pending.extend(self._waiting)
         self._pending_bytes += self._waiting_bytes
+        self._moved = (len(self._waiting), self._waiting_bytes)  # (until the spill thread takes them)
         self._waiting.clear()
         self._waiting_bytes = 0
         self._ensure_spill_thread()
@@ -92,8 +94,9 @@ class Spilling:
         self._pending.append(message)
         self._pending_bytes += len(message.payload)
         dropped = 0
-        while len(self._pending) > 1 and (len(self._pending) > self._max_buffered
-                                          or self._pending_bytes > self._max_bytes):
+        moved, moved_bytes = self._moved
+        while len(self._pending) > 1 and (len(self._pending) > self._max_buffered + moved
+                                          or self._pending_bytes > self._max_bytes + moved_bytes):
             old = self._pending.popleft()
             self._pending_bytes -= len(old.payload)
             dropped += 1
@@ -110,25 +113,36 @@ class Spilling:
         log.warning("%s: the spool is read to its end; back to the memory buffer", self._name)
 
     def _ensure_spill_thread(self) -> None:
-        """(Under the lock.)"""
-        if self._spill_thread is None or not self._spill_thread.is_alive():
-            self._spill_thread = threading.Thread(target=self._spill_run, name=f"archmon-spool {self._name}",
-                                                  daemon=True)
-            self._spill_thread.start()
+        """(Under the lock.) A flag, not ``is_alive()``: a thread that has decided to end (under the lock) is
+        still alive for a moment, and what is queued meanwhile needs a new one."""
+        if not self._spiller_running and self._spool is not None:
+            self._spiller_running = True
+            threading.Thread(target=self._spill_run, name=f"archmon-spool {self._name}", daemon=True).start()
 
     def _spill_run(self) -> None:
+        try:
+            self._spill_loop()
+        finally:
+            with self._cond:
+                self._spiller_running = False
+                if (self._pending or self._shadow) and not self._stopping:  # it died with work left
+                    self._ensure_spill_thread()
+
+    def _spill_loop(self) -> None:
         assert self._spool is not None
         delay = _RETRY_MIN_S
         while True:
             with self._cond:
                 while not self._pending and not self._shadow:
                     if self._stopping or not self._spilled:
+                        self._spiller_running = False
                         return
                     self._cond.wait(1.0)
                 shadow, self._shadow = self._shadow, []
                 batch = list(self._pending)
                 self._pending.clear()
                 self._pending_bytes = 0
+                self._moved = (0, 0)
                 self._appending = len(batch)
             try:
                 self._write_shadow(shadow)
@@ -139,10 +153,17 @@ class Spilling:
                     self._pending_bytes += sum(len(m.payload) for m in batch)
                     self._appending = 0
                     stopping = self._stopping
-                log.error("%s: cannot write %d messages to the spool %s (%s: %s); kept in memory, retrying",
-                          self._name, len(batch), self._spool.path, type(exc).__name__, exc)
+                    if stopping:  # no time to retry: the stop hands them to the store writer, as from memory
+                        self._waiting.extend(self._pending)
+                        self._waiting_bytes += self._pending_bytes
+                        self._pending.clear()
+                        self._pending_bytes = 0
+                        self._cond.notify_all()
+                log.error("%s: cannot write %d messages to the spool %s (%s: %s); kept in memory, %s", self._name,
+                          len(batch), self._spool.path, type(exc).__name__, exc,
+                          "handed to the store writer by the stop" if stopping else "retrying")
                 if stopping:
-                    return  # (the stop counts them as not stored)
+                    return
                 threading.Event().wait(delay)
                 delay = min(delay * 2, _RETRY_MAX_S)
                 continue

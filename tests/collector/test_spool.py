@@ -259,7 +259,7 @@ def test_a_kill_of_archmon_run_while_spilled_loses_nothing_and_stores_each_line_
         wait_for(first_line_stored, f"the first line stored\n{log.read_text()[-2000:]}")
         with StoreStall(db):
             for i in range(1, count):
-                if i > 40:  # spilled (past 20 in memory): the sensor's pace against the disk's
+                if i > 30:  # spilled (past 20 in memory): the sensor's pace against the disk's
                     wait_for(lambda i=i: _spool_rows(spool) >= i - 10, f"line {i - 10} spooled")
                 sensor.write_line(_line(i))
             # all on disk: the waiting ones, and a copy of those handed to the stalled store
