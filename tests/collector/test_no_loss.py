@@ -80,7 +80,8 @@ class Collector:
                 [sys.executable, "-m", "archmon", "run", "--config", str(self.config)],
                 stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-        assert status.online.wait(30), f"collector did not come online:\n{self.log.read_text()[-3000:]}"
+        # a generous bound, not a speed: after a kill the service first judges what it stored unjudged
+        assert status.online.wait(120), f"collector did not come online:\n{self.log.read_text()[-3000:]}"
 
     def signal(self, signum: int) -> None:
         assert self.proc is not None
