@@ -30,13 +30,14 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from archmon.domain import RawMessage
 from archmon.sqlite import Migration, connect, migrate, write_tx
+from archmon.timeutil import to_iso
 
-__all__ = ["DEFAULT_SPOOL_MAX_BYTES", "ROW_OVERHEAD", "Appended", "Spool", "SpoolStats", "SpooledChunk", "open_spool",
-           "peek_spool", "spool_dir", "spool_path", "spool_problems"]
+__all__ = ["DEFAULT_SPOOL_MAX_BYTES", "ROW_OVERHEAD", "Appended", "Spool", "SpoolStats", "SpooledChunk", "format_spool",
+           "open_spool", "peek_spool", "spool_dir", "spool_path", "spool_problems", "spool_report"]
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,32 @@ def peek_spool(folder: Path, source: str) -> SpoolStats | None:
     if not rows:
         return None
     return SpoolStats(int(rows), int(size) + ROW_OVERHEAD * int(rows), int(oldest), 0, 0, 0)
+
+
+def spool_report(database: Path, source: str, max_bytes: int | None, tz: Any) -> dict[str, Any] | None:
+    """A serial source's spool for ``archmon status`` (read from its file, see :func:`peek_spool`); None: empty.
+
+    Args:
+        database: the store file (the spools are beside it).
+        max_bytes: the bound the service last reported (None: the default).
+        tz: the site's zone, for the oldest reading's time.
+    """
+    held = peek_spool(spool_dir(database), source)
+    if held is None:
+        return None
+    bound = max_bytes or DEFAULT_SPOOL_MAX_BYTES
+    return {"rows": held.rows, "bytes": held.bytes, "max_bytes": bound,
+            "oldest": to_iso(held.oldest_ms, tz) if held.oldest_ms else None, "warning": held.bytes >= bound / 2}
+
+
+def format_spool(spool: dict[str, Any] | None) -> str:
+    """The spool's part of a source on the ``sources`` line of ``archmon status`` ("" when empty)."""
+    if not spool:
+        return ""
+    mib = 1024 * 1024
+    return (f" ({'SPOOL FILLING: ' if spool['warning'] else ''}{spool['rows']} in the disk spool, "
+            f"{spool['bytes'] / mib:.1f} MiB of {spool['max_bytes'] / mib:.0f} MiB, oldest {spool['oldest']}; "
+            "stored once the store takes them)")
 
 
 def _row_bytes(topic: str, payload: bytes) -> int:

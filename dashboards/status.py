@@ -21,6 +21,7 @@ from archmon.logsetup import zone_label
 from archmon.sqlite import connect
 from archmon.timeutil import now_ms, to_iso
 from collector.forward.status import format_forward, forward_report
+from collector.spool import format_spool, spool_report
 
 __all__ = ["ALERT_COUNTERS_SHOWN", "ATTENTION_PER_ROOM", "FULL_LIST_MAX", "Gauge", "format_status", "status_report"]
 
@@ -116,7 +117,8 @@ def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
                         "reported": to_iso(connected.ts_ms, tz) if connected else None,
                         "counters": _source_counters(counters, source_id),
                         "buffered": buffered.value if buffered else 0,
-                        "spool": _spool(path, gauges, source_id, tz)})
+                        "spool": spool_report(path, source_id, _value(gauges, f"source.{source_id}.spool_max_bytes"),
+                                              tz)})
     return {
         "database": str(path),
         "site": config.site.name,
@@ -329,7 +331,7 @@ def format_status(report: dict[str, Any], *, full: bool | None = None, room: str
                      f"{writer.get('queued_records', 0)} record(s) queued")
     if report.get("sources"):
         lines.append("sources  " + "; ".join(f"{s['source']} {s['state']}" + (
-            f" ({s['buffered']} buffered, not stored yet)" if s.get("buffered") else "") + _spool_text(s.get("spool"))
+            f" ({s['buffered']} buffered, not stored yet)" if s.get("buffered") else "") + format_spool(s.get("spool"))
             for s in report["sources"]))
     if report.get("forwarding"):
         lines += format_forward(report["forwarding"])
@@ -393,26 +395,3 @@ def format_status(report: dict[str, Any], *, full: bool | None = None, room: str
         lines.append("notification channels:")
         lines += [f"  {format_channel(item)}" for item in report["channels"]]
     return "\n".join(lines)
-
-
-def _spool(path: Path, gauges: dict[str, Gauge], source_id: str, tz: Any) -> dict[str, Any] | None:
-    """A serial source's disk spool (``collector.spool``), read from its file; None: empty or none."""
-    from collector.spool import DEFAULT_SPOOL_MAX_BYTES, peek_spool, spool_dir
-
-    held = peek_spool(spool_dir(path), source_id)
-    if held is None:
-        return None
-    bound = gauges.get(f"source.{source_id}.spool_max_bytes")
-    max_bytes = int(bound.value) if bound is not None and bound.value else DEFAULT_SPOOL_MAX_BYTES
-    return {"rows": held.rows, "bytes": held.bytes, "max_bytes": max_bytes,
-            "oldest": to_iso(held.oldest_ms, tz) if held.oldest_ms else None,
-            "warning": held.bytes >= max_bytes / 2}
-
-
-def _spool_text(spool: dict[str, Any] | None) -> str:
-    if not spool:
-        return ""
-    mib = 1024 * 1024
-    share = f" of {spool['max_bytes'] / mib:.0f} MiB" if spool["max_bytes"] else ""
-    return (f" ({'SPOOL FILLING: ' if spool['warning'] else ''}{spool['rows']} in the disk spool, "
-            f"{spool['bytes'] / mib:.1f} MiB{share}, oldest {spool['oldest']}; stored once the store takes them)")
