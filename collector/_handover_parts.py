@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from archmon.domain import RawMessage
@@ -30,7 +30,14 @@ class HandoverStats:
         handler_errors: sink calls that raised (their messages are handed over one by one).
         store_failures: episodes of a store refusing every message alike (kept and retried).
         lost_at_stop: messages a stop could not store: never taken by the store writer, or given up by
-            it when it closed.
+            it when it closed (with a spool: only those the spool could not take either).
+        spilled: messages written to the disk spool (memory full while the store stalled, or not
+            stored at a stop); a copy of a chunk in flight at the spill counts too.
+        spool_rows: gauge: messages in the spool, not yet in the store.
+        spool_bytes: gauge: their counted bytes (``collector.spool``).
+        spool_oldest_ms: gauge: receive time of the oldest (0: empty).
+        spool_max_bytes: the spool's bound (0: no spool).
+        spool_warning: gauge: 1 while the spool holds more than half its bound.
     """
 
     buffered: int
@@ -43,6 +50,19 @@ class HandoverStats:
     handler_errors: int
     store_failures: int
     lost_at_stop: int
+    spilled: int = 0
+    spool_rows: int = 0
+    spool_bytes: int = 0
+    spool_oldest_ms: int = 0
+    spool_max_bytes: int = 0
+    spool_warning: int = 0
+
+    def for_source(self) -> dict[str, int]:
+        """What a serial source's ``stats()`` reports of its hand-over: every field but ``buffered_bytes`` and
+        ``in_flight``."""
+        out = asdict(self)
+        del out["buffered_bytes"], out["in_flight"]
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +75,14 @@ class RefusedMessage:
 
 @dataclass(eq=False, slots=True)
 class Chunk:
-    """Messages handed to the sink together; ``future`` once handed over at a stop (settled afterwards)."""
+    """Messages handed to the sink together; ``future`` once handed over at a stop (settled afterwards);
+    ``spooled``: rows ``first``..``last`` of the spool hold them (read from it, or a copy written at a spill),
+    removed from it once the chunk is settled."""
 
     messages: list[RawMessage]
     nbytes: int
     future: Future[Any] | None = None
+    spooled: tuple[int, int] | None = None
 
 
 class Outcome:

@@ -9,74 +9,75 @@ hands the oldest messages to the sink in chunks and waits for their future:
 - failed with ``RetryLater`` (the store writer full or closed, the write cancelled): the chunk stays
   and is handed over again after a backoff, for as long as it takes (the store writer itself retries
   a stalled store); never a refusal;
-- failed with any other error (the store refused it for good, e.g. a constraint): a chunk of several
-  is handed over again one message at a time (all at once, so the writer tries them in one go), so
-  the good ones land; a message refused alone is logged with its payload (at most
-  :data:`REFUSAL_LOG_PER_MINUTE` lines a minute, the rest counted), counted (``refused``) and kept in
-  :meth:`Handover.refused` (the last :data:`REFUSED_KEPT`), never retried forever;
-- when *every* message of such a round is refused with the same error, or a message alone is refused
-  as from a corrupt file (``sqlite3.DatabaseError`` itself: a trickle of one-line chunks), the store is
-  broken, not the messages: they are all kept and retried with backoff (``store_failures`` counts such
-  episodes, ``retries`` the attempts), as for a stall. A constraint error (``sqlite3.IntegrityError``)
-  is always about the message.
+- failed with any other error: see :mod:`collector._handover_refusals` (a message refused for good is
+  counted ``refused`` and kept in :meth:`Handover.refused`; a broken store keeps everything).
 
-The same message handed over again gets the same receive-time stamp (``collector.memo``), so a retry
-or a split never moves a reading.
+The same message handed over again gets the same receive-time stamp (``collector.memo``), and sources
+stamp their messages with :meth:`Handover.stamp` (each later than the one before it, by 1 ms if
+needed), so a retry, a split or a replay from the spool after a restart never moves a reading.
 
-The buffer holds at most ``max_buffered`` messages and ``max_buffered_bytes`` payload bytes (waiting
-and in flight); past either bound a new message makes the oldest message not yet handed over drop
-(counted ``dropped``, logged once per stall): a stall longer than the bound loses the oldest
-readings, never the newest. A later issue adds a disk spool that removes the bound.
+The memory buffer holds at most ``max_buffered`` messages and ``max_buffered_bytes`` payload bytes
+(waiting and in flight). Past either bound:
+
+- with a **spool** (:class:`collector.spool.Spool`, what ``archmon run`` gives every serial source):
+  the hand-over *spills*: the waiting messages, a copy of the chunk in flight and every new message go
+  to the spool on disk (written by a thread of its own in fsync'd batches), and the delivery thread
+  hands the spool's rows to the sink in order, removing them once durable, until the spool is empty;
+  then it goes back to memory. A spool found with rows at start is replayed first. A crash while
+  spilled loses nothing the spool took (at most the batch being written); the copy of the chunk that
+  was in flight may be stored once more after a crash, which the store ignores (same times). Past the
+  spool's own byte bound its oldest rows not yet handed over are dropped (counted ``dropped``).
+- without one: a new message makes the oldest message not yet handed over drop (counted ``dropped``,
+  logged once per stall): the oldest readings go, never the newest.
 
 :meth:`Handover.stop` hands everything still waiting to the sink at once (the store writer queues it
 for its final flush) and waits for it; what the writer gives up when it closes (or cannot take any
-more) is counted ``lost_at_stop`` and logged, so a stop during a stall says what it lost. If the
-delivery thread dies (an exception that is not an ``Exception``), its messages go back to the front
-of the buffer (logged) and the next :meth:`Handover.put` or :meth:`Handover.stop` starts a new one.
+more) goes to the spool, or without one is counted ``lost_at_stop`` and logged. Rows of the spool
+stay in it (replayed at the next start). If the delivery thread dies (an exception that is not an
+``Exception``), its messages go back to the front of the buffer (logged) and the next
+:meth:`Handover.put` or :meth:`Handover.stop` starts a new one.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections import deque
-from collections.abc import Sequence
 from concurrent.futures import CancelledError, Future
 from typing import Any
 
 from archmon.domain import RawMessage
 from archmon.errors import RetryLater
+from archmon.timeutil import now_ms
 from collector._handover_parts import Chunk, HandoverStats, LogQuota, Outcome, RefusedMessage, nbytes, reason
+from collector._handover_refusals import REFUSAL_LOG_PER_MINUTE, REFUSED_KEPT, RefusalsAndStop
+from collector._handover_spill import Spilling
 from collector.source import MessageSink
+from collector.spool import Spool
 
 __all__ = ["DEFAULT_MAX_BUFFERED_BYTES", "REFUSAL_LOG_PER_MINUTE", "REFUSED_KEPT", "Handover", "HandoverStats",
            "RefusedMessage"]
 
 log = logging.getLogger(__name__)
 
-REFUSED_KEPT = 100
-"""Messages refused for good that are kept in memory (with the reason) for inspection."""
-
-REFUSAL_LOG_PER_MINUTE = 10
-"""Refused messages logged (with their payload) per minute and hand-over; the others are counted only."""
-
 DEFAULT_MAX_BUFFERED_BYTES = 16 * 1024 * 1024
-"""Payload bytes a hand-over holds by default."""
+"""Payload bytes a hand-over holds in memory by default."""
 
 
-class Handover:
-    """A bounded buffer and a delivery thread in front of a sink; see the module docstring.
+class Handover(RefusalsAndStop, Spilling):
+    """A bounded buffer, an optional disk spool and a delivery thread in front of a sink; see the module docstring.
 
     Args:
         name: the source, for log lines and the thread name (``serial line logger1``).
         sink: where messages go; returns a future resolved when they are durable.
-        max_buffered: most messages held (waiting and in flight); at least 2, so that a new message
-            always finds room next to a chunk in flight.
-        max_buffered_bytes: most payload bytes held.
+        max_buffered: most messages held in memory (waiting and in flight); at least 2, so that a new
+            message always finds room next to a chunk in flight.
+        max_buffered_bytes: most payload bytes held in memory.
         max_chunk: most messages per sink call.
         retry_min_s: first backoff after a transient failure; doubles up to ``retry_max_s``.
         retry_max_s: longest backoff.
+        spool: where messages go past the memory bound (None: the oldest are dropped). Rows it holds
+            already are handed over first (call :meth:`resume` to start at once).
 
     Raises:
         ValueError: a bound is too small.
@@ -92,6 +93,7 @@ class Handover:
         max_chunk: int = 500,
         retry_min_s: float = 0.05,
         retry_max_s: float = 5.0,
+        spool: Spool | None = None,
     ) -> None:
         if max_buffered < 2 or max_chunk < 1 or max_buffered_bytes < 2:
             raise ValueError(f"{name}: max_buffered and max_buffered_bytes must be at least 2, max_chunk at "
@@ -111,34 +113,64 @@ class Handover:
         self._in_flight: list[Chunk] = []
         self._refused: deque[RefusedMessage] = deque(maxlen=REFUSED_KEPT)
         self._counts = dict.fromkeys(("delivered", "dropped", "refused", "retries", "handler_errors",
-                                     "store_failures", "lost_at_stop"), 0)
+                                     "store_failures", "lost_at_stop", "spilled"), 0)
         self._dropped_in_stall = 0
         self._store_error: str | None = None  # the error of a store refusing everything (an episode)
         self._refusal_log = LogQuota(REFUSAL_LOG_PER_MINUTE)
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()  # cuts a backoff or a wait for the store short on stop
+        self._last_ms = 0  # the newest receive time given by stamp()
+        self._init_spill(spool)
 
     # -- producer side (reader or polling thread) -------------------------------------------------
 
     def put(self, message: RawMessage) -> None:
-        """Queue one message; never blocks. Past a bound the oldest waiting messages are dropped."""
+        """Queue one message; never blocks. Past the memory bound: spill, or drop the oldest waiting messages."""
         dropped: RawMessage | None = None
-        first = False
+        first = spill = spool_slow = False
         with self._cond:
-            self._waiting.append(message)
-            self._waiting_bytes += len(message.payload)
-            while len(self._waiting) > 1 and self._over_bound():
-                dropped = self._waiting.popleft()
-                self._waiting_bytes -= len(dropped.payload)
-                self._counts["dropped"] += 1
-                self._dropped_in_stall += 1
-                first = first or self._dropped_in_stall == 1
-            self._cond.notify_all()
+            if self._spilled:
+                spool_slow = self._queue_for_spool(message)
+                self._cond.notify_all()
+            else:
+                self._waiting.append(message)
+                self._waiting_bytes += len(message.payload)
+                if self._spool is not None and len(self._waiting) > 1 and self._over_bound():
+                    spill = self._start_spill()
+                while self._spool is None and len(self._waiting) > 1 and self._over_bound():
+                    dropped = self._waiting.popleft()
+                    self._waiting_bytes -= len(dropped.payload)
+                    self._counts["dropped"] += 1
+                    self._dropped_in_stall += 1
+                    first = first or self._dropped_in_stall == 1
+                self._cond.notify_all()
         if dropped is not None and first:
             log.warning("%s: the buffer is full (%d messages or %d bytes wait for the store): dropping the oldest "
                         "(first: %s at %d ms); counted as dropped", self._name, self._max_buffered, self._max_bytes,
                         dropped.topic, dropped.received_ms)
+        if spool_slow:
+            log.warning("%s: the disk spool does not take messages as fast as they come (or fails, see above), and "
+                        "%d wait in memory: dropping the oldest; counted as dropped", self._name, self._max_buffered)
+        if spill:
+            log.warning("%s: the memory buffer is full (%d messages or %d bytes wait for the store): spilling to "
+                        "the disk spool %s until the store takes messages again", self._name, self._max_buffered,
+                        self._max_bytes, self._spool_file)
+        self._ensure_thread()
+
+    def stamp(self) -> int:
+        """A receive time for the next message: now, or 1 ms after the previous stamp (and after the spool's
+        newest row) if the clock has not moved on. Sources stamp with it, so that no two messages of a source
+        share a millisecond and a replay from the spool after a restart gives every reading its first time."""
+        with self._cond:
+            self._last_ms = max(now_ms(), self._last_ms + 1)
+            return self._last_ms
+
+    def resume(self) -> None:
+        """Start handing over what the spool holds from an earlier run (a source's start calls it)."""
+        with self._cond:
+            if not self._spilled:
+                return
         self._ensure_thread()
 
     def _over_bound(self) -> bool:
@@ -147,23 +179,27 @@ class Handover:
         return (len(self._waiting) + flying > self._max_buffered
                 or self._waiting_bytes + flying_bytes > self._max_bytes)
 
+    def _busy(self) -> bool:
+        """Messages in memory not settled yet (waiting, in flight, or on their way to the spool)."""
+        return bool(self._waiting or self._in_flight or self._pending or self._appending)
+
     def wait_drained(self, timeout: float | None = None) -> bool:
-        """Wait until every message put so far is durable or given up; False after ``timeout`` seconds."""
+        """Wait until every message put so far is durable or given up (spool included); False after ``timeout`` s."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._waiting and not self._in_flight, timeout)
+            return self._cond.wait_for(lambda: not self._busy() and not self._spool_unread(), timeout)
 
     def stop(self, timeout: float = 10.0) -> int:
         """Hand everything buffered to the sink now, then wait at most ``timeout`` s for it to be durable.
 
-        The delivery thread goes on after this returns: what the store writer gives up when it closes is
-        counted ``lost_at_stop`` and logged then. A later :meth:`put` starts a new thread (a source
-        stopped and started again).
+        The delivery thread goes on after this returns: what the store writer gives up when it closes goes
+        to the spool or is counted ``lost_at_stop`` and logged then. A later :meth:`put` starts a new thread
+        (a source stopped and started again). Rows in the spool stay there for the next start.
 
         Returns:
-            How many messages are not durable yet (handed to the writer, or waiting for room in it).
+            How many messages in memory are not durable yet (handed to the writer, or waiting for room in it).
         """
         with self._cond:
-            has_work = bool(self._waiting or self._in_flight)
+            has_work = self._busy()
         if has_work:
             self._ensure_thread()  # also after the thread died
         with self._cond:
@@ -172,22 +208,23 @@ class Handover:
             thread = self._thread
         self._wake.set()
         with self._cond:
-            self._cond.wait_for(lambda: not (self._waiting or self._in_flight) or thread is None
-                                or not thread.is_alive(), timeout)
-            left = len(self._waiting) + sum(len(c.messages) for c in self._in_flight)
+            self._cond.wait_for(lambda: not self._busy() or thread is None or not thread.is_alive(), timeout)
+            left = len(self._waiting) + sum(len(c.messages) for c in self._in_flight) + len(self._pending)
         if left:
             log.warning("%s: %d messages not stored after %.1f s; they are handed to the store writer, which "
-                        "stores them with its final flush or gives them up (then counted lost_at_stop)",
-                        self._name, left, timeout)
+                        "stores them with its final flush or gives them up (then %s)", self._name, left, timeout,
+                        "written to the spool" if self._spool is not None else "counted lost_at_stop")
         return left
 
     def stats(self) -> HandoverStats:
         """Current self-metrics."""
+        spool = self._spool_stats()
         with self._cond:
             flying = sum(len(c.messages) for c in self._in_flight)
-            return HandoverStats(buffered=len(self._waiting) + flying,
-                                 buffered_bytes=self._waiting_bytes + sum(c.nbytes for c in self._in_flight),
-                                 in_flight=flying, **self._counts)
+            return HandoverStats(buffered=len(self._waiting) + flying + len(self._pending),
+                                 buffered_bytes=(self._waiting_bytes + self._pending_bytes
+                                                 + sum(c.nbytes for c in self._in_flight)),
+                                 in_flight=flying, **self._counts, **spool)
 
     def refused(self) -> list[RefusedMessage]:
         """The last messages the store refused for good, oldest first."""
@@ -207,33 +244,47 @@ class Handover:
             self._thread.start()
 
     def _take(self) -> Chunk | None:
-        """The next chunk (None: stopping and nothing waiting), registered as in flight."""
-        with self._cond:
-            while not self._waiting:
-                if self._stopping:
-                    return None
-                self._cond.wait()
-            messages: list[RawMessage] = []
-            nbytes = 0
-            while self._waiting and len(messages) < self._max_chunk and (
-                    not messages or nbytes + len(self._waiting[0].payload) <= self._max_chunk_bytes):
-                message = self._waiting.popleft()
-                messages.append(message)
-                nbytes += len(message.payload)
-            self._waiting_bytes -= nbytes
-            chunk = Chunk(messages, nbytes)
-            self._in_flight.append(chunk)
-            return chunk
+        """The next chunk (None: stopping and nothing waiting in memory), registered as in flight."""
+        while True:
+            with self._cond:
+                while not self._waiting:
+                    if self._stopping:
+                        return None
+                    if self._spilled and self._spool_unread():
+                        break
+                    if self._spilled and not (self._pending or self._appending):
+                        self._end_spill()
+                        continue
+                    self._cond.wait()
+                if self._waiting:
+                    return self._take_waiting()
+            chunk = self._take_spooled()  # outside the lock: a disk read
+            if chunk is not None:
+                return chunk
+
+    def _take_waiting(self) -> Chunk:
+        messages: list[RawMessage] = []
+        size = 0
+        while self._waiting and len(messages) < self._max_chunk and (
+                not messages or size + len(self._waiting[0].payload) <= self._max_chunk_bytes):
+            message = self._waiting.popleft()
+            messages.append(message)
+            size += len(message.payload)
+        self._waiting_bytes -= size
+        chunk = Chunk(messages, size)
+        self._in_flight.append(chunk)
+        return chunk
 
     def _run(self) -> None:
         with self._cond:
             lost_before = self._counts["lost_at_stop"]  # this thread's stop is the only one that adds to it
+        self._rewind_spool()
         try:
             while (chunk := self._take()) is not None:
                 self._deliver(chunk)
                 dropped = 0
                 with self._cond:
-                    if not self._waiting and not self._in_flight:
+                    if not self._busy() and not self._spilled:
                         dropped, self._dropped_in_stall = self._dropped_in_stall, 0
                 if dropped:
                     log.warning("%s: buffer drained; %d oldest messages were dropped while the store was stalled",
@@ -241,25 +292,36 @@ class Handover:
             self._settle_at_stop(lost_before)
         except BaseException:
             with self._cond:
-                kept = [m for c in self._in_flight for m in c.messages]
-                self._waiting.extendleft(reversed(kept))
+                kept = [m for c in self._in_flight if c.spooled is None for m in c.messages]
+                self._waiting.extendleft(reversed(kept))  # (rows of the spool stay there: read again)
                 self._waiting_bytes += nbytes(kept)
                 self._in_flight = []
                 self._cond.notify_all()
             log.exception("%s: the hand-over thread failed; its %d messages in flight are kept and handed over "
                           "again by a new thread (on the next message or at stop)", self._name, len(kept))
 
-    def _settled(self, chunk: Chunk, messages: Sequence[RawMessage], counter: str | None = None) -> None:
-        """``messages`` of ``chunk`` are done with (durable, refused or lost): they leave the buffer."""
+    def _settled(self, chunk: Chunk, messages: list[RawMessage], counter: str | None = None, *,
+                 keep_rows: bool = False) -> None:
+        """``messages`` of ``chunk`` are done with (durable, refused or lost): they leave the buffer, and once
+        the whole chunk is, its rows leave the spool (unless ``keep_rows``: not stored, replayed later)."""
         with self._cond:
             gone = {id(m) for m in messages}
             chunk.messages = [m for m in chunk.messages if id(m) not in gone]
             chunk.nbytes = nbytes(chunk.messages)
-            if not chunk.messages and chunk in self._in_flight:
-                self._in_flight.remove(chunk)
+            done = not chunk.messages and chunk in self._in_flight
             if counter is not None:
                 self._counts[counter] += len(messages)
-            self._cond.notify_all()
+            rows = chunk.spooled if done and not keep_rows else None
+            if done:
+                chunk.spooled = None  # (a copy being written now is removed by the spill thread)
+        if rows is not None:
+            self._remove_rows(rows)
+        if done:
+            with self._cond:
+                self._in_flight.remove(chunk)
+                self._cond.notify_all()
+        else:
+            self._notify()
 
     def _deliver(self, chunk: Chunk) -> None:
         """Hand ``chunk`` over until every message is durable or refused; at a stop, hand it over and go on."""
@@ -328,90 +390,3 @@ class Handover:
         except Exception as exc:
             return Outcome(exc)
         return Outcome()
-
-    def _split(self, chunk: Chunk, error: BaseException) -> None:
-        """The store refused ``chunk``: hand its messages over one by one. Settles the durable and the refused
-        ones; keeps the rest in ``chunk`` (transient failures, or all of them when the store is broken)."""
-        messages = list(chunk.messages)
-        if len(messages) > 1:
-            log.warning("%s: the store refused %d messages (%s); handing them over one by one", self._name,
-                        len(messages), error)
-            # All at once: the writer tries them in one transaction and splits it itself.
-            pending = [(m, self._attempt([m], wait=False)) for m in messages]
-            outcomes = [(m, o if o.future is None else self._result(o.future)) for m, o in pending]
-        else:
-            outcomes = [(messages[0], Outcome(error))]
-        durable = [m for m, o in outcomes if o.durable]
-        refusals = {reason(o.error) for _, o in outcomes if o.error is not None and not o.transient}
-        refused = [(m, o.error) for m, o in outcomes if o.error is not None and not o.transient]
-        self._settled(chunk, durable, "delivered")
-        alike = len(refused) == len(messages) and len(refusals) == 1
-        # Several refused alike, or one refused as a corrupt file (SQLITE_CORRUPT / NOTADB are DatabaseError
-        # itself, never a subclass): a broken store. A constraint error is always about the message.
-        if alike and (type(refused[0][1]) is sqlite3.DatabaseError
-                      or (len(messages) > 1 and not isinstance(refused[0][1], sqlite3.IntegrityError))):
-            (text,) = refusals
-            with self._cond:
-                self._counts["store_failures"] += 1
-            self._store_error = text
-            log.error("%s: the store refuses every message alike (%s): it is broken, not the messages; keeping "
-                      "%d messages and retrying (counted store_failures)", self._name, text, len(messages))
-            return
-        for message, failure in refused:
-            assert failure is not None
-            self._refuse(chunk, message, failure)
-
-    def _refuse(self, chunk: Chunk, message: RawMessage, error: BaseException) -> None:
-        why = reason(error)
-        if self._refusal_log.take():
-            skipped, self._refusal_log.skipped = self._refusal_log.skipped, 0
-            log.error("%s: the store refused a message for good (%s); not retried. %s at %d ms, payload %r%s",
-                      self._name, why, message.topic, message.received_ms, message.payload[:200],
-                      f" ({skipped} more refused without a log line)" if skipped else "")
-        else:
-            log.debug("%s: the store refused a message for good (%s)", self._name, why)
-        with self._cond:
-            self._refused.append(RefusedMessage(message, why))
-        self._settled(chunk, [message], "refused")
-
-    # -- at a stop --------------------------------------------------------------------------------
-
-    def _hand_over_at_stop(self, chunk: Chunk) -> None:
-        """Stopping: hand ``chunk`` to the sink without waiting (the store writer queues it for its final
-        flush); what it cannot take is lost."""
-        outcome = self._attempt(chunk.messages, wait=False)
-        if outcome.future is not None:
-            chunk.future = outcome.future
-        elif outcome.transient:
-            self._settled(chunk, chunk.messages, "lost_at_stop")
-        else:
-            assert outcome.error is not None
-            self._split_at_stop(chunk, outcome.error)
-
-    def _settle_at_stop(self, lost_before: int) -> None:
-        """Wait for every chunk handed over at the stop (the writer's final flush decides) and count the lost."""
-        with self._cond:
-            handed = [c for c in self._in_flight if c.future is not None]
-        given_up: list[Chunk] = []
-        for chunk in handed:
-            assert chunk.future is not None
-            outcome = self._result(chunk.future)
-            if outcome.durable:
-                self._settled(chunk, chunk.messages, "delivered")
-            elif outcome.transient:
-                given_up.append(chunk)
-            else:
-                assert outcome.error is not None
-                self._split_at_stop(chunk, outcome.error)
-        with self._cond:
-            lost = self._counts["lost_at_stop"] - lost_before + sum(len(c.messages) for c in given_up)
-        if lost:  # before they leave the buffer: whoever waits for it to empty finds the line written
-            log.error("%s: %d messages read before the stop were not stored (the store writer gave them up or "
-                      "was closed); counted lost_at_stop", self._name, lost)
-        for chunk in given_up:
-            self._settled(chunk, chunk.messages, "lost_at_stop")
-
-    def _split_at_stop(self, chunk: Chunk, error: BaseException) -> None:
-        self._split(chunk, error)
-        if chunk.messages:  # kept for a retry there is no time for: transient failures, a broken store
-            self._settled(chunk, chunk.messages, "lost_at_stop")

@@ -36,6 +36,7 @@ from collector._modbus_wire import CrcWatch, apply_timeout
 from collector.handover import Handover
 from collector.modbus_config import ModbusSourceConfig
 from collector.source import MessageSink
+from collector.spool import Spool
 from devices.modbus import ReadBlock, encode_modbus_payload, get_register_map, read_plan
 
 __all__ = ["ModbusDevice", "ModbusSource", "bus_devices"]
@@ -129,6 +130,7 @@ class ModbusSource:
             from the gathering one), in chunks of at most ``max_chunk``; returns a future resolved
             once they are durable.
         max_chunk: most messages per sink call.
+        spool: where messages go past the memory bound while the store is stalled (None: dropped).
 
     Raises:
         ValueError: if two devices share an address.
@@ -141,6 +143,7 @@ class ModbusSource:
         sink: MessageSink,
         *,
         max_chunk: int = 500,
+        spool: Spool | None = None,
     ) -> None:
         addresses = [d.address for d in devices]
         duplicates = sorted({a for a in addresses if addresses.count(a) > 1})
@@ -149,7 +152,7 @@ class ModbusSource:
         self.config = config
         self.devices = tuple(devices)
         self._handover = Handover(f"modbus {config.id}", sink, max_buffered=config.max_buffered_messages,
-                                  max_buffered_bytes=config.max_buffered_bytes, max_chunk=max_chunk)
+                                  max_buffered_bytes=config.max_buffered_bytes, max_chunk=max_chunk, spool=spool)
         self._client: ModbusSerialClient | None = None
         self._crc_watch = CrcWatch()
         self._gather_lock = threading.Lock()
@@ -171,6 +174,7 @@ class ModbusSource:
             return
         try:
             self._count("gathers")
+            self._handover.resume()  # what the spool holds from an earlier run, also while the bus is down
             client = self._connect()
             if client is None:
                 return
@@ -217,7 +221,9 @@ class ModbusSource:
         ``errors``, ``reconnects``, ``port_lost``, ``gathers``, ``skipped_gathers``), from the hand-over
         ``delivered``, ``dropped`` (buffer full), ``refused`` (by the store, for good), ``retries``,
         ``handler_errors`` (the sink raised), ``lost_at_stop`` (not handed over when stop() stopped waiting),
-        gauges ``connected`` and ``buffered`` (gathered, not yet durable), and per device
+        ``spilled`` (written to the disk spool), gauges ``connected``, ``buffered`` (gathered, not yet durable, in
+        memory) and ``spool_rows``, ``spool_bytes``, ``spool_oldest_ms``, ``spool_max_bytes``, ``spool_warning``
+        (the disk spool), and per device
         ``device.<address>.<counter>`` including ``last_ok_ms``."""
         handover = self._handover.stats()
         with self._stats_lock:
@@ -228,9 +234,7 @@ class ModbusSource:
             for address, state in self._states.items():
                 for name in ("polls", "answers", *_COUNTER.values(), "last_ok_ms"):
                     out[f"device.{address}.{name}"] = getattr(state, name)
-        out.update(buffered=handover.buffered, delivered=handover.delivered, dropped=handover.dropped,
-                   refused=handover.refused, retries=handover.retries, handler_errors=handover.handler_errors,
-                   store_failures=handover.store_failures, lost_at_stop=handover.lost_at_stop)
+        out.update(handover.for_source())
         return out
 
     # -- port -------------------------------------------------------------------------------------
@@ -316,7 +320,7 @@ class ModbusSource:
             source=self.config.id,
             topic=f"modbus/{self.config.id}/{device.address}",
             payload=encode_modbus_payload(device.address, reads),
-            received_ms=now_ms(),
+            received_ms=self._handover.stamp(),
         ))
         return "ok"
 

@@ -28,8 +28,8 @@ class ModbusSourceConfig(SerialPortConfig):
     timeout_s: float = Field(default=1.0, gt=0, le=30)
 
     def problems(self, where: str, sensors: Sequence[PlacedSensor], config: Config) -> list[str]:
-        """Sensors without address or preset, unknown presets and channels, two presets at one address."""
-        out = []
+        """Sensors without address or preset, unknown presets and channels, two presets at one address; the spool."""
+        out = super().problems(where, sensors, config)
         presets: dict[int, str] = {}
         for placed in sensors:
             key, sensor = placed

@@ -8,7 +8,12 @@ The reader thread never waits for the store: each line goes into a bounded
 :class:`collector.handover.Handover`, whose own thread hands lines to the sink and keeps them until
 they are durable. While the store is stalled the reader keeps reading the port (a sensor cannot be
 asked to send again, and the kernel's buffer would overflow); past ``max_buffered_messages`` (or
-``max_buffered_bytes``) the oldest lines not yet handed over are dropped, counted and logged.
+``max_buffered_bytes``) lines spill to the source's disk spool (``collector.spool``), or without one
+the oldest lines not yet handed over are dropped, counted and logged.
+
+The reader thread owns the port: it opens, reads and closes it; :meth:`SerialLineSource.stop` only
+asks it to stop (a read returns within :data:`_READ_TIMEOUT_S`), so a port is never closed under a
+read in progress.
 
 A line longer than :data:`MAX_LINE_BYTES` (a device sending garbage without line endings, a wrong baud
 rate) is cut there and handed on once, counted ``overlong_lines`` (the pipeline quarantines it); the
@@ -25,10 +30,10 @@ import time
 import serial
 
 from archmon.domain import RawMessage
-from archmon.timeutil import now_ms
 from collector.handover import Handover
 from collector.serial_line_config import LineSourceConfig
 from collector.source import MessageSink
+from collector.spool import Spool
 
 __all__ = ["MAX_LINE_BYTES", "SerialLineSource"]
 
@@ -52,12 +57,14 @@ class SerialLineSource:
             ``line/<source id>``), from the hand-over's thread, in order, in chunks of at most
             ``max_chunk``; returns a future resolved once they are durable.
         max_chunk: most lines per sink call.
+        spool: where lines go past the memory bound while the store is stalled (None: dropped).
     """
 
-    def __init__(self, config: LineSourceConfig, sink: MessageSink, *, max_chunk: int = 500) -> None:
+    def __init__(self, config: LineSourceConfig, sink: MessageSink, *, max_chunk: int = 500,
+                 spool: Spool | None = None) -> None:
         self.config = config
         self._handover = Handover(f"serial line {config.id}", sink, max_buffered=config.max_buffered_messages,
-                                  max_buffered_bytes=config.max_buffered_bytes, max_chunk=max_chunk)
+                                  max_buffered_bytes=config.max_buffered_bytes, max_chunk=max_chunk, spool=spool)
         self._topic = f"line/{config.id}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -80,24 +87,30 @@ class SerialLineSource:
         }
 
     def start(self) -> None:
-        """Start the reader thread (it opens the port; failures are retried, never raised)."""
+        """Start the reader thread (it opens the port; failures are retried, never raised), and the replay of
+        what the spool holds from an earlier run."""
         if self._thread is not None:
-            return
+            if not self._stop.is_set():
+                return
+            self._thread.join()  # stopped, still finishing its last read: it closes the port itself
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=f"serial-line {self.config.id}", daemon=True)
         self._thread.start()
+        self._handover.resume()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the reader thread, close the port, then wait (at most ``timeout`` s in all) for the lines
-        read so far to be durable; what the store did not take by then is logged as lost."""
+        """Stop the reader thread (it closes the port), then wait (at most ``timeout`` s in all) for the lines
+        read so far to be durable; what the store did not take by then is spooled or logged as lost."""
         started = time.monotonic()
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(min(timeout, 2.0))  # a read returns within _READ_TIMEOUT_S
-            if self._thread.is_alive():
-                log.warning("serial line %s: reader thread did not stop in %.1f s", self.config.id, timeout)
-            self._thread = None
-        self._close()
+        thread = self._thread
+        if thread is not None:
+            thread.join(min(timeout, 2.0))  # a read returns within _READ_TIMEOUT_S
+            if thread.is_alive():
+                log.warning("serial line %s: reader thread did not stop in %.1f s; it closes the port when its read "
+                            "returns", self.config.id, timeout)
+            else:
+                self._thread = None
         self._handover.stop(max(0.0, timeout - (time.monotonic() - started)))
 
     @property
@@ -110,14 +123,13 @@ class SerialLineSource:
         """Counters: lines, bytes, opens, reconnects, open_failures, read_errors, overlong_lines,
         partial_dropped; from the hand-over delivered, dropped (buffer full), refused (by the store,
         for good), retries, handler_errors (the sink raised), lost_at_stop (never handed to the
-        store when stop() stopped waiting); gauges connected (1 while the port is open) and buffered (lines read, not
-        yet durable)."""
+        store when stop() stopped waiting), spilled (written to the disk spool); gauges connected (1 while the
+        port is open), buffered (lines read, not yet durable, in memory) and spool_rows, spool_bytes,
+        spool_oldest_ms, spool_max_bytes, spool_warning (the disk spool, see ``collector.handover``)."""
         handover = self._handover.stats()
         with self._lock:
             out = dict(self._stats)
-        out.update(buffered=handover.buffered, delivered=handover.delivered, dropped=handover.dropped,
-                   refused=handover.refused, retries=handover.retries, handler_errors=handover.handler_errors,
-                   store_failures=handover.store_failures, lost_at_stop=handover.lost_at_stop)
+        out.update(handover.for_source())
         return out
 
     @property
@@ -130,6 +142,12 @@ class SerialLineSource:
             self._stats[name] += delta
 
     def _run(self) -> None:
+        try:
+            self._read_until_stopped()
+        finally:
+            self._close()
+
+    def _read_until_stopped(self) -> None:
         while not self._stop.is_set():
             if self._serial is None and not self._open():
                 self._stop.wait(self._backoff_s)
@@ -220,4 +238,5 @@ class SerialLineSource:
 
     def _deliver(self, line: bytes) -> None:
         self._count("lines")
-        self._handover.put(RawMessage(source=self.config.id, topic=self._topic, payload=line, received_ms=now_ms()))
+        self._handover.put(RawMessage(source=self.config.id, topic=self._topic, payload=line,
+                                        received_ms=self._handover.stamp()))

@@ -54,9 +54,10 @@ class LineSourceConfig(SerialPortConfig):
                           encoding=self.line_encoding, device_tz=self.device_tz or site_tz)
 
     def problems(self, where: str, sensors: Sequence[PlacedSensor], config: Config) -> list[str]:
-        """Several enabled sensors on one line need a ``(?P<sensor>...)`` group telling them apart."""
+        """Several enabled sensors on one line need a ``(?P<sensor>...)`` group telling them apart; the spool."""
+        out = super().problems(where, sensors, config)
         on_port = [placed.sensor.id for placed in sensors if placed.sensor.enabled]
         if len(on_port) > 1 and "(?P<sensor>" not in self.line_pattern:
-            return [f"{where}.line_pattern: {len(on_port)} sensors {on_port} share this port, so the pattern "
-                    "needs a (?P<sensor>...) group naming the sensor"]
-        return []
+            out.append(f"{where}.line_pattern: {len(on_port)} sensors {on_port} share this port, so the pattern "
+                       "needs a (?P<sensor>...) group naming the sensor")
+        return out

@@ -35,6 +35,8 @@ from archmon.config import ID_PATTERN, Config, SensorConfig
 from archmon.domain import RawMessage
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from collector.quarantine import QuarantineKeeper
     from collector.receipts import ReceiptBook
     from collector.records import Batch
@@ -216,6 +218,8 @@ class SourceContext:
         router: the pipeline's router (which topics the configured sensors need, for instance).
         max_chunk: most messages per sink call (the store writer's batch size).
         where: the source's table in the file (``sources[0] (broker)``), for messages naming it.
+        spool_dir: where serial sources keep their disk spools (``collector.spool``; None: no spool,
+            a serial source drops its oldest messages past its memory bound).
     """
 
     config: Config
@@ -223,3 +227,4 @@ class SourceContext:
     router: Router
     max_chunk: int = 500
     where: str = ""
+    spool_dir: Path | None = None

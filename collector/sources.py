@@ -31,6 +31,7 @@ from collector.mqtt_config import MqttSourceConfig
 from collector.serial_line import SerialLineSource
 from collector.serial_line_config import LineSourceConfig
 from collector.source import DecoderFactory, DeviceKey, PlacedSensor, Source, SourceConfig, SourceContext
+from collector.spool import open_spool
 
 if TYPE_CHECKING:
     from collector.routing import Router
@@ -148,14 +149,17 @@ def instance_subscriptions(config: MqttSourceConfig, core: Config,
 
 
 def _modbus(config: ModbusSourceConfig, context: SourceContext) -> ModbusSource:
-    return ModbusSource(config, bus_devices(context.config, config.id), context.sink, max_chunk=context.max_chunk)
+    return ModbusSource(config, bus_devices(context.config, config.id), context.sink, max_chunk=context.max_chunk,
+                        spool=open_spool(context.spool_dir, config.id, config.spool_max_bytes))
 
 
 def _line(config: LineSourceConfig, context: SourceContext) -> SerialLineSource:
-    return SerialLineSource(config, context.sink, max_chunk=context.max_chunk)
+    return SerialLineSource(config, context.sink, max_chunk=context.max_chunk,
+                            spool=open_spool(context.spool_dir, config.id, config.spool_max_bytes))
 
 
-_SERIAL_GAUGES = frozenset({"connected", "buffered"})
+_SERIAL_GAUGES = frozenset({"connected", "buffered", "spool_rows", "spool_bytes", "spool_oldest_ms",
+                            "spool_max_bytes", "spool_warning"})
 
 SOURCE_KINDS: dict[str, SourceKind] = {
     "mqtt": SourceKind(MqttSourceConfig, "collector.mqtt", _mqtt, mqtt_decoder,

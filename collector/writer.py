@@ -9,17 +9,22 @@ future resolves before its commit. The queue is bounded: ``submit`` blocks (back
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import Protocol
 
 from archmon.config import StorageConfig
-from archmon.errors import RetryLater
+from collector._writer_parts import (
+    BatchStore,
+    QueuedBatch,
+    WriterClosed,
+    WriterFull,
+    WriterStats,
+    is_transient,
+    weight_of,
+)
 from collector.records import Batch, WriteResult
 
 __all__ = ["BatchStore", "StoreWriter", "WriterClosed", "WriterFull", "WriterStats"]
@@ -29,72 +34,6 @@ log = logging.getLogger(__name__)
 Listener = Callable[[WriteResult], None]
 
 _REFUSAL_LOG_EVERY_S = 60.0
-
-
-class WriterFull(RetryLater):
-    """``submit(timeout=...)`` found the queue full for that long: nothing was queued; offer the batch again."""
-
-
-class WriterClosed(RetryLater):
-    """The writer is closed (``submit``) or gave up at close before committing (a future): not stored.
-
-    Never a refusal of the batch: its messages are fine, the service is stopping. Sources count them
-    as lost at stop (serial) or leave them unacknowledged (MQTT).
-    """
-
-
-class BatchStore(Protocol):
-    """What the writer needs from a store: write several batches in one transaction."""
-
-    def write_many(self, batches: list[Batch]) -> list[WriteResult]:
-        """Write ``batches`` atomically; one result per batch."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class WriterStats:
-    """Self-metrics of the writer.
-
-    Attributes:
-        queued_records: records submitted and not yet committed (queued or being written).
-        queued_batches: submitted batches not yet taken by the writer thread.
-        committed_batches: transactions committed.
-        committed_readings: readings newly stored; duplicates: duplicate readings ignored.
-        failures: failed write attempts (each is retried); rejected: batches the store refused for good.
-        abandoned_records: records given up when the writer closed with the store still failing.
-        listener_errors: exceptions raised by listeners.
-        retrying: True while the current transaction is failing and being retried.
-        last_error: text of the most recent write error ("" if none).
-    """
-
-    queued_records: int
-    queued_batches: int
-    committed_batches: int
-    committed_readings: int
-    duplicates: int
-    failures: int
-    rejected: int
-    abandoned_records: int
-    listener_errors: int
-    retrying: bool
-    last_error: str
-
-
-@dataclass(slots=True)
-class _Item:
-    batch: Batch
-    future: Future[WriteResult]
-    seq: int
-    weight: int
-    enqueued: float
-
-
-def _weight(batch: Batch) -> int:
-    return max(1, len(batch.readings) + len(batch.quarantine) + len(batch.unassigned) + len(batch.availability))
-
-
-def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError | OSError | RetryLater)
 
 
 class StoreWriter:
@@ -130,7 +69,7 @@ class StoreWriter:
         self._retry_min_s = retry_min_s
         self._retry_max_s = retry_max_s
         self._cond = threading.Condition()
-        self._queue: deque[_Item] = deque()
+        self._queue: deque[QueuedBatch] = deque()
         self._queued_weight = 0
         self._pending_weight = 0
         self._submitted_seq = 0
@@ -202,7 +141,7 @@ class StoreWriter:
             WriterFull: the queue stayed full for ``timeout`` seconds (nothing queued; offer it again).
             WriterClosed: the writer is closed (also for a submit waiting in a full queue when it closes).
         """
-        weight = _weight(batch)
+        weight = weight_of(batch)
         future: Future[WriteResult] = Future()
         future.set_running_or_notify_cancel()  # a queued write cannot be cancelled
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -226,7 +165,7 @@ class StoreWriter:
                 raise WriterClosed("store writer is closed")
             self._submitted_seq += 1
             wake = not self._queue  # the writer thread waits for a first item ...
-            self._queue.append(_Item(batch, future, self._submitted_seq, weight, time.monotonic()))
+            self._queue.append(QueuedBatch(batch, future, self._submitted_seq, weight, time.monotonic()))
             self._queued_weight += weight
             self._pending_weight += weight
             # ... or for a full transaction; waking it for every submit costs a thread switch per message.
@@ -297,7 +236,7 @@ class StoreWriter:
 
     # -- writer thread -----------------------------------------------------------------------------
 
-    def _take(self) -> list[_Item] | None:
+    def _take(self) -> list[QueuedBatch] | None:
         """Wait for work and take the next transaction's items (None: closed and drained)."""
         with self._cond:
             while not self._queue:
@@ -313,7 +252,7 @@ class StoreWriter:
                 and (left := deadline - time.monotonic()) > 0
             ):
                 self._cond.wait(left)
-            items: list[_Item] = []
+            items: list[QueuedBatch] = []
             weight = 0
             while self._queue and (not items or weight + self._queue[0].weight <= self._batch_size):
                 item = self._queue.popleft()
@@ -330,7 +269,7 @@ class StoreWriter:
                 self._pending_weight -= sum(item.weight for item in items)
                 self._cond.notify_all()
 
-    def _commit(self, items: list[_Item]) -> None:
+    def _commit(self, items: list[QueuedBatch]) -> None:
         delay = self._retry_min_s
         failed_since: float | None = None
         while True:
@@ -340,7 +279,7 @@ class StoreWriter:
             try:
                 results = self._store.write_many([item.batch for item in items])
             except Exception as exc:
-                if not _transient(exc):
+                if not is_transient(exc):
                     self._refuse(items, exc)
                     return
                 with self._cond:
@@ -364,7 +303,7 @@ class StoreWriter:
             self._committed(items, results)
             return
 
-    def _committed(self, items: list[_Item], results: list[WriteResult]) -> None:
+    def _committed(self, items: list[QueuedBatch], results: list[WriteResult]) -> None:
         stored = tuple(reading for result in results for reading in result.stored)
         duplicates = sum(result.duplicates for result in results)
         with self._cond:
@@ -386,7 +325,7 @@ class StoreWriter:
                         self._listener_errors += 1
                     log.exception("store writer: listener %r failed", listener)
 
-    def _refuse(self, items: list[_Item], exc: Exception) -> None:
+    def _refuse(self, items: list[QueuedBatch], exc: Exception) -> None:
         if len(items) > 1:
             # Find the batch the store refuses: write each alone so the good ones still land.
             for item in items:
@@ -411,7 +350,7 @@ class StoreWriter:
                       f" ({more} more refused with the same error in the last minute)" if more else "")
         items[0].future.set_exception(exc)
 
-    def _give_up(self, items: list[_Item]) -> None:
+    def _give_up(self, items: list[QueuedBatch]) -> None:
         with self._cond:
             rest = list(self._queue)
             self._queue.clear()

@@ -21,6 +21,7 @@ from archmon.logsetup import zone_label
 from archmon.sqlite import connect
 from archmon.timeutil import now_ms, to_iso
 from collector.forward.status import format_forward, forward_report
+from collector.spool import format_spool, spool_report
 
 __all__ = ["ALERT_COUNTERS_SHOWN", "ATTENTION_PER_ROOM", "FULL_LIST_MAX", "Gauge", "format_status", "status_report"]
 
@@ -117,7 +118,9 @@ def status_report(config: Config, *, now: int | None = None) -> dict[str, Any]:
         sources.append({"source": source_id, "state": state,
                         "reported": to_iso(connected.ts_ms, tz) if connected else None,
                         "counters": _source_counters(counters, source_id),
-                        "buffered": buffered.value if buffered else 0})
+                        "buffered": buffered.value if buffered else 0,
+                        "spool": spool_report(path, source_id, _value(gauges, f"source.{source_id}.spool_max_bytes"),
+                                              tz)})
     return {
         "database": str(path),
         "site": config.site.name,
@@ -330,7 +333,8 @@ def format_status(report: dict[str, Any], *, full: bool | None = None, room: str
                      f"{writer.get('queued_records', 0)} record(s) queued")
     if report.get("sources"):
         lines.append("sources  " + "; ".join(f"{s['source']} {s['state']}" + (
-            f" ({s['buffered']} buffered, not stored yet)" if s.get("buffered") else "") for s in report["sources"]))
+            f" ({s['buffered']} buffered, not stored yet)" if s.get("buffered") else "") + format_spool(s.get("spool"))
+            for s in report["sources"]))
     if report.get("forwarding"):
         lines += format_forward(report["forwarding"])
     alerts = report.get("alerts") or {}

@@ -36,6 +36,7 @@ from collector.pipeline import Pipeline
 from collector.records import Batch, WriteResult
 from collector.source import PollingSource, PushSource, Source, SourceContext
 from collector.sources import SOURCE_KINDS, SourceCheck, build_sources, check_sources
+from collector.spool import spool_dir
 from collector.store import SqliteStore
 from collector.writer import StoreWriter
 
@@ -148,7 +149,7 @@ class Service(Reloading):
     def _build_sources(self, checked: SourceCheck) -> dict[str, Source]:
         """Every configured source from the registry, by id: built (validated), not started."""
         context = SourceContext(self.config, self._on_messages, self.pipeline.router,
-                                max_chunk=self.config.storage.batch_size)
+                                max_chunk=self.config.storage.batch_size, spool_dir=spool_dir(self.db_path))
         return build_sources(self.config, context, checked=checked)
 
     def _on_messages(self, messages: Sequence[RawMessage]) -> Future[WriteResult]:
