@@ -135,12 +135,17 @@ def catch_up(engine: AlertEngine, pending: Iterable[Unjudged], now_ms: int) -> l
     engine.begin(now_ms)
     readings = sorted((r for item in pending for r in item.readings), key=lambda r: r.ts_ms)
     out: list[Transition] = []
-    for reading in readings:
-        out.extend(engine._run_due(reading.ts_ms, Budget(None)))  # timers in device-time order, as live
-        slot = series.index[(reading.sensor, reading.quantity)]
-        series.set_newest(slot, reading.ts_ms, reading.value)
-        out.extend(engine._judge(reading, stored=IN_ORDER))
-        engine.store.flush_requests()
+    engine.lifecycle.device_clock = True  # their arrival is not known: delays run from their device time
+    try:
+        for reading in readings:
+            out.extend(engine._run_due(reading.ts_ms, Budget(None)))  # timers in device-time order, as live
+            slot = series.index[(reading.sensor, reading.quantity)]
+            series.set_newest(slot, reading.ts_ms, reading.value)
+            engine.history.lookups.new_step()
+            out.extend(engine._judge(reading, stored=IN_ORDER))
+            engine.store.flush_requests()
+    finally:
+        engine.lifecycle.device_clock = False
     engine.save_first_judged()
     engine.counters.caught_up += len(readings)
     log.warning("alert engine: judged %d reading(s) of %d series the store held but the engine had not judged "
@@ -154,7 +159,10 @@ def judge_stored_late(engine: AlertEngine, readings: Iterable[Reading], marks: a
     that take late readings, without placing them in the windows again."""
     series = engine.series
     out: list[Transition] = []
-    for reading in sorted(readings, key=lambda r: r.ts_ms):
+    readings = sorted(readings, key=lambda r: r.ts_ms, reverse=True)  # (newest first: see alerts._lookups)
+    engine.history.lookups.new_step(readings)
+    for reading in readings:
+        engine.history.lookups.judging(reading)
         slot = series.index.get((reading.sensor, reading.quantity))
         if slot is None or slot >= len(marks) or reading.ts_ms >= marks[slot]:
             continue  # caught up at start, the watermark's own reading, or a series never judged

@@ -100,6 +100,7 @@ class AlertEngine(PeopleActions):
                                    tz=self.tz)
         for rule in self.rules:
             rule.watched = self.lifecycle.watched(rule.name)
+            rule.firing = self.lifecycle.firing(rule.name)
         # rules with deadlines of their own, in registry order (ties go to the first)
         self._timed_rules = [rule for rule in self.rules if type(rule).next_due is not Rule.next_due]
         self._rules_for: dict[tuple[str, Order], list[Rule]] = {}  # the rules judging a quantity, by order
@@ -124,6 +125,7 @@ class AlertEngine(PeopleActions):
         "unassigned" devices).
         """
         out = self.advance(reading.ts_ms)
+        self.history.lookups.new_step()
         out.extend(self._judge(reading))
         self.save_first_judged()
         return out
@@ -170,6 +172,8 @@ class AlertEngine(PeopleActions):
               on_error: Callable[[Reading, Exception], None] | None) -> FedPart:
         out: list[Transition] = []
         judged = 0
+        lookups = self.history.lookups
+        lookups.new_step(readings)  # (stored already: a late one is judged against what was judged)
         for reading in readings:
             try:
                 out.extend(self._run_due(reading.ts_ms, budget))
@@ -177,7 +181,9 @@ class AlertEngine(PeopleActions):
                     break
                 if not judged:
                     out.extend(self._take_changes())
+                lookups.judging(reading)
                 out.extend(budget.transitions(self._judge(reading)))
+                budget.spend(lookups.take_units())  # stored readings a late reading needed
                 self.store.flush_requests()
             except Exception as exc:
                 if on_error is None:
