@@ -134,8 +134,12 @@ class Lifecycle:
             ks = self.states[cond.ident] = KeyState(cond.ident)
             self.watched(cond.rule).add(cond.key)
         out: list[Transition] = []
-        if ks.phase == "pending" and cond.state and cond.since_ms is not None and cond.since_ms != ks.device_since:
-            self._restart(ks, cond.since_ms)
+        if cond.state and cond.since_ms is not None and cond.since_ms != ks.device_since:
+            if ks.phase == "pending":
+                self._restart(ks, cond.since_ms)
+            elif ks.phase in ("active", "clearing"):  # the alert on now is about the run from there (a late
+                ks.device_since = cond.since_ms  # fine reading split off its start: raised as a past one)
+                self._save(ks)
         if ks.phase == "pending" and self._served(ks, cond):  # violated for the delay in its own time
             out.extend(self._activate(ks, ts, ks.device_since + ks.wait_ms))
         elif ks.phase == "clearing" and self._served(ks, cond):  # fine for the clear delay in its own time

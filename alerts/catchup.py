@@ -141,7 +141,7 @@ def catch_up(engine: AlertEngine, pending: Iterable[Unjudged], now_ms: int) -> l
             out.extend(engine._run_due(reading.ts_ms, Budget(None)))  # timers in device-time order, as live
             slot = series.index[(reading.sensor, reading.quantity)]
             series.set_newest(slot, reading.ts_ms, reading.value)
-            engine.history.lookups.new_step()
+            engine.history.lookups.forget()
             out.extend(engine._judge(reading, stored=IN_ORDER))
             engine.store.flush_requests()
     finally:
@@ -160,7 +160,8 @@ def judge_stored_late(engine: AlertEngine, readings: Iterable[Reading], marks: a
     series = engine.series
     out: list[Transition] = []
     readings = sorted(readings, key=lambda r: r.ts_ms, reverse=True)  # (newest first: see alerts._lookups)
-    engine.history.lookups.new_step(readings)
+    engine.history.lookups.forget()
+    engine.history.lookups.expect(readings)
     for reading in readings:
         engine.history.lookups.judging(reading)
         slot = series.index.get((reading.sensor, reading.quantity))
@@ -172,5 +173,6 @@ def judge_stored_late(engine: AlertEngine, readings: Iterable[Reading], marks: a
         out.extend(engine._run_due(reading.ts_ms, Budget(None)))
         out.extend(engine._judge(reading, stored=order))
         engine.store.flush_requests()
+    engine.history.lookups.forget()
     engine.save_first_judged()
     return out

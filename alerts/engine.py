@@ -125,7 +125,7 @@ class AlertEngine(PeopleActions):
         "unassigned" devices).
         """
         out = self.advance(reading.ts_ms)
-        self.history.lookups.new_step()
+        self.history.lookups.forget()
         out.extend(self._judge(reading))
         self.save_first_judged()
         return out
@@ -173,7 +173,6 @@ class AlertEngine(PeopleActions):
         out: list[Transition] = []
         judged = 0
         lookups = self.history.lookups
-        lookups.new_step(readings)  # (stored already: a late one is judged against what was judged)
         for reading in readings:
             try:
                 out.extend(self._run_due(reading.ts_ms, budget))

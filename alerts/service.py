@@ -183,8 +183,15 @@ class AlertService:
             self._judge(urgent, self._lock.urgent, wait_for_due=False)
             readings = [r for r in readings if r.quantity not in URGENT]
         readings = late_last(readings, self.engine.series)
-        for start in range(0, len(readings), SLICE):
-            self._judge(readings[start:start + SLICE], self._lock.slice)
+        with self._lock.slice():  # (stored already: a late one is judged against what was judged)
+            engine = self.engine
+            engine.history.lookups.expect(readings)
+        try:
+            for start in range(0, len(readings), SLICE):
+                self._judge(readings[start:start + SLICE], self._lock.slice)
+        finally:
+            with self._lock.slice():
+                engine.history.lookups.settle(readings)
 
     def _judge(self, readings: Sequence[Reading], hold: Any, *, wait_for_due: bool = True) -> None:
         """Judge ``readings`` in steps of :data:`TICK_BUDGET` work units, each one hold of the lock and one

@@ -124,10 +124,9 @@ def judge_late(history: HistoryRef, reading: Reading, newest_ms: int, delay_ms: 
     before = bisect.bisect_left(times, reading.ts_ms) - 1  # (a stored reading at its time is itself)
     after = bisect.bisect_right(times, reading.ts_ms)
     run_on = index.run_start[before] if before >= 0 else None  # the run the late reading falls in
-    first_fine = index.next_false[after]
-    end = times[first_fine] if first_fine < n else None
-    first_violation = index.next_true[after]
-    next_start = times[first_violation] if first_violation < first_fine else None
+    end = index.next_false[after] if after < n else None  # the first fine reading after it
+    first_violation = index.next_true[after] if after < n else None
+    next_start = first_violation if first_violation is not None and (end is None or first_violation < end) else None
     ts = reading.ts_ms
     if state:
         if run_on is not None:
