@@ -28,10 +28,11 @@ than its series' newest) stored but unjudged at a crash; at a stop out of time i
 
 from __future__ import annotations
 
+import heapq
 import logging
 from array import array
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from alerts._series import IN_ORDER, LATE, NEVER, TOO_OLD, Newest, SeriesTable
 from alerts._steps import Budget
@@ -43,9 +44,10 @@ from archmon.domain import Reading
 
 if TYPE_CHECKING:
     from alerts.engine import AlertEngine
+    from alerts.history import ReadingHistory
     from alerts.rebuild import SeriesHistory
 
-__all__ = ["SAVE_EVERY_S", "Unjudged", "catch_up", "judge_stored_late", "load_judged", "save_first_judged",
+__all__ = ["SAVE_EVERY_S", "CatchUp", "Unjudged", "catch_up", "judge_stored_late", "load_judged", "save_first_judged",
            "save_judged", "save_watermarks", "unjudged"]
 
 log = logging.getLogger(__name__)
@@ -57,11 +59,13 @@ restart after a crash: about this much of each series' readings, which changed n
 
 class Unjudged(NamedTuple):
     """What the store holds of one series after its watermark: the reading at the watermark (None: not in
-    the store any more) and the readings after it, oldest first."""
+    the store any more, or older than the window) and the range of readings to judge, ``[start_ms, end_ms)``
+    (after the watermark; read when they are judged, not held)."""
 
     slot: int
     judged: Newest | None
-    readings: tuple[Reading, ...]
+    start_ms: int
+    end_ms: int
 
 
 def save_judged(series: SeriesTable, store: AlertStore, slot: int) -> None:
@@ -103,53 +107,140 @@ def load_judged(series: SeriesTable, store: AlertStore) -> None:
 
 
 def unjudged(series: SeriesTable, slot: int, past: SeriesHistory, room: str) -> Unjudged | None:
-    """The readings of one series the store holds after its watermark, inside its 24 h window (None: none, or
-    a series without a watermark)."""
+    """The range of one series' readings the store holds after its watermark, inside its 24 h window (None:
+    none, or a series without a watermark)."""
     mark, newest = series.judged_saved[slot], series.newest(slot)
     if mark == NEVER or newest is None or mark >= newest.ts_ms:
         return None
-    start = max(mark, (newest.ts_ms // HOUR_MS - HOURS + 1) * HOUR_MS)
-    rows = [r for r in past.raw if r[0] >= start] if start >= past.raw_start else past.readings(start, newest.ts_ms + 1)
-    judged = Newest(*rows[0]) if rows and rows[0][0] == mark else None
-    sensor, quantity = series.keys[slot]
-    readings = tuple(Reading(sensor, quantity, value, ts, room) for ts, value in rows if ts > mark)
-    return Unjudged(slot, judged, readings) if readings else None
+    window = (newest.ts_ms // HOUR_MS - HOURS + 1) * HOUR_MS
+    judged = None
+    if mark >= window:
+        rows = [r for r in past.raw if r[0] == mark] if mark >= past.raw_start else past.readings(mark, mark + 1)
+        judged = Newest(*rows[0]) if rows else None
+    return Unjudged(slot, judged, max(mark + 1, window), newest.ts_ms + 1)
+
+
+JUDGE_COST = 5
+"""Work units of one reading judged by the catch-up (a step of :data:`alerts._steps.STEP_BUDGET` judges about
+a thousand, as a live slice does); each reading read past (another series', or one judged already) costs one
+unit per :data:`SKIP_PER_UNIT`."""
+SKIP_PER_UNIT = 8
+
+
+class CatchUp:
+    """The readings stored after their series' watermarks, judged in steps (see the module docstring).
+
+    Created at start (:meth:`AlertEngine.start_catch_up`), after the rebuild and before anything else is
+    judged: each series' newest is set back to its watermark, and until :attr:`done` the engine runs no timer
+    at the clock (``AlertEngine.catching_up``: the live tick waits, smoke and leak are judged without running
+    timers), so the delays run out in device-time order as the caught-up readings pass them. The readings
+    are streamed in device-time order from the store (``SqliteStore.readings``: one cursor per series,
+    merged; constant memory whatever the backlog), never held all at once.
+    """
+
+    def __init__(self, engine: AlertEngine, pending: Iterable[Unjudged], now_ms: int,
+                 history: ReadingHistory | None) -> None:
+        self.engine = engine
+        self.plan = {item.slot: item for item in pending}
+        self.judged = 0
+        self.transitions = 0
+        self._held: Reading | None = None
+        series = engine.series
+        for item in self.plan.values():
+            series.rewind(item.slot, item.judged)
+            sensor_id, quantity = series.keys[item.slot]
+            sensor = engine.sensors.get(sensor_id)
+            if sensor is not None:
+                for rule in engine.rules:
+                    rule.rewind(sensor, quantity, item.judged)
+        self.done = not self.plan or history is None
+        if not self.done:
+            engine.begin(now_ms)
+        engine.catching_up = not self.done
+        self._stream = iter(()) if self.done else self._readings(history)
+
+    def _readings(self, history: Any) -> Iterator[Reading]:
+        """The planned readings, oldest first (ties by sensor and quantity)."""
+        series, plan, sensors = self.engine.series, self.plan, self.engine.sensors
+        start = min(item.start_ms for item in plan.values())
+        end = max(item.end_ms for item in plan.values())
+        if callable(getattr(history, "readings", None)):  # the readings store: one merged stream
+            wanted = sorted({series.keys[slot][0] for slot in plan})
+            stored = history.readings(start, end, wanted)
+            rows: Iterable[tuple[int, str, float, str]] = (
+                (ts, sensor, value, quantity) for ts, _, sensor, quantity, value in stored)
+        else:  # a MemoryHistory (replay, tests): its series, merged
+            rows = heapq.merge(*([(ts, series.keys[slot][0], value, series.keys[slot][1])
+                                  for ts, value in history.series(*series.keys[slot], item.start_ms, item.end_ms)]
+                                 for slot, item in plan.items()))
+        skipped = 0
+        for ts, sensor_id, value, quantity in rows:
+            slot = series.index.get((sensor_id, quantity))
+            item = None if slot is None else plan.get(slot)
+            sensor = sensors.get(sensor_id)
+            if item is None or sensor is None or not item.start_ms <= ts < item.end_ms:
+                skipped += 1
+                if skipped % SKIP_PER_UNIT == 0:
+                    yield _SKIPPED
+                continue
+            yield Reading(sensor_id, quantity, value, ts, sensor.room)
+
+    def step(self, budget: Budget) -> list[Transition]:
+        """Judge the next readings until ``budget`` is spent (call inside ``store.batch()``); :attr:`done`
+        when all are judged."""
+        engine, series = self.engine, self.engine.series
+        out: list[Transition] = []
+        while not budget.spent:
+            reading = self._held or next(self._stream, None)
+            self._held = None
+            if reading is None:
+                self._finish()
+                break
+            if reading is _SKIPPED:
+                budget.spend(1)
+                continue
+            out.extend(engine._run_due(reading.ts_ms, budget))  # timers in device-time order, as live
+            if budget.spent and engine.due(reading.ts_ms):
+                self._held = reading  # (the timers before it go on in the next step)
+                break
+            slot = series.index[(reading.sensor, reading.quantity)]
+            order = IN_ORDER
+            if reading.ts_ms >= series.newest_ts[slot]:
+                series.set_newest(slot, reading.ts_ms, reading.value)
+            else:  # a live reading of the series (smoke, leak) was judged meanwhile: this one is late now
+                order = LATE
+            engine.lifecycle.device_clock = True  # their arrival is not known: delays run from their device time
+            try:
+                engine.history.lookups.forget()
+                out.extend(budget.transitions(engine._judge(reading, stored=order)))
+            finally:
+                engine.lifecycle.device_clock = False
+            engine.store.flush_requests()
+            budget.spend(JUDGE_COST)
+            self.judged += 1
+        engine.save_first_judged()
+        self.transitions += len(out)
+        return out
+
+    def _finish(self) -> None:
+        self.done = True
+        self.engine.catching_up = False
+        self.engine.counters.caught_up += self.judged
+        log.warning("alert engine: judged %d reading(s) of %d series the store held but the engine had not judged "
+                    "when it stopped (%d transition(s))", self.judged, len(self.plan), self.transitions)
+
+
+_SKIPPED = Reading("", "", 0.0, 0, "")
+"""What the stream yields for every :data:`SKIP_PER_UNIT` readings read past (so a step's budget counts them)."""
 
 
 def catch_up(engine: AlertEngine, pending: Iterable[Unjudged], now_ms: int) -> list[Transition]:
-    """Judge readings stored after their series' watermarks (see the module docstring), at ``now_ms``.
-
-    Call inside ``store.batch()``, before the engine judges anything else. Returns the transitions.
-    """
-    pending = list(pending)
-    if not pending:
-        return []
-    series = engine.series
-    for item in pending:
-        series.rewind(item.slot, item.judged)
-        sensor_id, quantity = series.keys[item.slot]
-        sensor = engine.sensors.get(sensor_id)
-        if sensor is not None:
-            for rule in engine.rules:
-                rule.rewind(sensor, quantity, item.judged)
-    engine.begin(now_ms)
-    readings = sorted((r for item in pending for r in item.readings), key=lambda r: r.ts_ms)
+    """Judge readings stored after their series' watermarks (see the module docstring), at ``now_ms``, all at
+    once (a replay's restart). Call inside ``store.batch()``, before the engine judges anything else."""
+    job = CatchUp(engine, pending, now_ms, engine.history.source)
     out: list[Transition] = []
-    engine.lifecycle.device_clock = True  # their arrival is not known: delays run from their device time
-    try:
-        for reading in readings:
-            out.extend(engine._run_due(reading.ts_ms, Budget(None)))  # timers in device-time order, as live
-            slot = series.index[(reading.sensor, reading.quantity)]
-            series.set_newest(slot, reading.ts_ms, reading.value)
-            engine.history.lookups.forget()
-            out.extend(engine._judge(reading, stored=IN_ORDER))
-            engine.store.flush_requests()
-    finally:
-        engine.lifecycle.device_clock = False
-    engine.save_first_judged()
-    engine.counters.caught_up += len(readings)
-    log.warning("alert engine: judged %d reading(s) of %d series the store held but the engine had not judged "
-                "when it stopped (%d transition(s))", len(readings), len(pending), len(out))
+    while not job.done:
+        out.extend(job.step(Budget(None)))
     return out
 
 

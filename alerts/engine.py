@@ -37,7 +37,7 @@ from alerts._requests import NotificationRequests
 from alerts._series import IN_ORDER, LATE, NEVER, TOO_OLD, Order, SeriesTable, WindowNeeds
 from alerts._steps import Budget, Due, FedPart
 from alerts._timers import TimerQueue
-from alerts.catchup import Unjudged, catch_up, judge_stored_late, save_first_judged, save_judged
+from alerts.catchup import CatchUp, Unjudged, catch_up, judge_stored_late, save_first_judged, save_judged
 from alerts.counters import EngineCounters
 from alerts.model import HistoryRef, RuleContext, SensorInfo, Transition
 from alerts.rebuild import ReadingHistory, RebuildReport, rebuild
@@ -107,6 +107,9 @@ class AlertEngine(PeopleActions):
         self._needs: dict[tuple[str, str], WindowNeeds] = {}  # (room, quantity): profiles are per room
         self._clock: int | None = None
         self.unjudged: list[Unjudged] = []  # found by rebuild(), judged by catch_up()
+        self.catching_up = False
+        """A :class:`~alerts.catchup.CatchUp` is under way: no timer runs at the clock (smoke and leak are judged
+        without running timers; the live tick waits)."""
         self._marks = array("q")  # the watermarks at start, by slot (judge_backlog)
         self.refill: list[int] = []  # slots whose window rows take_over() gave anew: to fill from the store
         self._first_judged: set[int] = set()  # slots judged for the first time, their watermark not written yet
@@ -175,7 +178,8 @@ class AlertEngine(PeopleActions):
         lookups = self.history.lookups
         for reading in readings:
             try:
-                out.extend(self._run_due(reading.ts_ms, budget))
+                if wait_for_due or not self.catching_up:
+                    out.extend(self._run_due(reading.ts_ms, budget))
                 if wait_for_due and budget.spent and self.due(reading.ts_ms):
                     break
                 if not judged:
@@ -352,6 +356,13 @@ class AlertEngine(PeopleActions):
         :mod:`alerts.catchup`); call inside ``store.batch()`` before anything else is judged."""
         pending, self.unjudged = self.unjudged, []
         return catch_up(self, pending, now_ms)
+
+    def start_catch_up(self, now_ms: int) -> CatchUp:
+        """Begin judging the readings :meth:`rebuild` found stored after their series' watermarks, in steps
+        (``CatchUp.step(budget)`` until ``done``; see :mod:`alerts.catchup`); call before anything else is
+        judged."""
+        pending, self.unjudged = self.unjudged, []
+        return CatchUp(self, pending, now_ms, self.history.source)
 
     def judge_backlog(self, readings: Iterable[Reading]) -> list[Transition]:
         """Judge readings an earlier run stored but did not get to (its stop ran out of time): those after

@@ -195,9 +195,9 @@ def rebuild(engine: AlertEngine, history: ReadingHistory, now_ms: int) -> Rebuil
         if left is not None:
             engine.unjudged.append(left)
     report = RebuildReport(found, counter.queries, time.perf_counter() - started)
-    log.info("alert engine rebuilt %d series from the store in %.2f s (%d queries) at %d; %d reading(s) of %d "
-             "series stored after what the engine had judged", report.series, report.seconds, report.queries,
-             now_ms, sum(len(u.readings) for u in engine.unjudged), len(engine.unjudged))
+    log.info("alert engine rebuilt %d series from the store in %.2f s (%d queries) at %d; %d series with readings "
+             "stored after what the engine had judged", report.series, report.seconds, report.queries, now_ms,
+             len(engine.unjudged))
     return report
 
 
