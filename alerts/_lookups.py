@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from alerts._series import NEVER
 from archmon.domain import Reading
 
 if TYPE_CHECKING:
+    from alerts._series import SeriesTable
     from alerts.model import HistoryRef
 
-__all__ = ["MAX_ROWS", "QUERY_COST", "ROWS_PER_UNIT", "LateLookups", "RunIndex", "SeriesRows"]
+__all__ = ["MAX_ROWS", "QUERY_COST", "ROWS_PER_UNIT", "LateLookups", "RunIndex", "SeriesRows", "late_last"]
 
 QUERY_COST = 25
 """Work units of one store query (about 0.1 ms)."""
@@ -213,3 +215,29 @@ class LateLookups:
             found = rows.indexes[subject] = RunIndex(rows.times, rows.values, state_of)
             self.units += len(rows.times) // ROWS_PER_UNIT
         return found
+
+
+def late_last(readings: Sequence[Reading], series: SeriesTable) -> Sequence[Reading]:
+    """``readings`` in the order to judge them: those in order for their series (at or after its newest, as
+    the batch goes) as given, then the late ones, newest first. A late reading is judged against what was
+    judged (:mod:`alerts._lookups`), and judged newest first a burst of them (a device's buffer in one
+    message) proves each past excursion once, as one message each would."""
+    newest: dict[tuple[str, str], int] = {}
+    late: list[Reading] = []
+    ordered: list[Reading] = []
+    index, newest_ts = series.index, series.newest_ts
+    for reading in readings:
+        key = (reading.sensor, reading.quantity)
+        seen = newest.get(key)
+        if seen is None:
+            slot = index.get(key)
+            seen = NEVER if slot is None else newest_ts[slot]
+        if reading.ts_ms < seen:
+            late.append(reading)
+        else:
+            ordered.append(reading)
+            newest[key] = reading.ts_ms
+    if not late:
+        return readings
+    late.sort(key=lambda r: r.ts_ms, reverse=True)
+    return ordered + late

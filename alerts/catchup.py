@@ -199,7 +199,7 @@ class CatchUp:
             if reading is _SKIPPED:
                 budget.spend(1)
                 continue
-            out.extend(engine._run_due(reading.ts_ms, budget))  # timers in device-time order, as live
+            out.extend(engine.run_due(reading.ts_ms, budget))  # timers in device-time order, as live
             if budget.spent and engine.due(reading.ts_ms):
                 self._held = reading  # (the timers before it go on in the next step)
                 break
@@ -212,7 +212,7 @@ class CatchUp:
             engine.lifecycle.device_clock = True  # their arrival is not known: delays run from their device time
             try:
                 engine.history.lookups.forget()
-                out.extend(budget.transitions(engine._judge(reading, stored=order)))
+                out.extend(budget.transitions(engine.judge_stored(reading, order)))
             finally:
                 engine.lifecycle.device_clock = False
             engine.store.flush_requests()
@@ -261,8 +261,8 @@ def judge_stored_late(engine: AlertEngine, readings: Iterable[Reading], marks: a
         newest = series.newest_ts[slot]
         order = IN_ORDER if reading.ts_ms >= newest else LATE if reading.ts_ms // HOUR_MS > newest // HOUR_MS - HOURS \
             else TOO_OLD
-        out.extend(engine._run_due(reading.ts_ms, Budget(None)))
-        out.extend(engine._judge(reading, stored=order))
+        out.extend(engine.run_due(reading.ts_ms, Budget(None)))
+        out.extend(engine.judge_stored(reading, order))
         engine.store.flush_requests()
     engine.history.lookups.forget()
     engine.save_first_judged()

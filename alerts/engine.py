@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from alerts._engine_actions import PeopleActions
 from alerts._lifecycle import KINDS as LIFECYCLE_TIMERS
@@ -53,6 +53,15 @@ log = logging.getLogger(__name__)
 
 _TAKES: dict[int, tuple[str, ...]] = {IN_ORDER: ("skip", "window", "always"), LATE: ("window", "always"),
                                         TOO_OLD: ("always",)}
+
+
+class RuleChoice(NamedTuple):
+    """What decides which rules judge a reading: its quantity, its order, and whether it is a stored reading
+    judged again (see :meth:`AlertEngine.judge_stored`)."""
+
+    quantity: str
+    order: Order
+    stored: bool
 
 
 class AlertEngine(PeopleActions):
@@ -103,7 +112,7 @@ class AlertEngine(PeopleActions):
             rule.firing = self.lifecycle.firing(rule.name)
         # rules with deadlines of their own, in registry order (ties go to the first)
         self._timed_rules = [rule for rule in self.rules if type(rule).next_due is not Rule.next_due]
-        self._rules_for: dict[tuple[str, Order], list[Rule]] = {}  # the rules judging a quantity, by order
+        self._rules_for: dict[RuleChoice, list[Rule]] = {}  # the rules judging a quantity, by order
         self._needs: dict[tuple[str, str], WindowNeeds] = {}  # (room, quantity): profiles are per room
         self._clock: int | None = None
         self.unjudged: list[Unjudged] = []  # found by rebuild(), judged by catch_up()
@@ -253,9 +262,10 @@ class AlertEngine(PeopleActions):
                 counters.late_for_alerts += 1
             if quantity in ("smoke", "leak") and reading.value >= 1.0:
                 counters.late_alarms += 1
-        rules = self._rules_for.get((quantity, order, stored is not None))
+        choice = RuleChoice(quantity, order, stored is not None)
+        rules = self._rules_for.get(choice)
         if rules is None:
-            rules = self._rules_for[(quantity, order, stored is not None)] = [
+            rules = self._rules_for[choice] = [
                 rule for rule in self.rules
                 if (rule.quantities is None or quantity in rule.quantities) and rule.late in _TAKES[order]
                 and (stored is None or rule.stored)
@@ -270,6 +280,16 @@ class AlertEngine(PeopleActions):
         elif series.judged_saved[slot] == NEVER:
             self._first_judged.add(slot)  # a series met for the first time: written with the step
         return out
+
+    def run_due(self, now_ms: int, budget: Budget) -> list[Transition]:
+        """Run the timers and rule deadlines due at or before ``now_ms`` within ``budget`` (the catch-up's
+        timers in device-time order; :meth:`due` tells whether more wait)."""
+        return self._run_due(now_ms, budget)
+
+    def judge_stored(self, reading: Reading, order: Order) -> list[Transition]:
+        """Judge a stored reading whose data the windows and rule memory hold already (the catch-up, a last
+        run's backlog) as a reading of ``order``, at the engine's clock."""
+        return self._judge(reading, stored=order)
 
     def save_first_judged(self) -> None:
         """Write the watermarks of the series first judged since the last call (one statement, at the end of a

@@ -26,7 +26,7 @@ from typing import Any
 from apscheduler.schedulers.base import BaseScheduler
 
 from alerts._lock import EngineLock
-from alerts._series import NEVER, SeriesTable
+from alerts._lookups import late_last
 from alerts._steps import STEP_BUDGET, Budget
 from alerts.catchup import SAVE_EVERY_S, CatchUp, save_watermarks
 from alerts.engine import AlertEngine
@@ -371,32 +371,6 @@ class AlertService:
             if self.hub is not None:
                 self.hub.publish("alert", transition)
         return transitions
-
-
-def late_last(readings: Sequence[Reading], series: SeriesTable) -> Sequence[Reading]:
-    """``readings`` in the order to judge them: those in order for their series (at or after its newest, as
-    the batch goes) as given, then the late ones, newest first. A late reading is judged against what was
-    judged (:mod:`alerts._lookups`), and judged newest first a burst of them (a device's buffer in one
-    message) proves each past excursion once, as one message each would."""
-    newest: dict[tuple[str, str], int] = {}
-    late: list[Reading] = []
-    ordered: list[Reading] = []
-    index, newest_ts = series.index, series.newest_ts
-    for reading in readings:
-        key = (reading.sensor, reading.quantity)
-        seen = newest.get(key)
-        if seen is None:
-            slot = index.get(key)
-            seen = NEVER if slot is None else newest_ts[slot]
-        if reading.ts_ms < seen:
-            late.append(reading)
-        else:
-            ordered.append(reading)
-            newest[key] = reading.ts_ms
-    if not late:
-        return readings
-    late.sort(key=lambda r: r.ts_ms, reverse=True)
-    return ordered + late
 
 
 def _readings_store(db_path: Path, config: Config) -> Any:
