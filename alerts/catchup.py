@@ -106,13 +106,40 @@ def load_judged(series: SeriesTable, store: AlertStore) -> None:
             series.judged_saved[slot] = ts
 
 
-def unjudged(series: SeriesTable, slot: int, past: SeriesHistory, room: str) -> Unjudged | None:
+DAY_MS = 24 * HOUR_MS
+KEPT_SINCE = "_watermarks_kept_since"
+"""The ``alert_rule_state`` row naming when engines began keeping watermarks on this file (``{"ts_ms": T}``)."""
+
+
+def watermarks_kept_since(store: AlertStore, after_stored_ms: int, now_ms: int) -> int:
+    """Since when (device time) every series an engine judged has a watermark on this file: written at the
+    first start of an engine that keeps them (``after_stored_ms``: just after the newest reading stored
+    then; everything before was seeded, imported or judged by an archmon before this one), read at every
+    later one."""
+    found = store.rule_states().get(KEPT_SINCE)
+    if found is not None and isinstance(found.get("ts_ms"), int):
+        return int(found["ts_ms"])
+    store.save_rule_state(KEPT_SINCE, {"ts_ms": after_stored_ms}, now_ms)
+    return after_stored_ms
+
+
+def unjudged(series: SeriesTable, slot: int, past: SeriesHistory, room: str,
+             kept_since: int | None = None) -> Unjudged | None:
     """The range of one series' readings the store holds after its watermark, inside its 24 h window (None:
-    none, or a series without a watermark)."""
+    none). A series without a watermark was never judged: when all its stored readings are newer than
+    ``kept_since`` (watermarks kept on this file since then: a series first met before a crash, its first
+    readings committed but not judged) it is judged from its first reading; otherwise (a file seeded or
+    imported, an archmon before this one; None: not asked) it is taken as judged."""
     mark, newest = series.judged_saved[slot], series.newest(slot)
-    if mark == NEVER or newest is None or mark >= newest.ts_ms:
+    if newest is None:
         return None
     window = (newest.ts_ms // HOUR_MS - HOURS + 1) * HOUR_MS
+    if mark == NEVER:
+        if kept_since is None or newest.ts_ms < kept_since or past.readings(window - DAY_MS, kept_since):
+            return None
+        return Unjudged(slot, None, max(kept_since, window), newest.ts_ms + 1)
+    if mark >= newest.ts_ms:
+        return None
     judged = None
     if mark >= window:
         rows = [r for r in past.raw if r[0] == mark] if mark >= past.raw_start else past.readings(mark, mark + 1)

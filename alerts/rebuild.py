@@ -27,9 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from alerts._series import Newest, SeriesTable
+from alerts._series import NEVER, Newest, SeriesTable
 from alerts._windows import HOUR_MS, HOURS
-from alerts.catchup import load_judged, unjudged
+from alerts.catchup import load_judged, unjudged, watermarks_kept_since
 from alerts.history import HistoryBucket, ReadingHistory
 
 if TYPE_CHECKING:
@@ -181,6 +181,8 @@ def rebuild(engine: AlertEngine, history: ReadingHistory, now_ms: int) -> Rebuil
         series.set_newest(slot, row.ts_ms, row.value)
         found += 1
     load_judged(series, engine.store)
+    stored_until = max((ts for ts in series.newest_ts if ts != NEVER), default=0)
+    kept_since = watermarks_kept_since(engine.store, stored_until + 1, now_ms)
     counter.queries += 1
     stuck = engine.settings.stuck.hours if any(rule.name == "stuck" for rule in engine.rules) else 0.0
     hours_back = max(HOURS, math.ceil(stuck) + 1)
@@ -191,7 +193,7 @@ def rebuild(engine: AlertEngine, history: ReadingHistory, now_ms: int) -> Rebuil
             continue
         for rule in engine.rules:
             rule.rebuild(sensor, past)
-        left = unjudged(series, slot, past, sensor.room)
+        left = unjudged(series, slot, past, sensor.room, kept_since if sensor.live else None)
         if left is not None:
             engine.unjudged.append(left)
     report = RebuildReport(found, counter.queries, time.perf_counter() - started)
