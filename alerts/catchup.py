@@ -192,7 +192,7 @@ class CatchUp:
         start = min(item.start_ms for item in plan.values())
         end = max(item.end_ms for item in plan.values())
         if callable(getattr(history, "readings", None)):  # the readings store: one merged stream
-            wanted = sorted({series.keys[slot][0] for slot in plan})
+            wanted = frozenset(series.keys[slot][0] for slot in plan)  # (a set: looked up per series)
             stored = history.readings(start, end, wanted)
             rows: Iterable[tuple[int, str, float, str]] = (
                 (ts, sensor, value, quantity) for ts, _, sensor, quantity, value in stored)
@@ -212,6 +212,12 @@ class CatchUp:
                 continue
             yield Reading(sensor_id, quantity, value, ts, sensor.room)
 
+    def prime(self) -> None:
+        """Open the stream (a cursor per series: a query each) before the first step takes the lock: it reads
+        the store only."""
+        if not self.done and self._held is None:
+            self._held = next(self._stream, None) or _END
+
     def step(self, budget: Budget) -> list[Transition]:
         """Judge the next readings until ``budget`` is spent (call inside ``store.batch()``); :attr:`done`
         when all are judged."""
@@ -220,7 +226,7 @@ class CatchUp:
         while not budget.spent:
             reading = self._held or next(self._stream, None)
             self._held = None
-            if reading is None:
+            if reading is None or reading is _END:
                 self._finish()
                 break
             if reading is _SKIPPED:
@@ -258,6 +264,7 @@ class CatchUp:
 
 
 _SKIPPED = Reading("", "", 0.0, 0, "")
+_END = Reading("", "", 0.0, -1, "")  # (primed, and nothing to read)
 """What the stream yields for every :data:`SKIP_PER_UNIT` readings read past (so a step's budget counts them)."""
 
 
