@@ -28,11 +28,11 @@ than its series' newest) stored but unjudged at a crash; at a stop out of time i
 
 from __future__ import annotations
 
-import heapq
 import logging
 from array import array
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, NamedTuple
 
 from alerts._series import IN_ORDER, LATE, NEVER, TOO_OLD, Newest, SeriesTable
 from alerts._steps import Budget
@@ -149,9 +149,10 @@ def unjudged(series: SeriesTable, slot: int, past: SeriesHistory, room: str,
 
 JUDGE_COST = 5
 """Work units of one reading judged by the catch-up (a step of :data:`alerts._steps.STEP_BUDGET` judges about
-a thousand, as a live slice does); each reading read past (another series', or one judged already) costs one
-unit per :data:`SKIP_PER_UNIT`."""
-SKIP_PER_UNIT = 8
+a thousand, as a live slice does)."""
+WINDOW_READINGS = 50_000
+"""About how many readings the catch-up reads at a time (a window of time across the series: one query per
+series, outside the engine lock), at one reading a minute per series."""
 
 
 class CatchUp:
@@ -161,17 +162,19 @@ class CatchUp:
     judged: each series' newest is set back to its watermark, and until :attr:`done` the engine runs no timer
     at the clock (``AlertEngine.catching_up``: the live tick waits, smoke and leak are judged without running
     timers), so the delays run out in device-time order as the caught-up readings pass them. The readings
-    are streamed in device-time order from the store (``SqliteStore.readings``: one cursor per series,
-    merged; constant memory whatever the backlog), never held all at once.
+    are read a window of time at a time (:meth:`read_ahead`: a query per series, about
+    :data:`WINDOW_READINGS` readings, no engine state touched, so the caller does it outside the lock) and
+    judged in device-time order by :meth:`step`; never all in memory.
     """
 
     def __init__(self, engine: AlertEngine, pending: Iterable[Unjudged], now_ms: int,
                  history: ReadingHistory | None) -> None:
         self.engine = engine
+        self.history = history
         self.plan = {item.slot: item for item in pending}
         self.judged = 0
         self.transitions = 0
-        self._held: Reading | None = None
+        self._buffer: deque[Reading] = deque()
         series = engine.series
         for item in self.plan.values():
             series.rewind(item.slot, item.judged)
@@ -181,61 +184,43 @@ class CatchUp:
                 for rule in engine.rules:
                     rule.rewind(sensor, quantity, item.judged)
         self.done = not self.plan or history is None
-        if not self.done:
+        if self.done:
+            self._next_ms = self._end_ms = 0
+        else:
             engine.begin(now_ms)
+            self._next_ms = min(item.start_ms for item in self.plan.values())
+            self._end_ms = max(item.end_ms for item in self.plan.values())
+        self._width = max(5 * 60_000, WINDOW_READINGS * 60_000 // max(1, len(self.plan)))
         engine.catching_up = not self.done
-        self._stream = iter(()) if self.done else self._readings(history)
 
-    def _readings(self, history: Any) -> Iterator[Reading]:
-        """The planned readings, oldest first (ties by sensor and quantity)."""
-        series, plan, sensors = self.engine.series, self.plan, self.engine.sensors
-        start = min(item.start_ms for item in plan.values())
-        end = max(item.end_ms for item in plan.values())
-        if callable(getattr(history, "readings", None)):  # the readings store: one merged stream
-            wanted = frozenset(series.keys[slot][0] for slot in plan)  # (a set: looked up per series)
-            stored = history.readings(start, end, wanted)
-            rows: Iterable[tuple[int, str, float, str]] = (
-                (ts, sensor, value, quantity) for ts, _, sensor, quantity, value in stored)
-        else:  # a MemoryHistory (replay, tests): its series, merged
-            rows = heapq.merge(*([(ts, series.keys[slot][0], value, series.keys[slot][1])
-                                  for ts, value in history.series(*series.keys[slot], item.start_ms, item.end_ms)]
-                                 for slot, item in plan.items()))
-        skipped = 0
-        for ts, sensor_id, value, quantity in rows:
-            slot = series.index.get((sensor_id, quantity))
-            item = None if slot is None else plan.get(slot)
-            sensor = sensors.get(sensor_id)
-            if item is None or sensor is None or not item.start_ms <= ts < item.end_ms:
-                skipped += 1
-                if skipped % SKIP_PER_UNIT == 0:
-                    yield _SKIPPED
-                continue
-            yield Reading(sensor_id, quantity, value, ts, sensor.room)
-
-    def prime(self) -> None:
-        """Open the stream (a cursor per series: a query each) before the first step takes the lock: it reads
-        the store only."""
-        if not self.done and self._held is None:
-            self._held = next(self._stream, None) or _END
+    def read_ahead(self) -> None:
+        """Read the next window of stored readings when those read are all judged (the store only)."""
+        series, sensors = self.engine.series, self.engine.sensors
+        while not self._buffer and self._next_ms < self._end_ms and self.history is not None:
+            start, end = self._next_ms, min(self._next_ms + self._width, self._end_ms)
+            self._next_ms = end
+            found: list[Reading] = []
+            for slot, item in self.plan.items():
+                lo, hi = max(start, item.start_ms), min(end, item.end_ms)
+                sensor_id, quantity = series.keys[slot]
+                sensor = sensors.get(sensor_id)
+                if lo < hi and sensor is not None:
+                    found.extend(Reading(sensor_id, quantity, value, ts, sensor.room)
+                                 for ts, value in self.history.series(sensor_id, quantity, lo, hi))
+            found.sort(key=lambda r: r.ts_ms)
+            self._buffer.extend(found)
 
     def step(self, budget: Budget) -> list[Transition]:
-        """Judge the next readings until ``budget`` is spent (call inside ``store.batch()``); :attr:`done`
-        when all are judged."""
+        """Judge the readings read ahead until ``budget`` is spent (call inside ``store.batch()``, then
+        :meth:`read_ahead` again); :attr:`done` when all are judged."""
         engine, series = self.engine, self.engine.series
         out: list[Transition] = []
-        while not budget.spent:
-            reading = self._held or next(self._stream, None)
-            self._held = None
-            if reading is None or reading is _END:
-                self._finish()
-                break
-            if reading is _SKIPPED:
-                budget.spend(1)
-                continue
+        while not budget.spent and self._buffer:
+            reading = self._buffer[0]
             out.extend(engine.run_due(reading.ts_ms, budget))  # timers in device-time order, as live
             if budget.spent and engine.due(reading.ts_ms):
-                self._held = reading  # (the timers before it go on in the next step)
-                break
+                break  # (the timers before it go on in the next step)
+            self._buffer.popleft()
             slot = series.index[(reading.sensor, reading.quantity)]
             order = IN_ORDER
             if reading.ts_ms >= series.newest_ts[slot]:
@@ -251,21 +236,20 @@ class CatchUp:
             engine.store.flush_requests()
             budget.spend(JUDGE_COST)
             self.judged += 1
+        if not self._buffer and self._next_ms >= self._end_ms:
+            self._finish()
         engine.save_first_judged()
         self.transitions += len(out)
         return out
 
     def _finish(self) -> None:
+        if self.done:
+            return
         self.done = True
         self.engine.catching_up = False
         self.engine.counters.caught_up += self.judged
         log.warning("alert engine: judged %d reading(s) of %d series the store held but the engine had not judged "
                     "when it stopped (%d transition(s))", self.judged, len(self.plan), self.transitions)
-
-
-_SKIPPED = Reading("", "", 0.0, 0, "")
-_END = Reading("", "", 0.0, -1, "")  # (primed, and nothing to read)
-"""What the stream yields for every :data:`SKIP_PER_UNIT` readings read past (so a step's budget counts them)."""
 
 
 def catch_up(engine: AlertEngine, pending: Iterable[Unjudged], now_ms: int) -> list[Transition]:
@@ -274,6 +258,7 @@ def catch_up(engine: AlertEngine, pending: Iterable[Unjudged], now_ms: int) -> l
     job = CatchUp(engine, pending, now_ms, engine.history.source)
     out: list[Transition] = []
     while not job.done:
+        job.read_ahead()
         out.extend(job.step(Budget(None)))
     return out
 

@@ -135,9 +135,8 @@ class AlertService:
         waits until it is done (timers run in device-time order with the caught-up readings)."""
         job, self._catch_up = self._catch_up, None
         started = time.perf_counter()
-        if job is not None:
-            job.prime()
         while job is not None and not job.done:
+            job.read_ahead()  # (the store only: outside the lock)
             with self._lock.slice():
                 try:
                     with self.store.batch():

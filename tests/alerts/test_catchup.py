@@ -198,6 +198,7 @@ def test_the_catch_up_runs_in_steps_and_smoke_is_judged_meanwhile(tmp_path: Path
         assert job is not None
         steps = 0
         while not job.done:
+            job.read_ahead()  # (the store only: AlertService.catch_up does it outside the lock)
             with again.store.batch():
                 job.step(Budget(STEP_BUDGET))
             steps += 1
