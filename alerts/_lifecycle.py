@@ -52,11 +52,13 @@ class KeyState:
 
     ident: str
     phase: str = "normal"  # normal | pending | active | clearing
-    since_ms: int = 0
+    since_ms: int = 0  # the phase's start on the engine's clock: its timer falls due at since_ms + wait_ms
     wait_ms: int = 0  # delay (pending) or clear delay (clearing) in force
     alert_id: int | None = None
     held_until: int | None = None  # a violation silenced by a maintenance window until then
     last: Condition | None = None
+    device_since: int = 0  # the violation's start in its readings' own time (pending, active, clearing)
+    device_clear: int = 0  # the clearing's start in its readings' own time (clearing)
 
 
 class Lifecycle:
@@ -86,6 +88,10 @@ class Lifecycle:
         # to be normal and unsilenced. For any other key a condition that is fine (False) or within the
         # margin (None) changes nothing, so rules may leave it out (see ``Rule.quiet``).
         self._watched: dict[str, set[str]] = {}
+        self._firing: dict[str, dict[str, int]] = {}  # rule -> key -> device start, of alerts on now
+        self.device_clock = False
+        """Judging stored readings at start (the catch-up): the phases they start begin at their device time
+        on the engine's clock too (their arrival is not known), so a delay served before the crash fires."""
 
     # -- entry points ----------------------------------------------------------------------------
     def load(self) -> None:
@@ -94,6 +100,9 @@ class Lifecycle:
             last = Condition(**json.loads(row["last"])) if row["last"] else None
             ks = KeyState(row["ident"], row["phase"], row["since_ms"], row["wait_ms"], row["alert_id"],
                           row["held_until"], last)
+            started = None if last is None else last.since_ms  # (saved with the violation's device start)
+            ks.device_since = ks.since_ms if started is None else started
+            ks.device_clear = ks.since_ms
             self.states[ks.ident] = ks
             self._watch(ks)
             if ks.phase == "pending":
@@ -108,47 +117,68 @@ class Lifecycle:
     def apply(self, cond: Condition, clock_ms: int | None) -> list[Transition]:
         """Take one condition reported by a rule.
 
-        Its transitions are stamped no earlier than the engine's clock, but a delay or clear delay it starts
-        runs from the condition's own time (the reading's device time): a backlog delivered in device order
-        after the clock moved on raises what the live readings would have, its timers falling due in
-        device-time order as the backlog's readings pass them.
+        Its transitions are stamped no earlier than the engine's clock. A delay or clear delay it starts runs
+        on the engine's clock from when the condition arrived (a device whose clock lags must not fire on the
+        first tick: its next reading, a minute later, must still be able to cancel a one-reading spike), and
+        is also served by the readings' own time: a later condition of the key, still violated (or still
+        fine, for a clear delay), whose device time is at least the delay after the device time it began,
+        fires it at once. A backlog delivered in device order after the clock moved on thus raises what the
+        same readings raised live, without trusting the device's clock against the engine's.
         """
         ts = max(cond.ts_ms, clock_ms or cond.ts_ms)
+        arrived = cond.ts_ms if self.device_clock else ts
         ks = self.states.get(cond.ident)
         if ks is None:
             if not cond.state:
                 return []
             ks = self.states[cond.ident] = KeyState(cond.ident)
             self.watched(cond.rule).add(cond.key)
+        out: list[Transition] = []
+        if cond.state and cond.since_ms is not None and cond.since_ms != ks.device_since:
+            if ks.phase == "pending":
+                self._restart(ks, cond.since_ms)
+            elif ks.phase in ("active", "clearing"):  # the alert on now is about the run from there (a late
+                ks.device_since = cond.since_ms  # fine reading split off its start: raised as a past one)
+                self._save(ks)
+        if ks.phase == "pending" and self._served(ks, cond):  # violated for the delay in its own time
+            out.extend(self._activate(ks, ts, ks.device_since + ks.wait_ms))
+        elif ks.phase == "clearing" and self._served(ks, cond):  # fine for the clear delay in its own time
+            out.extend(self._clear(ks, ts, ks.device_clear + ks.wait_ms))
         if cond.state is None:
             if ks.phase == "clearing":
                 ks.phase = "active"
                 self._save(ks)
-            return []
+            return out
         previous, ks.last = ks.last, cond
         if cond.state:
             if ks.phase == "normal":
-                return self._start(ks, cond, ts, cond.ts_ms if cond.since_ms is None else cond.since_ms)
-            if ks.phase == "pending" and cond.since_ms is not None and cond.since_ms != ks.since_ms:
-                self._restart(ks, cond.since_ms)
+                since = cond.ts_ms if cond.since_ms is None else cond.since_ms
+                return [*out, *self._start(ks, cond, ts, since, arrived - (cond.ts_ms - since))]
             if ks.phase in ("active", "clearing"):
                 self._rejudged(ks, previous, cond, ts)
             if ks.phase == "clearing":
                 ks.phase = "active"
                 self._save(ks)
-            return []
+            return out
         if ks.held_until is not None:
             ks.held_until = None
             self._save(ks)
         if ks.phase == "pending":
-            return self._cancel(ks, ts)
+            return [*out, *self._cancel(ks, ts)]
         if ks.phase == "active":
-            ks.phase, ks.since_ms, ks.wait_ms = "clearing", min(cond.ts_ms, ts), int(cond.clear_delay_s * 1000)
+            ks.phase, ks.since_ms, ks.wait_ms = "clearing", min(arrived, ts), int(cond.clear_delay_s * 1000)
+            ks.device_clear = cond.ts_ms
             if ks.wait_ms == 0:
-                return self._clear(ks, ts)
+                return [*out, *self._clear(ks, ts)]
             self._save(ks)
             self.timers.push(ks.since_ms + ks.wait_ms, "clear", ks.ident)
-        return []
+        return out
+
+    @staticmethod
+    def _served(ks: KeyState, cond: Condition) -> bool:
+        """Whether ``cond``'s device time is at least the phase's wait after the phase began, in device time."""
+        began = ks.device_clear if ks.phase == "clearing" else ks.device_since
+        return ks.wait_ms > 0 and cond.ts_ms - began >= ks.wait_ms
 
     def on_timer(self, timer: Timer, clock_ms: int | None = None) -> list[Transition]:
         """A ``delay``, ``clear``, ``hold`` or ``close`` timer fell due (the engine's clock at ``clock_ms``: a
@@ -169,7 +199,7 @@ class Lifecycle:
             self._save(ks)
             if ks.last is not None and ks.last.state and ks.phase == "normal":
                 log.info("maintenance ended for %s with the condition still violated", ks.ident)
-                return self._start(ks, ks.last, stamp, stamp)  # its delay starts at the window's end
+                return self._start(ks, ks.last, stamp, stamp, stamp)  # its delay starts at the window's end
             if ks.last is not None and ks.last.state and ks.phase == "pending":
                 log.info("maintenance ended for %s, its delay served during the window: firing", ks.ident)
                 return self._activate(ks, stamp)
@@ -225,6 +255,11 @@ class Lifecycle:
         """The keys of ``rule`` whose conditions count even when not violated (a live set)."""
         return self._watched.setdefault(rule, set())
 
+    def firing(self, rule: str) -> dict[str, int]:
+        """The keys of ``rule`` whose alert is on now (active, clearing), each with the device time its
+        violation began (a live map)."""
+        return self._firing.setdefault(rule, {})
+
     def _watch(self, ks: KeyState) -> None:
         """Stop watching a key once it is normal and unsilenced (it is watched from its creation)."""
         rule, _, key = ks.ident.partition(":")
@@ -232,10 +267,17 @@ class Lifecycle:
             self.watched(rule).discard(key)
         else:
             self.watched(rule).add(key)
+        if ks.phase in ("active", "clearing"):
+            self.firing(rule)[key] = ks.device_since
+        else:
+            self.firing(rule).pop(key, None)
 
     def _save(self, ks: KeyState) -> None:
         self._watch(ks)
-        self.store.save_condition(ks.ident, ks.phase, ks.since_ms, ks.wait_ms, ks.alert_id, ks.held_until, ks.last)
+        last = ks.last
+        if last is not None and last.since_ms != ks.device_since:  # the device start goes with it
+            last = dataclasses.replace(last, since_ms=ks.device_since)
+        self.store.save_condition(ks.ident, ks.phase, ks.since_ms, ks.wait_ms, ks.alert_id, ks.held_until, last)
 
     def _hold(self, ks: KeyState, cond: Condition, ts: int) -> bool:
         """Put a violated key on hold if its room is in maintenance at ``ts`` (smoke and leak never are);
@@ -253,12 +295,14 @@ class Lifecycle:
                      to_iso(until))
         return True
 
-    def _start(self, ks: KeyState, cond: Condition, ts: int, since: int) -> list[Transition]:
-        """A violation of a normal key at ``since`` (its own time), judged at ``ts`` (the clock): pending for
-        its delay from ``since``, or active at once without one."""
+    def _start(self, ks: KeyState, cond: Condition, ts: int, since: int, clock_since: int) -> list[Transition]:
+        """A violation of a normal key that began at ``since`` (its readings' own time; ``clock_since`` on the
+        engine's clock), judged at ``ts`` (the clock): pending for its delay, or active at once without one
+        (or when its readings show it lasted the delay already)."""
         if self._hold(ks, cond, ts):
             return []
-        since = min(since, ts)
+        ks.device_since = since
+        since = min(clock_since, ts)
         ks.held_until = None
         delay = int(cond.delay_s * 1000)
         existing = self.store.open_alert(cond.ident)
@@ -279,16 +323,21 @@ class Lifecycle:
         if delay == 0:
             out.extend(self._activate(ks, ts))
             return out
+        if self._served(ks, cond):
+            out.extend(self._activate(ks, ts, ks.device_since + delay))
+            return out
         self._save(ks)
         self.timers.push(since + delay, "delay", ks.ident)
         return out
 
     def _restart(self, ks: KeyState, since: int) -> None:
-        """A late reading moved the start of a pending violation: its delay runs from ``since`` now (a timer
-        at the new end; the old one finds the key changed and does nothing)."""
+        """A late reading moved the start of a pending violation to ``since`` (device time): its delay runs
+        from there, the timer on the engine's clock moved by as much (a timer at the new end; the old one
+        finds the key changed and does nothing)."""
         log.info("%s: a late reading moved the violation's start to %s; its delay runs from there", ks.ident,
                  to_iso(since, self.tz))
-        ks.since_ms = since
+        ks.since_ms += since - ks.device_since
+        ks.device_since = since
         self._save(ks)
         self.timers.push(since + ks.wait_ms, "delay", ks.ident)
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from array import array
+from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -43,9 +44,10 @@ from archmon.domain import Reading
 
 if TYPE_CHECKING:
     from alerts.engine import AlertEngine
+    from alerts.history import ReadingHistory
     from alerts.rebuild import SeriesHistory
 
-__all__ = ["SAVE_EVERY_S", "Unjudged", "catch_up", "judge_stored_late", "load_judged", "save_first_judged",
+__all__ = ["SAVE_EVERY_S", "CatchUp", "Unjudged", "catch_up", "judge_stored_late", "load_judged", "save_first_judged",
            "save_judged", "save_watermarks", "unjudged"]
 
 log = logging.getLogger(__name__)
@@ -57,11 +59,13 @@ restart after a crash: about this much of each series' readings, which changed n
 
 class Unjudged(NamedTuple):
     """What the store holds of one series after its watermark: the reading at the watermark (None: not in
-    the store any more) and the readings after it, oldest first."""
+    the store any more, or older than the window) and the range of readings to judge, ``[start_ms, end_ms)``
+    (after the watermark; read when they are judged, not held)."""
 
     slot: int
     judged: Newest | None
-    readings: tuple[Reading, ...]
+    start_ms: int
+    end_ms: int
 
 
 def save_judged(series: SeriesTable, store: AlertStore, slot: int) -> None:
@@ -102,49 +106,160 @@ def load_judged(series: SeriesTable, store: AlertStore) -> None:
             series.judged_saved[slot] = ts
 
 
-def unjudged(series: SeriesTable, slot: int, past: SeriesHistory, room: str) -> Unjudged | None:
-    """The readings of one series the store holds after its watermark, inside its 24 h window (None: none, or
-    a series without a watermark)."""
+DAY_MS = 24 * HOUR_MS
+KEPT_SINCE = "_watermarks_kept_since"
+"""The ``alert_rule_state`` row naming when engines began keeping watermarks on this file (``{"ts_ms": T}``)."""
+
+
+def watermarks_kept_since(store: AlertStore, after_stored_ms: int, now_ms: int) -> int:
+    """Since when (device time) every series an engine judged has a watermark on this file: written at the
+    first start of an engine that keeps them (``after_stored_ms``: just after the newest reading stored
+    then; everything before was seeded, imported or judged by an archmon before this one), read at every
+    later one."""
+    found = store.rule_states().get(KEPT_SINCE)
+    if found is not None and isinstance(found.get("ts_ms"), int):
+        return int(found["ts_ms"])
+    store.save_rule_state(KEPT_SINCE, {"ts_ms": after_stored_ms}, now_ms)
+    return after_stored_ms
+
+
+def unjudged(series: SeriesTable, slot: int, past: SeriesHistory, room: str,
+             kept_since: int | None = None) -> Unjudged | None:
+    """The range of one series' readings the store holds after its watermark, inside its 24 h window (None:
+    none). A series without a watermark was never judged: when all its stored readings are newer than
+    ``kept_since`` (watermarks kept on this file since then: a series first met before a crash, its first
+    readings committed but not judged) it is judged from its first reading; otherwise (a file seeded or
+    imported, an archmon before this one; None: not asked) it is taken as judged."""
     mark, newest = series.judged_saved[slot], series.newest(slot)
-    if mark == NEVER or newest is None or mark >= newest.ts_ms:
+    if newest is None:
         return None
-    start = max(mark, (newest.ts_ms // HOUR_MS - HOURS + 1) * HOUR_MS)
-    rows = [r for r in past.raw if r[0] >= start] if start >= past.raw_start else past.readings(start, newest.ts_ms + 1)
-    judged = Newest(*rows[0]) if rows and rows[0][0] == mark else None
-    sensor, quantity = series.keys[slot]
-    readings = tuple(Reading(sensor, quantity, value, ts, room) for ts, value in rows if ts > mark)
-    return Unjudged(slot, judged, readings) if readings else None
+    window = (newest.ts_ms // HOUR_MS - HOURS + 1) * HOUR_MS
+    if mark == NEVER:
+        if kept_since is None or newest.ts_ms < kept_since or past.readings(window - DAY_MS, kept_since):
+            return None
+        return Unjudged(slot, None, max(kept_since, window), newest.ts_ms + 1)
+    if mark >= newest.ts_ms:
+        return None
+    judged = None
+    if mark >= window:
+        rows = [r for r in past.raw if r[0] == mark] if mark >= past.raw_start else past.readings(mark, mark + 1)
+        judged = Newest(*rows[0]) if rows else None
+    return Unjudged(slot, judged, max(mark + 1, window), newest.ts_ms + 1)
+
+
+JUDGE_COST = 5
+"""Work units of one reading judged by the catch-up (a step of :data:`alerts._steps.STEP_BUDGET` judges about
+a thousand, as a live slice does)."""
+WINDOW_READINGS = 50_000
+"""About how many readings the catch-up reads at a time (a window of time across the series: one query per
+series, outside the engine lock), at one reading a minute per series."""
+
+
+class CatchUp:
+    """The readings stored after their series' watermarks, judged in steps (see the module docstring).
+
+    Created at start (:meth:`AlertEngine.start_catch_up`), after the rebuild and before anything else is
+    judged: each series' newest is set back to its watermark, and until :attr:`done` the engine runs no timer
+    at the clock (``AlertEngine.catching_up``: the live tick waits, smoke and leak are judged without running
+    timers), so the delays run out in device-time order as the caught-up readings pass them. The readings
+    are read a window of time at a time (:meth:`read_ahead`: a query per series, about
+    :data:`WINDOW_READINGS` readings, no engine state touched, so the caller does it outside the lock) and
+    judged in device-time order by :meth:`step`; never all in memory.
+    """
+
+    def __init__(self, engine: AlertEngine, pending: Iterable[Unjudged], now_ms: int,
+                 history: ReadingHistory | None) -> None:
+        self.engine = engine
+        self.history = history
+        self.plan = {item.slot: item for item in pending}
+        self.judged = 0
+        self.transitions = 0
+        self._buffer: deque[Reading] = deque()
+        series = engine.series
+        for item in self.plan.values():
+            series.rewind(item.slot, item.judged)
+            sensor_id, quantity = series.keys[item.slot]
+            sensor = engine.sensors.get(sensor_id)
+            if sensor is not None:
+                for rule in engine.rules:
+                    rule.rewind(sensor, quantity, item.judged)
+        self.done = not self.plan or history is None
+        if self.done:
+            self._next_ms = self._end_ms = 0
+        else:
+            engine.begin(now_ms)
+            self._next_ms = min(item.start_ms for item in self.plan.values())
+            self._end_ms = max(item.end_ms for item in self.plan.values())
+        self._width = max(5 * 60_000, WINDOW_READINGS * 60_000 // max(1, len(self.plan)))
+        engine.catching_up = not self.done
+
+    def read_ahead(self) -> None:
+        """Read the next window of stored readings when those read are all judged (the store only)."""
+        series, sensors = self.engine.series, self.engine.sensors
+        while not self._buffer and self._next_ms < self._end_ms and self.history is not None:
+            start, end = self._next_ms, min(self._next_ms + self._width, self._end_ms)
+            self._next_ms = end
+            found: list[Reading] = []
+            for slot, item in self.plan.items():
+                lo, hi = max(start, item.start_ms), min(end, item.end_ms)
+                sensor_id, quantity = series.keys[slot]
+                sensor = sensors.get(sensor_id)
+                if lo < hi and sensor is not None:
+                    found.extend(Reading(sensor_id, quantity, value, ts, sensor.room)
+                                 for ts, value in self.history.series(sensor_id, quantity, lo, hi))
+            found.sort(key=lambda r: r.ts_ms)
+            self._buffer.extend(found)
+
+    def step(self, budget: Budget) -> list[Transition]:
+        """Judge the readings read ahead until ``budget`` is spent (call inside ``store.batch()``, then
+        :meth:`read_ahead` again); :attr:`done` when all are judged."""
+        engine, series = self.engine, self.engine.series
+        out: list[Transition] = []
+        while not budget.spent and self._buffer:
+            reading = self._buffer[0]
+            out.extend(engine.run_due(reading.ts_ms, budget))  # timers in device-time order, as live
+            if budget.spent and engine.due(reading.ts_ms):
+                break  # (the timers before it go on in the next step)
+            self._buffer.popleft()
+            slot = series.index[(reading.sensor, reading.quantity)]
+            order = IN_ORDER
+            if reading.ts_ms >= series.newest_ts[slot]:
+                series.set_newest(slot, reading.ts_ms, reading.value)
+            else:  # a live reading of the series (smoke, leak) was judged meanwhile: this one is late now
+                order = LATE
+            engine.lifecycle.device_clock = True  # their arrival is not known: delays run from their device time
+            try:
+                engine.history.lookups.forget()
+                out.extend(budget.transitions(engine.judge_stored(reading, order)))
+            finally:
+                engine.lifecycle.device_clock = False
+            engine.store.flush_requests()
+            budget.spend(JUDGE_COST)
+            self.judged += 1
+        if not self._buffer and self._next_ms >= self._end_ms:
+            self._finish()
+        engine.save_first_judged()
+        self.transitions += len(out)
+        return out
+
+    def _finish(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.engine.catching_up = False
+        self.engine.counters.caught_up += self.judged
+        log.warning("alert engine: judged %d reading(s) of %d series the store held but the engine had not judged "
+                    "when it stopped (%d transition(s))", self.judged, len(self.plan), self.transitions)
 
 
 def catch_up(engine: AlertEngine, pending: Iterable[Unjudged], now_ms: int) -> list[Transition]:
-    """Judge readings stored after their series' watermarks (see the module docstring), at ``now_ms``.
-
-    Call inside ``store.batch()``, before the engine judges anything else. Returns the transitions.
-    """
-    pending = list(pending)
-    if not pending:
-        return []
-    series = engine.series
-    for item in pending:
-        series.rewind(item.slot, item.judged)
-        sensor_id, quantity = series.keys[item.slot]
-        sensor = engine.sensors.get(sensor_id)
-        if sensor is not None:
-            for rule in engine.rules:
-                rule.rewind(sensor, quantity, item.judged)
-    engine.begin(now_ms)
-    readings = sorted((r for item in pending for r in item.readings), key=lambda r: r.ts_ms)
+    """Judge readings stored after their series' watermarks (see the module docstring), at ``now_ms``, all at
+    once (a replay's restart). Call inside ``store.batch()``, before the engine judges anything else."""
+    job = CatchUp(engine, pending, now_ms, engine.history.source)
     out: list[Transition] = []
-    for reading in readings:
-        out.extend(engine._run_due(reading.ts_ms, Budget(None)))  # timers in device-time order, as live
-        slot = series.index[(reading.sensor, reading.quantity)]
-        series.set_newest(slot, reading.ts_ms, reading.value)
-        out.extend(engine._judge(reading, stored=IN_ORDER))
-        engine.store.flush_requests()
-    engine.save_first_judged()
-    engine.counters.caught_up += len(readings)
-    log.warning("alert engine: judged %d reading(s) of %d series the store held but the engine had not judged "
-                "when it stopped (%d transition(s))", len(readings), len(pending), len(out))
+    while not job.done:
+        job.read_ahead()
+        out.extend(job.step(Budget(None)))
     return out
 
 
@@ -154,15 +269,20 @@ def judge_stored_late(engine: AlertEngine, readings: Iterable[Reading], marks: a
     that take late readings, without placing them in the windows again."""
     series = engine.series
     out: list[Transition] = []
-    for reading in sorted(readings, key=lambda r: r.ts_ms):
+    readings = sorted(readings, key=lambda r: r.ts_ms, reverse=True)  # (newest first: see alerts._lookups)
+    engine.history.lookups.forget()
+    engine.history.lookups.expect(readings)
+    for reading in readings:
+        engine.history.lookups.judging(reading)
         slot = series.index.get((reading.sensor, reading.quantity))
         if slot is None or slot >= len(marks) or reading.ts_ms >= marks[slot]:
             continue  # caught up at start, the watermark's own reading, or a series never judged
         newest = series.newest_ts[slot]
         order = IN_ORDER if reading.ts_ms >= newest else LATE if reading.ts_ms // HOUR_MS > newest // HOUR_MS - HOURS \
             else TOO_OLD
-        out.extend(engine._run_due(reading.ts_ms, Budget(None)))
-        out.extend(engine._judge(reading, stored=order))
+        out.extend(engine.run_due(reading.ts_ms, Budget(None)))
+        out.extend(engine.judge_stored(reading, order))
         engine.store.flush_requests()
+    engine.history.lookups.forget()
     engine.save_first_judged()
     return out

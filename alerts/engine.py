@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from alerts._engine_actions import PeopleActions
 from alerts._lifecycle import KINDS as LIFECYCLE_TIMERS
@@ -37,7 +37,7 @@ from alerts._requests import NotificationRequests
 from alerts._series import IN_ORDER, LATE, NEVER, TOO_OLD, Order, SeriesTable, WindowNeeds
 from alerts._steps import Budget, Due, FedPart
 from alerts._timers import TimerQueue
-from alerts.catchup import Unjudged, catch_up, judge_stored_late, save_first_judged, save_judged
+from alerts.catchup import CatchUp, Unjudged, catch_up, judge_stored_late, save_first_judged, save_judged
 from alerts.counters import EngineCounters
 from alerts.model import HistoryRef, RuleContext, SensorInfo, Transition
 from alerts.rebuild import ReadingHistory, RebuildReport, rebuild
@@ -53,6 +53,15 @@ log = logging.getLogger(__name__)
 
 _TAKES: dict[int, tuple[str, ...]] = {IN_ORDER: ("skip", "window", "always"), LATE: ("window", "always"),
                                         TOO_OLD: ("always",)}
+
+
+class RuleChoice(NamedTuple):
+    """What decides which rules judge a reading: its quantity, its order, and whether it is a stored reading
+    judged again (see :meth:`AlertEngine.judge_stored`)."""
+
+    quantity: str
+    order: Order
+    stored: bool
 
 
 class AlertEngine(PeopleActions):
@@ -100,12 +109,16 @@ class AlertEngine(PeopleActions):
                                    tz=self.tz)
         for rule in self.rules:
             rule.watched = self.lifecycle.watched(rule.name)
+            rule.firing = self.lifecycle.firing(rule.name)
         # rules with deadlines of their own, in registry order (ties go to the first)
         self._timed_rules = [rule for rule in self.rules if type(rule).next_due is not Rule.next_due]
-        self._rules_for: dict[tuple[str, Order], list[Rule]] = {}  # the rules judging a quantity, by order
+        self._rules_for: dict[RuleChoice, list[Rule]] = {}  # the rules judging a quantity, by order
         self._needs: dict[tuple[str, str], WindowNeeds] = {}  # (room, quantity): profiles are per room
         self._clock: int | None = None
         self.unjudged: list[Unjudged] = []  # found by rebuild(), judged by catch_up()
+        self.catching_up = False
+        """A :class:`~alerts.catchup.CatchUp` is under way: no timer runs at the clock (smoke and leak are judged
+        without running timers; the live tick waits)."""
         self._marks = array("q")  # the watermarks at start, by slot (judge_backlog)
         self.refill: list[int] = []  # slots whose window rows take_over() gave anew: to fill from the store
         self._first_judged: set[int] = set()  # slots judged for the first time, their watermark not written yet
@@ -124,6 +137,7 @@ class AlertEngine(PeopleActions):
         "unassigned" devices).
         """
         out = self.advance(reading.ts_ms)
+        self.history.lookups.forget()
         out.extend(self._judge(reading))
         self.save_first_judged()
         return out
@@ -170,14 +184,18 @@ class AlertEngine(PeopleActions):
               on_error: Callable[[Reading, Exception], None] | None) -> FedPart:
         out: list[Transition] = []
         judged = 0
+        lookups = self.history.lookups
         for reading in readings:
             try:
-                out.extend(self._run_due(reading.ts_ms, budget))
+                if wait_for_due or not self.catching_up:
+                    out.extend(self._run_due(reading.ts_ms, budget))
                 if wait_for_due and budget.spent and self.due(reading.ts_ms):
                     break
                 if not judged:
                     out.extend(self._take_changes())
+                lookups.judging(reading)
                 out.extend(budget.transitions(self._judge(reading)))
+                budget.spend(lookups.take_units())  # stored readings a late reading needed
                 self.store.flush_requests()
             except Exception as exc:
                 if on_error is None:
@@ -244,9 +262,10 @@ class AlertEngine(PeopleActions):
                 counters.late_for_alerts += 1
             if quantity in ("smoke", "leak") and reading.value >= 1.0:
                 counters.late_alarms += 1
-        rules = self._rules_for.get((quantity, order, stored is not None))
+        choice = RuleChoice(quantity, order, stored is not None)
+        rules = self._rules_for.get(choice)
         if rules is None:
-            rules = self._rules_for[(quantity, order, stored is not None)] = [
+            rules = self._rules_for[choice] = [
                 rule for rule in self.rules
                 if (rule.quantities is None or quantity in rule.quantities) and rule.late in _TAKES[order]
                 and (stored is None or rule.stored)
@@ -261,6 +280,16 @@ class AlertEngine(PeopleActions):
         elif series.judged_saved[slot] == NEVER:
             self._first_judged.add(slot)  # a series met for the first time: written with the step
         return out
+
+    def run_due(self, now_ms: int, budget: Budget) -> list[Transition]:
+        """Run the timers and rule deadlines due at or before ``now_ms`` within ``budget`` (the catch-up's
+        timers in device-time order; :meth:`due` tells whether more wait)."""
+        return self._run_due(now_ms, budget)
+
+    def judge_stored(self, reading: Reading, order: Order) -> list[Transition]:
+        """Judge a stored reading whose data the windows and rule memory hold already (the catch-up, a last
+        run's backlog) as a reading of ``order``, at the engine's clock."""
+        return self._judge(reading, stored=order)
 
     def save_first_judged(self) -> None:
         """Write the watermarks of the series first judged since the last call (one statement, at the end of a
@@ -347,6 +376,13 @@ class AlertEngine(PeopleActions):
         :mod:`alerts.catchup`); call inside ``store.batch()`` before anything else is judged."""
         pending, self.unjudged = self.unjudged, []
         return catch_up(self, pending, now_ms)
+
+    def start_catch_up(self, now_ms: int) -> CatchUp:
+        """Begin judging the readings :meth:`rebuild` found stored after their series' watermarks, in steps
+        (``CatchUp.step(budget)`` until ``done``; see :mod:`alerts.catchup`); call before anything else is
+        judged."""
+        pending, self.unjudged = self.unjudged, []
+        return CatchUp(self, pending, now_ms, self.history.source)
 
     def judge_backlog(self, readings: Iterable[Reading]) -> list[Transition]:
         """Judge readings an earlier run stored but did not get to (its stop ran out of time): those after

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
+from alerts._lookups import LateLookups
 from alerts._series import SeriesTable
 from alerts.history import ReadingHistory
 from alerts.profiles import StandardProfile
@@ -64,9 +65,11 @@ class SensorInfo:
 @dataclass(slots=True)
 class HistoryRef:
     """Where rules look up stored readings while judging (a late reading's neighbours in time): the readings
-    store, read-only, set by the live service (None: not available, e.g. a replay without one)."""
+    store, read-only, set by the live service (None: not available, e.g. a replay without one), and what was
+    read of it in the engine's current step (``lookups``: read once per step, counted in work units)."""
 
     source: ReadingHistory | None = None
+    lookups: LateLookups = field(default_factory=LateLookups)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,9 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from alerts._series import Newest, SeriesTable
+from alerts._series import NEVER, Newest, SeriesTable
 from alerts._windows import HOUR_MS, HOURS
-from alerts.catchup import load_judged, unjudged
+from alerts.catchup import load_judged, unjudged, watermarks_kept_since
 from alerts.history import HistoryBucket, ReadingHistory
 
 if TYPE_CHECKING:
@@ -181,6 +181,8 @@ def rebuild(engine: AlertEngine, history: ReadingHistory, now_ms: int) -> Rebuil
         series.set_newest(slot, row.ts_ms, row.value)
         found += 1
     load_judged(series, engine.store)
+    stored_until = max((ts for ts in series.newest_ts if ts != NEVER), default=0)
+    kept_since = watermarks_kept_since(engine.store, stored_until + 1, now_ms)
     counter.queries += 1
     stuck = engine.settings.stuck.hours if any(rule.name == "stuck" for rule in engine.rules) else 0.0
     hours_back = max(HOURS, math.ceil(stuck) + 1)
@@ -191,13 +193,13 @@ def rebuild(engine: AlertEngine, history: ReadingHistory, now_ms: int) -> Rebuil
             continue
         for rule in engine.rules:
             rule.rebuild(sensor, past)
-        left = unjudged(series, slot, past, sensor.room)
+        left = unjudged(series, slot, past, sensor.room, kept_since if sensor.live else None)
         if left is not None:
             engine.unjudged.append(left)
     report = RebuildReport(found, counter.queries, time.perf_counter() - started)
-    log.info("alert engine rebuilt %d series from the store in %.2f s (%d queries) at %d; %d reading(s) of %d "
-             "series stored after what the engine had judged", report.series, report.seconds, report.queries,
-             now_ms, sum(len(u.readings) for u in engine.unjudged), len(engine.unjudged))
+    log.info("alert engine rebuilt %d series from the store in %.2f s (%d queries) at %d; %d series with readings "
+             "stored after what the engine had judged", report.series, report.seconds, report.queries, now_ms,
+             len(engine.unjudged))
     return report
 
 

@@ -26,8 +26,9 @@ from typing import Any
 from apscheduler.schedulers.base import BaseScheduler
 
 from alerts._lock import EngineLock
-from alerts._steps import STEP_BUDGET
-from alerts.catchup import SAVE_EVERY_S, save_watermarks
+from alerts._lookups import late_last
+from alerts._steps import STEP_BUDGET, Budget
+from alerts.catchup import SAVE_EVERY_S, CatchUp, save_watermarks
 from alerts.engine import AlertEngine
 from alerts.history import ReadingHistory
 from alerts.model import Transition
@@ -75,6 +76,9 @@ class AlertService:
         hub: where committed transitions (``alert``) and acknowledgements (``ack``) are published.
         history: where the engine rebuilds its windows from at start (default: the readings store in
             ``db_path``, opened read-only, if it has one).
+        defer_catch_up: leave the readings stored but not judged when the last run stopped to
+            :meth:`catch_up` (``archmon run`` does it on the alert feed's thread after its sources start);
+            False: judged here, in steps, before the constructor returns.
 
     Raises:
         ConfigError: bad alert settings or room profiles.
@@ -85,7 +89,7 @@ class AlertService:
     """The names in :meth:`stats` that are states (kept as they are by ``archmon status``), not counters."""
 
     def __init__(self, config: Config, db_path: Path, *, hub: EventHub | None = None,
-                 history: ReadingHistory | None = None) -> None:
+                 history: ReadingHistory | None = None, defer_catch_up: bool = False) -> None:
         self.config = config
         self.hub = hub
         self.store = AlertStore(db_path)
@@ -99,6 +103,7 @@ class AlertService:
         self.rebuilt_series = 0
         self._db_path = db_path
         self._opened: Any = None  # the readings store this service opened (read-only), closed at stop
+        self._catch_up: CatchUp | None = None
         from alerts.access import attach_register  # before the rebuild: doors open at the restart judged again
 
         attach_register(self.engine, db_path)
@@ -108,6 +113,8 @@ class AlertService:
         self._rebuild(history, db_path)
         self.store.audit(now_ms(), "config", "system", "config",
                          {"event": "load", "path": str(config.path), "sha256": _config_digest(config)})
+        if not defer_catch_up:
+            self.catch_up()
 
     def _rebuild(self, history: ReadingHistory | None, db_path: Path) -> None:
         if history is None:
@@ -119,9 +126,28 @@ class AlertService:
         self.rebuild_seconds, self.rebuilt_series = report.seconds, report.series
         # the rules look up stored readings around a late one (alerts.rules._late_runs), read-only
         self.engine.history.source = history
-        with self.store.batch():  # what the store holds that the engine had not judged when it stopped
-            caught_up = self.engine.catch_up(now)
-        self._committed(caught_up)
+        self._catch_up = self.engine.start_catch_up(now)  # what the store holds that was not judged at the stop
+
+    def catch_up(self) -> None:
+        """Judge what the store held but the engine had not judged when the last run stopped
+        (:mod:`alerts.catchup`), in steps of :data:`TICK_BUDGET` work units, each one hold of the lock's
+        slice lane and one transaction: smoke and leak (and people's actions) go between the steps; the tick
+        waits until it is done (timers run in device-time order with the caught-up readings)."""
+        job, self._catch_up = self._catch_up, None
+        started = time.perf_counter()
+        while job is not None and not job.done:
+            job.read_ahead()  # (the store only: outside the lock)
+            with self._lock.slice():
+                try:
+                    with self.store.batch():
+                        done = job.step(Budget(TICK_BUDGET))
+                except Exception:  # the store cannot be written: the readings are judged at the next start
+                    log.exception("alert engine: the catch-up stopped after %d reading(s)", job.judged)
+                    self.engine.catching_up = False
+                    return
+            self._committed(done)
+        if job is not None and job.judged:
+            log.info("alert engine: caught up %d reading(s) in %.2f s", job.judged, time.perf_counter() - started)
 
     def start(self, scheduler: BaseScheduler) -> None:
         """Add the tick job to the service's scheduler (and tick once now)."""
@@ -138,6 +164,8 @@ class AlertService:
         A tick that finds the previous one still running returns at once: time only moves forward, so the
         running tick (or the next) does the work; ``stats()["ticks_overlapped"]`` counts them.
         """
+        if self.engine.catching_up:
+            return []  # (the catch-up runs the timers in device-time order; the tick after it runs the rest)
         if not self._ticking.acquire(blocking=False):
             self.ticks_overlapped += 1
             return []
@@ -181,8 +209,16 @@ class AlertService:
         if urgent:
             self._judge(urgent, self._lock.urgent, wait_for_due=False)
             readings = [r for r in readings if r.quantity not in URGENT]
-        for start in range(0, len(readings), SLICE):
-            self._judge(readings[start:start + SLICE], self._lock.slice)
+        readings = late_last(readings, self.engine.series)
+        with self._lock.slice():  # (stored already: a late one is judged against what was judged)
+            engine = self.engine
+            engine.history.lookups.expect(readings)
+        try:
+            for start in range(0, len(readings), SLICE):
+                self._judge(readings[start:start + SLICE], self._lock.slice)
+        finally:
+            with self._lock.slice():
+                engine.history.lookups.settle(readings)
 
     def _judge(self, readings: Sequence[Reading], hold: Any, *, wait_for_due: bool = True) -> None:
         """Judge ``readings`` in steps of :data:`TICK_BUDGET` work units, each one hold of the lock and one

@@ -37,8 +37,10 @@ class BandRule(Rule):
     Late readings (``late = "window"``, inside the 24 h window): a reading older than its series' newest
     never sets the state now (an old in-band value must not clear an alert the newer out-of-band value
     keeps, nor an old out-of-band one start a delay); what it proves about the past is judged from the
-    stored readings around it (:mod:`alerts.rules._late_runs`): a run out of band that lasted the delay is
-    raised and cleared at once, a pending delay restarts from the run's new start. A late in-band reading
+    stored readings around it (:mod:`alerts.rules._late_runs`): a past run out of band that lasted the delay
+    is raised and cleared at once as its own alert (key ``<sensor>/<quantity>/<side>/late``, also while the
+    band is violated now), once per excursion whatever the arrival order; a pending delay restarts from the
+    run's new start. A late in-band reading
     of a subject that is idle needs no look-up when the 24 h window shows no value past the limit since.
     """
 
@@ -107,17 +109,26 @@ class BandRule(Rule):
             if not busy and state_of(reading.value) is not True and not self._past_limit_since(slot, reading.ts_ms,
                                                                                                limit, above):
                 continue  # nothing out of band since: this in-band value splits no run
-            verdict = judge_late(self.ctx.history, reading, newest.ts_ms, int(plan.delay_s * 1000), state_of)
+            verdict = judge_late(self.ctx.history, reading, newest.ts_ms, int(plan.delay_s * 1000), state_of,
+                                 subject=side)
             if verdict is None:
                 continue
             extra = {"quantity": reading.quantity, "limit": limit, "clear_delay_s": 0.0}
-            for run in [] if busy else verdict.proven:  # (a current violation keeps its own alert)
-                if self._late.first(key, run.start_ms):
+            past = list(verdict.proven)
+            on_since = self.firing.get(key)  # the excursion whose alert is on now began then
+            if on_since is not None:  # (overlapping it: that alert's excursion)
+                past = [run for run in past if run.end_ms is not None and run.end_ms < on_since]
+            if verdict.split_off is not None and (on_since is None or verdict.current_start is not None):
+                past.append(verdict.split_off)  # the violation on now began after a fine reading found late
+            if verdict.split is not None:  # an excursion split in two: the second is another one
+                past.extend(self._late.split(key, verdict.split))
+            for run in past:
+                if self._late.first(key, run):  # a past excursion: its own alert, raised and cleared
                     detail = f"{side} late {to_iso(run.start_ms, self.ctx.tz)}"
-                    out.append(self.condition(sensor, key, True, run.start_ms, value=reading.value, detail=detail,
-                                              **extra))
-                    out.append(self.condition(sensor, key, False, run.end_ms or newest.ts_ms, value=newest.value,
+                    out.append(self.condition(sensor, f"{key}/late", True, run.start_ms, value=reading.value,
                                               detail=detail, **extra))
+                    out.append(self.condition(sensor, f"{key}/late", False, run.end_ms or newest.ts_ms,
+                                              value=newest.value, detail=detail, **extra))
             timing = {**extra, "delay_s": plan.delay_s, "clear_delay_s": plan.clear_delay_s}
             if verdict.current_start is not None:  # the violation going on now began elsewhere: its delay too
                 out.append(self.condition(sensor, key, True, newest.ts_ms, value=newest.value, detail=side,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Container
+from collections.abc import Container, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from alerts._series import Newest, WindowNeeds
@@ -46,6 +46,9 @@ class Rule:
             others, so :meth:`on_reading` must ignore every other quantity.
         watched: this rule's keys whose conditions count even when not violated (the engine sets its
             lifecycle's live set; by default every key), see :meth:`quiet`.
+        firing: this rule's keys whose alert is on now (active or clearing), each with the device time its
+            violation began (the engine sets its lifecycle's live map; by default none): a late reading's
+            past run overlapping it is that alert's excursion, not another one.
         late: which late readings the engine hands the rule (see :data:`LateReadings`); a rule that takes
             late readings tells them apart by ``reading.ts_ms`` < its series' newest (``ctx.series``).
     """
@@ -62,6 +65,7 @@ class Rule:
         self.ctx = ctx
         self.severity: Severity = severity or self.default_severity
         self.watched: Container[str] = _EVERY_KEY
+        self.firing: Mapping[str, int] = {}
 
     def quiet(self, key: str, state: bool | None) -> bool:
         """Whether a condition about ``key`` in ``state`` would change nothing, so need not be reported.

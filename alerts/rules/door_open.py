@@ -24,8 +24,9 @@ class DoorOpenRule(Rule):
     now (an old "open" arriving after the door was closed again must not start the delay, nor an old
     "closed" end one that runs); what it proves about the past is judged from the stored door readings
     around it (:mod:`alerts.rules._late_runs`): a door that was open longer than allowed (its "closed"
-    arriving first, a backlog in any order) is raised and cleared at once, and a running delay restarts from
-    the opening a late reading reveals.
+    arriving first, a backlog in any order) is raised and cleared at once as its own alert (key
+    ``<door>/late``, also while the door is open now), once per opening whatever the order its readings
+    arrive in, and a running delay restarts from the opening a late reading reveals.
     """
 
     name = "door_open"
@@ -60,17 +61,24 @@ class DoorOpenRule(Rule):
         verdict = judge_late(self.ctx.history, reading, newest_ms, int(open_max * 1000), _open)
         if verdict is None:
             return []
-        if sensor.id in self.watched:  # the door's delay runs (or its alert is on): only its start may move
-            if verdict.current_start is None:
-                return []
-            return [self.condition(sensor, sensor.id, True, newest_ms, quantity="door", value=newest_value,
-                                   limit=open_max, delay_s=open_max, since_ms=verdict.current_start)]
+        past = list(verdict.proven)
+        on_since = self.firing.get(sensor.id)  # the opening whose alert is on now began then
+        if on_since is not None:  # (overlapping it: that alert's opening)
+            past = [run for run in past if run.end_ms is not None and run.end_ms < on_since]
+        if verdict.split_off is not None and (on_since is None or verdict.current_start is not None):
+            past.append(verdict.split_off)  # the opening on now began after a closing found late
+        if verdict.split is not None:  # an excursion split in two: the second is another one
+            past.extend(self._late.split(sensor.id, verdict.split))
         out = []
-        for run in verdict.proven:
-            if self._late.first(sensor.id, run.start_ms):
+        for run in past:
+            if self._late.first(sensor.id, run):  # its own alert, raised and cleared: a past opening
                 detail = f"late {to_iso(run.start_ms, self.ctx.tz)}"
-                out.append(self.condition(sensor, sensor.id, True, run.start_ms, quantity="door", value=1.0,
+                key = f"{sensor.id}/late"
+                out.append(self.condition(sensor, key, True, run.start_ms, quantity="door", value=1.0,
                                           limit=open_max, detail=detail))
-                out.append(self.condition(sensor, sensor.id, False, run.end_ms or newest_ms, quantity="door",
+                out.append(self.condition(sensor, key, False, run.end_ms or newest_ms, quantity="door",
                                           value=0.0, limit=open_max, detail=detail))
+        if verdict.current_start is not None:  # the opening going on now began elsewhere: its delay too
+            out.append(self.condition(sensor, sensor.id, True, newest_ms, quantity="door", value=newest_value,
+                                      limit=open_max, delay_s=open_max, since_ms=verdict.current_start))
         return out

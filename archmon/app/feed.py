@@ -95,7 +95,9 @@ class AlertFeed:
     Args:
         alerts: the ``AlertService``.
         on_backlog: judges a :class:`Backlog` at its place in the order (the service's start puts it first).
-        max_items: queued items before :meth:`readings` blocks (backpressure on the store writer).
+        max_items: queued items of a lane before :meth:`readings` blocks (backpressure on the store writer);
+            the smoke and leak lane has a bound of its own, so an alarm is queued even while the main lane
+            is full (the commit's other readings then wait for room).
     """
 
     def __init__(self, alerts: Any, *, on_backlog: Callable[[Backlog], None], max_items: int = 10_000) -> None:
@@ -143,14 +145,14 @@ class AlertFeed:
         self._put(backlog)
 
     def _put(self, item: FeedItem, *, urgent: bool = False) -> None:
-        with self._cond:
-            while (len(self._queue) + len(self._urgent) >= self._max and not self._abandoned
-                   and not self._unbounded):
+        lane = self._urgent if urgent else self._queue  # each lane has its own bound: an alarm never waits
+        with self._cond:                                # for room in the main queue
+            while len(lane) >= self._max and not self._abandoned and not self._unbounded:
                 self._cond.wait()
             if self._abandoned:
                 self._left.append(item)
                 return
-            (self._urgent if urgent else self._queue).append(item)
+            lane.append(item)
             self._submitted += 1
             self._cond.notify_all()
 

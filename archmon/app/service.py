@@ -202,7 +202,8 @@ class Service(Reloading):
     def _alert_service(self) -> Any:
         from alerts import AlertService
 
-        service = AlertService(self.config, self.db_path, hub=self.hub)
+        # (what the last run stored but did not judge is judged on the feed's thread once sources run)
+        service = AlertService(self.config, self.db_path, hub=self.hub, defer_catch_up=True)
         # Readings and availability reach the engine in commit order, on its own thread, so judging
         # never holds up the next commit (and the MQTT acks that wait for it).
         self._alert_feed = AlertFeed(service, on_backlog=self._judge_backlog)
@@ -237,6 +238,7 @@ class Service(Reloading):
 
     def start(self) -> None:
         """Start the writer, the sources and the schedules (never blocks on an unreachable device)."""
+        self._alert_feed.call("catch-up", self.alerts.catch_up)  # first: in steps, smoke in its own lane
         backlog = load_backlog(self.backlog_path)
         if backlog is not None:  # judged before anything this run stores
             self._alert_feed.backlog(backlog)

@@ -146,26 +146,27 @@ def _reference(readings: list[Reading], delay_ms: int) -> tuple[int, bool]:
        delay_min=st.sampled_from([0, 3, 6]), seed=st.integers(0, 2**16))
 def test_no_excursion_the_readings_prove_is_lost_whatever_the_arrival_order(values: list[float], delay_min: int,
                                                                             seed: int) -> None:
-    """Readings one a minute around the paper band's high limit (24 ℃, margin 0.5), delivered in device order
-    and shuffled: in device order the engine fires exactly the runs brute force fires; shuffled, it fires if
-    brute force does and ends in the same state (a late reading can prove a run; it cannot take back an
-    alert that fired, so runs a late reading splits while their alert is on stay one alert).
+    """Readings one a minute around the paper band's high limit (24 ℃, margin 0.5), delivered in device order,
+    newest first (a device's buffer) and shuffled: in device order and newest first the engine fires exactly
+    the runs brute force fires; shuffled, never fewer (no excursion lost), and it ends in the same state.
 
     Before, a shuffled order lost excursions (an in-band reading arriving first hid the run before it) and
-    ended in the wrong state."""
+    ended in the wrong state; then (review of fix 6, finding 1) every late reading that moved a run's start
+    raised it again: a 2 h excursion uploaded newest first fired 22 times."""
     readings = [Reading("T1", "temperature", v, T + i * MIN, "A1") for i, v in enumerate(values)]
     fires, on_at_end = _reference(readings, delay_min * MIN)
     overrides = {"temperature": {"delay_s": delay_min * 60, "clear_delay_s": 0}}
     shuffled = readings[:]
     random.Random(seed).shuffle(shuffled)
     found = []
-    for arrival in (readings, shuffled):
+    for arrival in (readings, readings[::-1], shuffled):
         engine, store, history = _engine(":memory:", "band", overrides=overrides)
         _feed(engine, history, arrival)
         found.append((_fires(store, "band"), any(a["state"] == "active" for a in store.alerts())))
         store.close()
     assert found[0] == (fires, on_at_end)
+    assert found[1] == (fires, on_at_end), "newest first"
     order = [r.ts_ms // MIN % 100 for r in shuffled]
     # (it may fire more: a late reading arriving before the ones between proves a longer run, as a gap would)
-    assert found[1][0] >= min(fires, 1), (values, order)
-    assert found[1][1] == on_at_end, (values, order)
+    assert found[2][0] >= fires, (values, order)
+    assert found[2][1] == on_at_end, (values, order)

@@ -28,3 +28,10 @@ def test_bench_alerts_measures_the_alert_feed_path(tmp_path: Path) -> None:
                "2000", tmp_path=tmp_path)
     assert "through the AlertFeed (archmon run's path)" in out
     assert "alerts other than smoke in the whole run (expected 0): 0" in out
+
+
+def test_bench_late_measures_late_lookups_and_the_catch_up(tmp_path: Path) -> None:
+    out = _run("bench/bench_late.py", "all", "--sensors", "2", "--late", "20", "--series", "20", "--minutes", "3",
+               tmp_path=tmp_path)
+    assert "ratio late/in-order" in out and "ratio catch-up/live" in out
+    assert "catchup: 60 readings of 20 series unjudged at the stop" in out

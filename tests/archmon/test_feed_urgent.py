@@ -54,6 +54,39 @@ def test_smoke_is_judged_while_the_feed_is_busy_with_earlier_commits(tmp_path: P
         service.stop()
 
 
+def test_smoke_is_queued_while_the_main_lane_is_full(tmp_path: Path) -> None:
+    """Review of fix 6, finding 8: the two lanes shared one bound, so with the main queue full a smoke commit's
+    put waited until the first thread took its next item (after the whole item it was judging). Now the
+    alarm goes into its own lane at once; the commit's other readings wait for room (backpressure)."""
+    config = site_config(tmp_path, sensors=("T1", "S1"))
+    service = AlertService(config, tmp_path / "archmon.db")
+    feed = AlertFeed(service, on_backlog=lambda backlog: None, max_items=2)
+    feed.start()
+    held, release = threading.Event(), threading.Event()
+    t = now_ms()
+    feed.call("test: busy with an earlier commit", lambda: (held.set(), release.wait(60)))
+    writer = None
+    try:
+        held.wait(30)
+        for k in range(2):  # the main lane at its bound
+            feed.readings([Reading("T1", "temperature", 20.0, t + k, "A1")])
+        assert feed.queued() == 2
+        writer = threading.Thread(target=feed.readings, args=([Reading("S1", "smoke", 1.0, t + 5, "A1"),
+                                                                Reading("T1", "temperature", 20.1, t + 5, "A1")],))
+        writer.start()  # (the store writer's thread: it blocks on the main lane, after queueing the alarm)
+        wait_for(lambda: _alerts(service).get("smoke:S1") == "active", "smoke judged", timeout=20)
+        assert feed.current() is not None and writer.is_alive()  # the first thread is still held
+        release.set()
+        writer.join(30)
+        assert feed.join(30) and service.engine.counters.readings == 4
+    finally:
+        release.set()
+        if writer is not None:
+            writer.join(30)
+        feed.stop(30)
+        service.stop()
+
+
 def test_abandon_hands_back_the_urgent_lane_too(tmp_path: Path) -> None:
     """A stop that gives up takes what both lanes still hold (the stop judges the alarms among it at once)."""
     config = site_config(tmp_path, sensors=("T1", "S1"))

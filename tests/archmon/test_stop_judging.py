@@ -103,10 +103,11 @@ def test_the_backlog_is_judged_once_its_new_readings_at_start_its_late_ones_and_
     save_backlog(service.backlog_path, Backlog(tuple(stored), (Availability("t1", "offline", T0 + 60_000),)))
     caplog.set_level(logging.INFO)
     again = Service(load_config(path))
-    assert again.alerts.stats()["caught_up"] == 2  # the smoke alarm and the newer temperature, at start
-    assert ("smoke", "smoke0", "active") in alerts(again.db_path)
     again.start()
     try:
+        assert again._alert_feed.join(60)  # the catch-up is the feed's first item
+        assert again.alerts.stats()["caught_up"] == 2  # the smoke alarm and the newer temperature, at start
+        assert ("smoke", "smoke0", "active") in alerts(again.db_path)
         wait_for(lambda: not again.backlog_path.exists(), "the backlog taken")
         assert again._alert_feed.join(30)
         stats = again.alerts.stats()
