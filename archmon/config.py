@@ -24,8 +24,10 @@ from archmon.city_config import CentralConfig, CityLinkConfig
 from archmon.config_problems import validation_problems
 from archmon.errors import ConfigError
 from archmon.forward_config import ForwardConfig, InfluxForwardConfig
-from archmon.partition import Partition, parse_partition, split_config
+from archmon.http_config import HttpConfig
+from archmon.partition import split_config
 from archmon.quantities import QUANTITIES
+from archmon.service_config import ServiceConfig, StorageConfig
 from archmon.source_tables import ID_PATTERN, SOURCE_SECTIONS, SourceTable, read_source_tables
 
 __all__ = [
@@ -57,7 +59,6 @@ IMPORT_SOURCE = "import"
 """``source = "import"`` in ``[[sensors]]``: a logger whose readings come only from files (``archmon import``).
 It needs no ``[[sources]]`` table, topic or address, is never polled or subscribed, and is not expected to
 report live (no stale alert); no source table may take this id."""
-MIN_RAW_RETENTION_DAYS = 8
 DECODE_OPTION_KEYS = frozenset({
     "device_tz", "temperature_unit", "fields", "scale", "units", "ts_field",  # DecodeOptions fields
     "base_topic", "block", "instance",  # format-specific extras (zigbee2mqtt/shelly-gen1, tasmota, shelly-gen2)
@@ -98,58 +99,6 @@ class SiteConfig(_Model):
     def tz(self) -> ZoneInfo:
         """The site's zone as a ZoneInfo."""
         return ZoneInfo(self.timezone)
-
-
-class StorageConfig(_Model):
-    """Where and how readings are stored."""
-
-    sqlite_path: Path = Path("archmon.db")
-    raw_retention_days: int = Field(default=0, ge=0, description="0 keeps raw readings forever")
-    quarantine_retention_days: int = Field(default=90, ge=0)
-    batch_size: int = Field(default=500, ge=1, le=100_000)
-    flush_interval_ms: int = Field(default=200, ge=1, le=60_000)
-    quarantine_payload_max_bytes: int = Field(
-        default=65_536, ge=64, le=16 * 1024 * 1024,
-        description="payload bytes kept per quarantined message (its full size and SHA-256 are kept too)")
-    quarantine_per_source_per_minute: int = Field(
-        default=60, ge=1, le=100_000,
-        description="quarantine records one source keeps per minute; more are counted quarantine_suppressed")
-
-    @field_validator("raw_retention_days")
-    @classmethod
-    def _retention_beyond_redelivery(cls, value: int) -> int:
-        # A reading may arrive up to 7 days late (device time, broker backlog); deleting raw data sooner
-        # would let a late duplicate be stored again and counted twice in the rollups.
-        if 0 < value < MIN_RAW_RETENTION_DAYS:
-            raise ValueError(f"must be 0 (keep forever) or at least {MIN_RAW_RETENTION_DAYS} days")
-        return value
-
-
-class ServiceConfig(_Model):
-    """How ``archmon run`` behaves as a service.
-
-    Attributes:
-        stop_timeout_s: on SIGTERM/SIGINT, everything (final flush, acknowledgements, alert state) is
-            finished or given up within this bound; a systemd unit's ``TimeoutStopSec`` should be a little
-            above it (see ``docs/archmon.service``).
-        partition: ``"K/N"``: this is instance K of N sharing the site's sensors (``archmon.partition``).
-        store_only: store and forward readings, judge none (no alert rules run, not even smoke and leak);
-            required for MQTT v5 shared subscriptions (an MQTT source's ``share_group``).
-    """
-
-    stop_timeout_s: float = Field(default=30.0, ge=1, le=600)
-    partition: str = "1/1"
-    store_only: bool = False
-
-    @field_validator("partition")
-    @classmethod
-    def _partition(cls, value: str) -> str:
-        return parse_partition(value).label
-
-    @property
-    def instance(self) -> Partition:
-        """This instance's share of the site (1/1: all of it)."""
-        return parse_partition(self.partition)
 
 
 class RoomConfig(_Model):
@@ -258,43 +207,6 @@ class SensorConfig(_Model):
         unknown = sorted(set(self.calibration) - known)
         if unknown:
             raise ValueError(f"calibration for unknown quantity {unknown}; known: {sorted(known)}")
-        return self
-
-
-class HttpConfig(_Model):
-    """The web dashboard's address (``[http]``); TLS when both a certificate and a key are given.
-
-    ``archmon run`` serves it unless ``enabled = false`` (or ``--http off``); an address that cannot be
-    used is logged and collection goes on without it.
-
-    Relative ``tls_cert``/``tls_key`` paths are relative to the config file's folder. Behind a reverse
-    proxy: ``trusted_proxies`` lists the proxy addresses whose ``X-Forwarded-For``/``-Proto`` are believed
-    (none by default: the client address is the connection's), ``public_url`` the address browsers use
-    (``https://archive.example.org``), which state-changing requests' ``Origin`` must match.
-    """
-
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65535)
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    trusted_proxies: list[str] = Field(default_factory=list)
-    public_url: str | None = None
-
-    @field_validator("public_url")
-    @classmethod
-    def _origin(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        scheme, sep, rest = value.strip().rstrip("/").partition("://")
-        if not sep or scheme.lower() not in ("http", "https") or not rest or "/" in rest or "@" in rest:
-            raise ValueError(f"expected the dashboard's public origin, e.g. https://archive.example.org, got {value!r}")
-        return f"{scheme.lower()}://{rest.lower()}"
-
-    @model_validator(mode="after")
-    def _cert_and_key(self) -> HttpConfig:
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("TLS needs both tls_cert and tls_key")
         return self
 
 
