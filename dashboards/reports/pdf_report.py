@@ -31,9 +31,9 @@ from dashboards.reports.build import report_period
 from dashboards.reports.chart_data import HOURLY_DAYS, ChartKey, chart_lines
 from dashboards.reports.charts import DayRange, range_chart, value_chart
 from dashboards.reports.json_format import report_to_json
-from dashboards.reports.labels import PrintText
 from dashboards.reports.model import ComplianceReport, QuantityStats, RoomReport
 from dashboards.reports.pdf_render import FONT_FAMILY, RenderedPdf, render_pdf
+from dashboards.reports.print_text import PrintText
 from dashboards.reports.settings import ReportSettings, load_settings
 
 __all__ = ["AuditHead", "RoomVerdict", "data_digest", "render_report_pdf", "room_verdict", "templates"]

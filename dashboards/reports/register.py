@@ -24,9 +24,9 @@ from archmon.config import Config
 from archmon.errors import ConfigError
 from collector.store import SqliteStore
 from dashboards.reports.build import ReportRequest, build_report
-from dashboards.reports.labels import PrintText
 from dashboards.reports.model import ComplianceReport, DutyCheck, RoomReport
 from dashboards.reports.pdf_render import FONT_FAMILY, RenderedPdf, render_pdf
+from dashboards.reports.print_text import PrintText
 from dashboards.reports.settings import load_settings
 
 __all__ = ["DutyCell", "Register", "RegisterRow", "RegisterSheet", "build_register", "month_days",
