@@ -31,16 +31,16 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from alerts._engine_actions import PeopleActions
+from alerts._engine_start import StartUp
 from alerts._lifecycle import KINDS as LIFECYCLE_TIMERS
 from alerts._lifecycle import Lifecycle
 from alerts._requests import NotificationRequests
 from alerts._series import IN_ORDER, LATE, NEVER, TOO_OLD, Order, SeriesTable, WindowNeeds
 from alerts._steps import Budget, Due, FedPart
 from alerts._timers import TimerQueue
-from alerts.catchup import CatchUp, Unjudged, catch_up, judge_stored_late, save_first_judged, save_judged
+from alerts.catchup import Unjudged, save_first_judged, save_judged
 from alerts.counters import EngineCounters
 from alerts.model import HistoryRef, RuleContext, SensorInfo, Transition
-from alerts.rebuild import ReadingHistory, RebuildReport, rebuild
 from alerts.rules import RULES, Rule
 from alerts.site import load_settings, room_profiles, sensor_infos
 from alerts.store import AlertStore
@@ -64,7 +64,7 @@ class RuleChoice(NamedTuple):
     stored: bool
 
 
-class AlertEngine(PeopleActions):
+class AlertEngine(PeopleActions, StartUp):
     """Evaluates readings against the rules and runs every alert's lifecycle.
 
     Args:
@@ -353,42 +353,6 @@ class AlertEngine(PeopleActions):
                 self.requests.on_timer(timer)
         self._clock = max(self._clock, now_ms)
         return out
-
-    def rebuild(self, history: ReadingHistory, now_ms: int) -> RebuildReport:
-        """Rebuild windows and rule memory from the readings store (at start, before the first reading), and
-        find the readings it holds that the engine had not judged when it stopped (judge them with
-        :meth:`catch_up`).
-
-        Args:
-            history: the readings store's read API (``collector.store.SqliteStore`` or
-                :class:`alerts.history.MemoryHistory`).
-            now_ms: the time of the start.
-
-        Returns:
-            What was rebuilt (series, queries, time).
-        """
-        report = rebuild(self, history, now_ms)
-        self._marks = array("q", self.series.judged_saved)
-        return report
-
-    def catch_up(self, now_ms: int) -> list[Transition]:
-        """Judge the readings :meth:`rebuild` found stored after their series' watermarks, at ``now_ms`` (see
-        :mod:`alerts.catchup`); call inside ``store.batch()`` before anything else is judged."""
-        pending, self.unjudged = self.unjudged, []
-        return catch_up(self, pending, now_ms)
-
-    def start_catch_up(self, now_ms: int) -> CatchUp:
-        """Begin judging the readings :meth:`rebuild` found stored after their series' watermarks, in steps
-        (``CatchUp.step(budget)`` until ``done``; see :mod:`alerts.catchup`); call before anything else is
-        judged."""
-        pending, self.unjudged = self.unjudged, []
-        return CatchUp(self, pending, now_ms, self.history.source)
-
-    def judge_backlog(self, readings: Iterable[Reading]) -> list[Transition]:
-        """Judge readings an earlier run stored but did not get to (its stop ran out of time): those after
-        their series' watermark at this start were caught up already; the older ones are judged as late
-        readings, without placing them in the windows again."""
-        return judge_stored_late(self, readings, self._marks)
 
     def take_over(self, previous: AlertEngine) -> None:
         """Continue where ``previous`` (the engine of the configuration being replaced) stopped: its clock,
