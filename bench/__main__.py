@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown bench {', '.join(unknown)}; known: {', '.join(BENCHES)}")
     scale: Scale = args.scale or ("quick" if args.quick else "full")
     names = args.names or list(BENCHES)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     info = machine()
     print(f"archmon bench suite, scale {scale}: {', '.join(names)}; {info['cores']} cores, {info['ram_gib']} GiB, "
           f"load average {info['load_average']}", flush=True)

@@ -49,7 +49,7 @@ class _Handler:
     def __init__(self, arrived: queue.Queue[tuple[str, float]]) -> None:
         self.arrived = arrived
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.arrived.put((envelope.rcpt_tos[0], time.perf_counter()))
         return "250 2.0.0 Ok: queued"
 

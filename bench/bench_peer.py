@@ -265,7 +265,7 @@ def _wait_landed(victoria: VictoriaServer, system: str, base_ms: int, count: int
         if got != last:
             last, last_change = got, now
         if got >= 2 * count or now - last_change > settle_s or now - began > deadline_s:
-            return got, (now if got < 2 * count else now)
+            return got, (now if got >= 2 * count else last_change)  # incomplete: when the last one came
         time.sleep(0.2)
 
 
