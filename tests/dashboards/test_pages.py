@@ -134,3 +134,17 @@ def test_language_is_per_user_and_chinese_by_default(site: Site) -> None:
     assert site.ctx.users.get("viewer").language == "en"
     with site.client("oper") as other:
         assert "库房总览" in other.get("/").text  # another user keeps the site's language
+
+
+def test_room_profiles_are_resolved_once_per_configuration_and_follow_a_reload(site: Site) -> None:
+    first = site.ctx.room_profiles()
+    assert first["A1"].id == "paper" and site.ctx.room_profiles() is first  # not resolved again per request
+    text = site.config_path.read_text(encoding="utf-8")
+    site.config_path.write_text(text.replace('name_en = "Store 1"\nprofile = "paper"',
+                                             'name_en = "Store 1"\nprofile = "film_master"'), encoding="utf-8")
+    site.ctx.config = load_config(site.config_path)  # what the service's reload does (archmon/app/web.py)
+    assert site.ctx.room_profiles()["A1"].id == "film_master"
+    with site.client("viewer") as viewer:
+        band = viewer.get("/api/rooms/A1/series?quantity=humidity&range=24h").json()["band"]
+    film = site.ctx.room_profiles()["A1"].humidity
+    assert (band["low"], band["high"]) == (film.low, film.high)
