@@ -23,6 +23,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import NamedTuple
@@ -55,7 +56,14 @@ class StorageFigures(NamedTuple):
 
 
 def _folder_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    """Bytes the files under ``path`` hold: a sparse file (InfluxDB preallocates its series file's segments,
+    about 32 MB at once) counts the blocks written, not its length."""
+    total = 0
+    for item in path.rglob("*"):
+        if item.is_file():
+            st = item.stat()
+            total += min(st.st_size, st.st_blocks * 512)
+    return total
 
 
 def _chunks(readings: int, sensors: int):
@@ -133,6 +141,13 @@ def _settled(folder: Path, timeout: float, quiet_s: float = 8.0) -> int:
     return size
 
 
+def _vm_count(victoria: VictoriaServer) -> int:
+    query = urllib.parse.urlencode({"query": 'sum(count_over_time({db="archmon"}[3650d]))',
+                                    "time": str(int(time.time()))})
+    with urllib.request.urlopen(f"{victoria.url}/api/v1/query?{query}", timeout=120) as answer:
+        return int(json.loads(answer.read())["data"]["result"][0]["value"][1])
+
+
 def server_bytes(folder: Path, readings: int, sensors: int) -> tuple[float, float]:
     """(InfluxDB 1.6 bytes per reading, VictoriaMetrics bytes per reading) for the same readings."""
     influx = _ColdInflux(folder / "influx")
@@ -147,10 +162,9 @@ def server_bytes(folder: Path, readings: int, sensors: int) -> tuple[float, floa
             _post(f"{victoria.url}/write?db=archmon&precision=ms", body)
         urllib.request.urlopen(f"{victoria.url}/internal/force_flush", timeout=60).read()
         vm = _settled(victoria.workdir / "data", timeout=60)
-        flux = _settled(influx.workdir, timeout=120)
-        influx_total = _folder_bytes(influx.workdir / "data") + _folder_bytes(influx.workdir / "wal") + \
-            _folder_bytes(influx.workdir / "meta")
-        del flux
+        _settled(influx.workdir, timeout=120)  # snapshots and compactions done
+        influx_total = sum(_folder_bytes(influx.workdir / name) for name in ("data", "wal", "meta"))
+        assert _vm_count(victoria) == readings, "VictoriaMetrics does not hold every reading"
     finally:
         influx.close()
         victoria.close()
