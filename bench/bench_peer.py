@@ -81,9 +81,11 @@ def ensure_node_red() -> Path:
 
 
 def payload(n: int, base_ms: int) -> tuple[str, bytes]:
-    """Message ``n``: one of :data:`SENSORS` sensors, a device time unique to the message."""
-    body = {"temperature": round(18 + (n % 70) / 10, 1), "humidity": round(40 + (n % 200) / 10, 1),
-            "last_seen": base_ms + n}
+    """Message ``n``: one of :data:`SENSORS` sensors, a device time unique to the message, a storage room's
+    quiet climate (steps of 0.1 inside every band, stability and rate limit: no alert fires, as in a room
+    that is fine; values jumping by degrees made archmon judge 200 alerts a second, which Node-RED does not)."""
+    step = (n // SENSORS) % 5
+    body = {"temperature": round(20 + step / 10, 1), "humidity": round(50 + step / 10, 1), "last_seen": base_ms + n}
     return f"zigbee2mqtt/bench-{n % SENSORS:03d}", json.dumps(body).encode()
 
 
@@ -168,7 +170,8 @@ class Consumer:
             sensors = "".join(f'[[sensors]]\nid = "bench-{i:03d}"\nroom = "r"\nsource = "b"\n'
                               f'topic = "zigbee2mqtt/bench-{i:03d}"\nformat = "zigbee2mqtt"\n' for i in range(SENSORS))
             (folder / "archmon.toml").write_text(
-                f'[site]\nname = "bench"\n[storage]\nsqlite_path = "{folder / "archmon.db"}"\n[[rooms]]\nid = "r"\n'
+                f'[site]\nname = "bench"\n[alerts.calibration]\nuncalibrated = false\n'
+                f'[storage]\nsqlite_path = "{folder / "archmon.db"}"\n[[rooms]]\nid = "r"\n'
                 f'[[mqtt]]\nid = "b"\nport = {broker.port}\nclient_id = "{self.client_id}"\n{sensors}'
                 f'[forward.influxdb]\nurl = "{victoria.url}"\n', encoding="utf-8")
             self.command = [sys.executable, "-m", "archmon", "--config", str(folder / "archmon.toml"), "run",
@@ -248,6 +251,7 @@ class PeerFigures(NamedTuple):
 
     throughput: float  # messages/s, publish → every reading in VictoriaMetrics
     throughput_complete: bool  # False: not every reading arrived within the bound
+    throughput_landed: int  # readings that arrived in the throughput run (of 2 × messages)
     lost_paced: int  # readings missing after the SIGKILL and restart, messages published at the fixed rate
     lost_burst: int  # the same, messages published as fast as the publisher can (a backlog)
     kill_readings: int  # readings published in each kill run
@@ -278,7 +282,9 @@ def measure(system: str, folder: Path, broker: MosquittoBroker, victoria: Victor
         start_s = consumer.start()
         base = int(time.time() * 1000) - 3_600_000 - (0 if system == "archmon" else 600_000)
         publisher = Publisher(broker.port, messages, base).start()
-        got, done_at = _wait_landed(victoria, system, base, messages, deadline_s=max(120.0, messages / 200))
+        # a pause of the forwarder (a retry after a slow answer on a loaded machine) is no end of the stream
+        got, done_at = _wait_landed(victoria, system, base, messages, deadline_s=max(180.0, messages / 100),
+                                    settle_s=30.0)
         publisher.join()
         throughput = got / 2 / (done_at - publisher.started)
         lost = []
@@ -293,7 +299,7 @@ def measure(system: str, folder: Path, broker: MosquittoBroker, victoria: Victor
             got2, _ = _wait_landed(victoria, system, base2, kill_messages,
                                    deadline_s=max(120.0, kill_messages / 100), settle_s=10.0)
             lost.append(2 * kill_messages - got2)
-        return PeerFigures(throughput, got >= 2 * messages, lost[0], lost[1], 2 * kill_messages, start_s)
+        return PeerFigures(throughput, got >= 2 * messages, got, lost[0], lost[1], 2 * kill_messages, start_s)
     finally:
         consumer.stop()
 
@@ -322,7 +328,7 @@ def suite(scale: Scale, folder: Path) -> BenchResult:
         broker.close()
     mine, peer = figures["archmon"], figures.get("node-red")
     notes = [f"{name}: connected {f.start_s:.1f} s after start; throughput run "
-             f"{'complete' if f.throughput_complete else 'INCOMPLETE (not every reading arrived)'}; "
+             f"{'complete' if f.throughput_complete else f'INCOMPLETE ({f.throughput_landed} of {2 * messages})'}; "
              f"readings lost at the SIGKILL: {f.lost_paced} of {f.kill_readings} at {rate:,.0f} msg/s, "
              f"{f.lost_burst} of {f.kill_readings} published at full speed"
              for name, f in figures.items()]
