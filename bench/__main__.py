@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             for note in result.notes:
                 print(f"    {note}", flush=True)
             print(f"    ({result.seconds:.0f} s; sizes {result.sizes})", flush=True)
+            print("\n".join("    " + line for line in table([result]).splitlines()[2:]), flush=True)
             results.append(result)
     info["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print()
