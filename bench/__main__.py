@@ -42,6 +42,12 @@ def _version(*command: str) -> str:
     return text[0][:120] if text else "unknown"
 
 
+def _deb(package: str) -> str:
+    """A Debian package's version (the binary itself prints none)."""
+    found = _version("dpkg-query", "-W", "-f=${Version}", package)
+    return found if found and not found.startswith("dpkg-query") else "not installed"
+
+
 def machine() -> dict[str, Any]:
     """Cores, memory, load, Python and the versions of what the benches run."""
     mem_kib = 0
@@ -67,7 +73,7 @@ def machine() -> dict[str, Any]:
         "archmon_commit": commit.stdout.strip(),
         "versions": {
             "archmon": pkg("archmon"), "paho-mqtt": pkg("paho-mqtt"), "weasyprint": pkg("weasyprint"),
-            "mosquitto": _version("mosquitto", "-h"), "victoria-metrics": _version("victoria-metrics", "-version"),
+            "mosquitto": _version("mosquitto", "-h"), "victoria-metrics": _deb("victoria-metrics"),
             "influxd": _version("influxd", "version"), "node": _version("node", "--version"),
             "node-red": node_red_version(),
         },
