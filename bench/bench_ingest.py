@@ -22,6 +22,7 @@ import paho.mqtt.client as mqtt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from archmon.config import load_config
+from bench._suite import BenchResult, Scale, ratio_row
 from bench.bench_mqtt_bare import measure_bare, prequeue
 from tests.fixtures.mosquitto import MosquittoBroker
 
@@ -49,10 +50,10 @@ def queue_messages(port: int, client_id: str, count: int, base_ms: int) -> None:
     pub.disconnect()
 
 
-def bare(port: int, count: int) -> float:
+def bare(port: int, count: int, client_id: str = "bench-bare") -> float:
     """Seconds a bare paho subscriber (parses JSON, auto-acks) takes to receive ``count`` queued messages."""
-    prequeue("127.0.0.1", port, "bench-bare", count)
-    return measure_bare("127.0.0.1", port, "bench-bare", count).seconds
+    prequeue("127.0.0.1", port, client_id, count)
+    return measure_bare("127.0.0.1", port, client_id, count).seconds
 
 
 def pipeline(port: int, count: int, folder: Path) -> tuple[float, int]:
@@ -87,6 +88,30 @@ def stored_bytes(db: Path) -> int:
     if busy:
         raise RuntimeError(f"{db}: WAL checkpoint blocked by another connection; size would include the WAL")
     return sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
+
+
+SIZES: dict[str, int] = {"toy": 300, "quick": 10_000, "full": 40_000}  # messages (2 readings each)
+
+
+def suite(scale: Scale, folder: Path) -> BenchResult:
+    """The suite's ingest figure: archmon's pipeline against the bare subscriber, run before and after it
+    (their mean is the baseline, so a change of machine load during the run shows in both)."""
+    messages = SIZES[scale]
+    broker = MosquittoBroker(folder / "broker", max_inflight_messages=1000, max_queued_messages=1_000_000).start()
+    try:
+        before = bare(broker.port, messages, "bench-bare-1")
+        t_pipe, db_bytes = pipeline(broker.port, messages, folder)
+        after = bare(broker.port, messages, "bench-bare-2")
+    finally:
+        broker.close()
+    r_bare = messages / ((before + after) / 2)
+    r_pipe = messages / t_pipe
+    return BenchResult("ingest", [ratio_row(
+        "messages/s, MQTT QoS 1 → durable SQLite commit (2 readings each)", r_pipe, r_bare, "msg/s",
+        "bare paho subscriber parsing the JSON", goal="ratio ≥ 0.5", at_least=0.5,
+        note=f"bare runs {messages / before:,.0f} and {messages / after:,.0f} msg/s; "
+             f"{db_bytes / (2 * messages):.1f} B/reading on disk")],
+        sizes={"messages": messages, "sensors": SENSORS, "mosquitto_max_inflight": 1000})
 
 
 def main() -> None:

@@ -21,18 +21,26 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import sqlite3
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import archmon.sqlite as archmon_sqlite
 from archmon.config import Config, load_config
+from bench._suite import BenchResult, Scale, ratio_row
 from collector.store import SqliteStore, value_bin
 from collector.store._summary import slot_words
 from dashboards.reports import ReportRequest, build_report
+from dashboards.reports.json_format import write_json
+from dashboards.reports.pdf_report import render_report_pdf
 
 TZ = ZoneInfo("Asia/Shanghai")
 START = dt.date(2025, 1, 1)
@@ -146,55 +154,112 @@ def _watch_tables(seen: set[str]) -> None:
     archmon_sqlite.connect = connect  # type: ignore[assignment]
 
 
+class ReportFigures(NamedTuple):
+    """Seconds of each, in one run on the same data."""
+
+    readings: int
+    generate_s: float
+    scan_s: float  # SELECT count/min/max/sum over the raw table (all in SQLite)
+    daily_s: float  # the plain per-day scan: min/max/mean per series and local day over the raw table
+    fetch_s: float  # every raw row handed to Python
+    json_s: float  # build_report + write_json
+    pdf_s: float | None  # build_report + render_report_pdf (None: not measured)
+    pdf_pages: int | None
+    rooms: int
+    tables: tuple[str, ...]
+
+
+def measure(folder: Path, sensors: int, days: int, *, pdf: bool = True) -> ReportFigures:
+    """Generate both files, time the baselines and the report (JSON, then PDF), check they agree."""
+    summaries, raw, took = generate(folder, sensors, days)
+    readings = 2 * sensors * days * 1440
+    conn = sqlite3.connect(raw)
+    started = time.perf_counter()
+    scan = "SELECT count(*), min(value), max(value), sum(value) FROM readings"
+    count, low, high, _ = conn.execute(scan).fetchone()
+    scan_s = time.perf_counter() - started
+    offset = round(TZ.utcoffset(dt.datetime(2025, 1, 1)).total_seconds() * 1000)
+    started = time.perf_counter()
+    daily = conn.execute(f"SELECT series_id, (ts + {offset}) / 86400000 AS day, min(value), max(value), avg(value),"
+                         " count(*) FROM readings GROUP BY series_id, day").fetchall()
+    daily_s = time.perf_counter() - started
+    assert len(daily) == 2 * sensors * days, len(daily)
+    started = time.perf_counter()
+    for _ in conn.execute("SELECT series_id, ts, value FROM readings"):
+        pass
+    fetch_s = time.perf_counter() - started
+    conn.close()
+    seen: set[str] = set()
+    _watch_tables(seen)
+    site = config(folder, sensors)
+    store = SqliteStore(summaries, tz=TZ, readonly=True)
+    request = ReportRequest(START, START + dt.timedelta(days=days - 1), lang="en",
+                            now_ms=T0 + (days + 1) * 86_400_000)
+    pdf_s = pages = None
+    try:
+        assert store.count_readings() == 0, "the report's file must hold no raw readings"
+        seen.clear()
+        started = time.perf_counter()
+        report = build_report(site, store, request)
+        write_json(report, io.StringIO())
+        json_s = time.perf_counter() - started
+        if pdf:
+            started = time.perf_counter()
+            rendered = render_report_pdf(site, store, build_report(site, store, request))
+            pdf_s, pages = time.perf_counter() - started, rendered.pages
+    finally:
+        store.close()
+    stats = [q for room in report.rooms for q in room.quantities.values()]
+    total = sum(q.readings for q in stats)
+    extremes = (min(q.min for q in stats if q.min is not None), max(q.max for q in stats if q.max is not None))
+    assert total == count == readings, (total, count, readings)
+    assert extremes == (low, high), (extremes, low, high)
+    assert "readings" not in seen, seen
+    return ReportFigures(readings, took, scan_s, daily_s, fetch_s, json_s, pdf_s, pages, len(report.rooms),
+                         tuple(sorted(seen)))
+
+
+SIZES: dict[str, tuple[int, int]] = {"toy": (2, 2), "quick": (50, 30), "full": (50, 365)}  # sensors, days
+
+
+def suite(scale: Scale, folder: Path) -> BenchResult:
+    """The report (JSON and PDF) against the plain per-day SQL scan of the raw table."""
+    sensors, days = SIZES[scale]
+    f = measure(folder, sensors, days, pdf=scale != "toy")  # WeasyPrint needs ~10 s even for 2 days
+    base = "plain SQL: min/max/mean per series and day over the raw table"
+    rows = [ratio_row(f"{days}-day report, JSON ({sensors} sensors at 1/min)", f.json_s, f.daily_s, "s", base,
+                      goal="ratio < 1", at_most=1.0)]
+    if f.pdf_s is not None:
+        rows.append(ratio_row(f"{days}-day report, PDF ({f.pdf_pages} pages)", f.pdf_s, f.daily_s, "s", base,
+                              goal="ratio < 1", at_most=1.0))
+    notes = [f"{f.readings:,} readings generated in {f.generate_s:.0f} s; whole-table scan {f.scan_s:.2f} s, every raw "
+             f"row handed to Python {f.fetch_s:.2f} s; the report read only {', '.join(f.tables)} (raw table empty)"]
+    if f.pdf_s is None:
+        notes.append("toy: no PDF")
+    if scale == "quick":
+        notes.append(f"quick: {days} days, not 365 (the report's time grows with the days, as the scan's)")
+    return BenchResult("report", rows, sizes={"sensors": sensors, "days": days, "readings": f.readings}, notes=notes)
+
+
 def main() -> None:
     """Print the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--sensors", type=int, default=50, help="temperature/humidity sensors (two series each)")
     parser.add_argument("--dir", type=Path, default=None, help="folder for the files (default: a tmp dir)")
+    parser.add_argument("--no-pdf", dest="pdf", action="store_false", help="time the JSON report only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        summaries, raw, took = generate(Path(tmp), args.sensors, args.days)
-        readings = 2 * args.sensors * args.days * 1440
-        print(f"generated {readings:,} readings ({args.sensors} sensors x 2 quantities, {args.days} days at 1/min) "
-              f"in {took:.0f} s: summaries {summaries.stat().st_size / 1e6:,.0f} MB, "
-              f"raw {raw.stat().st_size / 1e6:,.0f} MB")
-        conn = sqlite3.connect(raw)
-        started = time.perf_counter()
-        scan = "SELECT count(*), min(value), max(value), sum(value) FROM readings"
-        count, low, high, _ = conn.execute(scan).fetchone()
-        scan_s = time.perf_counter() - started
-        started = time.perf_counter()
-        for _ in conn.execute("SELECT series_id, ts, value FROM readings"):
-            pass
-        fetch_s = time.perf_counter() - started
-        conn.close()
-        seen: set[str] = set()
-        _watch_tables(seen)
-        site = config(Path(tmp), args.sensors)
-        store = SqliteStore(summaries, tz=TZ, readonly=True)
-        try:
-            assert store.count_readings() == 0, "the report's file must hold no raw readings"
-            seen.clear()
-            started = time.perf_counter()
-            report = build_report(site, store, ReportRequest(START, START + dt.timedelta(days=args.days - 1),
-                                                             lang="en", now_ms=T0 + (args.days + 1) * 86_400_000))
-            report_s = time.perf_counter() - started
-        finally:
-            store.close()
-        stats = [q for room in report.rooms for q in room.quantities.values()]
-        total = sum(q.readings for q in stats)
-        extremes = (min(q.min for q in stats if q.min is not None), max(q.max for q in stats if q.max is not None))
-        assert total == count == readings, (total, count, readings)
-        assert extremes == (low, high), (extremes, low, high)
-        print(f"plain SQL scan of the raw table ({count:,} rows): {scan_s:.2f} s; handing every raw row to Python "
-              f"(the least a report from raw rows costs): {fetch_s:.2f} s")
-        print(f"{args.days}-day report of {len(report.rooms)} rooms from the summaries alone (raw table empty): "
-              f"{report_s:.2f} s (x{report_s / scan_s:.2f} of the raw SQL scan, "
-              f"x{report_s / fetch_s:.2f} of handing the raw rows to Python)")
-        print(f"tables the report's statements read: {', '.join(sorted(seen))}")
-        assert "readings" not in seen
-        print(f"check: the report counts {total:,} readings, extremes {extremes} = the raw table's")
+        f = measure(Path(tmp), args.sensors, args.days, pdf=args.pdf)
+        print(f"generated {f.readings:,} readings ({args.sensors} sensors x 2 quantities, {args.days} days at 1/min) "
+              f"in {f.generate_s:.0f} s")
+        print(f"plain SQL scan of the raw table: {f.scan_s:.2f} s; min/max/mean per series and day: {f.daily_s:.2f} s; "
+              f"handing every raw row to Python (the least a report from raw rows costs): {f.fetch_s:.2f} s")
+        print(f"{args.days}-day report of {f.rooms} rooms from the summaries alone (raw table empty): JSON "
+              f"{f.json_s:.2f} s (x{f.json_s / f.daily_s:.2f} of the per-day scan)"
+              + (f", PDF {f.pdf_s:.2f} s, {f.pdf_pages} pages (x{f.pdf_s / f.daily_s:.2f})" if f.pdf_s else ""))
+        print(f"tables the report's statements read: {', '.join(f.tables)}")
+        print(f"check: the report counts {f.readings:,} readings, extremes equal the raw table's")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from archmon.config import parse_config
 from archmon.domain import Reading
 from archmon.timeutil import now_ms
+from bench._suite import BenchResult, Scale, ratio_row
 from collector.records import Batch
 from collector.store import SqliteStore
 from dashboards.web import WebServer, build_app
@@ -125,6 +127,126 @@ def _overview(app: object, token: str, repeat: int) -> tuple[float, int, float]:
     finally:
         server.stop()
     return page_s, page_bytes, api_s
+
+
+def _load(urls: list[str], token: str, clients: int, seconds: float, answer: Any) -> None:
+    """Child process: for each URL in turn, ``clients`` threads GET it in a loop for ``seconds``; sends a list
+    of (ok, errors, seconds)."""
+    import threading
+
+    out = []
+    for url in urls:
+        sessions = [httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=60) for _ in range(clients)]
+        for session in sessions:  # connected before the clock starts
+            session.get(url)
+        counts = [[0, 0] for _ in range(clients)]
+        start = threading.Barrier(clients + 1)
+        stop = [0.0]
+
+        def loop(session: httpx.Client, slot: list[int], start: threading.Barrier = start,
+                 stop: list[float] = stop, url: str = url) -> None:
+            start.wait()
+            while time.perf_counter() < stop[0]:
+                slot[0 if session.get(url).status_code == 200 else 1] += 1
+
+        threads = [threading.Thread(target=loop, args=(s, c)) for s, c in zip(sessions, counts, strict=True)]
+        for t in threads:
+            t.start()
+        began = time.perf_counter()
+        stop[0] = began + seconds
+        start.wait()
+        for t in threads:
+            t.join()
+        out.append((sum(c[0] for c in counts), sum(c[1] for c in counts), time.perf_counter() - began))
+        for session in sessions:
+            session.close()
+    answer.send(out)
+
+
+def requests_per_s(urls: list[str], token: str, clients: int, seconds: float) -> list[float]:
+    """Requests/s answered 200 for each URL with ``clients`` concurrent clients, from a child process (the
+    load generator must not share the server's interpreter lock)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_load, args=(urls, token, clients, seconds, child))
+    proc.start()
+    got = parent.recv()
+    proc.join()
+    for url, (_, errors, _) in zip(urls, got, strict=True):
+        if errors:
+            raise RuntimeError(f"{url}: {errors} requests not answered 200")
+    return [ok / elapsed for ok, _, elapsed in got]
+
+
+class PageFigures(NamedTuple):
+    """One URL: median time to first byte (ms), its size, requests/s with concurrent clients."""
+
+    ttfb_ms: float
+    size: int
+    rps: float
+
+
+# rooms, days of one-minute data for the chart's room, TTFB repeats, concurrent clients, seconds of load per URL
+SIZES: dict[str, tuple[int, int, int, int, float]] = {
+    "toy": (3, 2, 2, 2, 0.3), "quick": (200, 60, 5, 8, 3.0), "full": (200, 365, 20, 8, 10.0)}
+
+
+def suite(scale: Scale, folder: Path) -> BenchResult:
+    """The overview of ``rooms`` rooms and a one-year room chart against ``/static/app.css`` from the same
+    server: TTFB (one client) and requests/s (concurrent clients)."""
+    rooms, days, repeat, clients, seconds = SIZES[scale]
+    config = _config(folder, rooms, len(KINDS))
+    db = folder / "archmon.db"
+    store = SqliteStore(db, tz=config.site.tz)
+    end = now_ms()
+    minutes = days * 1440
+    _fill(store, _sensor(0, 0), "R000", end - minutes * MINUTE, minutes, MINUTE)
+    for i in range(rooms):
+        for j in (0, 1):
+            if (i, j) != (0, 0):
+                _fill(store, _sensor(i, j), f"R{i:03d}", end - DAY, 288, 5 * MINUTE)
+    _fill_states(store, rooms, end)
+    readings = store.count_readings()
+    store.close()
+    app = build_app(config, hub=None, db_path=db)
+    ctx = app.state.ctx
+    ctx.users.add("bench", "viewer", "bench-password-1", by="bench")
+    token = ctx.users.create_token("bench", "bench", by="bench")
+    server = WebServer(app, "127.0.0.1", 0)
+    server.start()
+    urls = {"overview": "/", "chart": "/api/rooms/R000/series?quantity=temperature&range=1y&width=1500",
+            "static": "/static/app.css"}
+    got: dict[str, PageFigures] = {}
+    try:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as c:
+            for name, url in urls.items():
+                ttfb, size = _ttfb(c, url, repeat)
+                got[name] = PageFigures(ttfb * 1000, size, 0.0)
+        rates = requests_per_s([server.url + url for url in urls.values()], token, clients, seconds)
+        for name, rate in zip(urls, rates, strict=True):
+            got[name] = got[name]._replace(rps=rate)
+    finally:
+        server.stop()
+        ctx.close()
+    static = got["static"]
+    label = f"static file ({static.size / 1024:.0f} KiB) from the same server"
+    rows = []
+    for name, what in (("overview", f"overview of {rooms} rooms ({len(KINDS)} sensors each)"),
+                       ("chart", f"room chart, range 1 y ({days} days of 1-minute data)")):
+        f = got[name]
+        rows.append(ratio_row(f"{what}: TTFB, 1 client", f.ttfb_ms, static.ttfb_ms, "ms", label,
+                              note=f"{f.size / 1024:.0f} KiB"))
+        rows.append(ratio_row(f"{what}: requests/s, {clients} concurrent clients", f.rps, static.rps, "req/s",
+                              label))
+    notes = [f"{readings:,} readings in the store; load from a child process ({clients} httpx clients), "
+             f"{seconds:g} s per URL"]
+    if days != 365:
+        notes.append(f"{scale}: the chart's room holds {days} days, not a year")
+    return BenchResult("dashboard", rows, sizes={"rooms": rooms, "sensors_per_room": len(KINDS), "chart_days": days,
+                                                 "clients": clients, "seconds_per_url": seconds,
+                                                 "ttfb_repeats": repeat}, notes=notes)
 
 
 def main() -> int:

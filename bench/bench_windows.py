@@ -34,6 +34,7 @@ import logging
 import math
 import multiprocessing as mp
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._suite import BenchResult, Scale, ratio_row
 from bench.bench_memory import ROOMS, rss_kib, write_config
 
 MINUTE_MS = 60_000
@@ -377,6 +379,37 @@ def compare(figures: dict[str, Any], other: dict[str, Any], label: str) -> None:
     if figures.get("round_s") and other.get("round_s"):
         mine, theirs = figures["round_s"][-1], other["round_s"][-1]
         print(f"  {'last live round (s)':22}: {mine:12,.2f} vs {theirs:12,.2f}  (x{mine / theirs:.3f})")
+
+
+SIZES: dict[str, tuple[int, float, int]] = {"toy": (3, 0.2, 1), "quick": (1000, 2.0, 2), "full": (10_000, 24.0, 3)}
+
+
+def suite(scale: Scale, folder: Path) -> BenchResult:
+    """The service's resident memory after the live rounds, in a child process of its own (so the suite's own
+    memory is not counted), against the same interpreter with archmon's packages imported."""
+    sensors, hours, rounds = SIZES[scale]
+    out = folder / "windows.json"
+    done = subprocess.run([sys.executable, __file__, "--sensors", str(sensors), "--hours", str(hours), "--rounds",
+                           str(rounds), "--json", str(out), "--dir", str(folder)], capture_output=True, text=True,
+                          timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench_windows.py failed:\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
+    f = json.loads(out.read_text(encoding="utf-8"))
+    base_mb = f["rss_base_mib"] * 1024 * 1024 / 1e6
+    full = scale == "full"
+    goal = "≤ 200 MB" if full else "≤ 200 MB at 10,000 sensors (not this size)"
+    label = "the interpreter with archmon imported, before the Service"
+    rows = [ratio_row(f"resident memory, {sensors:,} sensors, {hours:g} h windows + {rounds} live rounds",
+                      f["rss_mb"], base_mb, "MB", label, goal=goal, value_at_most=GOAL_MB if full else None),
+            ratio_row("peak resident memory (VmHWM)", f["peak_mb"], base_mb, "MB", label, goal=goal,
+                      value_at_most=GOAL_MB if full else None)]
+    notes = [f"start-up {f['startup_s']:.1f} s (windows rebuilt from the store), live rounds "
+             f"{', '.join(f'{s:.2f}' for s in f['round_s'])} s, alerts {f.get('alerts')}, ticks skipped "
+             f"{f.get('ticks_skipped')}"]
+    if not full:
+        notes.append(f"{scale}: {sensors:,} sensors and {hours:g} h of history, not 10,000 and 24 h")
+    return BenchResult("memory", rows, sizes={"sensors": sensors, "series": 2 * sensors, "hours": hours,
+                                              "live_rounds": rounds}, notes=notes)
 
 
 def main() -> None:

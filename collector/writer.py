@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 Listener = Callable[[WriteResult], None]
 
+# A batch holding one of these is committed at once, not after the flush interval: a smoke or leak alarm
+# must not wait for more readings to share its transaction (archmon.app.feed.URGENT judges them first).
+URGENT_QUANTITIES = frozenset({"smoke", "leak"})
+
 _REFUSAL_LOG_EVERY_S = 60.0
 
 
@@ -168,6 +172,9 @@ class StoreWriter:
             self._queue.append(QueuedBatch(batch, future, self._submitted_seq, weight, time.monotonic()))
             self._queued_weight += weight
             self._pending_weight += weight
+            if any(r.quantity in URGENT_QUANTITIES for r in batch.readings):
+                self._flush_until = max(self._flush_until, self._submitted_seq)
+                wake = True
             # ... or for a full transaction; waking it for every submit costs a thread switch per message.
             if wake or self._queued_weight >= self._batch_size:
                 self._cond.notify_all()

@@ -16,7 +16,6 @@ from typing import Any, Literal, NamedTuple
 from alerts.access import AccessSession
 from alerts.profiles import StandardProfile
 from alerts.settings import StaleSettings, stale_after_ms
-from alerts.site import load_settings, room_profiles
 from archmon.config import RoomConfig, SensorConfig
 from archmon.timeutil import now_ms
 from dashboards.web import queries
@@ -88,7 +87,7 @@ def snapshot(ctx: WebContext, *, now: int | None = None) -> SiteSnapshot:
         alerts = queries.open_alerts_by_room(conn)
     sessions = {s.room: s for s in ctx.access.sessions(open_only=True)}
     config = ctx.config
-    profiles = room_profiles(config, load_settings(config))
+    profiles = ctx.room_profiles()
     sensors: dict[str, list[SensorConfig]] = {}
     for sensor in config.sensors:
         if sensor.enabled:

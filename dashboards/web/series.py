@@ -203,9 +203,7 @@ def room_series(ctx: WebContext, room_id: str, quantity: str, start_ms: int, end
     room = ctx.room(room_id)
     band: dict[str, float | None] = {}
     if room is not None:
-        from alerts.site import load_settings, room_profiles
-
-        profile = room_profiles(ctx.config, load_settings(ctx.config)).get(room_id)
+        profile = ctx.room_profiles().get(room_id)
         limits = profile.band(quantity) if profile else None
         if limits is not None:
             band = {"low": limits.low, "high": limits.high}

@@ -96,6 +96,20 @@ def test_full_batch_is_written_without_waiting_for_the_interval(store: SqliteSto
     assert store.count_readings() == 25
 
 
+def test_a_smoke_reading_is_committed_without_waiting_for_the_interval(store: SqliteStore) -> None:
+    writer = make_writer(store)  # a one-minute interval: only the smoke reading can start this transaction
+    try:
+        quiet = writer.submit(batch(1))
+        smoke = writer.submit(Batch(readings=[Reading("sm1", "smoke", 1.0, 2, "r1")]))
+        smoke.result(timeout=10)
+        assert quiet.done(), "the readings queued before it share its transaction"
+        assert writer.stats().committed_batches == 1
+        later = writer.submit(batch(3))
+        assert not later.done() and writer.flush(timeout=10)
+    finally:
+        writer.close()
+
+
 def test_interval_flushes_a_small_batch(store: SqliteStore) -> None:
     writer = make_writer(store, flush_interval_ms=20)
     try:

@@ -153,3 +153,17 @@ def test_an_import_only_logger_is_neither_stale_nor_a_live_value_on_the_overview
         assert 'class="sensor-imported"' in row[:200] and "仅导入" in row[:row.index("</tr>")]
     finally:
         site.close()
+
+
+def test_room_profiles_are_resolved_once_per_configuration_and_follow_a_reload(site: Site) -> None:
+    first = site.ctx.room_profiles()
+    assert first["A1"].id == "paper" and site.ctx.room_profiles() is first  # not resolved again per request
+    text = site.config_path.read_text(encoding="utf-8")
+    site.config_path.write_text(text.replace('name_en = "Store 1"\nprofile = "paper"',
+                                             'name_en = "Store 1"\nprofile = "film_master"'), encoding="utf-8")
+    site.ctx.config = load_config(site.config_path)  # what the service's reload does (archmon/app/web.py)
+    assert site.ctx.room_profiles()["A1"].id == "film_master"
+    with site.client("viewer") as viewer:
+        band = viewer.get("/api/rooms/A1/series?quantity=humidity&range=24h").json()["band"]
+    film = site.ctx.room_profiles()["A1"].humidity
+    assert (band["low"], band["high"]) == (film.low, film.high)
