@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import pydantic
 
 from alerts.control.settings import ActuatorConfig
 from dashboards.web.context import WebContext
 
-__all__ = ["DeviceRow", "room_devices"]
+__all__ = ["DeviceRow", "RunSpan", "room_devices", "room_runs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,14 @@ class DeviceRow:
     override_until_ms: int | None = None
     override_by: str | None = None
     override_reason: str | None = None
+
+
+class RunSpan(NamedTuple):
+    """A time a device ran (``end_ms`` None: still running at the range's end)."""
+
+    actuator: str
+    start_ms: int
+    end_ms: int | None
 
 
 def _actuators(ctx: WebContext, room_id: str) -> list[ActuatorConfig]:
@@ -90,3 +99,37 @@ def _row(conn: sqlite3.Connection, actuator: ActuatorConfig, start_ms: int, end_
     return DeviceRow(ident, actuator.name_zh, actuator.name_en, actuator.controls, state,
                      None if last is None else last[0], run,
                      *(override if override else (None, None, None, None)))
+
+
+def room_runs(ctx: WebContext, room_id: str, start_ms: int, end_ms: int, limit: int = 500) -> list[RunSpan]:
+    """When the room's enabled devices ran within ``[start_ms, end_ms)`` (chart markers), each device's newest
+    ``limit`` runs, from the confirmed switches (``control_switches``); a run that began before the range
+    starts at its start."""
+    out: list[RunSpan] = []
+    actuators = _actuators(ctx, room_id)
+    if not actuators:
+        return out
+    with ctx.readers.read() as conn:
+        for actuator in actuators:
+            try:
+                out.extend(_runs(conn, actuator.id, start_ms, end_ms)[-limit:])
+            except sqlite3.OperationalError:  # no control tables yet
+                continue
+    return out
+
+
+def _runs(conn: sqlite3.Connection, ident: str, start_ms: int, end_ms: int) -> list[RunSpan]:
+    before = conn.execute("SELECT state FROM control_switches WHERE actuator = ? AND ts_ms < ? "
+                          "ORDER BY ts_ms DESC, seq DESC LIMIT 1", (ident, start_ms)).fetchone()
+    runs: list[RunSpan] = []
+    began = start_ms if before and before[0] else None
+    for ts, state in conn.execute("SELECT ts_ms, state FROM control_switches WHERE actuator = ? AND ts_ms >= ? "
+                                  "AND ts_ms < ? ORDER BY ts_ms, seq", (ident, start_ms, end_ms)):
+        if state and began is None:
+            began = ts
+        elif not state and began is not None:
+            runs.append(RunSpan(ident, began, ts))
+            began = None
+    if began is not None:
+        runs.append(RunSpan(ident, began, None))
+    return runs

@@ -24,6 +24,7 @@ from archmon.climate import dew_point
 from archmon.timeutil import from_ms
 from dashboards.web import queries
 from dashboards.web.context import WebContext
+from dashboards.web.devices import room_runs
 
 __all__ = ["MAX_TS_MS", "MAX_WIDTH", "RANGES", "TABLE_SLOTS", "Aggregate", "SeriesData", "SlotSeries", "room_series",
            "table_edges"]
@@ -217,7 +218,7 @@ def room_series(ctx: WebContext, room_id: str, quantity: str, start_ms: int, end
 def room_events(ctx: WebContext, room_id: str, start_ms: int, end_ms: int, resolution: Resolution,
                 limit: int = 500) -> dict[str, list[dict[str, Any]]]:
     """Chart markers: door openings (raw transitions; hours with an opening for long ranges), alerts that
-    fired, access sessions overlapping the range."""
+    fired, access sessions overlapping the range, and when the room's climate-control devices ran."""
     doors: list[dict[str, Any]] = []
     for sensor in ctx.room_sensors(room_id):
         if sensor.kind not in ("door", "multi"):
@@ -240,4 +241,6 @@ def room_events(ctx: WebContext, room_id: str, start_ms: int, end_ms: int, resol
     sessions = [{"start": s.opened_ms / 1000, "end": None if s.closed_ms is None else s.closed_ms / 1000,
                  "id": s.id, "people": list(s.people), "approval": s.approval}
                 for s in reversed(ctx.access.sessions(room=room_id, start_ms=start_ms, end_ms=end_ms, limit=limit))]
-    return {"door": doors[-limit:], "alerts": alerts, "sessions": sessions}
+    runs = [{"actuator": r.actuator, "start": r.start_ms / 1000, "end": None if r.end_ms is None else r.end_ms / 1000}
+            for r in room_runs(ctx, room_id, start_ms, end_ms, limit)]
+    return {"door": doors[-limit:], "alerts": alerts, "sessions": sessions, "runs": runs}

@@ -6,6 +6,7 @@ import json
 import tomllib
 from pathlib import Path
 
+from alerts.control.records import ControlRecords, SwitchRow
 from archmon.config import load_config
 from archmon.domain import Reading
 from archmon.timeutil import now_ms
@@ -167,3 +168,28 @@ def test_room_profiles_are_resolved_once_per_configuration_and_follow_a_reload(s
         band = viewer.get("/api/rooms/A1/series?quantity=humidity&range=24h").json()["band"]
     film = site.ctx.room_profiles()["A1"].humidity
     assert (band["low"], band["high"]) == (film.low, film.high)
+
+
+def test_the_room_chart_marks_when_the_climate_control_devices_ran(tmp_path: Path) -> None:
+    actuator = ('[[actuators]]\nid = "dehum1"\nroom = "A1"\nkind = "modbus"\ndevice = "/dev/null"\naddress = 1\n'
+                'coil = 0\ncontrols = "humidity_down"\nsensors = ["T1"]\nstart_at = 55\nstop_at = 50\n')
+    site = Site(tmp_path, config_text=CONFIG.replace("{sensors}", sensor_tables() + actuator))
+    try:
+        now = now_ms()
+        site.history(6, 10)
+        switches = [(now - 5 * HOUR, True), (now - 4 * HOUR, False), (now - 2 * HOUR, True)]  # still on now
+        records = ControlRecords(site.db)
+        try:
+            for ts, on in [(now - 30 * HOUR, True), (now - 26 * HOUR, False), *switches]:  # the first run: too old
+                records.record(ts, "dehum1", "system", {"event": "confirmed", "state": "on" if on else "off"},
+                               switch=SwitchRow("dehum1", ts, on, "command", "system", "demand"))
+        finally:
+            records.close()
+        with site.client("viewer") as client:
+            data = client.get("/api/rooms/A1/series", params={"quantity": "humidity", "range": "24h"}).json()
+            page = client.get("/rooms/A1").text
+        runs = [(r["actuator"], r["start"] * 1000, r["end"] and r["end"] * 1000) for r in data["events"]["runs"]]
+        assert runs == [("dehum1", now - 5 * HOUR, now - 4 * HOUR), ("dehum1", now - 2 * HOUR, None)]
+        assert "设备运行" in page  # the chart's legend names the strip
+    finally:
+        site.close()

@@ -1,6 +1,6 @@
 /* Room charts drawn with the vendored uPlot from /api/rooms/{room}/series: per sensor the mean line with a
-   min–max envelope, the standard's band shaded, dew point dashed, door openings, alerts and access sessions
-   marked. Times are shown in the site's zone. */
+   min–max envelope, the standard's band shaded, dew point dashed, door openings, alerts, access sessions and
+   the room's climate-control devices' run times (a strip along the bottom) marked. Times are shown in the site's zone. */
 (function () {
   'use strict';
   if (!window.uPlot) { return; }
@@ -17,6 +17,11 @@
       var a = px(s.start), b = px(s.end === null ? x1 : s.end);
       ctx.fillStyle = 'rgba(46,125,50,0.16)';
       ctx.fillRect(a, top, Math.max(b - a, 2), height);
+    });
+    ctx.fillStyle = 'rgba(0,131,143,0.6)';
+    (data.events.runs || []).forEach(function (r) {
+      var a = px(r.start), b = px(r.end === null ? x1 : r.end);
+      ctx.fillRect(a, top + height - 6, Math.max(b - a, 2), 6);
     });
     ctx.strokeStyle = 'rgba(120,120,120,0.9)';
     ctx.lineWidth = 1;
