@@ -9,8 +9,9 @@ with its tags, value and millisecond timestamp.
 (c) ``archmon run`` SIGKILLed during the stream while forwarding, with writes the server applied but whose
     answers were lost (a proxy drops them), then restarted: those rows are sent again, which the server
     absorbs (same series and timestamp: one point);
-(e) the SQLite file locked by another process for 20 s while readings arrive: ingest waits (MQTT messages stay
-    unacknowledged at the broker), forwarding waits, both resume;
+(e) the SQLite file locked by another process for 20 s while MQTT and serial readings arrive: ingest waits (MQTT
+    messages stay unacknowledged at the broker, serial lines are held in memory and the disk spool), forwarding
+    waits, both resume;
 (f) the WAN cut: a TCP proxy between the site and the server blackholes the link, then refuses it, then is
     restored: requests time out, the outbox holds, it drains afterwards.
 """
@@ -141,29 +142,54 @@ def test_c_archmon_killed_while_forwarding_and_restarted_sends_everything_once(
     assert sorted(victoria.points()) == stream.expected(1500)  # the points sent twice are there once
 
 
-def test_e_a_store_locked_for_20_s_while_readings_arrive_loses_nothing_and_forwarding_resumes(
+LINE_SOURCE = ('[[sources]]\nkind = "line"\nid = "log"\ndevice = "{device}"\nline_pattern = "T=(?P<temperature>.+)"\n'
+               '[[sensors]]\nid = "line1"\nroom = "paper"\nsource = "log"\nkind = "temperature"\n')
+
+
+@pytest.mark.serial
+def test_e_a_store_locked_for_20_s_while_mqtt_and_serial_readings_arrive_loses_nothing_and_forwarding_resumes(
         tmp_path: Path, mosquitto: MosquittoBroker, influx: InfluxServer) -> None:
+    from devices.simulators.line_sensor import LineSensorSimulator
+    from devices.simulators.pty_pair import PtyPair
+
+    pair = PtyPair(link_dir=tmp_path / "pty")
+    line = LineSensorSimulator(pair.b, dict, interval_s=None)
     config = write_site(tmp_path, mosquitto.port, f'url = "{influx.url}"\napi = "v1"\n')
+    with config.open("a", encoding="utf-8") as out:
+        out.write(LINE_SOURCE.format(device=pair.a))
     db = tmp_path / "archmon.db"
     stream = Stream(mosquitto.port, BASE_MS)
+    line.open()
     process = start(config, tmp_path / "run.log")
+    written = [round(10 + k / 20, 2) for k in range(200)]  # 10.0–19.95 °C, stamped by archmon as they arrive
     try:
         stream.publish(range(0, 300))
-        wait_drained(db, 300)
+        for value in written[:20]:
+            line.write_line(f"T={value}")
+        wait_drained(db, 320)
         with StoreStall(db):
             started = time.monotonic()
+            for value in written[20:]:  # read while the file is locked: held in memory (past its bound, the disk spool)
+                line.write_line(f"T={value}")
             stream.publish(range(300, 900), pace_s=0.01)  # arrives while the file is locked
-            assert len(local(db)) == 300  # (readers still read: WAL) nothing committed meanwhile
+            assert len(local(db)) == 320  # (readers still read: WAL) nothing committed meanwhile
             time.sleep(max(0.0, 20 - (time.monotonic() - started)))  # the stall itself lasts 20 s
-        wait_drained(db, 900)
+        wait_drained(db, 1100)
         process.signal(signal.SIGTERM)
         assert process.wait(30) == 0
         assert "store writer: write succeeded again" in process.log()
     finally:
         process.kill()
         stream.close()
-    assert local(db) == stream.expected_local(900)
-    assert sorted(influx.points()) == stream.expected(900)
+        line.stop()
+        pair.close()
+    stored = local(db)
+    assert [r for r in stored if r[0] != "line1"] == stream.expected_local(900)
+    serial = sorted((ts, value) for sensor, ts, value in stored if sensor == "line1")
+    assert [value for _, value in serial] == written  # every line once, in the order written
+    remote = sorted(influx.points())
+    assert [p for p in remote if ("sensor", "line1") not in p.tags] == stream.expected(900)
+    assert sorted((p.ts_ms, p.value) for p in remote if ("sensor", "line1") in p.tags) == serial
 
 
 def test_f_a_cut_wan_link_holds_the_outbox_until_it_is_restored(
