@@ -19,18 +19,22 @@ from dashboards.demo.scenario import SCRIPT, SCRIPT_MS, LiveScenario
 from tests.dashboards.demo_site import TZ, WrittenHistory, live_readings, write_demo_history
 
 STEP_MS = 10_000  # the live simulators report every few seconds; 10 s is enough to see every edge
-# The history ends now, as in `archmon demo`: the live alert service's clock is the wall clock, and readings a
-# year behind it would be judged as those of a device whose clock lags (delays served by device time).
-END_MS = now_ms() // 60_000 * 60_000
-START_MS = END_MS + 20_000  # the history takes a few seconds, the live part starts after it
-AT = {event.key: START_MS + int(event.at_s * 1000) for event in SCRIPT}
+# The history ends when the fixture runs, as in `archmon demo`: the live alert service's clock is the wall clock,
+# and readings behind it would be judged as those of a device whose clock lags (delays served by device time).
+# Set by the fixture (the module is imported minutes before it runs in a whole-suite run).
+START_MS = 0
+AT: dict[str, int] = {}
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory
          ) -> tuple[list[Transition], LiveScenario, list[tuple[int, str]], Path]:
     """The live script run through the live alert service at 10-second steps, from its start to its end."""
-    history: WrittenHistory = write_demo_history(tmp_path_factory.mktemp("demo-live"), END_MS)
+    global START_MS
+    end_ms = now_ms() // 60_000 * 60_000
+    START_MS = end_ms + 20_000  # the history takes a few seconds, the live part starts after it
+    AT.update({event.key: START_MS + int(event.at_s * 1000) for event in SCRIPT})
+    history: WrittenHistory = write_demo_history(tmp_path_factory.mktemp("demo-live"), end_ms)
     hub = EventHub()
     seen = hub.subscribe(["alert"], name="test", maxsize=100_000)
     service = AlertService(history.config, history.db, hub=hub)
