@@ -110,6 +110,9 @@ class Reloading:
                 outcome = ReloadOutcome(str(file), digest, applied=True, plan=plan,
                                         open_alerts_of_removed=open_alerts_of(self.db_path, removed))
             self._record_reload(outcome)
+            for swap in self._queued_swaps:  # their refusal entries follow this reload's own
+                swap.recorded.set()
+            self._queued_swaps.clear()
             config = self.config
             if outcome.applied and not self._stopping.is_set():
                 self._reload_climate(config, digest)
@@ -191,6 +194,7 @@ class Reloading:
             self.alerts.reload(config)
             return None
         waiting = self._alert_feed.queued()
+        self._queued_swaps.append(swap)
         self._alert_feed.call("reload", swap.run)
         if waiting:
             log.info("reload: the new alert rules apply once the alert engine is through the %d commit(s) stored "
@@ -242,6 +246,7 @@ class AlertSwap:
         self._lock = threading.Lock()
         self._cancelled = False
         self._started = False
+        self.recorded = threading.Event()
 
     def run(self) -> None:
         """Swap the rules (on the feed's thread); a failure goes to ``on_failure``, never further."""
@@ -256,6 +261,9 @@ class AlertSwap:
             if close is not None and self._removed:
                 close(self._removed, by="system", reason="sensor removed from the configuration by a reload")
         except Exception as exc:
+            # The reload's own audit entry first (it is submitted right after the swap was queued); bounded,
+            # so a reload stuck elsewhere never holds the alert feed.
+            self.recorded.wait(10)
             self._on_failure(exc, self._alerts.config is self.config)
 
     def cancel(self) -> bool:

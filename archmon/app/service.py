@@ -22,7 +22,7 @@ from archmon.app.audit import AuditQueue
 from archmon.app.checks import check_references, storage_problems
 from archmon.app.feed import AlertFeed, Backlog, load_backlog
 from archmon.app.forwarding import FORWARD_GAUGES, FORWARD_STATS, build_forwarding
-from archmon.app.reloading import Reloading
+from archmon.app.reloading import AlertSwap, Reloading
 from archmon.app.reports import add_report_job
 from archmon.app.stats import ALERT_GAUGES, WRITER_GAUGES, Counters
 from archmon.config import Config
@@ -140,6 +140,7 @@ class Service(Reloading):
         self._stopped = threading.Event()  # stop() ran
         self._started = False
         self._reload_lock = threading.Lock()
+        self._queued_swaps: list[AlertSwap] = []  # queued by the reload under way, its entry not yet submitted
         self.on_reload: list[Callable[[Config], None]] = []
         """Called with the configuration in force after each applied reload (the dashboard follows it)."""
         self.dashboard: Any = None
