@@ -38,6 +38,7 @@ from aiosmtpd.controller import Controller
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from archmon.config import load_config
+from bench._configs import write_smoke_site
 from bench._suite import BenchResult, Scale, ratio_row
 from tests.fixtures.mosquitto import MosquittoBroker, free_port
 
@@ -76,46 +77,10 @@ class MailServer:
 
 
 def _config(folder: Path, broker: int, smtp: int) -> Path:
-    path = folder / "archmon.toml"
-    path.write_text(f'''
-[site]
-name = "bench"
-[storage]
-sqlite_path = "{folder / 'archmon.db'}"
-[[rooms]]
-id = "A1"
-[[mqtt]]
-id = "b"
-port = {broker}
-client_id = "bench-alert-mail"
-[[sensors]]
-id = "smoke1"
-room = "A1"
-kind = "smoke"
-source = "b"
-topic = "zigbee2mqtt/smoke1"
-format = "zigbee2mqtt"
-[alerts.rules.stale]
-enabled = false
-[alerts.rules.smoke]
-close_after_s = 0
-[alerts.notify]
-repeat_s = {{ critical = 0 }}
-escalate = []
-[notify.channels.mail]
-type = "smtp"
-host = "127.0.0.1"
-port = {smtp}
-security = "none"
-from = "archmon@bench.example"
-[[notify.contacts]]
-name = "zhang"
-email = "zhang@bench.example"
-[[notify.routes]]
-name = "all"
-levels = [{{ contacts = ["zhang"], channels = ["mail"] }}]
-''', encoding="utf-8")
-    return path
+    return write_smoke_site(folder, broker_port=broker, client_id="bench-alert-mail", channel="mail",
+                            channel_toml=f'type = "smtp"\nhost = "127.0.0.1"\nport = {smtp}\nsecurity = "none"\n'
+                                         'from = "archmon@bench.example"',
+                            contact_toml='email = "zhang@bench.example"')
 
 
 class Bare:

@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alerts.notify.channels import OutgoingMessage, Recipient
 from alerts.notify.channels.webhook import WebhookChannel, WebhookOptions
 from archmon.config import load_config
+from bench._configs import write_smoke_site
 from tests.fixtures.mosquitto import MosquittoBroker
 
 TIMEOUT_S = 30.0
@@ -88,43 +89,9 @@ class Webhook:
 
 
 def _config(folder: Path, broker: int, url: str) -> Path:
-    path = folder / "archmon.toml"
-    path.write_text(f'''
-[site]
-name = "bench"
-[storage]
-sqlite_path = "{folder / 'archmon.db'}"
-[[rooms]]
-id = "A1"
-[[mqtt]]
-id = "b"
-port = {broker}
-client_id = "bench-notify"
-[[sensors]]
-id = "smoke1"
-room = "A1"
-kind = "smoke"
-source = "b"
-topic = "zigbee2mqtt/smoke1"
-format = "zigbee2mqtt"
-[alerts.rules.stale]
-enabled = false
-[alerts.rules.smoke]
-close_after_s = 0
-[alerts.notify]
-repeat_s = {{ critical = 0 }}
-escalate = []
-[notify.channels.hook]
-type = "webhook"
-url = "{url}/notify"
-[[notify.contacts]]
-name = "zhang"
-phone = "+8613800000001"
-[[notify.routes]]
-name = "all"
-levels = [{{ contacts = ["zhang"], channels = ["hook"] }}]
-''', encoding="utf-8")
-    return path
+    return write_smoke_site(folder, broker_port=broker, client_id="bench-notify", channel="hook",
+                            channel_toml=f'type = "webhook"\nurl = "{url}/notify"',
+                            contact_toml='phone = "+8613800000001"')
 
 
 class Bare:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._sqlite_size import store_file_size
 from bench._suite import BenchResult, Scale, ratio_row
 from bench.bench_store import _climate_readings
 from collector.records import Batch
@@ -82,18 +82,8 @@ def sqlite_bytes(folder: Path, readings: int, sensors: int) -> tuple[float, floa
     finally:
         store.close()
     write_s = time.perf_counter() - started
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("VACUUM")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        total = path.stat().st_size
-        conn.execute("DELETE FROM readings")
-        conn.execute("VACUUM")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        summaries = path.stat().st_size
-    finally:
-        conn.close()
-    return total / readings, summaries / readings, write_s
+    size = store_file_size(path)
+    return size.total / readings, size.without_raw / readings, write_s
 
 
 def _line(reading: object) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from archmon.domain import Reading
+from bench._sqlite_size import store_file_size
 from collector.records import Batch
 from collector.store import SqliteStore
 
@@ -93,18 +94,8 @@ def bytes_per_reading(folder: Path, count: int, sensors: int) -> tuple[float, fl
             store.write(Batch(readings=_readings(start, min(5000, count - start), sensors)))
     finally:
         store.close()
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("VACUUM")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        total = path.stat().st_size
-        conn.execute("DELETE FROM readings")
-        conn.execute("VACUUM")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        rollups_only = path.stat().st_size
-    finally:
-        conn.close()
-    return total / count, rollups_only / count
+    size = store_file_size(path)
+    return size.total / count, size.without_raw / count
 
 
 def first_contact(folder: Path, sensors: int, batch_size: int) -> tuple[float, float]:
