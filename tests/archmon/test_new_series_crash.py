@@ -9,60 +9,26 @@ is judged from its first reading. A real ``Service`` in a child process, killed 
 """
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
-import signal
-import threading
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 from archmon.app import Service
 from archmon.config import load_config
 from archmon.domain import Reading
 from archmon.timeutil import now_ms
-from tests.archmon.sites import alerts, batch, line_site
-
-MIN = 60_000
-DOOR = '[[sensors]]\nid = "door0"\nroom = "paper"\nsource = "bus"\nkind = "door"\n'
-
-
-def _run_until_killed(path: str, t: int, done: Connection) -> None:
-    service = Service(load_config(Path(path)))
-    service.start()
-    # only the temperature sensor has reported (and been judged) so far
-    service._submit(batch(Reading("t0", "temperature", 20.0, t, "paper")))
-    service.writer.flush(30)
-    service._alert_feed.join(30)
-    held, forever = threading.Event(), threading.Event()
-
-    def hold_engine() -> None:
-        with service.alerts._lock.urgent():
-            held.set()
-            forever.wait()
-
-    threading.Thread(target=hold_engine, daemon=True).start()
-    held.wait(30)
-    # first ever messages of the smoke detector and the door contact: an alarm, a door opened
-    service._submit(batch(Reading("smoke0", "smoke", 1.0, t + MIN, "paper"),
-                          Reading("door0", "door", 1.0, t + MIN, "paper"),
-                          Reading("t0", "temperature", 20.3, t + MIN, "paper")))
-    done.send(service.writer.flush(30))
-    forever.wait()
+from tests.archmon.held_engine import DOOR, MIN, commit_unjudged_then_sigkill
+from tests.archmon.sites import alerts, line_site
 
 
 def test_first_readings_of_a_new_series_committed_before_sigkill(tmp_path: Path) -> None:
     path = line_site(tmp_path, extra=DOOR)
     t = now_ms() - 20 * MIN
-    spawn = mp.get_context("spawn")
-    parent, child_end = spawn.Pipe()
-    child = spawn.Process(target=_run_until_killed, args=(str(path), t, child_end))
-    child.start()
-    try:
-        assert parent.poll(120) and parent.recv() is True
-    finally:
-        assert child.pid is not None
-        os.kill(child.pid, signal.SIGKILL)
-        child.join(30)
+    commit_unjudged_then_sigkill(
+        path,
+        # only the temperature sensor has reported (and been judged) so far
+        judged=[Reading("t0", "temperature", 20.0, t, "paper")],
+        # first ever messages of the smoke detector and the door contact: an alarm, a door opened
+        unjudged=[Reading("smoke0", "smoke", 1.0, t + MIN, "paper"), Reading("door0", "door", 1.0, t + MIN, "paper"),
+                  Reading("t0", "temperature", 20.3, t + MIN, "paper")])
     config = load_config(path)
     db = config.resolve(config.storage.sqlite_path)
     assert alerts(db) == []  # nothing was judged of them
