@@ -24,10 +24,11 @@ from zoneinfo import ZoneInfo
 from alerts.access import AccessRegister
 from alerts.model import Condition
 from alerts.store import AlertStore
-from archmon.config import Config, load_config
+from archmon.config import Config
 from archmon.domain import Reading
 from collector.records import Batch
 from collector.store import SqliteStore
+from tests.dashboards.site_config import Calibration, room_toml, sensor_toml, write_site_config
 
 __all__ = ["FIRST_DAY", "GAP", "LAST_DAY", "MONTH", "TZ", "at", "build_site", "write_config"]
 
@@ -51,86 +52,27 @@ def write_config(folder: Path, *, language: str = "zh", schedule: str = "enabled
         schedule: the body of ``[reports.schedule]``.
         extra: TOML appended (a ``[notify]`` table...).
     """
-    path = folder / "archmon.toml"
-    path.write_text(f"""
-[site]
-name = "示范市委组织部档案室"
-timezone = "Asia/Shanghai"
-language = "{language}"
-[storage]
-sqlite_path = "archmon.db"
-[http]
-enabled = false
-[reports]
-prepared_by = "张三"
-reviewed_by = "李四"
-outdoor_room = "OUT"
-[reports.schedule]
-{schedule}
-[[rooms]]
-id = "A1"
-name_zh = "一号库"
-name_en = "Store 1"
-profile = "paper"
-[[rooms]]
-id = "A2"
-name_zh = "二号库（特藏）"
-name_en = "Store 2 (special collections)"
-profile = "special"
-[[rooms]]
-id = "OUT"
-name_zh = "室外"
-name_en = "Outdoors"
-profile = "custom"
-overrides = {{ temperature = {{ low = -40, high = 60 }}, humidity = {{ low = 0, high = 100 }} }}
-[[serial]]
-id = "bus"
-device = "{folder / "no-port"}"
-protocol = "line"
-line_pattern = '(?P<sensor>\\w+) T=(?P<temperature>[\\d.]+)'
-[[sensors]]
-id = "a1-east"
-room = "A1"
-source = "bus"
-name = "东墙温湿度"
-[sensors.calibration.temperature]
-calibrated_on = "2024-06-15"
-certificate = "JL2024-0611"
-[sensors.calibration.humidity]
-calibrated_on = "2024-06-15"
-certificate = "JL2024-0612"
-[[sensors]]
-id = "a1-west"
-room = "A1"
-source = "bus"
-name = "西墙温湿度"
-[sensors.calibration.temperature]
-calibrated_on = "2024-09-02"
-certificate = "JL2024-0907"
-[sensors.calibration.humidity]
-calibrated_on = "2024-09-02"
-certificate = "JL2024-0908"
-[[sensors]]
-id = "a2-th"
-room = "A2"
-source = "bus"
-name = "特藏库温湿度"
-[sensors.calibration.temperature]
-calibrated_on = "2024-02-20"
-certificate = "JL2024-0215"
-[[sensors]]
-id = "out-th"
-room = "OUT"
-source = "bus"
-name = "室外百叶箱"
-[[sensors]]
-id = "a1-door"
-room = "A1"
-source = "bus"
-kind = "door"
-{extra}
-""", encoding="utf-8")
-    return load_config(path)
+    return write_site_config(
+        folder, name="示范市委组织部档案室", timezone="Asia/Shanghai", language=language, sqlite_path="archmon.db",
+        reports=f'prepared_by = "张三"\nreviewed_by = "李四"\noutdoor_room = "OUT"\n[reports.schedule]\n{schedule}',
+        rooms=[room_toml("A1", name_zh="一号库", name_en="Store 1", profile="paper"),
+               room_toml("A2", name_zh="二号库（特藏）", name_en="Store 2 (special collections)", profile="special"),
+               room_toml("OUT", name_zh="室外", name_en="Outdoors", profile="custom",
+                         overrides="{ temperature = { low = -40, high = 60 }, humidity = { low = 0, high = 100 } }")],
+        sensors=[sensor_toml("a1-east", "A1", name="东墙温湿度",
+                             calibrations=_calibrated("2024-06-15", "JL2024-0611", "JL2024-0612")),
+                 sensor_toml("a1-west", "A1", name="西墙温湿度",
+                             calibrations=_calibrated("2024-09-02", "JL2024-0907", "JL2024-0908")),
+                 sensor_toml("a2-th", "A2", name="特藏库温湿度",
+                             calibrations=[Calibration("temperature", "2024-02-20", "JL2024-0215")]),
+                 sensor_toml("out-th", "OUT", name="室外百叶箱"),
+                 sensor_toml("a1-door", "A1", kind="door")],
+        extra=extra)
+
+
+def _calibrated(on: str, temperature: str, humidity: str) -> list[Calibration]:
+    """Both quantities calibrated on the same day, with their certificates."""
+    return [Calibration("temperature", on, temperature), Calibration("humidity", on, humidity)]
 
 
 def _climate(sensor: str, ts: int, rng: random.Random) -> tuple[float, float]:

@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from archmon.config import Config, load_config
+from archmon.config import Config
 from archmon.domain import Reading
 from collector.records import Batch
 from collector.store import SqliteStore
 from dashboards.reports import ComplianceReport, ReportRequest, build_report
+from tests.dashboards import site_config
 
 __all__ = ["TZ", "local_ms", "report", "sensor_toml", "small_site", "write"]
 
@@ -22,39 +23,16 @@ TZ = ZoneInfo("Europe/Berlin")
 
 def sensor_toml(sensor: str, room: str, interval_s: int) -> str:
     """The TOML of one serial-line sensor."""
-    return f'[[sensors]]\nid = "{sensor}"\nroom = "{room}"\nsource = "bus"\nexpected_interval_s = {interval_s}\n'
+    return site_config.sensor_toml(sensor, room, interval_s=interval_s)
 
 
 def small_site(folder: Path, sensors: str, *, reports: str = "") -> Config:
     """The site's config in ``folder`` with ``sensors`` (TOML) and a ``[reports]`` body."""
-    path = folder / "archmon.toml"
-    path.write_text(f"""
-[site]
-name = "Berlin"
-timezone = "Europe/Berlin"
-language = "en"
-[storage]
-sqlite_path = "site.db"
-[http]
-enabled = false
-[reports]
-{reports}
-[[rooms]]
-id = "A1"
-name_zh = "一号库"
-profile = "paper"
-[[rooms]]
-id = "A2"
-name_zh = "二号库"
-profile = "paper"
-[[serial]]
-id = "bus"
-device = "{folder / 'no-port'}"
-protocol = "line"
-line_pattern = '(?P<sensor>\\w+) T=(?P<temperature>[\\d.]+)'
-{sensors}
-""", encoding="utf-8")
-    return load_config(path)
+    return site_config.write_site_config(
+        folder, name="Berlin", timezone="Europe/Berlin", language="en", reports=reports,
+        rooms=[site_config.room_toml("A1", name_zh="一号库", profile="paper"),
+               site_config.room_toml("A2", name_zh="二号库", profile="paper")],
+        sensors=[sensors])
 
 
 def local_ms(y: int, m: int, d: int, hh: int = 0, mm: int = 0, ss: int = 0) -> int:

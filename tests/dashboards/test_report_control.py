@@ -19,13 +19,14 @@ from pypdf import PdfReader
 from alerts.control import ControlRecords
 from alerts.control.records import SwitchRow
 from archmon.cli import main
-from archmon.config import Config, load_config
+from archmon.config import Config
 from archmon.domain import Reading
 from collector.records import Batch
 from collector.store import SqliteStore
 from dashboards.reports import ComplianceReport, ReportRequest, build_report
 from dashboards.reports.labels import LABELS
 from tests.dashboards.pdf_glyphs import drawn_glyphs
+from tests.dashboards.site_config import room_toml, sensor_toml, write_site_config
 
 TZ = ZoneInfo("Asia/Shanghai")
 MINUTE = 60_000
@@ -54,36 +55,11 @@ STARTS = {0: 1, 1: 1, 2: 1}
 
 
 def write_site(folder: Path) -> Config:
-    path = folder / "archmon.toml"
-    path.write_text(f"""
-[site]
-name = "档案馆"
-timezone = "Asia/Shanghai"
-[storage]
-sqlite_path = "site.db"
-[http]
-enabled = false
-[[rooms]]
-id = "A1"
-name_zh = "一号库"
-name_en = "Store 1"
-profile = "paper"
-[[serial]]
-id = "bus"
-device = "{folder / "no-port"}"
-protocol = "line"
-line_pattern = '(?P<sensor>\\w+) T=(?P<temperature>[\\d.]+)'
-[[sensors]]
-id = "th1"
-room = "A1"
-source = "bus"
-expected_interval_s = 60
-[[sensors]]
-id = "th2"
-room = "A1"
-source = "bus"
-expected_interval_s = 60
-[[actuators]]
+    return write_site_config(
+        folder, name="档案馆", timezone="Asia/Shanghai",
+        rooms=[room_toml("A1", name_zh="一号库", name_en="Store 1", profile="paper")],
+        sensors=[sensor_toml("th1", "A1", interval_s=60), sensor_toml("th2", "A1", interval_s=60)],
+        extra=f"""[[actuators]]
 id = "dehum1"
 room = "A1"
 name_zh = "去湿机 1"
@@ -96,8 +72,7 @@ controls = "humidity_down"
 sensors = ["th1"]
 start_at = 55
 stop_at = 50
-""", encoding="utf-8")
-    return load_config(path)
+""")
 
 
 def th1_humidity(ts: int) -> float:

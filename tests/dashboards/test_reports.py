@@ -22,6 +22,7 @@ from archmon.domain import Reading
 from collector.records import Batch
 from collector.store import SqliteStore
 from dashboards.reports import ComplianceReport, ReportRequest, build_report, report_to_json
+from tests.dashboards.site_config import Calibration, room_toml, sensor_toml, write_site_config
 
 TZ = ZoneInfo("Asia/Shanghai")
 MINUTE = 60_000
@@ -35,61 +36,18 @@ def at(day: int, hh: int, mm: int = 0, ss: int = 0) -> int:
 
 
 def write_site(tmp_path: Path) -> Config:
-    path = tmp_path / "archmon.toml"
-    path.write_text(f"""
-[site]
-name = "档案馆"
-timezone = "Asia/Shanghai"
-[storage]
-sqlite_path = "site.db"
-[http]
-enabled = false
-[reports]
-duty_times = ["15:00", "09:00"]
-duty_tolerance_min = 10
-[[rooms]]
-id = "A1"
-name_zh = "一号库"
-name_en = "Store 1"
-[[rooms]]
-id = "A2"
-name_zh = "二号库"
-overrides = {{ stability = {{ interpretation = "B", temperature_setpoint = 22 }} }}
-[[serial]]
-id = "bus"
-device = "{tmp_path / "no-port"}"
-protocol = "line"
-line_pattern = '(?P<sensor>\\w+) T=(?P<temperature>[\\d.]+)'
-[[sensors]]
-id = "th1"
-room = "A1"
-source = "bus"
-name = "东墙温湿度"
-expected_interval_s = 60
-[sensors.calibration.temperature]
-calibrated_on = "2024-03-01"
-certificate = "JL-001"
-[sensors.calibration.humidity]
-calibrated_on = "2024-06-01"
-certificate = "JL-002"
-[[sensors]]
-id = "th2"
-room = "A2"
-source = "bus"
-expected_interval_s = 60
-[[sensors]]
-id = "th3"
-room = "A2"
-source = "bus"
-expected_interval_s = 60
-[[sensors]]
-id = "d1"
-room = "A1"
-source = "bus"
-kind = "door"
-expected_interval_s = 60
-""", encoding="utf-8")
-    return load_config(path)
+    return write_site_config(
+        tmp_path, name="档案馆", timezone="Asia/Shanghai",
+        reports='duty_times = ["15:00", "09:00"]\nduty_tolerance_min = 10',
+        rooms=[room_toml("A1", name_zh="一号库", name_en="Store 1"),
+               room_toml("A2", name_zh="二号库",
+                         overrides='{ stability = { interpretation = "B", temperature_setpoint = 22 } }')],
+        sensors=[sensor_toml("th1", "A1", name="东墙温湿度", interval_s=60,
+                             calibrations=[Calibration("temperature", "2024-03-01", "JL-001"),
+                                           Calibration("humidity", "2024-06-01", "JL-002")]),
+                 sensor_toml("th2", "A2", interval_s=60),
+                 sensor_toml("th3", "A2", interval_s=60),
+                 sensor_toml("d1", "A1", kind="door", interval_s=60)])
 
 
 def th1_temperature(ts: int) -> float:
