@@ -5,7 +5,7 @@ module per concern: ``service`` (the :class:`Service`: build, start, counters, r
 ``check-config`` and ``run`` check beyond the schema), ``feed`` (the alert feed), ``reloading`` (the alert
 rules' swap), ``audit`` (the service's own audit entries), ``stats`` (counters and gauges), ``stopping``
 (the bounded stop), ``control`` (signals: reload and stop), ``web`` (the dashboard of ``run`` and ``demo``),
-``reports`` (the scheduled reports).
+``reports`` (the scheduled reports), ``data_commands`` (``archmon status | export | backup | quarantine``).
 """
 
 from archmon.app.checks import check_references, storage_problems
