@@ -21,6 +21,7 @@ alert-engine state (the old engine: its minute checkpoint, measured by calling i
 scheduler, and alerts raised (the data stays inside every limit except ``--violations`` sensors made humid
 in the last live round, so any other alert means a wrong window or a starved engine). ``--json FILE`` writes the
 figures; ``--compare FILE`` prints this run's ratios to another run's figures (e.g. the code before).
+The load (the readings, the seeding and the publishing child processes) is in ``bench/_windows_load.py``.
 
 Run: .venv/bin/python bench/bench_windows.py [--sensors 10000] [--hours 24] [--rounds 3] [--feed store]
 """
@@ -31,96 +32,24 @@ import argparse
 import gc
 import json
 import logging
-import math
 import multiprocessing as mp
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._suite import BenchResult, Scale, ratio_row
+from bench._windows_load import MINUTE_MS, minute_readings, publisher, seed
 from bench.bench_memory import ROOMS, rss_kib, write_config
 
-MINUTE_MS = 60_000
 GOAL_MB = 200.0  # "at most 200 MB resident" (DESIGN.md §10), MB = 10^6 bytes
 FEED_BATCH = 500  # the store writer's default batch size
 STORE_TIMEOUT_S = 900.0
-
-
-def value(sensor: int, minute: int, quantity: str) -> float:
-    """The reading of sensor ``sensor`` at absolute minute ``minute``: a slow daily wave plus noise,
-    inside the paper band and every stability, rate, stuck and mould limit."""
-    noise = ((minute * 7 + sensor) % 5) / 100
-    if quantity == "temperature":
-        return round(19.0 + (sensor % 30) / 10 + 0.4 * math.sin(minute / 229.18 + sensor) + noise, 2)
-    return round(50.0 + (sensor % 20) / 10 + 1.5 * math.sin(minute / 229.18 + sensor / 3) + noise, 2)
-
-
-def minute_readings(sensors: int, minute: int) -> list[Any]:
-    """Every sensor's two readings of one minute (time in device ms, spread over the first second)."""
-    from archmon.domain import Reading
-
-    out = []
-    ts = minute * MINUTE_MS
-    for i in range(sensors):
-        sensor, room = f"th{i:05d}", f"room{i % ROOMS:02d}"
-        out.append(Reading(sensor, "temperature", value(i, minute, "temperature"), ts + i % 1000, room))
-        out.append(Reading(sensor, "humidity", value(i, minute, "humidity"), ts + i % 1000, room))
-    return out
-
-
-def seed(db: Path, sensors: int, first_minute: int, minutes: int, tz_name: str, done: Connection) -> None:
-    """Child process: write ``minutes`` of history through ``SqliteStore.write_many`` (rollups included)."""
-    from zoneinfo import ZoneInfo
-
-    from collector.records import Batch
-    from collector.store import SqliteStore
-
-    store = SqliteStore(db, tz=ZoneInfo(tz_name))
-    started = time.perf_counter()
-    try:
-        for minute in range(first_minute, first_minute + minutes, 5):
-            readings = [r for m in range(minute, min(minute + 5, first_minute + minutes))
-                        for r in minute_readings(sensors, m)]
-            store.write_many([Batch(readings=readings[k:k + 5000]) for k in range(0, len(readings), 5000)])
-    finally:
-        store.close()
-    done.send(time.perf_counter() - started)
-
-
-def publisher(port: int, sensors: int, commands: Connection) -> None:
-    """Child process: for each ``(minute, humid)`` received, publish one QoS 1 message per sensor (the first
-    ``humid`` of them at 70 %RH, out of the band) and reply."""
-    import paho.mqtt.client as mqtt
-
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-windows-pub")
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    commands.send("ready")
-    while True:
-        message = commands.recv()
-        if message is None:
-            break
-        minute, humid, offset_ms = message
-        infos = []
-        for i in range(sensors):
-            payload = json.dumps({"temperature": value(i, minute, "temperature"),
-                                  "humidity": 70.0 if i < humid else value(i, minute, "humidity"),
-                                  "last_seen": minute * MINUTE_MS + offset_ms + i % 1000})
-            infos.append(client.publish(f"zigbee2mqtt/th{i:05d}", payload, qos=1))
-        for info in infos:
-            info.wait_for_publish(120)
-        commands.send("published")
-    client.loop_stop()
-    client.disconnect()
 
 
 def stored_readings(db: Path) -> int:
