@@ -65,6 +65,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from archmon.domain import RawMessage
 from archmon.errors import ConfigError
+from archmon.paho import stop_network_loop
 from archmon.timeutil import now_ms
 from collector._mqtt_acks import AckCount, AckSender, Delivery
 from collector._mqtt_chunks import ChunkFeeder, default_max_held, one_at_a_time
@@ -213,7 +214,7 @@ class MqttSource:
             except (RuntimeError, ValueError) as exc:
                 _LOG.warning("%s: could not publish offline status: %s", self._name, exc)
             self._client.disconnect()
-        self._client.loop_stop()  # also ends a reconnect wait or a connection attempt
+        stop_network_loop(self._client)  # also ends a reconnect wait or a connection attempt
         sock = self._client.socket()
         if sock is not None:  # stopped while a connection attempt was waiting for CONNACK
             sock.close()

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 import paho.mqtt.client as mqtt
 
 from archmon.errors import ConfigError, TransportError
+from archmon.paho import stop_network_loop
 from collector.mqtt_config import MqttSourceConfig, tls_problems
 from devices.actuators import Availability, MqttSwitch, Publish, SwitchReport
 
@@ -95,7 +96,7 @@ class MqttLink:
     def stop(self) -> None:
         """End paho's thread, then disconnect (written at once: with the thread still running, paho 2.2
         loops once more on the closed socket and logs an error)."""
-        self.client.loop_stop()
+        stop_network_loop(self.client)
         self.client.disconnect()
         sock = self.client.socket()
         if sock is not None:  # stopped before the broker answered CONNECT

@@ -25,6 +25,7 @@ from alerts.profiles import StandardProfile
 from alerts.site import load_settings, room_profiles
 from archmon.config import Config
 from archmon.hub import EventHub
+from archmon.paho import stop_network_loop
 from archmon.sqlite import connect
 from archmon.timeutil import now_ms
 from dashboards.city.link import city_client
@@ -112,7 +113,7 @@ class SitePublisher:
             with contextlib.suppress(RuntimeError, ValueError):  # not sent in time: the will says it anyway
                 info.wait_for_publish(timeout / 2)
         self.client.disconnect()
-        self.client.loop_stop()
+        stop_network_loop(self.client)
         if self._sub is not None:
             self._sub.close()
 

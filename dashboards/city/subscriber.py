@@ -8,6 +8,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from archmon.config import Config
+from archmon.paho import stop_network_loop
 from dashboards.city.link import city_client
 from dashboards.city.state import CityState
 from dashboards.city.topics import ALERTS_FILTER, STATUS_FILTERS, site_topic
@@ -46,7 +47,7 @@ class CitySubscriber:
     def stop(self, timeout: float = 2.0) -> None:
         """Disconnect."""
         self.client.disconnect()
-        self.client.loop_stop()
+        stop_network_loop(self.client)
 
     @property
     def connected(self) -> bool:

@@ -22,6 +22,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from archmon import climate
+from archmon.paho import stop_network_loop
 from archmon.quantities import BINARY_QUANTITIES
 from archmon.timeutil import from_ms, now_ms, to_iso
 from devices.simulators.climate import RoomModel
@@ -338,7 +339,7 @@ class SimulatorFleet:
             for info in (i for i in infos if i is not None and i.rc == MQTTErrorCode.MQTT_ERR_SUCCESS):
                 info.wait_for_publish(max(0.0, deadline - time.monotonic()))
         self._client.disconnect()
-        self._client.loop_stop()
+        stop_network_loop(self._client)
 
     def publish_once(self, ts_ms: int | None = None) -> int:
         """Publish one round: every device's messages for the values at ``ts_ms`` (default: the clock).

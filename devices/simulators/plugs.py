@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 
+from archmon.paho import stop_network_loop
+
 __all__ = ["EsphomeNode", "PlugFleet", "ShellyPlug", "SimulatedPlug", "Switch", "TasmotaPlug", "Zigbee2MqttPlug"]
 
 log = logging.getLogger(__name__)
@@ -320,7 +322,7 @@ class PlugFleet:
     def stop(self) -> None:
         """Disconnect."""
         self.client.disconnect()
-        self.client.loop_stop()
+        stop_network_loop(self.client)
 
     def tick(self, now_ms: int) -> None:
         """Run timed switch-offs and periodic telemetry due at ``now_ms`` (simulated time)."""

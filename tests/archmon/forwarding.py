@@ -10,6 +10,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from archmon.paho import stop_network_loop
 from tests.archmon.operations import ArchmonProcess, query
 from tests.fixtures.tsdb import ExportedPoint
 from tests.fixtures.waiting import wait_for
@@ -82,7 +83,7 @@ class Stream:
         return sorted((f"th{n % SENSORS}", self.base_ms + n * 1000, self.value(n)) for n in range(total))
 
     def close(self) -> None:
-        self.client.loop_stop()
+        stop_network_loop(self.client)
         self.client.disconnect()
 
 

@@ -14,6 +14,7 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
+from archmon.paho import stop_network_loop
 from archmon.partition import Partition
 from dashboards.city import CityState, alert_topic, status_topic
 from tests.archmon.operations import ROOT, ArchmonProcess
@@ -127,7 +128,7 @@ def test_the_subscriber_takes_the_retain_flag_a_live_slow_clock_site_is_online_a
         subscriber.stop()
         for topic in ("archmon/gone/status", "archmon/slow/status"):
             site.publish(topic, b"", qos=1, retain=True).wait_for_publish(10)
-        site.loop_stop()
+        stop_network_loop(site)
         site.disconnect()
 
 
@@ -269,7 +270,7 @@ def test_a_central_archmon_shows_both_sites_their_rooms_new_alerts_and_a_site_ou
             assert processes[name].wait(30) == 0
     finally:
         web.close()
-        publisher.loop_stop()
+        stop_network_loop(publisher)
         publisher.disconnect()
         for process in processes.values():
             process.kill()

@@ -14,6 +14,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from alerts.audit import verify_audit
+from archmon.paho import stop_network_loop
 from collector.store import SqliteStore
 from tests.archmon.operations import ArchmonProcess, NotifySocket, publisher, query, running, stop_seconds
 from tests.fixtures.mosquitto import MosquittoBroker
@@ -108,7 +109,7 @@ def test_sighup_applies_a_changed_band_to_the_next_reading_and_refuses_a_broken_
             assert notify.until("STOPPING")["STOPPING"] == "1"
             log = archmon.log()
     finally:
-        pub.loop_stop()
+        stop_network_loop(pub)
         pub.disconnect()
 
     applied, refused = reloads(db)
@@ -177,7 +178,7 @@ def publish_backlog(broker: MosquittoBroker, values: range) -> None:
         for info in infos:
             info.wait_for_publish(30)
     finally:
-        pub.loop_stop()
+        stop_network_loop(pub)
         pub.disconnect()
 
 
@@ -257,7 +258,7 @@ def test_sigterm_with_a_backlog_on_a_slow_or_stalled_store_stops_within_the_boun
         for process in processes:
             process.kill()
         for client in broker_sent.clients:  # type: ignore[attr-defined]
-            client.loop_stop()
+            stop_network_loop(client)
             client.disconnect()
         broker_sent.clients.clear()  # type: ignore[attr-defined]
 

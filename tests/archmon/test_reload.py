@@ -11,6 +11,7 @@ import pytest
 
 from archmon.app import Service
 from archmon.config import Config, load_config, parse_config
+from archmon.paho import stop_network_loop
 from archmon.reload import plan_reload
 
 
@@ -177,7 +178,7 @@ def test_a_reload_subscribes_new_sensor_topics_and_drops_removed_ones(tmp_path: 
         received = service.sources()["b"].stats()["received"]
         quarantined = service.store.quarantine_count()
     finally:
-        pub.loop_stop()
+        stop_network_loop(pub)
         pub.disconnect()
         service.stop()
     assert received == 1  # the removed sensor's topic is no longer subscribed

@@ -16,6 +16,7 @@ import pytest
 
 from archmon.app import Service
 from archmon.config import load_config
+from archmon.paho import stop_network_loop
 from tests.archmon.operations import ROOT, publisher, running
 from tests.archmon.sites import line_site, service_audit
 from tests.archmon.test_operations import site, stored
@@ -43,7 +44,7 @@ def _send(port: int, db: Path, value: float) -> None:
         pub.publish("zigbee2mqtt/th", json.dumps({"temperature": value}), qos=1).wait_for_publish(10)
         wait_for(lambda: value in [v for _, v in stored(db, "th", "temperature")], "the reading stored")
     finally:
-        pub.loop_stop()
+        stop_network_loop(pub)
         pub.disconnect()
 
 

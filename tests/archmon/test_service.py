@@ -11,6 +11,7 @@ import pytest
 
 from archmon.app import Service
 from archmon.config import load_config
+from archmon.paho import stop_network_loop
 from tests.fixtures.mosquitto import MosquittoBroker
 from tests.fixtures.waiting import wait_for
 
@@ -58,7 +59,7 @@ def test_bad_input_is_quarantined_and_good_readings_still_land(tmp_path: Path, m
         quarantine = service.store.quarantine(limit=50)
         temperatures = stored("temperature")
     finally:
-        publisher.loop_stop()
+        stop_network_loop(publisher)
         publisher.disconnect()
         service.stop()
 
@@ -109,7 +110,7 @@ def test_smoke_over_mqtt_raises_a_critical_alert_and_a_notification_request(
         wait_for(lambda: smoke_alert() is not None, "the smoke alert and its notification request")
         severity, state, status = smoke_alert()  # type: ignore[misc]
     finally:
-        publisher.loop_stop()
+        stop_network_loop(publisher)
         publisher.disconnect()
         service.stop()
     assert (severity, state, status) == ("critical", "active", "pending")

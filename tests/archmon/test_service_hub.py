@@ -12,6 +12,7 @@ import pytest
 
 from archmon.app import Service, SourceState
 from archmon.config import load_config
+from archmon.paho import stop_network_loop
 from tests.archmon.operations import publisher
 from tests.fixtures.mosquitto import MosquittoBroker
 from tests.fixtures.waiting import wait_for
@@ -48,7 +49,7 @@ def test_a_subscriber_that_never_reads_does_not_hold_up_ingest(service: Service,
             info.wait_for_publish(30)
         wait_for(lambda: service.store.count_readings("th", "temperature") == total, "every reading stored")
     finally:
-        pub.loop_stop()
+        stop_network_loop(pub)
         pub.disconnect()
     assert service.writer.flush(10)
     events = everything.drain()

@@ -23,6 +23,7 @@ import pytest
 from archmon.config import parse_config
 from archmon.domain import RawMessage
 from archmon.errors import ConfigError, RetryLater
+from archmon.paho import stop_network_loop
 from collector._mqtt_client import connect_properties
 from collector.mqtt import MqttSource
 from collector.mqtt_config import MqttSourceConfig, TlsConfig
@@ -119,7 +120,7 @@ class Client:
 
     def close(self) -> None:
         self._client.disconnect()
-        self._client.loop_stop()
+        stop_network_loop(self._client)
 
 
 @pytest.fixture
@@ -326,7 +327,7 @@ def test_subscribes_even_when_the_broker_reports_a_session(
         assert unsubscribed.wait(10)
     finally:
         intruder.disconnect()
-        intruder.loop_stop()
+        stop_network_loop(intruder)
     recorder = Recorder()
     second = sources(config, recorder)
     assert second.wait_connected(10)
@@ -754,7 +755,7 @@ def test_qos0_messages_held_for_a_full_store_are_bounded_and_qos1_ones_never_dro
         kept = [m.payload.decode() for m in store.taken]
         assert kept == [f"q0-{i}" for i in range(2920, 3000)] + [f"q1-{i}" for i in range(30)]  # the newest, in order
     finally:
-        flood.loop_stop()
+        stop_network_loop(flood)
         flood.disconnect()
         source.stop(timeout=2)
 
@@ -786,7 +787,7 @@ def test_mqtt5_receive_maximum_bounds_what_a_stalled_store_holds(
         store.open.set()
         wait_until(lambda: source.stats()["acked"] == 300, what="all stored and acknowledged", timeout=30)
     finally:
-        flood.loop_stop()
+        stop_network_loop(flood)
         flood.disconnect()
         source.stop(timeout=2)
 
@@ -854,7 +855,7 @@ def test_acks_queued_while_the_woken_network_thread_ran_are_sent_by_that_pass(mo
         assert sender.durable(deliveries).sent == 1  # the first from this thread, the rest queued
         wait_until(lambda: sum(count.sent for count in flushed) == 2, what="the queued acks sent by the woken pass")
     finally:
-        publisher.loop_stop()
+        stop_network_loop(publisher)
         publisher.disconnect()
         client.disconnect()
-        client.loop_stop()
+        stop_network_loop(client)

@@ -28,6 +28,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from archmon.domain import RawMessage
+from archmon.paho import stop_network_loop
 from tests.fixtures.mosquitto import MosquittoBroker
 from tests.fixtures.waiting import wait_for
 
@@ -106,7 +107,7 @@ class StatusWatcher:
             self.online.set()
 
     def close(self) -> None:
-        self.client.loop_stop()
+        stop_network_loop(self.client)
         self.client.disconnect()
 
 
@@ -155,7 +156,7 @@ class Publisher:
             self.acked -= mids
 
     def close(self) -> None:
-        self.client.loop_stop()
+        stop_network_loop(self.client)
         self.client.disconnect()
 
 

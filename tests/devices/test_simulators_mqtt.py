@@ -17,6 +17,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from archmon.errors import TransportError
+from archmon.paho import stop_network_loop
 from devices.simulators.broker import EmbeddedBroker
 from devices.simulators.climate import (
     FILM_MASTER_STORE,
@@ -273,7 +274,7 @@ class Listener:
 
     def close(self) -> None:
         self.client.disconnect()
-        self.client.loop_stop()
+        stop_network_loop(self.client)
 
 
 @pytest.fixture
@@ -299,7 +300,7 @@ def _publish(port: int, messages: list[tuple[str, bytes, bool]], client_id: str 
             client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
     finally:
         client.disconnect()
-        client.loop_stop()
+        stop_network_loop(client)
 
 
 def test_broker_picks_a_free_port_and_refuses_a_taken_one(broker: EmbeddedBroker) -> None:

@@ -117,9 +117,10 @@ def post(url: str, body: bytes, *, headers: dict[str, str], timeout_s: float, pr
             conn.request(method, target.path, body=None if method == "GET" else body,
                          headers={**headers, **target.headers})
             sent = True
-            response = conn.getresponse()
-            raw = response.read(MAX_BODY)
-            status, retry_after = response.status, _retry_after(response.getheader("Retry-After"))
+            # closed here: a body read only in part keeps the socket's file open past conn.close()
+            with conn.getresponse() as response:
+                raw = response.read(MAX_BODY)
+                status, retry_after = response.status, _retry_after(response.getheader("Retry-After"))
         if attempt.expired:  # the body was cut short at the deadline: not an answer to judge
             raise http.client.IncompleteRead(raw)
     except (OSError, http.client.HTTPException, ValueError) as exc:

@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from alerts.audit import verify_audit
+from archmon.paho import stop_network_loop
 from devices.simulators.pty_pair import PtyPair
 from devices.simulators.room_physics import RoomDevice
 from tests.alerts.control.closed_loop import ClosedLoopRoom
@@ -52,7 +53,7 @@ class TopicCounter:
             return self.counts[topic]
 
     def stop(self) -> None:
-        self.client.loop_stop()
+        stop_network_loop(self.client)
         self.client.disconnect()
 
 

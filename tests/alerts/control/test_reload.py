@@ -16,6 +16,7 @@ import pytest
 from archmon.app import Service, climate
 from archmon.cli import main
 from archmon.config import load_config
+from archmon.paho import stop_network_loop
 from archmon.timeutil import now_ms
 from devices.simulators.plugs import PlugFleet, TasmotaPlug, Zigbee2MqttPlug
 from tests.archmon.operations import publisher
@@ -122,7 +123,7 @@ def test_a_reload_rebuilds_the_actuators_without_a_restart(site: Site, mosquitto
         wait_for(lambda: service.control.controller.status()[0].value == 58.0, "the new controller's reading")
         assert not plugs["dehum2"].on  # nobody switches a removed device any more
     finally:
-        pub.loop_stop()
+        stop_network_loop(pub)
         pub.disconnect()
     events = _events(service.db_path)
     removed = [p for a, e, p in events if a == "dehum2" and e == "removed"]
@@ -161,7 +162,7 @@ def test_a_reload_adding_the_first_actuator_starts_climate_control(tmp_path: Pat
         wait_for(lambda: any(r.name == "actuator" and r.source is service.control
                              for r in service.alerts.engine.rules), "the actuator rule attached", timeout=10)
     finally:
-        pub.loop_stop()
+        stop_network_loop(pub)
         pub.disconnect()
         service.stop()
         fleet.stop()

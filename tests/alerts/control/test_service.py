@@ -14,6 +14,7 @@ import pytest
 
 from archmon.app import Service, climate
 from archmon.config import load_config
+from archmon.paho import stop_network_loop
 from archmon.timeutil import now_ms
 from devices.simulators.plugs import PlugFleet, Zigbee2MqttPlug
 from tests.archmon.operations import publisher
@@ -85,7 +86,7 @@ def test_the_running_service_controls_the_plug(running: tuple[Service, Zigbee2Mq
         wait_for(lambda: _alert(service, "actuator:dehum1/not_responding") == "active", "the not-responding alert",
                  timeout=60)
     finally:
-        pub.loop_stop()
+        stop_network_loop(pub)
         pub.disconnect()
     with sqlite3.connect(service.db_path) as conn:
         reasons = [json.loads(p).get("reason") for (p,) in conn.execute(

@@ -15,6 +15,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from archmon.paho import stop_network_loop
 from devices.simulators.gsm_modem import GsmModemSimulator
 from devices.simulators.pty_pair import PtyPair
 from tests.alerts.notify.servers import SmtpServer
@@ -121,7 +122,7 @@ def _publish(port: int, messages: list[tuple[str, bytes]]) -> None:
         for topic, payload in messages:
             client.publish(topic, payload, qos=1).wait_for_publish(10)
     finally:
-        client.loop_stop()
+        stop_network_loop(client)
         client.disconnect()
 
 
