@@ -13,13 +13,15 @@ from typing import NamedTuple
 
 from collector.store._schema import has_room_history, seed_assignments
 from collector.store._types import RoomAssignment
+from collector.store._values import value_sql
 
 __all__ = ["ReadingRow", "assignments", "stream_readings"]
 
 ReadingRow = tuple[int, str, str, str, float]
 """``(ts, room, sensor, quantity, value)``: SQLite gives rows as tuples, merged by ``heapq`` in ts order."""
 
-_SERIES_ROWS = "SELECT ts, ?, ?, ?, value FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts"
+_SERIES_ROWS = (f"SELECT ts, ?, ?, ?, {value_sql()} FROM readings WHERE series_id = ? AND ts >= ? AND ts < ?"
+                " ORDER BY ts")
 
 
 class _Span(NamedTuple):

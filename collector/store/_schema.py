@@ -18,9 +18,15 @@ the same file and must not reuse these names. Steps (``store_migrations``):
    columns and has them filled from the raw readings it still holds; hours whose raw readings retention had
    already deleted keep NULL / 0 there (no duty value; bins weighted one share per reading, as before).
 
-``store_meta.schema_version`` stays 1: every step only adds what older readers do not look at, so an
-older archmon still reads (``archmon status``, ``export``) a migrated file, and refuses a file whose
-``store_meta`` says a newer version. The version this code knows is in ``schema_migrations``.
+7. raw values stored compactly (``collector.store._values``): ``readings.value`` loses its REAL affinity
+   and holds hundredths as an INTEGER wherever that gives back the exact value (else the REAL), 6 of a raw
+   row's 22 bytes; the table is rebuilt with every stored value re-encoded (the freed pages are reused by
+   later writes; ``VACUUM`` gives them back to the file system).
+
+``store_meta.schema_version`` was 1 up to step 6 (every step only added what older readers do not look at),
+and is 2 from step 7: an archmon of before step 7 would read the stored hundredths as values, so it refuses
+the file (``check_schema``: "upgrade archmon") instead, for reads (``archmon status``, ``export``) too. The
+migration steps this code knows are in ``schema_migrations``.
 
 ``sensor_rooms`` is the room-assignment history of each sensor (see ``collector.store._write``). Files
 written before it existed are seeded on open: every sensor with readings but no assignment gets one,
@@ -38,6 +44,7 @@ from archmon.sqlite import Migration, migrate, write_tx
 from collector.store._quarantine import QUARANTINE_DDL
 from collector.store._summary import SUMMARY_DDL, SUMMARY_V6_COLUMNS
 from collector.store._types import SchemaError
+from collector.store._values import ENCODE_VALUE_SQL
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -52,8 +59,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-"""What ``store_meta.schema_version`` says: the newest layout older readers must be able to read."""
+SCHEMA_VERSION = 2
+"""What ``store_meta.schema_version`` says: the newest layout older readers must be able to read (2: values
+encoded by ``collector.store._values``)."""
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS store_meta (
@@ -262,7 +270,7 @@ def _first_tables(tz_name: str, where: str) -> Migration:
         _run(conn, _DDL)
         _run(conn, _LATER_DDL)
         meta = "INSERT OR IGNORE INTO store_meta (key, value) VALUES (?, ?)"
-        conn.execute(meta, ("schema_version", str(SCHEMA_VERSION)))
+        conn.execute(meta, ("schema_version", "1"))  # the layout this step makes; step 7 says 2
         conn.execute(meta, ("timezone", tz_name))
         if created:
             log.info("created the store's tables in %s (day rollups in %s)", where, tz_name)
@@ -313,6 +321,29 @@ def _summary_edges(tz_name: str, where: str) -> Migration:
     return Migration(6, apply, "summaries: each hour's first and last reading, each histogram bin's minutes")
 
 
+# value without a declared type: no affinity, so an INTEGER (hundredths) and a REAL stay what they are stored as
+# (a declared REAL would turn 2010 into 2010.0, "ANY" would be NUMERIC and turn 20.0 into 20).
+_READINGS_V7 = """
+CREATE TABLE readings_v7 (
+    series_id INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    value NOT NULL,
+    PRIMARY KEY (series_id, ts)
+) WITHOUT ROWID
+"""
+
+
+def _compact_values(conn: sqlite3.Connection) -> None:
+    declared = {str(row[1]): str(row[2]) for row in conn.execute("PRAGMA table_info(readings)")}
+    if declared.get("value", "").upper() == "REAL":
+        conn.execute(_READINGS_V7)
+        conn.execute(f"INSERT INTO readings_v7 (series_id, ts, value) SELECT series_id, ts, {ENCODE_VALUE_SQL}"
+                     " FROM readings ORDER BY series_id, ts")
+        conn.execute("DROP TABLE readings")
+        conn.execute("ALTER TABLE readings_v7 RENAME TO readings")
+    conn.execute("UPDATE store_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+
 def store_migrations(tz_name: str, where: str = "") -> list[Migration]:
     """The store's migration steps for a site in zone ``tz_name`` (see the module docstring)."""
     return [
@@ -322,6 +353,7 @@ def store_migrations(tz_name: str, where: str = "") -> list[Migration]:
         Migration(4, lambda conn: _run(conn, QUARANTINE_DDL), "bounded bad input: payloads once, bytes per day"),
         _summaries(tz_name, where),
         _summary_edges(tz_name, where),
+        Migration(7, _compact_values, "raw values: hundredths as integers where exact (6 bytes less a reading)"),
     ]
 
 

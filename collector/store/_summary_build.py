@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from collector.store._rooms import assignments
 from collector.store._schema import seed_assignments
 from collector.store._summary import BINNED_QUANTITIES, MINUTE_MS, SummaryAggregate, value_bin
+from collector.store._values import value_sql
 from collector.store._write import DayCalendar, _insert_rows
 
 __all__ = ["build_summaries", "fill_summary_edges"]
@@ -23,6 +24,8 @@ __all__ = ["build_summaries", "fill_summary_edges"]
 log = logging.getLogger(__name__)
 
 _CHUNK = 50_000
+# Steps 5 and 6 read a file's readings before step 7 re-encodes them: the decoding reads both layouts.
+_SERIES_VALUES = f"SELECT ts, {value_sql()} FROM readings WHERE series_id = ? ORDER BY ts"
 
 
 def build_summaries(conn: sqlite3.Connection, tz_name: str, where: str = "") -> int:
@@ -42,7 +45,7 @@ def build_summaries(conn: sqlite3.Connection, tz_name: str, where: str = "") -> 
         periods = spans.get(str(sensor)) or []
         starts = [span.from_ms for span in periods]
         rooms = [span.room for span in periods]
-        cursor = conn.execute("SELECT ts, value FROM readings WHERE series_id = ? ORDER BY ts", (sid,))
+        cursor = conn.execute(_SERIES_VALUES, (sid,))
         while True:
             rows = cursor.fetchmany(_CHUNK)
             if not rows:
@@ -89,7 +92,7 @@ def fill_summary_edges(conn: sqlite3.Connection, tz_name: str, where: str = "") 
         binned = quantity in BINNED_QUANTITIES
         edges: dict[tuple[str, int], list[float]] = {}  # (room, hour) -> first off, value, last off, value
         bits: dict[tuple[str, int, int], int] = {}
-        for ts, value in conn.execute("SELECT ts, value FROM readings WHERE series_id = ? ORDER BY ts", (sid,)):
+        for ts, value in conn.execute(_SERIES_VALUES, (sid,)):
             room = rooms[max(0, bisect.bisect_right(starts, ts) - 1)] if rooms else str(series_room)
             start = calendar.hour_start(int(ts))
             offset = int(ts) - start

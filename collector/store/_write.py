@@ -16,6 +16,7 @@ from collector.records import Batch, MqttReceipt, WriteResult, mqtt_messages_cou
 from collector.store._quarantine import QuarantineWriter
 from collector.store._series import SeriesCache
 from collector.store._summary import SummaryAggregate
+from collector.store._values import encode_value, value_sql
 
 __all__ = ["HOUR_MS", "DayCalendar", "SeriesCache", "write_batches"]
 
@@ -71,7 +72,7 @@ class _ConflictLog:
 
 def _duplicate(cur: sqlite3.Cursor, series_id: int, reading: Reading, counters: dict[str, int]) -> None:
     row = cur.execute(
-        "SELECT value FROM readings WHERE series_id = ? AND ts = ?", (series_id, reading.ts_ms)
+        f"SELECT {value_sql()} FROM readings WHERE series_id = ? AND ts = ?", (series_id, reading.ts_ms)
     ).fetchone()
     if row is not None and float(row[0]) != reading.value:
         counters["duplicates_conflicting"] = counters.get("duplicates_conflicting", 0) + 1
@@ -111,12 +112,18 @@ _RECEIPTS_CONFLICT = (
 )
 
 _Row = tuple[int, int, float]  # (series id, ts, value)
-def _rows(cur: sqlite3.Cursor, readings: Sequence[Reading], series: SeriesCache) -> list[_Row]:
-    """``(series id, ts, value)`` of each reading; raises ValueError for a value that is not finite."""
+_Stored = tuple[int, int, int | float]  # (series id, ts, value as readings.value holds it: collector.store._values)
+
+
+def _rows(cur: sqlite3.Cursor, readings: Sequence[Reading], series: SeriesCache) -> tuple[list[_Row], list[_Stored]]:
+    """``(series id, ts, value)`` of each reading, and the same rows as stored (value encoded); raises
+    ValueError for a value that is not finite."""
     series.prefetch(cur, readings)
     ids = series.ids
     rows: list[_Row] = []
+    stored: list[_Stored] = []
     append = rows.append
+    append_stored = stored.append
     for reading in readings:
         known = ids.get((reading.sensor, reading.quantity))
         if known is not None and (reading.room == known[1] or not reading.room) and reading.ts_ms >= known[2]:
@@ -129,7 +136,8 @@ def _rows(cur: sqlite3.Cursor, readings: Sequence[Reading], series: SeriesCache)
                 f"{reading.sensor}/{reading.quantity} at {reading.ts_ms}: value {value!r} is not a finite number"
             )
         append((sid, reading.ts_ms, value))
-    return rows
+        append_stored((sid, reading.ts_ms, encode_value(value)))
+    return rows, stored
 
 
 def _insert_rows(conn: sqlite3.Connection, head: str, tail: str, rows: Sequence[tuple[object, ...]],
@@ -156,7 +164,7 @@ def _insert_rows(conn: sqlite3.Connection, head: str, tail: str, rows: Sequence[
     return changed
 
 
-def _insert_all_new(conn: sqlite3.Connection, rows: list[_Row]) -> bool:
+def _insert_all_new(conn: sqlite3.Connection, rows: list[_Stored]) -> bool:
     """Insert ``rows`` if none of them is a duplicate (the usual case) and return True; else insert nothing."""
     conn.execute("SAVEPOINT readings_fast")
     try:
@@ -225,20 +233,20 @@ def write_batches(
     counters: dict[str, int] = {}
     per_batch = [_rows(cur, batch.readings, series) for batch in batches]
     series.write_assignments(cur)
-    everything = [row for rows in per_batch for row in rows]
+    everything = [row for rows, _ in per_batch for row in rows]
     results: list[WriteResult] = []
     new_rows: list[_Row]
     rooms = _RoomsAt(cur, series)
-    if not everything or _insert_all_new(conn, everything):
+    if not everything or _insert_all_new(conn, [row for _, stored in per_batch for row in stored]):
         new_rows = everything
         results = [WriteResult(stored=rooms.as_stored(batch.readings)) for batch in batches]
     else:
         new_rows = []
-        for batch, rows in zip(batches, per_batch, strict=True):
+        for batch, (rows, encoded) in zip(batches, per_batch, strict=True):
             stored: list[Reading] = []
             duplicates = 0
-            for reading, row in zip(batch.readings, rows, strict=True):
-                if cur.execute(_INSERT_ONE, row).rowcount == 1:
+            for reading, row, as_stored in zip(batch.readings, rows, encoded, strict=True):
+                if cur.execute(_INSERT_ONE, as_stored).rowcount == 1:
                     stored.append(reading)
                     new_rows.append(row)
                 else:

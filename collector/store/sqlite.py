@@ -31,6 +31,7 @@ from collector.store._types import (
     StoredQuarantine,
     UnassignedDevice,
 )
+from collector.store._values import value_sql
 from collector.store._write import DayCalendar, SeriesCache, write_batches
 
 __all__ = ["SqliteStore", "WriteHook"]
@@ -210,7 +211,7 @@ class SqliteStore:
         """Raw ``(ts_ms, value)`` of one series with ``start_ms <= ts < end_ms``, oldest first."""
         with self._readers.read() as conn:
             rows = conn.execute(
-                "SELECT r.ts, r.value FROM readings r JOIN series s ON s.id = r.series_id"
+                f"SELECT r.ts, {value_sql('r.value')} FROM readings r JOIN series s ON s.id = r.series_id"
                 " WHERE s.sensor = ? AND s.quantity = ? AND r.ts >= ? AND r.ts < ? ORDER BY r.ts",
                 (sensor, quantity, start_ms, end_ms),
             ).fetchall()
@@ -252,7 +253,7 @@ class SqliteStore:
                 else "s.room"
             )
             rows = conn.execute(
-                f"SELECT s.sensor, s.quantity, r.value, r.ts, {room} FROM series s"
+                f"SELECT s.sensor, s.quantity, {value_sql('r.value')}, r.ts, {room} FROM series s"
                 " JOIN readings r ON r.series_id = s.id"
                 " AND r.ts = (SELECT max(ts) FROM readings WHERE series_id = s.id)"
                 " ORDER BY s.sensor, s.quantity"

@@ -11,6 +11,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from archmon.paho import stop_network_loop
+from collector.store import value_sql
 from tests.archmon.operations import ArchmonProcess, query
 from tests.fixtures.tsdb import ExportedPoint
 from tests.fixtures.waiting import wait_for
@@ -89,8 +90,8 @@ class Stream:
 
 def local(db: Path) -> list[tuple[str, int, float]]:
     """Every stored temperature reading as ``(sensor, ts, value)``."""
-    rows = query(db, "SELECT s.sensor, r.ts, r.value FROM readings r JOIN series s ON s.id = r.series_id "
-                     "WHERE s.quantity = 'temperature'")
+    rows = query(db, f"SELECT s.sensor, r.ts, {value_sql('r.value')} FROM readings r"
+                     " JOIN series s ON s.id = r.series_id WHERE s.quantity = 'temperature'")
     return sorted((str(a), int(b), float(c)) for a, b, c in rows)
 
 

@@ -29,6 +29,7 @@ import pytest
 
 from archmon.domain import RawMessage
 from archmon.paho import stop_network_loop
+from collector.store import value_sql
 from tests.fixtures.mosquitto import MosquittoBroker
 from tests.fixtures.waiting import wait_for
 
@@ -190,7 +191,7 @@ def test_broker_restart_and_collector_kill_lose_nothing_and_duplicate_nothing(tm
 
     with sqlite3.connect(db) as conn:
         rows = conn.execute(
-            "SELECT s.sensor, r.ts, r.value FROM readings r JOIN series s ON s.id = r.series_id"
+            f"SELECT s.sensor, r.ts, {value_sql('r.value')} FROM readings r JOIN series s ON s.id = r.series_id"
         ).fetchall()
         counters = dict(conn.execute("SELECT name, value FROM counters").fetchall())
     expected = {}
@@ -369,7 +370,7 @@ def test_redelivery_without_device_time_after_a_kill_is_stored_once(tmp_path: Pa
         broker.close()
 
     with sqlite3.connect(db) as conn:
-        per_value = dict(conn.execute("SELECT round(value, 4), count(*) FROM readings GROUP BY round(value, 4)"))
+        per_value = dict(conn.execute(_PER_VALUE))
         counters = dict(conn.execute("SELECT name, value FROM counters").fetchall())
     assert per_value == {bare_value(n): 1 for n in range(BARE_TOTAL)}  # every message exactly once
     restamped = counters.get("redelivered_restamped", 0)
@@ -411,9 +412,12 @@ class RunningService:
         return self.service.store.counters()
 
 
+_PER_VALUE = f"SELECT round({value_sql()}, 4) AS v, count(*) FROM readings GROUP BY v"
+
+
 def values_stored(db: Path) -> dict[float, int]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        return dict(conn.execute("SELECT round(value, 4), count(*) FROM readings GROUP BY round(value, 4)"))
+        return dict(conn.execute(_PER_VALUE))
 
 
 def write_lock(db: Path) -> sqlite3.Connection:
@@ -604,7 +608,7 @@ def test_a_held_chunk_offered_again_keeps_its_receive_times(tmp_path: Path) -> N
                 lock.close()
             wait_for(lambda: running.source.stats()["acked"] == total, f"all {total} acknowledged", timeout=60)
         with sqlite3.connect(tmp_path / "archmon.db") as conn:
-            stamps = {round(value, 4): ts for value, ts in conn.execute("SELECT value, ts FROM readings")}
+            stamps = {round(value, 4): ts for value, ts in conn.execute(f"SELECT {value_sql()}, ts FROM readings")}
         assert stamps == {round(value, 4): ts for value, ts in first_seen.items()}
     finally:
         publisher.close()

@@ -179,7 +179,7 @@ def test_old_database_is_seeded_from_series_rooms(tmp_path: Path) -> None:
             s.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM sensor_rooms").fetchone()[0] == 2
-        assert dict(conn.execute("SELECT key, value FROM store_meta"))["schema_version"] == "1"
+        assert dict(conn.execute("SELECT key, value FROM store_meta"))["schema_version"] == "2"  # step 7
 
     s = SqliteStore(path, tz=UTC_TZ)
     try:

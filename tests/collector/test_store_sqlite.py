@@ -53,7 +53,7 @@ def test_file_is_wal_full_sync_and_versioned(tmp_path: Path) -> None:
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         meta = dict(conn.execute("SELECT key, value FROM store_meta"))
-        assert meta == {"schema_version": "1", "timezone": "Asia/Shanghai"}
+        assert meta == {"schema_version": "2", "timezone": "Asia/Shanghai"}
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         expected = {"series", "readings", "rollup_hour", "rollup_day", "quarantine", "unassigned"}
         assert expected | {"availability", "counters"} <= tables
@@ -501,8 +501,11 @@ def test_a_file_of_the_previous_version_opens_and_is_migrated(tmp_path: Path) ->
     finally:
         s.close()
     with sqlite3.connect(path) as conn:
-        assert dict(conn.execute("SELECT key, value FROM store_meta"))["schema_version"] == "1"  # older readers
-        assert conn.execute("SELECT version FROM schema_migrations WHERE component = 'store'").fetchone() == (6,)
+        # values are stored encoded (step 7): an archmon of before it refuses the file instead of misreading it
+        assert dict(conn.execute("SELECT key, value FROM store_meta"))["schema_version"] == "2"
+        assert conn.execute("SELECT version FROM schema_migrations WHERE component = 'store'").fetchone() == (7,)
+        assert conn.execute("SELECT ts, value, typeof(value) FROM readings ORDER BY ts").fetchall() == [
+            (1000, 2050, "integer"), (2000, 2100, "integer")]
         # the summaries kept forever were built from the raw reading already there, the new one added on write
         assert conn.execute("SELECT room, count, sum FROM summary_hour").fetchall() == [("r1", 2, 41.5)]
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
