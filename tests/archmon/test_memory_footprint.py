@@ -1,6 +1,7 @@
-"""What ``archmon run`` keeps resident: the C heap's free memory is given back (``archmon.heap``), and the
-service's start imports no client library it does not use (influxdb-client without ``[forward.influxdb]``).
-The 10,000-sensor figure itself is measured by ``bench/bench_windows.py``; these check the mechanisms."""
+"""What ``archmon run`` keeps resident: the C heap's free memory is given back (``archmon.heap``), sensors
+share their repeated configuration strings, and the service's start imports no client library it does not
+use (influxdb-client without ``[forward.influxdb]``). The 10,000-sensor figure itself is measured by
+``bench/bench_windows.py``; these check the mechanisms."""
 
 from __future__ import annotations
 
@@ -63,3 +64,19 @@ def test_forward_package_names_still_resolve() -> None:
         "try:\n    f.NoSuchName\nexcept AttributeError as e:\n    print(e)\n"
     )
     assert "NoSuchName" in out
+
+
+def test_sensors_share_their_room_source_and_format_strings(tmp_path: Path) -> None:
+    from archmon.config import load_config
+
+    rooms = "".join(f'[[rooms]]\nid = "room{r}"\nprofile = "paper"\n' for r in range(2))
+    sensors = "".join(
+        f'[[sensors]]\nid = "th{i}"\nroom = "room{i % 2}"\nsource = "z2m"\ntopic = "z/th{i}"\nformat = "zigbee2mqtt"\n'
+        for i in range(6))
+    path = tmp_path / "archmon.toml"
+    path.write_text(f'{rooms}[[mqtt]]\nid = "z2m"\n{sensors}', encoding="utf-8")
+    config = load_config(path)
+    first, *others = config.sensors
+    assert [s.room for s in config.sensors] == ["room0", "room1"] * 3  # the values are unchanged
+    assert all(s.source is first.source and s.format is first.format for s in others)
+    assert config.sensors[2].room is first.room and config.sensors[3].room is config.sensors[1].room
