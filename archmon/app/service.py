@@ -28,6 +28,7 @@ from archmon.app.stats import ALERT_GAUGES, WRITER_GAUGES, Counters
 from archmon.config import Config
 from archmon.domain import RawMessage
 from archmon.errors import ConfigError, RetryLater
+from archmon.heap import TRIM_INTERVAL_S, trim_heap
 from archmon.hub import EventHub
 from archmon.shutdown import StopReport
 from archmon.sqlite import SchemaError
@@ -240,6 +241,7 @@ class Service(Reloading):
     def start(self) -> None:
         """Start the writer, the sources and the schedules (never blocks on an unreachable device)."""
         self._alert_feed.call("catch-up", self.alerts.catch_up)  # first: in steps, smoke in its own lane
+        self._alert_feed.call("heap-trim", trim_heap)  # what the rebuild and the catch-up freed (archmon.heap)
         backlog = load_backlog(self.backlog_path)
         if backlog is not None:  # judged before anything this run stores
             self._alert_feed.backlog(backlog)
@@ -256,6 +258,7 @@ class Service(Reloading):
         self.scheduler.add_job(self.check_sources, "interval", seconds=SOURCE_CHECK_S, id="source-states")
         self.scheduler.add_job(self.apply_retention, "interval", hours=1, id="retention",
                                next_run_time=_now_dt(self.config))
+        self.scheduler.add_job(trim_heap, "interval", seconds=TRIM_INTERVAL_S, id="heap-trim")
         self.alerts.start(self.scheduler)
         add_report_job(self.scheduler, lambda: self.config)  # monthly reports and registers ([reports.schedule])
         if self.forwarding is not None:

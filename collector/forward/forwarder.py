@@ -36,8 +36,8 @@ from typing import Protocol
 
 from archmon.errors import ArchmonError
 from archmon.timeutil import now_ms
-from collector.forward.influx import RemoteError
 from collector.forward.outbox import Outbox, OutboxRow, RawReadings
+from collector.forward.remote import RemoteError
 
 __all__ = ["ForwardHealth", "Forwarder", "LineSink"]
 

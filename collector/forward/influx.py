@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,40 +28,11 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
 from archmon.forward_config import InfluxForwardConfig
+from collector.forward.remote import RemoteError
 
 __all__ = ["InfluxClient", "QuerySeries", "RemoteError"]
 
 log = logging.getLogger(__name__)
-
-_BAD_POINT = frozenset({400, 422})
-_RETRYABLE = frozenset({408, 429})
-_POINT_PROBLEM = re.compile(
-    r"unable to parse|partial write|field type conflict|beyond retention|parsing failed|bad timestamp|"
-    r"invalid (?:field|tag|timestamp|line|number|boolean|measurement|point|value)|missing (?:field|tag|measurement)|"
-    r"max-values-per-tag|max-series-per-database", re.IGNORECASE)
-"""What InfluxDB 1.x, 2.x and 3.x say in the JSON error of a write that holds a point they cannot take."""
-
-
-class RemoteError(Exception):
-    """A request the remote side did not accept.
-
-    Attributes:
-        status: the HTTP status (0: no answer: connection refused, reset, timed out).
-        reason: the server's message, or the connection error, in one line.
-        retryable: sending the same request later may work (an outage).
-        bad_point: the server's own error names a point it cannot take (split the request to find which).
-        too_large: 413: the request is too large (split it; a single line refused so is no point problem).
-    """
-
-    def __init__(self, status: int, reason: str, *, server_error: bool = False) -> None:
-        """``server_error``: the body was the server's JSON error (``error`` or ``message``), not a page."""
-        super().__init__(f"HTTP {status}: {reason}" if status else reason)
-        self.status = status
-        self.reason = reason
-        self.retryable = status == 0 or status >= 500 or status in _RETRYABLE
-        self.bad_point = status in _BAD_POINT and server_error and _POINT_PROBLEM.search(reason) is not None
-        self.too_large = status == 413
-
 
 def _error(exc: ApiException) -> RemoteError:
     """The :class:`RemoteError` of an HTTP error answer."""

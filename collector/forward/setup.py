@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from archmon.config import Config, read_secret
 from archmon.errors import ConfigError
 from archmon.forward_config import InfluxForwardConfig
-from collector.forward.influx import InfluxClient
 from collector.forward.outbox import OutboxLimits
+
+if TYPE_CHECKING:
+    from collector.forward.influx import InfluxClient
 
 __all__ = ["client_for", "forward_problems", "make_client", "outbox_limits"]
 
@@ -42,6 +45,8 @@ def client_for(config: Config, target: InfluxForwardConfig, where: str) -> Influ
     token = read_secret(target.token_env, _path(config, target.token_file), f"{where}.token")
     password = read_secret(target.password_env, _path(config, target.password_file), f"{where}.password")
     ca_file = _path(config, target.ca_file)
+    from collector.forward.influx import InfluxClient  # influxdb-client only where a target is used
+
     return InfluxClient(target, token=token, password=password, ca_file=str(ca_file) if ca_file else None)
 
 
