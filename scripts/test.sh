@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh test
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest "$@"
+# Two workers, each taking whole files (module fixtures are built once); ARCHMON_TEST_WORKERS=0 runs in one
+# process. Arguments after these win (e.g. -n 0).
+exec .venv/bin/python -m pytest -n "${ARCHMON_TEST_WORKERS:-2}" --dist loadfile "$@"
