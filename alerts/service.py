@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -98,6 +99,7 @@ class AlertService:
         self._ticking = threading.Lock()
         self.ticks_overlapped = 0
         self._watermarks_due = time.monotonic() + SAVE_EVERY_S
+        self._watermarks_stalled = False
         self._scheduler: BaseScheduler | None = None
         self.rebuild_seconds = 0.0
         self.rebuilt_series = 0
@@ -193,9 +195,18 @@ class AlertService:
             try:
                 with self.store.batch():
                     saved = save_watermarks(self.engine.series, self.store, limit)
-            except Exception:  # a stalled file: the next tick tries again
+            except sqlite3.OperationalError as exc:  # a stalled file: the next tick tries again
+                if not self._watermarks_stalled:  # one line per stall, not one traceback a tick
+                    log.warning("alert engine: the judged-through watermarks were not saved (%s); tried again "
+                                "at every tick until the store takes them", exc)
+                self._watermarks_stalled = True
+                return
+            except Exception:
                 log.exception("alert engine: the judged-through watermarks were not saved")
                 return
+        if self._watermarks_stalled:
+            log.info("alert engine: the judged-through watermarks are saved again")
+            self._watermarks_stalled = False
         if limit is None or saved < limit:
             self._watermarks_due = time.monotonic() + SAVE_EVERY_S
 
