@@ -44,7 +44,7 @@ from archmon.sqlite import Migration, migrate, write_tx
 from collector.store._quarantine import QUARANTINE_DDL
 from collector.store._summary import SUMMARY_DDL, SUMMARY_V6_COLUMNS
 from collector.store._types import SchemaError
-from collector.store._values import ENCODE_VALUE_SQL
+from collector.store._value_migration import compact_values, truncate_wal
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -323,27 +323,6 @@ def _summary_edges(tz_name: str, where: str) -> Migration:
 
 # value without a declared type: no affinity, so an INTEGER (hundredths) and a REAL stay what they are stored as
 # (a declared REAL would turn 2010 into 2010.0, "ANY" would be NUMERIC and turn 20.0 into 20).
-_READINGS_V7 = """
-CREATE TABLE readings_v7 (
-    series_id INTEGER NOT NULL,
-    ts INTEGER NOT NULL,
-    value NOT NULL,
-    PRIMARY KEY (series_id, ts)
-) WITHOUT ROWID
-"""
-
-
-def _compact_values(conn: sqlite3.Connection) -> None:
-    declared = {str(row[1]): str(row[2]) for row in conn.execute("PRAGMA table_info(readings)")}
-    if declared.get("value", "").upper() == "REAL":
-        conn.execute(_READINGS_V7)
-        conn.execute(f"INSERT INTO readings_v7 (series_id, ts, value) SELECT series_id, ts, {ENCODE_VALUE_SQL}"
-                     " FROM readings ORDER BY series_id, ts")
-        conn.execute("DROP TABLE readings")
-        conn.execute("ALTER TABLE readings_v7 RENAME TO readings")
-    conn.execute("UPDATE store_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
-
-
 def store_migrations(tz_name: str, where: str = "") -> list[Migration]:
     """The store's migration steps for a site in zone ``tz_name`` (see the module docstring)."""
     return [
@@ -353,7 +332,8 @@ def store_migrations(tz_name: str, where: str = "") -> list[Migration]:
         Migration(4, lambda conn: _run(conn, QUARANTINE_DDL), "bounded bad input: payloads once, bytes per day"),
         _summaries(tz_name, where),
         _summary_edges(tz_name, where),
-        Migration(7, _compact_values, "raw values: hundredths as integers where exact (6 bytes less a reading)"),
+        Migration(7, lambda conn: compact_values(conn, SCHEMA_VERSION),
+                  "raw values: hundredths as integers where exact (6 bytes less a reading)"),
     ]
 
 
@@ -370,12 +350,15 @@ def ensure_schema(conn: sqlite3.Connection, where: str, tz_name: str) -> None:
     """
     if _meta(conn, "schema_version") is not None:
         check_schema(conn, where)
+    before = sqlite_helper.schema_version(conn, "store")
     try:
-        migrate(conn, "store", store_migrations(tz_name, where), where=where)
+        newest = migrate(conn, "store", store_migrations(tz_name, where), where=where)
     except SchemaError:
         raise
     except sqlite_helper.SchemaError as exc:  # say it the store's way
         raise SchemaError(str(exc)) from exc
+    if 0 < before < 7 <= newest:  # the readings were copied: their log is as large as they are
+        truncate_wal(conn)
     with write_tx(conn):
         recorded = check_schema(conn, where)
         if recorded != tz_name:
