@@ -54,13 +54,13 @@ def serve_dashboard(service: Service, address: str | None = None) -> Dashboard |
     Raises:
         ValueError: ``address`` is not ``HOST:PORT`` (nor ``off``).
     """
-    from dashboards.web import build_app, parse_address, serve
-
     config = service.config
     if address == HTTP_OFF or (address is None and not config.http.enabled):
         log.info("dashboard off (%s)", "--http off" if address else "[http] enabled = false")
         _gauges(service, enabled=0, serving=0, port=0)
         return None
+    from dashboards.web import build_app, parse_address, serve
+
     host, port = parse_address(address) if address else (config.http.host, config.http.port)
 
     def adopted(_new: Config) -> None:

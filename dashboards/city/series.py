@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from collector.forward import InfluxClient, RemoteError
+from collector.forward.remote import RemoteError
+
+if TYPE_CHECKING:  # influxdb-client is loaded only where a central InfluxDB is configured
+    from collector.forward import InfluxClient
 
 __all__ = ["CLOCK_AHEAD_MS", "RoomSeries", "room_series", "safe_room_series"]
 

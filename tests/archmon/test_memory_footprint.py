@@ -50,6 +50,7 @@ def test_service_start_imports_no_influxdb_client_without_a_target() -> None:
     out = _run(
         "import sys\n"
         "import archmon.app, archmon.cli, collector.forward, collector.forward.forwarder, collector.forward.setup\n"
+        "import dashboards.web, dashboards.web.app, dashboards.city.series  # the dashboard archmon run serves\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'influxdb_client', 'reactivex', 'urllib3'}))\n"
     )
     assert out == "[]"
