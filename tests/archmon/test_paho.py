@@ -49,11 +49,12 @@ def test_publishes_racing_the_stop_never_raise(mosquitto: MosquittoBroker) -> No
 
 def test_the_wake_up_pair_is_closed_with_the_client(mosquitto: MosquittoBroker) -> None:
     client = _connected(mosquitto.port)
-    client.on_message = lambda *_: client  # a reference cycle, as every source's callbacks make
+    holder = {"client": client}
+    client.on_message = lambda *_: holder  # a reference cycle, as every source's callbacks make
     pair = [client._sockpairR, client._sockpairW]
     stop_network_loop(client)
     assert all(sock.fileno() != -1 for sock in pair)  # still open: another thread may publish
     client.disconnect()
-    del client
+    del client, holder
     gc.collect()
     assert [sock.fileno() for sock in pair] == [-1, -1]
