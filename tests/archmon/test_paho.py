@@ -47,14 +47,22 @@ def test_publishes_racing_the_stop_never_raise(mosquitto: MosquittoBroker) -> No
     assert failures == []
 
 
+class _Owner:
+    def __init__(self, client: mqtt.Client) -> None:
+        self.client = client
+        client.on_message = self.on_message
+
+    def on_message(self, *_: object) -> None:
+        pass
+
+
 def test_the_wake_up_pair_is_closed_with_the_client(mosquitto: MosquittoBroker) -> None:
     client = _connected(mosquitto.port)
-    holder = {"client": client}
-    client.on_message = lambda *_: holder  # a reference cycle, as every source's callbacks make
+    owner = _Owner(client)  # a reference cycle, as every source's callbacks make
     pair = [client._sockpairR, client._sockpairW]
     stop_network_loop(client)
     assert all(sock.fileno() != -1 for sock in pair)  # still open: another thread may publish
     client.disconnect()
-    del client, holder
+    del client, owner
     gc.collect()
     assert [sock.fileno() for sock in pair] == [-1, -1]
