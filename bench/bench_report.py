@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import archmon.sqlite as archmon_sqlite
 from archmon.config import Config, load_config
 from bench._suite import BenchResult, Scale, ratio_row
-from collector.store import SqliteStore, value_bin
+from collector.store import SqliteStore, value_bin, value_sql
 from collector.store._summary import slot_words
 from dashboards.reports import ReportRequest, build_report
 from dashboards.reports.json_format import write_json
@@ -59,7 +59,8 @@ def raw_sql(sid: int, base: int, sensor: int, minutes: int) -> str:
     """One series' raw readings generated in SQLite (same values as :func:`tenths`)."""
     return (f"WITH RECURSIVE m(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM m WHERE i < {minutes - 1}) "
             f"INSERT INTO readings (series_id, ts, value) SELECT {sid}, {T0} + i * {MINUTE}, "
-            f"({base} + {sensor % 5} + abs(i % 1440 - 720) / 24 + (i / 1440) % 7) / 10.0 FROM m")
+            f"({base} + {sensor % 5} + abs(i % 1440 - 720) / 24 + (i / 1440) % 7) * 10 FROM m")  # hundredths, as
+    # the store keeps an exact decimal (collector.store._values)
 
 
 def config(folder: Path, sensors: int) -> Config:
@@ -175,17 +176,19 @@ def measure(folder: Path, sensors: int, days: int, *, pdf: bool = True) -> Repor
     readings = 2 * sensors * days * 1440
     conn = sqlite3.connect(raw)
     started = time.perf_counter()
-    scan = "SELECT count(*), min(value), max(value), sum(value) FROM readings"
+    value = value_sql()  # the stored layout: hundredths where exact (store migration 7)
+    scan = f"SELECT count(*), min({value}), max({value}), sum({value}) FROM readings"
     count, low, high, _ = conn.execute(scan).fetchone()
     scan_s = time.perf_counter() - started
     offset = round(TZ.utcoffset(dt.datetime(2025, 1, 1)).total_seconds() * 1000)
     started = time.perf_counter()
-    daily = conn.execute(f"SELECT series_id, (ts + {offset}) / 86400000 AS day, min(value), max(value), avg(value),"
+    daily = conn.execute(f"SELECT series_id, (ts + {offset}) / 86400000 AS day, min({value}), max({value}),"
+                         f" avg({value}),"
                          " count(*) FROM readings GROUP BY series_id, day").fetchall()
     daily_s = time.perf_counter() - started
     assert len(daily) == 2 * sensors * days, len(daily)
     started = time.perf_counter()
-    for _ in conn.execute("SELECT series_id, ts, value FROM readings"):
+    for _ in conn.execute(f"SELECT series_id, ts, {value} FROM readings"):
         pass
     fetch_s = time.perf_counter() - started
     conn.close()

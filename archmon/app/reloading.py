@@ -76,43 +76,45 @@ class Reloading:
         """
         file = Path(path or self.config.path or "archmon.toml")
         with self._reload_lock:
-            if self._stopping.is_set():
-                outcome = ReloadOutcome(str(file), "", applied=False, skipped=True)
-                outcome.log(log)
-                return outcome
             try:
-                digest = hashlib.sha256(file.read_bytes()).hexdigest()
-            except OSError:
-                digest = ""
-            removed: list[str] = []
-            try:
-                new = load_config(file)
-                plan = plan_reload(self.config, new)
-                checked = check_sources(plan.config)
-                problems = (check_references(new, secrets=False)
-                            or check_references(plan.config, checked=checked, secrets=False))
-                if problems:
-                    raise ConfigError(problems)
                 if self._stopping.is_set():
-                    outcome = ReloadOutcome(str(file), digest, applied=False, skipped=True)
+                    outcome = ReloadOutcome(str(file), "", applied=False, skipped=True)
                     outcome.log(log)
                     return outcome
-                removed = sorted({s.id for s in self.config.sensors} - {s.id for s in plan.config.sensors})
-                if plan.changed:  # (an unchanged file: nothing to switch, the engine not even asked)
-                    self._apply(plan.config, checked, removed=removed)
-            except ConfigError as exc:
-                outcome = ReloadOutcome(str(file), digest, applied=False, problems=list(exc.problems))
-            except Exception as exc:  # a bug must cost the reload, never the running service
-                log.exception("reload of %s failed", file)
-                outcome = ReloadOutcome(str(file), digest, applied=False,
-                                        problems=[f"{file}: internal error: {type(exc).__name__}: {exc}"])
-            else:
-                outcome = ReloadOutcome(str(file), digest, applied=True, plan=plan,
-                                        open_alerts_of_removed=open_alerts_of(self.db_path, removed))
-            self._record_reload(outcome)
-            for swap in self._queued_swaps:  # their refusal entries follow this reload's own
-                swap.recorded.set()
-            self._queued_swaps.clear()
+                try:
+                    digest = hashlib.sha256(file.read_bytes()).hexdigest()
+                except OSError:
+                    digest = ""
+                removed: list[str] = []
+                try:
+                    new = load_config(file)
+                    plan = plan_reload(self.config, new)
+                    checked = check_sources(plan.config)
+                    problems = (check_references(new, secrets=False)
+                                or check_references(plan.config, checked=checked, secrets=False))
+                    if problems:
+                        raise ConfigError(problems)
+                    if self._stopping.is_set():
+                        outcome = ReloadOutcome(str(file), digest, applied=False, skipped=True)
+                        outcome.log(log)
+                        return outcome
+                    removed = sorted({s.id for s in self.config.sensors} - {s.id for s in plan.config.sensors})
+                    if plan.changed:  # (an unchanged file: nothing to switch, the engine not even asked)
+                        self._apply(plan.config, checked, removed=removed)
+                except ConfigError as exc:
+                    outcome = ReloadOutcome(str(file), digest, applied=False, problems=list(exc.problems))
+                except Exception as exc:  # a bug must cost the reload, never the running service
+                    log.exception("reload of %s failed", file)
+                    outcome = ReloadOutcome(str(file), digest, applied=False,
+                                            problems=[f"{file}: internal error: {type(exc).__name__}: {exc}"])
+                else:
+                    outcome = ReloadOutcome(str(file), digest, applied=True, plan=plan,
+                                            open_alerts_of_removed=open_alerts_of(self.db_path, removed))
+                self._record_reload(outcome)
+            finally:  # the refusal entries of swaps it queued follow this reload's own (or go now)
+                for swap in self._queued_swaps:
+                    swap.recorded.set()
+                self._queued_swaps.clear()
             config = self.config
             if outcome.applied and not self._stopping.is_set():
                 self._reload_climate(config, digest)

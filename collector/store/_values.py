@@ -21,7 +21,9 @@ __all__ = ["ENCODE_VALUE_SQL", "VALUE_SCALE", "decode_value", "encode_value", "v
 
 VALUE_SCALE = 100
 """Stored integers are hundredths of the unit."""
-_MAX_ABS = 2**53 // VALUE_SCALE  # hundredths stay integers a double holds exactly (and fit SQLite's int64)
+_MAX_ABS = 10**13
+# (hundredths of at most 15 digits: SQLite's round() goes through decimal text of 15 significant digits,
+# so below this the SQL and the Python encoder pick the same integer; beyond, values are kept as REALs)
 
 
 def encode_value(value: float) -> int | float:

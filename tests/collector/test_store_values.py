@@ -26,11 +26,13 @@ def _values(n: int, seed: int) -> list[float]:
     rng = random.Random(seed)
     out = list(_EDGES)
     for _ in range(n):
-        kind = rng.randrange(5)
+        kind = rng.randrange(6)
         if kind < 4:
             out.append(rng.randint(-200_000, 200_000) / (1, 10, 100, 1000)[kind])
-        else:
+        elif kind == 4:
             out.append(rng.uniform(-1e6, 1e6))
+        else:  # two-place decimals of every size up to 1e16, where SQLite's round() loses digits
+            out.append(round(rng.choice((1, -1)) * 10 ** rng.uniform(-2, 16), 2))
     return out
 
 
