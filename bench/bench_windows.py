@@ -180,6 +180,8 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             figures["feed_s"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         service.start()
+        if args.dashboard:  # as archmon run serves it by default
+            service.serve_dashboard("127.0.0.1:0")
         if not all(source.wait_connected(STORE_TIMEOUT_S) for source in service.sources().values()):
             raise RuntimeError("service did not connect and subscribe")
         t3 = time.perf_counter()
@@ -319,7 +321,8 @@ def suite(scale: Scale, folder: Path) -> BenchResult:
     sensors, hours, rounds = SIZES[scale]
     out = folder / "windows.json"
     done = subprocess.run([sys.executable, __file__, "--sensors", str(sensors), "--hours", str(hours), "--rounds",
-                           str(rounds), "--json", str(out), "--dir", str(folder)], capture_output=True, text=True,
+                           str(rounds), "--dashboard", "--json", str(out), "--dir", str(folder)],
+                          capture_output=True, text=True,
                           timeout=3600)
     if done.returncode != 0:
         raise RuntimeError(f"bench_windows.py failed:\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
@@ -352,6 +355,7 @@ def main() -> None:
                         help="sensors reporting 70 %%RH in the last round (alerts, hence state writes)")
     parser.add_argument("--no-late", dest="late", action="store_false",
                         help="skip the two late rounds (every sensor again 2 h and 25 h in the past)")
+    parser.add_argument("--dashboard", action="store_true", help="serve the web dashboard too, as archmon run does")
     parser.add_argument("--trace", action="store_true", help="tracemalloc the service (slow): memory by package")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     parser.add_argument("--compare", type=Path, help="figures of another run (--json) to print ratios to")
