@@ -188,8 +188,9 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         figures["startup_s"] = (t1 - t0) + (t3 - t2)
         figures["service_init_s"] = t1 - t0
         gc.collect()
-        rss_started, _ = rss_kib()
+        rss_started, peak_started = rss_kib()
         figures["rss_started_mib"] = rss_started / 1024
+        figures["peak_started_mib"] = peak_started / 1024
         print(f"sensors: {sensors} ({2 * sensors} series) in {ROOMS} paper rooms; windows filled by "
               f"{'rebuilding from the store' if args.feed == 'store' else 'feeding on_readings in-process'}")
         how = "incl. rebuilding the alert windows from the store" if args.feed == "store" else (
@@ -255,7 +256,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         figures["restart_s"] = restart_alerts(config)
         mib = 1024
         print(f"RSS before service   : {rss_base / mib:8.1f} MiB (interpreter and imports)")
-        print(f"RSS after start      : {rss_started / mib:8.1f} MiB")
+        print(f"RSS after start      : {rss_started / mib:8.1f} MiB (peak so far {peak_started / mib:.1f} MiB)")
         mb = rss_end * 1024 / 1e6
         figures["rss_mb"], figures["peak_mb"] = mb, peak * 1024 / 1e6
         per_sensor = (rss_end - rss_base) / sensors
