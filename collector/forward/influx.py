@@ -34,6 +34,22 @@ __all__ = ["InfluxClient", "QuerySeries", "RemoteError"]
 
 log = logging.getLogger(__name__)
 
+def _finish(response: Any) -> None:
+    """Read what is left of an answer taken without preloading and give its connection back.
+
+    Unread (a 204 to ``/write``), the answer keeps its socket's file open; from a server that closes
+    connections (HTTP/1.0, ``Connection: close``) the socket is then already closed but not its file, and
+    only a garbage collection, in any order, ends both (reported as an unclosed socket).
+    """
+    try:
+        response.read()
+    except (urllib3.exceptions.HTTPError, OSError):
+        pass  # the answer was already judged by its status; only the connection is lost
+    finally:
+        response.release_conn()
+        response.close()
+
+
 def _error(exc: ApiException) -> RemoteError:
     """The :class:`RemoteError` of an HTTP error answer."""
     reason, server_error = _reason(exc)
@@ -109,10 +125,10 @@ class InfluxClient:
                 params = [("db", self.config.database), ("precision", "ms"), *self._v1_auth]
                 if self.config.retention_policy:
                     params.append(("rp", self.config.retention_policy))
-                self._client.api_client.call_api(
+                _finish(self._client.api_client.call_api(
                     "/write", "POST", query_params=params, body=body, auth_settings=[],
                     header_params={"Content-Type": "text/plain; charset=utf-8"},
-                    _return_http_data_only=True, _preload_content=False)
+                    _return_http_data_only=True, _preload_content=False))
         except ApiException as exc:
             raise _error(exc) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -132,7 +148,10 @@ class InfluxClient:
             response = self._client.api_client.call_api(
                 "/query", "GET", query_params=params, auth_settings=[], _return_http_data_only=True,
                 _preload_content=False)
-            answer = json.loads(response.data)
+            try:
+                answer = json.loads(response.data)
+            finally:
+                _finish(response)
         except ApiException as exc:
             raise _error(exc) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
