@@ -15,7 +15,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from bench.bench_memory import ROOMS
+from bench.bench_memory import ROOMS, connect_publisher
 
 __all__ = ["MINUTE_MS", "minute_readings", "publisher", "seed", "value"]
 
@@ -66,13 +66,7 @@ def seed(db: Path, sensors: int, first_minute: int, minutes: int, tz_name: str, 
 def publisher(port: int, sensors: int, commands: Connection) -> None:
     """Child process: for each ``(minute, humid)`` received, publish one QoS 1 message per sensor (the first
     ``humid`` of them at 70 %RH, out of the band) and reply."""
-    import paho.mqtt.client as mqtt
-
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-windows-pub")
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
+    client = connect_publisher(port, "bench-windows-pub")
     commands.send("ready")
     while True:
         message = commands.recv()

@@ -22,6 +22,7 @@ import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -60,15 +61,21 @@ def write_config(folder: Path, port: int, sensors: int) -> Path:
     return path
 
 
-def publisher(port: int, sensors: int, commands: Connection) -> None:
-    """Child process: for each round number received, publish one QoS 1 message per sensor and reply."""
+def connect_publisher(port: int, client_id: str) -> Any:
+    """A paho client on the local broker, its network thread running, 1,000 QoS 1 messages in flight."""
     import paho.mqtt.client as mqtt
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-memory-pub")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
+    return client
+
+
+def publisher(port: int, sensors: int, commands: Connection) -> None:
+    """Child process: for each round number received, publish one QoS 1 message per sensor and reply."""
+    client = connect_publisher(port, "bench-memory-pub")
     commands.send("ready")
     while True:
         message = commands.recv()
